@@ -1,0 +1,1 @@
+"""`harness check`: the offline conformance gate."""
