@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 RUN_ID ?=
 
-.PHONY: setup demo test unit local check bench e2e e2e-down lint clean
+.PHONY: setup demo test unit local check bench e2e e2e-down lint clean reference
 
 setup: $(STAMP)
 
@@ -44,6 +44,10 @@ e2e: setup ## real AWS account: needs E2E_AWS_ACCOUNT_ID and AWS_REGION
 
 e2e-down: setup ## re-runnable teardown of a run: make e2e-down RUN_ID=...
 	$(BIN)/harness down --target aws --run-id "$(RUN_ID)"
+
+REFERENCE ?= ../shared/reference
+reference: ## download the pinned upstream reference data (needs internet): make reference REFERENCE=DIR
+	$(PYTHON) scripts/fetch_reference.py --dest "$(REFERENCE)"
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .tox build dist *.egg-info
