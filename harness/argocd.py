@@ -1,0 +1,193 @@
+"""Judges over Argo CD Applications and ApplicationSets (argoproj.io/v1alpha1), as the API serves them.
+
+An Application is done when ``status.sync.status`` is ``Synced`` and ``status.health.status`` is
+``Healthy`` and no sync operation is still running. While it is Progressing, OutOfSync (automated sync
+starts an operation) or Missing, it is PENDING. It FAILs when its health is ``Degraded``, when a condition
+of an error type is present (``ComparisonError``, ``InvalidSpecError``, ``SyncError``, ``UnknownError``...),
+or when the last sync operation ended ``Failed``/``Error``.
+
+When it is not done, the evidence says why in Argo CD's own words: each resource that is not Synced or
+not Healthy (kind, namespace, name, sync status, health status, message; messages from the last sync
+result fill in), the Application's conditions, and the operation's phase and message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from harness.kube_checks import condition, name_of
+from harness.results import Result, Status
+
+KubeObject = Mapping[str, Any]
+
+FAILED_OPERATION_PHASES = frozenset({"Failed", "Error"})
+RUNNING_OPERATION_PHASES = frozenset({"Running", "Terminating"})
+# Health states that a resource reaches on its own: anything else in a resource row is worth showing.
+SETTLED_HEALTH = frozenset({"Healthy"})
+
+
+def _status(app: KubeObject) -> Mapping[str, Any]:
+    return app.get("status") or {}
+
+
+def error_conditions(app: KubeObject) -> list[dict[str, str]]:
+    """The Application's conditions whose type ends in ``Error`` (warnings are not failures)."""
+    return [
+        {"type": str(c.get("type")), "message": str(c.get("message", ""))}
+        for c in _status(app).get("conditions") or []
+        if str(c.get("type", "")).endswith("Error")
+    ]
+
+
+def failing_resources(app: KubeObject) -> list[dict[str, Any]]:
+    """Resources of an Application that are not Synced or not Healthy, with Argo CD's message for each.
+
+    Rows come from ``status.resources``; a failed entry of the last sync result
+    (``operationState.syncResult.resources``) adds its message, and adds a row for a resource that never
+    made it into the tree (e.g. rejected by the API server).
+    """
+    rows: dict[tuple[str, str, str, str], dict[str, Any]] = {}
+    for res in _status(app).get("resources") or []:
+        health = res.get("health") or {}
+        sync_status, health_status = res.get("status"), health.get("status")
+        if sync_status == "Synced" and (health_status is None or health_status in SETTLED_HEALTH):
+            continue
+        key = (str(res.get("group", "")), str(res.get("kind")), str(res.get("namespace", "")), str(res.get("name")))
+        rows[key] = {
+            "kind": res.get("kind"),
+            "namespace": res.get("namespace", ""),
+            "name": res.get("name"),
+            "sync": sync_status,
+            "health": health_status,
+            "message": health.get("message", ""),
+        }
+    sync_result = (_status(app).get("operationState") or {}).get("syncResult") or {}
+    for res in sync_result.get("resources") or []:
+        if res.get("status") in ("Synced", "Pruned", "PruneSkipped") and res.get("hookPhase") not in (
+            "Failed",
+            "Error",
+        ):
+            continue
+        key = (str(res.get("group", "")), str(res.get("kind")), str(res.get("namespace", "")), str(res.get("name")))
+        row = rows.setdefault(
+            key,
+            {
+                "kind": res.get("kind"),
+                "namespace": res.get("namespace", ""),
+                "name": res.get("name"),
+                "sync": res.get("status"),
+                "health": None,
+                "message": "",
+            },
+        )
+        if res.get("message") and res["message"] not in row["message"]:
+            row["message"] = "; ".join(m for m in (row["message"], str(res["message"])) if m)
+    return list(rows.values())
+
+
+def application_summary(app: KubeObject) -> dict[str, Any]:
+    """What a person needs to see about one Application: state, conditions, operation, failing resources."""
+    status = _status(app)
+    operation = status.get("operationState") or {}
+    return {
+        "application": name_of(app),
+        "sync": (status.get("sync") or {}).get("status"),
+        "revision": (status.get("sync") or {}).get("revision"),
+        "health": (status.get("health") or {}).get("status"),
+        "health_message": (status.get("health") or {}).get("message", ""),
+        "conditions": [
+            {"type": str(c.get("type")), "message": str(c.get("message", ""))} for c in status.get("conditions") or []
+        ],
+        "operation": {
+            "phase": operation.get("phase"),
+            "message": operation.get("message", ""),
+            "retry_count": operation.get("retryCount", 0),
+            "started_at": operation.get("startedAt"),
+            "finished_at": operation.get("finishedAt"),
+        }
+        if operation
+        else None,
+        "failing_resources": failing_resources(app),
+    }
+
+
+def judge_application(app: KubeObject) -> Result:
+    """One Application: PASS when Synced + Healthy and idle; PENDING while it converges; FAIL on error."""
+    status = _status(app)
+    label = name_of(app)
+    name = f"application {label} synced and healthy"
+    sync = (status.get("sync") or {}).get("status") or "Unknown"
+    health = (status.get("health") or {}).get("status") or "Unknown"
+    operation = status.get("operationState") or {}
+    phase = operation.get("phase")
+    summary = application_summary(app)
+    errors = error_conditions(app)
+    if errors:
+        first = errors[0]
+        return Result.failed(name, f"{label}: {first['type']}: {first['message']}", **summary)
+    if phase in FAILED_OPERATION_PHASES:
+        return Result.failed(name, f"{label}: sync operation {phase}: {operation.get('message', '')}", **summary)
+    if health == "Degraded":
+        return Result.failed(name, f"{label}: Degraded ({_first_problem(summary)})", **summary)
+    if phase in RUNNING_OPERATION_PHASES:
+        return Result.pending(
+            name, f"{label}: {sync}/{health}, sync operation {phase}: {operation.get('message', '')}", **summary
+        )
+    if sync == "Synced" and health == "Healthy":
+        return Result.passed(name, f"{label}: Synced and Healthy at {summary['revision']}", **summary)
+    return Result.pending(name, f"{label}: {sync}/{health} ({_first_problem(summary)})", **summary)
+
+
+def _first_problem(summary: Mapping[str, Any]) -> str:
+    for row in summary["failing_resources"]:
+        where = "/".join(p for p in (row["namespace"], row["name"]) if p)
+        return f"{row['kind']} {where}: {row['sync']}/{row['health']} {row['message']}".strip()
+    return summary["health_message"] or "no resource reports a problem"
+
+
+def judge_applications(apps: Sequence[KubeObject], *, expected: Iterable[str] = ()) -> Result:
+    """All Applications Synced and Healthy, and every name in ``expected`` exists.
+
+    FAIL if any Application fails (evidence lists each with its summary); PENDING while one is missing
+    (its ApplicationSet has not generated it yet) or still converging; PASS otherwise.
+    """
+    name = "argo cd applications synced and healthy"
+    present = {str((a.get("metadata") or {}).get("name")) for a in apps}
+    missing = sorted(set(expected) - present)
+    verdicts = [judge_application(app) for app in apps]
+    failed = [v for v in verdicts if v.status is Status.FAIL]
+    waiting = [v for v in verdicts if v.status is Status.PENDING]
+    evidence: dict[str, Any] = {
+        "applications": {
+            str(v.evidence["application"]): f"{v.evidence['sync']}/{v.evidence['health']}" for v in verdicts
+        },
+        "missing": missing,
+        "problems": [dict(v.evidence) for v in (*failed, *waiting)],
+    }
+    if failed:
+        return Result.failed(name, "; ".join(v.why for v in failed), **evidence)
+    if missing:
+        return Result.pending(name, f"not generated yet: {', '.join(missing)}", **evidence)
+    if not apps:
+        return Result.pending(name, "no Applications yet", **evidence)
+    if waiting:
+        return Result.pending(name, "; ".join(v.why for v in waiting), **evidence)
+    return Result.passed(name, f"{len(apps)} Application(s) Synced and Healthy", **evidence)
+
+
+def judge_application_set(appset: KubeObject) -> Result:
+    """An ApplicationSet generated its Applications: FAIL on ``ErrorOccurred``, PASS on ``ResourcesUpToDate``."""
+    label = name_of(appset)
+    name = f"applicationset {label} generated its applications"
+    conditions = [
+        {"type": c.get("type"), "status": c.get("status"), "reason": c.get("reason"), "message": c.get("message", "")}
+        for c in (appset.get("status") or {}).get("conditions") or []
+    ]
+    error = condition(appset, "ErrorOccurred")
+    if error is not None and error.get("status") == "True":
+        return Result.failed(name, f"{label}: {error.get('reason')}: {error.get('message', '')}", conditions=conditions)
+    up_to_date = condition(appset, "ResourcesUpToDate")
+    if up_to_date is not None and up_to_date.get("status") == "True":
+        return Result.passed(name, f"{label}: {up_to_date.get('message', 'up to date')}", conditions=conditions)
+    return Result.pending(name, f"{label}: not reconciled yet", conditions=conditions)

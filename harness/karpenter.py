@@ -1,0 +1,331 @@
+"""Judges over Karpenter (karpenter.sh/v1) NodeClaims, their Nodes and the pods that caused them.
+
+The e2e scales game-2048 out to N replicas. The pods cannot go to the tainted ops nodes, so they stay
+Pending (PodScheduled=False, reason Unschedulable) until Karpenter reacts: it creates a NodeClaim for the
+spot NodePool, whose status conditions go ``Launched`` (EC2 instance created) -> ``Registered`` (the node
+joined) -> ``Initialized`` (node Ready, resources registered) -> ``Ready``. The Node carries
+``karpenter.sh/nodepool=<pool>`` and ``karpenter.sh/capacity-type=spot``; the pods then schedule there and
+become Ready. Scaling back in leaves the nodes empty and consolidation deletes them.
+
+``judge_scale_out`` and ``judge_scale_in`` are pure judges for ``harness.waits.wait_for``;
+``build_timeline`` turns the same objects into plain dataclasses (one row per pod and per node, with the
+time of every step) that the report plots.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from harness.kube_checks import (
+    KARPENTER_NODEPOOL_LABEL,
+    condition,
+    is_ops_node,
+    labels_of,
+    name_of,
+    node_ready,
+    parse_time,
+    pod_phase_summary,
+    pod_ready,
+)
+from harness.results import Result
+
+KubeObject = Mapping[str, Any]
+
+CAPACITY_TYPE_LABEL = "karpenter.sh/capacity-type"
+SPOT = "spot"
+NODECLAIM_STEPS = ("Launched", "Registered", "Initialized", "Ready")
+DISRUPTED_TAINT_KEY = "karpenter.sh/disrupted"
+EVIDENCE_EVENTS = 20
+
+
+def _meta(obj: KubeObject) -> Mapping[str, Any]:
+    return obj.get("metadata") or {}
+
+
+def _name(obj: KubeObject) -> str:
+    return str(_meta(obj).get("name", "?"))
+
+
+def _live(objects: Sequence[KubeObject]) -> list[KubeObject]:
+    """Objects not being deleted (a terminating pod of an old ReplicaSet is not one of the N)."""
+    return [obj for obj in objects if not _meta(obj).get("deletionTimestamp")]
+
+
+def _in_pool(objects: Sequence[KubeObject], nodepool: str) -> list[KubeObject]:
+    return [obj for obj in objects if labels_of(obj).get(KARPENTER_NODEPOOL_LABEL) == nodepool]
+
+
+def nodeclaim_state(claim: KubeObject) -> dict[str, Any]:
+    """One NodeClaim for evidence: node, instance type, capacity type and each step's condition."""
+    steps = {}
+    for step in NODECLAIM_STEPS:
+        found = condition(claim, step)
+        steps[step] = (
+            "Unknown"
+            if found is None
+            else f"{found.get('status')}"
+            + (
+                f" ({found.get('reason')}: {found.get('message')})"
+                if found.get("status") != "True" and found.get("message")
+                else ""
+            )
+        )
+    labels = labels_of(claim)
+    return {
+        "nodeclaim": _name(claim),
+        "node": (claim.get("status") or {}).get("nodeName"),
+        "instance_type": labels.get("node.kubernetes.io/instance-type"),
+        "capacity_type": labels.get(CAPACITY_TYPE_LABEL),
+        "deleting": bool(_meta(claim).get("deletionTimestamp")),
+        **steps,
+    }
+
+
+def related_events(events: Sequence[KubeObject], objects: Sequence[KubeObject]) -> list[str]:
+    """The latest events about ``objects``, as ``time kind/name reason: message`` lines."""
+    names = {(str(obj.get("kind", "")), _name(obj)) for obj in objects}
+    names_only = {_name(obj) for obj in objects if not obj.get("kind")}
+    lines: list[tuple[str, str]] = []
+    for event in events:
+        involved = event.get("involvedObject") or {}
+        key = (str(involved.get("kind", "")), str(involved.get("name", "")))
+        if key not in names and key[1] not in names_only:
+            continue
+        when = str(event.get("lastTimestamp") or event.get("eventTime") or event.get("firstTimestamp") or "")
+        lines.append((when, f"{when} {key[0]}/{key[1]} {event.get('reason')}: {event.get('message', '')}"))
+    return [line for _, line in sorted(lines)][-EVIDENCE_EVENTS:]
+
+
+def judge_scale_out(
+    pods: Sequence[KubeObject],
+    nodeclaims: Sequence[KubeObject],
+    nodes: Sequence[KubeObject],
+    *,
+    replicas: int,
+    nodepool: str,
+    events: Sequence[KubeObject] = (),
+) -> Result:
+    """``replicas`` pods Ready, each on a Ready spot node of ``nodepool`` that a NodeClaim launched.
+
+    PENDING while pods are missing/unscheduled/not Ready or NodeClaims are still launching (evidence: the
+    pods' scheduling messages, every NodeClaim's conditions, related events). FAIL when a pod runs on a
+    node outside the pool (an ops node or any other) or on a pool node that is not spot.
+    """
+    name = f"karpenter scales {nodepool} out for {replicas} pod(s)"
+    live_pods = _live(pods)
+    claims = _in_pool(nodeclaims, nodepool)
+    nodes_by_name = {_name(node): node for node in nodes}
+    misplaced: list[dict[str, Any]] = []
+    waiting: list[dict[str, str]] = []
+    placed: dict[str, str] = {}
+    for pod in live_pods:
+        node_name = (pod.get("spec") or {}).get("nodeName")
+        node = nodes_by_name.get(str(node_name)) if node_name else None
+        if node is None:
+            waiting.append({"pod": name_of(pod), "state": pod_phase_summary(pod)})
+            continue
+        node_labels = labels_of(node)
+        pool = node_labels.get(KARPENTER_NODEPOOL_LABEL)
+        capacity = node_labels.get(CAPACITY_TYPE_LABEL)
+        if pool != nodepool or capacity != SPOT:
+            where = "an ops node" if is_ops_node(node) else f"nodepool={pool or '-'} capacity-type={capacity or '-'}"
+            misplaced.append({"pod": name_of(pod), "node": _name(node), "why": f"runs on {where}"})
+        elif not node_ready(node) or not pod_ready(pod):
+            waiting.append({"pod": name_of(pod), "state": pod_phase_summary(pod)})
+        else:
+            placed[name_of(pod)] = _name(node)
+    evidence: dict[str, Any] = {
+        "pods_ready_on_spot": placed,
+        "misplaced": misplaced,
+        "waiting": waiting,
+        "nodeclaims": [nodeclaim_state(c) for c in claims],
+        "events": related_events(events, [*live_pods, *claims]),
+    }
+    if misplaced:
+        return Result.failed(
+            name, f"{len(misplaced)} pod(s) not on spot nodes of {nodepool}: {misplaced[0]['why']}", **evidence
+        )
+    if len(live_pods) < replicas:
+        return Result.pending(name, f"{len(live_pods)} of {replicas} pod(s) exist", **evidence)
+    if waiting:
+        progress = _claim_progress(claims)
+        return Result.pending(name, f"{len(placed)} of {replicas} pod(s) Ready on spot; {progress}", **evidence)
+    spot_nodes = sorted(set(placed.values()))
+    return Result.passed(
+        name,
+        f"{len(placed)} pod(s) Ready on {len(spot_nodes)} spot node(s) of {nodepool}",
+        **evidence,
+        nodes=spot_nodes,
+    )
+
+
+def _claim_progress(claims: Sequence[KubeObject]) -> str:
+    if not claims:
+        return "no NodeClaim yet"
+    counts = [f"{sum(1 for c in claims if _condition_is(c, step))} {step}" for step in NODECLAIM_STEPS]
+    return f"{len(claims)} NodeClaim(s): " + ", ".join(counts)
+
+
+def _condition_is(obj: KubeObject, kind: str, status: str = "True") -> bool:
+    found = condition(obj, kind)
+    return found is not None and found.get("status") == status
+
+
+def judge_scale_in(
+    nodeclaims: Sequence[KubeObject], nodes: Sequence[KubeObject], *, nodepool: str, pods: Sequence[KubeObject] = ()
+) -> Result:
+    """Consolidation removed every NodeClaim and Node of ``nodepool`` (the wait's timeout is the bound).
+
+    PENDING while any remain; the evidence says which, whether Karpenter is disrupting them (deletion
+    started, ``karpenter.sh/disrupted`` taint, NodeClaim conditions) and which non-DaemonSet pods still
+    hold them.
+    """
+    name = f"karpenter consolidates {nodepool} away"
+    claims, pool_nodes = _in_pool(nodeclaims, nodepool), _in_pool(nodes, nodepool)
+    if not claims and not pool_nodes:
+        return Result.passed(name, f"no NodeClaim or Node of {nodepool} left", nodeclaims=[], nodes=[])
+    remaining_nodes = {_name(node) for node in pool_nodes}
+    holding = [
+        f"{name_of(pod)} on {pod['spec']['nodeName']}"
+        for pod in _live(pods)
+        if (pod.get("spec") or {}).get("nodeName") in remaining_nodes
+        and not any(ref.get("kind") == "DaemonSet" for ref in _meta(pod).get("ownerReferences") or [])
+    ]
+    node_rows = [
+        {
+            "node": _name(node),
+            "deleting": bool(_meta(node).get("deletionTimestamp")),
+            "disrupted": any(t.get("key") == DISRUPTED_TAINT_KEY for t in (node.get("spec") or {}).get("taints") or []),
+        }
+        for node in pool_nodes
+    ]
+    return Result.pending(
+        name,
+        f"{len(claims)} NodeClaim(s) and {len(pool_nodes)} Node(s) of {nodepool} remain"
+        + (f"; held by {len(holding)} pod(s)" if holding else ""),
+        nodeclaims=[{**nodeclaim_state(c), "conditions": _other_conditions(c)} for c in claims],
+        nodes=node_rows,
+        pods_holding_nodes=holding,
+    )
+
+
+def _other_conditions(claim: KubeObject) -> dict[str, str]:
+    """Disruption-related conditions (Consolidatable, Drifted, Empty...): everything but the launch steps."""
+    return {
+        str(c.get("type")): str(c.get("status"))
+        for c in (claim.get("status") or {}).get("conditions") or []
+        if c.get("type") not in NODECLAIM_STEPS
+    }
+
+
+# ---------------------------------------------------------------- timeline
+
+
+@dataclass(frozen=True)
+class NodeTimeline:
+    """One Karpenter node from NodeClaim creation to Ready. Times are aware UTC datetimes or None."""
+
+    nodeclaim: str
+    node: str | None
+    nodepool: str | None
+    instance_type: str | None
+    capacity_type: str | None
+    zone: str | None
+    claim_created: datetime | None
+    launched: datetime | None
+    registered: datetime | None
+    initialized: datetime | None
+    node_ready: datetime | None
+
+
+@dataclass(frozen=True)
+class PodTimeline:
+    """One pod from creation (Pending) to Ready, with the steps of the node it landed on."""
+
+    pod: str
+    node: str | None
+    nodeclaim: str | None
+    created: datetime | None
+    scheduled: datetime | None
+    nodeclaim_launched: datetime | None
+    node_ready: datetime | None
+    ready: datetime | None
+
+
+@dataclass(frozen=True)
+class ScaleOutTimeline:
+    """Per-pod and per-node steps of one scale-out; ``start`` is the earliest pod creation."""
+
+    start: datetime | None
+    pods: tuple[PodTimeline, ...]
+    nodes: tuple[NodeTimeline, ...]
+
+    def seconds(self, moment: datetime | None) -> float | None:
+        """Seconds from ``start`` to ``moment`` (for plotting and JSON), None when either is unknown."""
+        if moment is None or self.start is None:
+            return None
+        return round((moment - self.start).total_seconds(), 3)
+
+
+def _true_since(obj: KubeObject, kind: str) -> datetime | None:
+    found = condition(obj, kind)
+    if found is None or found.get("status") != "True":
+        return None
+    return parse_time(found.get("lastTransitionTime"))
+
+
+def build_timeline(
+    pods: Sequence[KubeObject], nodeclaims: Sequence[KubeObject], nodes: Sequence[KubeObject]
+) -> ScaleOutTimeline:
+    """The timeline of a scale-out from the objects' own timestamps and condition transition times.
+
+    Pod: ``creationTimestamp`` (Pending from then), ``PodScheduled`` and ``Ready`` transitions. NodeClaim:
+    ``creationTimestamp`` and its ``Launched``/``Registered``/``Initialized`` transitions. Node: its
+    ``Ready`` transition. Pods are linked to NodeClaims through ``status.nodeName``.
+    """
+    nodes_by_name = {_name(node): node for node in nodes}
+    node_rows: list[NodeTimeline] = []
+    for claim in sorted(nodeclaims, key=lambda c: str(_meta(c).get("creationTimestamp", ""))):
+        node_name = (claim.get("status") or {}).get("nodeName")
+        node = nodes_by_name.get(str(node_name)) if node_name else None
+        labels = labels_of(claim)
+        node_rows.append(
+            NodeTimeline(
+                nodeclaim=_name(claim),
+                node=node_name,
+                nodepool=labels.get(KARPENTER_NODEPOOL_LABEL),
+                instance_type=labels.get("node.kubernetes.io/instance-type"),
+                capacity_type=labels.get(CAPACITY_TYPE_LABEL),
+                zone=labels.get("topology.kubernetes.io/zone"),
+                claim_created=parse_time(_meta(claim).get("creationTimestamp")),
+                launched=_true_since(claim, "Launched"),
+                registered=_true_since(claim, "Registered"),
+                initialized=_true_since(claim, "Initialized"),
+                node_ready=_true_since(node, "Ready") if node is not None else None,
+            )
+        )
+    by_node = {row.node: row for row in node_rows if row.node}
+    pod_rows: list[PodTimeline] = []
+    for pod in sorted(_live(pods), key=lambda p: str(_meta(p).get("creationTimestamp", ""))):
+        node_name = (pod.get("spec") or {}).get("nodeName")
+        claim_row = by_node.get(node_name) if node_name else None
+        node = nodes_by_name.get(str(node_name)) if node_name else None
+        pod_rows.append(
+            PodTimeline(
+                pod=name_of(pod),
+                node=node_name,
+                nodeclaim=claim_row.nodeclaim if claim_row else None,
+                created=parse_time(_meta(pod).get("creationTimestamp")),
+                scheduled=_true_since(pod, "PodScheduled"),
+                nodeclaim_launched=claim_row.launched if claim_row else None,
+                node_ready=_true_since(node, "Ready") if node is not None else None,
+                ready=_true_since(pod, "Ready"),
+            )
+        )
+    starts = [row.created for row in pod_rows if row.created] + [
+        row.claim_created for row in node_rows if row.claim_created
+    ]
+    return ScaleOutTimeline(start=min(starts) if starts else None, pods=tuple(pod_rows), nodes=tuple(node_rows))

@@ -1,0 +1,224 @@
+"""Judges over core Kubernetes objects: where the platform's pods run, and what the ops nodes look like.
+
+The platform keeps controllers and workloads apart. The "ops" managed node group runs the controllers: its
+nodes carry the labels ``workload-type=ops`` and ``karpenter.sh/controller=true`` and the taint
+``CriticalAddonsOnly=true:NoSchedule``, so only pods that tolerate it (Argo CD, Karpenter, the AWS Load
+Balancer Controller) land there. Workloads such as game-2048 do not tolerate it and go to Karpenter nodes.
+
+Every judge here is a pure function of API objects (dicts as the API serves them) returning a
+``harness.results.Result``; PENDING means "not settled yet, poll again" (see ``harness.waits``). Small
+accessors (``condition``, ``parse_time``, ``pod_phase_summary``) are shared by the other judge modules.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from harness.results import Result
+
+KubeObject = Mapping[str, Any]
+
+OPS_NODE_LABELS: Mapping[str, str] = {"workload-type": "ops", "karpenter.sh/controller": "true"}
+OPS_NODE_TAINT: Mapping[str, str] = {"key": "CriticalAddonsOnly", "value": "true", "effect": "NoSchedule"}
+NODEGROUP_LABEL = "eks.amazonaws.com/nodegroup"
+KARPENTER_NODEPOOL_LABEL = "karpenter.sh/nodepool"
+
+
+@dataclass(frozen=True)
+class PodGroup:
+    """A set of pods the e2e reads with one ``list_pods(namespace, label_selector)`` call."""
+
+    name: str
+    namespace: str
+    label_selector: str = ""
+
+
+# Where the add-ons run: infra/addons installs them with these release names and namespaces.
+CONTROLLER_PODS: tuple[PodGroup, ...] = (
+    PodGroup("argo-cd", "argocd", "app.kubernetes.io/part-of=argocd"),
+    PodGroup("karpenter", "kube-system", "app.kubernetes.io/name=karpenter"),
+    PodGroup("aws-load-balancer-controller", "kube-system", "app.kubernetes.io/name=aws-load-balancer-controller"),
+)
+GAME_PODS = PodGroup("game-2048", "game-2048", "app.kubernetes.io/name=game-2048")
+
+
+# ---------------------------------------------------------------- accessors
+
+
+def name_of(obj: KubeObject) -> str:
+    """``namespace/name`` for namespaced objects, ``name`` otherwise."""
+    meta = obj.get("metadata") or {}
+    return f"{meta['namespace']}/{meta.get('name', '?')}" if meta.get("namespace") else str(meta.get("name", "?"))
+
+
+def labels_of(obj: KubeObject) -> Mapping[str, str]:
+    return (obj.get("metadata") or {}).get("labels") or {}
+
+
+def condition(obj: KubeObject, kind: str) -> Mapping[str, Any] | None:
+    """The ``status.conditions`` entry of type ``kind``, or ``None``."""
+    for entry in (obj.get("status") or {}).get("conditions") or []:
+        if entry.get("type") == kind:
+            return entry  # type: ignore[no-any-return]
+    return None
+
+
+def condition_true(obj: KubeObject, kind: str) -> bool:
+    found = condition(obj, kind)
+    return found is not None and found.get("status") == "True"
+
+
+def parse_time(value: str | None) -> datetime | None:
+    """An RFC 3339 API timestamp (``2026-11-25T19:02:11Z``, optionally with fractions) as an aware datetime."""
+    if not value:
+        return None
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def is_ops_node(node: KubeObject) -> bool:
+    """A node of the ops group, recognised by the labels the platform gives it."""
+    labels = labels_of(node)
+    return all(labels.get(key) == value for key, value in OPS_NODE_LABELS.items())
+
+
+def node_ready(node: KubeObject) -> bool:
+    return condition_true(node, "Ready")
+
+
+def pod_ready(pod: KubeObject) -> bool:
+    return (pod.get("status") or {}).get("phase") == "Running" and condition_true(pod, "Ready")
+
+
+def pod_phase_summary(pod: KubeObject) -> str:
+    """One line on a pod's state: phase, node, and why it is not scheduled/ready if it is not."""
+    status = pod.get("status") or {}
+    node = (pod.get("spec") or {}).get("nodeName")
+    parts = [str(status.get("phase", "Unknown")), f"on {node}" if node else "not scheduled"]
+    scheduled = condition(pod, "PodScheduled")
+    if scheduled is not None and scheduled.get("status") != "True":
+        parts.append(f"{scheduled.get('reason', '')}: {scheduled.get('message', '')}".strip(": "))
+    elif not pod_ready(pod):
+        for container in status.get("containerStatuses") or []:
+            waiting = (container.get("state") or {}).get("waiting")
+            if waiting:
+                parts.append(
+                    f"{container.get('name')}: {waiting.get('reason', '')} {waiting.get('message', '')}".strip()
+                )
+    return ", ".join(parts)
+
+
+def _has_taint(node: KubeObject, taint: Mapping[str, str]) -> bool:
+    for entry in (node.get("spec") or {}).get("taints") or []:
+        if all(entry.get(key) == value for key, value in taint.items()):
+            return True
+    return False
+
+
+def _nodes_by_name(nodes: Iterable[KubeObject]) -> dict[str, KubeObject]:
+    return {str((node.get("metadata") or {}).get("name")): node for node in nodes}
+
+
+# ---------------------------------------------------------------- judges
+
+
+def judge_ops_nodes(nodes: Sequence[KubeObject], *, nodegroup: str | None = None) -> Result:
+    """Every node of the ops managed node group is Ready and carries the ops labels and taint.
+
+    Managed-group nodes are the ones with ``eks.amazonaws.com/nodegroup`` (equal to ``nodegroup`` when
+    given). PENDING while none has registered or one is not Ready yet; FAIL when a label or the taint is
+    missing (the node group's configuration is wrong and waiting will not fix it).
+    """
+    name = "ops nodes carry their labels and taint"
+    group_nodes = [
+        node
+        for node in nodes
+        if NODEGROUP_LABEL in labels_of(node) and (nodegroup is None or labels_of(node)[NODEGROUP_LABEL] == nodegroup)
+    ]
+    if not group_nodes:
+        which = f"node group {nodegroup!r}" if nodegroup else "any managed node group"
+        return Result.pending(name, f"no node of {which} has registered yet", nodes=[name_of(n) for n in nodes])
+    wrong: list[dict[str, Any]] = []
+    not_ready: list[str] = []
+    for node in group_nodes:
+        labels = labels_of(node)
+        missing = {key: value for key, value in OPS_NODE_LABELS.items() if labels.get(key) != value}
+        tainted = _has_taint(node, OPS_NODE_TAINT)
+        if missing or not tainted:
+            wrong.append(
+                {
+                    "node": name_of(node),
+                    "missing_labels": missing,
+                    "missing_taint": None if tainted else "{key}={value}:{effect}".format(**OPS_NODE_TAINT),
+                }
+            )
+        elif not node_ready(node):
+            not_ready.append(name_of(node))
+    evidence = {"nodes": [name_of(n) for n in group_nodes], "wrong": wrong, "not_ready": not_ready}
+    if wrong:
+        return Result.failed(
+            name, f"{len(wrong)} of {len(group_nodes)} ops node(s) lack the ops labels/taint", **evidence
+        )
+    if not_ready:
+        return Result.pending(name, f"{len(not_ready)} of {len(group_nodes)} ops node(s) not Ready yet", **evidence)
+    return Result.passed(name, f"{len(group_nodes)} ops node(s) Ready, labelled and tainted", **evidence)
+
+
+def judge_controllers_on_ops(pods_by_group: Mapping[str, Sequence[KubeObject]], nodes: Sequence[KubeObject]) -> Result:
+    """Every controller pod (Argo CD, Karpenter, LB controller) is Running and Ready on an ops node.
+
+    ``pods_by_group`` maps a ``PodGroup.name`` to its pods. PENDING while a group has no pods yet or a pod is
+    unscheduled/not Ready; FAIL when a pod runs on a node that is not an ops node.
+    """
+    name = "controllers run on ops nodes"
+    by_name = _nodes_by_name(nodes)
+    misplaced: list[dict[str, str]] = []
+    waiting: list[dict[str, str]] = []
+    empty = [group for group, pods in pods_by_group.items() if not pods]
+    placement: dict[str, list[str]] = {}
+    for group, pods in pods_by_group.items():
+        for pod in pods:
+            if (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
+                continue  # finished Job pods (e.g. Argo CD hooks) hold no place on a node
+            node_name = (pod.get("spec") or {}).get("nodeName")
+            placement.setdefault(group, []).append(f"{name_of(pod)} -> {node_name or '-'}")
+            node = by_name.get(str(node_name)) if node_name else None
+            if node is not None and not is_ops_node(node):
+                misplaced.append({"pod": name_of(pod), "group": group, "node": str(node_name)})
+            elif node is None or not pod_ready(pod):
+                waiting.append({"pod": name_of(pod), "group": group, "state": pod_phase_summary(pod)})
+    evidence = {"placement": placement, "misplaced": misplaced, "waiting": waiting, "groups_without_pods": empty}
+    if misplaced:
+        return Result.failed(name, f"{len(misplaced)} controller pod(s) run outside the ops nodes", **evidence)
+    if empty:
+        return Result.pending(name, f"no pods yet for {', '.join(empty)}", **evidence)
+    if waiting:
+        return Result.pending(name, f"{len(waiting)} controller pod(s) not Running/Ready yet", **evidence)
+    total = sum(len(v) for v in placement.values())
+    return Result.passed(name, f"all {total} controller pod(s) Ready on ops nodes", **evidence)
+
+
+def judge_workload_off_ops(
+    pods: Sequence[KubeObject], nodes: Sequence[KubeObject], *, workload: str = "game-2048"
+) -> Result:
+    """No pod of ``workload`` is scheduled on an ops node (the taint keeps it off).
+
+    PENDING while no pod of the workload is scheduled anywhere yet (nothing to judge); FAIL naming every pod
+    that landed on an ops node.
+    """
+    name = f"no {workload} pod on ops nodes"
+    by_name = _nodes_by_name(nodes)
+    scheduled = [pod for pod in pods if (pod.get("spec") or {}).get("nodeName")]
+    on_ops = [
+        {"pod": name_of(pod), "node": str(pod["spec"]["nodeName"])}
+        for pod in scheduled
+        if is_ops_node(by_name.get(str(pod["spec"]["nodeName"]), {}))
+    ]
+    evidence = {"pods": {name_of(p): (p.get("spec") or {}).get("nodeName") for p in pods}, "on_ops": on_ops}
+    if on_ops:
+        return Result.failed(name, f"{len(on_ops)} {workload} pod(s) run on ops nodes", **evidence)
+    if not scheduled:
+        return Result.pending(name, f"no {workload} pod is scheduled yet", **evidence)
+    return Result.passed(name, f"{len(scheduled)} scheduled {workload} pod(s), none on ops nodes", **evidence)
