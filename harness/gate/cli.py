@@ -1,7 +1,77 @@
-"""Placeholder: the gate engineer replaces this module (check)."""
+"""`harness check`: the offline conformance gate between Terraform, Helm values and GitOps manifests."""
 
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
 from typing import Any
+
+from rich.console import Console
+from rich.markdown import Markdown
+
+from harness import project
+from harness.errors import InputError
+from harness.gate import report as reporters
+from harness.gate.api import check, select_rules
+from harness.gate.rules import Rule
 
 
 def register(subparsers: Any) -> None:
-    """No subcommands yet."""
+    parser = subparsers.add_parser(
+        "check",
+        help="offline conformance gate: Terraform <-> Helm values <-> GitOps manifests",
+        description="Check the contracts between the layers offline. Exit 0: no errors; 1: errors found; "
+        "2: input could not be read.",
+    )
+    parser.add_argument("--infra", action="append", type=Path, default=[], metavar="DIR",
+                        help="Terraform directory (repeatable; default: infra/ of this repo)")
+    parser.add_argument("--gitops", action="append", type=Path, default=[], metavar="DIR",
+                        help="GitOps directory (repeatable; default: gitops/ of this repo)")
+    parser.add_argument("--reference", type=Path, metavar="DIR", help="pinned upstream data (CRDs, chart values, IAM)")
+    parser.add_argument("--plan-json", type=Path, metavar="FILE", help="`terraform show -json` output for exact values")
+    parser.add_argument("--format", choices=sorted(reporters.FORMATS), default="text")
+    parser.add_argument("--output", type=Path, metavar="FILE", help="write the report here instead of stdout")
+    parser.add_argument("--select", action="append", default=[], metavar="RULE", help="run only these rules")
+    parser.add_argument("--ignore", action="append", default=[], metavar="RULE", help="skip these rules")
+    parser.add_argument("--explain", metavar="RULE", help="show a rule's documentation ('all' lists every rule)")
+    parser.set_defaults(func=run)
+
+
+def explain(rule_id: str) -> str:
+    rules = select_rules()
+    if rule_id.lower() == "all":
+        return "\n".join(f"{r.id}  {r.severity.value:7}  {r.title}" for r in rules) + "\n"
+    found = [r for r in rules if r.id == rule_id.upper()]
+    if not found:
+        raise InputError(f"unknown rule {rule_id} (see `harness check --explain all`)")
+    return rule_markdown(found[0])
+
+
+def rule_markdown(rule: Rule) -> str:
+    return f"### {rule.id}: {rule.title}\n\nSeverity: **{rule.severity.value}**\n\n{rule.doc}\n"
+
+
+def run(args: argparse.Namespace) -> int:
+    out = Console(highlight=False, soft_wrap=True)
+    if args.explain:
+        doc = explain(args.explain)
+        out.print(doc.rstrip("\n"), markup=False) if args.explain.lower() == "all" else out.print(Markdown(doc))
+        return 0
+    infra, gitops = list(args.infra), list(args.gitops)
+    if not infra and not gitops:
+        root = project.repo_root()
+        infra, gitops = [root / "infra"], [root / "gitops"]
+    result = check(infra, gitops, args.reference, select=set(args.select), ignore=set(args.ignore),
+                   plan_json=args.plan_json)
+    rendered = reporters.FORMATS[args.format](result)
+    if args.output is not None:
+        try:
+            args.output.write_text(rendered, encoding="utf-8")
+        except OSError as exc:
+            raise InputError(f"{args.output}: cannot write ({exc.__class__.__name__})") from None
+        if args.format != "text":
+            out.print(reporters.text(result).splitlines()[-1], markup=False)
+    else:
+        sys.stdout.write(rendered)
+    return 1 if result.errors else 0

@@ -1,0 +1,159 @@
+"""Public API of the gate: load the layers, run the rules, return a report.
+
+    from harness.gate.api import check
+    report = check([Path("infra")], [Path("gitops")], reference=None)
+    report.errors, report.findings
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from harness import project
+from harness.errors import InputError
+from harness.gate import effective, loaders
+from harness.gate.hcl import Unknown, is_known
+from harness.gate.model import Finding, HelmValues, Location, Model, Severity, Suppression, TerraformModel
+from harness.gate.rules import Rule, all_rules
+from harness.gate.values import helm_values
+
+
+@dataclass
+class Report:
+    findings: list[Finding]
+    suppressed: list[tuple[Finding, Suppression]] = field(default_factory=list)
+    rules: list[Rule] = field(default_factory=list)  # the rules that ran
+    files: int = 0  # files read
+    base: Path | None = None  # finding paths are relative to this directory
+
+    @property
+    def errors(self) -> int:
+        return sum(1 for f in self.findings if f.severity is Severity.ERROR)
+
+    @property
+    def warnings(self) -> int:
+        return sum(1 for f in self.findings if f.severity is Severity.WARNING)
+
+
+def select_rules(select: Collection[str] = (), ignore: Collection[str] = ()) -> list[Rule]:
+    rules = all_rules()
+    unknown = sorted({*select, *ignore} - set(rules))
+    if unknown:
+        raise InputError(f"unknown rule {', '.join(unknown)} (known: {rules and min(rules)}..{rules and max(rules)})")
+    chosen = [r for r in rules.values() if (not select or r.id in select) and r.id not in ignore]
+    return chosen
+
+
+def build_model(
+    infra: Sequence[Path], gitops: Sequence[Path], reference: Path | None, plan_json: Path | None = None
+) -> Model:
+    infra, gitops = [Path(p) for p in infra], [Path(p) for p in gitops]
+    repo = _repo_root([*infra, *gitops])
+    beside_checked_repo = repo is not None and (repo.parent / "shared" / "reference" / "crds").is_dir()
+    reference_dir = project.reference_dir(reference, root=repo if beside_checked_repo else None)
+    terraform = loaders.load_terraform(infra) if infra else TerraformModel()
+    if plan_json is not None:
+        _apply_plan(terraform, loaders.load_plan(plan_json))
+    manifests = loaders.load_manifests(gitops)
+    rendered = effective.render(terraform, manifests, gitops)
+    versions, versions_file, versions_lines = loaders.load_versions(repo)
+    files = [*terraform.files, *sorted({m.file for m in manifests})]
+    model = Model(
+        terraform=terraform,
+        manifests=manifests,
+        effective=rendered.objects,
+        reference=loaders.load_reference(reference_dir),
+        versions=versions,
+        versions_file=versions_file,
+        versions_lines=versions_lines,
+        suppressions=loaders.suppressions(files),
+        gitops_roots=gitops,
+        repo_root=repo,
+        rendered=rendered,
+    )
+    model.helm = {r.address: helm_values(r) for r in terraform.of_type("helm_release")}
+    return model
+
+
+def check(
+    infra: Sequence[Path],
+    gitops: Sequence[Path],
+    reference: Path | None,
+    select: Collection[str] = (),
+    ignore: Collection[str] = (),
+    plan_json: Path | None = None,
+) -> Report:
+    """Run the selected rules over the given Terraform and GitOps trees. Unreadable input raises InputError."""
+    rules = select_rules(select, ignore)
+    model = build_model(infra, gitops, reference, plan_json)
+    base = model.repo_root or Path.cwd()
+    findings: list[Finding] = []
+    for rule in rules:
+        try:
+            issues = list(rule.check(model))
+        except Exception as exc:  # a rule bug must not hide the other rules' findings
+            problem = f"rule could not evaluate ({exc.__class__.__name__}: {exc})"
+            findings.append(Finding(rule.id, Severity.ERROR, problem, _display(base, model.repo_root or base), 1,
+                                    "report this as a gate bug"))
+            continue
+        for issue in issues:
+            findings.append(
+                Finding(rule.id, rule.severity, issue.message, _display(base, issue.location.file),
+                        max(issue.location.line, 1), issue.fix)
+            )
+    kept, suppressed = _suppress(findings, model.suppressions, base)
+    kept.sort(key=lambda f: (f.file, f.line, f.rule_id, f.message))
+    return Report(kept, suppressed, rules, len(model.terraform.files) + len({m.file for m in model.manifests}), base)
+
+
+def _suppress(
+    findings: list[Finding], suppressions: Sequence[Suppression], base: Path
+) -> tuple[list[Finding], list[tuple[Finding, Suppression]]]:
+    index: dict[tuple[str, int, str], Suppression] = {}
+    for s in suppressions:
+        if not s.reason:  # a suppression must say why; without a reason it suppresses nothing
+            continue
+        for line in s.applies_to:
+            index[(_display(base, s.file), line, s.rule_id)] = s
+    kept: list[Finding] = []
+    suppressed: list[tuple[Finding, Suppression]] = []
+    for finding in findings:
+        match = index.get((finding.file, finding.line, finding.rule_id))
+        if match is not None:
+            suppressed.append((finding, match))
+        else:
+            kept.append(finding)
+    return kept, suppressed
+
+
+def _display(base: Path, file: Path) -> str:
+    resolved = file.resolve()
+    try:
+        return resolved.relative_to(base.resolve()).as_posix()
+    except ValueError:
+        return os.path.relpath(resolved, Path.cwd()) if resolved.is_relative_to(Path.cwd()) else str(file)
+
+
+def _repo_root(paths: Sequence[Path]) -> Path | None:
+    for path in paths:
+        for candidate in (path.resolve(), *path.resolve().parents):
+            if (candidate / "versions.yaml").is_file() or (candidate / ".git").exists():
+                return candidate
+    return None
+
+
+def _apply_plan(terraform: TerraformModel, planned: dict[str, dict[str, object]]) -> None:
+    """Exact values from a plan replace what static evaluation could not resolve."""
+    for resource in terraform.resources:
+        values = planned.get(resource.address)
+        if values is None:
+            continue
+        for key, value in values.items():
+            if not is_known(resource.attrs.get(key, Unknown(key))):
+                resource.attrs[key] = value
+
+
+__all__ = ["Finding", "HelmValues", "Location", "Report", "Severity", "build_model", "check", "select_rules"]

@@ -1,0 +1,410 @@
+"""What the cluster receives: cluster secret -> ApplicationSet template -> Application -> kustomize -> objects.
+
+Base manifests may carry neutral placeholders that an ApplicationSet patches with cluster-secret
+annotations (docs/architecture.md). Rules judge the effective objects; plain repos with literal values
+pass through unchanged. Values that cannot be rendered stay as text containing "{{".
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from harness.gate.hcl import as_mapping, decoded
+from harness.gate.loaders import yaml_documents
+from harness.gate.model import Location, Manifest, TerraformModel, text
+
+CLUSTER_SECRET_LABEL = "argocd.argoproj.io/secret-type"
+KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
+
+
+@dataclass
+class ClusterSecret:
+    """An Argo CD cluster secret (from Terraform or from a manifest) as the cluster generator sees it."""
+
+    name: str
+    server: str
+    labels: dict[str, str]
+    annotations: dict[str, Any]
+    location: Location
+
+
+@dataclass
+class Rendered:
+    """Result of evaluating the chain: effective objects plus facts rules need about the chain itself."""
+
+    objects: list[Manifest]
+    applications: list[Manifest]  # Applications as written or rendered from ApplicationSets
+    consumed: set[Path] = field(default_factory=set)  # files that only reach the cluster through an Application
+    missing_paths: list[tuple[Manifest, str]] = field(default_factory=list)  # (Application, source path)
+    cluster_secrets: list[ClusterSecret] = field(default_factory=list)
+
+
+def cluster_secrets(terraform: TerraformModel, manifests: Sequence[Manifest]) -> list[ClusterSecret]:
+    found: list[ClusterSecret] = []
+    for secret in terraform.of_type("kubernetes_secret", "kubernetes_secret_v1"):
+        metadata = as_mapping(secret.get("metadata"))
+        labels = {str(k): str(v) for k, v in as_mapping(metadata.get("labels")).items()}
+        if labels.get(CLUSTER_SECRET_LABEL) != "cluster":
+            continue
+        data = as_mapping(secret.get("data")) or as_mapping(secret.get("string_data"))
+        found.append(
+            ClusterSecret(
+                name=text(data.get("name")) or text(metadata.get("name")) or secret.name,
+                server=text(data.get("server")) or "",
+                labels=labels,
+                annotations=dict(as_mapping(metadata.get("annotations"))),
+                location=Location(secret.file, secret.line_of("metadata")),
+            )
+        )
+    for manifest in manifests:
+        labels = (manifest.get("metadata", "labels") or {}) if manifest.kind == "Secret" else {}
+        if labels.get(CLUSTER_SECRET_LABEL) == "cluster":
+            data = manifest.get("stringData") or {}
+            found.append(
+                ClusterSecret(
+                    name=str(data.get("name", manifest.name)),
+                    server=str(data.get("server", "")),
+                    labels={str(k): str(v) for k, v in labels.items()},
+                    annotations=dict(manifest.get("metadata", "annotations") or {}),
+                    location=Location(manifest.file, manifest.line),
+                )
+            )
+    return found
+
+
+def _matches(labels: Mapping[str, str], selector: Mapping[str, Any]) -> bool:
+    for key, value in (selector.get("matchLabels") or {}).items():
+        if labels.get(str(key)) != str(value):
+            return False
+    for expression in selector.get("matchExpressions") or []:
+        key, operator = str(expression.get("key")), expression.get("operator")
+        values = [str(v) for v in expression.get("values") or []]
+        present = key in labels
+        if (operator == "In" and labels.get(key) not in values) or (operator == "NotIn" and labels.get(key) in values):
+            return False
+        if (operator == "Exists" and not present) or (operator == "DoesNotExist" and present):
+            return False
+    return True
+
+
+def _generator_params(generator: Mapping[str, Any], secrets: Sequence[ClusterSecret]) -> list[dict[str, Any]] | None:
+    """Parameter sets of one generator; None when the generator kind is not evaluated offline."""
+    if "clusters" in generator:
+        selector = (generator.get("clusters") or {}).get("selector") or {}
+        values = (generator.get("clusters") or {}).get("values") or {}
+        return [
+            {
+                "name": s.name,
+                "nameNormalized": re.sub(r"[^a-z0-9-.]", "-", s.name.lower()),
+                "server": s.server,
+                "metadata": {"labels": s.labels, "annotations": s.annotations},
+                "values": values,
+                "__secret__": s,
+            }
+            for s in secrets
+            if _matches(s.labels, selector)
+        ]
+    if "list" in generator:
+        return [dict(e) for e in (generator.get("list") or {}).get("elements") or [] if isinstance(e, dict)]
+    if "matrix" in generator:
+        parts = [_generator_params(g, secrets) for g in (generator.get("matrix") or {}).get("generators") or []]
+        if len(parts) != 2 or parts[0] is None or parts[1] is None:
+            return None
+        return [{**a, **b} for a in parts[0] for b in parts[1]]
+    return None
+
+
+_GO_EXPR = re.compile(r"{{-?\s*(.*?)\s*-?}}")
+
+
+def _lookup_path(params: Mapping[str, Any], dotted: str) -> Any:
+    value: Any = params
+    for part in [p for p in dotted.split(".") if p]:
+        if not isinstance(value, Mapping) or part not in value:
+            return None
+        value = value[part]
+    return value
+
+
+def _go_expression(expression: str, params: Mapping[str, Any]) -> Any:
+    expression = expression.split("|")[0].strip()
+    index = re.fullmatch(r'index\s+(\.[\w.]*)\s+((?:"[^"]*"\s*)+)', expression)
+    if index:
+        value = _lookup_path(params, index.group(1))
+        for key in re.findall(r'"([^"]*)"', index.group(2)):
+            value = value.get(key) if isinstance(value, Mapping) else None
+        return value
+    if expression.startswith("."):
+        return _lookup_path(params, expression[1:])
+    return None
+
+
+def render_template(value: Any, params: Mapping[str, Any], go_template: bool) -> Any:
+    """Substitute generator parameters into every string of a template; unresolvable ones are left as written."""
+    if isinstance(value, dict):
+        return {k: render_template(v, params, go_template) for k, v in value.items()}
+    if isinstance(value, list):
+        return [render_template(v, params, go_template) for v in value]
+    if not isinstance(value, str) or "{{" not in value:
+        return value
+
+    def substitute(match: re.Match[str]) -> str:
+        expression = match.group(1)
+        result = _go_expression(expression, params) if go_template else _lookup_path(params, expression.strip())
+        rendered = text(decoded(result)) if result is not None else None
+        return match.group(0) if rendered is None else rendered
+
+    return _GO_EXPR.sub(substitute, value)
+
+
+def _shifted_lines(lines: Mapping[tuple[Any, ...], int], prefix: tuple[Any, ...]) -> dict[tuple[Any, ...], int]:
+    return {path[len(prefix) :]: line for path, line in lines.items() if path[: len(prefix)] == prefix}
+
+
+def applications(manifests: Sequence[Manifest], secrets: Sequence[ClusterSecret]) -> list[Manifest]:
+    """Applications as written plus those each ApplicationSet renders for each parameter set."""
+    apps = [m for m in manifests if m.kind == "Application" and m.group == "argoproj.io"]
+    for appset in (m for m in manifests if m.kind == "ApplicationSet" and m.group == "argoproj.io"):
+        spec = appset.get("spec") or {}
+        template = spec.get("template")
+        if not isinstance(template, dict):
+            continue
+        go_template = bool(spec.get("goTemplate"))
+        for generator in spec.get("generators") or []:
+            params_list = _generator_params(generator, secrets) if isinstance(generator, dict) else None
+            for params in params_list or []:
+                doc = render_template(copy.deepcopy(template), params, go_template)
+                doc = {"apiVersion": appset.api_version, "kind": "Application", **doc}
+                secret = params.get("__secret__")
+                origin = f"ApplicationSet {appset.name}" + (f" for cluster {secret.name}" if secret else "")
+                apps.append(
+                    Manifest(doc, appset.file, appset.where("spec", "template").line,
+                             _shifted_lines(appset.lines, ("spec", "template")), origin)
+                )
+    return apps
+
+
+def repo_root_of(path: Path) -> Path:
+    """The repository a GitOps tree lives in: Argo CD source paths are relative to it."""
+    for candidate in (path, *path.parents):
+        if (candidate / ".git").exists() or (candidate / "versions.yaml").is_file():
+            return candidate
+    return path.parent
+
+
+def _sources(app: Manifest) -> list[tuple[tuple[Any, ...], dict[str, Any]]]:
+    spec = app.get("spec") or {}
+    if isinstance(spec.get("source"), dict):
+        return [(("spec", "source"), spec["source"])]
+    return [(("spec", "sources", i), s) for i, s in enumerate(spec.get("sources") or []) if isinstance(s, dict)]
+
+
+def render(terraform: TerraformModel, manifests: Sequence[Manifest], gitops_roots: Sequence[Path]) -> Rendered:
+    secrets = cluster_secrets(terraform, manifests)
+    apps = applications(manifests, secrets)
+    by_file: dict[Path, list[Manifest]] = {}
+    for manifest in manifests:
+        by_file.setdefault(manifest.file.resolve(), []).append(manifest)
+    result = Rendered(objects=[], applications=apps, cluster_secrets=secrets)
+    bases = [repo_root_of(r.resolve()) for r in gitops_roots]
+    for app in apps:
+        for source_path, source in _sources(app):
+            path = source.get("path")
+            if not isinstance(path, str) or "{{" in path or source.get("chart"):
+                continue
+            directory = next((b / path for b in bases if (b / path).is_dir()), None)
+            if directory is None:
+                result.missing_paths.append((app, path))
+                continue
+            built = build(directory.resolve(), by_file, result.consumed)
+            patches = ((source.get("kustomize") or {}).get("patches")) or []
+            for index, patch in enumerate(patches):
+                where = app.where(*source_path, "kustomize", "patches", index)
+                built = [_apply_patch_entry(m, patch, where, directory) for m in built]
+            origin = f"{app.origin or 'Application ' + app.name}, path {path}"
+            for manifest in built:
+                manifest.origin = origin
+            result.objects.extend(built)
+    for manifest in manifests:
+        if manifest.file.resolve() in result.consumed or manifest.kind in ("Kustomization", "Component"):
+            continue
+        result.objects.append(manifest)
+    result.objects.extend(a for a in apps if a.origin)
+    return result
+
+
+def _kustomization(directory: Path) -> Path | None:
+    return next((directory / n for n in KUSTOMIZATION_FILES if (directory / n).is_file()), None)
+
+
+def _documents_of(file: Path, by_file: Mapping[Path, list[Manifest]]) -> list[Manifest]:
+    if file in by_file:
+        return [copy.deepcopy(m) for m in by_file[file]]
+    return [Manifest(d, file, line, lines) for d, line, lines in yaml_documents(file) if isinstance(d, dict)]
+
+
+def build(
+    directory: Path, by_file: Mapping[Path, list[Manifest]], consumed: set[Path], depth: int = 0
+) -> list[Manifest]:
+    """`kustomize build` for the subset this repo uses: resources, patches (JSON6902 and strategic merge),
+    patchesJson6902, patchesStrategicMerge, namespace; a directory without a kustomization is read whole."""
+    kustomization = _kustomization(directory)
+    if kustomization is None:
+        files = sorted(p.resolve() for p in directory.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
+        consumed.update(files)
+        return [m for f in files for m in _documents_of(f, by_file)]
+    consumed.add(kustomization.resolve())
+    documents = yaml_documents(kustomization)
+    config = documents[0][0] if documents and isinstance(documents[0][0], dict) else {}
+    config_lines = documents[0][2] if documents else {}
+    objects: list[Manifest] = []
+    for entry in config.get("resources") or []:
+        target = (directory / str(entry)).resolve()
+        if target.is_dir() and depth < 20:
+            objects.extend(build(target, by_file, consumed, depth + 1))
+        elif target.is_file():
+            consumed.add(target)
+            objects.extend(_documents_of(target, by_file))
+    for index, patch in enumerate(config.get("patches") or []):
+        where = Location(kustomization, config_lines.get(("patches", index), 1))
+        objects = [_apply_patch_entry(m, patch, where, directory) for m in objects]
+    for index, patch in enumerate(config.get("patchesJson6902") or []):
+        where = Location(kustomization, config_lines.get(("patchesJson6902", index), 1))
+        objects = [_apply_patch_entry(m, patch, where, directory) for m in objects]
+    for index, path in enumerate(config.get("patchesStrategicMerge") or []):
+        where = Location(kustomization, config_lines.get(("patchesStrategicMerge", index), 1))
+        objects = [_apply_patch_entry(m, {"path": path}, where, directory) for m in objects]
+    namespace = config.get("namespace")
+    if isinstance(namespace, str):
+        for manifest in objects:
+            manifest.doc.setdefault("metadata", {})["namespace"] = namespace
+    return objects
+
+
+def _target_matches(manifest: Manifest, target: Mapping[str, Any]) -> bool:
+    checks = {
+        "kind": manifest.kind,
+        "name": manifest.name,
+        "namespace": manifest.namespace,
+        "group": manifest.group,
+        "version": manifest.api_version.rpartition("/")[2],
+    }
+    for key, actual in checks.items():
+        wanted = target.get(key)
+        if wanted is not None and not re.fullmatch(str(wanted), actual):
+            return False
+    selector = target.get("labelSelector")
+    if isinstance(selector, str):
+        labels = manifest.get("metadata", "labels") or {}
+        for term in selector.split(","):
+            key, _, value = term.partition("=")
+            if labels.get(key.strip()) != value.strip():
+                return False
+    return True
+
+
+def _apply_patch_entry(manifest: Manifest, entry: Any, where: Location, directory: Path) -> Manifest:
+    if not isinstance(entry, dict):
+        return manifest
+    body: Any = entry.get("patch")
+    if body is None and isinstance(entry.get("path"), str):
+        file = directory / entry["path"]
+        documents = yaml_documents(file) if file.is_file() else []
+        body = documents[0][0] if documents else None
+        where = Location(file, documents[0][1] if documents else 1)
+    elif isinstance(body, str):
+        try:
+            body = yaml.safe_load(body)
+        except yaml.YAMLError:
+            return manifest
+    target = entry.get("target")
+    if isinstance(body, list):  # JSON6902
+        if isinstance(target, dict) and _target_matches(manifest, target):
+            return _json6902(manifest, body, where)
+        return manifest
+    if isinstance(body, dict):  # strategic merge: the patch names its own target unless one is given
+        own = {"kind": body.get("kind"), "name": (body.get("metadata") or {}).get("name")}
+        chosen = target if isinstance(target, dict) else {k: v for k, v in own.items() if v}
+        if _target_matches(manifest, chosen):
+            patched = copy.deepcopy(manifest)
+            _merge(patched.doc, body, (), patched, where)
+            return patched
+    return manifest
+
+
+def _pointer(path: str) -> list[str]:
+    return [p.replace("~1", "/").replace("~0", "~") for p in path.lstrip("/").split("/")] if path.strip("/") else []
+
+
+def _json6902(manifest: Manifest, operations: Iterable[Any], where: Location) -> Manifest:
+    patched = copy.deepcopy(manifest)
+    for operation in operations:
+        if not isinstance(operation, dict) or not isinstance(operation.get("path"), str):
+            continue
+        steps = _pointer(operation["path"])
+        if not steps:
+            continue
+        parent: Any = patched.doc
+        walked: list[Any] = []
+        for step in steps[:-1]:
+            key: Any = int(step) if isinstance(parent, list) and step.isdigit() else step
+            if isinstance(parent, dict):
+                parent = parent.setdefault(key, {}) if operation.get("op") == "add" else parent.get(key)
+            elif isinstance(parent, list) and isinstance(key, int) and key < len(parent):
+                parent = parent[key]
+            else:
+                parent = None
+            walked.append(key)
+            if parent is None:
+                break
+        if parent is None:
+            continue
+        last: Any = steps[-1]
+        op = operation.get("op")
+        if isinstance(parent, list):
+            index = len(parent) if last == "-" else int(last) if last.isdigit() else None
+            if index is None:
+                continue
+            if op == "add":
+                parent.insert(index, copy.deepcopy(operation.get("value")))
+            elif op == "replace" and index < len(parent):
+                parent[index] = copy.deepcopy(operation.get("value"))
+            elif op == "remove" and index < len(parent):
+                parent.pop(index)
+            last = index
+        elif isinstance(parent, dict):
+            if op in ("add", "replace"):
+                parent[last] = copy.deepcopy(operation.get("value"))
+            elif op == "remove":
+                parent.pop(last, None)
+        patched.sources[(*walked, last)] = where
+    return patched
+
+
+def _merge(
+    base: dict[str, Any], patch: Mapping[str, Any], path: tuple[Any, ...], manifest: Manifest, where: Location
+) -> None:
+    for key, value in patch.items():
+        if value is None:
+            base.pop(key, None)
+        elif isinstance(value, dict) and isinstance(base.get(key), dict):
+            _merge(base[key], value, (*path, key), manifest, where)
+        elif isinstance(value, list) and isinstance(base.get(key), list) and all(
+            isinstance(i, dict) and "name" in i for i in [*value, *base[key]]
+        ):
+            by_name = {item["name"]: item for item in base[key]}
+            for item in value:
+                if item["name"] in by_name:
+                    _merge(by_name[item["name"]], item, (*path, key), manifest, where)
+                else:
+                    base[key].append(copy.deepcopy(item))
+        else:
+            base[key] = copy.deepcopy(value)
+        manifest.sources[(*path, key)] = where

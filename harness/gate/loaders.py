@@ -1,0 +1,260 @@
+"""Loaders: files -> model facts. They read and never judge; unreadable input is one InputError line."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from harness.errors import InputError
+from harness.gate.model import Manifest, Reference, Suppression, TerraformModel
+from harness.gate.terraform import Project, collect
+
+_LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_SUPPRESSION = re.compile(r"(?:#|//)\s*harness:ignore\s+(?P<rules>[A-Z]+[0-9]+(?:\s*,\s*[A-Z]+[0-9]+)*)(?P<reason>.*)$")
+# Files under a GitOps root that are not Kubernetes objects.
+_NOT_MANIFESTS = re.compile(r"^(Chart|values([.-].*)?|\.?pre-commit-config|\.yamllint)\.ya?ml$")
+
+
+def read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InputError(f"{path}: file not found") from None
+    except IsADirectoryError:
+        raise InputError(f"{path}: is a directory, expected a file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: cannot read ({exc.__class__.__name__})") from None
+
+
+def load_terraform(paths: Sequence[Path]) -> TerraformModel:
+    """Every *.tf under the given directories, evaluated: roots, module instances, remote state outputs."""
+    try:
+        return collect(Project([Path(p) for p in paths]))
+    except RecursionError:
+        raise InputError(f"{', '.join(map(str, paths))}: Terraform configuration nested too deeply") from None
+
+
+def yaml_documents(path: Path, text: str | None = None) -> list[tuple[Any, int, dict[tuple[Any, ...], int]]]:
+    """(document, first line, line per field path) for each document of a YAML file."""
+    text = read_text(path) if text is None else text
+    loader = _LOADER(text)
+    documents: list[tuple[Any, int, dict[tuple[Any, ...], int]]] = []
+    try:
+        while loader.check_node():
+            node = loader.get_node()
+            if node is None:
+                break
+            data = loader.construct_document(node)
+            lines: dict[tuple[Any, ...], int] = {}
+            _index_lines(node, (), lines)
+            documents.append((data, node.start_mark.line + 1, lines))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+        where = f":{mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise InputError(f"{path}{where}: invalid YAML ({problem})") from None
+    except (RecursionError, ValueError, TypeError) as exc:
+        raise InputError(f"{path}: unreadable YAML ({exc.__class__.__name__})") from None
+    finally:
+        loader.dispose()
+    return documents
+
+
+def _index_lines(node: yaml.Node, path: tuple[Any, ...], lines: dict[tuple[Any, ...], int], depth: int = 0) -> None:
+    if depth > 200:
+        return
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            if not isinstance(key_node, yaml.ScalarNode) or key_node.value == "<<":
+                continue
+            child = (*path, key_node.value)
+            lines.setdefault(child, key_node.start_mark.line + 1)
+            _index_lines(value_node, child, lines, depth + 1)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            child = (*path, index)
+            lines.setdefault(child, item.start_mark.line + 1)
+            _index_lines(item, child, lines, depth + 1)
+
+
+def yaml_files(root: Path) -> Iterator[Path]:
+    if root.is_file():
+        yield root
+        return
+    if not root.is_dir():
+        raise InputError(f"{root}: no such directory")
+    for path in sorted(root.rglob("*")):
+        relative = path.relative_to(root).parts
+        if path.suffix not in (".yaml", ".yml") or any(p.startswith(".") for p in relative):
+            continue
+        if _NOT_MANIFESTS.match(path.name) or _in_helm_chart(path, root):
+            continue
+        if path.is_file():
+            yield path
+
+
+def _in_helm_chart(path: Path, root: Path) -> bool:
+    """Helm chart sources (templates with {{ }}) are not manifests until rendered."""
+    parent = path.parent
+    while True:
+        if (parent / "Chart.yaml").is_file():
+            return True
+        if parent in (root, parent.parent):
+            return False
+        parent = parent.parent
+
+
+def load_manifests(paths: Sequence[Path]) -> list[Manifest]:
+    """Every mapping document of every YAML file under the given GitOps roots, with file:line per field."""
+    manifests: list[Manifest] = []
+    for root in paths:
+        for file in yaml_files(Path(root)):
+            for data, line, lines in yaml_documents(file):
+                if isinstance(data, dict):
+                    manifests.append(Manifest(data, file, line, lines))
+    return manifests
+
+
+def suppressions(files: Sequence[Path]) -> list[Suppression]:
+    """`harness:ignore RULE reason` comments: they cover their own line and the next line of content."""
+    found: list[Suppression] = []
+    for file in files:
+        lines = read_text(file).splitlines()
+        for number, line in enumerate(lines, start=1):
+            match = _SUPPRESSION.search(line)
+            if match is None:
+                continue
+            covered = {number}
+            if line.lstrip().startswith(("#", "//")):
+                following = number + 1
+                while following <= len(lines) and (
+                    not lines[following - 1].strip() or lines[following - 1].lstrip().startswith(("#", "//"))
+                ):
+                    following += 1
+                covered.add(following)
+            reason = match.group("reason").strip(" -:—\t")
+            for rule_id in re.split(r"\s*,\s*", match.group("rules")):
+                found.append(Suppression(rule_id, reason, file, number, frozenset(covered)))
+    return found
+
+
+class _CloudFormationLoader(yaml.SafeLoader):
+    """Reads CloudFormation templates: short-form intrinsics (!Sub, !GetAtt) become their plain argument."""
+
+
+def _intrinsic(loader: yaml.SafeLoader, _suffix: str, node: yaml.Node) -> Any:
+    if isinstance(node, yaml.ScalarNode):
+        return loader.construct_scalar(node)
+    if isinstance(node, yaml.SequenceNode):
+        return loader.construct_sequence(node, deep=True)
+    return loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
+
+
+_CloudFormationLoader.add_multi_constructor("!", _intrinsic)
+
+
+def _policy_actions(document: Any) -> set[str]:
+    statements = document.get("Statement", []) if isinstance(document, dict) else []
+    actions: set[str] = set()
+    for statement in statements if isinstance(statements, list) else [statements]:
+        if isinstance(statement, dict) and statement.get("Effect", "Allow") == "Allow":
+            action = statement.get("Action", [])
+            actions.update([action] if isinstance(action, str) else action)
+    return actions
+
+
+def load_reference(directory: Path) -> Reference:
+    """CRD schemas, chart default values, upstream IAM actions and compatibility facts."""
+    schemas: dict[tuple[str, str, str], dict[str, Any]] = {}
+    kinds: dict[tuple[str, str], list[str]] = {}
+    for file in sorted((directory / "crds").glob("*.yaml")):
+        for data, _line, _lines in yaml_documents(file):
+            if not isinstance(data, dict) or data.get("kind") != "CustomResourceDefinition":
+                continue
+            spec = data.get("spec") or {}
+            group, kind = spec.get("group", ""), (spec.get("names") or {}).get("kind", "")
+            for version in spec.get("versions") or []:
+                if version.get("served", True):
+                    kinds.setdefault((group, kind), []).append(version["name"])
+                    schema = (version.get("schema") or {}).get("openAPIV3Schema") or {}
+                    schemas[(group, version["name"], kind)] = schema
+    charts: dict[str, tuple[str, dict[str, Any]]] = {}
+    for file in sorted((directory / "charts").glob("*.values.yaml")):
+        match = re.match(r"^(?P<name>.+)-(?P<version>[0-9][^-]*)\.values\.yaml$", file.name)
+        if match:
+            values = yaml_documents(file)
+            charts[match.group("name")] = (match.group("version"), values[0][0] if values and values[0][0] else {})
+    iam: dict[str, set[str]] = {}
+    for file in sorted((directory / "iam").glob("*")):
+        text = read_text(file)
+        if file.suffix == ".json":
+            try:
+                iam["aws-load-balancer-controller"] = _policy_actions(json.loads(text))
+            except ValueError:
+                raise InputError(f"{file}: invalid JSON") from None
+        elif "karpenter" in file.name:
+            iam["karpenter"] = _karpenter_controller_actions(file, text)
+    compatibility_file = directory / "compatibility.yaml"
+    compatibility = yaml_documents(compatibility_file)[0][0] if compatibility_file.is_file() else {}
+    return Reference(schemas, kinds, charts, iam, compatibility or {})
+
+
+def _karpenter_controller_actions(file: Path, text: str) -> set[str]:
+    try:
+        template = yaml.load(text, Loader=_CloudFormationLoader)
+    except yaml.YAMLError:
+        raise InputError(f"{file}: invalid YAML") from None
+    actions: set[str] = set()
+    for resource in (template.get("Resources") or {}).values():
+        if resource.get("Type") != "AWS::IAM::ManagedPolicy":
+            continue
+        document = (resource.get("Properties") or {}).get("PolicyDocument")
+        if isinstance(document, str):
+            try:
+                document = json.loads(document)
+            except ValueError:
+                continue
+        actions |= _policy_actions(document)
+    return actions
+
+
+def load_versions(repo_root: Path | None) -> tuple[dict[str, str], Path | None, dict[str, int]]:
+    """versions.yaml of the checked repository, with the line of each key; empty when there is none."""
+    if repo_root is None or not (repo_root / "versions.yaml").is_file():
+        return {}, None, {}
+    file = repo_root / "versions.yaml"
+    documents = yaml_documents(file)
+    data = documents[0][0] if documents else {}
+    if not isinstance(data, dict):
+        raise InputError(f"{file}:1: expected a mapping of name: version")
+    lines = {str(path[0]): line for path, line in documents[0][2].items() if len(path) == 1}
+    return {str(k): str(v) for k, v in data.items()}, file, lines
+
+
+def load_plan(path: Path) -> dict[str, dict[str, Any]]:
+    """`terraform show -json` output -> planned values by resource address."""
+    try:
+        plan = json.loads(read_text(path))
+    except ValueError as exc:
+        raise InputError(f"{path}: invalid JSON ({exc})") from None
+    found: dict[str, dict[str, Any]] = {}
+
+    def visit(module: Any) -> None:
+        if not isinstance(module, dict):
+            return
+        for resource in module.get("resources") or []:
+            if isinstance(resource, dict) and isinstance(resource.get("values"), dict):
+                found[str(resource.get("address"))] = resource["values"]
+        for child in module.get("child_modules") or []:
+            visit(child)
+
+    planned = plan.get("planned_values") if isinstance(plan, dict) else None
+    if not isinstance(planned, dict):
+        raise InputError(f"{path}: not a plan (no planned_values; produce it with `terraform show -json PLAN`)")
+    visit(planned.get("root_module"))
+    return found

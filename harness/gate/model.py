@@ -1,0 +1,240 @@
+"""The facts rules judge: Terraform resources, manifests (raw and effective), reference data, versions."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from harness.gate.hcl import Unknown, as_mapping, decoded
+
+if TYPE_CHECKING:
+    from harness.gate.effective import Rendered
+
+
+class Severity(str, enum.Enum):
+    ERROR = "error"
+    WARNING = "warning"
+    NOTE = "note"
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One broken contract: where it is and how to fix it."""
+
+    rule_id: str
+    severity: Severity
+    message: str
+    file: str
+    line: int
+    fix: str
+
+
+@dataclass(frozen=True)
+class Location:
+    file: Path
+    line: int
+
+
+@dataclass
+class TfResource:
+    """One resource or data source instance, its arguments evaluated as far as they are static."""
+
+    mode: str  # "resource" or "data"
+    type: str
+    name: str
+    module_path: str  # "" for a root module, else "module.a.module.b"
+    root: str  # the root module's directory name (e.g. "platform")
+    index: int | str | None
+    attrs: dict[str, Any]
+    file: Path
+    line: int
+    attr_lines: dict[str, int]
+    default_tags: Mapping[str, Any] = field(default_factory=dict)  # the aws provider's default_tags
+
+    @property
+    def address(self) -> str:
+        base = f"{self.type}.{self.name}" if self.mode == "resource" else f"data.{self.type}.{self.name}"
+        if self.index is not None:
+            base += f"[{self.index!r}]" if isinstance(self.index, str) else f"[{self.index}]"
+        return f"{self.module_path}.{base}" if self.module_path else base
+
+    def get(self, *path: str | int) -> Any:
+        """A nested argument: blocks appear as lists of mappings; the first block is used."""
+        value: Any = self.attrs
+        for step in path:
+            value = decoded(value)
+            if isinstance(value, list) and isinstance(step, str):
+                value = value[0] if value else None
+                value = decoded(value)
+            if isinstance(value, dict):
+                value = value.get(step)
+            elif isinstance(value, list) and isinstance(step, int):
+                value = value[step] if step < len(value) else None
+            else:
+                return None
+        return decoded(value)
+
+    def line_of(self, name: str) -> int:
+        return self.attr_lines.get(name, self.line)
+
+    @property
+    def tags(self) -> Mapping[str, Any]:
+        """Tags including provider default_tags (tags_all)."""
+        return {**self.default_tags, **as_mapping(self.attrs.get("tags"))}
+
+
+@dataclass(frozen=True)
+class ProviderRequirement:
+    name: str
+    source: str
+    version: str
+    root: str
+    file: Path
+    line: int
+
+
+@dataclass
+class HelmValues:
+    """The effective values a helm_release passes, with where each key came from."""
+
+    values: dict[str, Any]
+    sources: dict[tuple[str, ...], Location]
+
+
+@dataclass
+class TerraformModel:
+    resources: list[TfResource] = field(default_factory=list)
+    providers: list[ProviderRequirement] = field(default_factory=list)
+    outputs: dict[str, dict[str, Any]] = field(default_factory=dict)  # root -> output -> value
+    files: list[Path] = field(default_factory=list)
+
+    def of_type(self, *types: str, mode: str = "resource") -> list[TfResource]:
+        return [r for r in self.resources if r.type in types and r.mode == mode]
+
+
+@dataclass
+class Manifest:
+    """One Kubernetes object as a document with its file, first line and line per field path."""
+
+    doc: dict[str, Any]
+    file: Path
+    line: int
+    lines: dict[tuple[Any, ...], int] = field(default_factory=dict)
+    origin: str = ""  # how an effective manifest was produced (ApplicationSet, kustomize), "" for a file as written
+    sources: dict[tuple[Any, ...], Location] = field(default_factory=dict)  # fields set by patches elsewhere
+
+    @property
+    def kind(self) -> str:
+        return str(self.doc.get("kind", ""))
+
+    @property
+    def api_version(self) -> str:
+        return str(self.doc.get("apiVersion", ""))
+
+    @property
+    def group(self) -> str:
+        return self.api_version.rpartition("/")[0]
+
+    @property
+    def name(self) -> str:
+        return str((self.doc.get("metadata") or {}).get("name", ""))
+
+    @property
+    def namespace(self) -> str:
+        return str((self.doc.get("metadata") or {}).get("namespace", "") or "")
+
+    @property
+    def label(self) -> str:
+        return f"{self.kind}/{self.name}" + (f" ({self.origin})" if self.origin else "")
+
+    def get(self, *path: Any) -> Any:
+        value: Any = self.doc
+        for step in path:
+            if isinstance(value, dict):
+                value = value.get(step)
+            elif isinstance(value, list) and isinstance(step, int) and step < len(value):
+                value = value[step]
+            else:
+                return None
+        return value
+
+    def where(self, *path: Any) -> Location:
+        """File and line of the deepest known prefix of a field path (a patch's line if a patch set it)."""
+        for end in range(len(path), 0, -1):
+            prefix = path[:end]
+            if prefix in self.sources:
+                return self.sources[prefix]
+            if prefix in self.lines:
+                return Location(self.file, self.lines[prefix])
+        return Location(self.file, self.line)
+
+
+@dataclass
+class Suppression:
+    rule_id: str
+    reason: str
+    file: Path
+    line: int  # the comment's own line
+    applies_to: frozenset[int]
+
+
+@dataclass
+class Reference:
+    """Pinned upstream data (never judged, only compared against)."""
+
+    crd_schemas: dict[tuple[str, str, str], dict[str, Any]]  # (group, version, kind) -> openAPIV3Schema
+    crd_kinds: dict[tuple[str, str], list[str]]  # (group, kind) -> served versions
+    chart_values: dict[str, tuple[str, dict[str, Any]]]  # chart name -> (version, default values)
+    iam_actions: dict[str, set[str]]  # "karpenter" / "aws-load-balancer-controller" -> allowed actions
+    compatibility: dict[str, Any]
+
+
+@dataclass
+class Model:
+    terraform: TerraformModel
+    manifests: list[Manifest]  # as written
+    effective: list[Manifest]  # what the cluster receives (ApplicationSet/kustomize chain applied)
+    reference: Reference
+    versions: dict[str, str]
+    versions_file: Path | None
+    versions_lines: dict[str, int]
+    suppressions: list[Suppression]
+    gitops_roots: list[Path]
+    repo_root: Path | None
+    rendered: Rendered
+    helm: dict[str, HelmValues] = field(default_factory=dict)  # helm_release address -> values
+
+    def helm_releases(self) -> Iterator[tuple[TfResource, HelmValues]]:
+        for release in self.terraform.of_type("helm_release"):
+            yield release, self.helm[release.address]
+
+    def release_for(self, chart: str) -> tuple[TfResource, HelmValues] | None:
+        for release, values in self.helm_releases():
+            if chart_name(release) == chart:
+                return release, values
+        return None
+
+    def objects(self) -> list[Manifest]:
+        """Effective manifests: what the cluster would receive."""
+        return self.effective
+
+
+def chart_name(release: TfResource) -> str:
+    chart = release.get("chart")
+    if isinstance(chart, str):
+        return chart.rstrip("/").rsplit("/", 1)[-1]
+    return ""
+
+
+def text(value: Any) -> str | None:
+    """A static string value, or None when unknown or not a string."""
+    if isinstance(value, Unknown) or value is None:
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float | str):
+        return str(value)
+    return None

@@ -1,0 +1,142 @@
+"""Validate one manifest: core kinds against kubernetes-validate's strict schemas, CRs against pinned CRDs.
+
+Reusable outside the gate (tests of the GitOps tree):
+
+    validator = SchemaValidator.for_reference("1.35", reference_dir())
+    problems = validator.problems(manifest_dict)   # [] when valid
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import referencing
+from kubernetes_validate.utils import all_versions, major_minor
+
+from harness.errors import InputError
+
+
+@dataclass(frozen=True)
+class SchemaProblem:
+    path: tuple[Any, ...]  # field path inside the manifest ("spec", "template", ...)
+    message: str
+
+
+def _version_key(version: str) -> tuple[int, ...]:
+    return tuple(int(p) for p in re.findall(r"\d+", version))
+
+
+@cache
+def _schema_dir(kubernetes_version: str) -> str:
+    """The newest bundled schema set not newer than the requested Kubernetes minor."""
+    wanted = _version_key(major_minor(kubernetes_version.lstrip("v")))
+    candidates = [v for v in all_versions() if _version_key(major_minor(v)) <= wanted]
+    if not candidates:
+        raise InputError(f"Kubernetes {kubernetes_version}: no strict schemas bundled with kubernetes-validate")
+    return f"v{candidates[-1]}-local-strict"
+
+
+def _read_bundled(directory: str, name: str) -> Any:
+    path = resources.files("kubernetes_validate").joinpath("kubernetes-json-schema", directory, name)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+
+
+@cache
+def _registry(directory: str) -> referencing.Registry[Any]:
+    definitions = _read_bundled(directory, "_definitions.json")
+    resource = referencing.Resource.from_contents(definitions)
+    return resource @ referencing.Registry()
+
+
+@cache
+def _core_validator(directory: str, kind: str, api_version: str) -> jsonschema.protocols.Validator | None:
+    group_version = re.sub(r"^([^./]*)(?:\.[^/]*)?/", r"\1-", api_version)
+    schema = _read_bundled(directory, f"{kind.lower()}-{group_version}.json")
+    if schema is None:
+        return None
+    return jsonschema.Draft202012Validator(schema, registry=_registry(directory))
+
+
+def strict_crd_schema(schema: Mapping[str, Any]) -> dict[str, Any]:
+    """A CRD schema that rejects unknown fields (the API server would silently prune them)."""
+    result = copy.deepcopy(dict(schema))
+
+    def tighten(node: Any) -> None:
+        if isinstance(node, dict):
+            if (
+                "properties" in node
+                and "additionalProperties" not in node
+                and not node.get("x-kubernetes-preserve-unknown-fields")
+            ):
+                node["additionalProperties"] = False
+            for value in node.values():
+                tighten(value)
+        elif isinstance(node, list):
+            for value in node:
+                tighten(value)
+
+    tighten(result)
+    # metadata is validated by the API server's ObjectMeta, not the CRD schema
+    result.setdefault("properties", {})["metadata"] = {"type": "object"}
+    return result
+
+
+class SchemaValidator:
+    """Validates manifests for one Kubernetes version and one set of CRD schemas."""
+
+    def __init__(self, kubernetes_version: str, crd_schemas: Mapping[tuple[str, str, str], Mapping[str, Any]]) -> None:
+        self.kubernetes_version = kubernetes_version
+        self.directory = _schema_dir(kubernetes_version)
+        self.crd_schemas = crd_schemas
+        self._crd_validators: dict[tuple[str, str, str], jsonschema.protocols.Validator] = {}
+
+    @classmethod
+    def for_reference(cls, kubernetes_version: str, reference: Path) -> SchemaValidator:
+        from harness.gate.loaders import load_reference
+
+        return cls(kubernetes_version, load_reference(reference).crd_schemas)
+
+    def _validator(self, api_version: str, kind: str) -> jsonschema.protocols.Validator | None:
+        group, _, version = api_version.rpartition("/")
+        key = (group, version, kind)
+        if key in self.crd_schemas:
+            if key not in self._crd_validators:
+                schema = strict_crd_schema(self.crd_schemas[key])
+                self._crd_validators[key] = jsonschema.Draft7Validator(schema)
+            return self._crd_validators[key]
+        return _core_validator(self.directory, kind, api_version)
+
+    def problems(self, manifest: Mapping[str, Any]) -> list[SchemaProblem]:
+        api_version, kind = manifest.get("apiVersion"), manifest.get("kind")
+        if not isinstance(api_version, str) or not isinstance(kind, str) or not api_version or not kind:
+            return [SchemaProblem((), "not a Kubernetes object (apiVersion and kind are required strings)")]
+        validator = self._validator(api_version, kind)
+        if validator is None:
+            return [
+                SchemaProblem(
+                    ("kind",),
+                    f"unknown kind {kind} in {api_version}: no schema in Kubernetes {self.kubernetes_version} "
+                    "and no pinned CRD defines it",
+                )
+            ]
+        errors = sorted(validator.iter_errors(dict(manifest)), key=lambda e: list(map(str, e.absolute_path)))
+        return [SchemaProblem(tuple(e.absolute_path), _message(e)) for e in errors]
+
+
+def _message(error: jsonschema.ValidationError) -> str:
+    where = ".".join(str(p) for p in error.absolute_path) or "(document)"
+    if error.validator == "additionalProperties" and error.validator_value is False:
+        return f"{where}: {error.message.replace('Additional properties are not allowed', 'unknown field')}"
+    return f"{where}: {error.message}"
