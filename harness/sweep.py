@@ -131,7 +131,7 @@ def is_gone(exc: BaseException) -> bool:
     return code in GONE_CODES or code.endswith(GONE_SUFFIXES)
 
 
-def _pages(client: Any, operation: str, key: str, **kwargs: Any) -> Iterator[Any]:
+def pages(client: Any, operation: str, key: str, **kwargs: Any) -> Iterator[Any]:
     if client.can_paginate(operation):
         for page in client.get_paginator(operation).paginate(**kwargs):
             yield from page.get(key, [])
@@ -146,18 +146,18 @@ def _name_tag(tags: Iterable[dict[str, str]] | None) -> str:
 # ---------------------------------------------------------------- finders (thin I/O, one per kind)
 
 
-def _ec2_run_items(
+def ec2_run_items(
     ec2: Any, operation: str, key: str, run_id: str, *extra: dict[str, Any], param: str = "Filters"
 ) -> Iterator[Any]:
     """Items the server filtered on the run's tags, checked again here: a server that ignores a filter
     (some emulators do) must never make a look-alike look like ours."""
-    for item in _pages(ec2, operation, key, **{param: [*run_filters(run_id), *extra]}):
+    for item in pages(ec2, operation, key, **{param: [*run_filters(run_id), *extra]}):
         if tags_match(item.get("Tags", item.get("TagSet")), run_id):
             yield item
 
 
 def _ec2_tagged(ec2: Any, operation: str, key: str, id_field: str, run_id: str, kind: str) -> list[Leak]:
-    items = _ec2_run_items(ec2, operation, key, run_id)
+    items = ec2_run_items(ec2, operation, key, run_id)
     return [Leak(kind, item[id_field], _name_tag(item.get("Tags"))) for item in items]
 
 
@@ -168,8 +168,8 @@ def find_run_vpcs(clients: ClientFactory, run_id: str) -> list[Leak]:
 def find_eks_nodegroups(clients: ClientFactory, run_id: str) -> list[Leak]:
     eks = clients("eks")
     found = []
-    for cluster in _pages(eks, "list_clusters", "clusters"):
-        for group in _pages(eks, "list_nodegroups", "nodegroups", clusterName=cluster):
+    for cluster in pages(eks, "list_clusters", "clusters"):
+        for group in pages(eks, "list_nodegroups", "nodegroups", clusterName=cluster):
             desc = eks.describe_nodegroup(clusterName=cluster, nodegroupName=group)["nodegroup"]
             if desc.get("status") != "DELETING" and tags_match(desc.get("tags"), run_id):
                 found.append(Leak("eks_nodegroup", group, group, extra=(("cluster", cluster),)))
@@ -179,7 +179,7 @@ def find_eks_nodegroups(clients: ClientFactory, run_id: str) -> list[Leak]:
 def find_eks_clusters(clients: ClientFactory, run_id: str) -> list[Leak]:
     eks = clients("eks")
     found = []
-    for cluster in _pages(eks, "list_clusters", "clusters"):
+    for cluster in pages(eks, "list_clusters", "clusters"):
         desc = eks.describe_cluster(name=cluster)["cluster"]
         if desc.get("status") != "DELETING" and tags_match(desc.get("tags"), run_id):
             found.append(Leak("eks_cluster", cluster, cluster, arn=desc.get("arn", "")))
@@ -190,7 +190,7 @@ def find_instances(clients: ClientFactory, run_id: str) -> list[Leak]:
     ec2 = clients("ec2")
     live = {"Name": "instance-state-name", "Values": ["pending", "running", "stopping", "stopped"]}
     found = []
-    for reservation in _pages(ec2, "describe_instances", "Reservations", Filters=[*run_filters(run_id), live]):
+    for reservation in pages(ec2, "describe_instances", "Reservations", Filters=[*run_filters(run_id), live]):
         for inst in reservation.get("Instances", []):
             if tags_match(inst.get("Tags"), run_id):
                 found.append(Leak("instance", inst["InstanceId"], _name_tag(inst.get("Tags"))))
@@ -199,7 +199,7 @@ def find_instances(clients: ClientFactory, run_id: str) -> list[Leak]:
 
 def _elbv2_tagged(clients: ClientFactory, run_id: str, operation: str, key: str, arn_field: str) -> list[Any]:
     elbv2 = clients("elbv2")
-    items = list(_pages(elbv2, operation, key))
+    items = list(pages(elbv2, operation, key))
     matched = []
     for start in range(0, len(items), 20):  # DescribeTags takes at most 20 ARNs
         chunk = items[start : start + 20]
@@ -223,19 +223,19 @@ def find_target_groups(clients: ClientFactory, run_id: str) -> list[Leak]:
 
 def find_launch_templates(clients: ClientFactory, run_id: str) -> list[Leak]:
     ec2 = clients("ec2")
-    items = _ec2_run_items(ec2, "describe_launch_templates", "LaunchTemplates", run_id)
+    items = ec2_run_items(ec2, "describe_launch_templates", "LaunchTemplates", run_id)
     return [Leak("launch_template", lt["LaunchTemplateId"], lt.get("LaunchTemplateName", "")) for lt in items]
 
 
 def find_nat_gateways(clients: ClientFactory, run_id: str) -> list[Leak]:
     ec2 = clients("ec2")
     live = {"Name": "state", "Values": ["pending", "available", "failed"]}
-    items = _ec2_run_items(ec2, "describe_nat_gateways", "NatGateways", run_id, live, param="Filter")
+    items = ec2_run_items(ec2, "describe_nat_gateways", "NatGateways", run_id, live, param="Filter")
     return [Leak("nat_gateway", nat["NatGatewayId"], _name_tag(nat.get("Tags"))) for nat in items]
 
 
 def find_eips(clients: ClientFactory, run_id: str) -> list[Leak]:
-    addresses = _ec2_run_items(clients("ec2"), "describe_addresses", "Addresses", run_id)
+    addresses = ec2_run_items(clients("ec2"), "describe_addresses", "Addresses", run_id)
     return [
         Leak("eip", a["AllocationId"], a.get("PublicIp", ""), extra=(("association", a.get("AssociationId", "")),))
         for a in addresses
@@ -250,13 +250,13 @@ def find_network_interfaces(clients: ClientFactory, run_id: str) -> list[Leak]:
     ec2 = clients("ec2")
     found = {
         e["NetworkInterfaceId"]: Leak("network_interface", e["NetworkInterfaceId"], e.get("Description", ""))
-        for e in _ec2_run_items(ec2, "describe_network_interfaces", "NetworkInterfaces", run_id)
+        for e in ec2_run_items(ec2, "describe_network_interfaces", "NetworkInterfaces", run_id)
     }
     vpcs = _in_run_vpcs(clients, run_id)
     if vpcs:
         # Controllers (VPC CNI, load balancers) leave detached ENIs without our tags inside the run's VPC.
         filters = [{"Name": "vpc-id", "Values": vpcs}, {"Name": "status", "Values": ["available"]}]
-        for eni in _pages(ec2, "describe_network_interfaces", "NetworkInterfaces", Filters=filters):
+        for eni in pages(ec2, "describe_network_interfaces", "NetworkInterfaces", Filters=filters):
             found.setdefault(
                 eni["NetworkInterfaceId"],
                 Leak(
@@ -273,13 +273,13 @@ def find_security_groups(clients: ClientFactory, run_id: str) -> list[Leak]:
     ec2 = clients("ec2")
     found = {
         g["GroupId"]: Leak("security_group", g["GroupId"], g.get("GroupName", ""))
-        for g in _ec2_run_items(ec2, "describe_security_groups", "SecurityGroups", run_id)
+        for g in ec2_run_items(ec2, "describe_security_groups", "SecurityGroups", run_id)
         if g.get("GroupName") != "default"
     }
     vpcs = _in_run_vpcs(clients, run_id)
     if vpcs:
         # The ALB controller and EKS create security groups without our tags inside the run's VPC.
-        in_vpc = _pages(ec2, "describe_security_groups", "SecurityGroups", Filters=[{"Name": "vpc-id", "Values": vpcs}])
+        in_vpc = pages(ec2, "describe_security_groups", "SecurityGroups", Filters=[{"Name": "vpc-id", "Values": vpcs}])
         for group in in_vpc:
             if group.get("GroupName") != "default":
                 found.setdefault(
@@ -297,7 +297,7 @@ def find_security_groups(clients: ClientFactory, run_id: str) -> list[Leak]:
 def find_internet_gateways(clients: ClientFactory, run_id: str) -> list[Leak]:
     ec2 = clients("ec2")
     found = []
-    for igw in _ec2_run_items(ec2, "describe_internet_gateways", "InternetGateways", run_id):
+    for igw in ec2_run_items(ec2, "describe_internet_gateways", "InternetGateways", run_id):
         vpcs = ",".join(a["VpcId"] for a in igw.get("Attachments", []))
         found.append(
             Leak("internet_gateway", igw["InternetGatewayId"], _name_tag(igw.get("Tags")), extra=(("vpcs", vpcs),))
@@ -308,7 +308,7 @@ def find_internet_gateways(clients: ClientFactory, run_id: str) -> list[Leak]:
 def find_route_tables(clients: ClientFactory, run_id: str) -> list[Leak]:
     ec2 = clients("ec2")
     found = []
-    for table in _ec2_run_items(ec2, "describe_route_tables", "RouteTables", run_id):
+    for table in ec2_run_items(ec2, "describe_route_tables", "RouteTables", run_id):
         if any(a.get("Main") for a in table.get("Associations", [])):
             continue  # the main route table goes with its VPC
         found.append(Leak("route_table", table["RouteTableId"], _name_tag(table.get("Tags"))))
@@ -316,7 +316,24 @@ def find_route_tables(clients: ClientFactory, run_id: str) -> list[Leak]:
 
 
 def find_subnets(clients: ClientFactory, run_id: str) -> list[Leak]:
-    return _ec2_tagged(clients("ec2"), "describe_subnets", "Subnets", "SubnetId", run_id, "subnet")
+    found = {
+        leak.ref: leak
+        for leak in _ec2_tagged(clients("ec2"), "describe_subnets", "Subnets", "SubnetId", run_id, "subnet")
+    }
+    vpcs = _in_run_vpcs(clients, run_id)
+    if vpcs:
+        in_vpc = pages(clients("ec2"), "describe_subnets", "Subnets", Filters=[{"Name": "vpc-id", "Values": vpcs}])
+        for subnet in in_vpc:
+            found.setdefault(
+                subnet["SubnetId"],
+                Leak(
+                    "subnet",
+                    subnet["SubnetId"],
+                    _name_tag(subnet.get("Tags")),
+                    why=f"inside the run's VPC {subnet['VpcId']}",
+                ),
+            )
+    return list(found.values())
 
 
 def find_sqs_queues(clients: ClientFactory, run_id: str) -> list[Leak]:
@@ -331,7 +348,7 @@ def find_sqs_queues(clients: ClientFactory, run_id: str) -> list[Leak]:
 def find_event_rules(clients: ClientFactory, run_id: str) -> list[Leak]:
     events = clients("events")
     found = []
-    for rule in _pages(events, "list_rules", "Rules"):
+    for rule in pages(events, "list_rules", "Rules"):
         if tags_match(events.list_tags_for_resource(ResourceARN=rule["Arn"]).get("Tags"), run_id):
             found.append(Leak("eventbridge_rule", rule["Name"], rule["Name"], arn=rule["Arn"]))
     return found
@@ -340,7 +357,7 @@ def find_event_rules(clients: ClientFactory, run_id: str) -> list[Leak]:
 def find_iam_roles(clients: ClientFactory, run_id: str) -> list[Leak]:
     iam = clients("iam")
     found = []
-    for role in _pages(iam, "list_roles", "Roles"):
+    for role in pages(iam, "list_roles", "Roles"):
         if tags_match(iam.list_role_tags(RoleName=role["RoleName"]).get("Tags"), run_id):
             found.append(Leak("iam_role", role["RoleName"], role["RoleName"], arn=role["Arn"]))
     return found
@@ -355,7 +372,7 @@ def find_instance_profiles(clients: ClientFactory, run_id: str) -> list[Leak]:
     iam = clients("iam")
     run_roles = {leak.ref for leak in find_iam_roles(clients, run_id)}
     found = []
-    for profile in _pages(iam, "list_instance_profiles", "InstanceProfiles"):
+    for profile in pages(iam, "list_instance_profiles", "InstanceProfiles"):
         roles = [r["RoleName"] for r in profile.get("Roles", [])]
         if _instance_profile_tagged(iam, profile["InstanceProfileName"], run_id):
             why = "tagged with the run id"
@@ -373,7 +390,7 @@ def find_instance_profiles(clients: ClientFactory, run_id: str) -> list[Leak]:
 def find_iam_policies(clients: ClientFactory, run_id: str) -> list[Leak]:
     iam = clients("iam")
     found = []
-    for policy in _pages(iam, "list_policies", "Policies", Scope="Local"):
+    for policy in pages(iam, "list_policies", "Policies", Scope="Local"):
         if tags_match(iam.list_policy_tags(PolicyArn=policy["Arn"]).get("Tags"), run_id):
             found.append(Leak("iam_policy", policy["Arn"], policy["PolicyName"], arn=policy["Arn"]))
     return found
@@ -382,7 +399,7 @@ def find_iam_policies(clients: ClientFactory, run_id: str) -> list[Leak]:
 def find_kms_keys(clients: ClientFactory, run_id: str) -> list[Leak]:
     kms = clients("kms")
     found = []
-    for key in _pages(kms, "list_keys", "Keys"):
+    for key in pages(kms, "list_keys", "Keys"):
         try:
             meta = kms.describe_key(KeyId=key["KeyId"])["KeyMetadata"]
             if meta.get("KeyManager") != "CUSTOMER" or meta.get("KeyState") == "PendingDeletion":
@@ -398,7 +415,7 @@ def find_kms_keys(clients: ClientFactory, run_id: str) -> list[Leak]:
 def find_log_groups(clients: ClientFactory, run_id: str) -> list[Leak]:
     logs = clients("logs")
     found = []
-    for group in _pages(logs, "describe_log_groups", "logGroups"):
+    for group in pages(logs, "describe_log_groups", "logGroups"):
         name = group["logGroupName"]
         if tags_match(logs.list_tags_log_group(logGroupName=name).get("tags", {}), run_id):
             found.append(Leak("log_group", name, name, arn=group.get("arn", "")))
@@ -536,11 +553,11 @@ def delete_instance_profile(clients: ClientFactory, leak: Leak) -> None:
 
 def delete_iam_role(clients: ClientFactory, leak: Leak) -> None:
     iam = clients("iam")
-    for policy in _pages(iam, "list_attached_role_policies", "AttachedPolicies", RoleName=leak.ref):
+    for policy in pages(iam, "list_attached_role_policies", "AttachedPolicies", RoleName=leak.ref):
         iam.detach_role_policy(RoleName=leak.ref, PolicyArn=policy["PolicyArn"])
-    for name in _pages(iam, "list_role_policies", "PolicyNames", RoleName=leak.ref):
+    for name in pages(iam, "list_role_policies", "PolicyNames", RoleName=leak.ref):
         iam.delete_role_policy(RoleName=leak.ref, PolicyName=name)
-    for profile in _pages(iam, "list_instance_profiles_for_role", "InstanceProfiles", RoleName=leak.ref):
+    for profile in pages(iam, "list_instance_profiles_for_role", "InstanceProfiles", RoleName=leak.ref):
         iam.remove_role_from_instance_profile(InstanceProfileName=profile["InstanceProfileName"], RoleName=leak.ref)
     iam.delete_role(RoleName=leak.ref)
 
@@ -635,7 +652,7 @@ def find_tagged_arns(clients: ClientFactory, run_id: str) -> list[str]:
     tagging = clients("resourcegroupstaggingapi")
     key, value = PROJECT_TAG
     filters = [{"Key": RUN_ID_TAG, "Values": [run_id]}, {"Key": key, "Values": [value]}]
-    return [r["ResourceARN"] for r in _pages(tagging, "get_resources", "ResourceTagMappingList", TagFilters=filters)]
+    return [r["ResourceARN"] for r in pages(tagging, "get_resources", "ResourceTagMappingList", TagFilters=filters)]
 
 
 def find_leaks(clients: ClientFactory, run_id: str, kinds: Sequence[Kind] = KINDS) -> list[Leak]:
