@@ -4,10 +4,10 @@ Each check is a function from a repository tree to a list of problems ("file:lin
 check runs on the real tree (no problems expected) and on a copy with one defect planted (the problem must
 be reported), so none can pass by checking nothing.
 
-Schemas: core kinds with kubernetes-validate (strict) for versions.yaml `kubernetes`; custom resources with
-jsonschema against the served version's openAPIV3Schema from the reference CRDs, closed the way the API
-server's strict field validation closes it (unknown fields are errors), and their metadata as ObjectMeta.
-CEL rules (x-kubernetes-validations) are not evaluated here.
+Schemas: the gate's SchemaValidator (harness/gate/schema.py): core kinds against kubernetes-validate's strict
+schemas for versions.yaml `kubernetes`, custom resources against the reference CRDs' openAPIV3Schema with
+unknown fields rejected; here their metadata is also checked as ObjectMeta. CEL rules
+(x-kubernetes-validations) are not evaluated offline.
 
 Rendering: the ApplicationSets' Go templates are rendered with the sample cluster secret in
 tests/fixtures/gitops (the expressions docs/gitops.md allows), and their kustomize JSON6902 patches are
@@ -28,7 +28,6 @@ from typing import Any, cast
 import hcl2
 import jsonpatch
 import jsonpointer
-import jsonschema
 import kubernetes_validate
 import pytest
 import yaml
@@ -36,6 +35,7 @@ from hcl2.utils import SerializationOptions
 from kubernetes.utils import quantity
 
 from harness.errors import InputError
+from harness.gate.schema import SchemaValidator
 from harness.project import reference_dir, repo_root, versions
 
 REPO = repo_root()
@@ -144,70 +144,23 @@ def dig(value: Any, *keys: str | int) -> Any:
 # ---------------------------------------------------------------- schemas
 
 
-def closed(schema: Any) -> Any:
-    """An OpenAPI structural schema in which objects with declared properties reject unknown fields."""
-    if not isinstance(schema, dict):
-        return schema
-    out = dict(schema)
-    if "properties" in out:
-        out["properties"] = {name: closed(sub) for name, sub in out["properties"].items()}
-        if "additionalProperties" not in out and not out.get("x-kubernetes-preserve-unknown-fields"):
-            out["additionalProperties"] = False
-    if isinstance(out.get("additionalProperties"), dict):
-        out["additionalProperties"] = closed(out["additionalProperties"])
-    if isinstance(out.get("items"), dict):
-        out["items"] = closed(out["items"])
-    for keyword in ("allOf", "anyOf", "oneOf"):
-        if keyword in out:
-            out[keyword] = [closed(sub) for sub in out[keyword]]
-    return out
-
-
-CrdSchemas = Mapping[tuple[str, str], Mapping[str, Any]]  # (apiVersion, kind) -> closed schema
-
-
-def load_crd_schemas(crd_dir: Path) -> dict[tuple[str, str], Mapping[str, Any]]:
-    schemas: dict[tuple[str, str], Mapping[str, Any]] = {}
-    for file in sorted(crd_dir.glob("*.yaml")):
-        for crd in yaml.safe_load_all(file.read_text(encoding="utf-8")):
-            if not crd or crd.get("kind") != "CustomResourceDefinition":
-                continue
-            group, kind = crd["spec"]["group"], crd["spec"]["names"]["kind"]
-            for version in crd["spec"]["versions"]:
-                if version.get("served"):
-                    schemas[(f"{group}/{version['name']}", kind)] = closed(version["schema"]["openAPIV3Schema"])
-    return schemas
-
-
-def schema_errors(body: Mapping[str, Any], kube_version: str, crds: CrdSchemas) -> list[str]:
-    """Strict validation of one object: its CRD's schema if it is a custom resource, else Kubernetes'."""
-    api_version, kind = str(body.get("apiVersion")), str(body.get("kind"))
-    if (api_version, kind) not in crds:
+def schema_errors(body: Mapping[str, Any], validator: SchemaValidator) -> list[str]:
+    """Strict validation of one object: the gate's validator, plus ObjectMeta for custom resources."""
+    kind = str(body.get("kind"))
+    errors = [f"{kind} {problem.message}" for problem in validator.problems(body)]
+    group, _, version = str(body.get("apiVersion")).rpartition("/")
+    if (group, version, kind) in validator.crd_schemas:
+        # A CRD declares metadata as a bare object; the API server still checks it as ObjectMeta.
+        carrier = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": body.get("metadata") or {}}
         try:
-            kubernetes_validate.validate(dict(body), kube_version, strict=True)
+            kubernetes_validate.validate(carrier, validator.kubernetes_version, strict=True)
         except kubernetes_validate.ValidationError as error:
-            return [f"{kind} {'.'.join(map(str, error.path)) or '<root>'}: {error.message}"]
-        except kubernetes_validate.SchemaNotFoundError as error:
-            return [f"{error.message} (not a core kind and no CRD in the reference data)"]
-        return []
-    validator = jsonschema.Draft202012Validator(crds[(api_version, kind)])
-    errors = [
-        f"{kind} {'.'.join(map(str, error.path)) or '<root>'}: {error.message}"
-        for error in sorted(validator.iter_errors(dict(body)), key=lambda e: list(map(str, e.path)))
-    ]
-    # A CRD declares metadata as a bare object; the API server checks it as ObjectMeta.
-    carrier = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": body.get("metadata") or {}}
-    try:
-        kubernetes_validate.validate(carrier, kube_version, strict=True)
-    except kubernetes_validate.ValidationError as error:
-        errors.append(f"{kind} {'.'.join(map(str, error.path))}: {error.message}")
+            errors.append(f"{kind} {'.'.join(map(str, error.path))}: {error.message}")
     return errors
 
 
-def schema_problems(root: Path, kube_version: str, crds: CrdSchemas) -> list[str]:
-    return [
-        f"{doc.where}: {error}" for doc in manifests(root) for error in schema_errors(doc.body, kube_version, crds)
-    ]
+def schema_problems(root: Path, validator: SchemaValidator) -> list[str]:
+    return [f"{doc.where}: {error}" for doc in manifests(root) for error in schema_errors(doc.body, validator)]
 
 
 # ---------------------------------------------------------------- rendering: ApplicationSet -> Application -> objects
@@ -340,7 +293,7 @@ def rendered(root: Path, cluster: Cluster) -> list[tuple[Doc, dict[str, Any], li
     ]
 
 
-def rendered_problems(root: Path, cluster: Cluster, kube_version: str, crds: CrdSchemas) -> list[str]:
+def rendered_problems(root: Path, cluster: Cluster, validator: SchemaValidator) -> list[str]:
     problems = []
     for appset in of_kind(manifests(root), "ApplicationSet"):
         try:
@@ -348,11 +301,11 @@ def rendered_problems(root: Path, cluster: Cluster, kube_version: str, crds: Crd
             if not apps:
                 problems.append(f"{appset.where}: generates no Application for the cluster secret")
             for app in apps:
-                problems += [f"{appset.where}: generated {e}" for e in schema_errors(app, kube_version, crds)]
+                problems += [f"{appset.where}: generated {e}" for e in schema_errors(app, validator)]
                 for body in effective_manifests(app, root):
                     name = f"{body.get('kind')}/{dig(body, 'metadata', 'name')}"
                     problems += [f"{appset.where}: {name} after patches: {e}"
-                                 for e in schema_errors(body, kube_version, crds)]
+                                 for e in schema_errors(body, validator)]
                     problems += [f"{appset.where}: {name} {pointer} still holds {PLACEHOLDER!r} after patches"
                                  for pointer, text in strings(body) if PLACEHOLDER in text]
         except RenderError as error:
@@ -671,17 +624,12 @@ def capacity_problems(root: Path, ops: OpsCapacity) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def kube_version() -> str:
-    return versions(REPO)["kubernetes"]
-
-
-@pytest.fixture(scope="module")
-def crds() -> CrdSchemas:
+def validator() -> SchemaValidator:
     try:
-        crd_dir = reference_dir() / "crds"
+        reference = reference_dir()
     except InputError as error:
         pytest.skip(f"reference data unavailable: {error}")
-    return load_crd_schemas(crd_dir)
+    return SchemaValidator.for_reference(versions(REPO)["kubernetes"], reference)
 
 
 @pytest.fixture(scope="module")
@@ -754,11 +702,11 @@ def assert_reports(problems: list[str], expected: str) -> None:
 # ---------------------------------------------------------------- tests: schemas
 
 
-def test_every_manifest_is_schema_valid(crds: CrdSchemas, kube_version: str) -> None:
+def test_every_manifest_is_schema_valid(validator: SchemaValidator) -> None:
     docs = manifests(REPO)
     assert {doc.kind for doc in docs} >= {"ApplicationSet", "NodePool", "EC2NodeClass", "Namespace", "Deployment",
                                           "Service", "Ingress", "PodDisruptionBudget"}
-    assert schema_problems(REPO, kube_version, crds) == []
+    assert schema_problems(REPO, validator) == []
 
 
 @pytest.mark.parametrize(
@@ -769,7 +717,7 @@ def test_every_manifest_is_schema_valid(crds: CrdSchemas, kube_version: str) -> 
         pytest.param(NODEPOOL, setter("spec", "disruption", "consolidateAfter", value="soon"), "does not match",
                      id="nodepool-bad-duration"),
         pytest.param(NODECLASS, setter("spec", "metadataOptions", "httpTokenz", value="required"),
-                     "Additional properties", id="nodeclass-unknown-field"),
+                     "httpTokenz", id="nodeclass-unknown-field"),
         pytest.param(NODECLASS, setter("metadata", "lables", value={}), "lables", id="crd-metadata-typo"),
         pytest.param(DEPLOYMENT, setter(*CONTAINER, "resource", value={}), "resource", id="core-unknown-field"),
         pytest.param(DEPLOYMENT, setter("spec", "replicas", value="two"), "replicas", id="core-wrong-type"),
@@ -780,24 +728,24 @@ def test_every_manifest_is_schema_valid(crds: CrdSchemas, kube_version: str) -> 
     ],
 )
 def test_schema_check_rejects_invalid_manifests(
-    tree: Path, crds: CrdSchemas, kube_version: str, relative: str, mutation: Mutation, expected: str
+    tree: Path, validator: SchemaValidator, relative: str, mutation: Mutation, expected: str
 ) -> None:
     edit(tree, relative, mutation)
-    assert_reports(schema_problems(tree, kube_version, crds), expected)
+    assert_reports(schema_problems(tree, validator), expected)
 
 
-def test_schema_check_rejects_unknown_kinds(tree: Path, crds: CrdSchemas, kube_version: str) -> None:
+def test_schema_check_rejects_unknown_kinds(tree: Path, validator: SchemaValidator) -> None:
     (tree / "gitops" / "apps" / "game-2048" / "extra.yaml").write_text(
         "apiVersion: example.com/v1\nkind: Gadget\nmetadata:\n  name: x\n", encoding="utf-8"
     )
-    assert_reports(schema_problems(tree, kube_version, crds), "Gadget")
+    assert_reports(schema_problems(tree, validator), "Gadget")
 
 
 # ---------------------------------------------------------------- tests: rendering
 
 
-def test_rendered_applications_and_manifests_are_valid(crds: CrdSchemas, kube_version: str, cluster: Cluster) -> None:
-    assert rendered_problems(REPO, cluster, kube_version, crds) == []
+def test_rendered_applications_and_manifests_are_valid(validator: SchemaValidator, cluster: Cluster) -> None:
+    assert rendered_problems(REPO, cluster, validator) == []
     assert {str(app["metadata"]["name"]) for _, app, _ in rendered(REPO, cluster)} == {"ops-karpenter", "game-2048"}
 
 
@@ -827,11 +775,11 @@ def test_rendered_values_come_from_the_cluster_secret(cluster: Cluster) -> None:
     ],
 )
 def test_render_check_reports_broken_templates_and_patches(
-    tree: Path, crds: CrdSchemas, kube_version: str, cluster: Cluster, relative: str, mutation: Mutation,
+    tree: Path, validator: SchemaValidator, cluster: Cluster, relative: str, mutation: Mutation,
     expected: str
 ) -> None:
     edit(tree, relative, mutation)
-    assert_reports(rendered_problems(tree, cluster, kube_version, crds), expected)
+    assert_reports(rendered_problems(tree, cluster, validator), expected)
 
 
 def test_rendered_value_check_reports_a_value_from_the_wrong_annotation(tree: Path, cluster: Cluster) -> None:
