@@ -1,0 +1,127 @@
+variable "cluster_name" {
+  description = "Name of the EKS cluster; prefixes every name this module creates."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{0,30}[a-z0-9]$", var.cluster_name))
+    error_message = "cluster_name must be 2-32 lowercase letters, digits or hyphens, starting with a letter and not ending with a hyphen."
+  }
+}
+
+variable "kubernetes_version" {
+  description = "Kubernetes minor version of the control plane, for example \"1.35\"."
+  type        = string
+
+  validation {
+    condition     = can(regex("^1\\.[0-9]{2}$", var.kubernetes_version))
+    error_message = "kubernetes_version must look like 1.35 (major.minor)."
+  }
+}
+
+variable "vpc_id" {
+  description = "VPC the cluster and its nodes live in."
+  type        = string
+}
+
+variable "private_subnet_ids" {
+  description = "Private subnets for the control-plane ENIs and the ops node group (at least two zones)."
+  type        = list(string)
+
+  validation {
+    condition     = length(var.private_subnet_ids) >= 2
+    error_message = "EKS needs private subnets in at least two availability zones."
+  }
+}
+
+variable "api_public_cidrs" {
+  description = "CIDRs allowed to reach the public Kubernetes API endpoint. Never 0.0.0.0/0."
+  type        = list(string)
+
+  validation {
+    condition = length(var.api_public_cidrs) > 0 && alltrue([
+      for cidr in var.api_public_cidrs : can(cidrhost(cidr, 0)) && !endswith(cidr, "/0")
+    ])
+    error_message = "api_public_cidrs must be a non-empty list of valid IPv4 CIDRs, none of them /0 (0.0.0.0/0 opens the API to the internet)."
+  }
+}
+
+variable "log_retention_days" {
+  description = "Days CloudWatch keeps the control-plane logs."
+  type        = number
+  default     = 7
+
+  validation {
+    condition     = contains([1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365], var.log_retention_days)
+    error_message = "log_retention_days must be a CloudWatch retention value: 1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180 or 365."
+  }
+}
+
+variable "enable_access_entries" {
+  description = "Whether the target serves EKS access entries (the cluster-creator admin entry is made by EKS itself)."
+  type        = bool
+  default     = true
+}
+
+variable "enable_addons" {
+  description = "Whether the target serves EKS add-ons (vpc-cni, kube-proxy, eks-pod-identity-agent, coredns)."
+  type        = bool
+  default     = true
+}
+
+variable "ops_capacity_type" {
+  description = "Capacity type of the ops node group that runs the controllers: ON_DEMAND or SPOT."
+  type        = string
+  default     = "ON_DEMAND"
+
+  validation {
+    condition     = contains(["ON_DEMAND", "SPOT"], var.ops_capacity_type)
+    error_message = "ops_capacity_type must be ON_DEMAND or SPOT."
+  }
+}
+
+variable "ops_instance_types" {
+  description = "Instance types of the ops node group, x86_64 (the node group uses the AL2023 x86_64 AMI)."
+  type        = list(string)
+
+  validation {
+    condition     = length(var.ops_instance_types) > 0 && alltrue([for type in var.ops_instance_types : can(regex("^[a-z][a-z0-9-]*\\.[a-z0-9]+$", type))])
+    error_message = "ops_instance_types must be a non-empty list of EC2 instance types such as m7i.large."
+  }
+}
+
+variable "ops_min_size" {
+  description = "Minimum number of ops nodes."
+  type        = number
+
+  validation {
+    condition     = var.ops_min_size >= 1
+    error_message = "ops_min_size must be at least 1."
+  }
+}
+
+variable "ops_desired_size" {
+  description = "Desired number of ops nodes (between min and max)."
+  type        = number
+}
+
+variable "ops_max_size" {
+  description = "Maximum number of ops nodes."
+  type        = number
+}
+
+variable "ops_root_volume_size" {
+  description = "Root volume size of each ops node in GiB (gp3, encrypted)."
+  type        = number
+  default     = 30
+
+  validation {
+    condition     = var.ops_root_volume_size >= 20
+    error_message = "ops_root_volume_size must be at least 20 GiB (the AL2023 EKS AMI needs it)."
+  }
+}
+
+variable "instance_tags" {
+  description = "Tags copied onto the ops instances, their volumes and network interfaces (provider default_tags do not reach them)."
+  type        = map(string)
+  default     = {}
+}

@@ -1,0 +1,548 @@
+data "aws_partition" "current" {}
+
+data "aws_caller_identity" "current" {}
+
+locals {
+  partition  = data.aws_partition.current.partition
+  account_id = data.aws_caller_identity.current.account_id
+  ec2_arn    = "arn:${local.partition}:ec2:${var.region}"
+  # Karpenter tags everything it launches with these; the controller policy only lets it touch
+  # resources that carry them.
+  cluster_tag_key = "kubernetes.io/cluster/${var.cluster_name}"
+
+  # EventBridge rules that feed the interruption queue, as in upstream's v1.14 CloudFormation.
+  interruption_events = {
+    health               = { source = "aws.health", detail_type = "AWS Health Event" }
+    spot-interruption    = { source = "aws.ec2", detail_type = "EC2 Spot Instance Interruption Warning" }
+    rebalance            = { source = "aws.ec2", detail_type = "EC2 Instance Rebalance Recommendation" }
+    state-change         = { source = "aws.ec2", detail_type = "EC2 Instance State-change Notification" }
+    capacity-reservation = { source = "aws.ec2", detail_type = "EC2 Capacity Reservation Instance Interruption Warning" }
+  }
+
+  controller_policies = {
+    node-lifecycle     = data.aws_iam_policy_document.node_lifecycle.json
+    iam-integration    = data.aws_iam_policy_document.iam_integration.json
+    eks-integration    = data.aws_iam_policy_document.eks_integration.json
+    interruption       = data.aws_iam_policy_document.interruption.json
+    zonal-shift        = data.aws_iam_policy_document.zonal_shift.json
+    resource-discovery = data.aws_iam_policy_document.resource_discovery.json
+  }
+}
+
+# ---------------------------------------------------------------- node role
+
+data "aws_iam_policy_document" "node_assume_role" {
+  statement {
+    effect  = "Allow"
+    actions = ["sts:AssumeRole"]
+
+    principals {
+      type        = "Service"
+      identifiers = ["ec2.${data.aws_partition.current.dns_suffix}"]
+    }
+  }
+}
+
+resource "aws_iam_role" "node" {
+  name               = "${var.cluster_name}-karpenter-node"
+  description        = "Instance role of the nodes Karpenter launches for ${var.cluster_name}"
+  assume_role_policy = data.aws_iam_policy_document.node_assume_role.json
+}
+
+resource "aws_iam_role_policy_attachment" "node" {
+  for_each = toset([
+    "AmazonEKSWorkerNodePolicy",
+    "AmazonEKS_CNI_Policy",
+    "AmazonEC2ContainerRegistryPullOnly",
+    "AmazonSSMManagedInstanceCore",
+  ])
+
+  role       = aws_iam_role.node.name
+  policy_arn = "arn:${local.partition}:iam::aws:policy/${each.key}"
+}
+
+# Lets instances with the node role join the cluster (authentication mode API has no aws-auth ConfigMap).
+resource "aws_eks_access_entry" "node" {
+  count = var.enable_access_entries ? 1 : 0
+
+  cluster_name  = var.cluster_name
+  principal_arn = aws_iam_role.node.arn
+  type          = "EC2_LINUX"
+}
+
+# ---------------------------------------------------------------- interruption queue
+
+resource "aws_sqs_queue" "interruption" {
+  name                      = "${var.cluster_name}-karpenter-interruption"
+  message_retention_seconds = 300
+  sqs_managed_sse_enabled   = true
+}
+
+data "aws_iam_policy_document" "interruption_queue" {
+  policy_id = "EC2InterruptionPolicy"
+
+  statement {
+    effect    = "Allow"
+    actions   = ["sqs:SendMessage"]
+    resources = [aws_sqs_queue.interruption.arn]
+
+    principals {
+      type        = "Service"
+      identifiers = ["events.amazonaws.com", "sqs.amazonaws.com"]
+    }
+  }
+
+  statement {
+    sid       = "DenyHTTP"
+    effect    = "Deny"
+    actions   = ["sqs:*"]
+    resources = [aws_sqs_queue.interruption.arn]
+
+    principals {
+      type        = "*"
+      identifiers = ["*"]
+    }
+
+    condition {
+      test     = "Bool"
+      variable = "aws:SecureTransport"
+      values   = ["false"]
+    }
+  }
+}
+
+resource "aws_sqs_queue_policy" "interruption" {
+  queue_url = aws_sqs_queue.interruption.id
+  policy    = data.aws_iam_policy_document.interruption_queue.json
+}
+
+resource "aws_cloudwatch_event_rule" "interruption" {
+  for_each = local.interruption_events
+
+  name        = "${var.cluster_name}-karpenter-${each.key}"
+  description = "${each.value.detail_type} events for Karpenter in ${var.cluster_name}"
+  event_pattern = jsonencode({
+    source        = [each.value.source]
+    "detail-type" = [each.value.detail_type]
+  })
+}
+
+resource "aws_cloudwatch_event_target" "interruption" {
+  for_each = local.interruption_events
+
+  rule      = aws_cloudwatch_event_rule.interruption[each.key].name
+  target_id = "KarpenterInterruptionQueueTarget"
+  arn       = aws_sqs_queue.interruption.arn
+}
+
+# ---------------------------------------------------------------- controller role
+# Each policy document below transcribes one managed policy of upstream's v1.14
+# getting-started CloudFormation: same statements, actions, resources and conditions.
+
+data "aws_iam_policy_document" "node_lifecycle" {
+  statement {
+    sid     = "AllowScopedEC2InstanceAccessActions"
+    effect  = "Allow"
+    actions = ["ec2:RunInstances", "ec2:CreateFleet"]
+    resources = [
+      "arn:${local.partition}:ec2:${var.region}::image/*",
+      "arn:${local.partition}:ec2:${var.region}::snapshot/*",
+      "${local.ec2_arn}:*:security-group/*",
+      "${local.ec2_arn}:*:subnet/*",
+      "${local.ec2_arn}:*:capacity-reservation/*",
+      "${local.ec2_arn}:*:placement-group/*",
+    ]
+  }
+
+  statement {
+    sid       = "AllowScopedEC2LaunchTemplateAccessActions"
+    effect    = "Allow"
+    actions   = ["ec2:RunInstances", "ec2:CreateFleet"]
+    resources = ["${local.ec2_arn}:*:launch-template/*"]
+
+    condition {
+      test     = "StringEquals"
+      variable = "aws:ResourceTag/${local.cluster_tag_key}"
+      values   = ["owned"]
+    }
+
+    condition {
+      test     = "StringLike"
+      variable = "aws:ResourceTag/karpenter.sh/nodepool"
+      values   = ["*"]
+    }
+  }
+
+  statement {
+    sid     = "AllowScopedEC2InstanceActionsWithTags"
+    effect  = "Allow"
+    actions = ["ec2:RunInstances", "ec2:CreateFleet", "ec2:CreateLaunchTemplate"]
+    resources = [
+      "${local.ec2_arn}:*:fleet/*",
+      "${local.ec2_arn}:*:instance/*",
+      "${local.ec2_arn}:*:volume/*",
+      "${local.ec2_arn}:*:network-interface/*",
+      "${local.ec2_arn}:*:launch-template/*",
+      "${local.ec2_arn}:*:spot-instances-request/*",
+    ]
+
+    condition {
+      test     = "StringEquals"
+      variable = "aws:RequestTag/${local.cluster_tag_key}"
+      values   = ["owned"]
+    }
+
+    condition {
+      test     = "StringEquals"
+      variable = "aws:RequestTag/eks:eks-cluster-name"
+      values   = [var.cluster_name]
+    }
+
+    condition {
+      test     = "StringLike"
+      variable = "aws:RequestTag/karpenter.sh/nodepool"
+      values   = ["*"]
+    }
+  }
+
+  statement {
+    sid     = "AllowScopedResourceCreationTagging"
+    effect  = "Allow"
+    actions = ["ec2:CreateTags"]
+    resources = [
+      "${local.ec2_arn}:*:fleet/*",
+      "${local.ec2_arn}:*:instance/*",
+      "${local.ec2_arn}:*:volume/*",
+      "${local.ec2_arn}:*:network-interface/*",
+      "${local.ec2_arn}:*:launch-template/*",
+      "${local.ec2_arn}:*:spot-instances-request/*",
+    ]
+
+    condition {
+      test     = "StringEquals"
+      variable = "aws:RequestTag/${local.cluster_tag_key}"
+      values   = ["owned"]
+    }
+
+    condition {
+      test     = "StringEquals"
+      variable = "aws:RequestTag/eks:eks-cluster-name"
+      values   = [var.cluster_name]
+    }
+
+    condition {
+      test     = "StringEquals"
+      variable = "ec2:CreateAction"
+      values   = ["RunInstances", "CreateFleet", "CreateLaunchTemplate"]
+    }
+
+    condition {
+      test     = "StringLike"
+      variable = "aws:RequestTag/karpenter.sh/nodepool"
+      values   = ["*"]
+    }
+  }
+
+  statement {
+    sid       = "AllowScopedResourceTagging"
+    effect    = "Allow"
+    actions   = ["ec2:CreateTags"]
+    resources = ["${local.ec2_arn}:*:instance/*"]
+
+    condition {
+      test     = "StringEquals"
+      variable = "aws:ResourceTag/${local.cluster_tag_key}"
+      values   = ["owned"]
+    }
+
+    condition {
+      test     = "StringLike"
+      variable = "aws:ResourceTag/karpenter.sh/nodepool"
+      values   = ["*"]
+    }
+
+    condition {
+      test     = "StringEqualsIfExists"
+      variable = "aws:RequestTag/eks:eks-cluster-name"
+      values   = [var.cluster_name]
+    }
+
+    condition {
+      test     = "ForAllValues:StringEquals"
+      variable = "aws:TagKeys"
+      values   = ["eks:eks-cluster-name", "karpenter.sh/nodeclaim", "Name"]
+    }
+  }
+
+  statement {
+    sid     = "AllowScopedDeletion"
+    effect  = "Allow"
+    actions = ["ec2:TerminateInstances", "ec2:DeleteLaunchTemplate"]
+    resources = [
+      "${local.ec2_arn}:*:instance/*",
+      "${local.ec2_arn}:*:launch-template/*",
+    ]
+
+    condition {
+      test     = "StringEquals"
+      variable = "aws:ResourceTag/${local.cluster_tag_key}"
+      values   = ["owned"]
+    }
+
+    condition {
+      test     = "StringLike"
+      variable = "aws:ResourceTag/karpenter.sh/nodepool"
+      values   = ["*"]
+    }
+  }
+}
+
+data "aws_iam_policy_document" "iam_integration" {
+  statement {
+    sid       = "AllowPassingInstanceRole"
+    effect    = "Allow"
+    actions   = ["iam:PassRole"]
+    resources = [aws_iam_role.node.arn]
+
+    condition {
+      test     = "StringEquals"
+      variable = "iam:PassedToService"
+      values   = ["ec2.amazonaws.com", "ec2.amazonaws.com.cn"]
+    }
+  }
+
+  statement {
+    sid       = "AllowScopedInstanceProfileCreationActions"
+    effect    = "Allow"
+    actions   = ["iam:CreateInstanceProfile"]
+    resources = ["arn:${local.partition}:iam::${local.account_id}:instance-profile/*"]
+
+    condition {
+      test     = "StringEquals"
+      variable = "aws:RequestTag/${local.cluster_tag_key}"
+      values   = ["owned"]
+    }
+
+    condition {
+      test     = "StringEquals"
+      variable = "aws:RequestTag/eks:eks-cluster-name"
+      values   = [var.cluster_name]
+    }
+
+    condition {
+      test     = "StringEquals"
+      variable = "aws:RequestTag/topology.kubernetes.io/region"
+      values   = [var.region]
+    }
+
+    condition {
+      test     = "StringLike"
+      variable = "aws:RequestTag/karpenter.k8s.aws/ec2nodeclass"
+      values   = ["*"]
+    }
+  }
+
+  statement {
+    sid       = "AllowScopedInstanceProfileTagActions"
+    effect    = "Allow"
+    actions   = ["iam:TagInstanceProfile"]
+    resources = ["arn:${local.partition}:iam::${local.account_id}:instance-profile/*"]
+
+    condition {
+      test     = "StringEquals"
+      variable = "aws:ResourceTag/${local.cluster_tag_key}"
+      values   = ["owned"]
+    }
+
+    condition {
+      test     = "StringEquals"
+      variable = "aws:ResourceTag/topology.kubernetes.io/region"
+      values   = [var.region]
+    }
+
+    condition {
+      test     = "StringEquals"
+      variable = "aws:RequestTag/${local.cluster_tag_key}"
+      values   = ["owned"]
+    }
+
+    condition {
+      test     = "StringEquals"
+      variable = "aws:RequestTag/eks:eks-cluster-name"
+      values   = [var.cluster_name]
+    }
+
+    condition {
+      test     = "StringEquals"
+      variable = "aws:RequestTag/topology.kubernetes.io/region"
+      values   = [var.region]
+    }
+
+    condition {
+      test     = "StringLike"
+      variable = "aws:ResourceTag/karpenter.k8s.aws/ec2nodeclass"
+      values   = ["*"]
+    }
+
+    condition {
+      test     = "StringLike"
+      variable = "aws:RequestTag/karpenter.k8s.aws/ec2nodeclass"
+      values   = ["*"]
+    }
+  }
+
+  statement {
+    sid       = "AllowScopedInstanceProfileActions"
+    effect    = "Allow"
+    actions   = ["iam:AddRoleToInstanceProfile", "iam:RemoveRoleFromInstanceProfile", "iam:DeleteInstanceProfile"]
+    resources = ["arn:${local.partition}:iam::${local.account_id}:instance-profile/*"]
+
+    condition {
+      test     = "StringEquals"
+      variable = "aws:ResourceTag/${local.cluster_tag_key}"
+      values   = ["owned"]
+    }
+
+    condition {
+      test     = "StringEquals"
+      variable = "aws:ResourceTag/topology.kubernetes.io/region"
+      values   = [var.region]
+    }
+
+    condition {
+      test     = "StringLike"
+      variable = "aws:ResourceTag/karpenter.k8s.aws/ec2nodeclass"
+      values   = ["*"]
+    }
+  }
+}
+
+data "aws_iam_policy_document" "eks_integration" {
+  statement {
+    sid       = "AllowAPIServerEndpointDiscovery"
+    effect    = "Allow"
+    actions   = ["eks:DescribeCluster"]
+    resources = [var.cluster_arn]
+  }
+}
+
+data "aws_iam_policy_document" "interruption" {
+  statement {
+    sid       = "AllowInterruptionQueueActions"
+    effect    = "Allow"
+    actions   = ["sqs:DeleteMessage", "sqs:GetQueueUrl", "sqs:ReceiveMessage"]
+    resources = [aws_sqs_queue.interruption.arn]
+  }
+}
+
+data "aws_iam_policy_document" "zonal_shift" {
+  statement {
+    sid       = "AllowZonalShiftStatusReadOnly"
+    effect    = "Allow"
+    actions   = ["arc-zonal-shift:GetManagedResource"]
+    resources = ["*"]
+
+    condition {
+      test     = "StringEquals"
+      variable = "arc-zonal-shift:ResourceIdentifier"
+      values   = [var.cluster_arn]
+    }
+  }
+}
+
+data "aws_iam_policy_document" "resource_discovery" {
+  statement {
+    sid    = "AllowRegionalReadActions"
+    effect = "Allow"
+    actions = [
+      "ec2:DescribeCapacityReservations",
+      "ec2:DescribeImages",
+      "ec2:DescribeInstances",
+      "ec2:DescribeInstanceStatus",
+      "ec2:DescribeInstanceTypeOfferings",
+      "ec2:DescribeInstanceTypes",
+      "ec2:DescribeLaunchTemplates",
+      "ec2:DescribePlacementGroups",
+      "ec2:DescribeSecurityGroups",
+      "ec2:DescribeSpotPriceHistory",
+      "ec2:DescribeSubnets",
+    ]
+    resources = ["*"]
+
+    condition {
+      test     = "StringEquals"
+      variable = "aws:RequestedRegion"
+      values   = [var.region]
+    }
+  }
+
+  statement {
+    sid       = "AllowSSMReadActions"
+    effect    = "Allow"
+    actions   = ["ssm:GetParameter"]
+    resources = ["arn:${local.partition}:ssm:${var.region}::parameter/aws/service/*"]
+  }
+
+  statement {
+    sid       = "AllowPricingReadActions"
+    effect    = "Allow"
+    actions   = ["pricing:GetProducts"]
+    resources = ["*"]
+  }
+
+  statement {
+    sid       = "AllowUnscopedInstanceProfileListAction"
+    effect    = "Allow"
+    actions   = ["iam:ListInstanceProfiles"]
+    resources = ["*"]
+  }
+
+  statement {
+    sid       = "AllowInstanceProfileReadActions"
+    effect    = "Allow"
+    actions   = ["iam:GetInstanceProfile"]
+    resources = ["arn:${local.partition}:iam::${local.account_id}:instance-profile/*"]
+  }
+}
+
+data "aws_iam_policy_document" "controller_assume_role" {
+  statement {
+    effect  = "Allow"
+    actions = ["sts:AssumeRole", "sts:TagSession"]
+
+    principals {
+      type        = "Service"
+      identifiers = ["pods.eks.amazonaws.com"]
+    }
+  }
+}
+
+resource "aws_iam_role" "controller" {
+  name               = "${var.cluster_name}-karpenter-controller"
+  description        = "Karpenter controller of ${var.cluster_name}, assumed through EKS Pod Identity"
+  assume_role_policy = data.aws_iam_policy_document.controller_assume_role.json
+}
+
+resource "aws_iam_policy" "controller" {
+  for_each = local.controller_policies
+
+  name        = "${var.cluster_name}-karpenter-${each.key}"
+  description = "Karpenter controller ${each.key} permissions for ${var.cluster_name} (upstream v1.14 policy)"
+  policy      = each.value
+}
+
+resource "aws_iam_role_policy_attachment" "controller" {
+  for_each = local.controller_policies
+
+  role       = aws_iam_role.controller.name
+  policy_arn = aws_iam_policy.controller[each.key].arn
+}
+
+resource "aws_eks_pod_identity_association" "controller" {
+  count = var.enable_pod_identity_associations ? 1 : 0
+
+  cluster_name    = var.cluster_name
+  namespace       = var.service_account.namespace
+  service_account = var.service_account.name
+  role_arn        = aws_iam_role.controller.arn
+}

@@ -1,0 +1,29 @@
+output "node_role_name" {
+  description = "IAM role of the nodes Karpenter launches (EC2NodeClass spec.role)."
+  value       = aws_iam_role.node.name
+}
+
+output "node_role_arn" {
+  description = "ARN of the Karpenter node role."
+  value       = aws_iam_role.node.arn
+}
+
+output "controller_role_arn" {
+  description = "IAM role the Karpenter controller assumes through EKS Pod Identity."
+  value       = aws_iam_role.controller.arn
+}
+
+output "interruption_queue_name" {
+  description = "SQS queue Karpenter reads interruption events from (chart settings.interruptionQueue)."
+  value       = aws_sqs_queue.interruption.name
+}
+
+output "interruption_queue_url" {
+  description = "URL of the interruption queue."
+  value       = aws_sqs_queue.interruption.id
+}
+
+output "interruption_queue_arn" {
+  description = "ARN of the interruption queue."
+  value       = aws_sqs_queue.interruption.arn
+}

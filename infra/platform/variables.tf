@@ -1,0 +1,146 @@
+variable "region" {
+  description = "AWS region to build the platform in."
+  type        = string
+  default     = "eu-west-1"
+
+  validation {
+    condition     = can(regex("^[a-z]{2}(-[a-z]+)+-[0-9]$", var.region))
+    error_message = "region must be an AWS region code such as eu-west-1."
+  }
+}
+
+variable "cluster_name" {
+  description = "Name of the EKS cluster; every other name (roles, queue, node group, security group) derives from it."
+  type        = string
+  default     = "eks-platform"
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{0,30}[a-z0-9]$", var.cluster_name))
+    error_message = "cluster_name must be 2-32 lowercase letters, digits or hyphens, starting with a letter and not ending with a hyphen (derived IAM role names must stay within 64 characters)."
+  }
+}
+
+variable "target" {
+  description = "Where this runs: \"aws\" (a real account) or \"emulator\" (a moto server). infra/targets.yaml lists what each target cannot serve."
+  type        = string
+  default     = "aws"
+
+  validation {
+    condition     = contains(["aws", "emulator"], var.target)
+    error_message = "target must be one of the targets in infra/targets.yaml: aws or emulator."
+  }
+}
+
+variable "api_public_cidrs" {
+  description = "CIDRs allowed to reach the public Kubernetes API endpoint, for example [\"203.0.113.7/32\"] for your own address. No default on purpose."
+  type        = list(string)
+
+  validation {
+    condition     = length(var.api_public_cidrs) > 0
+    error_message = "api_public_cidrs must list at least one CIDR, for example [\"203.0.113.7/32\"] (your public IP with /32)."
+  }
+
+  validation {
+    condition     = alltrue([for cidr in var.api_public_cidrs : can(cidrnetmask(cidr))])
+    error_message = "api_public_cidrs must hold valid IPv4 CIDRs such as 203.0.113.7/32."
+  }
+
+  validation {
+    condition     = !anytrue([for cidr in var.api_public_cidrs : endswith(cidr, "/0")])
+    error_message = "api_public_cidrs must not contain 0.0.0.0/0 or ::/0: that opens the Kubernetes API to the whole internet."
+  }
+}
+
+variable "vpc_cidr" {
+  description = "IPv4 CIDR of the VPC (/16 to /20)."
+  type        = string
+  default     = "10.0.0.0/16"
+
+  validation {
+    condition     = can(cidrnetmask(var.vpc_cidr)) && try(tonumber(split("/", var.vpc_cidr)[1]) >= 16 && tonumber(split("/", var.vpc_cidr)[1]) <= 20, false)
+    error_message = "vpc_cidr must be a valid IPv4 CIDR between /16 and /20, for example 10.0.0.0/16."
+  }
+}
+
+variable "ops_capacity_type" {
+  description = "Capacity type of the ops node group that runs the controllers: ON_DEMAND (default, see docs/stack.md) or SPOT."
+  type        = string
+  default     = "ON_DEMAND"
+
+  validation {
+    condition     = contains(["ON_DEMAND", "SPOT"], var.ops_capacity_type)
+    error_message = "ops_capacity_type must be ON_DEMAND or SPOT."
+  }
+}
+
+variable "ops_instance_types" {
+  description = "x86_64 instance types of the ops node group, most preferred first."
+  type        = list(string)
+  default     = ["m7i.large", "m6i.large"]
+
+  validation {
+    condition     = length(var.ops_instance_types) > 0 && alltrue([for type in var.ops_instance_types : can(regex("^[a-z][a-z0-9-]*\\.[a-z0-9]+$", type))])
+    error_message = "ops_instance_types must be a non-empty list of EC2 instance types such as m7i.large."
+  }
+}
+
+variable "ops_min_size" {
+  description = "Minimum number of ops nodes. Karpenter runs two replicas that must sit on different nodes."
+  type        = number
+  default     = 2
+
+  validation {
+    condition     = var.ops_min_size >= 1
+    error_message = "ops_min_size must be at least 1."
+  }
+}
+
+variable "ops_desired_size" {
+  description = "Desired number of ops nodes (between ops_min_size and ops_max_size)."
+  type        = number
+  default     = 2
+
+  validation {
+    condition     = var.ops_desired_size >= 1
+    error_message = "ops_desired_size must be at least 1."
+  }
+}
+
+variable "ops_max_size" {
+  description = "Maximum number of ops nodes."
+  type        = number
+  default     = 3
+
+  validation {
+    condition     = var.ops_max_size >= 1
+    error_message = "ops_max_size must be at least 1."
+  }
+}
+
+variable "run_id" {
+  description = "Run id tagged on everything (tag run-id), so teardown and the sweep find it; empty for no tag."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = var.run_id == "" || can(regex("^[a-z0-9][a-z0-9-]{2,30}$", var.run_id))
+    error_message = "run_id must be empty or 3-31 lowercase letters, digits and hyphens."
+  }
+}
+
+variable "expires_at" {
+  description = "RFC 3339 UTC time after which the sweep may delete this run's resources (tag expires-at); empty for no tag."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = var.expires_at == "" || can(formatdate("YYYY", var.expires_at))
+    error_message = "expires_at must be empty or an RFC 3339 timestamp such as 2026-01-31T18:00:00Z."
+  }
+}
+
+variable "tags" {
+  description = "Extra tags on every resource (merged under project, run-id and expires-at)."
+  type        = map(string)
+  default     = {}
+}
