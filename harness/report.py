@@ -1,0 +1,283 @@
+"""What a run leaves behind for people and CI: JUnit XML, a Markdown report, and a plot of the Karpenter
+scale-out timeline. Everything here is pure over the run's records, except the file writes.
+
+Figures (seconds):
+- time to green: from the start of the run until every check of stage "checks" passed;
+- time to node: from the first pending pod of the scale-out until the first (and last) Karpenter node is Ready;
+- time to pod: from the first pending pod until all scaled pods are Ready;
+- scale-in time: from scaling back until consolidation removed every Karpenter node.
+"""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.patches import Patch
+
+from harness.karpenter import ScaleOutTimeline
+from harness.results import Result, Status
+
+JUNIT_FILE = "junit.xml"
+MARKDOWN_FILE = "report.md"
+PLOT_FILE = "karpenter-timeline.png"
+MAX_EVIDENCE_CHARS = 4000
+
+
+# How a stage ended: a judged verdict, or why it did not run.
+PASSED, FAILED, NOT_APPLICABLE, SKIPPED, NOT_RUN = "pass", "fail", "n/a", "skipped", "not run"
+OK_STAGE_STATES = frozenset({PASSED, NOT_APPLICABLE, SKIPPED})
+
+
+@dataclass(frozen=True)
+class StageRecord:
+    name: str
+    status: str  # one of PASSED, FAILED, NOT_APPLICABLE, SKIPPED, NOT_RUN
+    why: str
+    seconds: float | None = None
+    results: tuple[Result, ...] = ()
+
+
+@dataclass(frozen=True)
+class Figures:
+    time_to_green: float | None = None
+    time_to_first_node: float | None = None
+    time_to_last_node: float | None = None
+    time_to_pods: float | None = None
+    scale_in: float | None = None
+    nodes: int = 0
+    pods: int = 0
+
+    def rows(self) -> list[tuple[str, str]]:
+        return [
+            ("time to green (run start -> all checks pass)", _seconds(self.time_to_green)),
+            ("time to node (first pending pod -> first Karpenter node Ready)", _seconds(self.time_to_first_node)),
+            ("time to last node", _seconds(self.time_to_last_node)),
+            ("time to pod (first pending pod -> all scaled pods Ready)", _seconds(self.time_to_pods)),
+            ("scale-in time (scale back -> no Karpenter node left)", _seconds(self.scale_in)),
+            ("Karpenter nodes launched", str(self.nodes)),
+            ("pods scaled out", str(self.pods)),
+        ]
+
+
+@dataclass(frozen=True)
+class RunReport:
+    run_id: str
+    target: str
+    region: str
+    started_at: str
+    stages: tuple[StageRecord, ...]
+    figures: Figures = field(default_factory=Figures)
+    timeline: ScaleOutTimeline | None = None
+    notes: tuple[str, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return all(stage.status in OK_STAGE_STATES for stage in self.stages)
+
+
+def _seconds(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.0f} s"
+
+
+def _latest(moments: Sequence[datetime | None]) -> datetime | None:
+    known = [m for m in moments if m is not None]
+    return max(known) if known else None
+
+
+def _earliest(moments: Sequence[datetime | None]) -> datetime | None:
+    known = [m for m in moments if m is not None]
+    return min(known) if known else None
+
+
+def figures_from(
+    timeline: ScaleOutTimeline | None, *, time_to_green: float | None = None, scale_in: float | None = None
+) -> Figures:
+    """The report's numbers from a scale-out timeline (pure)."""
+    if timeline is None:
+        return Figures(time_to_green=time_to_green, scale_in=scale_in)
+    all_pods_ready = None
+    if timeline.pods and all(p.ready is not None for p in timeline.pods):
+        all_pods_ready = timeline.seconds(_latest([p.ready for p in timeline.pods]))
+    return Figures(
+        time_to_green=time_to_green,
+        time_to_first_node=timeline.seconds(_earliest([n.node_ready for n in timeline.nodes])),
+        time_to_last_node=timeline.seconds(_latest([n.node_ready for n in timeline.nodes])),
+        time_to_pods=all_pods_ready,
+        scale_in=scale_in,
+        nodes=len(timeline.nodes),
+        pods=len(timeline.pods),
+    )
+
+
+# ---------------------------------------------------------------- JUnit
+
+
+def junit_tree(report: RunReport) -> ET.ElementTree[ET.Element]:
+    """One <testsuite> per stage, one <testcase> per judgement (a stage without judgements is one case).
+    FAIL (and PENDING: a wait that never settled) -> <failure>; NOT_APPLICABLE, skipped and not-run
+    stages -> <skipped> with the reason."""
+    root = ET.Element("testsuites", name=f"e2e {report.run_id}")
+    totals = {"tests": 0, "failures": 0, "skipped": 0}
+    for stage in report.stages:
+        cases = stage.results or (Result(stage.name, _as_status(stage.status), stage.why),)
+        suite = ET.SubElement(root, "testsuite", name=f"e2e.{stage.name}", timestamp=report.started_at)
+        counts = {"tests": 0, "failures": 0, "skipped": 0}
+        for index, result in enumerate(cases):
+            case = ET.SubElement(suite, "testcase", classname=f"e2e.{stage.name}", name=result.name)
+            if stage.seconds is not None and index == 0:
+                case.set("time", f"{stage.seconds:.3f}")
+            counts["tests"] += 1
+            if result.status in (Status.FAIL, Status.PENDING):
+                counts["failures"] += 1
+                failure = ET.SubElement(case, "failure", message=result.why, type=result.status.value)
+                failure.text = _evidence_text(result)
+            elif result.status is Status.NOT_APPLICABLE:
+                counts["skipped"] += 1
+                ET.SubElement(case, "skipped", message=result.why)
+        for key, value in counts.items():
+            suite.set(key, str(value))
+            totals[key] += value
+        suite.set("errors", "0")
+        if stage.seconds is not None:
+            suite.set("time", f"{stage.seconds:.3f}")
+    for key, value in totals.items():
+        root.set(key, str(value))
+    root.set("errors", "0")
+    ET.indent(root)
+    return ET.ElementTree(root)
+
+
+def _as_status(stage_status: str) -> Status:
+    """A stage without judgements as one case: skipped and not-run stages are JUnit <skipped>."""
+    return {PASSED: Status.PASS, FAILED: Status.FAIL}.get(stage_status, Status.NOT_APPLICABLE)
+
+
+def _evidence_text(result: Result) -> str:
+    lines = [f"{key}: {value}" for key, value in result.evidence.items()]
+    text = "\n".join(lines)
+    return text[:MAX_EVIDENCE_CHARS] + ("\n..." if len(text) > MAX_EVIDENCE_CHARS else "")
+
+
+# ---------------------------------------------------------------- plot
+
+
+def plot_timeline(timeline: ScaleOutTimeline, path: Path) -> Path:
+    """Gantt-style chart: one row per Karpenter node (claim -> launched -> registered -> node Ready) and per pod
+    (pending -> scheduled -> Ready), seconds from the first pending pod on the x axis."""
+    node_steps = ("claim_created", "launched", "registered", "node_ready")
+    node_colours = ("#c7c7c7", "#9ecae1", "#2171b5")
+    pod_steps = ("created", "scheduled", "ready")
+    pod_colours = ("#fdae6b", "#31a354")
+    rows: list[tuple[str, list[tuple[float, float, str]]]] = []
+    for node in timeline.nodes:
+        label = f"{node.nodeclaim} ({node.instance_type or '?'})"
+        rows.append((label, _segments(timeline, node, node_steps, node_colours)))
+    for pod in timeline.pods:
+        short = pod.pod.rsplit("/", 1)[-1]  # drop the namespace
+        rows.append((f"pod {short[-24:]}", _segments(timeline, pod, pod_steps, pod_colours)))
+    height = max(2.5, 0.32 * len(rows) + 1.5)
+    # The Agg canvas directly (no pyplot): files only, no display, no global figure state.
+    fig = Figure(figsize=(12, height))
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    for y, (_, segments) in enumerate(reversed(rows)):
+        for start, width, colour in segments:
+            ax.broken_barh([(start, width)], (y - 0.35, 0.7), facecolors=colour)
+    ax.set_yticks(range(len(rows)), [label for label, _ in reversed(rows)], fontsize=7)
+    ax.set_xlabel("seconds since the first pending pod")
+    ax.set_title(f"Karpenter scale-out: {len(timeline.pods)} pods, {len(timeline.nodes)} spot node(s)")
+    legend = [
+        ("NodeClaim created -> launched", node_colours[0]),
+        ("launched -> registered", node_colours[1]),
+        ("registered -> node Ready", node_colours[2]),
+        ("pod pending", pod_colours[0]),
+        ("pod scheduled -> Ready", pod_colours[1]),
+    ]
+    ax.legend(
+        handles=[Patch(color=c, label=label) for label, c in legend],
+        fontsize=7,
+        loc="upper left",
+        bbox_to_anchor=(1.01, 1.0),
+    )
+    ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    return path
+
+
+def _segments(
+    timeline: ScaleOutTimeline, row: Any, steps: Sequence[str], colours: Sequence[str]
+) -> list[tuple[float, float, str]]:
+    """(start, width, colour) between each pair of consecutive known steps of one row."""
+    points = [timeline.seconds(getattr(row, step)) for step in steps]
+    segments = []
+    for index, colour in enumerate(colours):
+        start, end = points[index], points[index + 1]
+        if start is not None and end is not None and end >= start:
+            segments.append((start, max(end - start, 0.5), colour))
+    return segments
+
+
+# ---------------------------------------------------------------- Markdown
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def markdown(report: RunReport, plot: str | None) -> str:
+    verdict = "PASSED" if report.ok else "FAILED"
+    out = [
+        f"# e2e run {report.run_id}: {verdict}",
+        "",
+        f"Target **{report.target}**, region {report.region}, started {report.started_at}.",
+        "",
+        "## Stages",
+        "",
+        "| stage | result | seconds | why |",
+        "|---|---|---|---|",
+    ]
+    for stage in report.stages:
+        seconds = "" if stage.seconds is None else f"{stage.seconds:.0f}"
+        out.append(f"| {stage.name} | {stage.status} | {seconds} | {_cell(stage.why)} |")
+    judged = [(stage.name, r) for stage in report.stages for r in stage.results]
+    if judged:
+        out += ["", "## Judgements", "", "| stage | judgement | result | why |", "|---|---|---|---|"]
+        out += [f"| {s} | {_cell(r.name)} | {r.status.value} | {_cell(r.why)} |" for s, r in judged]
+    out += ["", "## Figures", "", "| figure | value |", "|---|---|"]
+    out += [f"| {name} | {value} |" for name, value in report.figures.rows()]
+    if plot:
+        out += ["", "## Karpenter timeline", "", f"![Karpenter scale-out timeline]({plot})"]
+    if report.notes:
+        out += ["", "## Notes", ""] + [f"- {note}" for note in report.notes]
+    out += [
+        "",
+        "## If anything was left behind",
+        "",
+        f"`make e2e-down RUN_ID={report.run_id}` repeats the whole teardown; "
+        f"`harness sweep --run-id {report.run_id} --target {report.target} --dry-run` lists anything still tagged "
+        "with the run id. Both are safe to run again at any time.",
+        "",
+    ]
+    return "\n".join(out)
+
+
+def write_all(report: RunReport, directory: Path) -> dict[str, Path]:
+    """Write JUnit, the plot (when there is a timeline) and the Markdown report into `directory`."""
+    directory.mkdir(parents=True, exist_ok=True)
+    written = {"junit": directory / JUNIT_FILE, "markdown": directory / MARKDOWN_FILE}
+    junit_tree(report).write(written["junit"], encoding="utf-8", xml_declaration=True)
+    plot_name = None
+    if report.timeline is not None and (report.timeline.pods or report.timeline.nodes):
+        written["plot"] = plot_timeline(report.timeline, directory / PLOT_FILE)
+        plot_name = PLOT_FILE
+    written["markdown"].write_text(markdown(report, plot_name), encoding="utf-8")
+    return written
