@@ -35,6 +35,7 @@ from hcl2.utils import SerializationOptions
 from kubernetes.utils import quantity
 
 from harness.errors import InputError
+from harness.gate.loaders import yaml_documents
 from harness.gate.schema import SchemaValidator
 from harness.project import reference_dir, repo_root, versions
 
@@ -94,17 +95,8 @@ class Doc:
 
 
 def load_documents(file: Path, root: Path) -> list[Doc]:
-    loader = yaml.SafeLoader(file.read_text(encoding="utf-8"))
-    docs = []
-    try:
-        while loader.check_node():
-            node = loader.get_node()
-            body = loader.construct_document(node) if node is not None else None
-            if node is not None and body is not None:
-                docs.append(Doc(file.relative_to(root), node.start_mark.line + 1, body))
-    finally:
-        loader.dispose()
-    return docs
+    """The file's documents; malformed YAML is a one-line InputError naming file and line (the gate's loader)."""
+    return [Doc(file.relative_to(root), line, body) for body, line, _ in yaml_documents(file) if body is not None]
 
 
 def gitops_documents(root: Path) -> list[Doc]:
@@ -745,6 +737,13 @@ def test_schema_check_rejects_unknown_kinds(tree: Path, validator: SchemaValidat
         "apiVersion: example.com/v1\nkind: Gadget\nmetadata:\n  name: x\n", encoding="utf-8"
     )
     assert_reports(schema_problems(tree, validator), "Gadget")
+
+
+def test_malformed_yaml_is_a_one_line_error_naming_file_and_line(tree: Path) -> None:
+    (tree / "gitops" / "apps" / "game-2048" / "service.yaml").write_text("kind: Service\nspec: [\n", encoding="utf-8")
+    with pytest.raises(InputError, match=r"service\.yaml:\d+: invalid YAML") as caught:
+        manifests(tree)
+    assert "\n" not in str(caught.value)
 
 
 # ---------------------------------------------------------------- tests: rendering
