@@ -83,7 +83,10 @@ def eks_token(cluster_name: str, *, session: boto3.Session | None = None, region
     region = region or session.region_name
     if not region:
         raise EnvironmentProblem("no AWS region: set AWS_REGION (or pass --region)")
-    credentials = session.get_credentials()
+    try:
+        credentials = session.get_credentials()
+    except botocore.exceptions.BotoCoreError as exc:
+        raise EnvironmentProblem(f"cannot load AWS credentials: {exc}") from None
     if credentials is None:
         raise EnvironmentProblem("no AWS credentials found: set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY")
     # The regional STS endpoint of the right partition, as botocore resolves it (works offline).
@@ -166,6 +169,8 @@ def api_client(endpoint: str, ca_data: str | None, token: Callable[[], str]) -> 
     if ca_data is not None:
         configuration.ca_cert_data = _pem_from_eks(ca_data)
     configuration.api_key_prefix["authorization"] = "Bearer"
+    # The client only consults the refresh hook for keys that are already present.
+    configuration.api_key["authorization"] = token()
 
     def refresh(config: k8s.Configuration) -> None:
         config.api_key["authorization"] = token()

@@ -1,0 +1,112 @@
+"""Recorded Kubernetes API objects (tests/fixtures/kube) and a KubeReader fake that serves them."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from harness.kube import CustomResource, KubeObject
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "kube"
+
+
+def load(name: str) -> Any:
+    """One fixture file as the API served it (a fresh copy: tests may mutate it)."""
+    return yaml.safe_load((FIXTURES / name).read_text(encoding="utf-8"))
+
+
+def items(name: str, kind: str | None = None) -> list[KubeObject]:
+    """The ``items`` of a list fixture, optionally only those of one ``kind`` (for mixed ``kind: List``)."""
+    return [obj for obj in load(name)["items"] if kind is None or obj.get("kind") == kind]
+
+
+def named(objects: Iterable[KubeObject], name: str) -> KubeObject:
+    return next(obj for obj in objects if obj["metadata"]["name"] == name)
+
+
+def _matches(obj: KubeObject, label_selector: str) -> bool:
+    """Equality-based selectors (``a=b,c=d``), the only kind the harness sends."""
+    labels = obj.get("metadata", {}).get("labels") or {}
+    for term in filter(None, label_selector.split(",")):
+        key, _, value = term.partition("=")
+        if labels.get(key) != value:
+            return False
+    return True
+
+
+class FakeKubeReader:
+    """Serves fixture objects through the KubeReader protocol and records every write."""
+
+    def __init__(self, objects: Iterable[KubeObject] = (), logs: dict[str, str] | None = None) -> None:
+        self.objects = [copy.deepcopy(obj) for obj in objects]
+        self.logs = logs or {}
+        self.writes: list[tuple[str, ...]] = []
+
+    def _of_kind(self, kind: str, namespace: str | None = None, label_selector: str = "") -> list[KubeObject]:
+        return [
+            obj
+            for obj in self.objects
+            if obj.get("kind") == kind
+            and (namespace is None or obj["metadata"].get("namespace") == namespace)
+            and _matches(obj, label_selector)
+        ]
+
+    def list_nodes(self, label_selector: str = "") -> list[KubeObject]:
+        return self._of_kind("Node", None, label_selector)
+
+    def list_pods(self, namespace: str | None = None, label_selector: str = "") -> list[KubeObject]:
+        return self._of_kind("Pod", namespace, label_selector)
+
+    def list_events(self, namespace: str | None = None, field_selector: str = "") -> list[KubeObject]:
+        return self._of_kind("Event", namespace)
+
+    def list_custom(
+        self, resource: CustomResource, namespace: str | None = None, label_selector: str = ""
+    ) -> list[KubeObject]:
+        return [
+            obj
+            for obj in self.objects
+            if obj.get("apiVersion") == f"{resource.group}/{resource.version}"
+            and obj.get("kind", "").lower() + "s" == resource.plural
+            and (namespace is None or obj["metadata"].get("namespace") == namespace)
+            and _matches(obj, label_selector)
+        ]
+
+    def get_custom(self, resource: CustomResource, name: str, namespace: str | None = None) -> KubeObject | None:
+        found = [obj for obj in self.list_custom(resource, namespace) if obj["metadata"]["name"] == name]
+        return found[0] if found else None
+
+    def delete_custom(self, resource: CustomResource, name: str, namespace: str | None = None) -> bool:
+        self.writes.append(("delete", resource.plural, namespace or "", name))
+        found = self.get_custom(resource, name, namespace)
+        if found is not None:
+            self.objects.remove(found)
+        return found is not None
+
+    def get_ingress(self, namespace: str, name: str) -> KubeObject | None:
+        found = [obj for obj in self._of_kind("Ingress", namespace) if obj["metadata"]["name"] == name]
+        return found[0] if found else None
+
+    def list_ingresses(self, namespace: str | None = None) -> list[KubeObject]:
+        return self._of_kind("Ingress", namespace)
+
+    def delete_ingress(self, namespace: str, name: str) -> bool:
+        self.writes.append(("delete", "ingresses", namespace, name))
+        found = self.get_ingress(namespace, name)
+        if found is not None:
+            self.objects.remove(found)
+        return found is not None
+
+    def get_deployment(self, namespace: str, name: str) -> KubeObject | None:
+        found = [obj for obj in self._of_kind("Deployment", namespace) if obj["metadata"]["name"] == name]
+        return found[0] if found else None
+
+    def scale_deployment(self, namespace: str, name: str, replicas: int) -> None:
+        self.writes.append(("scale", namespace, name, str(replicas)))
+
+    def pod_logs(self, namespace: str, name: str, container: str | None = None, tail_lines: int = 200) -> str:
+        return self.logs.get(f"{namespace}/{name}", "")
