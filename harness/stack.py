@@ -1,7 +1,436 @@
-"""Placeholder: the harness-core engineer replaces this module (demo, up, verify, down)."""
+"""One run of the platform on one target: up, verify, down (and `demo`, all three on the emulator).
 
+Used by the CLI (`harness up|verify|down|demo`), the pytest plugin and the e2e. Everything another shell
+needs to continue a run (emulator pid and endpoint, region, input variables) lives in the run's settings,
+so `harness up` and a later `harness verify/down --run-id X` work from different processes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import time
+from collections.abc import Callable, Iterator, Sequence
+from functools import cached_property
+from pathlib import Path
 from typing import Any
 
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
 
+from harness import emulator as emu
+from harness.aws import AwsTarget, region_for, require_account_opt_in
+from harness.aws_checks import Expectations, OpsNodeGroupSpec, karpenter_interruption_events, verify_platform
+from harness.errors import EnvironmentProblem, HarnessError, InputError
+from harness.project import TargetCapabilities, capabilities, reference_dir, repo_root, versions
+from harness.providers import find_machine_mirror, provider_source
+from harness.results import Result, Status, all_ok
+from harness.run import Run, create_run, load_run
+from harness.terraform import Terraform
+
+TARGETS = ("emulator", "aws")
+TARGET_ENV = "HARNESS_TARGET"
+API_CIDRS_ENV = "HARNESS_API_PUBLIC_CIDRS"
+# RFC 5737 documentation range: the emulated API endpoint is never reachable, so nothing real is opened.
+EMULATOR_API_CIDRS = ("198.51.100.0/24",)
+CLUSTER_NAME_MAX = 32  # infra/platform's cluster_name validation
+
+StackHook = Callable[["Stack"], None]
+
+
+def default_target() -> str:
+    return os.environ.get(TARGET_ENV) or "emulator"
+
+
+def platform_root() -> Path:
+    return repo_root() / "infra" / "platform"
+
+
+def cluster_name_for(run_id: str) -> str:
+    return f"eks-{run_id}"[:CLUSTER_NAME_MAX].rstrip("-")
+
+
+class Stack:
+    """The platform root applied for one run on one target.
+
+    `hooks_before_destroy` run after the emulator/account is reachable and before `terraform destroy`
+    (e.g. Kubernetes-aware teardown); `hooks_after_destroy` run after it (e.g. the tag sweep).
+    """
+
+    def __init__(
+        self,
+        run: Run,
+        *,
+        root: Path | None = None,
+        live: bool = False,
+        console: Console | None = None,
+        api_public_cidrs: Sequence[str] | None = None,
+    ) -> None:
+        if run.target not in TARGETS:
+            raise InputError(f"unknown target {run.target!r} (known: {', '.join(TARGETS)})")
+        self.run = run
+        self.root = Path(root or run.settings.get("root") or platform_root())
+        self.live = live
+        self.console = console or Console(highlight=False, soft_wrap=True)
+        self.capabilities: TargetCapabilities = capabilities(run.target)
+        self.timings: dict[str, float] = {}
+        self.progress: Progress | None = None
+        self.hooks_before_destroy: list[StackHook] = []
+        self.hooks_after_destroy: list[StackHook] = []
+        self._emulator: emu.Emulator | None = None
+        if api_public_cidrs:
+            self.run.settings["api_public_cidrs"] = list(api_public_cidrs)
+
+    # --- construction ----------------------------------------------------------------------------------
+    @classmethod
+    def create(cls, target: str, run_id: str | None = None, **kwargs: Any) -> Stack:
+        """A new run (or the existing one with that id) on `target`."""
+        if target not in TARGETS:
+            raise InputError(f"unknown target {target!r} (known: {', '.join(TARGETS)})")
+        run = create_run(target, run_id)
+        if run.target != target:
+            raise InputError(f"run {run.id} is on target {run.target}, not {target}")
+        return cls(run, **kwargs)
+
+    @classmethod
+    def load(cls, run_id: str, target: str | None = None, **kwargs: Any) -> Stack:
+        """An existing run, from another shell."""
+        run = load_run(run_id)
+        if target is not None and target != run.target:
+            raise InputError(f"run {run_id} is on target {run.target}, not {target}")
+        return cls(run, **kwargs)
+
+    # --- derived values --------------------------------------------------------------------------------
+    @property
+    def target(self) -> str:
+        return self.run.target
+
+    @property
+    def region(self) -> str:
+        if "region" not in self.run.settings:
+            self.run.settings["region"] = region_for(self.target)
+        return str(self.run.settings["region"])
+
+    def variables(self) -> dict[str, Any]:
+        """infra/platform's input variables for this run (saved, so `down` from another shell uses the same)."""
+        cidrs = self.run.settings.get("api_public_cidrs")
+        if not cidrs:
+            cidrs = list(EMULATOR_API_CIDRS) if self.target == "emulator" else _cidrs_from_env()
+        return {
+            "region": self.region,
+            "cluster_name": cluster_name_for(self.run.id),
+            "target": self.target,
+            "api_public_cidrs": list(cidrs),
+            "run_id": self.run.id,
+            "expires_at": self.run.expires_at,
+            "tags": {},
+        }
+
+    # --- the emulator ----------------------------------------------------------------------------------
+    def emulator(self, *, start: bool = False) -> emu.Emulator | None:
+        """The run's emulator (None on aws): the recorded one, AWS_ENDPOINT_URL, or (start=True) a new one."""
+        if self.target != "emulator":
+            return None
+        if self._emulator is not None:
+            return self._emulator
+        recorded = self.run.settings.get("emulator")
+        if recorded:
+            self._emulator = emu.Emulator.from_settings(recorded)
+            if start and not self._emulator.alive():
+                raise EnvironmentProblem(
+                    f"the emulator of run {self.run.id} ({self._emulator.endpoint}) is no longer running: "
+                    f"its resources are gone; run `harness down --run-id {self.run.id}`"
+                )
+            return self._emulator
+        if not start:
+            return None
+        self._emulator = emu.external() or emu.start(self.run.path("logs", "emulator.log"))
+        self.run.settings["emulator"] = self._emulator.settings()
+        self.run.save()
+        return self._emulator
+
+    def aws_target(self) -> AwsTarget:
+        """boto3 clients bound to this run's target (the emulator must be running)."""
+        emulator = self.emulator(start=False)
+        if self.target == "emulator" and (emulator is None or not emulator.alive()):
+            raise EnvironmentProblem(
+                f"run {self.run.id} has no running emulator: `harness up --run-id {self.run.id}` first"
+            )
+        return AwsTarget(self.capabilities, self.region, emulator.endpoint if emulator else None)
+
+    # --- Terraform -------------------------------------------------------------------------------------
+    @cached_property
+    def terraform(self) -> Terraform:
+        emulator = self.emulator(start=False)
+        env = emulator.child_env(self.region) if emulator else dict(os.environ)
+        source = provider_source(self.run.path("terraform"), find_machine_mirror(versions()["aws_provider"]), env)
+        return Terraform(
+            self.root,
+            self.run.dir,
+            name="platform",
+            env=env,
+            provider=source,
+            live=self.live,
+            console=self.console,
+            watchdog=emulator.death_notice if emulator else None,
+        )
+
+    @contextlib.contextmanager
+    def step(self, description: str) -> Iterator[None]:
+        """Time a step (self.timings) and show it on the attached rich Progress, if any."""
+        task = self.progress.add_task(description, total=1) if self.progress else None
+        started = time.monotonic()
+        try:
+            yield
+        finally:
+            self.timings[description] = time.monotonic() - started
+            if self.progress is not None and task is not None:
+                self.progress.update(task, completed=1)
+
+    # --- lifecycle -------------------------------------------------------------------------------------
+    def up(self) -> dict[str, Any]:
+        """Apply the platform; on any failure or Ctrl-C tear down what was started, then re-raise."""
+        self.run.settings["root"] = str(self.root)
+        variables = self.variables()  # fails early (e.g. no API CIDRs on aws) before anything starts
+        self.run.settings["api_public_cidrs"] = variables["api_public_cidrs"]
+        self.run.save()
+        try:
+            if self.target == "aws":
+                with self.step("confirm the AWS account"):
+                    require_account_opt_in(self.aws_target())
+            else:
+                with self.step("start the emulator"):
+                    self.emulator(start=True)
+            with self.step("terraform init"):
+                self.terraform.init()
+            with self.step("terraform apply"):
+                self.terraform.apply(variables)
+            return self.outputs()
+        except BaseException:
+            with contextlib.suppress(HarnessError):
+                self.down()
+            raise
+
+    def outputs(self) -> dict[str, Any]:
+        return self.terraform.output()
+
+    def expectations(self, outputs: dict[str, Any]) -> Expectations:
+        """What verify compares against: outputs, the ops node group's configuration, the run's tags."""
+        nodegroup = _configured_nodegroup(self.terraform.state(), str(outputs["ops_node_group_name"]))
+        ops = OpsNodeGroupSpec(
+            labels=dict(outputs["ops_node_labels"]),
+            taints=[
+                {"key": t["key"], "value": t.get("value") or "", "effect": t["effect"]}
+                for t in nodegroup.get("taint") or []
+            ],
+            capacity_type=str(nodegroup.get("capacity_type") or "ON_DEMAND"),
+            instance_types=list(outputs["ops_instance_types"]),
+        )
+        try:
+            events: frozenset[tuple[str, str]] | None = karpenter_interruption_events(reference_dir()) or None
+        except InputError:
+            events = None
+        return Expectations(outputs=outputs, ops=ops, run_tags=self.run.tags, interruption_events=events)
+
+    def verify(self) -> list[Result]:
+        """Every AWS assertion; the results are also written to the run directory (verify.json)."""
+        with self.step("verify"):
+            outputs = self.outputs()
+            results = verify_platform(self.aws_target(), self.expectations(outputs))
+        _save_results(self.run.path("verify.json"), results)
+        return results
+
+    def down(self) -> None:
+        """Destroy what the run created and stop its emulator. Safe to repeat; works from another shell."""
+        emulator = self.emulator(start=False)
+        try:
+            if emulator is not None and emulator.owned and not emulator.alive():
+                # The emulator kept everything in memory: with the process gone, so are the resources.
+                self._forget_state("its emulator is gone, and everything it held with it")
+            elif self.terraform.managed_resources():
+                for hook in self.hooks_before_destroy:
+                    hook(self)
+                with self.step("terraform destroy"):
+                    if not self.terraform.initialized:
+                        self.terraform.init()
+                    self.terraform.destroy(self.variables())
+                for hook in self.hooks_after_destroy:
+                    hook(self)
+        finally:
+            if emulator is not None:
+                with self.step("stop the emulator"):
+                    emulator.stop()
+                self.run.settings.pop("emulator", None)
+                self._emulator = None
+                self.run.save()
+
+    def _forget_state(self, why: str) -> None:
+        state = self.terraform.state_path
+        if state.exists():
+            state.rename(state.with_name(state.name + ".orphaned"))
+        self.console.print(f"run {self.run.id}: {why}", markup=False)
+
+
+def _configured_nodegroup(state: dict[str, Any], name: str) -> dict[str, Any]:
+    """The aws_eks_node_group named `name`, as its Terraform configuration set it (from `show -json`)."""
+    modules = [state.get("values", {}).get("root_module", {})]
+    while modules:
+        module = modules.pop()
+        for resource in module.get("resources", []):
+            values = resource.get("values") or {}
+            if resource.get("type") == "aws_eks_node_group" and values.get("node_group_name") == name:
+                return dict(values)
+        modules.extend(module.get("child_modules", []))
+    raise InputError(f"the Terraform state has no aws_eks_node_group named {name!r}")
+
+
+def _cidrs_from_env() -> list[str]:
+    value = os.environ.get(API_CIDRS_ENV, "")
+    cidrs = [c.strip() for c in value.split(",") if c.strip()]
+    if not cidrs:
+        raise InputError(
+            f"the aws target needs the CIDRs allowed to reach the Kubernetes API: --api-cidr <your-ip>/32 "
+            f"or {API_CIDRS_ENV}=<cidr>[,<cidr>]"
+        )
+    return cidrs
+
+
+def _save_results(path: Path, results: Sequence[Result]) -> None:
+    rows = [{"name": r.name, "status": r.status.value, "why": r.why, "evidence": dict(r.evidence)} for r in results]
+    path.write_text(json.dumps(rows, indent=2, default=str) + "\n", encoding="utf-8")
+
+
+def results_table(results: Sequence[Result], title: str) -> Table:
+    table = Table(title=title, show_lines=False)
+    table.add_column("check")
+    table.add_column("verdict")
+    table.add_column("why")
+    style = {Status.PASS: "green", Status.FAIL: "red", Status.NOT_APPLICABLE: "yellow", Status.PENDING: "cyan"}
+    for r in results:
+        table.add_row(escape(r.name), f"[{style[r.status]}]{r.status.value}[/]", escape(r.why))
+    return table
+
+
+def write_report(stack: Stack, results: Sequence[Result]) -> Path:
+    """A Markdown report of the run in its directory."""
+    lines = [
+        f"# Run {stack.run.id} on {stack.target}",
+        "",
+        f"Created {stack.run.created_at}, expires {stack.run.expires_at}.",
+        "",
+        "| check | verdict | why |",
+        "|---|---|---|",
+        *(f"| {r.name} | {r.status.value} | {r.why.replace('|', '/')} |" for r in results),
+        "",
+        "| step | seconds |",
+        "|---|---|",
+        *(f"| {name} | {seconds:.1f} |" for name, seconds in stack.timings.items()),
+        "",
+    ]
+    path = stack.run.path("report.md")
+    path.write_text("\n".join(lines), encoding="utf-8")
+    return path
+
+
+# --- CLI ------------------------------------------------------------------------------------------------
 def register(subparsers: Any) -> None:
-    """No subcommands yet."""
+    def common(parser: argparse.ArgumentParser, *, run_id_required: bool) -> None:
+        parser.add_argument("--run-id", required=run_id_required, help="the run to act on")
+        parser.add_argument("--live", action="store_true", help="stream Terraform's output to the console")
+
+    up = subparsers.add_parser("up", help="apply infra/platform for a run (emulator by default)")
+    up.add_argument("--target", choices=TARGETS, default=default_target(), help=f"default ${TARGET_ENV} or emulator")
+    up.add_argument("--stack", type=Path, help="Terraform root to apply (default infra/platform)")
+    up.add_argument("--api-cidr", action="append", dest="api_cidrs", help="CIDR allowed to the Kubernetes API (aws)")
+    common(up, run_id_required=False)
+    up.set_defaults(func=cmd_up)
+
+    verify = subparsers.add_parser("verify", help="run every AWS assertion against a run's platform")
+    verify.add_argument("--target", choices=TARGETS, help="refuse if the run is on another target")
+    common(verify, run_id_required=True)
+    verify.set_defaults(func=cmd_verify)
+
+    down = subparsers.add_parser("down", help="destroy a run's platform and stop its emulator")
+    down.add_argument("--target", choices=TARGETS, help="refuse if the run is on another target")
+    common(down, run_id_required=True)
+    down.set_defaults(func=cmd_down)
+
+    demo = subparsers.add_parser("demo", help="offline: emulator up -> verify -> report -> down")
+    demo.add_argument("--stack", type=Path, help="Terraform root to apply (default infra/platform)")
+    demo.add_argument("--keep-stack", action="store_true", help="leave the run up (tear down later with `down`)")
+    common(demo, run_id_required=False)
+    demo.set_defaults(func=cmd_demo)
+
+
+def _progress(console: Console) -> Progress:
+    return Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console)
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    console = Console(highlight=False, soft_wrap=True)
+    stack = Stack.create(
+        args.target, args.run_id, root=args.stack, live=args.live, console=console, api_public_cidrs=args.api_cidrs
+    )
+    console.print(f"run {stack.run.id} on {stack.target}: {stack.run.dir}", markup=False)
+    with _progress(console) as progress:
+        stack.progress = None if args.live else progress
+        outputs = stack.up()
+    console.print(f"up: cluster {outputs.get('cluster_name', '?')} in {stack.region}", markup=False)
+    console.print(f"next: harness verify --run-id {stack.run.id} ; harness down --run-id {stack.run.id}", markup=False)
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    console = Console(highlight=False, soft_wrap=True)
+    stack = Stack.load(args.run_id, args.target, live=args.live, console=console)
+    results = stack.verify()
+    console.print(results_table(results, f"run {stack.run.id} on {stack.target}"))
+    return 0 if all_ok(results) else 1
+
+
+def cmd_down(args: argparse.Namespace) -> int:
+    console = Console(highlight=False, soft_wrap=True)
+    stack = Stack.load(args.run_id, args.target, live=args.live, console=console)
+    with _progress(console) as progress:
+        stack.progress = None if args.live else progress
+        stack.down()
+    console.print(f"down: run {stack.run.id} destroyed", markup=False)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    console = Console(highlight=False, soft_wrap=True)
+    stack = Stack.create("emulator", args.run_id, root=args.stack, live=args.live, console=console)
+    console.print(f"demo run {stack.run.id}: {stack.run.dir}", markup=False)
+    results: list[Result] = []
+    try:
+        with _progress(console) as progress:
+            stack.progress = None if args.live else progress
+            stack.up()
+            results = stack.verify()
+    finally:
+        if not args.keep_stack:
+            with _progress(console) as progress:
+                stack.progress = None if args.live else progress
+                stack.down()
+    report = write_report(stack, results)
+    console.print(results_table(results, f"demo run {stack.run.id} on the emulator"))
+    timings = Table(title="timings")
+    timings.add_column("step")
+    timings.add_column("seconds", justify="right")
+    for name, seconds in stack.timings.items():
+        timings.add_row(escape(name), f"{seconds:.1f}")
+    console.print(timings)
+    counts = {s: sum(r.status is s for r in results) for s in Status}
+    console.print(
+        f"{counts[Status.PASS]} passed, {counts[Status.FAIL]} failed, {counts[Status.NOT_APPLICABLE]} not applicable; "
+        f"report: {report}",
+        markup=False,
+    )
+    if args.keep_stack:
+        console.print(f"kept: harness down --run-id {stack.run.id}", markup=False)
+    return 0 if all_ok(results) else 1

@@ -1,0 +1,535 @@
+"""AWS-side judgements of the platform: pure `judge_*` functions over API responses, thin `fetch_*` around boto3.
+
+The same judges run against moto in-process (unit tier), a moto server (emulator tier) and a real account
+(e2e). `verify_platform` fetches, judges and reports what the target cannot serve as not applicable.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from botocore.exceptions import BotoCoreError, ClientError
+
+from harness.aws import AwsTarget
+from harness.results import Result
+
+ELB_TAG = "kubernetes.io/role/elb"
+INTERNAL_ELB_TAG = "kubernetes.io/role/internal-elb"
+DISCOVERY_TAG = "karpenter.sh/discovery"
+POD_IDENTITY_PRINCIPAL = "pods.eks.amazonaws.com"
+POD_IDENTITY_ACTIONS = frozenset({"sts:AssumeRole", "sts:TagSession"})
+EC2_PRINCIPAL = "ec2.amazonaws.com"
+EVENTS_PRINCIPAL = "events.amazonaws.com"
+MIN_AZS = 2
+
+EventKind = tuple[str, str]  # (source, detail-type) of an EventBridge rule
+
+
+def tag_map(tags: Any) -> dict[str, str]:
+    """Tags as a dict, from the EC2/IAM list form ([{Key, Value}]) or an EKS/SQS dict."""
+    if isinstance(tags, Mapping):
+        return {str(k): str(v) for k, v in tags.items()}
+    return {str(t["Key"]): str(t["Value"]) for t in tags or []}
+
+
+# --- judges -----------------------------------------------------------------------------------------------
+def judge_public_subnets(subnets: Sequence[Mapping[str, Any]], expected_ids: Sequence[str]) -> Result:
+    name = "public subnets discoverable by the ALB controller"
+    found = {s["SubnetId"]: s for s in subnets}
+    missing = sorted(set(expected_ids) - set(found))
+    untagged = sorted(i for i in expected_ids if i in found and tag_map(found[i].get("Tags")).get(ELB_TAG) != "1")
+    zones = sorted({found[i]["AvailabilityZone"] for i in expected_ids if i in found})
+    evidence = {"subnets": list(expected_ids), "zones": zones, "missing": missing, "untagged": untagged}
+    if missing:
+        return Result.failed(name, f"subnets not found: {', '.join(missing)}", **evidence)
+    if untagged:
+        return Result.failed(name, f"{', '.join(untagged)} lack tag {ELB_TAG}=1", **evidence)
+    if len(zones) < MIN_AZS:
+        return Result.failed(name, f"ALBs need subnets in >= {MIN_AZS} zones, found {len(zones)}", **evidence)
+    return Result.passed(name, f"{len(expected_ids)} subnets tagged {ELB_TAG}=1 across {len(zones)} zones", **evidence)
+
+
+def judge_private_subnets(
+    subnets: Sequence[Mapping[str, Any]], expected_ids: Sequence[str], cluster_name: str
+) -> Result:
+    name = "private subnets for internal ALBs and Karpenter"
+    wanted = {INTERNAL_ELB_TAG: "1", DISCOVERY_TAG: cluster_name}
+    found = {s["SubnetId"]: s for s in subnets}
+    missing = sorted(set(expected_ids) - set(found))
+    wrong = {
+        i: sorted(k for k, v in wanted.items() if tag_map(found[i].get("Tags")).get(k) != v)
+        for i in expected_ids
+        if i in found
+    }
+    wrong = {i: keys for i, keys in wrong.items() if keys}
+    zones = sorted({found[i]["AvailabilityZone"] for i in expected_ids if i in found})
+    evidence = {"subnets": list(expected_ids), "zones": zones, "missing": missing, "missing_tags": wrong}
+    if missing:
+        return Result.failed(name, f"subnets not found: {', '.join(missing)}", **evidence)
+    if wrong:
+        detail = "; ".join(f"{i} lacks {', '.join(keys)}" for i, keys in wrong.items())
+        return Result.failed(name, f"{detail} (want {INTERNAL_ELB_TAG}=1, {DISCOVERY_TAG}={cluster_name})", **evidence)
+    if len(zones) < MIN_AZS:
+        return Result.failed(name, f"need subnets in >= {MIN_AZS} zones, found {len(zones)}", **evidence)
+    return Result.passed(
+        name, f"{len(expected_ids)} subnets tagged {INTERNAL_ELB_TAG}=1 and {DISCOVERY_TAG}={cluster_name}", **evidence
+    )
+
+
+def judge_discovery_security_group(groups: Sequence[Mapping[str, Any]], cluster_name: str, expected_id: str) -> Result:
+    name = "exactly one Karpenter discovery security group"
+    tagged = sorted(g["GroupId"] for g in groups if tag_map(g.get("Tags")).get(DISCOVERY_TAG) == cluster_name)
+    evidence = {"tagged": tagged, "expected": expected_id}
+    if len(tagged) != 1:
+        return Result.failed(
+            name,
+            f"{len(tagged)} security groups carry {DISCOVERY_TAG}={cluster_name}; Karpenter needs exactly 1",
+            **evidence,
+        )
+    if tagged[0] != expected_id:
+        return Result.failed(
+            name, f"the tagged group is {tagged[0]}, the platform output says {expected_id}", **evidence
+        )
+    return Result.passed(name, f"{expected_id} is the only group tagged {DISCOVERY_TAG}={cluster_name}", **evidence)
+
+
+@dataclass(frozen=True)
+class OpsNodeGroupSpec:
+    """The ops node group as configured (platform outputs and the node group's Terraform configuration)."""
+
+    labels: Mapping[str, str]
+    taints: Sequence[Mapping[str, str]]  # EKS API form: key, value, effect (NO_SCHEDULE, ...)
+    capacity_type: str
+    instance_types: Sequence[str]
+
+
+def judge_ops_node_group(nodegroup: Mapping[str, Any] | None, spec: OpsNodeGroupSpec) -> Result:
+    name = "ops node group labels, taint and capacity type"
+    if nodegroup is None:
+        return Result.failed(name, "the ops node group does not exist")
+    labels = dict(nodegroup.get("labels") or {})
+    taints = sorted((t.get("key", ""), t.get("value", ""), t.get("effect", "")) for t in nodegroup.get("taints") or [])
+    want_taints = sorted((t["key"], t.get("value", ""), t["effect"]) for t in spec.taints)
+    problems = [f"label {k}={v} missing" for k, v in spec.labels.items() if labels.get(k) != v]
+    problems += [f"taint {k}={v}:{e} missing" for k, v, e in want_taints if (k, v, e) not in taints]
+    if nodegroup.get("capacityType") != spec.capacity_type:
+        problems.append(f"capacity type {nodegroup.get('capacityType')}, configured {spec.capacity_type}")
+    if list(nodegroup.get("instanceTypes") or []) != list(spec.instance_types):
+        problems.append(f"instance types {nodegroup.get('instanceTypes')}, configured {list(spec.instance_types)}")
+    evidence = {
+        "labels": labels,
+        "taints": [":".join(t) for t in taints],
+        "capacity_type": nodegroup.get("capacityType"),
+    }
+    if problems:
+        return Result.failed(name, "; ".join(problems), **evidence)
+    return Result.passed(
+        name, f"{len(spec.labels)} labels, {len(want_taints)} taints, {spec.capacity_type} as configured", **evidence
+    )
+
+
+def judge_interruption_queue(queue_url: str | None, queue_name: str) -> Result:
+    name = "interruption queue exists"
+    if not queue_url:
+        return Result.failed(name, f"no SQS queue named {queue_name}", queue=queue_name)
+    return Result.passed(name, f"{queue_name} exists", queue=queue_name, url=queue_url)
+
+
+def judge_interruption_rules(
+    rules: Sequence[Mapping[str, Any]], queue_arn: str, required: frozenset[EventKind] | None
+) -> Result:
+    """`rules`: {Name, EventPattern (JSON), Targets}; `required`: the kinds Karpenter documents (None if unknown)."""
+    name = "EventBridge rules feed the interruption queue"
+    covered: set[EventKind] = set()
+    for rule in rules:
+        if not any(t.get("Arn") == queue_arn for t in rule.get("Targets") or []):
+            continue
+        pattern = json.loads(rule.get("EventPattern") or "{}")
+        covered |= {(s, d) for s in pattern.get("source", []) for d in pattern.get("detail-type", [])}
+    evidence = {"rules": sorted(r["Name"] for r in rules), "covered": sorted(" / ".join(k) for k in covered)}
+    if not covered:
+        return Result.failed(name, f"no rule targets {queue_arn}", **evidence)
+    if required is None:
+        return Result.passed(
+            name, f"{len(covered)} event kinds reach the queue (not compared: no reference data)", **evidence
+        )
+    missing = sorted(" / ".join(k) for k in required - covered)
+    if missing:
+        return Result.failed(
+            name, f"events Karpenter handles that never reach the queue: {'; '.join(missing)}", **evidence
+        )
+    return Result.passed(name, f"all {len(required)} event kinds Karpenter handles reach the queue", **evidence)
+
+
+def _statements(document: Any) -> list[Mapping[str, Any]]:
+    if isinstance(document, str):
+        document = json.loads(document) if document else {}
+    statements = (document or {}).get("Statement", [])
+    return [statements] if isinstance(statements, Mapping) else list(statements)
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [] if value is None else [value]
+
+
+def judge_queue_policy(policy: str | None, queue_arn: str) -> Result:
+    name = "interruption queue policy admits EventBridge"
+    for statement in _statements(policy):
+        services = _as_list((statement.get("Principal") or {}).get("Service"))
+        actions = _as_list(statement.get("Action"))
+        resources = _as_list(statement.get("Resource")) or [queue_arn]
+        if (
+            statement.get("Effect") == "Allow"
+            and EVENTS_PRINCIPAL in services
+            and any(a in ("sqs:SendMessage", "sqs:*") for a in actions)
+            and any(r in (queue_arn, "*") for r in resources)
+        ):
+            return Result.passed(
+                name, f"{EVENTS_PRINCIPAL} may sqs:SendMessage to the queue", statement=dict(statement)
+            )
+    return Result.failed(
+        name, f"no Allow statement lets {EVENTS_PRINCIPAL} sqs:SendMessage to {queue_arn}", policy=policy or ""
+    )
+
+
+def judge_role_trust(role: Mapping[str, Any] | None, label: str, principal: str, actions: frozenset[str]) -> Result:
+    name = f"{label} trusts {principal}"
+    if role is None:
+        return Result.failed(name, "the role does not exist")
+    allowed: set[str] = set()
+    for statement in _statements(role.get("AssumeRolePolicyDocument")):
+        if statement.get("Effect") == "Allow" and principal in _as_list(
+            (statement.get("Principal") or {}).get("Service")
+        ):
+            allowed |= set(_as_list(statement.get("Action")))
+    evidence = {"role": role.get("Arn", ""), "actions": sorted(allowed)}
+    if not allowed:
+        return Result.failed(name, f"no Allow statement for the service principal {principal}", **evidence)
+    missing = sorted(actions - allowed)
+    if missing:
+        return Result.failed(name, f"{principal} lacks {', '.join(missing)}", **evidence)
+    return Result.passed(name, f"{principal} may {', '.join(sorted(actions))}", **evidence)
+
+
+def judge_run_tags(tagged: Mapping[str, Mapping[str, str]], expected: Mapping[str, str]) -> Result:
+    """`tagged`: resource id -> its tags as the API returns them."""
+    name = "the run's tags on what it created"
+    wrong = {resource: sorted(k for k, v in expected.items() if tags.get(k) != v) for resource, tags in tagged.items()}
+    wrong = {r: keys for r, keys in wrong.items() if keys}
+    evidence = {"resources": sorted(tagged), "missing": wrong}
+    if not tagged:
+        return Result.failed(name, "no resources to inspect", **evidence)
+    if wrong:
+        detail = "; ".join(f"{r} lacks {', '.join(keys)}" for r, keys in sorted(wrong.items()))
+        return Result.failed(name, detail, **evidence)
+    return Result.passed(name, f"{len(tagged)} resources carry {', '.join(sorted(expected))}", **evidence)
+
+
+def judge_launch_template_metadata(version: Mapping[str, Any] | None) -> Result:
+    name = "IMDSv2 with hop limit 1 on the ops launch template"
+    if version is None:
+        return Result.failed(name, "the ops node group has no launch template")
+    options = (version.get("LaunchTemplateData") or {}).get("MetadataOptions") or {}
+    evidence = {"template": version.get("LaunchTemplateId", ""), "metadata_options": dict(options)}
+    problems = []
+    if options.get("HttpTokens") != "required":
+        problems.append(f"HttpTokens is {options.get('HttpTokens')!r}, want 'required'")
+    if options.get("HttpPutResponseHopLimit") != 1:
+        problems.append(f"hop limit is {options.get('HttpPutResponseHopLimit')!r}, want 1")
+    if problems:
+        return Result.failed(name, "; ".join(problems), **evidence)
+    return Result.passed(name, "HttpTokens=required, HttpPutResponseHopLimit=1", **evidence)
+
+
+def judge_pod_identity_associations(associations: Sequence[Mapping[str, Any]], expected: Mapping[str, str]) -> Result:
+    """`expected`: "namespace/serviceaccount" -> role ARN."""
+    name = "pod identity associations for the controllers"
+    actual = {f"{a['namespace']}/{a['serviceAccount']}": a.get("roleArn", "") for a in associations}
+    problems = [
+        f"{sa} -> {actual.get(sa) or 'nothing'}, want {role}" for sa, role in expected.items() if actual.get(sa) != role
+    ]
+    if problems:
+        return Result.failed(name, "; ".join(problems), associations=actual)
+    return Result.passed(name, f"{len(expected)} service accounts map to their roles", associations=actual)
+
+
+def judge_access_entries(entries: Sequence[Mapping[str, Any]], node_role_arn: str) -> Result:
+    name = "access entry lets Karpenter nodes join"
+    kinds = {e["principalArn"]: e.get("type", "") for e in entries}
+    if kinds.get(node_role_arn) != "EC2_LINUX":
+        return Result.failed(
+            name,
+            f"{node_role_arn} has access entry type {kinds.get(node_role_arn) or 'none'}, want EC2_LINUX",
+            entries=kinds,
+        )
+    return Result.passed(name, "the Karpenter node role has an EC2_LINUX access entry", entries=kinds)
+
+
+def judge_nothing_left(leftovers: Sequence[str], run_id: str) -> Result:
+    name = "nothing tagged with the run id is left"
+    if leftovers:
+        return Result.failed(name, f"{len(leftovers)} resources of run {run_id} remain", leftovers=list(leftovers))
+    return Result.passed(name, f"no resource tagged run-id={run_id} remains", leftovers=[])
+
+
+# --- fetches ----------------------------------------------------------------------------------------------
+def _not_found(exc: ClientError) -> bool:
+    code = str(exc.response.get("Error", {}).get("Code", ""))
+    return code.endswith(("NotFound", "NotFoundException", "NoSuchEntity", "NonExistentQueue"))
+
+
+def fetch_subnets(ec2: Any, ids: Sequence[str]) -> list[dict[str, Any]]:
+    if not ids:
+        return []
+    # Filter instead of SubnetIds= so one missing subnet does not hide the others.
+    return list(ec2.describe_subnets(Filters=[{"Name": "subnet-id", "Values": list(ids)}])["Subnets"])
+
+
+def fetch_discovery_groups(ec2: Any, vpc_id: str) -> list[dict[str, Any]]:
+    filters = [{"Name": "vpc-id", "Values": [vpc_id]}, {"Name": "tag-key", "Values": [DISCOVERY_TAG]}]
+    return list(ec2.describe_security_groups(Filters=filters)["SecurityGroups"])
+
+
+def fetch_nodegroup(eks: Any, cluster: str, nodegroup: str) -> dict[str, Any] | None:
+    try:
+        return dict(eks.describe_nodegroup(clusterName=cluster, nodegroupName=nodegroup)["nodegroup"])
+    except ClientError as exc:
+        if _not_found(exc):
+            return None
+        raise
+
+
+def fetch_launch_template_version(ec2: Any, nodegroup: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    spec = (nodegroup or {}).get("launchTemplate")
+    if not spec:
+        return None
+    ref = {"LaunchTemplateId": spec["id"]} if spec.get("id") else {"LaunchTemplateName": spec["name"]}
+    versions = ec2.describe_launch_template_versions(**ref, Versions=[str(spec.get("version") or "$Default")])
+    found = versions["LaunchTemplateVersions"]
+    return dict(found[0]) if found else None
+
+
+def fetch_queue(sqs: Any, name: str) -> tuple[str | None, dict[str, str]]:
+    """(url, attributes) of the queue, or (None, {}) when it does not exist."""
+    try:
+        url = str(sqs.get_queue_url(QueueName=name)["QueueUrl"])
+    except ClientError as exc:
+        if _not_found(exc):
+            return None, {}
+        raise
+    return url, dict(sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"]).get("Attributes", {}))
+
+
+def fetch_rules_targeting(events: Any, target_arn: str) -> list[dict[str, Any]]:
+    names = events.list_rule_names_by_target(TargetArn=target_arn).get("RuleNames", [])
+    return [
+        {**events.describe_rule(Name=rule), "Targets": events.list_targets_by_rule(Rule=rule).get("Targets", [])}
+        for rule in names
+    ]
+
+
+def fetch_role(iam: Any, arn_or_name: str) -> dict[str, Any] | None:
+    try:
+        role = dict(iam.get_role(RoleName=arn_or_name.rsplit("/", 1)[-1])["Role"])
+    except ClientError as exc:
+        if _not_found(exc):
+            return None
+        raise
+    role["Tags"] = iam.list_role_tags(RoleName=role["RoleName"]).get("Tags", [])
+    return role
+
+
+def fetch_pod_identity_associations(eks: Any, cluster: str) -> list[dict[str, Any]]:
+    summaries = eks.list_pod_identity_associations(clusterName=cluster).get("associations", [])
+    return [
+        dict(
+            eks.describe_pod_identity_association(clusterName=cluster, associationId=s["associationId"])["association"]
+        )
+        for s in summaries
+    ]
+
+
+def fetch_access_entries(eks: Any, cluster: str) -> list[dict[str, Any]]:
+    arns = eks.list_access_entries(clusterName=cluster).get("accessEntries", [])
+    return [dict(eks.describe_access_entry(clusterName=cluster, principalArn=a)["accessEntry"]) for a in arns]
+
+
+def karpenter_interruption_events(reference: Path) -> frozenset[EventKind]:
+    """The (source, detail-type) pairs of the EventBridge rules in Karpenter's getting-started template."""
+    path = next(iter(sorted((reference / "iam").glob("karpenter-*cloudformation.yaml"))), None)
+    if path is None:
+        return frozenset()
+
+    class CfnLoader(yaml.SafeLoader):
+        """Reads CloudFormation short-form tags (!Sub, !GetAtt, ...) as plain values."""
+
+    def any_tag(loader: yaml.SafeLoader, _suffix: str, node: yaml.Node) -> Any:
+        if isinstance(node, yaml.ScalarNode):
+            return loader.construct_scalar(node)
+        if isinstance(node, yaml.SequenceNode):
+            return loader.construct_sequence(node)
+        return loader.construct_mapping(node)  # type: ignore[arg-type]
+
+    CfnLoader.add_multi_constructor("!", any_tag)
+    template = yaml.load(path.read_text(encoding="utf-8"), Loader=CfnLoader)
+    kinds: set[EventKind] = set()
+    for resource in (template.get("Resources") or {}).values():
+        if resource.get("Type") == "AWS::Events::Rule":
+            pattern = resource["Properties"]["EventPattern"]
+            kinds |= {(s, d) for s in pattern.get("source", []) for d in pattern.get("detail-type", [])}
+    return frozenset(kinds)
+
+
+# --- the whole AWS side of the platform -------------------------------------------------------------------
+@dataclass(frozen=True)
+class Expectations:
+    """What the platform should look like, derived from its outputs, configuration and the run."""
+
+    outputs: Mapping[str, Any]
+    ops: OpsNodeGroupSpec
+    run_tags: Mapping[str, str]
+    interruption_events: frozenset[EventKind] | None
+
+
+def _guarded(name: str, judge: Callable[[], Result]) -> Result:
+    """An API error becomes a failed Result naming it, so one broken call does not hide the other checks."""
+    try:
+        return judge()
+    except (ClientError, BotoCoreError, KeyError) as exc:
+        return Result.failed(name, f"could not fetch: {exc}")
+
+
+def verify_platform(target: AwsTarget, expect: Expectations) -> list[Result]:
+    """Every AWS assertion on the platform; those needing what the target lacks are not applicable."""
+    out = expect.outputs
+    ec2, eks, iam, sqs, events = (target.client(s) for s in ("ec2", "eks", "iam", "sqs", "events"))
+    cluster = str(out["cluster_name"])
+    caps = target.capabilities
+    results: list[Result] = []
+    nodegroup: dict[str, Any] | None = None
+    queue_arn = ""
+
+    def run(name: str, judge: Callable[[], Result]) -> None:
+        results.append(_guarded(name, judge))
+
+    def ops_node_group() -> Result:
+        nonlocal nodegroup
+        nodegroup = fetch_nodegroup(eks, cluster, str(out["ops_node_group_name"]))
+        return judge_ops_node_group(nodegroup, expect.ops)
+
+    def queue() -> Result:
+        nonlocal queue_arn
+        url, attributes = fetch_queue(sqs, str(out["karpenter_interruption_queue_name"]))
+        queue_arn = attributes.get("QueueArn", "")
+        results.append(judge_interruption_queue(url, str(out["karpenter_interruption_queue_name"])))
+        return judge_queue_policy(attributes.get("Policy"), queue_arn)
+
+    run(
+        "public subnets",
+        lambda: judge_public_subnets(fetch_subnets(ec2, out["public_subnet_ids"]), out["public_subnet_ids"]),
+    )
+    run(
+        "private subnets",
+        lambda: judge_private_subnets(
+            fetch_subnets(ec2, out["private_subnet_ids"]), out["private_subnet_ids"], cluster
+        ),
+    )
+    run(
+        "discovery security group",
+        lambda: judge_discovery_security_group(
+            fetch_discovery_groups(ec2, str(out["vpc_id"])), cluster, str(out["discovery_security_group_id"])
+        ),
+    )
+    run("ops node group", ops_node_group)
+    run("ops launch template", lambda: judge_launch_template_metadata(fetch_launch_template_version(ec2, nodegroup)))
+    run("interruption queue", queue)
+    run(
+        "interruption rules",
+        lambda: judge_interruption_rules(
+            fetch_rules_targeting(events, queue_arn), queue_arn, expect.interruption_events
+        ),
+    )
+    roles = {
+        "Karpenter controller role": (
+            out["karpenter_controller_role_arn"],
+            POD_IDENTITY_PRINCIPAL,
+            POD_IDENTITY_ACTIONS,
+        ),
+        "LB controller role": (out["lb_controller_role_arn"], POD_IDENTITY_PRINCIPAL, POD_IDENTITY_ACTIONS),
+        "Karpenter node role": (out["karpenter_node_role_arn"], EC2_PRINCIPAL, frozenset({"sts:AssumeRole"})),
+    }
+    fetched_roles: dict[str, dict[str, Any] | None] = {}
+    for label, (arn, principal, actions) in roles.items():
+
+        def trust(label: str = label, arn: str = arn, principal: str = principal, actions: Any = actions) -> Result:
+            fetched_roles[label] = fetch_role(iam, arn)
+            return judge_role_trust(fetched_roles[label], label, principal, actions)
+
+        run(f"{label} trust", trust)
+    run(
+        "run tags",
+        lambda: judge_run_tags(_created_resource_tags(target, out, nodegroup, fetched_roles), expect.run_tags),
+    )
+    if caps.supports("eks_pod_identity_associations"):
+        wanted = {
+            _service_account(out["karpenter_service_account"]): str(out["karpenter_controller_role_arn"]),
+            _service_account(out["lb_controller_service_account"]): str(out["lb_controller_role_arn"]),
+        }
+        run(
+            "pod identity",
+            lambda: judge_pod_identity_associations(fetch_pod_identity_associations(eks, cluster), wanted),
+        )
+    else:
+        results.append(
+            Result.not_applicable(
+                "pod identity associations for the controllers", caps.name, caps.reason("eks_pod_identity_associations")
+            )
+        )
+    if caps.supports("eks_access_entries"):
+        run(
+            "access entries",
+            lambda: judge_access_entries(fetch_access_entries(eks, cluster), str(out["karpenter_node_role_arn"])),
+        )
+    else:
+        results.append(
+            Result.not_applicable(
+                "access entry lets Karpenter nodes join", caps.name, caps.reason("eks_access_entries")
+            )
+        )
+    return results
+
+
+def _service_account(value: Any) -> str:
+    return f"{value['namespace']}/{value['name']}" if isinstance(value, Mapping) else str(value)
+
+
+def _created_resource_tags(
+    target: AwsTarget,
+    out: Mapping[str, Any],
+    nodegroup: Mapping[str, Any] | None,
+    roles: Mapping[str, Mapping[str, Any] | None],
+) -> dict[str, dict[str, str]]:
+    """Tags of the main resources the platform creates, as each service's API reports them."""
+    ec2, eks, sqs = target.client("ec2"), target.client("eks"), target.client("sqs")
+    tagged: dict[str, dict[str, str]] = {}
+    vpc = ec2.describe_vpcs(VpcIds=[out["vpc_id"]])["Vpcs"][0]
+    tagged[vpc["VpcId"]] = tag_map(vpc.get("Tags"))
+    for subnet in fetch_subnets(ec2, [*out["public_subnet_ids"], *out["private_subnet_ids"]]):
+        tagged[subnet["SubnetId"]] = tag_map(subnet.get("Tags"))
+    group = ec2.describe_security_groups(GroupIds=[out["discovery_security_group_id"]])["SecurityGroups"][0]
+    tagged[group["GroupId"]] = tag_map(group.get("Tags"))
+    cluster = eks.describe_cluster(name=out["cluster_name"])["cluster"]
+    tagged[cluster["arn"]] = tag_map(cluster.get("tags"))
+    if nodegroup is not None:
+        tagged[str(nodegroup["nodegroupArn"])] = tag_map(nodegroup.get("tags"))
+    for role in roles.values():
+        if role is not None:
+            tagged[str(role["Arn"])] = tag_map(role.get("Tags"))
+    url = sqs.get_queue_url(QueueName=out["karpenter_interruption_queue_name"])["QueueUrl"]
+    tagged[f"sqs:{out['karpenter_interruption_queue_name']}"] = tag_map(sqs.list_queue_tags(QueueUrl=url).get("Tags"))
+    return tagged

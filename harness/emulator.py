@@ -1,0 +1,236 @@
+"""The local AWS emulator: a moto server process on 127.0.0.1, or the endpoint in AWS_ENDPOINT_URL.
+
+The process runs in its own session, so it outlives `harness up` (the run records its pid and port) and
+a terminal Ctrl-C does not reach it; `stop` ends it (SIGTERM, then SIGKILL) and is safe to call twice.
+Nothing here starts containers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_exponential_jitter
+
+from harness.errors import EnvironmentProblem
+
+ENDPOINT_ENV = "AWS_ENDPOINT_URL"
+PORT_ENV = "HARNESS_EMULATOR_PORT"
+HOST = "127.0.0.1"
+READY_TIMEOUT_S = 30.0
+STOP_TIMEOUT_S = 10.0
+DUMMY_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+# moto knows AWS managed IAM policies (e.g. AmazonEKSClusterPolicy) only when asked to load them.
+MOTO_SETTINGS = {"MOTO_IAM_LOAD_MANAGED_POLICIES": "true"}
+# Variables that would send the child to a real account or profile instead of the emulator.
+REAL_ACCOUNT_VARS = (
+    "AWS_PROFILE",
+    "AWS_SESSION_TOKEN",
+    "AWS_SECURITY_TOKEN",
+    "AWS_ROLE_ARN",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+)
+
+
+@dataclass
+class Emulator:
+    """An emulator endpoint; `pid` is set only when the harness started (and so owns) the process."""
+
+    endpoint: str
+    pid: int | None = None
+    log_path: Path | None = None
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def owned(self) -> bool:
+        return self.pid is not None
+
+    def settings(self) -> dict[str, Any]:
+        """What a later `harness verify/down` needs to find this emulator again (Run.settings)."""
+        return {"endpoint": self.endpoint, "pid": self.pid, "log": str(self.log_path) if self.log_path else None}
+
+    @classmethod
+    def from_settings(cls, data: Mapping[str, Any]) -> Emulator:
+        log = data.get("log")
+        return cls(str(data["endpoint"]), data.get("pid"), Path(log) if log else None)
+
+    def alive(self) -> bool:
+        """For an owned process: is it still the moto server we started? For an external one: does it answer?"""
+        if self.pid is None:
+            return answers(self.endpoint)
+        if self.process is not None:
+            return self.process.poll() is None
+        return is_moto_process(self.pid)
+
+    def death_notice(self) -> str | None:
+        """A watchdog for long Terraform commands: the reason to abort, or None while the emulator lives."""
+        if self.pid is not None and not self.alive():
+            return f"the emulator (moto server pid {self.pid}) exited"
+        return None
+
+    def child_env(self, region: str, base: Mapping[str, str] | None = None) -> dict[str, str]:
+        """An environment that points Terraform and boto3 at this emulator only."""
+        env = {k: v for k, v in (os.environ if base is None else base).items() if k not in REAL_ACCOUNT_VARS}
+        env.update(DUMMY_CREDENTIALS)
+        env.update(
+            {
+                ENDPOINT_ENV: self.endpoint,
+                "AWS_REGION": region,
+                "AWS_DEFAULT_REGION": region,
+                "AWS_EC2_METADATA_DISABLED": "true",
+                # Fail fast instead of retrying a dead endpoint 25 times with backoff.
+                "AWS_MAX_ATTEMPTS": "5",
+            }
+        )
+        return env
+
+    def stop(self) -> None:
+        """End an owned emulator process (no-op for an external endpoint or one already gone)."""
+        if self.pid is None:
+            return
+        if self.process is not None:
+            _terminate_child(self.process)
+        elif is_moto_process(self.pid):
+            _terminate_detached(self.pid)
+        self.process = None
+
+
+def answers(endpoint: str, timeout: float = 2.0) -> bool:
+    """True when anything speaks HTTP at the endpoint (an error status still counts as an answer)."""
+    try:
+        with urllib.request.urlopen(endpoint.rstrip("/") + "/moto-api/", timeout=timeout):
+            return True
+    except urllib.error.HTTPError:
+        return True
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
+
+
+def is_moto_process(pid: int) -> bool:
+    """The pid is alive and (where /proc exists) runs moto.server: never signal a recycled pid."""
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    if not Path("/proc").is_dir():
+        return True  # no way to read the command line here: trust the recorded pid
+    try:
+        text = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+    return b"moto.server" in text or b"moto_server" in text
+
+
+def port_free(port: int, host: str = HOST) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port(host: str = HOST) -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((host, 0))
+        return int(probe.getsockname()[1])
+
+
+def external(env: Mapping[str, str] | None = None) -> Emulator | None:
+    """The emulator named by AWS_ENDPOINT_URL, when set: used as is, nothing is started."""
+    endpoint = (os.environ if env is None else env).get(ENDPOINT_ENV)
+    return Emulator(endpoint) if endpoint else None
+
+
+def start(log_path: Path, *, port: int | None = None, ready_timeout_s: float = READY_TIMEOUT_S) -> Emulator:
+    """Start `python -m moto.server` on 127.0.0.1 (port from the argument, $HARNESS_EMULATOR_PORT or a free one)."""
+    requested = port or (int(os.environ[PORT_ENV]) if os.environ.get(PORT_ENV, "").isdigit() else None)
+    if requested is not None and not port_free(requested):
+        raise EnvironmentProblem(
+            f"emulator port {requested} on {HOST} is taken by another process: free it or choose another "
+            f"(unset {PORT_ENV} to pick a free port)"
+        )
+    chosen = requested or free_port()
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("ab") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", HOST, "-p", str(chosen)],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env={**os.environ, **MOTO_SETTINGS},
+        )
+    emulator = Emulator(f"http://{HOST}:{chosen}", process.pid, log_path, process)
+    try:
+        _wait_ready(emulator, ready_timeout_s)
+    except BaseException:
+        emulator.stop()
+        raise
+    return emulator
+
+
+def _wait_ready(emulator: Emulator, timeout_s: float) -> None:
+    def not_ready(ok: bool) -> bool:
+        return not ok
+
+    def probe() -> bool:
+        if emulator.process is not None and emulator.process.poll() is not None:
+            raise EnvironmentProblem(
+                f"the emulator exited at start (code {emulator.process.returncode}): {_log_tail(emulator.log_path)}"
+            )
+        return answers(emulator.endpoint, timeout=1.0)
+
+    try:
+        Retrying(
+            retry=retry_if_result(not_ready),
+            stop=stop_after_delay(timeout_s),
+            wait=wait_exponential_jitter(initial=0.1, max=1.0),
+        )(probe)
+    except RetryError:
+        raise EnvironmentProblem(
+            f"the emulator did not answer at {emulator.endpoint} within {timeout_s:.0f}s (log: {emulator.log_path})"
+        ) from None
+
+
+def _log_tail(log_path: Path | None) -> str:
+    if log_path is None or not log_path.is_file():
+        return "no log"
+    lines = [line for line in log_path.read_text(encoding="utf-8", errors="replace").splitlines() if line.strip()]
+    return lines[-1].strip() if lines else f"empty log {log_path}"
+
+
+def _terminate_child(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def _terminate_detached(pid: int) -> None:
+    """Stop a moto server started by another harness process (we cannot wait() on it, so poll)."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGTERM)
+    deadline = time.monotonic() + STOP_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if not is_moto_process(pid):
+            return
+        time.sleep(0.1)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGKILL)
