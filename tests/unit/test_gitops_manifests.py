@@ -37,7 +37,7 @@ from kubernetes.utils import quantity
 from harness.errors import InputError
 from harness.gate.loaders import yaml_documents
 from harness.gate.schema import SchemaValidator
-from harness.project import reference_dir, repo_root, versions
+from harness.project import read_yaml, reference_dir, repo_root, versions
 
 REPO = repo_root()
 FIXTURE_SECRET = Path(__file__).resolve().parent.parent / "fixtures" / "gitops" / "cluster-secret.yaml"
@@ -258,7 +258,7 @@ def kustomize_resources(directory: Path, root: Path) -> list[Doc]:
     kustomization = next((directory / n for n in KUSTOMIZATION_NAMES if (directory / n).is_file()), None)
     if kustomization is None:
         raise RenderError(f"{directory.relative_to(root)}: no kustomization.yaml, so kustomize patches cannot apply")
-    spec = yaml.safe_load(kustomization.read_text(encoding="utf-8")) or {}
+    spec = read_yaml(kustomization) or {}
     return [doc for resource in spec.get("resources") or [] for doc in load_documents(directory / resource, root)]
 
 
@@ -268,7 +268,10 @@ def effective_manifests(app: Mapping[str, Any], root: Path) -> list[dict[str, An
     bodies = [copy.deepcopy(doc.body) for doc in kustomize_resources(root / str(source.get("path")), root)]
     for patch in dig(source, "kustomize", "patches") or []:
         target = patch.get("target") or {}
-        operations = yaml.safe_load(patch.get("patch") or "")
+        try:
+            operations = yaml.safe_load(patch.get("patch") or "")
+        except yaml.YAMLError as error:
+            raise RenderError(f"patch for {target}: not YAML once rendered ({error.__class__.__name__})") from None
         if not isinstance(operations, list):
             raise RenderError(f"patch for {target}: expected a JSON6902 list of operations")
         matched = [i for i, body in enumerate(bodies) if patch_matches(body, target)]
@@ -539,7 +542,7 @@ def kustomization_problems(root: Path) -> list[str]:
     problems = []
     for kustomization in sorted((root / "gitops").rglob("kustomization.yaml")):
         where = kustomization.relative_to(root)
-        listed = (yaml.safe_load(kustomization.read_text(encoding="utf-8")) or {}).get("resources") or []
+        listed = (read_yaml(kustomization) or {}).get("resources") or []
         problems += [f"{where}: resource {name} does not exist" for name in listed
                      if not (kustomization.parent / name).is_file()]
         beside = {p.name for p in kustomization.parent.iterdir() if p.suffix in (".yaml", ".yml")}
@@ -785,6 +788,13 @@ def test_render_check_reports_broken_templates_and_patches(
 ) -> None:
     edit(tree, relative, mutation)
     assert_reports(rendered_problems(tree, cluster, validator), expected)
+
+
+def test_render_check_reports_a_value_that_breaks_the_patch_yaml(validator: SchemaValidator, cluster: Cluster) -> None:
+    # The patches single-quote each value: a quote inside a value would end the string early.
+    quoting = Cluster(cluster.name, cluster.server, cluster.labels,
+                      {**cluster.annotations, "eks-platform/run-id": "it's"})
+    assert_reports(rendered_problems(REPO, quoting, validator), "not YAML once rendered")
 
 
 def test_rendered_value_check_reports_a_value_from_the_wrong_annotation(tree: Path, cluster: Cluster) -> None:
