@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import TypeVar
 
-from tenacity import RetryCallState, Retrying, retry_if_result, wait_exponential_jitter
+from tenacity import RetryCallState, Retrying, retry_if_result, wait_exponential, wait_random
 
 from harness.results import Result, Status
 
@@ -48,7 +48,7 @@ def wait_for(
     started = clock()
     deadline = started + timeout
     polls = 0
-    backoff = wait_exponential_jitter(initial=interval, max=max_interval, jitter=interval)
+    backoff = wait_exponential(multiplier=interval, max=max_interval) + wait_random(0, interval)
     name = getattr(judge, "__name__", "wait")
 
     def attempt() -> Result:
