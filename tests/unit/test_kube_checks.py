@@ -1,0 +1,168 @@
+"""Placement judges on recorded nodes and pods: ops nodes, controllers on them, the game kept off them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kube_fixtures import FakeKubeReader, items, named
+
+from harness.kube_checks import (
+    CONTROLLER_PODS,
+    GAME_PODS,
+    condition,
+    judge_controllers_on_ops,
+    judge_ops_nodes,
+    judge_workload_off_ops,
+    parse_time,
+    pod_phase_summary,
+)
+from harness.results import Status
+
+OPS_A = "ip-10-0-1-23.eu-west-1.compute.internal"
+OPS_B = "ip-10-0-2-87.eu-west-1.compute.internal"
+SPOT = "ip-10-0-3-142.eu-west-1.compute.internal"
+
+
+def nodes() -> list[dict[str, Any]]:
+    return items("nodes.yaml")
+
+
+def controller_pods(reader: FakeKubeReader) -> dict[str, list[dict[str, Any]]]:
+    return {group.name: reader.list_pods(group.namespace, group.label_selector) for group in CONTROLLER_PODS}
+
+
+# ---------------------------------------------------------------- ops nodes
+
+
+def test_ops_nodes_with_labels_taint_and_ready_pass() -> None:
+    result = judge_ops_nodes(nodes(), nodegroup="ops")
+    assert result.status is Status.PASS, result.why
+    assert result.evidence["nodes"] == [OPS_A, OPS_B]  # the Karpenter nodes are not judged as ops nodes
+
+
+def test_an_ops_node_without_its_label_fails_naming_it() -> None:
+    recorded = nodes()
+    del named(recorded, OPS_B)["metadata"]["labels"]["workload-type"]
+    result = judge_ops_nodes(recorded)
+    assert result.status is Status.FAIL
+    assert result.evidence["wrong"] == [
+        {"node": OPS_B, "missing_labels": {"workload-type": "ops"}, "missing_taint": None}
+    ]
+
+
+def test_an_ops_node_without_the_taint_fails() -> None:
+    recorded = nodes()
+    named(recorded, OPS_A)["spec"]["taints"] = []
+    result = judge_ops_nodes(recorded)
+    assert result.status is Status.FAIL
+    assert result.evidence["wrong"][0]["missing_taint"] == "CriticalAddonsOnly=true:NoSchedule"
+
+
+def test_a_taint_with_another_effect_is_not_the_ops_taint() -> None:
+    recorded = nodes()
+    named(recorded, OPS_A)["spec"]["taints"][0]["effect"] = "PreferNoSchedule"
+    assert judge_ops_nodes(recorded).status is Status.FAIL
+
+
+def test_ops_nodes_pending_while_not_registered_or_not_ready() -> None:
+    spot_only = [n for n in nodes() if "eks.amazonaws.com/nodegroup" not in n["metadata"]["labels"]]
+    assert judge_ops_nodes(spot_only).status is Status.PENDING
+    assert judge_ops_nodes(nodes(), nodegroup="other").status is Status.PENDING
+    recorded = nodes()
+    ready = condition(named(recorded, OPS_B), "Ready")
+    assert ready is not None
+    ready["status"] = "False"
+    result = judge_ops_nodes(recorded)
+    assert (result.status, result.evidence["not_ready"]) == (Status.PENDING, [OPS_B])
+
+
+# ---------------------------------------------------------------- controllers
+
+
+def test_all_controller_pods_ready_on_ops_nodes_pass() -> None:
+    reader = FakeKubeReader([*items("pods_controllers.yaml"), *nodes()])
+    result = judge_controllers_on_ops(controller_pods(reader), reader.list_nodes())
+    assert result.status is Status.PASS, result.why
+    assert result.why == "all 7 controller pod(s) Ready on ops nodes"  # the finished hook pod does not count
+    assert set(result.evidence["placement"]) == {"argo-cd", "karpenter", "aws-load-balancer-controller"}
+
+
+def test_a_controller_pod_on_a_karpenter_node_fails() -> None:
+    reader = FakeKubeReader([*items("pods_controllers.yaml"), *nodes()])
+    pods = controller_pods(reader)
+    pods["karpenter"][1]["spec"]["nodeName"] = SPOT
+    result = judge_controllers_on_ops(pods, reader.list_nodes())
+    assert result.status is Status.FAIL
+    assert result.evidence["misplaced"] == [
+        {"pod": "kube-system/karpenter-5c7d9f8b6-v8tjn", "group": "karpenter", "node": SPOT}
+    ]
+
+
+def test_controllers_pending_while_a_group_has_no_pods_or_a_pod_is_unscheduled() -> None:
+    reader = FakeKubeReader([*items("pods_controllers.yaml"), *nodes()])
+    pods = controller_pods(reader)
+    result = judge_controllers_on_ops({**pods, "aws-load-balancer-controller": []}, reader.list_nodes())
+    assert result.status is Status.PENDING and "aws-load-balancer-controller" in result.why
+
+    unscheduled = pods["argo-cd"][0]
+    del unscheduled["spec"]["nodeName"]
+    unscheduled["status"] = {
+        "phase": "Pending",
+        "conditions": [
+            {
+                "type": "PodScheduled",
+                "status": "False",
+                "reason": "Unschedulable",
+                "message": "0/4 nodes are available: 4 Insufficient memory.",
+                "lastTransitionTime": "2026-11-25T18:31:02Z",
+            }
+        ],
+    }
+    result = judge_controllers_on_ops(pods, reader.list_nodes())
+    assert result.status is Status.PENDING
+    assert result.evidence["waiting"][0]["state"] == (
+        "Pending, not scheduled, Unschedulable: 0/4 nodes are available: 4 Insufficient memory."
+    )
+
+
+def test_pod_summary_names_the_waiting_container_reason() -> None:
+    pod = items("pods_controllers.yaml")[0]
+    pod["status"]["conditions"] = [{"type": "PodScheduled", "status": "True"}, {"type": "Ready", "status": "False"}]
+    pod["status"]["containerStatuses"][0]["state"] = {
+        "waiting": {"reason": "ImagePullBackOff", "message": 'Back-off pulling image "quay.io/argoproj/argocd:v9"'}
+    }
+    assert pod_phase_summary(pod) == (
+        f"Running, on {OPS_A}, application-controller: ImagePullBackOff "
+        'Back-off pulling image "quay.io/argoproj/argocd:v9"'
+    )
+
+
+# ---------------------------------------------------------------- the workload
+
+
+def test_game_pods_on_karpenter_nodes_pass_and_pending_ones_are_ignored() -> None:
+    reader = FakeKubeReader([*items("pods_game_scaling.yaml"), *nodes()])
+    pods = reader.list_pods(GAME_PODS.namespace, GAME_PODS.label_selector)
+    result = judge_workload_off_ops(pods, reader.list_nodes())
+    assert result.status is Status.PASS
+    assert result.why == "4 scheduled game-2048 pod(s), none on ops nodes"
+
+
+def test_a_game_pod_on_an_ops_node_fails() -> None:
+    pods = items("pods_game_scaling.yaml")
+    pods[0]["spec"]["nodeName"] = OPS_B
+    result = judge_workload_off_ops(pods, nodes())
+    assert result.status is Status.FAIL
+    assert result.evidence["on_ops"] == [{"pod": "game-2048/game-2048-6f7c8d9b5c-4jx7r", "node": OPS_B}]
+
+
+def test_no_scheduled_game_pod_is_pending() -> None:
+    pending = [p for p in items("pods_game_scaling.yaml") if p["status"]["phase"] == "Pending"]
+    assert judge_workload_off_ops(pending, nodes()).status is Status.PENDING
+
+
+def test_api_times_parse_to_aware_utc() -> None:
+    moment = parse_time("2026-11-25T19:00:47Z")
+    assert moment is not None and moment.utcoffset() is not None and moment.isoformat() == "2026-11-25T19:00:47+00:00"
+    assert parse_time("2026-11-25T19:00:47.123456Z") is not None
+    assert parse_time(None) is None
