@@ -1,0 +1,102 @@
+variable "platform_state_path" {
+  description = "Path to the Terraform state of infra/platform (relative paths start in infra/addons)."
+  type        = string
+  default     = "../platform/terraform.tfstate"
+
+  validation {
+    condition     = fileexists(var.platform_state_path)
+    error_message = "platform_state_path: no state file there. Apply infra/platform first, or pass -var platform_state_path=<path to its state>."
+  }
+}
+
+variable "gitops_repo_url" {
+  description = "Git repository Argo CD syncs (this repo or your fork), for example https://github.com/<you>/eks-platform.git. No default on purpose."
+  type        = string
+
+  validation {
+    condition     = can(regex("^https://[^/\\s]+/\\S+$", var.gitops_repo_url)) || can(regex("^(ssh://)?git@[^:/\\s]+[:/]\\S+$", var.gitops_repo_url))
+    error_message = "gitops_repo_url must be an https:// or git@/ssh:// Git URL, for example https://github.com/<you>/eks-platform.git."
+  }
+}
+
+variable "gitops_revision" {
+  description = "Branch, tag or commit of gitops_repo_url that Argo CD follows."
+  type        = string
+  default     = "main"
+
+  validation {
+    condition     = length(trimspace(var.gitops_revision)) > 0
+    error_message = "gitops_revision must not be empty (use a branch, tag or commit such as main)."
+  }
+}
+
+variable "run_id" {
+  description = "Run id the GitOps manifests tag their AWS resources with (cluster-secret annotation eks-platform/run-id)."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = var.run_id == "" || can(regex("^[a-z0-9][a-z0-9-]{2,30}$", var.run_id))
+    error_message = "run_id must be empty or 3-31 lowercase letters, digits and hyphens."
+  }
+}
+
+variable "expires_at" {
+  description = "RFC 3339 UTC expiry the GitOps manifests tag their AWS resources with (annotation eks-platform/expires-at)."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = var.expires_at == "" || can(formatdate("YYYY", var.expires_at))
+    error_message = "expires_at must be empty or an RFC 3339 timestamp such as 2026-01-31T18:00:00Z."
+  }
+}
+
+variable "argocd_exposure" {
+  description = "How people reach the Argo CD UI: port-forward (default, nothing exposed), internal-alb (HTTPS inside the VPC) or internet-facing-https (HTTPS from argocd_allowed_cidrs only)."
+  type        = string
+  default     = "port-forward"
+
+  validation {
+    condition     = contains(["port-forward", "internal-alb", "internet-facing-https"], var.argocd_exposure)
+    error_message = "argocd_exposure must be port-forward, internal-alb or internet-facing-https."
+  }
+}
+
+variable "argocd_hostname" {
+  description = "DNS name of the Argo CD UI behind an ALB (must match argocd_certificate_arn); unused with port-forward."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = var.argocd_hostname == "" || can(regex("^([a-z0-9]([a-z0-9-]*[a-z0-9])?\\.)+[a-z]{2,}$", var.argocd_hostname))
+    error_message = "argocd_hostname must be empty or a DNS name such as argocd.example.com."
+  }
+}
+
+variable "argocd_certificate_arn" {
+  description = "ACM certificate for argocd_hostname; required by both ALB exposures (the ALB only listens on HTTPS, HTTP redirects)."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = var.argocd_certificate_arn == "" || can(regex("^arn:aws[a-z-]*:acm:[a-z0-9-]+:[0-9]{12}:certificate/[0-9a-f-]+$", var.argocd_certificate_arn))
+    error_message = "argocd_certificate_arn must be empty or an ACM certificate ARN (arn:aws:acm:<region>:<account>:certificate/<id>)."
+  }
+}
+
+variable "argocd_allowed_cidrs" {
+  description = "Source CIDRs the Argo CD ALB admits; required for internet-facing-https, optional for internal-alb. Never 0.0.0.0/0."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for cidr in var.argocd_allowed_cidrs : can(cidrnetmask(cidr))])
+    error_message = "argocd_allowed_cidrs must hold valid IPv4 CIDRs such as 203.0.113.7/32."
+  }
+
+  validation {
+    condition     = !anytrue([for cidr in var.argocd_allowed_cidrs : endswith(cidr, "/0")])
+    error_message = "argocd_allowed_cidrs must not contain 0.0.0.0/0 or ::/0: list the addresses that may reach Argo CD."
+  }
+}
