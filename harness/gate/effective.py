@@ -43,13 +43,14 @@ class Rendered:
     applications: list[Manifest]  # Applications as written or rendered from ApplicationSets
     consumed: set[Path] = field(default_factory=set)  # files that only reach the cluster through an Application
     missing_paths: list[tuple[Manifest, str]] = field(default_factory=list)  # (Application, source path)
+    delivered_by: dict[int, Manifest] = field(default_factory=dict)  # id(effective object) -> its Application
     cluster_secrets: list[ClusterSecret] = field(default_factory=list)
 
 
 def cluster_secrets(terraform: TerraformModel, manifests: Sequence[Manifest]) -> list[ClusterSecret]:
     found: list[ClusterSecret] = []
     for secret in terraform.of_type("kubernetes_secret", "kubernetes_secret_v1"):
-        metadata = as_mapping(secret.get("metadata"))
+        metadata = secret.block("metadata")
         labels = {str(k): str(v) for k, v in as_mapping(metadata.get("labels")).items()}
         if labels.get(CLUSTER_SECRET_LABEL) != "cluster":
             continue
@@ -94,7 +95,7 @@ def _matches(labels: Mapping[str, str], selector: Mapping[str, Any]) -> bool:
     return True
 
 
-def _generator_params(generator: Mapping[str, Any], secrets: Sequence[ClusterSecret]) -> list[dict[str, Any]] | None:
+def generator_params(generator: Mapping[str, Any], secrets: Sequence[ClusterSecret]) -> list[dict[str, Any]] | None:
     """Parameter sets of one generator; None when the generator kind is not evaluated offline."""
     if "clusters" in generator:
         selector = (generator.get("clusters") or {}).get("selector") or {}
@@ -114,7 +115,7 @@ def _generator_params(generator: Mapping[str, Any], secrets: Sequence[ClusterSec
     if "list" in generator:
         return [dict(e) for e in (generator.get("list") or {}).get("elements") or [] if isinstance(e, dict)]
     if "matrix" in generator:
-        parts = [_generator_params(g, secrets) for g in (generator.get("matrix") or {}).get("generators") or []]
+        parts = [generator_params(g, secrets) for g in (generator.get("matrix") or {}).get("generators") or []]
         if len(parts) != 2 or parts[0] is None or parts[1] is None:
             return None
         return [{**a, **b} for a in parts[0] for b in parts[1]]
@@ -146,6 +147,25 @@ def _go_expression(expression: str, params: Mapping[str, Any]) -> Any:
     return None
 
 
+def missing_parameters(
+    template: Any, params: Mapping[str, Any], go_template: bool, path: tuple[Any, ...] = ()
+) -> list[tuple[tuple[Any, ...], str]]:
+    """(field path, expression) of every template expression the parameters do not provide."""
+    if isinstance(template, dict):
+        return [m for k, v in template.items() for m in missing_parameters(v, params, go_template, (*path, k))]
+    if isinstance(template, list):
+        return [m for i, v in enumerate(template) for m in missing_parameters(v, params, go_template, (*path, i))]
+    if not isinstance(template, str):
+        return []
+    missing = []
+    for match in _GO_EXPR.finditer(template):
+        expression = match.group(1)
+        found = _go_expression(expression, params) if go_template else _lookup_path(params, expression.strip())
+        if found is None:
+            missing.append((path, expression))
+    return missing
+
+
 def render_template(value: Any, params: Mapping[str, Any], go_template: bool) -> Any:
     """Substitute generator parameters into every string of a template; unresolvable ones are left as written."""
     if isinstance(value, dict):
@@ -169,7 +189,11 @@ def _shifted_lines(lines: Mapping[tuple[Any, ...], int], prefix: tuple[Any, ...]
 
 
 def applications(manifests: Sequence[Manifest], secrets: Sequence[ClusterSecret]) -> list[Manifest]:
-    """Applications as written plus those each ApplicationSet renders for each parameter set."""
+    """Applications as written plus those each ApplicationSet renders for each parameter set.
+
+    A generator that yields nothing (no cluster secret matches) still renders once with no parameters,
+    so its source path and patches are followed; the values it would template stay unresolved.
+    """
     apps = [m for m in manifests if m.kind == "Application" and m.group == "argoproj.io"]
     for appset in (m for m in manifests if m.kind == "ApplicationSet" and m.group == "argoproj.io"):
         spec = appset.get("spec") or {}
@@ -178,8 +202,10 @@ def applications(manifests: Sequence[Manifest], secrets: Sequence[ClusterSecret]
             continue
         go_template = bool(spec.get("goTemplate"))
         for generator in spec.get("generators") or []:
-            params_list = _generator_params(generator, secrets) if isinstance(generator, dict) else None
-            for params in params_list or []:
+            params_list = generator_params(generator, secrets) if isinstance(generator, dict) else None
+            if not params_list:
+                params_list = [{}]
+            for params in params_list:
                 doc = render_template(copy.deepcopy(template), params, go_template)
                 doc = {"apiVersion": appset.api_version, "kind": "Application", **doc}
                 secret = params.get("__secret__")
@@ -231,6 +257,7 @@ def render(terraform: TerraformModel, manifests: Sequence[Manifest], gitops_root
             origin = f"{app.origin or 'Application ' + app.name}, path {path}"
             for manifest in built:
                 manifest.origin = origin
+                result.delivered_by[id(manifest)] = app
             result.objects.extend(built)
     for manifest in manifests:
         if manifest.file.resolve() in result.consumed or manifest.kind in ("Kustomization", "Component"):

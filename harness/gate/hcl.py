@@ -178,14 +178,17 @@ def node_text(node: Any, source: str) -> str:
     return str(node)
 
 
-def evaluate(node: Node, env: Env, parse_documents: bool = False) -> Any:
+def evaluate(node: Node, env: Env, parse_documents: bool = False, lazy: bool = False) -> Any:
     """Value of an expression; Unknown (with its text) where static evaluation is impossible.
 
     With parse_documents, strings (heredoc YAML/JSON such as Helm values or IAM policies) are parsed
-    into structures before unknown interpolations are marked.
+    into structures before unknown interpolations are marked. With lazy, namespaces (a module, remote
+    state outputs) stay navigable, for locals and variables that other expressions dereference.
     """
     try:
-        value = concrete(_eval(node, env), node_text(node, env.source))
+        value = _eval(node, env)
+        if not lazy:
+            value = concrete(value, node_text(node, env.source))
         if parse_documents:
             value = _parse_documents(value)
         return unmark(value, env.markers)
@@ -256,7 +259,7 @@ def _eval(node: Any, env: Env) -> Any:
     if kind == "template_string":
         return _Failed("template")
     if kind == "tuple":
-        return [_eval(p, env) for p in parts if isinstance(p, Tree)]
+        return [_element(p, env) for p in parts if isinstance(p, Tree)]
     if kind == "object":
         return _object(parts, env)
     if kind == "identifier":
@@ -467,8 +470,16 @@ def _object(parts: list[Any], env: Env) -> dict[Any, Any]:
         if not isinstance(elem, Tree) or elem.data != "object_elem":
             continue
         key_node, _sep, value_node = elem.children
-        result[_object_key(key_node, env)] = _eval(value_node, env)
+        result[_object_key(key_node, env)] = _element(value_node, env)
     return result
+
+
+def _element(node: Node, env: Env) -> Any:
+    """One member of an object or tuple: an unknown member does not make its siblings unknown."""
+    try:
+        return _eval(node, env)
+    except (_Failed, TypeError, ValueError, KeyError, IndexError, ZeroDivisionError, AttributeError):
+        return Unknown(node_text(node, env.source))
 
 
 def _object_key(key_node: Node, env: Env) -> str:
@@ -689,7 +700,7 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
     "values": _values,
     "element": lambda items, i: items[i % len(items)],
     "index": lambda items, v: items.index(v),
-    "slice": lambda items, a, b: items[a:b],
+    "slice": lambda items, a, b: _slice(items, a, b),
     "tolist": lambda v: list(v),
     "toset": lambda v: _distinct(list(v)),
     "tomap": lambda v: dict(decoded(v)),
@@ -724,6 +735,13 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
 # Functions that look inside collections themselves (an unknown element need not spoil the result).
 _ACCEPT_UNKNOWN = frozenset({"merge", "concat", "lookup", "coalesce", "jsonencode", "yamlencode", "tolist", "toset",
                              "tomap", "length", "compact", "flatten", "distinct", "one", "element", "slice"})
+
+
+def _slice(items: Any, start: int, end: int) -> list[Any]:
+    """A slice of an apply-time list still has a static length (e.g. the first N availability zones)."""
+    if isinstance(items, Unknown) and isinstance(start, int) and isinstance(end, int):
+        return [Unknown(f"{items.text}[{i}]") for i in range(start, end)]
+    return list(decoded(items)[start:end])
 
 
 def _fail(what: str) -> Any:

@@ -77,6 +77,13 @@ class TfResource:
                 return None
         return decoded(value)
 
+    def block(self, name: str) -> Mapping[str, Any]:
+        """The first nested block of that type (blocks are lists of mappings), or an empty mapping."""
+        value = decoded(self.attrs.get(name))
+        if isinstance(value, list):
+            value = decoded(value[0]) if value else None
+        return value if isinstance(value, dict) else {}
+
     def line_of(self, name: str) -> int:
         return self.attr_lines.get(name, self.line)
 

@@ -19,6 +19,7 @@ from harness.gate.hcl import (
     Node,
     Unknown,
     _Failed,
+    concrete,
     decoded,
     evaluate,
     node_text,
@@ -139,7 +140,7 @@ class Instance:
         def compute() -> Any:
             if name in self.inputs:
                 node, env = self.inputs[name]
-                return evaluate(node, env)
+                return evaluate(node, env, lazy=True)
             if name in self.module.tfvars:
                 node, source = self.module.tfvars[name]
                 return evaluate(node, Env(_no_names, source, self.module.path))
@@ -154,13 +155,13 @@ class Instance:
         if name not in self.module.locals:
             raise _Failed(f"local.{name}")
         node, block = self.module.locals[name]
-        return self._cached(("local", name), lambda: evaluate(node, self.env(block)))
+        return self._cached(("local", name), lambda: evaluate(node, self.env(block), lazy=True))
 
     def output(self, name: str) -> Any:
         block = self.module.outputs.get(name)
         if block is None or "value" not in block.attrs:
             return Unknown(f"output.{name}")
-        return self._cached(("output", name), lambda: evaluate(block.attrs["value"], self.env(block)))
+        return self._cached(("output", name), lambda: evaluate(block.attrs["value"], self.env(block), lazy=True))
 
     def module_outputs(self, call: str) -> Any:
         child = self.children.get(call)
@@ -338,7 +339,7 @@ def collect(project: Project) -> TerraformModel:
     for root_name, root in project.roots.items():
         default_tags = _default_tags(root)
         _collect_instance(root, model, default_tags)
-        model.outputs[root_name] = {name: root.output(name) for name in root.module.outputs}
+        model.outputs[root_name] = {name: concrete(root.output(name), "") for name in root.module.outputs}
     for module in project.modules.values():
         root_name = next((n for n, d in project.root_dirs.items() if d == module.path), module.path.name)
         for block in module.blocks:
@@ -398,9 +399,12 @@ def _collect_instance(instance: Instance, model: TerraformModel, default_tags: d
 
 def _lines(block: Block, prefix: str = "") -> dict[str, int]:
     lines = {f"{prefix}{k}": v for k, v in block.attr_lines.items()}
+    seen: dict[str, int] = {}
     for nested in block.blocks:
         label = nested.labels[0] if nested.type == "dynamic" and nested.labels else nested.type
         lines.setdefault(f"{prefix}{label}", nested.line)
+        lines.setdefault(f"{prefix}{label}[{seen.get(label, 0)}]", nested.line)
+        seen[label] = seen.get(label, 0) + 1
         inner = next((b for b in nested.blocks if b.type == "content"), nested) if nested.type == "dynamic" else nested
         for key, value in _lines(inner, f"{prefix}{label}.").items():
             lines.setdefault(key, value)

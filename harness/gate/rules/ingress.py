@@ -1,1 +1,115 @@
-"""ingress rules."""
+"""Traffic reaches pods: Ingress -> Service -> port -> container port, and an IngressClass exists."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from harness.gate.facts import LB_CHART, chart_values, pod_spec_path
+from harness.gate.model import Manifest, Model
+from harness.gate.rules import Issue, rule
+
+
+def _backends(ingress: Manifest) -> Iterator[tuple[tuple[Any, ...], dict[str, Any]]]:
+    default = ingress.get("spec", "defaultBackend", "service")
+    if isinstance(default, dict):
+        yield ("spec", "defaultBackend", "service"), default
+    for r, ingress_rule in enumerate(ingress.get("spec", "rules") or []):
+        paths = ((ingress_rule or {}).get("http") or {}).get("paths") or [] if isinstance(ingress_rule, dict) else []
+        for p, path in enumerate(paths):
+            service = ((path or {}).get("backend") or {}).get("service") if isinstance(path, dict) else None
+            if isinstance(service, dict):
+                yield ("spec", "rules", r, "http", "paths", p, "backend", "service"), service
+
+
+def _selected_pods(model: Model, namespace: str, selector: dict[str, Any]) -> list[tuple[Manifest, dict[str, Any]]]:
+    pods = []
+    for manifest in model.effective:
+        path = pod_spec_path(manifest)
+        if path is None or manifest.namespace != namespace or not selector:
+            continue
+        labels_path = ("metadata", "labels") if manifest.kind == "Pod" else (*path[:-1], "metadata", "labels")
+        labels = manifest.get(*labels_path) or {}
+        spec = manifest.get(*path)
+        if isinstance(spec, dict) and all(labels.get(k) == v for k, v in selector.items()):
+            pods.append((manifest, spec))
+    return pods
+
+
+@rule("EKS010", "Ingress backends resolve to a Service port and a container port")
+def ingress_chain(model: Model) -> Iterator[Issue]:
+    """Every Ingress backend must name a Service in the same namespace and one of its ports (by name or
+    number); the Service's `targetPort` must be a container port (by name or number) of the pods its
+    selector matches; and with the AWS Load Balancer Controller's default `target-type: instance` the
+    Service must be NodePort or LoadBalancer. A broken link gives a 503 from the ALB or an Ingress that
+    never reconciles, after the money for the load balancer is already spent."""
+    services = {(m.namespace, m.name): m for m in model.effective if m.kind == "Service"}
+    for ingress in (m for m in model.effective if m.kind == "Ingress"):
+        annotations = ingress.get("metadata", "annotations") or {}
+        target_type = annotations.get("alb.ingress.kubernetes.io/target-type", "instance")
+        for path, backend in _backends(ingress):
+            name, port = backend.get("name"), backend.get("port") or {}
+            service = services.get((ingress.namespace, str(name)))
+            if service is None:
+                yield Issue(f"{ingress.label}: backend Service {name!r} does not exist in namespace "
+                            f"{ingress.namespace or 'default'}", ingress.where(*path, "name"),
+                            "name a Service defined in the same namespace")
+                continue
+            ports = [p for p in service.get("spec", "ports") or [] if isinstance(p, dict)]
+            wanted = port.get("name") if "name" in port else port.get("number")
+            service_port = next((p for p in ports if wanted in (p.get("name"), p.get("port"))), None)
+            if service_port is None:
+                yield Issue(
+                    f"{ingress.label}: Service {name} has no port {wanted!r} "
+                    f"(ports: {', '.join(str(p.get('name') or p.get('port')) for p in ports) or 'none'})",
+                    ingress.where(*path, "port"), "use a port name or number the Service defines")
+                continue
+            if target_type == "instance" and service.get("spec", "type") in (None, "ClusterIP"):
+                yield Issue(f"{ingress.label}: target-type instance needs a NodePort Service, {name} is ClusterIP",
+                            ingress.where("metadata", "annotations"),
+                            "annotate alb.ingress.kubernetes.io/target-type: ip, or make the Service NodePort")
+            target = service_port.get("targetPort", service_port.get("port"))
+            pods = _selected_pods(model, service.namespace, service.get("spec", "selector") or {})
+            if not pods:
+                yield Issue(f"Service/{name}: selector matches no pods of any workload in namespace "
+                            f"{service.namespace or 'default'}", service.where("spec", "selector"),
+                            "make the selector equal the pod template labels")
+                continue
+            container_ports = [cp for _m, spec in pods for c in spec.get("containers") or [] if isinstance(c, dict)
+                               for cp in c.get("ports") or [] if isinstance(cp, dict)]
+            if not any(target in (cp.get("name"), cp.get("containerPort")) for cp in container_ports):
+                yield Issue(
+                    f"Service/{name}: targetPort {target!r} is not a container port of the selected pods "
+                    f"(ports: {', '.join(str(cp.get('name') or cp.get('containerPort')) for cp in container_ports)})",
+                    service.where("spec", "ports", ports.index(service_port)),
+                    "set targetPort to a containerPort (number) or its name")
+
+
+@rule("EKS012", "Ingresses name an IngressClass that exists")
+def ingress_class(model: Model) -> Iterator[Issue]:
+    """An Ingress is reconciled only by the controller of its IngressClass (`spec.ingressClassName`). The
+    class must be defined by a manifest or created by a Helm release: the AWS Load Balancer Controller
+    chart creates IngressClass `alb` (value `ingressClass`) unless `createIngressClassResource` is false.
+    An Ingress without a class is ignored unless some IngressClass is marked default."""
+    classes = {m.name for m in model.effective if m.kind == "IngressClass"}
+    default_class = any(
+        (m.get("metadata", "annotations") or {}).get("ingressclass.kubernetes.io/is-default-class") == "true"
+        for m in model.effective if m.kind == "IngressClass"
+    )
+    found = chart_values(model, LB_CHART)
+    if found is not None:
+        _release, values = found
+        if values.get("createIngressClassResource", True) is not False:
+            classes.add(str(values.get("ingressClass") or "alb"))
+            default_class |= bool((values.get("ingressClassConfig") or {}).get("default"))
+    for ingress in (m for m in model.effective if m.kind == "Ingress"):
+        name = ingress.get("spec", "ingressClassName")
+        if name is None:
+            if not default_class and "kubernetes.io/ingress.class" not in (ingress.get("metadata", "annotations")
+                                                                           or {}):
+                yield Issue(f"{ingress.label}: no spec.ingressClassName and no default IngressClass",
+                            ingress.where("spec"), "set spec.ingressClassName: alb")
+        elif name not in classes:
+            yield Issue(f"{ingress.label}: IngressClass {name!r} is not defined "
+                        f"(defined: {', '.join(sorted(classes)) or 'none'})", ingress.where("spec", "ingressClassName"),
+                        "install the AWS Load Balancer Controller release or use its class name (alb)")

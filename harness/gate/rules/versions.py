@@ -1,1 +1,229 @@
-"""versions rules."""
+"""Versions: compatibility, agreement with versions.yaml, deprecated APIs, Helm value keys."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from harness.gate.facts import ARGO_CHART, KARPENTER_CHART, LB_CHART, node_classes, pod_spec_path, resolved
+from harness.gate.model import Location, Model, chart_name
+from harness.gate.rules import Issue, rule
+
+CHART_PINS = {KARPENTER_CHART: "karpenter", ARGO_CHART: "argo_cd_chart", LB_CHART: "aws_load_balancer_controller_chart"}
+PROVIDER_PINS = {"aws": "aws_provider", "helm": "helm_provider", "kubernetes": "kubernetes_provider"}
+
+
+def version_tuple(version: str) -> tuple[int, ...]:
+    return tuple(int(p) for p in re.findall(r"\d+", version.split("-")[0])[:3])
+
+
+def _pad(version: tuple[int, ...], length: int = 3) -> tuple[int, ...]:
+    return version + (0,) * (length - len(version))
+
+
+def satisfies(version: str, constraint: str) -> bool:
+    """Terraform version constraint syntax: comma-separated =, !=, >, >=, <, <=, ~> terms."""
+    actual = _pad(version_tuple(version))
+    for term in (t.strip() for t in constraint.split(",") if t.strip()):
+        match = re.fullmatch(r"(~>|>=|<=|!=|=|>|<)?\s*v?([0-9][0-9.]*)", term)
+        if match is None:
+            continue
+        operator, raw = match.group(1) or "=", match.group(2)
+        wanted = version_tuple(raw)
+        padded = _pad(wanted)
+        if operator == "~>":  # at least this version, and only the rightmost given part may grow
+            fixed = wanted[:-1] if len(wanted) > 1 else ()
+            if actual < padded or actual[: len(fixed)] != fixed:
+                return False
+        elif not {"=": actual == padded, "!=": actual != padded, ">": actual > padded, ">=": actual >= padded,
+                  "<": actual < padded, "<=": actual <= padded}[operator]:
+            return False
+    return True
+
+
+def _kubernetes_version(model: Model) -> tuple[str, Location] | None:
+    for cluster in model.terraform.of_type("aws_eks_cluster"):
+        if (version := resolved(cluster.get("version"))) is not None:
+            return version, Location(cluster.file, cluster.line_of("version"))
+    if "kubernetes" in model.versions and model.versions_file is not None:
+        return model.versions["kubernetes"], Location(model.versions_file, model.versions_lines.get("kubernetes", 1))
+    return None
+
+
+def _karpenter_version(model: Model) -> tuple[str, Location] | None:
+    found = model.release_for(KARPENTER_CHART)
+    if found is not None and (version := resolved(found[0].get("version"))) is not None:
+        return version, Location(found[0].file, found[0].line_of("version"))
+    if "karpenter" in model.versions and model.versions_file is not None:
+        return model.versions["karpenter"], Location(model.versions_file, model.versions_lines.get("karpenter", 1))
+    return None
+
+
+@rule("EKS015", "the Karpenter release supports the cluster's Kubernetes version")
+def compatibility(model: Model) -> Iterator[Issue]:
+    """Each Kubernetes minor needs a minimum Karpenter release (the compatibility matrix of
+    aws/karpenter-provider-aws, transcribed in the reference `compatibility.yaml`). An older Karpenter on a
+    newer cluster fails in ways that look unrelated: nodes that never become ready, CRD validation errors.
+    Compared: the cluster version (Terraform, else versions.yaml `kubernetes`) with the Karpenter chart
+    version (the Helm release, else versions.yaml `karpenter`)."""
+    kubernetes, karpenter = _kubernetes_version(model), _karpenter_version(model)
+    table = model.reference.compatibility.get("karpenter_min_for_kubernetes") or {}
+    if kubernetes is None or karpenter is None or not table:
+        return
+    minor = ".".join(kubernetes[0].split(".")[:2])
+    minimum = table.get(minor)
+    if minimum is None:
+        newest = max(table, key=version_tuple)
+        if version_tuple(minor) > version_tuple(newest):
+            yield Issue(f"Kubernetes {minor} is newer than any Karpenter release in the compatibility table "
+                        f"(newest: Kubernetes {newest})", kubernetes[1],
+                        "use a Kubernetes version Karpenter supports, or update the reference data")
+        return
+    if version_tuple(karpenter[0]) < version_tuple(str(minimum)):
+        yield Issue(f"Karpenter {karpenter[0]} does not support Kubernetes {minor} (needs >= {minimum})", karpenter[1],
+                    f"upgrade Karpenter to >= {minimum} (versions.yaml karpenter)")
+
+
+def _container_images(model: Model) -> Iterator[tuple[str, Location, str]]:
+    for manifest in model.effective:
+        path = pod_spec_path(manifest)
+        spec = manifest.get(*path) if path else None
+        if not isinstance(spec, dict):
+            continue
+        for group in ("initContainers", "containers"):
+            for index, container in enumerate(spec.get(group) or []):
+                if isinstance(container, dict) and isinstance(container.get("image"), str):
+                    yield container["image"], manifest.where(*(path or ()), group, index, "image"), manifest.label
+
+
+def _repository(image: str) -> str:
+    name = image.split("@")[0]
+    return name.rsplit(":", 1)[0] if ":" in name.rsplit("/", 1)[-1] else name
+
+
+@rule("EKS016", "every layer uses the versions pinned in versions.yaml")
+def pinned_versions(model: Model) -> Iterator[Issue]:
+    """versions.yaml is the one place versions are chosen. Where a layer cannot read it (a literal in a
+    `helm_release`, a `required_providers` constraint, the cluster version, the EC2NodeClass AMI alias, a
+    container image) it must agree: chart versions equal `karpenter`, `argo_cd_chart`,
+    `aws_load_balancer_controller_chart`; provider constraints admit `aws_provider`, `helm_provider`,
+    `kubernetes_provider`; `aws_eks_cluster.version` equals `kubernetes`; an EC2NodeClass alias equals
+    `karpenter_ami_alias`; images of the same repository equal any `*_image` pin."""
+    pins = model.versions
+    if not pins:
+        return
+    for release, _values in model.helm_releases():
+        key = CHART_PINS.get(chart_name(release))
+        version = resolved(release.get("version"))
+        if key in pins and version is not None and version.lstrip("v") != pins[key].lstrip("v"):
+            yield Issue(f"{release.address}: chart version {version} but versions.yaml {key} is {pins[key]}",
+                        Location(release.file, release.line_of("version")),
+                        f"read the version from versions.yaml ({key})")
+    for provider in model.terraform.providers:
+        key = PROVIDER_PINS.get(provider.name)
+        if key in pins and provider.version and not satisfies(pins[key], provider.version):
+            yield Issue(f"provider {provider.name} constraint {provider.version!r} ({provider.root}) excludes "
+                        f"versions.yaml {key} {pins[key]}", Location(provider.file, provider.line),
+                        f"use a constraint that admits {pins[key]}")
+    for cluster in model.terraform.of_type("aws_eks_cluster"):
+        version = resolved(cluster.get("version"))
+        if "kubernetes" in pins and version is not None and version != pins["kubernetes"]:
+            yield Issue(f"{cluster.address}: version {version} but versions.yaml kubernetes is {pins['kubernetes']}",
+                        Location(cluster.file, cluster.line_of("version")), "read the version from versions.yaml")
+    if "karpenter_ami_alias" in pins:
+        for node_class in node_classes(model):
+            for index, term in enumerate(node_class.get("spec", "amiSelectorTerms") or []):
+                alias = term.get("alias") if isinstance(term, dict) else None
+                if isinstance(alias, str) and alias != pins["karpenter_ami_alias"]:
+                    yield Issue(f"{node_class.label}: AMI alias {alias} but versions.yaml karpenter_ami_alias is "
+                                f"{pins['karpenter_ami_alias']}",
+                                node_class.where("spec", "amiSelectorTerms", index, "alias"),
+                                "use the pinned alias (a new AMI is a reviewed change)")
+    images = {key: value for key, value in pins.items() if key.endswith("_image")}
+    for image, where, label in _container_images(model):
+        for key, pinned in images.items():
+            if _repository(image) == _repository(pinned) and image != pinned:
+                yield Issue(f"{label}: image {image} but versions.yaml {key} is {pinned}", where,
+                            f"use {pinned}")
+
+
+DEPRECATED_APIS = {
+    "karpenter.sh/v1beta1": "karpenter.sh/v1 (Karpenter dropped v1beta1 in 1.1)",
+    "karpenter.sh/v1alpha5": "karpenter.sh/v1 NodePool (Provisioner was removed)",
+    "karpenter.k8s.aws/v1beta1": "karpenter.k8s.aws/v1 (Karpenter dropped v1beta1 in 1.1)",
+    "karpenter.k8s.aws/v1alpha1": "karpenter.k8s.aws/v1 EC2NodeClass (AWSNodeTemplate was removed)",
+    "extensions/v1beta1": "apps/v1 or networking.k8s.io/v1",
+    "networking.k8s.io/v1beta1": "networking.k8s.io/v1",
+    "policy/v1beta1": "policy/v1",
+    "batch/v1beta1": "batch/v1",
+    "autoscaling/v2beta1": "autoscaling/v2",
+    "autoscaling/v2beta2": "autoscaling/v2",
+    "apiextensions.k8s.io/v1beta1": "apiextensions.k8s.io/v1",
+    "rbac.authorization.k8s.io/v1beta1": "rbac.authorization.k8s.io/v1",
+}
+DEPRECATED_ANNOTATIONS = {
+    "kubernetes.io/ingress.class": "spec.ingressClassName",
+    "karpenter.sh/do-not-evict": "karpenter.sh/do-not-disrupt",
+    "karpenter.sh/do-not-consolidate": "karpenter.sh/do-not-disrupt",
+}
+
+
+@rule("EKS017", "no removed or deprecated APIs and annotations")
+def deprecated(model: Model) -> Iterator[Issue]:
+    """Removed API versions fail to apply (Karpenter v1beta1/v1alpha5 resources after Karpenter 1.1,
+    networking.k8s.io/v1beta1 Ingress since Kubernetes 1.22, ...). Deprecated annotations keep "working" by
+    being ignored: `kubernetes.io/ingress.class` is superseded by `spec.ingressClassName`,
+    `karpenter.sh/do-not-evict` by `karpenter.sh/do-not-disrupt`."""
+    for manifest in model.manifests:
+        if manifest.api_version in DEPRECATED_APIS:
+            yield Issue(f"{manifest.label}: apiVersion {manifest.api_version} is removed",
+                        manifest.where("apiVersion"), f"use {DEPRECATED_APIS[manifest.api_version]}")
+    for manifest in model.effective:
+        for path in (("metadata", "annotations"), ("spec", "template", "metadata", "annotations")):
+            annotations = manifest.get(*path)
+            if not isinstance(annotations, dict):
+                continue
+            for key, replacement in DEPRECATED_ANNOTATIONS.items():
+                if key in annotations:
+                    yield Issue(f"{manifest.label}: annotation {key} is deprecated", manifest.where(*path, key),
+                                f"use {replacement}")
+
+
+def _free_form(default: Any) -> bool:
+    """A values map whose keys the chart does not enumerate (annotations, config maps, ...)."""
+    if default is None:
+        return True
+    if isinstance(default, dict):
+        return not default or any("." in str(k) or "/" in str(k) for k in default)
+    return False
+
+
+def unknown_keys(values: Mapping[str, Any], defaults: Mapping[str, Any],
+                 prefix: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
+    for key, value in values.items():
+        path = (*prefix, str(key))
+        if key not in defaults:
+            yield path
+            continue
+        default = defaults[key]
+        if isinstance(value, dict) and isinstance(default, dict) and not _free_form(default):
+            yield from unknown_keys(value, default, path)
+
+
+@rule("EKS018", "Helm values use keys the pinned chart defines")
+def helm_keys(model: Model) -> Iterator[Issue]:
+    """Helm ignores values the chart does not read: a misspelt key (`settings.clustername`), a key from an
+    older chart version (`settings.aws.clusterName`), or one at the wrong level is silently dropped and the
+    chart's default applies. Every key a `helm_release` sets must exist in the pinned chart's default
+    values (reference data `charts/`), except inside maps the chart leaves open (empty maps such as
+    `podAnnotations`, or maps of dotted config keys such as Argo CD's `configs.cm`)."""
+    for release, values in model.helm_releases():
+        chart = chart_name(release)
+        if chart not in model.reference.chart_values:
+            continue
+        pinned_version, defaults = model.reference.chart_values[chart]
+        for path in unknown_keys(values.values, defaults):
+            yield Issue(f"{release.address}: value {'.'.join(path)} is not a key of chart {chart} {pinned_version}",
+                        values.sources.get(path, Location(release.file, release.line_of("values"))),
+                        "fix the key's spelling or level (see the chart's values.yaml)")
