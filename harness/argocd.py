@@ -9,6 +9,11 @@ or when the last sync operation ended ``Failed``/``Error``.
 When it is not done, the evidence says why in Argo CD's own words: each resource that is not Synced or
 not Healthy (kind, namespace, name, sync status, health status, message; messages from the last sync
 result fill in), the Application's conditions, and the operation's phase and message.
+
+Argo CD 3.x by default keeps each resource's health in its app tree rather than in the Application
+(``status.resourceHealthSource: appTree``); then the rows carry sync status only, and the evidence says
+so. Setting ``controller.resource.health.persist: "true"`` in ``argocd-cmd-params-cm`` brings per-resource
+health (and its message) back into the Application.
 """
 
 from __future__ import annotations
@@ -25,6 +30,10 @@ FAILED_OPERATION_PHASES = frozenset({"Failed", "Error"})
 RUNNING_OPERATION_PHASES = frozenset({"Running", "Terminating"})
 # Health states that a resource reaches on its own: anything else in a resource row is worth showing.
 SETTLED_HEALTH = frozenset({"Healthy"})
+APP_TREE_NOTE = (
+    "per-resource health is kept in Argo CD's app tree, not in the Application "
+    "(set controller.resource.health.persist=true to see it here)"
+)
 
 
 def _status(app: KubeObject) -> Mapping[str, Any]:
@@ -109,6 +118,7 @@ def application_summary(app: KubeObject) -> dict[str, Any]:
         if operation
         else None,
         "failing_resources": failing_resources(app),
+        "resource_health_source": status.get("resourceHealthSource", "inline"),
     }
 
 
@@ -140,10 +150,15 @@ def judge_application(app: KubeObject) -> Result:
 
 
 def _first_problem(summary: Mapping[str, Any]) -> str:
-    for row in summary["failing_resources"]:
+    # The worst resource explains the Application best: Degraded before Progressing/Missing/OutOfSync.
+    for row in sorted(summary["failing_resources"], key=lambda r: r["health"] != "Degraded"):
         where = "/".join(p for p in (row["namespace"], row["name"]) if p)
         return f"{row['kind']} {where}: {row['sync']}/{row['health']} {row['message']}".strip()
-    return summary["health_message"] or "no resource reports a problem"
+    if summary["health_message"]:
+        return str(summary["health_message"])
+    if summary["resource_health_source"] == "appTree":
+        return APP_TREE_NOTE
+    return "no resource reports a problem"
 
 
 def judge_applications(apps: Sequence[KubeObject], *, expected: Iterable[str] = ()) -> Result:
