@@ -803,26 +803,6 @@ def test_rendered_value_check_reports_a_value_from_the_wrong_annotation(tree: Pa
     assert_reports(rendered_value_problems(tree, cluster), "/spec/role renders as 'sample-cluster'")
 
 
-def test_effective_manifests_carry_the_sample_run_tags(cluster: Cluster) -> None:
-    by_kind = {body["kind"]: body for _, _, bodies in rendered(REPO, cluster) for body in bodies}
-    run_id = cluster.annotations["eks-platform/run-id"]
-    assert by_kind["EC2NodeClass"]["spec"]["tags"]["run-id"] == run_id
-    assert f"run-id={run_id}" in by_kind["Ingress"]["metadata"]["annotations"][ALB_TAGS]
-
-
-def test_sample_secret_carries_exactly_the_contracted_annotations(cluster: Cluster) -> None:
-    contract = contract_annotations((REPO / "docs" / "architecture.md").read_text(encoding="utf-8"))
-    assert len(contract) == 6
-    assert set(cluster.annotations) == contract
-    assert dict([MANAGED_LABEL]).items() <= cluster.labels.items()
-
-
-def test_contract_parser_sees_a_row_removed_from_the_table() -> None:
-    text = (REPO / "docs" / "architecture.md").read_text(encoding="utf-8")
-    trimmed = "\n".join(line for line in text.splitlines() if "`eks-platform/run-id` |" not in line)
-    assert contract_annotations(text) - contract_annotations(trimmed) == {"eks-platform/run-id"}
-
-
 # ---------------------------------------------------------------- tests: the defects of the published version
 
 
