@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from harness.errors import InputError
 from harness.kube_checks import (
     KARPENTER_NODEPOOL_LABEL,
     condition,
@@ -39,6 +40,23 @@ SPOT = "spot"
 NODECLAIM_STEPS = ("Launched", "Registered", "Initialized", "Ready")
 DISRUPTED_TAINT_KEY = "karpenter.sh/disrupted"
 EVIDENCE_EVENTS = 20
+SCALE_OUT_ANNOTATION = "eks-platform/scale-out-replicas"
+NOMINATED_PREFIX = "Pod should schedule on: "
+
+
+def nodepool_template_labels(nodepool: KubeObject) -> dict[str, str]:
+    """The labels a NodePool puts on its nodes (``spec.template.metadata.labels``)."""
+    template = (nodepool.get("spec") or {}).get("template") or {}
+    return dict((template.get("metadata") or {}).get("labels") or {})
+
+
+def scale_out_replicas(deployment: KubeObject, default: int) -> int:
+    """The replica count the e2e scales to: the Deployment's ``eks-platform/scale-out-replicas`` annotation."""
+    value = ((deployment.get("metadata") or {}).get("annotations") or {}).get(SCALE_OUT_ANNOTATION)
+    try:
+        return int(value) if value is not None else default
+    except ValueError:
+        raise InputError(f"{SCALE_OUT_ANNOTATION}={value!r} on {name_of(deployment)} is not a whole number") from None
 
 
 def _meta(obj: KubeObject) -> Mapping[str, Any]:
@@ -106,13 +124,16 @@ def judge_scale_out(
     *,
     replicas: int,
     nodepool: str,
+    node_labels: Mapping[str, str] | None = None,
     events: Sequence[KubeObject] = (),
 ) -> Result:
     """``replicas`` pods Ready, each on a Ready spot node of ``nodepool`` that a NodeClaim launched.
 
-    PENDING while pods are missing/unscheduled/not Ready or NodeClaims are still launching (evidence: the
-    pods' scheduling messages, every NodeClaim's conditions, related events). FAIL when a pod runs on a
-    node outside the pool (an ops node or any other) or on a pool node that is not spot.
+    ``node_labels`` are further labels every pool node must carry (``nodepool_template_labels`` of the
+    NodePool). PENDING while pods are missing/unscheduled/not Ready or NodeClaims are still launching
+    (evidence: the pods' scheduling messages, every NodeClaim's conditions, related events). FAIL when a
+    pod runs on a node outside the pool (an ops node or any other), on a pool node that is not spot, or
+    on one without the pool's labels.
     """
     name = f"karpenter scales {nodepool} out for {replicas} pod(s)"
     live_pods = _live(pods)
@@ -127,12 +148,16 @@ def judge_scale_out(
         if node is None:
             waiting.append({"pod": name_of(pod), "state": pod_phase_summary(pod)})
             continue
-        node_labels = labels_of(node)
-        pool = node_labels.get(KARPENTER_NODEPOOL_LABEL)
-        capacity = node_labels.get(CAPACITY_TYPE_LABEL)
+        pool = labels_of(node).get(KARPENTER_NODEPOOL_LABEL)
+        capacity = labels_of(node).get(CAPACITY_TYPE_LABEL)
+        missing_labels = {k: v for k, v in (node_labels or {}).items() if labels_of(node).get(k) != v}
         if pool != nodepool or capacity != SPOT:
             where = "an ops node" if is_ops_node(node) else f"nodepool={pool or '-'} capacity-type={capacity or '-'}"
             misplaced.append({"pod": name_of(pod), "node": _name(node), "why": f"runs on {where}"})
+        elif missing_labels:
+            misplaced.append(
+                {"pod": name_of(pod), "node": _name(node), "why": f"runs on a node without labels {missing_labels}"}
+            )
         elif not node_ready(node) or not pod_ready(pod):
             waiting.append({"pod": name_of(pod), "state": pod_phase_summary(pod)})
         else:
@@ -249,6 +274,7 @@ class PodTimeline:
     node: str | None
     nodeclaim: str | None
     created: datetime | None
+    nominated: datetime | None  # Karpenter's "Pod should schedule on: nodeclaim/..." event
     scheduled: datetime | None
     nodeclaim_launched: datetime | None
     node_ready: datetime | None
@@ -277,14 +303,34 @@ def _true_since(obj: KubeObject, kind: str) -> datetime | None:
     return parse_time(found.get("lastTransitionTime"))
 
 
+def _nominations(events: Sequence[KubeObject]) -> dict[str, tuple[datetime | None, str]]:
+    """Pod ``namespace/name`` -> (time, NodeClaim) of Karpenter's first Nominated event for it."""
+    found: dict[str, tuple[datetime | None, str]] = {}
+    for event in sorted(events, key=lambda e: str(e.get("firstTimestamp") or e.get("eventTime") or "")):
+        involved = event.get("involvedObject") or {}
+        message = str(event.get("message", ""))
+        if event.get("reason") != "Nominated" or involved.get("kind") != "Pod" or NOMINATED_PREFIX not in message:
+            continue
+        targets = message.split(NOMINATED_PREFIX, 1)[1].split(",")
+        claim = next((t.strip().split("/", 1)[1] for t in targets if t.strip().startswith("nodeclaim/")), "")
+        key = f"{involved.get('namespace')}/{involved.get('name')}"
+        if claim and key not in found:
+            found[key] = (parse_time(event.get("firstTimestamp") or event.get("eventTime")), claim)
+    return found
+
+
 def build_timeline(
-    pods: Sequence[KubeObject], nodeclaims: Sequence[KubeObject], nodes: Sequence[KubeObject]
+    pods: Sequence[KubeObject],
+    nodeclaims: Sequence[KubeObject],
+    nodes: Sequence[KubeObject],
+    events: Sequence[KubeObject] = (),
 ) -> ScaleOutTimeline:
     """The timeline of a scale-out from the objects' own timestamps and condition transition times.
 
-    Pod: ``creationTimestamp`` (Pending from then), ``PodScheduled`` and ``Ready`` transitions. NodeClaim:
-    ``creationTimestamp`` and its ``Launched``/``Registered``/``Initialized`` transitions. Node: its
-    ``Ready`` transition. Pods are linked to NodeClaims through ``status.nodeName``.
+    Pod: ``creationTimestamp`` (Pending from then), Karpenter's ``Nominated`` event, ``PodScheduled`` and
+    ``Ready`` transitions. NodeClaim: ``creationTimestamp`` and its ``Launched``/``Registered``/
+    ``Initialized`` transitions. Node: its ``Ready`` transition. A pod is linked to its NodeClaim through
+    ``spec.nodeName`` once scheduled, before that through the Nominated event.
     """
     nodes_by_name = {_name(node): node for node in nodes}
     node_rows: list[NodeTimeline] = []
@@ -308,10 +354,13 @@ def build_timeline(
             )
         )
     by_node = {row.node: row for row in node_rows if row.node}
+    by_claim = {row.nodeclaim: row for row in node_rows}
+    nominations = _nominations(events)
     pod_rows: list[PodTimeline] = []
     for pod in sorted(_live(pods), key=lambda p: str(_meta(p).get("creationTimestamp", ""))):
         node_name = (pod.get("spec") or {}).get("nodeName")
-        claim_row = by_node.get(node_name) if node_name else None
+        nominated_at, nominated_claim = nominations.get(name_of(pod), (None, ""))
+        claim_row = by_node.get(node_name) if node_name else by_claim.get(nominated_claim)
         node = nodes_by_name.get(str(node_name)) if node_name else None
         pod_rows.append(
             PodTimeline(
@@ -319,6 +368,7 @@ def build_timeline(
                 node=node_name,
                 nodeclaim=claim_row.nodeclaim if claim_row else None,
                 created=parse_time(_meta(pod).get("creationTimestamp")),
+                nominated=nominated_at,
                 scheduled=_true_since(pod, "PodScheduled"),
                 nodeclaim_launched=claim_row.launched if claim_row else None,
                 node_ready=_true_since(node, "Ready") if node is not None else None,

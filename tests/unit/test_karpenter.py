@@ -1,0 +1,247 @@
+"""Karpenter judges and the scale-out timeline on one recorded scale-out (in progress, done, scaled in)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+import pytest
+import yaml
+from kube_fixtures import FakeKubeReader, items, named
+
+from harness.errors import InputError
+from harness.karpenter import (
+    build_timeline,
+    judge_scale_in,
+    judge_scale_out,
+    nodepool_template_labels,
+    scale_out_replicas,
+)
+from harness.kube import NODE_CLAIM
+from harness.project import repo_root
+from harness.results import Status
+
+POOL = "apps"
+SPOT_A = "ip-10-0-3-142.eu-west-1.compute.internal"
+OPS_A = "ip-10-0-1-23.eu-west-1.compute.internal"
+
+
+def at(clock: str) -> datetime:
+    return datetime.fromisoformat(f"2026-11-25T{clock}+00:00")
+
+
+def in_progress() -> dict[str, list[dict[str, Any]]]:
+    return {
+        "pods": items("pods_game_scaling.yaml"),
+        "nodeclaims": items("nodeclaims.yaml"),
+        "nodes": items("nodes.yaml"),
+        "events": items("events.yaml"),
+    }
+
+
+def done() -> dict[str, list[dict[str, Any]]]:
+    return {
+        "pods": items("scale_out_done.yaml", "Pod"),
+        "nodeclaims": items("scale_out_done.yaml", "NodeClaim"),
+        "nodes": [*items("scale_out_done.yaml", "Node"), *items("nodes.yaml")[:2]],  # plus the ops nodes
+    }
+
+
+# ---------------------------------------------------------------- scale-out
+
+
+def test_scale_out_in_progress_is_pending_with_the_launch_steps_and_the_schedulers_reason() -> None:
+    seen = in_progress()
+    result = judge_scale_out(
+        seen["pods"], seen["nodeclaims"], seen["nodes"], replicas=6, nodepool=POOL, events=seen["events"]
+    )
+    assert result.status is Status.PENDING
+    assert result.why == (
+        "4 of 6 pod(s) Ready on spot; 3 NodeClaim(s): 2 Launched, 2 Registered, 1 Initialized, 1 Ready"
+    )
+    claims = {c["nodeclaim"]: c for c in result.evidence["nodeclaims"]}
+    assert claims["apps-m3v8z"]["Launched"] == "Unknown (AwaitingReconciliation: object is awaiting reconciliation)"
+    assert claims["apps-x7k2p"]["Ready"] == "True"
+    waiting = {w["pod"]: w["state"] for w in result.evidence["waiting"]}
+    assert waiting["game-2048/game-2048-6f7c8d9b5c-pk6d8"].startswith(
+        "Pending, not scheduled, Unschedulable: 0/4 nodes are available: 1 Insufficient cpu"
+    )
+    assert any("Nominated: Pod should schedule on: nodeclaim/apps-m3v8z" in line for line in result.evidence["events"])
+    assert not any("Ingress" in line for line in result.evidence["events"])  # only events about these objects
+
+
+def test_scale_out_done_passes_with_the_spot_nodes_used() -> None:
+    seen = done()
+    result = judge_scale_out(seen["pods"], seen["nodeclaims"], seen["nodes"], replicas=6, nodepool=POOL)
+    assert result.status is Status.PASS, result.why
+    assert result.why == "6 pod(s) Ready on 3 spot node(s) of apps"
+    assert result.evidence["nodes"] == sorted(
+        [
+            "ip-10-0-3-142.eu-west-1.compute.internal",
+            "ip-10-0-1-201.eu-west-1.compute.internal",
+            "ip-10-0-2-19.eu-west-1.compute.internal",
+        ]
+    )
+
+
+def test_scale_out_checks_the_labels_the_projects_nodepool_gives_its_nodes() -> None:
+    manifest = yaml.safe_load((repo_root() / "gitops/ops/karpenter/nodepool.yaml").read_text())
+    expected = nodepool_template_labels(manifest)
+    assert expected  # the project's NodePool labels its nodes
+    seen = done()
+    ok = judge_scale_out(
+        seen["pods"], seen["nodeclaims"], seen["nodes"], replicas=6, nodepool=POOL, node_labels=expected
+    )
+    assert ok.status is Status.PASS
+    for node in seen["nodes"]:
+        for key in expected:
+            node["metadata"]["labels"].pop(key, None)
+    missing = judge_scale_out(
+        seen["pods"], seen["nodeclaims"], seen["nodes"], replicas=6, nodepool=POOL, node_labels=expected
+    )
+    assert missing.status is Status.FAIL and "without labels" in missing.why
+
+
+def test_a_pod_on_an_ops_node_fails_the_scale_out() -> None:
+    seen = done()
+    seen["pods"][0]["spec"]["nodeName"] = OPS_A
+    result = judge_scale_out(seen["pods"], seen["nodeclaims"], seen["nodes"], replicas=6, nodepool=POOL)
+    assert result.status is Status.FAIL
+    assert result.evidence["misplaced"] == [
+        {"pod": "game-2048/game-2048-6f7c8d9b5c-4jx7r", "node": OPS_A, "why": "runs on an ops node"}
+    ]
+
+
+def test_an_on_demand_node_in_the_pool_fails_the_scale_out() -> None:
+    seen = done()
+    named(seen["nodes"], SPOT_A)["metadata"]["labels"]["karpenter.sh/capacity-type"] = "on-demand"
+    result = judge_scale_out(seen["pods"], seen["nodeclaims"], seen["nodes"], replicas=6, nodepool=POOL)
+    assert result.status is Status.FAIL
+    assert result.why.endswith("runs on nodepool=apps capacity-type=on-demand")
+
+
+def test_fewer_pods_than_replicas_is_pending_and_terminating_pods_do_not_count() -> None:
+    seen = done()
+    seen["pods"][0]["metadata"]["deletionTimestamp"] = "2026-11-25T19:02:00Z"
+    result = judge_scale_out(seen["pods"], seen["nodeclaims"], seen["nodes"], replicas=6, nodepool=POOL)
+    assert (result.status, result.why) == (Status.PENDING, "5 of 6 pod(s) exist")
+
+
+def test_nodeclaims_of_other_pools_are_not_counted() -> None:
+    seen = in_progress()
+    result = judge_scale_out(seen["pods"], seen["nodeclaims"], seen["nodes"], replicas=6, nodepool="other")
+    assert result.status is Status.FAIL  # the pods run on "apps" nodes, not on "other" ones
+    assert result.evidence["nodeclaims"] == []
+
+
+def test_scale_out_replicas_comes_from_the_deployment_annotation() -> None:
+    deployment = yaml.safe_load((repo_root() / "gitops/apps/game-2048/deployment.yaml").read_text())
+    assert scale_out_replicas(deployment, default=4) == int(
+        deployment["metadata"]["annotations"]["eks-platform/scale-out-replicas"]
+    )
+    del deployment["metadata"]["annotations"]
+    assert scale_out_replicas(deployment, default=4) == 4
+    deployment["metadata"]["annotations"] = {"eks-platform/scale-out-replicas": "lots"}
+    with pytest.raises(InputError, match="not a whole number"):
+        scale_out_replicas(deployment, default=4)
+
+
+# ---------------------------------------------------------------- timeline
+
+
+def test_timeline_of_the_finished_scale_out_has_every_step_in_order() -> None:
+    seen = done()
+    timeline = build_timeline(seen["pods"], seen["nodeclaims"], seen["nodes"], items("events.yaml"))
+    assert timeline.start == at("19:00:01")
+    assert [n.nodeclaim for n in timeline.nodes] == ["apps-x7k2p", "apps-q9w4d", "apps-m3v8z"]
+    first = timeline.nodes[0]
+    assert (first.node, first.instance_type, first.capacity_type, first.zone) == (
+        SPOT_A,
+        "c6a.xlarge",
+        "spot",
+        "eu-west-1c",
+    )
+    assert (first.claim_created, first.launched, first.registered, first.initialized, first.node_ready) == (
+        at("19:00:03"),
+        at("19:00:06"),
+        at("19:00:38"),
+        at("19:00:49"),
+        at("19:00:47"),
+    )
+    pod = next(p for p in timeline.pods if p.pod == "game-2048/game-2048-6f7c8d9b5c-t2r5b")
+    assert (pod.nodeclaim, pod.created, pod.nominated, pod.nodeclaim_launched, pod.node_ready, pod.ready) == (
+        "apps-m3v8z",
+        at("19:00:58"),
+        at("19:01:00"),
+        at("19:01:03"),
+        at("19:01:40"),
+        at("19:01:49"),
+    )
+    for row in timeline.pods:
+        assert row.created and row.nodeclaim_launched and row.node_ready and row.ready
+        assert row.created <= row.ready and row.node_ready <= row.ready
+    assert timeline.seconds(pod.ready) == 108.0
+    assert timeline.seconds(None) is None
+
+
+def test_timeline_in_progress_links_pending_pods_to_claims_through_nominated_events() -> None:
+    seen = in_progress()
+    timeline = build_timeline(seen["pods"], seen["nodeclaims"], seen["nodes"], seen["events"])
+    pending = next(p for p in timeline.pods if p.pod == "game-2048/game-2048-6f7c8d9b5c-pk6d8")
+    assert (pending.node, pending.nodeclaim, pending.nominated, pending.nodeclaim_launched) == (
+        None,
+        "apps-q9w4d",
+        at("19:00:21"),
+        at("19:00:24"),
+    )
+    assert (pending.scheduled, pending.node_ready, pending.ready) == (None, None, None)
+    launching = next(n for n in timeline.nodes if n.nodeclaim == "apps-m3v8z")
+    assert (launching.node, launching.launched) == (None, None)
+
+
+def test_timeline_without_events_still_links_scheduled_pods_through_their_node() -> None:
+    seen = in_progress()
+    timeline = build_timeline(seen["pods"], seen["nodeclaims"], seen["nodes"])
+    linked = {p.pod: p.nodeclaim for p in timeline.pods}
+    assert linked["game-2048/game-2048-6f7c8d9b5c-4jx7r"] == "apps-x7k2p"
+    assert linked["game-2048/game-2048-6f7c8d9b5c-pk6d8"] is None
+
+
+def test_timeline_of_nothing_is_empty() -> None:
+    timeline = build_timeline([], [], [])
+    assert (timeline.start, timeline.pods, timeline.nodes) == (None, (), ())
+
+
+# ---------------------------------------------------------------- scale-in
+
+
+def test_scale_in_is_pending_while_a_pool_node_is_being_removed() -> None:
+    reader = FakeKubeReader(items("scale_in_draining.yaml"))
+    result = judge_scale_in(reader.list_custom(NODE_CLAIM), reader.list_nodes(), nodepool=POOL, pods=reader.list_pods())
+    assert result.status is Status.PENDING
+    assert result.why == "1 NodeClaim(s) and 1 Node(s) of apps remain"
+    assert result.evidence["nodes"] == [
+        {"node": "ip-10-0-2-19.eu-west-1.compute.internal", "deleting": True, "disrupted": True}
+    ]
+    (claim,) = result.evidence["nodeclaims"]
+    assert claim["deleting"] is True
+    assert claim["conditions"] == {"Consolidatable": "True", "DisruptionReason": "True"}
+    assert result.evidence["pods_holding_nodes"] == []  # DaemonSet pods do not hold a node
+
+
+def test_scale_in_names_a_workload_pod_that_still_holds_a_node() -> None:
+    recorded = items("scale_in_draining.yaml")
+    straggler = items("scale_out_done.yaml", "Pod")[-1]
+    reader = FakeKubeReader([*recorded, straggler])
+    result = judge_scale_in(reader.list_custom(NODE_CLAIM), reader.list_nodes(), nodepool=POOL, pods=reader.list_pods())
+    assert result.evidence["pods_holding_nodes"] == [
+        "game-2048/game-2048-6f7c8d9b5c-t2r5b on ip-10-0-2-19.eu-west-1.compute.internal"
+    ]
+    assert result.why.endswith("held by 1 pod(s)")
+
+
+def test_scale_in_passes_once_no_claim_or_node_of_the_pool_is_left() -> None:
+    ops_only = items("nodes.yaml")[:2]
+    assert judge_scale_in([], ops_only, nodepool=POOL).status is Status.PASS
+    other_pool = items("nodeclaims.yaml")
+    assert judge_scale_in(other_pool, ops_only, nodepool="batch").status is Status.PASS
