@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_exponential_jitter
+from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_exponential, wait_random
 
 from harness.errors import EnvironmentProblem
 
@@ -153,6 +153,11 @@ def external(env: Mapping[str, str] | None = None) -> Emulator | None:
     return Emulator(endpoint) if endpoint else None
 
 
+def server_command(port: int) -> list[str]:
+    """The moto server, from this interpreter's environment (no container engine involved)."""
+    return [sys.executable, "-m", "moto.server", "-H", HOST, "-p", str(port)]
+
+
 def start(log_path: Path, *, port: int | None = None, ready_timeout_s: float = READY_TIMEOUT_S) -> Emulator:
     """Start `python -m moto.server` on 127.0.0.1 (port from the argument, $HARNESS_EMULATOR_PORT or a free one)."""
     requested = port or (int(os.environ[PORT_ENV]) if os.environ.get(PORT_ENV, "").isdigit() else None)
@@ -165,7 +170,7 @@ def start(log_path: Path, *, port: int | None = None, ready_timeout_s: float = R
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("ab") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", HOST, "-p", str(chosen)],
+            server_command(chosen),
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -196,7 +201,7 @@ def _wait_ready(emulator: Emulator, timeout_s: float) -> None:
         Retrying(
             retry=retry_if_result(not_ready),
             stop=stop_after_delay(timeout_s),
-            wait=wait_exponential_jitter(initial=0.1, max=1.0),
+            wait=wait_exponential(multiplier=0.1, max=1.0) + wait_random(0, 0.1),
         )(probe)
     except RetryError:
         raise EnvironmentProblem(

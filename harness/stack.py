@@ -30,7 +30,7 @@ from harness.project import TargetCapabilities, capabilities, reference_dir, rep
 from harness.providers import find_machine_mirror, provider_source
 from harness.results import Result, Status, all_ok
 from harness.run import Run, create_run, load_run
-from harness.terraform import Terraform
+from harness.terraform import Terraform, check_root
 
 TARGETS = ("emulator", "aws")
 TARGET_ENV = "HARNESS_TARGET"
@@ -194,8 +194,10 @@ class Stack:
     # --- lifecycle -------------------------------------------------------------------------------------
     def up(self) -> dict[str, Any]:
         """Apply the platform; on any failure or Ctrl-C tear down what was started, then re-raise."""
+        # Bad input fails here, before anything is started.
+        self.root = check_root(self.root)
         self.run.settings["root"] = str(self.root)
-        variables = self.variables()  # fails early (e.g. no API CIDRs on aws) before anything starts
+        variables = self.variables()
         self.run.settings["api_public_cidrs"] = variables["api_public_cidrs"]
         self.run.save()
         try:

@@ -25,7 +25,14 @@ from pathlib import Path
 from typing import IO, Any
 
 from rich.console import Console
-from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_exponential,
+    wait_random,
+)
 
 from harness.errors import EnvironmentProblem, HarnessError, InputError
 from harness.providers import ProviderSource, install_failure
@@ -160,6 +167,7 @@ class Terraform:
         console: Console | None = None,
         timeout_s: float = DEFAULT_TIMEOUT_S,
         attempts: int = 3,
+        retry_wait_s: float = 2.0,
         watchdog: Callable[[], str | None] | None = None,
     ) -> None:
         self.root = check_root(root)
@@ -173,6 +181,7 @@ class Terraform:
         self.console = console or Console(highlight=False)
         self.timeout_s = timeout_s
         self.attempts = attempts
+        self.retry_wait_s = retry_wait_s
         self.watchdog = watchdog
         self._env = {k: v for k, v in env.items() if k not in provider.unset}
         self._env.update(provider.env)
@@ -246,7 +255,9 @@ class Terraform:
         retrying = Retrying(
             retry=retry_if_exception_type(TransientFailure),
             stop=stop_after_attempt(self.attempts),
-            wait=wait_exponential_jitter(initial=2, max=30),
+            # Exponential backoff plus jitter, so parallel runs do not retry in lockstep.
+            wait=wait_exponential(multiplier=self.retry_wait_s, max=30 * self.retry_wait_s)
+            + wait_random(0, self.retry_wait_s),
             before_sleep=announce,
             reraise=True,
         )

@@ -1,0 +1,78 @@
+"""Shared fixtures: an isolated runs directory, fake Terraform CLIs, throwaway Terraform roots."""
+
+from __future__ import annotations
+
+import os
+import sys
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from harness.run import RUNS_ENV
+from harness.terraform import TerraformCli
+
+MINIMAL_ROOT = """\
+terraform {
+  backend "local" {}
+}
+"""
+
+
+@pytest.fixture
+def runs_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Runs are created under tmp_path, never in the checkout's .runs/."""
+    directory = tmp_path / "runs"
+    monkeypatch.setenv(RUNS_ENV, str(directory))
+    return directory
+
+
+@pytest.fixture
+def throwaway_root(tmp_path: Path) -> Path:
+    """A Terraform root with a local backend and nothing in it."""
+    root = tmp_path / "stack"
+    root.mkdir()
+    (root / "main.tf").write_text(MINIMAL_ROOT, encoding="utf-8")
+    return root
+
+
+@pytest.fixture
+def fake_cli(tmp_path: Path) -> Callable[[str], TerraformCli]:
+    """Write an executable `terraform` whose body is Python; `args` holds the arguments after -chdir=..."""
+
+    def make(body: str, name: str = "terraform") -> TerraformCli:
+        bin_dir = tmp_path / "fake-bin"
+        bin_dir.mkdir(exist_ok=True)
+        script = bin_dir / name
+        script.write_text(
+            f"#!{sys.executable}\n"
+            "import json, os, signal, sys, time\n"
+            "args = sys.argv[2:]\n"
+            "record = os.environ.get('FAKE_TF_RECORD')\n"
+            "if record:\n"
+            "    open(record, 'a').write(json.dumps(sys.argv[1:]) + '\\n')\n" + textwrap.dedent(body),
+            encoding="utf-8",
+        )
+        script.chmod(0o755)
+        return TerraformCli(script, name)
+
+    return make
+
+
+@pytest.fixture
+def no_real_aws(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Nothing in a unit test may reach a real account: dummy keys, no profile, moto's default region."""
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_DEFAULT_REGION"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_REGION", "us-east-1")
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return Path(f"/proc/{pid}/cmdline").exists() and bool(Path(f"/proc/{pid}/cmdline").read_bytes())
