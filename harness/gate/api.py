@@ -59,7 +59,7 @@ def build_model(
         _apply_plan(terraform, loaders.load_plan(plan_json))
     manifests = loaders.load_manifests(gitops)
     rendered = effective.render(terraform, manifests, gitops)
-    versions, versions_file, versions_lines = loaders.load_versions(repo)
+    versions, versions_file, versions_lines = loaders.load_versions(_checked_root([*infra, *gitops]))
     files = [*terraform.files, *sorted({m.file for m in manifests})]
     model = Model(
         terraform=terraform,
@@ -135,6 +135,15 @@ def _display(base: Path, file: Path) -> str:
         return resolved.relative_to(base.resolve()).as_posix()
     except ValueError:
         return os.path.relpath(resolved, Path.cwd()) if resolved.is_relative_to(Path.cwd()) else str(file)
+
+
+def _checked_root(paths: Sequence[Path]) -> Path | None:
+    """The top of the checked tree (where its versions.yaml would be): the paths' common parent."""
+    if not paths:
+        return None
+    resolved = [p.resolve() for p in paths]
+    common = Path(os.path.commonpath(resolved))
+    return common.parent if len(set(resolved)) == 1 or common in resolved else common
 
 
 def _repo_root(paths: Sequence[Path]) -> Path | None:

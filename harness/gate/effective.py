@@ -217,14 +217,6 @@ def applications(manifests: Sequence[Manifest], secrets: Sequence[ClusterSecret]
     return apps
 
 
-def repo_root_of(path: Path) -> Path:
-    """The repository a GitOps tree lives in: Argo CD source paths are relative to it."""
-    for candidate in (path, *path.parents):
-        if (candidate / ".git").exists() or (candidate / "versions.yaml").is_file():
-            return candidate
-    return path.parent
-
-
 def _sources(app: Manifest) -> list[tuple[tuple[Any, ...], dict[str, Any]]]:
     spec = app.get("spec") or {}
     if isinstance(spec.get("source"), dict):
@@ -239,7 +231,8 @@ def render(terraform: TerraformModel, manifests: Sequence[Manifest], gitops_root
     for manifest in manifests:
         by_file.setdefault(manifest.file.resolve(), []).append(manifest)
     result = Rendered(objects=[], applications=apps, cluster_secrets=secrets)
-    bases = [repo_root_of(r.resolve()) for r in gitops_roots]
+    # Source paths are relative to the repository root, which may be any ancestor of a GitOps root.
+    bases = [b for r in gitops_roots for b in (r.resolve(), *r.resolve().parents)]
     for app in apps:
         for source_path, source in _sources(app):
             path = source.get("path")

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 from harness.gate.model import Location, Model
 from harness.gate.rules import Issue, rule
+from harness.gate.rules.versions import REMOVED_APIS
 from harness.gate.schema import SchemaValidator
 
 DEFAULT_KUBERNETES = "1.35"
@@ -21,10 +22,15 @@ def schema_validity(model: Model) -> Iterator[Issue]:
     server would silently prune them, so a typo such as `amiSelectorTerm` passes kubectl and changes
     nothing). A kind that neither the Kubernetes version nor a pinned CRD defines is an error too: Argo CD
     would fail the sync with "resource mapping not found". Fix the field the message names, or the
-    apiVersion/kind."""
+    apiVersion/kind; removed API versions (Karpenter v1beta1, networking.k8s.io/v1beta1, ...) are reported
+    with their replacement."""
     validator = SchemaValidator(model.versions.get("kubernetes", DEFAULT_KUBERNETES), model.reference.crd_schemas)
     for manifest in model.effective:
         if manifest.group in _TOOL_GROUPS:
+            continue
+        if manifest.api_version in REMOVED_APIS:
+            yield Issue(f"{manifest.label}: apiVersion {manifest.api_version} was removed",
+                        manifest.where("apiVersion"), f"use {REMOVED_APIS[manifest.api_version]}")
             continue
         for problem in validator.problems(manifest.doc):
             message = problem.message if len(problem.message) < 300 else problem.message[:297] + "..."

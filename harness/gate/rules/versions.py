@@ -148,7 +148,7 @@ def pinned_versions(model: Model) -> Iterator[Issue]:
                             f"use {pinned}")
 
 
-DEPRECATED_APIS = {
+REMOVED_APIS = {
     "karpenter.sh/v1beta1": "karpenter.sh/v1 (Karpenter dropped v1beta1 in 1.1)",
     "karpenter.sh/v1alpha5": "karpenter.sh/v1 NodePool (Provisioner was removed)",
     "karpenter.k8s.aws/v1beta1": "karpenter.k8s.aws/v1 (Karpenter dropped v1beta1 in 1.1)",
@@ -169,16 +169,12 @@ DEPRECATED_ANNOTATIONS = {
 }
 
 
-@rule("EKS017", "no removed or deprecated APIs and annotations")
+@rule("EKS017", "no deprecated annotations")
 def deprecated(model: Model) -> Iterator[Issue]:
-    """Removed API versions fail to apply (Karpenter v1beta1/v1alpha5 resources after Karpenter 1.1,
-    networking.k8s.io/v1beta1 Ingress since Kubernetes 1.22, ...). Deprecated annotations keep "working" by
-    being ignored: `kubernetes.io/ingress.class` is superseded by `spec.ingressClassName`,
-    `karpenter.sh/do-not-evict` by `karpenter.sh/do-not-disrupt`."""
-    for manifest in model.manifests:
-        if manifest.api_version in DEPRECATED_APIS:
-            yield Issue(f"{manifest.label}: apiVersion {manifest.api_version} is removed",
-                        manifest.where("apiVersion"), f"use {DEPRECATED_APIS[manifest.api_version]}")
+    """Deprecated annotations keep "working" by being ignored or by overriding the field that replaced
+    them: `kubernetes.io/ingress.class` is superseded by `spec.ingressClassName`, `karpenter.sh/do-not-evict`
+    and `karpenter.sh/do-not-consolidate` by `karpenter.sh/do-not-disrupt`. (Removed API versions are
+    reported by EKS001.)"""
     for manifest in model.effective:
         for path in (("metadata", "annotations"), ("spec", "template", "metadata", "annotations")):
             annotations = manifest.get(*path)
@@ -204,11 +200,16 @@ def unknown_keys(values: Mapping[str, Any], defaults: Mapping[str, Any],
     for key, value in values.items():
         path = (*prefix, str(key))
         if key not in defaults:
-            yield path
+            if not (prefix and ("." in str(key) or "/" in str(key))):  # nested dotted keys are config entries
+                yield path
             continue
         default = defaults[key]
         if isinstance(value, dict) and isinstance(default, dict) and not _free_form(default):
             yield from unknown_keys(value, default, path)
+
+
+def dotted(path: tuple[str, ...]) -> str:
+    return "".join(f'["{p}"]' if "." in p else (f".{p}" if i else p) for i, p in enumerate(path))
 
 
 @rule("EKS018", "Helm values use keys the pinned chart defines")
@@ -216,14 +217,15 @@ def helm_keys(model: Model) -> Iterator[Issue]:
     """Helm ignores values the chart does not read: a misspelt key (`settings.clustername`), a key from an
     older chart version (`settings.aws.clusterName`), or one at the wrong level is silently dropped and the
     chart's default applies. Every key a `helm_release` sets must exist in the pinned chart's default
-    values (reference data `charts/`), except inside maps the chart leaves open (empty maps such as
-    `podAnnotations`, or maps of dotted config keys such as Argo CD's `configs.cm`)."""
+    values (reference data `charts/`), except inside maps the chart leaves open: empty maps such as
+    `podAnnotations`, and config maps whose entries are dotted keys such as Argo CD's
+    `configs.params["server.insecure"]` (a nested key containing "." or "/" is taken as such an entry)."""
     for release, values in model.helm_releases():
         chart = chart_name(release)
         if chart not in model.reference.chart_values:
             continue
         pinned_version, defaults = model.reference.chart_values[chart]
         for path in unknown_keys(values.values, defaults):
-            yield Issue(f"{release.address}: value {'.'.join(path)} is not a key of chart {chart} {pinned_version}",
+            yield Issue(f"{release.address}: value {dotted(path)} is not a key of chart {chart} {pinned_version}",
                         values.sources.get(path, Location(release.file, release.line_of("values"))),
                         "fix the key's spelling or level (see the chart's values.yaml)")
