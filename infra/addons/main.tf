@@ -113,6 +113,11 @@ resource "helm_release" "argocd" {
     dex = {
       enabled = false
     }
+    # Argo CD 3 keeps per-resource health only in its cache; persisting it into Application
+    # status.resources lets the e2e name each unhealthy resource and its message.
+    configs = {
+      params = { "controller.resource.health.persist" = "true" }
+    }
     server = {
       ingress = {
         enabled          = local.argocd_behind_alb
