@@ -27,6 +27,20 @@ EC2_PRINCIPAL = "ec2.amazonaws.com"
 EVENTS_PRINCIPAL = "events.amazonaws.com"
 MIN_AZS = 2
 
+# Check names: one per judge, also used when its fetch fails.
+PUBLIC_SUBNETS = "public subnets discoverable by the ALB controller"
+PRIVATE_SUBNETS = "private subnets for internal ALBs and Karpenter"
+DISCOVERY_GROUP = "exactly one Karpenter discovery security group"
+OPS_NODE_GROUP = "ops node group labels, taint and capacity type"
+QUEUE_EXISTS = "interruption queue exists"
+INTERRUPTION_RULES = "EventBridge rules feed the interruption queue"
+QUEUE_POLICY = "interruption queue policy admits EventBridge"
+RUN_TAGS = "the run's tags on what it created"
+IMDS = "IMDSv2 with hop limit 1 on the ops launch template"
+POD_IDENTITY = "pod identity associations for the controllers"
+ACCESS_ENTRIES = "access entry lets Karpenter nodes join"
+NOTHING_LEFT = "nothing tagged with the run id is left"
+
 EventKind = tuple[str, str]  # (source, detail-type) of an EventBridge rule
 
 
@@ -39,7 +53,7 @@ def tag_map(tags: Any) -> dict[str, str]:
 
 # --- judges -----------------------------------------------------------------------------------------------
 def judge_public_subnets(subnets: Sequence[Mapping[str, Any]], expected_ids: Sequence[str]) -> Result:
-    name = "public subnets discoverable by the ALB controller"
+    name = PUBLIC_SUBNETS
     found = {s["SubnetId"]: s for s in subnets}
     missing = sorted(set(expected_ids) - set(found))
     untagged = sorted(i for i in expected_ids if i in found and tag_map(found[i].get("Tags")).get(ELB_TAG) != "1")
@@ -57,7 +71,7 @@ def judge_public_subnets(subnets: Sequence[Mapping[str, Any]], expected_ids: Seq
 def judge_private_subnets(
     subnets: Sequence[Mapping[str, Any]], expected_ids: Sequence[str], cluster_name: str
 ) -> Result:
-    name = "private subnets for internal ALBs and Karpenter"
+    name = PRIVATE_SUBNETS
     wanted = {INTERNAL_ELB_TAG: "1", DISCOVERY_TAG: cluster_name}
     found = {s["SubnetId"]: s for s in subnets}
     missing = sorted(set(expected_ids) - set(found))
@@ -82,7 +96,7 @@ def judge_private_subnets(
 
 
 def judge_discovery_security_group(groups: Sequence[Mapping[str, Any]], cluster_name: str, expected_id: str) -> Result:
-    name = "exactly one Karpenter discovery security group"
+    name = DISCOVERY_GROUP
     tagged = sorted(g["GroupId"] for g in groups if tag_map(g.get("Tags")).get(DISCOVERY_TAG) == cluster_name)
     evidence = {"tagged": tagged, "expected": expected_id}
     if len(tagged) != 1:
@@ -109,7 +123,7 @@ class OpsNodeGroupSpec:
 
 
 def judge_ops_node_group(nodegroup: Mapping[str, Any] | None, spec: OpsNodeGroupSpec) -> Result:
-    name = "ops node group labels, taint and capacity type"
+    name = OPS_NODE_GROUP
     if nodegroup is None:
         return Result.failed(name, "the ops node group does not exist")
     labels = dict(nodegroup.get("labels") or {})
@@ -134,7 +148,7 @@ def judge_ops_node_group(nodegroup: Mapping[str, Any] | None, spec: OpsNodeGroup
 
 
 def judge_interruption_queue(queue_url: str | None, queue_name: str) -> Result:
-    name = "interruption queue exists"
+    name = QUEUE_EXISTS
     if not queue_url:
         return Result.failed(name, f"no SQS queue named {queue_name}", queue=queue_name)
     return Result.passed(name, f"{queue_name} exists", queue=queue_name, url=queue_url)
@@ -144,7 +158,7 @@ def judge_interruption_rules(
     rules: Sequence[Mapping[str, Any]], queue_arn: str, required: frozenset[EventKind] | None
 ) -> Result:
     """`rules`: {Name, EventPattern (JSON), Targets}; `required`: the kinds Karpenter documents (None if unknown)."""
-    name = "EventBridge rules feed the interruption queue"
+    name = INTERRUPTION_RULES
     covered: set[EventKind] = set()
     for rule in rules:
         if not any(t.get("Arn") == queue_arn for t in rule.get("Targets") or []):
@@ -178,7 +192,7 @@ def _as_list(value: Any) -> list[Any]:
 
 
 def judge_queue_policy(policy: str | None, queue_arn: str) -> Result:
-    name = "interruption queue policy admits EventBridge"
+    name = QUEUE_POLICY
     for statement in _statements(policy):
         services = _as_list((statement.get("Principal") or {}).get("Service"))
         actions = _as_list(statement.get("Action"))
@@ -218,7 +232,7 @@ def judge_role_trust(role: Mapping[str, Any] | None, label: str, principal: str,
 
 def judge_run_tags(tagged: Mapping[str, Mapping[str, str]], expected: Mapping[str, str]) -> Result:
     """`tagged`: resource id -> its tags as the API returns them."""
-    name = "the run's tags on what it created"
+    name = RUN_TAGS
     wrong = {resource: sorted(k for k, v in expected.items() if tags.get(k) != v) for resource, tags in tagged.items()}
     wrong = {r: keys for r, keys in wrong.items() if keys}
     evidence = {"resources": sorted(tagged), "missing": wrong}
@@ -231,7 +245,7 @@ def judge_run_tags(tagged: Mapping[str, Mapping[str, str]], expected: Mapping[st
 
 
 def judge_launch_template_metadata(version: Mapping[str, Any] | None) -> Result:
-    name = "IMDSv2 with hop limit 1 on the ops launch template"
+    name = IMDS
     if version is None:
         return Result.failed(name, "the ops node group has no launch template")
     options = (version.get("LaunchTemplateData") or {}).get("MetadataOptions") or {}
@@ -248,7 +262,7 @@ def judge_launch_template_metadata(version: Mapping[str, Any] | None) -> Result:
 
 def judge_pod_identity_associations(associations: Sequence[Mapping[str, Any]], expected: Mapping[str, str]) -> Result:
     """`expected`: "namespace/serviceaccount" -> role ARN."""
-    name = "pod identity associations for the controllers"
+    name = POD_IDENTITY
     actual = {f"{a['namespace']}/{a['serviceAccount']}": a.get("roleArn", "") for a in associations}
     problems = [
         f"{sa} -> {actual.get(sa) or 'nothing'}, want {role}" for sa, role in expected.items() if actual.get(sa) != role
@@ -259,7 +273,7 @@ def judge_pod_identity_associations(associations: Sequence[Mapping[str, Any]], e
 
 
 def judge_access_entries(entries: Sequence[Mapping[str, Any]], node_role_arn: str) -> Result:
-    name = "access entry lets Karpenter nodes join"
+    name = ACCESS_ENTRIES
     kinds = {e["principalArn"]: e.get("type", "") for e in entries}
     if kinds.get(node_role_arn) != "EC2_LINUX":
         return Result.failed(
@@ -271,7 +285,7 @@ def judge_access_entries(entries: Sequence[Mapping[str, Any]], node_role_arn: st
 
 
 def judge_nothing_left(leftovers: Sequence[str], run_id: str) -> Result:
-    name = "nothing tagged with the run id is left"
+    name = NOTHING_LEFT
     if leftovers:
         return Result.failed(name, f"{len(leftovers)} resources of run {run_id} remain", leftovers=list(leftovers))
     return Result.passed(name, f"no resource tagged run-id={run_id} remains", leftovers=[])
@@ -430,26 +444,26 @@ def verify_platform(target: AwsTarget, expect: Expectations) -> list[Result]:
         return judge_queue_policy(attributes.get("Policy"), queue_arn)
 
     run(
-        "public subnets",
+        PUBLIC_SUBNETS,
         lambda: judge_public_subnets(fetch_subnets(ec2, out["public_subnet_ids"]), out["public_subnet_ids"]),
     )
     run(
-        "private subnets",
+        PRIVATE_SUBNETS,
         lambda: judge_private_subnets(
             fetch_subnets(ec2, out["private_subnet_ids"]), out["private_subnet_ids"], cluster
         ),
     )
     run(
-        "discovery security group",
+        DISCOVERY_GROUP,
         lambda: judge_discovery_security_group(
             fetch_discovery_groups(ec2, str(out["vpc_id"])), cluster, str(out["discovery_security_group_id"])
         ),
     )
-    run("ops node group", ops_node_group)
-    run("ops launch template", lambda: judge_launch_template_metadata(fetch_launch_template_version(ec2, nodegroup)))
-    run("interruption queue", queue)
+    run(OPS_NODE_GROUP, ops_node_group)
+    run(IMDS, lambda: judge_launch_template_metadata(fetch_launch_template_version(ec2, nodegroup)))
+    run(QUEUE_POLICY, queue)
     run(
-        "interruption rules",
+        INTERRUPTION_RULES,
         lambda: judge_interruption_rules(
             fetch_rules_targeting(events, queue_arn), queue_arn, expect.interruption_events
         ),
@@ -470,9 +484,9 @@ def verify_platform(target: AwsTarget, expect: Expectations) -> list[Result]:
             fetched_roles[label] = fetch_role(iam, arn)
             return judge_role_trust(fetched_roles[label], label, principal, actions)
 
-        run(f"{label} trust", trust)
+        run(f"{label} trusts {principal}", trust)
     run(
-        "run tags",
+        RUN_TAGS,
         lambda: judge_run_tags(_created_resource_tags(target, out, nodegroup, fetched_roles), expect.run_tags),
     )
     if caps.supports("eks_pod_identity_associations"):
@@ -481,26 +495,18 @@ def verify_platform(target: AwsTarget, expect: Expectations) -> list[Result]:
             _service_account(out["lb_controller_service_account"]): str(out["lb_controller_role_arn"]),
         }
         run(
-            "pod identity",
+            POD_IDENTITY,
             lambda: judge_pod_identity_associations(fetch_pod_identity_associations(eks, cluster), wanted),
         )
     else:
-        results.append(
-            Result.not_applicable(
-                "pod identity associations for the controllers", caps.name, caps.reason("eks_pod_identity_associations")
-            )
-        )
+        results.append(Result.not_applicable(POD_IDENTITY, caps.name, caps.reason("eks_pod_identity_associations")))
     if caps.supports("eks_access_entries"):
         run(
-            "access entries",
+            ACCESS_ENTRIES,
             lambda: judge_access_entries(fetch_access_entries(eks, cluster), str(out["karpenter_node_role_arn"])),
         )
     else:
-        results.append(
-            Result.not_applicable(
-                "access entry lets Karpenter nodes join", caps.name, caps.reason("eks_access_entries")
-            )
-        )
+        results.append(Result.not_applicable(ACCESS_ENTRIES, caps.name, caps.reason("eks_access_entries")))
     return results
 
 

@@ -1,0 +1,285 @@
+"""AWS judges against moto in-process: a platform built with boto3 passes; each planted defect fails its check."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import replace
+from typing import Any
+
+import pytest
+from moto import mock_aws
+
+from harness import aws_checks as checks
+from harness.aws import AwsTarget
+from harness.errors import InputError
+from harness.project import capabilities, reference_dir
+from harness.results import Status
+
+CLUSTER = "eks-unit"
+REGION = "us-east-1"
+RUN_TAGS = {"project": "eks-platform", "run-id": "r-unit", "expires-at": "2030-01-01T00:00:00+00:00"}
+OPS_LABELS = {"workload-type": "ops", "karpenter.sh/controller": "true"}
+OPS_TAINT = {"key": "CriticalAddonsOnly", "value": "true", "effect": "NO_SCHEDULE"}
+EVENT_KINDS = frozenset(
+    {
+        ("aws.health", "AWS Health Event"),
+        ("aws.ec2", "EC2 Spot Instance Interruption Warning"),
+        ("aws.ec2", "EC2 Instance Rebalance Recommendation"),
+    }
+)
+
+
+def ec2_tags(extra: dict[str, str] | None = None) -> list[dict[str, str]]:
+    return [{"Key": k, "Value": v} for k, v in {**RUN_TAGS, **(extra or {})}.items()]
+
+
+def trust(service: str, actions: list[str]) -> str:
+    statement = {"Effect": "Allow", "Principal": {"Service": service}, "Action": actions}
+    return json.dumps({"Version": "2012-10-17", "Statement": [statement]})
+
+
+class Platform:
+    """A minimal stand-in for what infra/platform creates, built with boto3 inside mock_aws."""
+
+    def __init__(self, target: AwsTarget) -> None:
+        self.target = target
+        ec2, eks, iam, sqs, events = (target.client(s) for s in ("ec2", "eks", "iam", "sqs", "events"))
+        vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+        ec2.create_tags(Resources=[vpc], Tags=ec2_tags())
+
+        def subnet(cidr: str, zone: str, tags: dict[str, str]) -> str:
+            sid = ec2.create_subnet(VpcId=vpc, CidrBlock=cidr, AvailabilityZone=zone)["Subnet"]["SubnetId"]
+            ec2.create_tags(Resources=[sid], Tags=ec2_tags(tags))
+            return str(sid)
+
+        public = [subnet(f"10.0.{i}.0/24", f"{REGION}{z}", {checks.ELB_TAG: "1"}) for i, z in ((1, "a"), (2, "b"))]
+        private_tags = {checks.INTERNAL_ELB_TAG: "1", checks.DISCOVERY_TAG: CLUSTER}
+        private = [subnet(f"10.0.{i}.0/24", f"{REGION}{z}", private_tags) for i, z in ((11, "a"), (12, "b"))]
+        group = ec2.create_security_group(GroupName="nodes", Description="nodes", VpcId=vpc)["GroupId"]
+        ec2.create_tags(Resources=[group], Tags=ec2_tags({checks.DISCOVERY_TAG: CLUSTER}))
+
+        def role(name: str, service: str, actions: list[str]) -> str:
+            created = iam.create_role(RoleName=name, AssumeRolePolicyDocument=trust(service, actions), Tags=ec2_tags())
+            return str(created["Role"]["Arn"])
+
+        pod_actions = sorted(checks.POD_IDENTITY_ACTIONS)
+        cluster_role = role("cluster", "eks.amazonaws.com", ["sts:AssumeRole"])
+        node_role = role("karpenter-node", "ec2.amazonaws.com", ["sts:AssumeRole"])
+        controller_role = role("karpenter-controller", checks.POD_IDENTITY_PRINCIPAL, pod_actions)
+        lb_role = role("lb-controller", checks.POD_IDENTITY_PRINCIPAL, pod_actions)
+        eks.create_cluster(
+            name=CLUSTER, roleArn=cluster_role, resourcesVpcConfig={"subnetIds": private}, tags=dict(RUN_TAGS)
+        )
+        template = ec2.create_launch_template(
+            LaunchTemplateName="ops",
+            LaunchTemplateData={"MetadataOptions": {"HttpTokens": "required", "HttpPutResponseHopLimit": 1}},
+        )["LaunchTemplate"]
+        eks.create_nodegroup(
+            clusterName=CLUSTER,
+            nodegroupName="ops",
+            nodeRole=node_role,
+            subnets=private,
+            labels=OPS_LABELS,
+            taints=[{"key": "CriticalAddonsOnly", "value": "true", "effect": "NO_SCHEDULE"}],
+            capacityType="ON_DEMAND",
+            instanceTypes=["m7i.large"],
+            launchTemplate={"id": template["LaunchTemplateId"], "version": "1"},
+            tags=dict(RUN_TAGS),
+        )
+        queue_url = sqs.create_queue(QueueName=f"{CLUSTER}-interruption", tags=dict(RUN_TAGS))["QueueUrl"]
+        queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        self.queue_url, self.queue_arn = queue_url, queue_arn
+        self.set_queue_policy(checks.EVENTS_PRINCIPAL)
+        for index, (source, detail) in enumerate(sorted(EVENT_KINDS)):
+            name = f"rule-{index}"
+            events.put_rule(Name=name, EventPattern=json.dumps({"source": [source], "detail-type": [detail]}))
+            events.put_targets(Rule=name, Targets=[{"Id": "queue", "Arn": queue_arn}])
+        self.outputs: dict[str, Any] = {
+            "cluster_name": CLUSTER,
+            "vpc_id": vpc,
+            "public_subnet_ids": public,
+            "private_subnet_ids": private,
+            "discovery_security_group_id": group,
+            "ops_node_group_name": "ops",
+            "ops_node_labels": OPS_LABELS,
+            "ops_instance_types": ["m7i.large"],
+            "karpenter_node_role_arn": node_role,
+            "karpenter_controller_role_arn": controller_role,
+            "lb_controller_role_arn": lb_role,
+            "karpenter_interruption_queue_name": f"{CLUSTER}-interruption",
+            "karpenter_service_account": {"namespace": "kube-system", "name": "karpenter"},
+            "lb_controller_service_account": {"namespace": "kube-system", "name": "aws-load-balancer-controller"},
+        }
+        self.expect = checks.Expectations(
+            outputs=self.outputs,
+            ops=checks.OpsNodeGroupSpec(OPS_LABELS, [OPS_TAINT], "ON_DEMAND", ["m7i.large"]),
+            run_tags=RUN_TAGS,
+            interruption_events=EVENT_KINDS,
+        )
+
+    def set_queue_policy(self, service: str) -> None:
+        policy = {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Principal": {"Service": [service, "sqs.amazonaws.com"]},
+                    "Action": "sqs:SendMessage",
+                    "Resource": self.queue_arn,
+                }
+            ],
+        }
+        self.target.client("sqs").set_queue_attributes(
+            QueueUrl=self.queue_url, Attributes={"Policy": json.dumps(policy)}
+        )
+
+    def verify(self) -> dict[str, checks.Result]:
+        return {r.name: r for r in checks.verify_platform(self.target, self.expect)}
+
+
+@pytest.fixture
+def platform(no_real_aws: None) -> Iterator[Platform]:
+    with mock_aws():
+        yield Platform(AwsTarget(capabilities("emulator"), REGION))
+
+
+def failed(results: dict[str, checks.Result]) -> dict[str, str]:
+    return {name: r.why for name, r in results.items() if r.status is Status.FAIL}
+
+
+def test_a_correct_platform_passes_every_check_and_reports_missing_capabilities(platform: Platform) -> None:
+    results = platform.verify()
+    assert failed(results) == {}
+    not_applicable = {n: r.why for n, r in results.items() if r.status is Status.NOT_APPLICABLE}
+    assert not_applicable == {
+        "pod identity associations for the controllers": "not applicable on emulator: the emulator has no EKS "
+        "Pod Identity API (CreatePodIdentityAssociation)",
+        "access entry lets Karpenter nodes join": "not applicable on emulator: the emulator has no EKS "
+        "access-entry API (CreateAccessEntry)",
+    }
+    assert len(results) == 14
+    assert results["the run's tags on what it created"].evidence["resources"]
+
+
+def test_a_public_subnet_without_the_elb_tag_fails(platform: Platform) -> None:
+    platform.target.client("ec2").delete_tags(
+        Resources=[platform.outputs["public_subnet_ids"][0]], Tags=[{"Key": checks.ELB_TAG}]
+    )
+    assert (
+        "lack tag kubernetes.io/role/elb=1"
+        in failed(platform.verify())["public subnets discoverable by the ALB controller"]
+    )
+
+
+def test_a_private_subnet_without_discovery_tag_fails(platform: Platform) -> None:
+    platform.target.client("ec2").delete_tags(
+        Resources=[platform.outputs["private_subnet_ids"][1]], Tags=[{"Key": checks.DISCOVERY_TAG}]
+    )
+    why = failed(platform.verify())["private subnets for internal ALBs and Karpenter"]
+    assert f"lacks {checks.DISCOVERY_TAG}" in why
+
+
+def test_a_second_discovery_group_fails(platform: Platform) -> None:
+    ec2 = platform.target.client("ec2")
+    extra = ec2.create_security_group(GroupName="x", Description="x", VpcId=platform.outputs["vpc_id"])["GroupId"]
+    ec2.create_tags(Resources=[extra], Tags=[{"Key": checks.DISCOVERY_TAG, "Value": CLUSTER}])
+    assert "2 security groups carry" in failed(platform.verify())["exactly one Karpenter discovery security group"]
+
+
+def test_an_ops_node_group_other_than_configured_fails(platform: Platform) -> None:
+    platform.expect = replace(
+        platform.expect,
+        ops=checks.OpsNodeGroupSpec({**OPS_LABELS, "tier": "ops"}, [OPS_TAINT], "SPOT", ["m7i.large"]),
+    )
+    why = failed(platform.verify())["ops node group labels, taint and capacity type"]
+    assert "label tier=ops missing" in why and "capacity type ON_DEMAND, configured SPOT" in why
+
+
+def test_a_queue_policy_without_eventbridge_fails(platform: Platform) -> None:
+    platform.set_queue_policy("sns.amazonaws.com")
+    assert "events.amazonaws.com" in failed(platform.verify())["interruption queue policy admits EventBridge"]
+
+
+def test_missing_interruption_rules_fail(platform: Platform) -> None:
+    platform.expect = replace(
+        platform.expect, interruption_events=EVENT_KINDS | {("aws.ec2", "EC2 Instance State-change Notification")}
+    )
+    why = failed(platform.verify())["EventBridge rules feed the interruption queue"]
+    assert why.endswith("aws.ec2 / EC2 Instance State-change Notification")
+
+
+def test_a_role_trusting_the_wrong_principal_fails(platform: Platform) -> None:
+    platform.target.client("iam").update_assume_role_policy(
+        RoleName="lb-controller", PolicyDocument=trust(checks.POD_IDENTITY_PRINCIPAL, ["sts:AssumeRole"])
+    )
+    why = failed(platform.verify())["LB controller role trusts pods.eks.amazonaws.com"]
+    assert why == "pods.eks.amazonaws.com lacks sts:TagSession"
+
+
+def test_an_untagged_resource_fails_the_run_tag_check(platform: Platform) -> None:
+    platform.target.client("iam").untag_role(RoleName="karpenter-node", TagKeys=["run-id"])
+    why = failed(platform.verify())["the run's tags on what it created"]
+    assert "role/karpenter-node lacks run-id" in why
+
+
+def test_a_deleted_queue_fails_without_hiding_other_checks(platform: Platform) -> None:
+    platform.target.client("sqs").delete_queue(QueueUrl=platform.queue_url)
+    results = platform.verify()
+    assert "no SQS queue named" in failed(results)["interruption queue exists"]
+    assert results["public subnets discoverable by the ALB controller"].status is Status.PASS
+
+
+def test_on_aws_the_eks_only_checks_run(platform: Platform) -> None:
+    platform.target = AwsTarget(capabilities("aws"), REGION)
+    results = platform.verify()
+    assert all(r.status is not Status.NOT_APPLICABLE for r in results.values())
+    assert "pod identity associations for the controllers" in results
+
+
+# --- pure judges on hand-written API responses ------------------------------------------------------------
+def test_imds_judge() -> None:
+    good = {"LaunchTemplateData": {"MetadataOptions": {"HttpTokens": "required", "HttpPutResponseHopLimit": 1}}}
+    assert checks.judge_launch_template_metadata(good).status is Status.PASS
+    bad = {"LaunchTemplateData": {"MetadataOptions": {"HttpTokens": "optional", "HttpPutResponseHopLimit": 2}}}
+    why = checks.judge_launch_template_metadata(bad).why
+    assert "HttpTokens is 'optional'" in why and "hop limit is 2" in why
+    assert checks.judge_launch_template_metadata(None).status is Status.FAIL
+
+
+def test_pod_identity_judge() -> None:
+    expected = {"kube-system/karpenter": "arn:role/k"}
+    good = [{"namespace": "kube-system", "serviceAccount": "karpenter", "roleArn": "arn:role/k"}]
+    assert checks.judge_pod_identity_associations(good, expected).ok
+    wrong = [{"namespace": "kube-system", "serviceAccount": "karpenter", "roleArn": "arn:role/x"}]
+    assert "want arn:role/k" in checks.judge_pod_identity_associations(wrong, expected).why
+    assert not checks.judge_pod_identity_associations([], expected).ok
+
+
+def test_access_entry_judge() -> None:
+    assert checks.judge_access_entries([{"principalArn": "arn:n", "type": "EC2_LINUX"}], "arn:n").ok
+    assert "type STANDARD" in checks.judge_access_entries([{"principalArn": "arn:n", "type": "STANDARD"}], "arn:n").why
+    assert "type none" in checks.judge_access_entries([], "arn:n").why
+
+
+def test_nothing_left_judge() -> None:
+    assert checks.judge_nothing_left([], "r1").ok
+    assert checks.judge_nothing_left(["vpc vpc-1"], "r1").why == "1 resources of run r1 remain"
+
+
+def test_rules_without_reference_data_say_the_kinds_were_not_compared() -> None:
+    rules = [{"Name": "r", "EventPattern": json.dumps({"source": ["aws.ec2"], "detail-type": ["x"]}),
+              "Targets": [{"Arn": "arn:q"}]}]  # fmt: skip
+    result = checks.judge_interruption_rules(rules, "arn:q", None)
+    assert result.ok and "not compared" in result.why
+    assert checks.judge_interruption_rules(rules, "arn:other", None).status is Status.FAIL
+
+
+def test_karpenter_event_kinds_come_from_the_reference_template() -> None:
+    try:
+        reference = reference_dir()
+    except InputError as exc:
+        pytest.skip(f"no reference data: {exc}")
+    kinds = checks.karpenter_interruption_events(reference)
+    assert ("aws.ec2", "EC2 Spot Instance Interruption Warning") in kinds
+    assert ("aws.health", "AWS Health Event") in kinds
