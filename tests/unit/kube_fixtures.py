@@ -20,7 +20,11 @@ def load(name: str) -> Any:
 
 
 def items(name: str, kind: str | None = None) -> list[KubeObject]:
-    """The ``items`` of a list fixture, optionally only those of one ``kind`` (for mixed ``kind: List``)."""
+    """The ``items`` of a list fixture, optionally only those of one ``kind`` (for mixed ``kind: List``).
+
+    Like the API server, core lists (NodeList, PodList, EventList) carry no ``kind`` on their items;
+    kubectl's mixed ``kind: List`` output does.
+    """
     return [obj for obj in load(name)["items"] if kind is None or obj.get("kind") == kind]
 
 
@@ -38,19 +42,36 @@ def _matches(obj: KubeObject, label_selector: str) -> bool:
     return True
 
 
-class FakeKubeReader:
-    """Serves fixture objects through the KubeReader protocol and records every write."""
+def _typed(document: KubeObject) -> Iterable[tuple[str, KubeObject]]:
+    """(kind, object) pairs of one object or of every item of a list (kind from the list for core lists)."""
+    if "items" not in document:
+        yield str(document.get("kind")), copy.deepcopy(document)
+        return
+    item_kind = str(document.get("kind", "")).removesuffix("List")
+    for obj in document["items"]:
+        yield str(obj.get("kind") or item_kind), copy.deepcopy(obj)
 
-    def __init__(self, objects: Iterable[KubeObject] = (), logs: dict[str, str] | None = None) -> None:
-        self.objects = [copy.deepcopy(obj) for obj in objects]
+
+class FakeKubeReader:
+    """Serves API objects and list responses through the KubeReader protocol and records every write."""
+
+    def __init__(self, *documents: KubeObject, logs: dict[str, str] | None = None) -> None:
+        self.typed = [pair for document in documents for pair in _typed(document)]
         self.logs = logs or {}
         self.writes: list[tuple[str, ...]] = []
+
+    @property
+    def objects(self) -> list[KubeObject]:
+        return [obj for _, obj in self.typed]
+
+    def _remove(self, found: KubeObject) -> None:
+        self.typed = [(kind, obj) for kind, obj in self.typed if obj is not found]
 
     def _of_kind(self, kind: str, namespace: str | None = None, label_selector: str = "") -> list[KubeObject]:
         return [
             obj
-            for obj in self.objects
-            if obj.get("kind") == kind
+            for obj_kind, obj in self.typed
+            if obj_kind == kind
             and (namespace is None or obj["metadata"].get("namespace") == namespace)
             and _matches(obj, label_selector)
         ]
@@ -69,9 +90,9 @@ class FakeKubeReader:
     ) -> list[KubeObject]:
         return [
             obj
-            for obj in self.objects
+            for kind, obj in self.typed
             if obj.get("apiVersion") == f"{resource.group}/{resource.version}"
-            and obj.get("kind", "").lower() + "s" == resource.plural
+            and kind.lower() + "s" == resource.plural
             and (namespace is None or obj["metadata"].get("namespace") == namespace)
             and _matches(obj, label_selector)
         ]
@@ -84,7 +105,7 @@ class FakeKubeReader:
         self.writes.append(("delete", resource.plural, namespace or "", name))
         found = self.get_custom(resource, name, namespace)
         if found is not None:
-            self.objects.remove(found)
+            self._remove(found)
         return found is not None
 
     def get_ingress(self, namespace: str, name: str) -> KubeObject | None:
@@ -98,7 +119,7 @@ class FakeKubeReader:
         self.writes.append(("delete", "ingresses", namespace, name))
         found = self.get_ingress(namespace, name)
         if found is not None:
-            self.objects.remove(found)
+            self._remove(found)
         return found is not None
 
     def get_deployment(self, namespace: str, name: str) -> KubeObject | None:

@@ -137,7 +137,7 @@ def test_all_applications_pass_only_when_every_one_passes_and_all_exist() -> Non
     game = app("degraded")
     game["status"]["health"] = {"status": "Healthy"}
     game["status"]["resources"][2]["health"] = {"status": "Healthy"}
-    reader = FakeKubeReader([healthy, game])
+    reader = FakeKubeReader(healthy, game)
     result = judge_applications(reader.list_custom(APPLICATION, "argocd"), expected=["ops-karpenter", "game-2048"])
     assert result.status is Status.PASS
     assert result.evidence["applications"] == {

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 import yaml
-from kube_fixtures import FakeKubeReader, items, named
+from kube_fixtures import FakeKubeReader, items, load, named
 
 from harness.errors import InputError
 from harness.karpenter import (
@@ -216,7 +216,7 @@ def test_timeline_of_nothing_is_empty() -> None:
 
 
 def test_scale_in_is_pending_while_a_pool_node_is_being_removed() -> None:
-    reader = FakeKubeReader(items("scale_in_draining.yaml"))
+    reader = FakeKubeReader(load("scale_in_draining.yaml"))
     result = judge_scale_in(reader.list_custom(NODE_CLAIM), reader.list_nodes(), nodepool=POOL, pods=reader.list_pods())
     assert result.status is Status.PENDING
     assert result.why == "1 NodeClaim(s) and 1 Node(s) of apps remain"
@@ -230,9 +230,9 @@ def test_scale_in_is_pending_while_a_pool_node_is_being_removed() -> None:
 
 
 def test_scale_in_names_a_workload_pod_that_still_holds_a_node() -> None:
-    recorded = items("scale_in_draining.yaml")
+    recorded = load("scale_in_draining.yaml")
     straggler = items("scale_out_done.yaml", "Pod")[-1]
-    reader = FakeKubeReader([*recorded, straggler])
+    reader = FakeKubeReader(recorded, straggler)
     result = judge_scale_in(reader.list_custom(NODE_CLAIM), reader.list_nodes(), nodepool=POOL, pods=reader.list_pods())
     assert result.evidence["pods_holding_nodes"] == [
         "game-2048/game-2048-6f7c8d9b5c-t2r5b on ip-10-0-2-19.eu-west-1.compute.internal"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from kube_fixtures import FakeKubeReader, items
+from kube_fixtures import FakeKubeReader, load
 
 from harness.kube_checks import GAME_PODS, judge_workload_off_ops
 from harness.results import Result, Status
@@ -147,7 +147,7 @@ def test_timeout_must_be_positive() -> None:
 def test_a_reader_fetch_and_a_judge_compose_into_a_wait() -> None:
     """The shape every e2e stage has: thin reads through KubeReader, a pure judge, wait_for around both."""
     time = FakeTime()
-    reader = FakeKubeReader([*items("nodes.yaml"), *items("pods_game_scaling.yaml")])
+    reader = FakeKubeReader(load("nodes.yaml"), load("pods_game_scaling.yaml"))
     result = wait_for(
         lambda: (reader.list_pods(GAME_PODS.namespace, GAME_PODS.label_selector), reader.list_nodes()),
         lambda observed: judge_workload_off_ops(*observed),
