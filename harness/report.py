@@ -129,9 +129,9 @@ def junit_tree(report: RunReport) -> ET.ElementTree[ET.Element]:
         cases = stage.results or (Result(stage.name, _as_status(stage.status), stage.why),)
         suite = ET.SubElement(root, "testsuite", name=f"e2e.{stage.name}", timestamp=report.started_at)
         counts = {"tests": 0, "failures": 0, "skipped": 0}
-        for index, result in enumerate(cases):
+        for result in cases:
             case = ET.SubElement(suite, "testcase", classname=f"e2e.{stage.name}", name=result.name)
-            if stage.seconds is not None and index == 0:
+            if stage.seconds is not None and len(cases) == 1:  # else the time is the suite's, not one case's
                 case.set("time", f"{stage.seconds:.3f}")
             counts["tests"] += 1
             if result.status in (Status.FAIL, Status.PENDING):
