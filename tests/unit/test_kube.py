@@ -318,6 +318,27 @@ def test_reader_returns_logs_as_text(api: tuple[type[FakeApiServer], str]) -> No
     assert handler.seen[0]["query"] == {"tailLines": "50"}
 
 
+def test_connect_sends_an_eks_token_for_the_described_cluster(
+    api: tuple[type[FakeApiServer], str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    handler, endpoint = api
+    handler.routes[("GET", "/api/v1/nodes")] = (200, load("nodes.yaml"))
+    ca = base64.b64encode(PEM.encode()).decode()
+    described: list[str] = []
+
+    def describe(name: str, *, session: boto3.Session | None = None) -> ClusterAccess:
+        described.append(name)
+        return ClusterAccess(name, REGION, endpoint, ca)
+
+    monkeypatch.setattr(kube, "describe_cluster", describe)
+    nodes = kube.connect("platform-demo", session=session()).list_nodes()
+    assert len(nodes) == 4 and described == ["platform-demo"]
+    auth = handler.seen[0]["auth"]
+    assert auth.startswith("Bearer k8s-aws-v1.")
+    url = decode(auth.removeprefix("Bearer "))
+    assert dict(parse_qsl(urlsplit(url).query))["X-Amz-Signature"] == expected_signature(url, "platform-demo")
+
+
 def test_401_says_the_identity_needs_an_access_entry(api: tuple[type[FakeApiServer], str]) -> None:
     handler, endpoint = api
     handler.routes[("GET", "/api/v1/nodes")] = (401, _status(401, "Unauthorized", "Unauthorized"))
