@@ -82,7 +82,7 @@ def eks_token(cluster_name: str, *, session: boto3.Session | None = None, region
     session = session or boto3.Session()
     region = region or session.region_name
     if not region:
-        raise EnvironmentProblem("no AWS region: set AWS_REGION (or pass --region)")
+        raise EnvironmentProblem("no AWS region: set AWS_REGION")
     try:
         credentials = session.get_credentials()
     except botocore.exceptions.BotoCoreError as exc:
@@ -108,7 +108,7 @@ def describe_cluster(cluster_name: str, *, session: boto3.Session | None = None)
     """Endpoint and CA of an EKS cluster; a missing cluster or credentials become one-line errors."""
     session = session or boto3.Session()
     if not session.region_name:
-        raise EnvironmentProblem("no AWS region: set AWS_REGION (or pass --region)")
+        raise EnvironmentProblem("no AWS region: set AWS_REGION")
     try:
         cluster = session.client("eks").describe_cluster(name=cluster_name)["cluster"]
     except botocore.exceptions.NoCredentialsError:
@@ -118,8 +118,8 @@ def describe_cluster(cluster_name: str, *, session: boto3.Session | None = None)
         raise EnvironmentProblem(
             f"EKS cluster {cluster_name!r} in {session.region_name}: {error.get('Code')}: {error.get('Message')}"
         ) from None
-    except botocore.exceptions.EndpointConnectionError as exc:
-        raise EnvironmentProblem(f"cannot reach the EKS API: {exc}") from None
+    except botocore.exceptions.BotoCoreError as exc:  # unreachable endpoint, credentials that fail to load
+        raise EnvironmentProblem(f"EKS DescribeCluster {cluster_name!r}: {exc}") from None
     endpoint, ca_data = cluster.get("endpoint"), cluster.get("certificateAuthority", {}).get("data")
     if not endpoint or not ca_data:
         raise EnvironmentProblem(

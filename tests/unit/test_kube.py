@@ -22,6 +22,7 @@ from urllib.parse import parse_qsl, quote, urlsplit
 import boto3
 import pytest
 import yaml
+from botocore.config import Config
 from botocore.exceptions import CredentialRetrievalError
 from kube_fixtures import items, load
 from moto import mock_aws
@@ -165,6 +166,22 @@ def test_describe_cluster_reads_endpoint_and_ca() -> None:
 def test_describe_missing_cluster_names_it_in_one_line() -> None:
     with mock_aws(), pytest.raises(EnvironmentProblem, match="'nope' in eu-west-1: ResourceNotFoundException"):
         describe_cluster("nope", session=session())
+
+
+def test_describe_with_an_unreachable_eks_endpoint_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    with ThreadingHTTPServer(("127.0.0.1", 0), BaseHTTPRequestHandler) as closed:
+        port = closed.server_address[1]  # bound then closed: connection refused
+    aws = session()
+    make_client = aws.client
+    no_retries = Config(retries={"max_attempts": 1})
+
+    def client_to_closed_port(service: str, **kwargs: Any) -> Any:
+        return make_client(service, endpoint_url=f"http://127.0.0.1:{port}", config=no_retries, **kwargs)
+
+    monkeypatch.setattr(aws, "client", client_to_closed_port)
+    with pytest.raises(EnvironmentProblem, match="EKS DescribeCluster 'platform-demo': Could not connect") as error:
+        describe_cluster("platform-demo", session=aws)
+    assert "\n" not in str(error.value)
 
 
 def test_ca_data_must_be_base64_pem() -> None:
