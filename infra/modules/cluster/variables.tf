@@ -87,6 +87,12 @@ variable "ops_instance_types" {
     condition     = length(var.ops_instance_types) > 0 && alltrue([for type in var.ops_instance_types : can(regex("^[a-z][a-z0-9-]*\\.[a-z0-9]+$", type))])
     error_message = "ops_instance_types must be a non-empty list of EC2 instance types such as m7i.large."
   }
+
+  # The ops node group boots the x86_64 AL2023 AMI; an arm64 (Graviton) type would never join.
+  validation {
+    condition     = !anytrue([for type in var.ops_instance_types : can(regex("^[a-z]+[0-9]+[a-z]*g[a-z]*\\.", type))])
+    error_message = "ops_instance_types must be x86_64 types (for example m7i.large): Graviton types such as m7g.large or t4g.medium do not boot the x86_64 AL2023 AMI of the ops node group."
+  }
 }
 
 variable "ops_min_size" {
