@@ -28,9 +28,6 @@ from harness.results import Result
 KubeObject = Mapping[str, Any]
 
 ELB_SUBNET_TAG = "kubernetes.io/role/elb"
-LB_CONTROLLER_WARNINGS = frozenset(
-    {"FailedBuildModel", "FailedDeployModel", "FailedAddFinalizer", "FailedCleanupModel"}
-)
 TITLE = re.compile(r"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
 HTTP_TIMEOUT_SECONDS = 10.0
 
@@ -49,13 +46,14 @@ def judge_ingress_address(ingress: KubeObject | None, events: Sequence[KubeObjec
     if ingress is None:
         return Result.pending(name, "the Ingress does not exist yet")
     label = name_of(ingress)
-    ingress_name = str((ingress.get("metadata") or {}).get("name"))
+    meta = ingress.get("metadata") or {}
+    about_this_ingress = {"kind": "Ingress", "namespace": meta.get("namespace"), "name": meta.get("name")}
+    # The controller's Warning events (FailedBuildModel, FailedDeployModel...) say why there is no ALB yet.
     warnings = [
         f"{e.get('reason')}: {e.get('message', '')}"
         for e in sorted(events, key=lambda e: str(e.get("lastTimestamp") or e.get("eventTime") or ""))
         if e.get("type") == "Warning"
-        and (e.get("involvedObject") or {}).get("kind") == "Ingress"
-        and (e.get("involvedObject") or {}).get("name") == ingress_name
+        and all((e.get("involvedObject") or {}).get(k) == v for k, v in about_this_ingress.items())
     ]
     evidence = {
         "ingress": label,

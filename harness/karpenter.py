@@ -76,21 +76,20 @@ def _in_pool(objects: Sequence[KubeObject], nodepool: str) -> list[KubeObject]:
     return [obj for obj in objects if labels_of(obj).get(KARPENTER_NODEPOOL_LABEL) == nodepool]
 
 
+def _step_state(claim: KubeObject, step: str) -> str:
+    """``True``, or the status with Karpenter's reason and message while the step is not done."""
+    found = condition(claim, step)
+    if found is None:
+        return "Unknown"
+    status = str(found.get("status"))
+    if status != "True" and found.get("message"):
+        return f"{status} ({found.get('reason')}: {found.get('message')})"
+    return status
+
+
 def nodeclaim_state(claim: KubeObject) -> dict[str, Any]:
     """One NodeClaim for evidence: node, instance type, capacity type and each step's condition."""
-    steps = {}
-    for step in NODECLAIM_STEPS:
-        found = condition(claim, step)
-        steps[step] = (
-            "Unknown"
-            if found is None
-            else f"{found.get('status')}"
-            + (
-                f" ({found.get('reason')}: {found.get('message')})"
-                if found.get("status") != "True" and found.get("message")
-                else ""
-            )
-        )
+    steps = {step: _step_state(claim, step) for step in NODECLAIM_STEPS}
     labels = labels_of(claim)
     return {
         "nodeclaim": _name(claim),
@@ -127,7 +126,7 @@ def judge_scale_out(
     node_labels: Mapping[str, str] | None = None,
     events: Sequence[KubeObject] = (),
 ) -> Result:
-    """``replicas`` pods Ready, each on a Ready spot node of ``nodepool`` that a NodeClaim launched.
+    """``replicas`` pods Ready, each on a Ready spot node of ``nodepool`` (nodes Karpenter launched).
 
     ``node_labels`` are further labels every pool node must carry (``nodepool_template_labels`` of the
     NodePool). PENDING while pods are missing/unscheduled/not Ready or NodeClaims are still launching
