@@ -49,7 +49,7 @@ def wait_for(
     deadline = started + timeout
     polls = 0
     backoff = wait_exponential(multiplier=interval, max=max_interval) + wait_random(0, interval)
-    name = getattr(judge, "__name__", "wait")
+    judged: list[Result] = []  # the verdicts so far: a read error reports alongside the latest one
 
     def attempt() -> Result:
         nonlocal polls
@@ -57,8 +57,16 @@ def wait_for(
         try:
             observed = fetch()
         except retry_on as exc:
-            return Result.pending(name, f"could not read yet: {type(exc).__name__}: {exc}")
-        verdict = judge(observed)
+            previous = judged[-1] if judged else None
+            verdict = Result.pending(
+                previous.name if previous else getattr(judge, "__name__", "wait"),
+                f"could not read yet: {type(exc).__name__}: {exc}"
+                + (f" (last verdict: {previous.why})" if previous else ""),
+                **(previous.evidence if previous else {}),
+            )
+        else:
+            verdict = judge(observed)
+            judged.append(verdict)
         if on_poll is not None:
             on_poll(verdict)
         return verdict

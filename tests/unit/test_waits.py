@@ -113,6 +113,26 @@ def test_fetch_errors_that_persist_time_out_with_the_error_as_the_reason() -> No
     assert result.name == "judge_game_page"
 
 
+def test_a_read_error_after_a_verdict_keeps_that_verdicts_name_and_evidence() -> None:
+    time = FakeTime()
+    answers: Iterator[int | Exception] = iter([503, *[ConnectionError("connection reset")] * 100])
+
+    def fetch() -> int:
+        answer = next(answers)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    def judge(status: int) -> Result:
+        return Result.pending("game page", f"HTTP {status}", status=status)
+
+    result = wait_for(fetch, judge, 60, retry_on=(ConnectionError,), clock=time.clock, sleep=time.sleep)
+    assert (result.name, result.evidence["status"]) == ("game page", 503)
+    assert result.why == (
+        "timed out after 60s: could not read yet: ConnectionError: connection reset (last verdict: HTTP 503)"
+    )
+
+
 def test_other_fetch_errors_end_the_wait() -> None:
     time = FakeTime()
 
