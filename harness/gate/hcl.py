@@ -7,6 +7,7 @@ values, so it walks the parse tree itself. Whatever depends on apply-time data (
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import json
 import re
@@ -103,12 +104,22 @@ def parse_file(path: Path) -> list[Block]:
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(f"{path}: cannot read ({exc.__class__.__name__})") from None
     try:
-        tree = hcl2.parses_to_tree(text)
+        tree = parse_text(text)
     except UnexpectedInput as exc:
         raise InputError(f"{path}:{exc.line}: invalid HCL (unexpected input)") from None
     except (LarkError, RecursionError, ValueError, RuntimeError) as exc:
         raise InputError(f"{path}: invalid HCL ({exc.__class__.__name__})") from None
-    return [_block(child, path, text) for child in _trees(tree.children[0]) if child.data == "block"]
+    body = tree.children[0]
+    if not isinstance(body, Tree):
+        return []
+    return [_block(child, path, text) for child in _trees(body) if child.data == "block"]
+
+
+@functools.lru_cache(maxsize=512)
+def parse_text(text: str) -> Node:
+    """The parse tree of HCL text; parsing dominates a check, and unchanged files are common (bench, tests)."""
+    tree: Node = hcl2.parses_to_tree(text)
+    return tree
 
 
 def _block(node: Node, path: Path, text: str) -> Block:

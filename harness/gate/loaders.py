@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
+import os
 import re
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -168,12 +171,70 @@ def _policy_actions(document: Any) -> set[str]:
     return actions
 
 
+def _plain_documents(path: Path) -> list[Any]:
+    """Documents of a large reference file: no line index (nothing points into these files)."""
+    try:
+        return list(yaml.load_all(read_text(path), Loader=_LOADER))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        raise InputError(f"{path}{f':{mark.line + 1}' if mark else ''}: invalid YAML") from None
+
+
 def load_reference(directory: Path) -> Reference:
-    """CRD schemas, chart default values, upstream IAM actions and compatibility facts."""
+    """CRD schemas, chart default values, upstream IAM actions and compatibility facts.
+
+    Parsed once per process and reference state (file names, sizes, modification times).
+    """
+    directory = directory.resolve()
+    if not directory.is_dir():
+        raise InputError(f"{directory}: reference data directory not found")
+    state = tuple(
+        (str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in sorted(directory.rglob("*")) if p.is_file()
+    )
+    return _load_reference(directory, state)
+
+
+def _cache_file(state: tuple[tuple[str, int, int], ...]) -> Path:
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    digest = hashlib.sha256(repr(state).encode()).hexdigest()[:20]
+    return base / "harness" / f"gate-reference-{digest}.json"
+
+
+@functools.lru_cache(maxsize=4)
+def _load_reference(directory: Path, state: tuple[tuple[str, int, int], ...]) -> Reference:
+    """Parsing the CRDs takes most of a check's time, so the parsed form is cached as JSON per reference state."""
+    cache = _cache_file(state)
+    try:
+        data = json.loads(cache.read_text(encoding="utf-8"))
+        return Reference(
+            {(g, v, k): schema for g, v, k, schema in data["schemas"]},
+            {(g, k): versions for g, k, versions in data["kinds"]},
+            {name: (version, values) for name, version, values in data["charts"]},
+            {name: set(actions) for name, actions in data["iam"].items()},
+            data["compatibility"],
+        )
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    reference = _parse_reference(directory)
+    try:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        cache.write_text(json.dumps({
+            "schemas": [[*key, schema] for key, schema in reference.crd_schemas.items()],
+            "kinds": [[*key, versions] for key, versions in reference.crd_kinds.items()],
+            "charts": [[name, version, values] for name, (version, values) in reference.chart_values.items()],
+            "iam": {name: sorted(actions) for name, actions in reference.iam_actions.items()},
+            "compatibility": reference.compatibility,
+        }, default=str), encoding="utf-8")
+    except (OSError, TypeError, ValueError):
+        pass  # a cache that cannot be written only costs time
+    return reference
+
+
+def _parse_reference(directory: Path) -> Reference:
     schemas: dict[tuple[str, str, str], dict[str, Any]] = {}
     kinds: dict[tuple[str, str], list[str]] = {}
     for file in sorted((directory / "crds").glob("*.yaml")):
-        for data, _line, _lines in yaml_documents(file):
+        for data in _plain_documents(file):
             if not isinstance(data, dict) or data.get("kind") != "CustomResourceDefinition":
                 continue
             spec = data.get("spec") or {}
@@ -187,8 +248,8 @@ def load_reference(directory: Path) -> Reference:
     for file in sorted((directory / "charts").glob("*.values.yaml")):
         match = re.match(r"^(?P<name>.+)-(?P<version>[0-9][^-]*)\.values\.yaml$", file.name)
         if match:
-            values = yaml_documents(file)
-            charts[match.group("name")] = (match.group("version"), values[0][0] if values and values[0][0] else {})
+            values = _plain_documents(file)
+            charts[match.group("name")] = (match.group("version"), values[0] if values and values[0] else {})
     iam: dict[str, set[str]] = {}
     for file in sorted((directory / "iam").glob("*")):
         text = read_text(file)

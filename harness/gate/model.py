@@ -197,6 +197,7 @@ class Reference:
     chart_values: dict[str, tuple[str, dict[str, Any]]]  # chart name -> (version, default values)
     iam_actions: dict[str, set[str]]  # "karpenter" / "aws-load-balancer-controller" -> allowed actions
     compatibility: dict[str, Any]
+    validators: dict[Any, Any] = field(default_factory=dict)  # schema validators built from it, kept with it
 
 
 @dataclass

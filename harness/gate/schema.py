@@ -8,10 +8,9 @@ Reusable outside the gate (tests of the GitOps tree):
 
 from __future__ import annotations
 
-import copy
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -69,53 +68,59 @@ def _core_validator(directory: str, kind: str, api_version: str) -> jsonschema.p
     return jsonschema.Draft202012Validator(schema, registry=_registry(directory))
 
 
-def strict_crd_schema(schema: Mapping[str, Any]) -> dict[str, Any]:
-    """A CRD schema that rejects unknown fields (the API server would silently prune them)."""
-    result = copy.deepcopy(dict(schema))
+_draft7_properties = jsonschema.Draft7Validator.VALIDATORS["properties"]
 
-    def tighten(node: Any) -> None:
-        if isinstance(node, dict):
-            if (
-                "properties" in node
-                and "additionalProperties" not in node
-                and not node.get("x-kubernetes-preserve-unknown-fields")
-            ):
-                node["additionalProperties"] = False
-            for value in node.values():
-                tighten(value)
-        elif isinstance(node, list):
-            for value in node:
-                tighten(value)
 
-    tighten(result)
-    # metadata is validated by the API server's ObjectMeta, not the CRD schema
-    result.setdefault("properties", {})["metadata"] = {"type": "object"}
-    return result
+def _strict_properties(
+    validator: Any, properties: Mapping[str, Any], instance: Any, schema: Mapping[str, Any]
+) -> Iterator[jsonschema.ValidationError]:
+    """`properties`, and reject fields it does not list (the API server would silently prune them)."""
+    yield from _draft7_properties(validator, properties, instance, schema)
+    if (
+        validator.is_type(instance, "object")
+        and "additionalProperties" not in schema
+        and not schema.get("x-kubernetes-preserve-unknown-fields")
+    ):
+        extra = sorted(set(instance) - set(properties))
+        if extra:
+            yield jsonschema.ValidationError(f"unknown field(s) {', '.join(map(repr, extra))}")
+
+
+# CRD openAPIV3Schema with unknown fields rejected; `metadata` is checked by the API server, not the CRD.
+StrictCrdValidator = jsonschema.validators.extend(jsonschema.Draft7Validator, {"properties": _strict_properties})
 
 
 class SchemaValidator:
     """Validates manifests for one Kubernetes version and one set of CRD schemas."""
 
-    def __init__(self, kubernetes_version: str, crd_schemas: Mapping[tuple[str, str, str], Mapping[str, Any]]) -> None:
+    def __init__(
+        self,
+        kubernetes_version: str,
+        crd_schemas: Mapping[tuple[str, str, str], Mapping[str, Any]],
+        cache: dict[Any, Any] | None = None,
+    ) -> None:
         self.kubernetes_version = kubernetes_version
         self.directory = _schema_dir(kubernetes_version)
         self.crd_schemas = crd_schemas
-        self._crd_validators: dict[tuple[str, str, str], jsonschema.protocols.Validator] = {}
+        # CRD validators are costly to build; a caller checking many times passes a cache that lives as long as
+        # the schemas do.
+        self._crd_validators: dict[Any, Any] = {} if cache is None else cache
 
     @classmethod
     def for_reference(cls, kubernetes_version: str, reference: Path) -> SchemaValidator:
         from harness.gate.loaders import load_reference
 
-        return cls(kubernetes_version, load_reference(reference).crd_schemas)
+        loaded = load_reference(reference)
+        return cls(kubernetes_version, loaded.crd_schemas, loaded.validators)
 
     def _validator(self, api_version: str, kind: str) -> jsonschema.protocols.Validator | None:
         group, _, version = api_version.rpartition("/")
         key = (group, version, kind)
         if key in self.crd_schemas:
             if key not in self._crd_validators:
-                schema = strict_crd_schema(self.crd_schemas[key])
-                self._crd_validators[key] = jsonschema.Draft7Validator(schema)
-            return self._crd_validators[key]
+                self._crd_validators[key] = StrictCrdValidator(self.crd_schemas[key])
+            validator: jsonschema.protocols.Validator = self._crd_validators[key]
+            return validator
         return _core_validator(self.directory, kind, api_version)
 
     def problems(self, manifest: Mapping[str, Any]) -> list[SchemaProblem]:
@@ -137,6 +142,4 @@ class SchemaValidator:
 
 def _message(error: jsonschema.ValidationError) -> str:
     where = ".".join(str(p) for p in error.absolute_path) or "(document)"
-    if error.validator == "additionalProperties" and error.validator_value is False:
-        return f"{where}: {error.message.replace('Additional properties are not allowed', 'unknown field')}"
     return f"{where}: {error.message}"

@@ -24,7 +24,8 @@ def schema_validity(model: Model) -> Iterator[Issue]:
     would fail the sync with "resource mapping not found". Fix the field the message names, or the
     apiVersion/kind; removed API versions (Karpenter v1beta1, networking.k8s.io/v1beta1, ...) are reported
     with their replacement."""
-    validator = SchemaValidator(model.versions.get("kubernetes", DEFAULT_KUBERNETES), model.reference.crd_schemas)
+    validator = SchemaValidator(model.versions.get("kubernetes", DEFAULT_KUBERNETES), model.reference.crd_schemas,
+                                model.reference.validators)
     for manifest in model.effective:
         if manifest.group in _TOOL_GROUPS:
             continue

@@ -1,0 +1,47 @@
+"""Gate test fixtures: a passing platform tree that tests copy and break one contract at a time."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from harness.errors import InputError
+from harness.gate.api import Report, check
+from harness.project import reference_dir
+
+FIXTURES = Path(__file__).parent / "fixtures"
+PLATFORM = FIXTURES / "platform"
+
+Edit = tuple[str, str, str]  # (file relative to the tree, text that must be there, its replacement)
+
+
+@pytest.fixture(scope="session")
+def reference() -> Path:
+    try:
+        return reference_dir()
+    except InputError as exc:
+        pytest.skip(f"pinned reference data not available: {exc}")
+
+
+def copy_tree(source: Path, target: Path, edits: tuple[Edit, ...] = ()) -> Path:
+    shutil.copytree(source, target)
+    for file, old, new in edits:
+        path = target / file
+        text = path.read_text(encoding="utf-8")
+        assert old in text, f"fixture {file} no longer contains {old!r}"
+        path.write_text(text.replace(old, new, 1), encoding="utf-8")
+    return target
+
+
+@pytest.fixture
+def platform(tmp_path: Path, reference: Path) -> Callable[..., Report]:
+    """Check a copy of the platform fixture with the given edits applied."""
+
+    def run(*edits: Edit, select: tuple[str, ...] = ()) -> Report:
+        root = copy_tree(PLATFORM, tmp_path / "platform", edits)
+        return check([root / "infra"], [root / "gitops"], reference, select=select)
+
+    return run

@@ -1,0 +1,145 @@
+"""Every rule: the platform fixture passes it, and one broken contract makes it fail at the right place."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pytest
+
+from harness.gate.api import Report, select_rules
+from tests.unit.gate.conftest import Edit
+
+KARPENTER_CLASS = "gitops/ops/karpenter/ec2nodeclass.yaml"
+NODEPOOL = "gitops/ops/karpenter/nodepool.yaml"
+OPS_APPSET = "gitops/bootstrap/ops.yaml"
+GAME_APPSET = "gitops/bootstrap/game.yaml"
+DEPLOYMENT = "gitops/apps/game/deployment.yaml"
+INGRESS = "gitops/apps/game/ingress.yaml"
+SERVICE = "gitops/apps/game/service.yaml"
+PLATFORM_TF = "infra/platform/main.tf"
+ADDONS_TF = "infra/addons/main.tf"
+KARPENTER_TF = "infra/modules/karpenter/main.tf"
+
+
+@dataclass(frozen=True)
+class Broken:
+    rule_id: str
+    why: str
+    edits: tuple[Edit, ...]
+    file: str  # where the finding must point
+
+
+BROKEN = [
+    Broken("EKS001", "unknown NodePool field", ((NODEPOOL, "  limits:\n", "  limit:\n"),), NODEPOOL),
+    Broken("EKS001", "unknown kind", ((DEPLOYMENT, "kind: Deployment", "kind: Deploymnt"),), DEPLOYMENT),
+    Broken("EKS001", "removed Karpenter API", ((NODEPOOL, "karpenter.sh/v1", "karpenter.sh/v1beta1"),), NODEPOOL),
+    Broken("EKS002", "subnet tag key misspelt in Terraform",
+           ((PLATFORM_TF, '"karpenter.sh/discovery"          = var.cluster_name',
+             '"karpenter.sh/discover"           = var.cluster_name'),), KARPENTER_CLASS),
+    Broken("EKS003", "security group tag key misspelt",
+           ((PLATFORM_TF, '"karpenter.sh/discovery" = var.cluster_name\n  }\n}\n\nresource "aws_eks_cluster"',
+             '"karpenter.sh/discover" = var.cluster_name\n  }\n}\n\nresource "aws_eks_cluster"'),), KARPENTER_CLASS),
+    Broken("EKS004", "discovery tag in provider default_tags tags every security group",
+           ((PLATFORM_TF, 'tags     = { project = "demo" }',
+             'tags     = { project = "demo", "karpenter.sh/discovery" = "demo" }'),), KARPENTER_CLASS),
+    Broken("EKS005", "ApplicationSet patches a role Terraform does not create",
+           ((OPS_APPSET, '\'{{ index .metadata.annotations "eks-platform/karpenter-node-role" }}\'',
+             "KarpenterNodeRole-demo"),), OPS_APPSET),
+    Broken("EKS006", "chart clusterName is a stale literal",
+           ((ADDONS_TF, "clusterName       = local.platform.cluster_name", 'clusterName       = "old-demo"'),),
+           ADDONS_TF),
+    Broken("EKS007", "interruption queue name is not Terraform's queue",
+           ((ADDONS_TF, "interruptionQueue = local.platform.karpenter_queue_name", 'interruptionQueue = "demo-q"'),),
+           ADDONS_TF),
+    Broken("EKS007", "interruption queue never passed to the chart",
+           ((ADDONS_TF, "      interruptionQueue = local.platform.karpenter_queue_name\n", ""),), ADDONS_TF),
+    Broken("EKS008", "nodeSelector no node carries", ((DEPLOYMENT, "pool: apps", "pool: batch"),), DEPLOYMENT),
+    Broken("EKS008", "NodePool taint not tolerated",
+           ((DEPLOYMENT, "Equal\n          value: apps", "Equal\n          value: x"),), DEPLOYMENT),
+    Broken("EKS009", "nodeClassRef names a missing class", ((NODEPOOL, "        name: apps", "        name: default"),),
+           NODEPOOL),
+    Broken("EKS010", "Ingress names a Service port that does not exist",
+           ((INGRESS, "                  name: http", "                  name: web"),), INGRESS),
+    Broken("EKS010", "Service targetPort is no container port",
+           ((SERVICE, "targetPort: http", "targetPort: 8080"),), SERVICE),
+    Broken("EKS010", "target-type instance with a ClusterIP Service",
+           ((INGRESS, "    alb.ingress.kubernetes.io/target-type: ip\n", ""),), INGRESS),
+    Broken("EKS011", "no subnet tagged for internet-facing load balancers",
+           ((PLATFORM_TF, '    "kubernetes.io/role/elb" = "1"\n', ""),), INGRESS),
+    Broken("EKS012", "IngressClass nobody provides", ((INGRESS, "ingressClassName: alb", "ingressClassName: nginx"),),
+           INGRESS),
+    Broken("EKS013", "ApplicationSet source path missing",
+           ((GAME_APPSET, "path: gitops/apps/game", "path: gitops/game"),), GAME_APPSET),
+    Broken("EKS013", "a second repo URL",
+           ((GAME_APPSET, '\'{{ index .metadata.annotations "eks-platform/gitops-repo-url" }}\'',
+             "https://example.com/fork.git"),), GAME_APPSET),
+    Broken("EKS014", "Karpenter resources synced without skipping the dry run",
+           ((OPS_APPSET, "SkipDryRunOnMissingResource=true", "Validate=true"),), OPS_APPSET),
+    Broken("EKS015", "Karpenter too old for Kubernetes 1.35",
+           (("versions.yaml", 'karpenter: "1.14.1"', 'karpenter: "1.5.0"'),), ADDONS_TF),
+    Broken("EKS016", "provider constraint excludes the pinned version",
+           ((ADDONS_TF, 'version = "~> 3.1"', 'version = "~> 2.17"'),), ADDONS_TF),
+    Broken("EKS016", "chart version literal differs from versions.yaml",
+           ((ADDONS_TF, "version    = local.versions.argo_cd_chart", 'version    = "9.0.0"'),), ADDONS_TF),
+    Broken("EKS016", "image differs from the pin",
+           ((DEPLOYMENT, "example/game:1.0.0", "example/game:latest"),), DEPLOYMENT),
+    Broken("EKS017", "deprecated ingress class annotation",
+           ((INGRESS, "  annotations:\n", "  annotations:\n    kubernetes.io/ingress.class: alb\n"),), INGRESS),
+    Broken("EKS018", "Helm value key from an old chart",
+           ((ADDONS_TF, "    settings = {\n", "    settings = {\n      aws = { clusterName = \"demo\" }\n"),),
+           ADDONS_TF),
+    Broken("EKS018", "misspelt key in heredoc values", ((ADDONS_TF, "    dex:\n", "    dexx:\n"),), ADDONS_TF),
+    Broken("EKS019", "container without requests",
+           ((DEPLOYMENT, "          resources:\n            requests:\n              cpu: 250m\n"
+                         "              memory: 128Mi\n", ""),), DEPLOYMENT),
+    Broken("EKS020", "Argo CD internet-facing over HTTP",
+           ((ADDONS_TF, "    dex:\n", "    server:\n      ingress:\n        enabled: true\n        annotations:\n"
+                         "          alb.ingress.kubernetes.io/scheme: internet-facing\n    dex:\n"),), ADDONS_TF),
+    Broken("EKS021", "IMDSv1 allowed", ((PLATFORM_TF, 'http_tokens                 = "required"',
+                                         'http_tokens                 = "optional"'),), PLATFORM_TF),
+    Broken("EKS021", "hop limit 2 on an EC2NodeClass",
+           ((KARPENTER_CLASS, "httpPutResponseHopLimit: 1", "httpPutResponseHopLimit: 2"),), KARPENTER_CLASS),
+    Broken("EKS022", "API endpoint open to the internet",
+           ((PLATFORM_TF, '["203.0.113.7/32"]', '["0.0.0.0/0"]'),), PLATFORM_TF),
+    Broken("EKS023", "LB controller policy lacks an action", ((PLATFORM_TF, '        "wafv2:GetWebACL",\n', ""),),
+           PLATFORM_TF),
+    Broken("EKS023", "wildcard action", ((KARPENTER_TF, '"ec2:CreateFleet",', '"ec2:*", "ec2:CreateFleet",'),),
+           KARPENTER_TF),
+    Broken("EKS024", "NodePool allows on-demand", ((NODEPOOL, 'values: ["spot"]', 'values: ["spot", "on-demand"]'),),
+           NODEPOOL),
+    Broken("EKS025", "controllers tolerate everything and select nothing",
+           ((ADDONS_TF, 'nodeSelector = { "workload-type" = "ops" }', "nodeSelector = {}"),
+            (ADDONS_TF, 'tolerations  = [{ key = "CriticalAddonsOnly", operator = "Exists", effect = "NoSchedule" }]',
+             'tolerations  = [{ operator = "Exists" }]')), ADDONS_TF),
+    Broken("EKS026", "suppression without a reason",
+           ((INGRESS, "spec:\n", "spec:\n  # harness:ignore EKS012\n"),), INGRESS),
+    Broken("EKS027", "template reads an annotation the cluster secret does not set",
+           ((OPS_APPSET, '"eks-platform/cluster-name" }}\'\n                - op: replace\n                  path: '
+                         "/spec/securityGroupSelectorTerms",
+             '"eks-platform/clustername" }}\'\n                - op: replace\n                  path: '
+             "/spec/securityGroupSelectorTerms"),), OPS_APPSET),
+    Broken("EKS027", "cluster generator matches no cluster secret",
+           ((GAME_APPSET, 'eks-platform/managed: "true"', 'eks-platform/managed: "yes"'),), GAME_APPSET),
+]
+
+
+def test_every_rule_has_a_failing_case() -> None:
+    assert {b.rule_id for b in BROKEN} == set(r.id for r in select_rules())
+
+
+def test_the_platform_fixture_passes_every_rule(platform: Callable[..., Report]) -> None:
+    report = platform()
+
+    assert [(f.rule_id, f.file, f.line, f.message) for f in report.findings] == []
+    assert len(report.rules) == len(select_rules())
+
+
+@pytest.mark.parametrize("broken", BROKEN, ids=[f"{b.rule_id}-{b.why}" for b in BROKEN])
+def test_a_broken_contract_is_reported_where_it_is(broken: Broken, platform: Callable[..., Report]) -> None:
+    report = platform(*broken.edits, select=(broken.rule_id,))
+
+    found = [f for f in report.findings if f.rule_id == broken.rule_id]
+    assert found, f"{broken.rule_id} silent for: {broken.why}"
+    assert any(f.file.endswith(broken.file) for f in found), [(f.file, f.line) for f in found]
+    assert all(f.line >= 1 and f.fix for f in found)
