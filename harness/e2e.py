@@ -205,7 +205,7 @@ def select_stages(
     kubernetes_unsupported: str = "",
 ) -> list[Selection]:
     """Which stages run, and why the others do not. Teardown runs unless excluded, even after failures."""
-    unknown = sorted(set(only) | set(skip) - set(STAGES))
+    unknown = sorted((set(only) | set(skip)) - set(STAGES))
     if unknown:
         raise InputError(f"unknown stage(s) {', '.join(unknown)}: choose from {', '.join(STAGES)}")
     chosen = []

@@ -1,0 +1,459 @@
+"""The e2e orchestration's decisions: safety checks, stage selection, the stage machine with its watchdog
+(injected clock), the stage record for --resume, and the CLI refusing before anything is created."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from harness import e2e
+from harness import report as rpt
+from harness.cli import main
+from harness.e2e import Selection, StageOutcome, Watchdog, execute_stages, select_stages
+from harness.errors import EnvironmentProblem, InputError
+from harness.results import Result, Status
+from harness.run import create_run
+
+KUBE_REASON = "the emulated cluster has no Kubernetes API server behind it"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+# ---------------------------------------------------------------- safety
+
+
+def test_aws_needs_the_account_named_and_emulator_defaults_to_motos() -> None:
+    with pytest.raises(EnvironmentProblem, match="set E2E_AWS_ACCOUNT_ID"):
+        e2e.expected_account("aws", {})
+    assert e2e.expected_account("aws", {"E2E_AWS_ACCOUNT_ID": " 111122223333 "}) == "111122223333"
+    assert e2e.expected_account("emulator", {}) == "123456789012"
+    with pytest.raises(InputError, match="12 digits"):
+        e2e.expected_account("aws", {"E2E_AWS_ACCOUNT_ID": "prod"})
+
+
+def test_a_different_account_is_refused() -> None:
+    e2e.check_account("111122223333", "111122223333", "aws")
+    with pytest.raises(EnvironmentProblem, match="credentials are for account 444455556666, but E2E_AWS_ACCOUNT_ID"):
+        e2e.check_account("111122223333", "444455556666", "aws")
+
+
+def test_region_is_never_a_silent_default_on_aws() -> None:
+    with pytest.raises(EnvironmentProblem, match="no AWS region"):
+        e2e.resolve_region("aws", None, {"AWS_DEFAULT_REGION": "us-east-1"}, "")
+    assert e2e.resolve_region("aws", None, {"AWS_REGION": "eu-west-1"}, "") == "eu-west-1"
+    assert e2e.resolve_region("aws", "eu-north-1", {"AWS_REGION": "eu-west-1"}, "") == "eu-north-1"
+    assert e2e.resolve_region("emulator", None, {}, "us-east-1") == "us-east-1"
+
+
+class FakeStdin(io.StringIO):
+    def __init__(self, tty: bool) -> None:
+        super().__init__()
+        self.tty = tty
+
+    def isatty(self) -> bool:
+        return self.tty
+
+
+def test_confirmation() -> None:
+    never: Callable[[str], str] = lambda _prompt: pytest.fail("must not ask")  # noqa: E731
+    e2e.confirm(True, FakeStdin(tty=False), never, "111122223333")
+    with pytest.raises(InputError, match="pass --yes"):
+        e2e.confirm(False, FakeStdin(tty=False), never, "111122223333")
+    e2e.confirm(False, FakeStdin(tty=True), lambda _p: "111122223333\n", "111122223333")
+    with pytest.raises(InputError, match="nothing was created"):
+        e2e.confirm(False, FakeStdin(tty=True), lambda _p: "yes", "111122223333")
+
+
+def test_summary_names_tags_resources_and_cost(tmp_path: Path) -> None:
+    run = create_run("aws", "r-summary-1", base=tmp_path)
+    lines = e2e.creation_summary(run, "eu-west-1", "111122223333", list(e2e.STAGES), 90)
+    text = "\n".join(lines)
+    assert f"run-id={run.id}" in text and f"expires-at={run.expires_at}" in text
+    assert "Application Load Balancer" in text and "Karpenter spot" in text
+    hourly = sum(line.total for line in e2e.cost_lines())
+    assert 0.3 < hourly < 1.0  # the order of magnitude users should expect
+    assert (
+        lines[-1] == f"rough cost: ~${hourly:.2f}/hour; the watchdog tears down after 90 min (<= ~${hourly * 1.5:.2f})"
+    )
+    platform_only = sum(line.total for line in e2e.cost_lines(stages=["platform", "checks", "teardown"]))
+    assert platform_only < hourly
+
+
+# ---------------------------------------------------------------- stage selection
+
+
+def runs(selections: list[Selection]) -> list[str]:
+    return [s.stage for s in selections if not s.status]
+
+
+def test_default_runs_every_stage_in_order() -> None:
+    assert runs(select_stages(target="aws")) == list(e2e.STAGES)
+
+
+def test_emulator_marks_kubernetes_stages_not_applicable_with_the_reason() -> None:
+    chosen = select_stages(target="emulator", kubernetes_unsupported=KUBE_REASON)
+    assert runs(chosen) == ["platform", "checks", "teardown"]
+    na = {s.stage: s.why for s in chosen if s.status == rpt.NOT_APPLICABLE}
+    assert na == dict.fromkeys(("addons", "access", "karpenter"), f"not applicable on emulator: {KUBE_REASON}")
+
+
+def test_only_skip_and_resume() -> None:
+    assert runs(select_stages(target="aws", only=["checks", "karpenter"])) == ["checks", "karpenter"]
+    assert runs(select_stages(target="aws", skip=["teardown"])) == [
+        "platform",
+        "addons",
+        "access",
+        "checks",
+        "karpenter",
+    ]
+    resumed = select_stages(target="aws", resume=True, passed_before=["platform", "addons", "teardown"])
+    assert runs(resumed) == ["access", "checks", "karpenter", "teardown"]  # teardown is never "already done"
+    assert resumed[0] == Selection("platform", rpt.SKIPPED, "passed in an earlier attempt (--resume)")
+    with pytest.raises(InputError, match="unknown stage"):
+        select_stages(target="aws", only=["deploy"])
+
+
+# ---------------------------------------------------------------- the stage machine
+
+
+def actions_log(clock: Clock, outcomes: dict[str, Any], cost: float = 10.0) -> tuple[dict[str, Any], list[str]]:
+    called: list[str] = []
+
+    def make(stage: str) -> Callable[[], StageOutcome]:
+        def act() -> StageOutcome:
+            called.append(stage)
+            clock.now += cost
+            outcome = outcomes.get(stage, StageOutcome(f"{stage} done"))
+            if isinstance(outcome, BaseException):
+                raise outcome
+            return outcome  # type: ignore[no-any-return]
+
+        return act
+
+    return {stage: make(stage) for stage in e2e.STAGES}, called
+
+
+def test_a_failed_stage_stops_the_rest_but_teardown_still_runs() -> None:
+    clock = Clock()
+    failing = StageOutcome("judged", (Result.passed("a", "ok"), Result.failed("alb serves", "HTTP 503")))
+    actions, called = actions_log(clock, {"checks": failing})
+    records = execute_stages(select_stages(target="aws"), actions, Watchdog(3600, clock), clock=clock)
+    assert called == ["platform", "addons", "access", "checks", "teardown"]
+    by = {r.name: r for r in records}
+    assert by["checks"].status == rpt.FAILED and by["checks"].why == "1 of 2 judgement(s) failed: alb serves: HTTP 503"
+    assert by["karpenter"].status == rpt.NOT_RUN and by["karpenter"].why == "not run: stage checks failed"
+    assert by["teardown"].status == rpt.PASSED and by["platform"].seconds == 10.0
+
+
+def test_a_harness_error_is_a_one_line_failure() -> None:
+    clock = Clock()
+    actions, called = actions_log(clock, {"platform": EnvironmentProblem("Terraform not found on PATH")})
+    records = execute_stages(select_stages(target="aws"), actions, Watchdog(3600, clock), clock=clock)
+    assert records[0].why == "Terraform not found on PATH" and called == ["platform", "teardown"]
+
+
+def test_watchdog_stops_the_run_and_tears_down() -> None:
+    clock = Clock()
+    actions, called = actions_log(clock, {}, cost=25 * 60)  # every stage takes 25 minutes
+    watchdog = Watchdog(60 * 60, clock)
+    records = execute_stages(select_stages(target="aws"), actions, watchdog, clock=clock)
+    assert called == ["platform", "addons", "access", "teardown"]  # 75 min > 60: checks never starts
+    by = {r.name: r for r in records}
+    assert by["checks"].why == "not run: watchdog: the run exceeded --max-minutes 60"
+    assert by["karpenter"].status == rpt.NOT_RUN and by["teardown"].status == rpt.PASSED
+
+
+def test_watchdog_bounds_waits_and_reports_remaining_time() -> None:
+    clock = Clock()
+    watchdog = Watchdog(600, clock)
+    assert watchdog.bound(900) == 600 and watchdog.reason() is None
+    clock.now += 550
+    assert watchdog.bound(900) == 50 and watchdog.remaining() == 50
+    clock.now += 100
+    assert watchdog.bound(900) == 1.0  # one last judgement, never a zero timeout
+    assert watchdog.reason() == "watchdog: the run exceeded --max-minutes 10"
+
+
+def test_ctrl_c_tears_down_and_a_second_ctrl_c_stops() -> None:
+    clock = Clock()
+    actions, called = actions_log(clock, {"addons": KeyboardInterrupt()})
+    records = execute_stages(select_stages(target="aws"), actions, Watchdog(3600, clock), clock=clock)
+    assert called == ["platform", "addons", "teardown"]
+    assert records[1].why.startswith("interrupted (Ctrl-C): tearing down")
+    actions, _ = actions_log(clock, {"addons": KeyboardInterrupt(), "teardown": KeyboardInterrupt()})
+    with pytest.raises(KeyboardInterrupt):
+        execute_stages(select_stages(target="aws"), actions, Watchdog(3600, clock), clock=clock)
+
+
+def test_stage_records_survive_for_resume(tmp_path: Path) -> None:
+    run = create_run("aws", "r-resume-1", base=tmp_path)
+    clock = Clock()
+    actions, _ = actions_log(clock, {"access": EnvironmentProblem("401")})
+    execute_stages(
+        select_stages(target="aws"),
+        actions,
+        Watchdog(3600, clock),
+        clock=clock,
+        on_record=lambda r: e2e.write_stage_log(run, [r]),
+    )
+    assert e2e.passed_stages(run) == ["platform", "addons", "teardown"]
+    assert runs(select_stages(target="aws", resume=True, passed_before=e2e.passed_stages(run))) == [
+        "access",
+        "checks",
+        "karpenter",
+        "teardown",
+    ]
+    run.path(e2e.STAGES_FILE).write_text("{not json")
+    with pytest.raises(InputError, match="unreadable stage record"):
+        e2e.read_stage_log(run)
+
+
+def test_scale_out_count_comes_from_the_deployment_annotation() -> None:
+    assert e2e.scale_out_replicas(None) == 16  # gitops/apps/game-2048/deployment.yaml documents 16
+    assert e2e.scale_out_replicas({"metadata": {"annotations": {e2e.SCALE_OUT_ANNOTATION: "6"}}}) == 6
+    with pytest.raises(InputError, match="scale-out-replicas"):
+        e2e.scale_out_replicas({"metadata": {"annotations": {}}})
+
+
+def test_gitops_source_must_be_clonable() -> None:
+    assert e2e.gitops_source("https://example.com/x.git", None, {}) == ("https://example.com/x.git", "main")
+    assert e2e.gitops_source(
+        None, None, {e2e.GITOPS_REPO_ENV: "git@example.com:x.git", e2e.GITOPS_REVISION_ENV: "v1"}
+    ) == ("git@example.com:x.git", "v1")
+    with pytest.raises(InputError, match="--gitops-repo-url"):
+        e2e.gitops_source("/some/local/dir", None, {})
+
+
+# ---------------------------------------------------------------- the CLI refuses before creating anything
+
+
+@pytest.fixture
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Path]:
+    for var in ("E2E_AWS_ACCOUNT_ID", "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE", "AWS_ENDPOINT_URL"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("HARNESS_RUNS_DIR", str(tmp_path / "runs"))
+    yield tmp_path / "runs"
+
+
+def one_line_error(capsys: pytest.CaptureFixture[str]) -> str:
+    err = capsys.readouterr().err.strip()
+    assert "Traceback" not in err and len(err.splitlines()) == 1, err
+    return err
+
+
+def test_cli_refuses_without_account(clean_env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["e2e", "--target", "aws", "--region", "eu-west-1", "--yes"]) == 2
+    assert "E2E_AWS_ACCOUNT_ID" in one_line_error(capsys)
+    assert not clean_env.exists()  # not even a run directory
+
+
+def test_cli_refuses_without_region(
+    clean_env: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("E2E_AWS_ACCOUNT_ID", "123456789012")
+    assert main(["e2e", "--target", "aws", "--yes"]) == 2
+    assert "no AWS region" in one_line_error(capsys)
+    assert not clean_env.exists()
+
+
+def test_cli_refuses_the_wrong_account(
+    clean_env: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("E2E_AWS_ACCOUNT_ID", "111122223333")
+    with mock_aws():  # STS answers 123456789012
+        assert main(["e2e", "--target", "aws", "--region", "eu-west-1", "--yes"]) == 2
+    assert "credentials are for account 123456789012, but E2E_AWS_ACCOUNT_ID names 111122223333" in one_line_error(
+        capsys
+    )
+    assert not clean_env.exists()
+
+
+def test_cli_sweep_lists_then_deletes_a_planted_leak(
+    clean_env: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("E2E_AWS_ACCOUNT_ID", "123456789012")
+    tags = [{"Key": "project", "Value": "eks-platform"}, {"Key": "run-id", "Value": "r-leaky-1"}]
+    with mock_aws():
+        sqs = boto3.client("sqs", region_name="eu-west-1")
+        sqs.create_queue(QueueName="leaked", tags={t["Key"]: t["Value"] for t in tags})
+        sqs.create_queue(QueueName="not-ours", tags={"project": "eks-platform", "run-id": "r-other-1"})
+        assert main(["sweep", "--run-id", "r-leaky-1", "--region", "eu-west-1", "--dry-run"]) == 1
+        listed = capsys.readouterr().out
+        assert "would delete 1 resource(s)" in listed and "leaked" in listed and "not-ours" not in listed
+        assert main(["sweep", "--run-id", "r-leaky-1", "--region", "eu-west-1"]) == 0
+        assert "clean: nothing tagged with the run id is left" in capsys.readouterr().out
+        assert [u.rsplit("/", 1)[-1] for u in sqs.list_queues()["QueueUrls"]] == ["not-ours"]
+
+
+def test_cli_sweep_refuses_the_wrong_account(
+    clean_env: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("E2E_AWS_ACCOUNT_ID", "111122223333")
+    with mock_aws():
+        assert main(["sweep", "--run-id", "r-leaky-1", "--region", "eu-west-1"]) == 2
+    assert "refusing" in one_line_error(capsys)
+
+
+# ---------------------------------------------------------------- the Karpenter experiment, on a fake cluster
+
+
+class FakeKarpenterCluster:
+    """Scaling game-2048 makes pods pending; Karpenter launches spot nodes `launch_after` seconds later and
+    the pods become Ready; scaling back lets consolidation remove the nodes `consolidate_after` seconds later.
+    Time only moves when the code under test sleeps."""
+
+    def __init__(self, clock: Clock, *, launch_after: float | None = 60, consolidate_after: float = 120) -> None:
+        self.clock, self.launch_after, self.consolidate_after = clock, launch_after, consolidate_after
+        self.replicas, self.scaled_at = 2, clock.now
+        self.scale_calls: list[int] = []
+
+    def sleep(self, seconds: float) -> None:
+        self.clock.now += seconds
+
+    def stamp(self, offset: float) -> str:
+        from datetime import datetime, timezone
+
+        return datetime.fromtimestamp(self.scaled_at + offset, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    def elapsed(self) -> float:
+        return self.clock.now - self.scaled_at
+
+    def get_deployment(self, namespace: str, name: str) -> dict[str, Any]:
+        return {
+            "metadata": {"name": name, "annotations": {e2e.SCALE_OUT_ANNOTATION: "4"}},
+            "spec": {"replicas": self.replicas},
+        }
+
+    def scale_deployment(self, namespace: str, name: str, replicas: int) -> None:
+        self.replicas, self.scaled_at = replicas, self.clock.now
+        self.scale_calls.append(replicas)
+
+    def nodes_up(self) -> bool:
+        if self.replicas > 2:
+            return self.launch_after is not None and self.elapsed() >= self.launch_after
+        return self.elapsed() < self.consolidate_after  # scaled back: nodes linger until consolidation
+
+    def list_custom(self, resource: Any, namespace: str | None = None, label_selector: str = "") -> list[Any]:
+        if not self.nodes_up() and self.replicas <= 2:
+            return []
+        t = {"type": "Launched", "status": "True", "lastTransitionTime": self.stamp(10)}
+        ready = (
+            [
+                {"type": k, "status": "True", "lastTransitionTime": self.stamp(s)}
+                for k, s in (("Registered", 40), ("Initialized", 55))
+            ]
+            if self.nodes_up()
+            else []
+        )
+        return [
+            {
+                "metadata": {
+                    "name": "apps-x",
+                    "creationTimestamp": self.stamp(2),
+                    "labels": {"karpenter.sh/nodepool": "apps", "karpenter.sh/capacity-type": "spot"},
+                },
+                "status": {"nodeName": "ip-spot" if self.nodes_up() else None, "conditions": [t, *ready]},
+            }
+        ]
+
+    def list_nodes(self, label_selector: str = "") -> list[Any]:
+        if not self.nodes_up():
+            return []
+        return [
+            {
+                "metadata": {
+                    "name": "ip-spot",
+                    "labels": {"karpenter.sh/nodepool": "apps", "karpenter.sh/capacity-type": "spot"},
+                },
+                "status": {"conditions": [{"type": "Ready", "status": "True", "lastTransitionTime": self.stamp(50)}]},
+            }
+        ]
+
+    def list_pods(self, namespace: str | None = None, label_selector: str = "") -> list[Any]:
+        pods = []
+        for i in range(self.replicas):
+            placed = self.nodes_up()
+            conditions = [
+                {
+                    "type": "PodScheduled",
+                    "status": "True" if placed else "False",
+                    "reason": "" if placed else "Unschedulable",
+                    "lastTransitionTime": self.stamp(52),
+                }
+            ]
+            if placed:
+                conditions.append({"type": "Ready", "status": "True", "lastTransitionTime": self.stamp(58 + i)})
+            pods.append(
+                {
+                    "metadata": {
+                        "name": f"game-2048-{i}",
+                        "namespace": "game-2048",
+                        "creationTimestamp": self.stamp(0),
+                    },
+                    "spec": {"nodeName": "ip-spot" if placed else None},
+                    "status": {"phase": "Running" if placed else "Pending", "conditions": conditions},
+                }
+            )
+        return pods
+
+    def list_events(self, namespace: str | None = None, field_selector: str = "") -> list[Any]:
+        return []
+
+
+class FakeStack:
+    def __init__(self, run: Any) -> None:
+        self.run = run
+
+
+def karpenter_e2e(tmp_path: Path, cluster: FakeKarpenterCluster, clock: Clock) -> e2e.E2E:
+    from rich.console import Console
+
+    run = create_run("aws", "r-karpenter-1", base=tmp_path)
+    return e2e.E2E(
+        FakeStack(run),
+        Console(file=io.StringIO()),
+        Watchdog(3600, clock),
+        clock=clock,
+        sleep=cluster.sleep,
+        _kube=cluster,
+    )
+
+
+def test_karpenter_stage_scales_out_judges_measures_and_scales_back(tmp_path: Path) -> None:
+    clock = Clock()
+    cluster = FakeKarpenterCluster(clock)
+    runner = karpenter_e2e(tmp_path, cluster, clock)
+    outcome = runner.karpenter()
+    assert outcome.ok, [(r.name, r.why) for r in outcome.results]
+    assert cluster.scale_calls == [4, 2]  # to the annotated count, then back to the baseline
+    assert runner.timeline is not None and len(runner.timeline.pods) == 4 and len(runner.timeline.nodes) == 1
+    assert runner.scale_in_seconds is not None and 120 <= runner.scale_in_seconds < 180
+    figures = rpt.figures_from(runner.timeline, scale_in=runner.scale_in_seconds)
+    assert (figures.time_to_first_node, figures.time_to_pods) == (50.0, 61.0)
+    assert runner.run.path("karpenter-timeline.json").is_file()
+
+
+def test_karpenter_stage_scales_back_even_when_no_node_ever_comes(tmp_path: Path) -> None:
+    clock = Clock()
+    cluster = FakeKarpenterCluster(clock, launch_after=None)
+    runner = karpenter_e2e(tmp_path, cluster, clock)
+    outcome = runner.karpenter()
+    assert not outcome.ok
+    scale_out = outcome.results[0]
+    assert scale_out.status is Status.FAIL and scale_out.why.startswith("timed out after 900s")
+    assert cluster.scale_calls == [4, 2]
+    assert runner.scale_in_seconds is not None  # nothing to consolidate: passes at once
