@@ -23,6 +23,7 @@ from harness.errors import InputError
 from harness.kube_checks import (
     KARPENTER_NODEPOOL_LABEL,
     condition,
+    condition_true,
     is_ops_node,
     labels_of,
     name_of,
@@ -114,6 +115,44 @@ def related_events(events: Sequence[KubeObject], objects: Sequence[KubeObject]) 
         when = str(event.get("lastTimestamp") or event.get("eventTime") or event.get("firstTimestamp") or "")
         lines.append((when, f"{when} {key[0]}/{key[1]} {event.get('reason')}: {event.get('message', '')}"))
     return [line for _, line in sorted(lines)][-EVIDENCE_EVENTS:]
+
+
+def judge_pool_ready(nodepool: KubeObject | None, nodeclass: KubeObject | None) -> Result:
+    """The NodePool and its EC2NodeClass are Ready, so Karpenter can launch nodes for pending pods.
+
+    PENDING while either is missing (Argo CD has not synced them) or Karpenter is still resolving them;
+    the why names every condition that is False with Karpenter's reason and message (e.g. ``SubnetsReady``:
+    no subnet matched the selector tags). FAIL when ``ValidationSucceeded`` is False: Karpenter checked the
+    spec, or the EC2/IAM permissions to launch with it, and they are wrong.
+    """
+    name = "karpenter nodepool and ec2nodeclass ready"
+    present = [obj for obj in (nodepool, nodeclass) if obj is not None]
+    evidence = {
+        f"{obj.get('kind')}/{_name(obj)}": {
+            str(c.get("type")): str(c.get("status")) for c in (obj.get("status") or {}).get("conditions") or []
+        }
+        for obj in present
+    }
+    if nodepool is None or nodeclass is None:
+        missing = [kind for kind, obj in (("NodePool", nodepool), ("EC2NodeClass", nodeclass)) if obj is None]
+        return Result.pending(name, f"{' and '.join(missing)} not created yet", conditions=evidence)
+    false = [
+        (obj, c)
+        for obj in present
+        for c in (obj.get("status") or {}).get("conditions") or []
+        if c.get("status") == "False"
+    ]
+    reasons = "; ".join(
+        f"{obj.get('kind')}/{_name(obj)} {c.get('type')}=False ({c.get('reason')}: {c.get('message', '')})"
+        for obj, c in false
+    )
+    if any(c.get("type") == "ValidationSucceeded" for _, c in false):
+        return Result.failed(name, reasons, conditions=evidence)
+    if all(condition_true(obj, "Ready") for obj in present):
+        return Result.passed(
+            name, f"NodePool/{_name(nodepool)} and EC2NodeClass/{_name(nodeclass)} are Ready", conditions=evidence
+        )
+    return Result.pending(name, reasons or "not reconciled by Karpenter yet", conditions=evidence)
 
 
 def judge_scale_out(

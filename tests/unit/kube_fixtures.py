@@ -42,6 +42,12 @@ def _matches(obj: KubeObject, label_selector: str) -> bool:
     return True
 
 
+def _plural(kind: str) -> str:
+    """The resource name of a kind, as its CRD spells it (EC2NodeClass -> ec2nodeclasses)."""
+    lower = kind.lower()
+    return lower + ("es" if lower.endswith("s") else "s")
+
+
 def _typed(document: KubeObject) -> Iterable[tuple[str, KubeObject]]:
     """(kind, object) pairs of one object or of every item of a list (kind from the list for core lists)."""
     if "items" not in document:
@@ -92,7 +98,7 @@ class FakeKubeReader:
             obj
             for kind, obj in self.typed
             if obj.get("apiVersion") == f"{resource.group}/{resource.version}"
-            and kind.lower() + "s" == resource.plural
+            and _plural(kind) == resource.plural
             and (namespace is None or obj["metadata"].get("namespace") == namespace)
             and _matches(obj, label_selector)
         ]

@@ -12,12 +12,13 @@ from kube_fixtures import FakeKubeReader, items, load, named
 from harness.errors import InputError
 from harness.karpenter import (
     build_timeline,
+    judge_pool_ready,
     judge_scale_in,
     judge_scale_out,
     nodepool_template_labels,
     scale_out_replicas,
 )
-from harness.kube import NODE_CLAIM
+from harness.kube import EC2_NODE_CLASS, NODE_CLAIM, NODE_POOL
 from harness.project import repo_root
 from harness.results import Status
 
@@ -45,6 +46,63 @@ def done() -> dict[str, list[dict[str, Any]]]:
         "nodeclaims": items("scale_out_done.yaml", "NodeClaim"),
         "nodes": [*items("scale_out_done.yaml", "Node"), *items("nodes.yaml")[:2]],  # plus the ops nodes
     }
+
+
+# ---------------------------------------------------------------- the pool itself
+
+
+def pool() -> tuple[dict[str, Any], dict[str, Any]]:
+    reader = FakeKubeReader(load("karpenter_pool.yaml"))
+    nodepool, nodeclass = reader.get_custom(NODE_POOL, POOL), reader.get_custom(EC2_NODE_CLASS, POOL)
+    assert nodepool is not None and nodeclass is not None
+    return nodepool, nodeclass
+
+
+def set_condition(obj: dict[str, Any], kind: str, status: str, reason: str, message: str) -> None:
+    entry = next(c for c in obj["status"]["conditions"] if c["type"] == kind)
+    entry.update(status=status, reason=reason, message=message)
+
+
+def test_a_resolved_pool_is_ready() -> None:
+    result = judge_pool_ready(*pool())
+    assert (result.status, result.why) == (Status.PASS, "NodePool/apps and EC2NodeClass/apps are Ready")
+    assert result.evidence["conditions"]["EC2NodeClass/apps"]["SubnetsReady"] == "True"
+
+
+def test_subnets_not_found_is_pending_and_quotes_karpenter() -> None:
+    nodepool, nodeclass = pool()
+    set_condition(nodeclass, "SubnetsReady", "False", "SubnetsNotFound", "SubnetSelector did not match any Subnets")
+    set_condition(nodeclass, "Ready", "False", "UnhealthyDependents", "SubnetsReady=False")
+    set_condition(nodepool, "NodeClassReady", "False", "NodeClassNotReady", "EC2NodeClass not ready")
+    result = judge_pool_ready(nodepool, nodeclass)
+    assert result.status is Status.PENDING
+    assert "EC2NodeClass/apps SubnetsReady=False (SubnetsNotFound: SubnetSelector did not match any Subnets)" in (
+        result.why
+    )
+    assert "NodePool/apps NodeClassReady=False" in result.why
+
+
+def test_failed_validation_fails() -> None:
+    nodepool, nodeclass = pool()
+    set_condition(
+        nodeclass,
+        "ValidationSucceeded",
+        "False",
+        "RunInstancesAuthFailed",
+        "unauthorized operation: ec2:RunInstances with the EC2NodeClass's tags",
+    )
+    result = judge_pool_ready(nodepool, nodeclass)
+    assert result.status is Status.FAIL
+    assert result.why.startswith("EC2NodeClass/apps ValidationSucceeded=False (RunInstancesAuthFailed:")
+
+
+def test_a_pool_not_synced_yet_is_pending() -> None:
+    nodepool, nodeclass = pool()
+    assert judge_pool_ready(None, None).why == "NodePool and EC2NodeClass not created yet"
+    assert judge_pool_ready(nodepool, None).status is Status.PENDING
+    del nodeclass["status"]
+    result = judge_pool_ready(nodepool, nodeclass)
+    assert (result.status, result.why) == (Status.PENDING, "not reconciled by Karpenter yet")
 
 
 # ---------------------------------------------------------------- scale-out
