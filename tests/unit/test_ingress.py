@@ -57,6 +57,14 @@ def test_ingress_without_address_is_pending_and_quotes_the_controllers_last_warn
     assert len(result.evidence["warnings"]) == 1  # the Normal SuccessfullyReconciled event is not a warning
 
 
+def test_warnings_about_an_ingress_of_the_same_name_elsewhere_are_not_quoted() -> None:
+    events = load("events.yaml")
+    for event in events["items"]:
+        event["involvedObject"]["namespace"] = "staging"
+    result = judge_ingress_address(load("ingress_pending.yaml"), events["items"])
+    assert (result.why, result.evidence["warnings"]) == ("game-2048/game-2048 has no address yet", [])
+
+
 def test_a_missing_ingress_is_pending() -> None:
     assert judge_ingress_address(None).status is Status.PENDING
     assert ingress_hostname(None) is None
