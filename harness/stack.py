@@ -241,8 +241,8 @@ class Stack:
     def verify(self) -> list[Result]:
         """Every AWS assertion; the results are also written to the run directory (verify.json)."""
         with self.step("verify"):
-            outputs = self.outputs()
-            results = verify_platform(self.aws_target(), self.expectations(outputs))
+            target = self.aws_target()
+            results = verify_platform(target, self.expectations(self.outputs()))
         _save_results(self.run.path("verify.json"), results)
         return results
 

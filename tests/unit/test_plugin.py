@@ -1,0 +1,110 @@
+"""The pytest plugin in a child pytest session: options, the target fixture, skips, guaranteed teardown."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from harness.run import RUNS_ENV
+from harness.terraform import TERRAFORM_ENV, TerraformCli
+
+pytest_plugins = ["pytester"]
+
+FAKE_PLATFORM = """\
+data_dir = os.environ['TF_DATA_DIR']
+state = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(data_dir))), 'platform.tfstate')
+if args[0] == 'init':
+    os.makedirs(data_dir, exist_ok=True)
+    open(os.path.join(data_dir, 'terraform.tfstate'), 'w').write('{}')
+elif args[0] == 'apply':
+    json.dump({'resources': [{'mode': 'managed', 'type': 'aws_vpc', 'name': 'v', 'instances': [{}]}]},
+              open(state, 'w'))
+elif args[0] == 'destroy':
+    json.dump({'resources': []}, open(state, 'w'))
+elif args[0] == 'output':
+    print(json.dumps({'vpc_id': {'value': 'vpc-123'}}))
+"""
+
+
+def commands(record: Path) -> list[str]:
+    return [json.loads(line)[1] for line in record.read_text().splitlines()]
+
+
+@pytest.fixture
+def child(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> pytest.Pytester:
+    monkeypatch.setenv(RUNS_ENV, str(tmp_path / "runs"))
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    monkeypatch.delenv("HARNESS_TARGET", raising=False)
+    return pytester
+
+
+def test_the_target_fixture_carries_capabilities(child: pytest.Pytester) -> None:
+    child.makepyfile(
+        """
+        def test_target(target):
+            assert target.name == "aws" and target.unsupported == {}
+        """
+    )
+    child.runpytest_subprocess("--target", "aws").assert_outcomes(passed=1)
+    child.makepyfile(
+        """
+        def test_target(target):
+            assert target.name == "emulator" and not target.supports("eks_access_entries")
+        """
+    )
+    child.runpytest_subprocess().assert_outcomes(passed=1)
+
+
+def test_platform_skips_with_the_reason_when_terraform_is_missing(
+    child: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(TERRAFORM_ENV, "no-such-terraform")
+    child.makepyfile("def test_needs_platform(platform):\n    pass\n")
+    result = child.runpytest_subprocess("-rs")
+    result.assert_outcomes(skipped=1)
+    result.stdout.fnmatch_lines(["*HARNESS_TERRAFORM=no-such-terraform: no such executable*"])
+
+
+def test_the_aws_target_is_skipped_without_opt_in(
+    child: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, fake_cli: Callable[..., TerraformCli]
+) -> None:
+    monkeypatch.setenv(TERRAFORM_ENV, str(fake_cli("").path))
+    monkeypatch.delenv("E2E_AWS_ACCOUNT_ID", raising=False)
+    child.makepyfile("def test_needs_platform(platform):\n    pass\n")
+    result = child.runpytest_subprocess("-rs", "--target", "aws")
+    result.assert_outcomes(skipped=1)
+    result.stdout.fnmatch_lines(["*touches a real account: set E2E_AWS_ACCOUNT_ID to opt in*"])
+
+
+def test_the_platform_is_destroyed_after_a_failing_session_unless_kept(
+    child: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, fake_cli: Callable[..., TerraformCli], tmp_path: Path
+) -> None:
+    record = tmp_path / "calls.jsonl"
+    monkeypatch.setenv(TERRAFORM_ENV, str(fake_cli(FAKE_PLATFORM).path))
+    monkeypatch.setenv("FAKE_TF_RECORD", str(record))
+    child.makepyfile(
+        """
+        def test_outputs(platform_outputs, aws_clients):
+            assert platform_outputs == {"vpc_id": "vpc-123"}
+            assert aws_clients("sqs").meta.endpoint_url.startswith("http://127.0.0.1:")
+
+        def test_fails(platform):
+            assert False, "a failing test must not leave the stack up"
+        """
+    )
+    child.runpytest_subprocess("--run-id", "r-plugin").assert_outcomes(passed=1, failed=1)
+    calls = commands(record)
+    assert calls[:2] == ["init", "apply"] and calls[-1] == "destroy" and calls.count("destroy") == 1
+    run = json.loads((tmp_path / "runs" / "r-plugin" / "run.json").read_text())
+    assert "emulator" not in run["settings"]
+
+    record.unlink()
+    result = child.runpytest_subprocess("--run-id", "r-kept", "--keep-stack", "-s")
+    result.stdout.fnmatch_lines(["*kept run r-kept: harness down --run-id r-kept*"])
+    assert "destroy" not in commands(record)
+    assert child.run(sys.executable, "-m", "harness", "down", "--run-id", "r-kept").ret == 0
+    assert commands(record)[-1] == "destroy"

@@ -1,0 +1,56 @@
+"""Project files: repo root, versions.yaml, the capability table, reference data location."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from harness.errors import InputError
+from harness.project import REFERENCE_ENV, capabilities, read_yaml, reference_dir, repo_root, versions
+
+
+def test_versions_come_from_versions_yaml() -> None:
+    pinned = versions()
+    assert pinned["aws_provider"].count(".") == 2
+    assert "terraform" in pinned
+
+
+def test_the_emulator_lacks_what_targets_yaml_says_and_aws_lacks_nothing() -> None:
+    emulator = capabilities("emulator")
+    assert not emulator.supports("eks_access_entries")
+    assert "CreateAccessEntry" in emulator.reason("eks_access_entries")
+    aws = capabilities("aws")
+    assert aws.supports("eks_access_entries") and aws.reason("eks_access_entries") == ""
+
+
+def test_an_unknown_target_names_the_known_ones() -> None:
+    with pytest.raises(InputError, match=r"unknown target 'moon' \(known: aws, emulator\)"):
+        capabilities("moon")
+
+
+def test_malformed_yaml_names_file_and_line(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("a: 1\nb: [unclosed\n")
+    with pytest.raises(InputError, match=rf"{bad}:\d+: invalid YAML"):
+        read_yaml(bad)
+    with pytest.raises(InputError, match="file not found"):
+        read_yaml(tmp_path / "missing.yaml")
+
+
+def test_a_wrong_repo_override_is_refused(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    repo_root.cache_clear()
+    monkeypatch.setenv("HARNESS_REPO", str(tmp_path))
+    try:
+        with pytest.raises(InputError, match="is not a checkout of this project"):
+            repo_root()
+    finally:
+        repo_root.cache_clear()
+
+
+def test_reference_data_location_is_explicit_when_missing(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv(REFERENCE_ENV, raising=False)
+    with pytest.raises(InputError, match="--reference"):
+        reference_dir(tmp_path)
+    (tmp_path / "crds").mkdir()
+    assert reference_dir(tmp_path) == tmp_path.resolve()

@@ -1,0 +1,41 @@
+"""Runs: ids, directories, tags and metadata that another shell can load."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+from harness.errors import InputError
+from harness.run import EXPIRES_TAG, RUN_ID_TAG, create_run, load_run, new_run_id, validate_run_id
+
+
+def test_new_run_ids_are_valid_and_dated() -> None:
+    run_id = new_run_id(datetime(2026, 1, 2, 3, 4, tzinfo=timezone.utc))
+    assert run_id.startswith("r20260102-0304-") and validate_run_id(run_id) == run_id
+
+
+@pytest.mark.parametrize("bad", ["", "ab", "UPPER", "has space", "x" * 40, "-leading"])
+def test_bad_run_ids_are_refused(bad: str) -> None:
+    with pytest.raises(InputError, match="lowercase letters, digits and hyphens"):
+        validate_run_id(bad)
+
+
+def test_a_run_round_trips_with_its_settings(tmp_path: Path) -> None:
+    run = create_run("emulator", "r-round", base=tmp_path, max_hours=1)
+    run.settings["emulator"] = {"pid": 1}
+    run.save()
+    again = load_run("r-round", tmp_path)
+    assert again.settings == {"emulator": {"pid": 1}} and again.dir == tmp_path / "r-round"
+    assert again.tags[RUN_ID_TAG] == "r-round" and again.tags[EXPIRES_TAG] == run.expires_at
+    assert create_run("emulator", "r-round", base=tmp_path).created_at == run.created_at
+
+
+def test_missing_and_corrupt_runs_are_one_line_errors(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="no run 'r-gone'"):
+        load_run("r-gone", tmp_path)
+    (tmp_path / "r-bad").mkdir()
+    (tmp_path / "r-bad" / "run.json").write_text("{nope")
+    with pytest.raises(InputError, match="unreadable run metadata"):
+        load_run("r-bad", tmp_path)
