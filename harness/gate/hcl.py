@@ -651,9 +651,18 @@ def _format(spec: str, *args: Any) -> str:
     values = iter(args)
 
     def substitute(match: re.Match[str]) -> str:
-        if match.group(0) == "%%":
+        spec_text = match.group(0)
+        if spec_text == "%%":
             return "%"
-        return _to_text(next(values))
+        value = next(values)
+        verb = spec_text[-1]
+        if verb in "dxXob":
+            return (spec_text[:-1] + ("d" if verb == "b" else verb)) % int(value)
+        if verb in "feg":
+            return spec_text % float(value)
+        if verb == "q":
+            return json.dumps(_to_text(value))
+        return (spec_text[:-1] + "s") % _to_text(value)
 
     return re.sub(r"%%|%[-+ #0-9.]*[a-zA-Z]", substitute, spec)
 

@@ -40,8 +40,10 @@ def copy_tree(source: Path, target: Path, edits: tuple[Edit, ...] = ()) -> Path:
 def platform(tmp_path: Path, reference: Path) -> Callable[..., Report]:
     """Check a copy of the platform fixture with the given edits applied."""
 
+    copies = iter(range(1000))
+
     def run(*edits: Edit, select: tuple[str, ...] = ()) -> Report:
-        root = copy_tree(PLATFORM, tmp_path / "platform", edits)
+        root = copy_tree(PLATFORM, tmp_path / f"platform{next(copies)}", edits)
         return check([root / "infra"], [root / "gitops"], reference, select=select)
 
     return run

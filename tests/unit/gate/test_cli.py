@@ -1,0 +1,112 @@
+"""`harness check`: exit codes, formats, rule selection, suppressions, --explain, and this repository."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from harness.cli import main
+from harness.gate.api import Report, check
+from harness.gate.report import junit, sarif
+from harness.project import repo_root
+from tests.unit.gate.conftest import PLATFORM, copy_tree
+
+BROKEN_CLASS = ("gitops/apps/game/ingress.yaml", "ingressClassName: alb", "ingressClassName: nginx")
+
+
+def args(root: Path, reference: Path, *extra: str) -> list[str]:
+    return ["check", "--infra", str(root / "infra"), "--gitops", str(root / "gitops"), "--reference", str(reference),
+            *extra]
+
+
+def test_exit_codes_say_pass_fail_and_unreadable(tmp_path: Path, reference: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    good = copy_tree(PLATFORM, tmp_path / "good")
+    bad = copy_tree(PLATFORM, tmp_path / "bad", (BROKEN_CLASS,))
+    unreadable = copy_tree(PLATFORM, tmp_path / "unreadable", (("gitops/apps/game/service.yaml", "spec:", "spec: ["),))
+
+    assert main(args(good, reference)) == 0
+    assert main(args(bad, reference)) == 1
+    assert "EKS012" in capsys.readouterr().out
+    assert main(args(unreadable, reference)) == 2
+    error = capsys.readouterr().err.strip()
+    assert "service.yaml:" in error and "invalid YAML" in error and "Traceback" not in error
+    assert len(error.splitlines()) == 1
+
+
+def test_sarif_is_a_2_1_0_log_with_rules_and_located_results(platform: Callable[..., Report]) -> None:
+    log = json.loads(sarif(platform(BROKEN_CLASS)))
+
+    assert log["version"] == "2.1.0" and log["$schema"].endswith("sarif-2.1.0.json")
+    run = log["runs"][0]
+    rule_ids = [r["id"] for r in run["tool"]["driver"]["rules"]]
+    (result,) = run["results"]
+    assert result["ruleId"] == "EKS012" and rule_ids[result["ruleIndex"]] == "EKS012"
+    assert result["level"] == "error"
+    location = result["locations"][0]["physicalLocation"]
+    assert location["artifactLocation"]["uri"].endswith("gitops/apps/game/ingress.yaml")
+    assert not location["artifactLocation"]["uri"].startswith("/")
+    assert location["region"]["startLine"] == 10
+    assert all(r["shortDescription"]["text"] and r["fullDescription"]["text"] for r in run["tool"]["driver"]["rules"])
+
+
+def test_junit_has_one_case_per_rule_and_fails_the_broken_one(platform: Callable[..., Report]) -> None:
+    root = ET.fromstring(junit(platform(BROKEN_CLASS)))
+
+    cases = root.findall("./testsuite/testcase")
+    failed = [c.get("name", "") for c in cases if c.find("failure") is not None]
+    assert len(cases) == int(root.get("tests", "0")) > 20
+    assert failed == [c.get("name") for c in cases if c.get("name", "").startswith("EKS012")]
+    assert root.get("failures") == "1"
+
+
+def test_json_output_to_a_file(tmp_path: Path, reference: Path) -> None:
+    bad = copy_tree(PLATFORM, tmp_path / "bad", (BROKEN_CLASS,))
+    output = tmp_path / "report.json"
+
+    assert main(args(bad, reference, "--format", "json", "--output", str(output))) == 1
+
+    data = json.loads(output.read_text(encoding="utf-8"))
+    assert data["errors"] == 1
+    assert data["findings"][0]["rule"] == "EKS012" and data["findings"][0]["line"] == 10
+
+
+def test_select_and_ignore_choose_rules(tmp_path: Path, reference: Path) -> None:
+    bad = copy_tree(PLATFORM, tmp_path / "bad", (BROKEN_CLASS,))
+
+    assert check([bad / "infra"], [bad / "gitops"], reference, ignore={"EKS012"}).errors == 0
+    assert check([bad / "infra"], [bad / "gitops"], reference, select={"EKS012"}).errors == 1
+    assert main(args(bad, reference, "--select", "EKS999")) == 2
+
+
+def test_a_suppression_with_a_reason_silences_its_line_only(platform: Callable[..., Report]) -> None:
+    suppressed = platform(BROKEN_CLASS, ("gitops/apps/game/ingress.yaml", "spec:\n",
+                                         "spec:\n  # harness:ignore EKS012 nginx ingress is installed by hand\n"))
+    without_reason = platform(BROKEN_CLASS, ("gitops/apps/game/ingress.yaml", "spec:\n",
+                                             "spec:\n  # harness:ignore EKS012\n"))
+
+    assert suppressed.errors == 0
+    assert [(f.rule_id, s.reason) for f, s in suppressed.suppressed] == [("EKS012", "nginx ingress is installed by hand")]
+    assert sorted(f.rule_id for f in without_reason.findings) == ["EKS012", "EKS026"]
+
+
+def test_explain_prints_a_rule_doc(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check", "--explain", "EKS021"]) == 0
+    assert "hop limit" in capsys.readouterr().out
+    assert main(["check", "--explain", "all"]) == 0
+    assert "EKS027" in capsys.readouterr().out
+    assert main(["check", "--explain", "EKS999"]) == 2
+
+
+def test_this_repository_passes_the_gate(reference: Path) -> None:
+    root = repo_root()
+    if not (root / "infra").is_dir() or not (root / "gitops").is_dir():
+        pytest.skip("no infra/ and gitops/ in this checkout")
+
+    report = check([root / "infra"], [root / "gitops"], reference)
+
+    assert [(f.rule_id, f.file, f.line, f.message) for f in report.findings if f.severity.value == "error"] == []
