@@ -90,7 +90,8 @@ def test_a_suppression_with_a_reason_silences_its_line_only(platform: Callable[.
                                              "spec:\n  # harness:ignore EKS012\n"))
 
     assert suppressed.errors == 0
-    assert [(f.rule_id, s.reason) for f, s in suppressed.suppressed] == [("EKS012", "nginx ingress is installed by hand")]
+    reasons = [(f.rule_id, s.reason) for f, s in suppressed.suppressed]
+    assert reasons == [("EKS012", "nginx ingress is installed by hand")]
     assert sorted(f.rule_id for f in without_reason.findings) == ["EKS012", "EKS026"]
 
 

@@ -75,7 +75,7 @@ def test_malformed_yaml_is_one_input_error_with_file_and_line(tmp_path: Path, te
 def test_undecodable_file_is_an_input_error(tmp_path: Path) -> None:
     (tmp_path / "binary.yaml").write_bytes(b"\xff\xfe\x00\x01")
 
-    with pytest.raises(InputError, match="binary.yaml"):
+    with pytest.raises(InputError, match=r"binary\.yaml"):
         load_manifests([tmp_path])
 
 

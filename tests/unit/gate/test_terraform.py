@@ -183,7 +183,8 @@ def test_helm_values_from_yamlencode_heredoc_and_set_blocks(tmp_path: Path) -> N
     assert isinstance(first, Encoded) and first.value == {"settings": {"clusterName": "demo"}}
     assert isinstance(second, Encoded) and second.value["replicas"] == 2
     assert isinstance(second.value["settings"]["clusterEndpoint"], Unknown)
-    assert [s["name"] for s in release.attrs["set"]] == ["serviceAccount.annotations.eks\\.amazonaws\\.com/role-arn", "a.b"]
+    names = [s["name"] for s in release.attrs["set"]]
+    assert names == ["serviceAccount.annotations.eks\\.amazonaws\\.com/role-arn", "a.b"]
 
 
 def test_provider_default_tags_reach_every_aws_resource(tmp_path: Path) -> None:
