@@ -84,6 +84,8 @@ resource "helm_release" "karpenter" {
     nodeSelector = { "karpenter.sh/controller" = local.platform.ops_node_labels["karpenter.sh/controller"] }
     tolerations  = [local.ops_toleration]
     controller = {
+      # Karpenter otherwise asks instance metadata for the region, which hop limit 1 blocks.
+      env = [{ name = "AWS_REGION", value = local.platform.region }]
       resources = {
         requests = { cpu = "500m", memory = "1Gi" }
         limits   = { memory = "1Gi" }
