@@ -111,3 +111,11 @@ def test_this_repository_passes_the_gate(reference: Path) -> None:
     report = check([root / "infra"], [root / "gitops"], reference)
 
     assert [(f.rule_id, f.file, f.line, f.message) for f in report.findings if f.severity.value == "error"] == []
+
+
+def test_docs_page_is_generated_from_the_rule_docs() -> None:
+    from harness.gate.docs import render
+
+    page = repo_root() / "docs" / "gate.md"
+
+    assert page.read_text(encoding="utf-8") == render(), "regenerate: python -m harness.gate.docs > docs/gate.md"
