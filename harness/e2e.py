@@ -436,7 +436,6 @@ class E2E:
     def addons_variables(self) -> dict[str, Any]:
         url, revision = self.gitops
         return {
-            "region": self.stack.region,
             "platform_state_path": str(self.stack.terraform.state_path),
             "run_id": self.run.id,
             "expires_at": self.run.expires_at,
@@ -600,11 +599,8 @@ class E2E:
         return StageOutcome(f"scaled to {replicas} and back to {baseline}", (out, back))
 
     def teardown_facts(self) -> td.TeardownFacts:
-        addons_applied = (
-            bool(self.addons_terraform().managed_resources())
-            if (repo_root() / "infra" / "addons" / "main.tf").is_file()
-            else False
-        )
+        # The add-ons need a Kubernetes API: on a target without one they were never applied.
+        addons_applied = self.caps.supports(KUBERNETES_CAPABILITY) and bool(self.addons_terraform().managed_resources())
         return td.TeardownFacts(
             kubernetes_unsupported=self.caps.reason(KUBERNETES_CAPABILITY),
             target=self.run.target,

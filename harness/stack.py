@@ -397,11 +397,11 @@ def cmd_verify(args: argparse.Namespace) -> int:
 def cmd_down(args: argparse.Namespace) -> int:
     console = Console(highlight=False, soft_wrap=True)
     stack = Stack.load(args.run_id, args.target, live=args.live, console=console)
-    with _progress(console) as progress:
-        stack.progress = None if args.live else progress
-        stack.down()
-    console.print(f"down: run {stack.run.id} destroyed", markup=False)
-    return 0
+    # The full teardown (e2e engineer): controllers' resources first, add-ons, platform, tag sweep, then
+    # Stack.down() to stop the emulator. harness/e2e.py + harness/teardown.py; `make e2e-down` lands here.
+    from harness.e2e import cmd_down as full_teardown
+
+    return full_teardown(stack, console)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
