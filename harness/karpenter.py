@@ -165,7 +165,7 @@ def judge_scale_out(
     node_labels: Mapping[str, str] | None = None,
     events: Sequence[KubeObject] = (),
 ) -> Result:
-    """``replicas`` pods Ready, each on a Ready spot node of ``nodepool`` (nodes Karpenter launched).
+    """``replicas`` pods Ready, each on a Ready spot node of ``nodepool`` that one of its NodeClaims launched.
 
     ``node_labels`` are further labels every pool node must carry (``nodepool_template_labels`` of the
     NodePool). PENDING while pods are missing/unscheduled/not Ready or NodeClaims are still launching
@@ -176,6 +176,7 @@ def judge_scale_out(
     name = f"karpenter scales {nodepool} out for {replicas} pod(s)"
     live_pods = _live(pods)
     claims = _in_pool(nodeclaims, nodepool)
+    claimed_nodes = {(claim.get("status") or {}).get("nodeName") for claim in claims}
     nodes_by_name = {_name(node): node for node in nodes}
     misplaced: list[dict[str, Any]] = []
     waiting: list[dict[str, str]] = []
@@ -198,6 +199,10 @@ def judge_scale_out(
             )
         elif not node_ready(node) or not pod_ready(pod):
             waiting.append({"pod": name_of(pod), "state": pod_phase_summary(pod)})
+        elif _name(node) not in claimed_nodes:
+            waiting.append(
+                {"pod": name_of(pod), "state": f"on {_name(node)}, which no NodeClaim of {nodepool} names yet"}
+            )
         else:
             placed[name_of(pod)] = _name(node)
     evidence: dict[str, Any] = {

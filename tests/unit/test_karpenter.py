@@ -185,6 +185,19 @@ def test_fewer_pods_than_replicas_is_pending_and_terminating_pods_do_not_count()
     assert (result.status, result.why) == (Status.PENDING, "5 of 6 pod(s) exist")
 
 
+def test_a_pool_node_no_nodeclaim_names_yet_is_pending() -> None:
+    seen = done()
+    claims = [c for c in seen["nodeclaims"] if c["metadata"]["name"] != "apps-m3v8z"]
+    result = judge_scale_out(seen["pods"], claims, seen["nodes"], replicas=6, nodepool=POOL)
+    assert result.status is Status.PENDING
+    assert result.evidence["waiting"] == [
+        {
+            "pod": "game-2048/game-2048-6f7c8d9b5c-t2r5b",
+            "state": "on ip-10-0-2-19.eu-west-1.compute.internal, which no NodeClaim of apps names yet",
+        }
+    ]
+
+
 def test_nodeclaims_of_other_pools_are_not_counted() -> None:
     seen = in_progress()
     result = judge_scale_out(seen["pods"], seen["nodeclaims"], seen["nodes"], replicas=6, nodepool="other")
