@@ -1,0 +1,154 @@
+"""Emulator tier: infra/platform applied for real against a moto server process, judged, re-planned, destroyed.
+
+The session-scoped `platform` fixture (harness.plugin) applies once and destroys at the end; it skips with
+one line when Terraform or its AWS provider is missing. The last test destroys explicitly and proves that
+nothing tagged with the run id is left.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from harness import aws_checks as checks
+from harness.aws import AwsTarget
+from harness.project import TargetCapabilities
+from harness.results import Result, Status
+from harness.stack import Stack
+from harness.sweep import find_leaks, find_tagged_arns
+
+pytestmark = pytest.mark.integration
+
+ROLE_CHECKS = [
+    f"Karpenter controller role trusts {checks.POD_IDENTITY_PRINCIPAL}",
+    f"LB controller role trusts {checks.POD_IDENTITY_PRINCIPAL}",
+    f"Karpenter node role trusts {checks.EC2_PRINCIPAL}",
+]
+EVERY_CHECK = [
+    checks.PUBLIC_SUBNETS,
+    checks.PRIVATE_SUBNETS,
+    checks.DISCOVERY_GROUP,
+    checks.OPS_NODE_GROUP,
+    checks.IMDS,
+    checks.QUEUE_EXISTS,
+    checks.QUEUE_POLICY,
+    checks.INTERRUPTION_RULES,
+    *ROLE_CHECKS,
+    checks.RUN_TAGS,
+    checks.POD_IDENTITY,
+    checks.ACCESS_ENTRIES,
+]
+# Which capability (infra/targets.yaml) each check needs beyond the basics.
+NEEDS = {checks.POD_IDENTITY: "eks_pod_identity_associations", checks.ACCESS_ENTRIES: "eks_access_entries"}
+OUTPUTS = [
+    "region",
+    "cluster_name",
+    "cluster_arn",
+    "cluster_endpoint",
+    "cluster_certificate_authority_data",
+    "kubernetes_version",
+    "vpc_id",
+    "public_subnet_ids",
+    "private_subnet_ids",
+    "discovery_security_group_id",
+    "ops_node_group_name",
+    "ops_node_labels",
+    "ops_instance_types",
+    "karpenter_node_role_name",
+    "karpenter_node_role_arn",
+    "karpenter_controller_role_arn",
+    "karpenter_interruption_queue_name",
+    "karpenter_interruption_queue_url",
+    "karpenter_service_account",
+    "lb_controller_role_arn",
+    "lb_controller_service_account",
+    "unsupported_on_target",
+    "tags",
+]
+
+
+@pytest.fixture(scope="module")
+def results(platform: Stack) -> dict[str, Result]:
+    return {r.name: r for r in platform.verify()}
+
+
+def test_every_check_was_judged(results: dict[str, Result]) -> None:
+    assert sorted(results) == sorted(EVERY_CHECK)
+
+
+@pytest.mark.parametrize("name", EVERY_CHECK)
+def test_aws_assertion(name: str, results: dict[str, Result], target: TargetCapabilities) -> None:
+    result = results[name]
+    if name in NEEDS and not target.supports(NEEDS[name]):
+        assert result.status is Status.NOT_APPLICABLE
+        assert result.why == f"not applicable on {target.name}: {target.reason(NEEDS[name])}"
+    else:
+        assert result.status is Status.PASS, f"{result.why} {dict(result.evidence)}"
+
+
+def test_outputs_follow_the_contract(
+    platform: Stack, platform_outputs: dict[str, Any], target: TargetCapabilities
+) -> None:
+    assert sorted(set(OUTPUTS) - set(platform_outputs)) == []
+    assert platform_outputs["unsupported_on_target"] == target.unsupported
+    assert platform_outputs["tags"] == platform.run.tags
+
+
+def _drop(values: dict[str, Any] | None, keys: set[str]) -> dict[str, Any]:
+    return {k: v for k, v in (values or {}).items() if k not in keys}
+
+
+def emulator_quirk(change: dict[str, Any]) -> str | None:
+    """Why a planned update is moto's doing rather than drift in the configuration, or None if it is real."""
+    before, after = change["change"]["before"] or {}, change["change"]["after"] or {}
+    if change["type"] == "aws_launch_template":
+        versions = {"default_version", "latest_version", "tag_specifications"}
+
+        def own_tags_removed(values: dict[str, Any]) -> list[Any]:
+            specs = values.get("tag_specifications") or []
+            return [spec for spec in specs if spec.get("resource_type") != "launch-template"]
+
+        if _drop(before, versions) == _drop(after, versions) and own_tags_removed(before) == own_tags_removed(after):
+            return "moto lists the template's own tags as a 'launch-template' tag specification"
+    if change["type"] == "aws_eks_node_group":
+
+        def without_version(values: dict[str, Any]) -> dict[str, Any]:
+            templates = [_drop(t, {"version"}) for t in values.get("launch_template") or []]
+            return {**values, "launch_template": templates}
+
+        if without_version(before) == without_version(after):
+            return "follows the launch template's version, bumped only by the quirk above"
+    return None
+
+
+def test_a_second_plan_shows_no_changes(platform: Stack) -> None:
+    plan = platform.terraform.plan(platform.variables())
+    touched = {rc["address"]: rc for rc in plan.document.get("resource_changes", [])}
+    real = {address: actions for address, actions in plan.changes if emulator_quirk(touched[address]) is None}
+    assert real == {}
+
+
+def test_the_quirk_filter_still_sees_real_drift() -> None:
+    template = {"type": "aws_launch_template", "change": {"before": {"name": "a"}, "after": {"name": "b"}}}
+    assert emulator_quirk(template) is None
+    quirk = {
+        "type": "aws_launch_template",
+        "change": {
+            "before": {"name": "a", "latest_version": 1, "tag_specifications": [{"resource_type": "launch-template"}]},
+            "after": {"name": "a", "tag_specifications": []},
+        },
+    }
+    assert emulator_quirk(quirk) is not None
+
+
+def test_destroy_leaves_nothing_tagged_with_the_run(
+    platform: Stack, aws_target: AwsTarget, aws_clients: Callable[[str], Any]
+) -> None:
+    platform.terraform.destroy(platform.variables())
+    assert platform.terraform.managed_resources() == []
+    run_id = platform.run.id
+    leftovers = [leak.label() for leak in find_leaks(aws_clients, run_id)] + find_tagged_arns(aws_clients, run_id)
+    verdict = checks.judge_nothing_left(leftovers, run_id)
+    assert verdict.ok, verdict.evidence
