@@ -1,0 +1,109 @@
+"""`harness bench emulator`: the emulator cycle's wall time, and the harness's overhead over plain Terraform.
+
+Both sides apply and destroy the same root (infra/platform) with the same variables, each against its own
+fresh moto server, in the same process, one after the other. Targets: harness (up + down) <= 1.15x plain
+(init + apply + destroy); the whole harness cycle (up + verify + down) < 90 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from harness import emulator as emu
+from harness.errors import EnvironmentProblem
+from harness.project import versions
+from harness.providers import find_machine_mirror, provider_source
+from harness.stack import Stack, platform_root
+from harness.terraform import find_cli
+
+OVERHEAD_TARGET = 1.15
+CYCLE_TARGET_S = 90.0
+HARNESS_STEPS_UP_DOWN = (
+    "start the emulator",
+    "terraform init",
+    "terraform apply",
+    "terraform destroy",
+    "stop the emulator",
+)
+
+
+def plain_terraform_cycle(root: Path, variables: dict[str, object], work: Path) -> dict[str, float]:
+    """init + apply + destroy with nothing but the Terraform CLI (and a moto server to talk to)."""
+    server = emu.start(work / "emulator.log")
+    try:
+        env = server.child_env(str(variables["region"]))
+        source = provider_source(work, find_machine_mirror(versions()["aws_provider"]), env)
+        env = {k: v for k, v in env.items() if k not in source.unset} | source.env | {"TF_DATA_DIR": str(work / "data")}
+        var_file = work / "vars.tfvars.json"
+        var_file.write_text(json.dumps(variables), encoding="utf-8")
+        cli = str(find_cli(env).path)
+        commands = {
+            "init": ["init", "-input=false", f"-backend-config=path={work / 'plain.tfstate'}"],
+            "apply": ["apply", "-input=false", "-auto-approve", f"-var-file={var_file}"],
+            "destroy": ["destroy", "-input=false", "-auto-approve", f"-var-file={var_file}"],
+        }
+        timings: dict[str, float] = {}
+        for step, args in commands.items():
+            started = time.monotonic()
+            with (work / f"plain-{step}.log").open("w") as log:
+                done = subprocess.run([cli, f"-chdir={root}", *args], env=env, stdout=log, stderr=subprocess.STDOUT)
+            timings[step] = time.monotonic() - started
+            if done.returncode != 0:
+                raise EnvironmentProblem(f"plain terraform {step} failed (log: {work / f'plain-{step}.log'})")
+        return timings
+    finally:
+        server.stop()
+
+
+def harness_cycle(console: Console) -> tuple[Stack, dict[str, float]]:
+    stack = Stack.create("emulator", console=console)
+    try:
+        stack.up()
+        stack.verify()
+    finally:
+        stack.down()
+    return stack, dict(stack.timings)
+
+
+def run(args: argparse.Namespace) -> int:
+    console = Console(highlight=False, soft_wrap=True)
+    harness_stack, harness_times = harness_cycle(console)
+    with tempfile.TemporaryDirectory(prefix="bench-plain-", dir=harness_stack.run.dir) as work:
+        plain_times = plain_terraform_cycle(platform_root(), harness_stack.variables(), Path(work))
+
+    plain_total = sum(plain_times.values())
+    harness_up_down = sum(harness_times.get(step, 0.0) for step in HARNESS_STEPS_UP_DOWN)
+    cycle = sum(harness_times.values())
+    ratio = harness_up_down / plain_total if plain_total else float("inf")
+
+    table = Table(title=f"emulator cycle (run {harness_stack.run.id})")
+    table.add_column("measure")
+    table.add_column("seconds", justify="right")
+    table.add_column("ratio / target", justify="right")
+    for step, seconds in plain_times.items():
+        table.add_row(f"plain terraform {step}", f"{seconds:.1f}", "")
+    table.add_row("plain total (init + apply + destroy)", f"{plain_total:.1f}", "")
+    for step, seconds in harness_times.items():
+        table.add_row(f"harness: {step}", f"{seconds:.1f}", "")
+    ok_ratio = ratio <= OVERHEAD_TARGET
+    ok_cycle = cycle < CYCLE_TARGET_S
+    table.add_row(
+        "harness up + down vs plain",
+        f"{harness_up_down:.1f}",
+        f"[{'green' if ok_ratio else 'red'}]{ratio:.2f}x[/] (<= {OVERHEAD_TARGET}x)",
+    )
+    table.add_row(
+        "harness cycle (up + verify + down)",
+        f"{cycle:.1f}",
+        f"[{'green' if ok_cycle else 'red'}]{cycle / CYCLE_TARGET_S:.2f}[/] of {CYCLE_TARGET_S:.0f} s",
+    )
+    console.print(table)
+    return 0 if ok_ratio and ok_cycle else 1
