@@ -155,8 +155,8 @@ def creation_summary(run: Run, region: str, account: str, stages: Sequence[str],
         f"run {run.id}: target {run.target}, account {account}, region {region}",
         f"stages: {', '.join(stages)}",
         f"creates (every resource tagged project=eks-platform, run-id={run.id}, expires-at={run.expires_at}):",
-        "  VPC (2 public + 2 private subnets, 1 NAT gateway), EKS cluster with KMS secrets encryption and control-"
-        "plane log group, ops managed node group, IAM roles (Pod Identity), Karpenter interruption queue + rules",
+        "  VPC (public and private subnets across zones, 1 NAT gateway), EKS cluster with KMS secrets encryption",
+        "  and control-plane log group, ops managed node group, IAM roles (Pod Identity), Karpenter interruption queue",
     ]
     if "addons" in stages:
         out.append("  add-ons: AWS Load Balancer Controller, Argo CD, Karpenter; Argo CD then creates the game's ALB")
@@ -790,6 +790,8 @@ def cmd_e2e(args: argparse.Namespace) -> int:
 def cmd_down(stack: Any, console: Console) -> int:
     """`harness down`: the full teardown of a run (called by harness.stack's `down` command)."""
     e2e = E2E(stack, console, Watchdog(float("inf")))
+    if stack.target == "aws":  # the sweep deletes by tag: make sure these are the account's tags we mean
+        check_account(expected_account("aws", os.environ), caller_account(e2e.clients("sts"), "aws"), "aws")
     results = teardown_stack(e2e)
     for result in results:
         console.print(f"{result.name}: {result.status.value}: {escape(result.why)}")

@@ -457,3 +457,72 @@ def test_karpenter_stage_scales_back_even_when_no_node_ever_comes(tmp_path: Path
     assert scale_out.status is Status.FAIL and scale_out.why.startswith("timed out after 900s")
     assert cluster.scale_calls == [4, 2]
     assert runner.scale_in_seconds is not None  # nothing to consolidate: passes at once
+
+
+# ---------------------------------------------------------------- evidence bundle
+
+
+class FakeTerraform:
+    def __init__(self, outputs: dict[str, Any] | Exception) -> None:
+        self.outputs = outputs
+
+    def output(self) -> dict[str, Any]:
+        if isinstance(self.outputs, Exception):
+            raise self.outputs
+        return self.outputs
+
+
+class EvidenceCluster:
+    """Events and objects answer; reading the LB controller's pods fails (as an unreachable API would)."""
+
+    def list_events(self, namespace: str | None = None, field_selector: str = "") -> list[Any]:
+        return [{"involvedObject": {"kind": "Pod", "name": "game-2048-0"}, "reason": "FailedScheduling"}]
+
+    def list_custom(self, resource: Any, namespace: str | None = None, label_selector: str = "") -> list[Any]:
+        return [{"kind": resource.plural, "metadata": {"name": "x"}}]
+
+    def list_nodes(self, label_selector: str = "") -> list[Any]:
+        return []
+
+    def list_pods(self, namespace: str | None = None, label_selector: str = "") -> list[Any]:
+        if "load-balancer" in label_selector:
+            raise EnvironmentProblem("cannot reach Kubernetes API https://x while listing pods: timeout")
+        return [{"metadata": {"name": "karpenter-abc"}}]
+
+    def pod_logs(self, namespace: str, name: str, container: str | None = None, tail_lines: int = 200) -> str:
+        return f"log line of {name}"
+
+
+def test_evidence_bundle_collects_each_piece_on_its_own(tmp_path: Path) -> None:
+    from rich.console import Console
+
+    from harness.project import capabilities
+
+    run = create_run("aws", "r-evidence-1", base=tmp_path)
+    run.settings["cluster_name"] = "eks-r-evidence-1"
+    (run.path("logs")).mkdir()
+    run.path("logs", "platform-01-plan.log").write_text("Plan: 42 to add")
+    stack = FakeStack(run)
+    stack.capabilities = capabilities("aws")  # type: ignore[attr-defined]
+    stack.terraform = FakeTerraform({"cluster_name": "eks-r-evidence-1"})  # type: ignore[attr-defined]
+    runner = e2e.E2E(stack, Console(file=io.StringIO()), Watchdog(60), _kube=EvidenceCluster())
+    folder = runner.collect_evidence()
+    files = {p.name: p.read_text() for p in folder.iterdir()}
+    assert "FailedScheduling" in files["events.json"]
+    assert '"nodeclaims"' in files["nodeclaims.json"] and '"applications"' in files["applications.json"]
+    assert "log line of karpenter-abc" in files["logs-karpenter.txt"]
+    assert files["logs-aws-load-balancer-controller.txt"].startswith("could not collect: cannot reach")
+    assert "eks-r-evidence-1" in files["terraform-outputs-platform.json"]
+    assert files["last-plan.log"] == "Plan: 42 to add"
+
+
+def test_harness_down_on_aws_refuses_the_wrong_account(
+    clean_env: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = create_run("aws", "r-down-aws-1", base=clean_env)
+    run.settings["region"] = "eu-west-1"
+    run.save()
+    monkeypatch.setenv("E2E_AWS_ACCOUNT_ID", "111122223333")
+    with mock_aws():
+        assert main(["down", "--target", "aws", "--run-id", "r-down-aws-1"]) == 2
+    assert "credentials are for account 123456789012" in one_line_error(capsys)
