@@ -70,9 +70,16 @@ def no_real_aws(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_REGION", "us-east-1")
 
 
-def pid_alive(pid: int) -> bool:
+def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    return Path(f"/proc/{pid}/cmdline").exists() and bool(Path(f"/proc/{pid}/cmdline").read_bytes())
+    cmdline = Path(f"/proc/{pid}/cmdline")
+    return not cmdline.parent.exists() or bool(cmdline.read_bytes())  # a zombie has an empty command line
+
+
+@pytest.fixture
+def pid_alive() -> Callable[[int], bool]:
+    """Whether a process still runs (zombies awaiting their parent's wait() count as gone)."""
+    return _pid_alive

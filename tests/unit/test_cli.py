@@ -17,7 +17,6 @@ from harness import emulator as emu
 from harness.cli import build_parser, main
 from harness.run import RUNS_ENV, load_run
 from harness.terraform import TERRAFORM_ENV, TerraformCli
-from tests.conftest import pid_alive
 
 
 def test_the_stack_subcommands_are_registered() -> None:
@@ -79,7 +78,11 @@ if args[0] == 'destroy':
 
 
 def test_ctrl_c_during_apply_destroys_stops_the_emulator_and_exits_130(
-    runs_dir: Path, throwaway_root: Path, tmp_path: Path, fake_cli: Callable[..., TerraformCli]
+    runs_dir: Path,
+    throwaway_root: Path,
+    tmp_path: Path,
+    fake_cli: Callable[..., TerraformCli],
+    pid_alive: Callable[[int], bool],
 ) -> None:
     cli = fake_cli(SLEEPING_APPLY)
     record = tmp_path / "calls.jsonl"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import signal
 import socket
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import boto3
@@ -13,7 +13,6 @@ import pytest
 
 from harness import emulator as emu
 from harness.errors import EnvironmentProblem
-from tests.conftest import pid_alive
 
 
 @pytest.fixture
@@ -23,7 +22,7 @@ def running(tmp_path: Path) -> Iterator[emu.Emulator]:
     server.stop()
 
 
-def test_start_answers_and_serves_boto3_then_stops(running: emu.Emulator) -> None:
+def test_start_answers_and_serves_boto3_then_stops(running: emu.Emulator, pid_alive: Callable[[int], bool]) -> None:
     assert running.owned and running.alive() and emu.answers(running.endpoint)
     env = running.child_env("us-east-1", base={"AWS_PROFILE": "prod", "PATH": "/bin"})
     assert env["AWS_ENDPOINT_URL"] == running.endpoint and "AWS_PROFILE" not in env

@@ -13,7 +13,6 @@ from harness.errors import EnvironmentProblem, InputError
 from harness.run import load_run
 from harness.stack import API_CIDRS_ENV, CLUSTER_NAME_MAX, EMULATOR_API_CIDRS, Stack, cluster_name_for
 from harness.terraform import TERRAFORM_ENV, TerraformCli, TerraformFailed
-from tests.conftest import pid_alive
 
 # Behaves like `terraform` for the commands Stack uses; FAKE_APPLY picks how apply ends.
 FAKE_TERRAFORM = """\
@@ -90,7 +89,7 @@ def test_runs_are_found_again_only_on_their_target(runs_dir: Path) -> None:
         Stack.load("r-none")
 
 
-def test_up_then_down_from_another_process_view(fake_terraform: Path) -> None:
+def test_up_then_down_from_another_process_view(fake_terraform: Path, pid_alive: Callable[[int], bool]) -> None:
     stack = Stack.create("emulator", "r-cycle")
     assert stack.up() == {"cluster_name": "eks-x"}
     recorded = load_run("r-cycle").settings["emulator"]

@@ -24,7 +24,6 @@ from harness.terraform import (
     first_error,
     transient_error,
 )
-from tests.conftest import pid_alive
 
 REGISTRY = ProviderSource("registry", "registry")
 
@@ -225,7 +224,10 @@ def sleeper(tmp_path: Path, throwaway_root: Path, cli: TerraformCli, **kwargs: o
 
 
 def test_a_timeout_interrupts_terraform_once_and_says_so(
-    throwaway_root: Path, tmp_path: Path, fake_cli: Callable[..., TerraformCli]
+    throwaway_root: Path,
+    tmp_path: Path,
+    fake_cli: Callable[..., TerraformCli],
+    pid_alive: Callable[[int], bool],
 ) -> None:
     tf, pid_file = sleeper(tmp_path, throwaway_root, fake_cli(SLEEPER), timeout_s=1.0)
     with pytest.raises(TerraformFailed, match=r"terraform apply timed out after 1s"):
@@ -235,7 +237,10 @@ def test_a_timeout_interrupts_terraform_once_and_says_so(
 
 
 def test_the_watchdog_aborts_a_command_whose_endpoint_died(
-    throwaway_root: Path, tmp_path: Path, fake_cli: Callable[..., TerraformCli]
+    throwaway_root: Path,
+    tmp_path: Path,
+    fake_cli: Callable[..., TerraformCli],
+    pid_alive: Callable[[int], bool],
 ) -> None:
     started = threading.Event()
 
@@ -251,7 +256,10 @@ def test_the_watchdog_aborts_a_command_whose_endpoint_died(
 
 
 def test_ctrl_c_forwards_one_sigint_and_propagates(
-    throwaway_root: Path, tmp_path: Path, fake_cli: Callable[..., TerraformCli]
+    throwaway_root: Path,
+    tmp_path: Path,
+    fake_cli: Callable[..., TerraformCli],
+    pid_alive: Callable[[int], bool],
 ) -> None:
     def interrupt_once_running() -> str | None:
         if pid_file.exists():
