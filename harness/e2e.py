@@ -687,7 +687,9 @@ def teardown_stack(e2e: E2E) -> list[Result]:
     emulator = stack.emulator(start=False)
     if stack.target == "emulator" and (emulator is None or not emulator.alive()):
         stack.down()  # the emulator held everything in memory: nothing can be left
-        return [Result.passed("teardown", "the run's emulator is stopped, and everything it held went with it")]
+        gone = Result.passed("teardown", "the run's emulator is stopped, and everything it held went with it")
+        e2e.say(f"teardown: {gone.why}")
+        return [gone]
     try:
         plan = td.plan_teardown(e2e.teardown_facts())
         teardown = td.Teardown(
@@ -697,6 +699,7 @@ def teardown_stack(e2e: E2E) -> list[Result]:
             e2e.destroy,
             clock=e2e.clock,
             sleep=e2e.sleep,
+            on_start=lambda step: e2e.say(f"teardown {step} ..."),
             on_step=lambda r: e2e.say(f"teardown {r.name}: {r.status.value}: {r.why}"),
         )
         return teardown.execute(plan)
@@ -792,9 +795,7 @@ def cmd_down(stack: Any, console: Console) -> int:
     e2e = E2E(stack, console, Watchdog(float("inf")))
     if stack.target == "aws":  # the sweep deletes by tag: make sure these are the account's tags we mean
         check_account(expected_account("aws", os.environ), caller_account(e2e.clients("sts"), "aws"), "aws")
-    results = teardown_stack(e2e)
-    for result in results:
-        console.print(f"{result.name}: {result.status.value}: {escape(result.why)}")
+    results = teardown_stack(e2e)  # prints each step as it finishes
     ok = td.teardown_ok(results)
     console.print(
         f"down: run {stack.run.id} " + ("torn down, nothing left" if ok else "NOT clean (see above)"), markup=False

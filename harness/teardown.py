@@ -141,7 +141,7 @@ def judge_gone(name: str) -> Callable[[Sequence[str]], Result]:
 @dataclass
 class Teardown:
     """Carries out plan_teardown for one run. `connect_kube` is called once, lazily; `destroy(root)` runs
-    terraform destroy of infra/<root>; `on_step` sees each step's Result as it finishes (progress, records)."""
+    terraform destroy of infra/<root>; `on_start` and `on_step` see each step start and its Result (progress)."""
 
     run: Run
     clients: ClientFactory
@@ -151,6 +151,7 @@ class Teardown:
     clock: Callable[[], float] = time.monotonic
     sleep: Callable[[float], None] = time.sleep
     sweep_policy: sweep.RetryPolicy = field(default_factory=sweep.RetryPolicy)
+    on_start: Callable[[str], None] = lambda _step: None
     on_step: Callable[[Result], None] = lambda _result: None
     _kube: KubeReader | None = None
 
@@ -173,6 +174,7 @@ class Teardown:
             if step.skip_reason:
                 result = Result(step.name, Status.NOT_APPLICABLE, step.skip_reason)
             else:
+                self.on_start(step.name)
                 try:
                     result = actions[step.name]()
                 except HarnessError as exc:  # one step failing must not stop the rest of the teardown

@@ -278,6 +278,24 @@ def test_progress_is_recorded_in_the_run_dir_after_every_step(tmp_path: Path, aw
     assert h.run.path("sweep.txt").read_text().startswith(f"sweep of run {h.run.id}")
 
 
+def test_each_executed_step_is_announced_before_it_runs(tmp_path: Path, aws: Callable[[str], Any]) -> None:
+    h = Harness(tmp_path, aws)
+    events: list[str] = []
+    h.teardown.on_start = lambda step: events.append(f"start {step}")
+    h.teardown.on_step = lambda r: events.append(f"done {r.name}")
+    h.teardown.execute(plan_teardown(TeardownFacts("", "aws", addons_applied=False, platform_applied=True)))
+    assert events == [
+        "done remove-gitops",
+        "done remove-ingresses",
+        "done remove-nodepools",
+        "done destroy-addons",
+        "start destroy-platform",
+        "done destroy-platform",
+        "start sweep",
+        "done sweep",
+    ]  # skipped steps are reported, never started
+
+
 def test_rerun_after_a_complete_teardown_is_a_no_op(tmp_path: Path, aws: Callable[[str], Any]) -> None:
     h = Harness(tmp_path, aws)
     h.teardown.execute(plan_teardown(FULL))
