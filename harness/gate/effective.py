@@ -18,7 +18,7 @@ import yaml
 
 from harness.gate.hcl import as_mapping, decoded
 from harness.gate.loaders import yaml_documents
-from harness.gate.model import Location, Manifest, TerraformModel, text
+from harness.gate.model import Location, Manifest, TerraformModel, as_dict, as_list, text
 
 CLUSTER_SECRET_LABEL = "argocd.argoproj.io/secret-type"
 KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
@@ -65,15 +65,15 @@ def cluster_secrets(terraform: TerraformModel, manifests: Sequence[Manifest]) ->
             )
         )
     for manifest in manifests:
-        labels = (manifest.get("metadata", "labels") or {}) if manifest.kind == "Secret" else {}
+        labels = (manifest.map("metadata", "labels")) if manifest.kind == "Secret" else {}
         if labels.get(CLUSTER_SECRET_LABEL) == "cluster":
-            data = manifest.get("stringData") or {}
+            data = manifest.map("stringData")
             found.append(
                 ClusterSecret(
                     name=str(data.get("name", manifest.name)),
                     server=str(data.get("server", "")),
                     labels={str(k): str(v) for k, v in labels.items()},
-                    annotations=dict(manifest.get("metadata", "annotations") or {}),
+                    annotations=dict(manifest.map("metadata", "annotations")),
                     location=Location(manifest.file, manifest.line),
                 )
             )
@@ -81,12 +81,12 @@ def cluster_secrets(terraform: TerraformModel, manifests: Sequence[Manifest]) ->
 
 
 def _matches(labels: Mapping[str, str], selector: Mapping[str, Any]) -> bool:
-    for key, value in (selector.get("matchLabels") or {}).items():
+    for key, value in as_dict(selector.get("matchLabels")).items():
         if labels.get(str(key)) != str(value):
             return False
-    for expression in selector.get("matchExpressions") or []:
+    for expression in as_list(selector.get("matchExpressions")):
         key, operator = str(expression.get("key")), expression.get("operator")
-        values = [str(v) for v in expression.get("values") or []]
+        values = [str(v) for v in as_list(expression.get("values"))]
         present = key in labels
         if (operator == "In" and labels.get(key) not in values) or (operator == "NotIn" and labels.get(key) in values):
             return False
@@ -98,8 +98,8 @@ def _matches(labels: Mapping[str, str], selector: Mapping[str, Any]) -> bool:
 def generator_params(generator: Mapping[str, Any], secrets: Sequence[ClusterSecret]) -> list[dict[str, Any]] | None:
     """Parameter sets of one generator; None when the generator kind is not evaluated offline."""
     if "clusters" in generator:
-        selector = (generator.get("clusters") or {}).get("selector") or {}
-        values = (generator.get("clusters") or {}).get("values") or {}
+        selector = as_dict(as_dict(generator.get("clusters")).get("selector"))
+        values = as_dict(as_dict(generator.get("clusters")).get("values"))
         return [
             {
                 "name": s.name,
@@ -113,9 +113,9 @@ def generator_params(generator: Mapping[str, Any], secrets: Sequence[ClusterSecr
             if _matches(s.labels, selector)
         ]
     if "list" in generator:
-        return [dict(e) for e in (generator.get("list") or {}).get("elements") or [] if isinstance(e, dict)]
+        return [dict(e) for e in as_list(as_dict(generator.get("list")).get("elements")) if isinstance(e, dict)]
     if "matrix" in generator:
-        parts = [generator_params(g, secrets) for g in (generator.get("matrix") or {}).get("generators") or []]
+        parts = [generator_params(g, secrets) for g in as_list(as_dict(generator.get("matrix")).get("generators"))]
         if len(parts) != 2 or parts[0] is None or parts[1] is None:
             return None
         return [{**a, **b} for a in parts[0] for b in parts[1]]
@@ -196,12 +196,12 @@ def applications(manifests: Sequence[Manifest], secrets: Sequence[ClusterSecret]
     """
     apps = [m for m in manifests if m.kind == "Application" and m.group == "argoproj.io"]
     for appset in (m for m in manifests if m.kind == "ApplicationSet" and m.group == "argoproj.io"):
-        spec = appset.get("spec") or {}
+        spec = appset.map("spec")
         template = spec.get("template")
         if not isinstance(template, dict):
             continue
         go_template = bool(spec.get("goTemplate"))
-        for generator in spec.get("generators") or []:
+        for generator in as_list(spec.get("generators")):
             params_list = generator_params(generator, secrets) if isinstance(generator, dict) else None
             if not params_list:
                 params_list = [{}]
@@ -218,10 +218,10 @@ def applications(manifests: Sequence[Manifest], secrets: Sequence[ClusterSecret]
 
 
 def _sources(app: Manifest) -> list[tuple[tuple[Any, ...], dict[str, Any]]]:
-    spec = app.get("spec") or {}
+    spec = app.map("spec")
     if isinstance(spec.get("source"), dict):
         return [(("spec", "source"), spec["source"])]
-    return [(("spec", "sources", i), s) for i, s in enumerate(spec.get("sources") or []) if isinstance(s, dict)]
+    return [(("spec", "sources", i), s) for i, s in enumerate(as_list(spec.get("sources"))) if isinstance(s, dict)]
 
 
 def render(terraform: TerraformModel, manifests: Sequence[Manifest], gitops_roots: Sequence[Path]) -> Rendered:
@@ -243,7 +243,7 @@ def render(terraform: TerraformModel, manifests: Sequence[Manifest], gitops_root
                 result.missing_paths.append((app, path))
                 continue
             built = build(directory.resolve(), by_file, result.consumed)
-            patches = ((source.get("kustomize") or {}).get("patches")) or []
+            patches = as_list(as_dict(source.get("kustomize")).get("patches"))
             for index, patch in enumerate(patches):
                 where = app.where(*source_path, "kustomize", "patches", index)
                 built = [_apply_patch_entry(m, patch, where, directory) for m in built]
@@ -285,20 +285,20 @@ def build(
     config = documents[0][0] if documents and isinstance(documents[0][0], dict) else {}
     config_lines = documents[0][2] if documents else {}
     objects: list[Manifest] = []
-    for entry in config.get("resources") or []:
+    for entry in as_list(config.get("resources")):
         target = (directory / str(entry)).resolve()
         if target.is_dir() and depth < 20:
             objects.extend(build(target, by_file, consumed, depth + 1))
         elif target.is_file():
             consumed.add(target)
             objects.extend(_documents_of(target, by_file))
-    for index, patch in enumerate(config.get("patches") or []):
+    for index, patch in enumerate(as_list(config.get("patches"))):
         where = Location(kustomization, config_lines.get(("patches", index), 1))
         objects = [_apply_patch_entry(m, patch, where, directory) for m in objects]
-    for index, patch in enumerate(config.get("patchesJson6902") or []):
+    for index, patch in enumerate(as_list(config.get("patchesJson6902"))):
         where = Location(kustomization, config_lines.get(("patchesJson6902", index), 1))
         objects = [_apply_patch_entry(m, patch, where, directory) for m in objects]
-    for index, path in enumerate(config.get("patchesStrategicMerge") or []):
+    for index, path in enumerate(as_list(config.get("patchesStrategicMerge"))):
         where = Location(kustomization, config_lines.get(("patchesStrategicMerge", index), 1))
         objects = [_apply_patch_entry(m, {"path": path}, where, directory) for m in objects]
     namespace = config.get("namespace")
@@ -322,7 +322,7 @@ def _target_matches(manifest: Manifest, target: Mapping[str, Any]) -> bool:
             return False
     selector = target.get("labelSelector")
     if isinstance(selector, str):
-        labels = manifest.get("metadata", "labels") or {}
+        labels = manifest.map("metadata", "labels")
         for term in selector.split(","):
             key, _, value = term.partition("=")
             if labels.get(key.strip()) != value.strip():
@@ -350,7 +350,7 @@ def _apply_patch_entry(manifest: Manifest, entry: Any, where: Location, director
             return _json6902(manifest, body, where)
         return manifest
     if isinstance(body, dict):  # strategic merge: the patch names its own target unless one is given
-        own = {"kind": body.get("kind"), "name": (body.get("metadata") or {}).get("name")}
+        own = {"kind": body.get("kind"), "name": as_dict(body.get("metadata")).get("name")}
         chosen = target if isinstance(target, dict) else {k: v for k, v in own.items() if v}
         if _target_matches(manifest, chosen):
             patched = copy.deepcopy(manifest)

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from harness.gate.hcl import Unknown, as_mapping, decoded, is_known
-from harness.gate.model import Location, Manifest, Model, TfResource, text
+from harness.gate.model import Location, Manifest, Model, TfResource, as_dict, as_list, text
 
 ANY = "*"  # a label a node source may carry with any value
 WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "CronJob", "Pod")
@@ -197,8 +197,8 @@ def node_sources(model: Model) -> list[NodeSource]:
             )
         sources.append(NodeSource(f"node group {name}", labels, taints, False, Location(group.file, group.line)))
     for pool in node_pools(model):
-        template_spec = pool.get("spec", "template", "spec") or {}
-        labels = {str(k): {str(v)} for k, v in (pool.get("spec", "template", "metadata", "labels") or {}).items()}
+        template_spec = pool.map("spec", "template", "spec")
+        labels = {str(k): {str(v)} for k, v in (pool.map("spec", "template", "metadata", "labels")).items()}
         labels.update(
             {
                 "karpenter.sh/nodepool": {pool.name},
@@ -222,11 +222,11 @@ def node_sources(model: Model) -> list[NodeSource]:
         ):
             labels[f"karpenter.k8s.aws/{key}"] = {ANY}
         excluded: dict[str, set[str]] = {}
-        for requirement in template_spec.get("requirements") or []:
+        for requirement in as_list(template_spec.get("requirements")):
             if not isinstance(requirement, dict):
                 continue
             key, operator = str(requirement.get("key")), requirement.get("operator")
-            values = {str(v) for v in requirement.get("values") or []}
+            values = {str(v) for v in as_list(requirement.get("values"))}
             if operator == "In":
                 current = labels.get(key, {ANY})
                 labels[key] = values if ANY in current else (current & values)
@@ -240,7 +240,7 @@ def node_sources(model: Model) -> list[NodeSource]:
                 labels.pop(key, None)
         taints = [
             {"key": str(t.get("key", "")), "value": str(t.get("value", "") or ""), "effect": str(t.get("effect", ""))}
-            for t in template_spec.get("taints") or []
+            for t in as_list(template_spec.get("taints"))
             if isinstance(t, dict)
         ]
         sources.append(
@@ -287,7 +287,7 @@ def fits(placement: Placement, source: NodeSource) -> bool:
             return False
     if placement.affinity_terms and not any(
         all(
-            source.can_have(str(e.get("key")), str(e.get("operator")), [str(v) for v in e.get("values") or []])
+            source.can_have(str(e.get("key")), str(e.get("operator")), [str(v) for v in as_list(e.get("values"))])
             for e in term
         )
         for term in placement.affinity_terms
@@ -301,13 +301,10 @@ def fits(placement: Placement, source: NodeSource) -> bool:
 
 
 def _affinity_terms(affinity: Any) -> list[list[dict[str, Any]]]:
-    required = (
-        (((affinity or {}).get("nodeAffinity") or {}).get("requiredDuringSchedulingIgnoredDuringExecution") or {})
-        if isinstance(affinity, dict)
-        else {}
-    )
-    terms = required.get("nodeSelectorTerms") or [] if isinstance(required, dict) else []
-    return [[e for e in (t.get("matchExpressions") or []) if isinstance(e, dict)] for t in terms if isinstance(t, dict)]
+    node_affinity = as_dict(as_dict(affinity).get("nodeAffinity"))
+    required = as_dict(node_affinity.get("requiredDuringSchedulingIgnoredDuringExecution"))
+    terms = [as_dict(t) for t in as_list(required.get("nodeSelectorTerms"))]
+    return [[e for e in as_list(t.get("matchExpressions")) if isinstance(e, dict)] for t in terms]
 
 
 def pod_spec_path(manifest: Manifest) -> tuple[Any, ...] | None:
@@ -328,11 +325,11 @@ def workload_placements(model: Model) -> Iterator[Placement]:
             continue
         yield Placement(
             manifest.label,
-            {str(k): str(v) for k, v in (spec.get("nodeSelector") or {}).items()},
+            {str(k): str(v) for k, v in as_dict(spec.get("nodeSelector")).items()},
             _affinity_terms(spec.get("affinity")),
-            [t for t in spec.get("tolerations") or [] if isinstance(t, dict)],
+            [t for t in as_list(spec.get("tolerations")) if isinstance(t, dict)],
             manifest.where(*path),
-            [c for c in spec.get("containers") or [] if isinstance(c, dict)],
+            [c for c in as_list(spec.get("containers")) if isinstance(c, dict)],
             manifest,
             path,
         )

@@ -23,6 +23,7 @@ from lark import Token, Tree
 from lark.exceptions import LarkError, UnexpectedInput
 
 from harness.errors import InputError
+from harness.gate.text import read_text
 
 Node = Tree[Token]
 _SKIPPED = ("new_line_or_comment",)
@@ -99,10 +100,7 @@ def _name(node: Any) -> str:
 
 def parse_file(path: Path) -> list[Block]:
     """Top-level blocks of one .tf file; malformed HCL raises InputError naming file and line."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: cannot read ({exc.__class__.__name__})") from None
+    text = read_text(path)
     try:
         tree = parse_text(text)
     except UnexpectedInput as exc:

@@ -16,22 +16,12 @@ import yaml
 from harness.errors import InputError
 from harness.gate.model import Manifest, Reference, Suppression, TerraformModel
 from harness.gate.terraform import Project, collect
+from harness.gate.text import read_text
 
 _LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _SUPPRESSION = re.compile(r"(?:#|//)\s*harness:ignore\s+(?P<rules>[A-Z]+[0-9]+(?:\s*,\s*[A-Z]+[0-9]+)*)(?P<reason>.*)$")
 # Files under a GitOps root that are not Kubernetes objects.
 _NOT_MANIFESTS = re.compile(r"^(Chart|values([.-].*)?|\.?pre-commit-config|\.yamllint)\.ya?ml$")
-
-
-def read_text(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InputError(f"{path}: file not found") from None
-    except IsADirectoryError:
-        raise InputError(f"{path}: is a directory, expected a file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: cannot read ({exc.__class__.__name__})") from None
 
 
 def load_terraform(paths: Sequence[Path]) -> TerraformModel:
@@ -52,14 +42,21 @@ def yaml_documents(path: Path, text: str | None = None) -> list[tuple[Any, int, 
             node = loader.get_node()
             if node is None:
                 break
+            if _expanded_size(node, {}) > MAX_EXPANDED_NODES:
+                raise InputError(f"{path}:{node.start_mark.line + 1}: YAML aliases expand to more than "
+                                 f"{MAX_EXPANDED_NODES} nodes (an alias bomb?)")
             data = loader.construct_document(node)
             lines: dict[tuple[Any, ...], int] = {}
             _index_lines(node, (), lines)
             documents.append((data, node.start_mark.line + 1, lines))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
-        where = f":{mark.line + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        if mark is not None:
+            where = f":{mark.line + 1}"
+        else:  # a reader error (control character) knows only its character position
+            position = getattr(exc, "position", 0)
+            where = f":{text[:position].count(chr(10)) + 1}"
+        problem = getattr(exc, "problem", None) or getattr(exc, "reason", None) or str(exc).splitlines()[0]
         raise InputError(f"{path}{where}: invalid YAML ({problem})") from None
     except (RecursionError, ValueError, TypeError) as exc:
         raise InputError(f"{path}: unreadable YAML ({exc.__class__.__name__})") from None
@@ -68,21 +65,44 @@ def yaml_documents(path: Path, text: str | None = None) -> list[tuple[Any, int, 
     return documents
 
 
-def _index_lines(node: yaml.Node, path: tuple[Any, ...], lines: dict[tuple[Any, ...], int], depth: int = 0) -> None:
-    if depth > 200:
+MAX_EXPANDED_NODES = 200_000
+
+
+def _expanded_size(node: yaml.Node, sizes: dict[int, int]) -> int:
+    """Nodes a document has once every alias is expanded (shared nodes are counted once per use)."""
+    known = sizes.get(id(node))
+    if known is not None:
+        return known
+    sizes[id(node)] = 1  # a recursive alias counts once instead of recursing forever
+    size = 1
+    if isinstance(node, yaml.MappingNode):
+        size += sum(_expanded_size(k, sizes) + _expanded_size(v, sizes) for k, v in node.value)
+    elif isinstance(node, yaml.SequenceNode):
+        size += sum(_expanded_size(item, sizes) for item in node.value)
+    sizes[id(node)] = min(size, MAX_EXPANDED_NODES + 1)
+    return sizes[id(node)]
+
+
+def _index_lines(
+    node: yaml.Node, path: tuple[Any, ...], lines: dict[tuple[Any, ...], int], depth: int = 0,
+    seen: set[int] | None = None,
+) -> None:
+    seen = set() if seen is None else seen
+    if depth > 200 or id(node) in seen:  # an alias: its lines are those of the anchored node
         return
+    seen.add(id(node))
     if isinstance(node, yaml.MappingNode):
         for key_node, value_node in node.value:
             if not isinstance(key_node, yaml.ScalarNode) or key_node.value == "<<":
                 continue
             child = (*path, key_node.value)
             lines.setdefault(child, key_node.start_mark.line + 1)
-            _index_lines(value_node, child, lines, depth + 1)
+            _index_lines(value_node, child, lines, depth + 1, seen)
     elif isinstance(node, yaml.SequenceNode):
         for index, item in enumerate(node.value):
             child = (*path, index)
             lines.setdefault(child, item.start_mark.line + 1)
-            _index_lines(item, child, lines, depth + 1)
+            _index_lines(item, child, lines, depth + 1, seen)
 
 
 def yaml_files(root: Path) -> Iterator[Path]:

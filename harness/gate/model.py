@@ -137,6 +137,14 @@ class Manifest:
     def kind(self) -> str:
         return str(self.doc.get("kind", ""))
 
+    def map(self, *path: Any) -> dict[str, Any]:
+        """A mapping field, or {} when absent or of another type (user input may be anything)."""
+        return as_dict(self.get(*path))
+
+    def list(self, *path: Any) -> list[Any]:
+        """A list field, or [] when absent or of another type."""
+        return as_list(self.get(*path))
+
     @property
     def api_version(self) -> str:
         return str(self.doc.get("apiVersion", ""))
@@ -147,11 +155,11 @@ class Manifest:
 
     @property
     def name(self) -> str:
-        return str((self.doc.get("metadata") or {}).get("name", ""))
+        return str(self.map("metadata").get("name", ""))
 
     @property
     def namespace(self) -> str:
-        return str((self.doc.get("metadata") or {}).get("namespace", "") or "")
+        return str(self.map("metadata").get("namespace", "") or "")
 
     @property
     def label(self) -> str:
@@ -228,6 +236,14 @@ class Model:
     def objects(self) -> list[Manifest]:
         """Effective manifests: what the cluster would receive."""
         return self.effective
+
+
+def as_dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
 
 
 def chart_name(release: TfResource) -> str:

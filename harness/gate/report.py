@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from typing import Any
@@ -111,6 +112,14 @@ def sarif(report: Report) -> str:
     return json.dumps(data, indent=2) + "\n"
 
 
+# Characters XML 1.0 cannot carry (control characters from a manifest would make the file unreadable).
+_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def _xml_text(value: str) -> str:
+    return _NOT_XML.sub(lambda m: f"\\x{ord(m.group(0)):02x}", value)
+
+
 def junit(report: Report) -> str:
     """One test case per rule: failed when the rule found errors (warnings go to system-out)."""
     suite = ET.Element("testsuite", name="harness check", tests=str(len(report.rules)), errors="0", skipped="0")
@@ -122,11 +131,11 @@ def junit(report: Report) -> str:
         if errors:
             failures += 1
             failure = ET.SubElement(case, "failure", message=f"{len(errors)} finding(s)", type=r.id)
-            failure.text = "\n".join(f"{f.file}:{f.line}: {f.message} (fix: {f.fix})" for f in errors)
+            failure.text = _xml_text("\n".join(f"{f.file}:{f.line}: {f.message} (fix: {f.fix})" for f in errors))
         others = [f for f in mine if f.severity is not Severity.ERROR]
         if others:
             out = ET.SubElement(case, "system-out")
-            out.text = "\n".join(f"{f.severity.value}: {f.file}:{f.line}: {f.message}" for f in others)
+            out.text = _xml_text("\n".join(f"{f.severity.value}: {f.file}:{f.line}: {f.message}" for f in others))
     suite.set("failures", str(failures))
     root = ET.Element("testsuites", name="harness check", tests=str(len(report.rules)), failures=str(failures))
     root.append(suite)

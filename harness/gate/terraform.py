@@ -26,6 +26,7 @@ from harness.gate.hcl import (
     parse_file,
 )
 from harness.gate.model import ProviderRequirement, TerraformModel, TfResource
+from harness.gate.text import read_text
 
 _META_ARGS = frozenset({"count", "for_each", "depends_on", "provider", "providers", "lifecycle", "source", "version"})
 # Arguments holding YAML/JSON documents as text (Helm values, IAM policies).
@@ -317,10 +318,7 @@ def _load_tfvars(module: ModuleDir) -> None:
     for file in [module.path / "terraform.tfvars", *sorted(module.path.glob("*.auto.tfvars"))]:
         if not file.is_file():
             continue
-        try:
-            text = file.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise InputError(f"{file}: cannot read ({exc.__class__.__name__})") from None
+        text = read_text(file)
         try:
             tree = hcl2.parses_to_tree(text)
         except UnexpectedInput as exc:

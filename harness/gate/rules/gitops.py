@@ -7,7 +7,7 @@ from typing import Any
 
 from harness.gate.effective import generator_params, missing_parameters
 from harness.gate.facts import resolved
-from harness.gate.model import Location, Model
+from harness.gate.model import Location, Model, as_list
 from harness.gate.rules import Issue, rule
 
 KARPENTER_GROUPS = ("karpenter.sh", "karpenter.k8s.aws")
@@ -38,8 +38,8 @@ def sources(model: Model) -> Iterator[Issue]:
         if (revision := resolved(secret.annotations.get(REVISION_ANNOTATION))) is not None:
             revisions.append((revision, f"cluster secret {secret.name}", secret.location))
     for app in model.rendered.applications:
-        spec = app.get("spec") or {}
-        for index, source in enumerate([spec.get("source")] if spec.get("source") else spec.get("sources") or []):
+        spec = app.map("spec")
+        for index, source in enumerate([spec.get("source")] if spec.get("source") else as_list(spec.get("sources"))):
             if not isinstance(source, dict) or source.get("chart"):
                 continue
             field: tuple[Any, ...] = ("spec", "source") if spec.get("source") else ("spec", "sources", index)
@@ -70,8 +70,8 @@ def crd_ordering(model: Model) -> Iterator[Issue]:
         app = model.rendered.delivered_by.get(id(manifest))
         if app is None:
             continue
-        annotation = str((manifest.get("metadata", "annotations") or {}).get("argocd.argoproj.io/sync-options", ""))
-        options = app.get("spec", "syncPolicy", "syncOptions") or []
+        annotation = str((manifest.map("metadata", "annotations")).get("argocd.argoproj.io/sync-options", ""))
+        options = app.list("spec", "syncPolicy", "syncOptions")
         if SKIP_DRY_RUN in annotation or SKIP_DRY_RUN in options:
             continue
         yield Issue(f"{manifest.label}: synced by {app.label} without {SKIP_DRY_RUN}",
@@ -92,7 +92,7 @@ def templates_resolve(model: Model) -> Iterator[Issue]:
     for appset in (m for m in model.manifests if m.kind == "ApplicationSet" and m.group == "argoproj.io"):
         template = appset.get("spec", "template")
         go_template = bool(appset.get("spec", "goTemplate"))
-        for index, generator in enumerate(appset.get("spec", "generators") or []):
+        for index, generator in enumerate(appset.list("spec", "generators")):
             if not isinstance(generator, dict) or "clusters" not in generator:
                 continue
             params_list = generator_params(generator, secrets) or []

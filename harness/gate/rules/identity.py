@@ -89,7 +89,7 @@ def cluster_name(model: Model) -> Iterator[Issue]:
                             "use kubernetes.io/cluster/<cluster name>")
     for node_class in node_classes(model):
         for field in ("subnetSelectorTerms", "securityGroupSelectorTerms"):
-            for index, term in enumerate(node_class.get("spec", field) or []):
+            for index, term in enumerate(node_class.list("spec", field)):
                 tags = term.get("tags") if isinstance(term, dict) else None
                 if isinstance(tags, dict) and (bad := wrong(tags.get(DISCOVERY_TAG))) is not None:
                     yield Issue(

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from harness.gate.facts import LB_CHART, chart_values, pod_spec_path
-from harness.gate.model import Manifest, Model
+from harness.gate.model import Manifest, Model, as_dict, as_list
 from harness.gate.rules import Issue, rule
 
 
@@ -14,10 +14,10 @@ def _backends(ingress: Manifest) -> Iterator[tuple[tuple[Any, ...], dict[str, An
     default = ingress.get("spec", "defaultBackend", "service")
     if isinstance(default, dict):
         yield ("spec", "defaultBackend", "service"), default
-    for r, ingress_rule in enumerate(ingress.get("spec", "rules") or []):
-        paths = ((ingress_rule or {}).get("http") or {}).get("paths") or [] if isinstance(ingress_rule, dict) else []
+    for r, ingress_rule in enumerate(ingress.list("spec", "rules")):
+        paths = as_list(as_dict(as_dict(ingress_rule).get("http")).get("paths"))
         for p, path in enumerate(paths):
-            service = ((path or {}).get("backend") or {}).get("service") if isinstance(path, dict) else None
+            service = as_dict(as_dict(path).get("backend")).get("service")
             if isinstance(service, dict):
                 yield ("spec", "rules", r, "http", "paths", p, "backend", "service"), service
 
@@ -29,7 +29,7 @@ def _selected_pods(model: Model, namespace: str, selector: dict[str, Any]) -> li
         if path is None or manifest.namespace != namespace or not selector:
             continue
         labels_path = ("metadata", "labels") if manifest.kind == "Pod" else (*path[:-1], "metadata", "labels")
-        labels = manifest.get(*labels_path) or {}
+        labels = manifest.map(*labels_path)
         spec = manifest.get(*path)
         if isinstance(spec, dict) and all(labels.get(k) == v for k, v in selector.items()):
             pods.append((manifest, spec))
@@ -45,17 +45,17 @@ def ingress_chain(model: Model) -> Iterator[Issue]:
     never reconciles, after the money for the load balancer is already spent."""
     services = {(m.namespace, m.name): m for m in model.effective if m.kind == "Service"}
     for ingress in (m for m in model.effective if m.kind == "Ingress"):
-        annotations = ingress.get("metadata", "annotations") or {}
+        annotations = ingress.map("metadata", "annotations")
         target_type = annotations.get("alb.ingress.kubernetes.io/target-type", "instance")
         for path, backend in _backends(ingress):
-            name, port = backend.get("name"), backend.get("port") or {}
+            name, port = backend.get("name"), as_dict(backend.get("port"))
             service = services.get((ingress.namespace, str(name)))
             if service is None:
                 yield Issue(f"{ingress.label}: backend Service {name!r} does not exist in namespace "
                             f"{ingress.namespace or 'default'}", ingress.where(*path, "name"),
                             "name a Service defined in the same namespace")
                 continue
-            ports = [p for p in service.get("spec", "ports") or [] if isinstance(p, dict)]
+            ports = [p for p in service.list("spec", "ports") if isinstance(p, dict)]
             wanted = port.get("name") if "name" in port else port.get("number")
             service_port = next((p for p in ports if wanted in (p.get("name"), p.get("port"))), None)
             if service_port is None:
@@ -69,14 +69,14 @@ def ingress_chain(model: Model) -> Iterator[Issue]:
                             ingress.where("metadata", "annotations"),
                             "annotate alb.ingress.kubernetes.io/target-type: ip, or make the Service NodePort")
             target = service_port.get("targetPort", service_port.get("port"))
-            pods = _selected_pods(model, service.namespace, service.get("spec", "selector") or {})
+            pods = _selected_pods(model, service.namespace, service.map("spec", "selector"))
             if not pods:
                 yield Issue(f"Service/{name}: selector matches no pods of any workload in namespace "
                             f"{service.namespace or 'default'}", service.where("spec", "selector"),
                             "make the selector equal the pod template labels")
                 continue
-            container_ports = [cp for _m, spec in pods for c in spec.get("containers") or [] if isinstance(c, dict)
-                               for cp in c.get("ports") or [] if isinstance(cp, dict)]
+            container_ports = [cp for _m, spec in pods for c in as_list(spec.get("containers")) if isinstance(c, dict)
+                               for cp in as_list(c.get("ports")) if isinstance(cp, dict)]
             if not any(target in (cp.get("name"), cp.get("containerPort")) for cp in container_ports):
                 yield Issue(
                     f"Service/{name}: targetPort {target!r} is not a container port of the selected pods "
@@ -93,7 +93,7 @@ def ingress_class(model: Model) -> Iterator[Issue]:
     An Ingress without a class is ignored unless some IngressClass is marked default."""
     classes = {m.name for m in model.effective if m.kind == "IngressClass"}
     default_class = any(
-        (m.get("metadata", "annotations") or {}).get("ingressclass.kubernetes.io/is-default-class") == "true"
+        (m.map("metadata", "annotations")).get("ingressclass.kubernetes.io/is-default-class") == "true"
         for m in model.effective if m.kind == "IngressClass"
     )
     found = chart_values(model, LB_CHART)
@@ -101,12 +101,11 @@ def ingress_class(model: Model) -> Iterator[Issue]:
         _release, values = found
         if values.get("createIngressClassResource", True) is not False:
             classes.add(str(values.get("ingressClass") or "alb"))
-            default_class |= bool((values.get("ingressClassConfig") or {}).get("default"))
+            default_class |= bool(as_dict(values.get("ingressClassConfig")).get("default"))
     for ingress in (m for m in model.effective if m.kind == "Ingress"):
         name = ingress.get("spec", "ingressClassName")
         if name is None:
-            if not default_class and "kubernetes.io/ingress.class" not in (ingress.get("metadata", "annotations")
-                                                                           or {}):
+            if not default_class and "kubernetes.io/ingress.class" not in ingress.map("metadata", "annotations"):
                 yield Issue(f"{ingress.label}: no spec.ingressClassName and no default IngressClass",
                             ingress.where("spec"), "set spec.ingressClassName: alb")
         elif name not in classes:

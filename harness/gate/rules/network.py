@@ -11,7 +11,7 @@ from harness.gate.rules import Issue, rule
 
 
 def _selector_terms(node_class: Manifest, field: str) -> Iterator[tuple[int, dict[str, Any]]]:
-    for index, term in enumerate(node_class.get("spec", field) or []):
+    for index, term in enumerate(node_class.list("spec", field)):
         if isinstance(term, dict) and isinstance(term.get("tags"), dict) and "id" not in term:
             yield index, term["tags"]
 
@@ -94,7 +94,7 @@ def load_balancer_subnets(model: Model) -> Iterator[Issue]:
     if not candidates:
         return
     for ingress in (m for m in model.effective if m.kind == "Ingress"):
-        annotations = ingress.get("metadata", "annotations") or {}
+        annotations = ingress.map("metadata", "annotations")
         if "alb.ingress.kubernetes.io/subnets" in annotations:
             continue
         scheme = annotations.get("alb.ingress.kubernetes.io/scheme", "internal")

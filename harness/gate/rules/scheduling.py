@@ -13,7 +13,7 @@ from harness.gate.facts import (
     node_sources,
     workload_placements,
 )
-from harness.gate.model import Model, Severity
+from harness.gate.model import Model, Severity, as_dict, as_list
 from harness.gate.rules import Issue, rule
 
 
@@ -79,7 +79,7 @@ def resource_requests(model: Model) -> Iterator[Issue]:
         if not any(fits(placement, pool) for pool in pools):
             continue
         for index, container in enumerate(placement.containers):
-            requests = (container.get("resources") or {}).get("requests") or {}
+            requests = as_dict(as_dict(container.get("resources")).get("requests"))
             missing = [r for r in ("cpu", "memory") if r not in requests]
             if missing and placement.manifest is not None:
                 yield Issue(
@@ -96,9 +96,9 @@ def spot_only(model: Model) -> Iterator[Issue]:
     requirement `karpenter.sh/capacity-type` `In` `["spot"]`. Without it Karpenter may launch on-demand
     capacity (and it prefers on-demand when spot is short), multiplying the bill of a scale-out."""
     for pool in node_pools(model):
-        requirements = pool.get("spec", "template", "spec", "requirements") or []
+        requirements = pool.list("spec", "template", "spec", "requirements")
         capacity = [r for r in requirements if isinstance(r, dict) and r.get("key") == "karpenter.sh/capacity-type"]
-        spot_only_requirement = any(r.get("operator") == "In" and list(r.get("values") or []) == ["spot"]
+        spot_only_requirement = any(r.get("operator") == "In" and list(as_list(r.get("values"))) == ["spot"]
                                     for r in capacity)
         if not spot_only_requirement:
             yield Issue(

@@ -9,7 +9,7 @@ from typing import Any
 
 from harness.gate.facts import ARGO_CHART, chart_values, node_classes
 from harness.gate.hcl import as_mapping, decoded, is_known
-from harness.gate.model import Location, Model, TfResource
+from harness.gate.model import Location, Model, TfResource, as_dict, as_list
 from harness.gate.rules import Issue, rule
 
 OPEN_CIDRS = ("0.0.0.0/0", "::/0")
@@ -46,11 +46,11 @@ def argocd_exposure(model: Model) -> Iterator[Issue]:
     for manifest in model.effective:
         if manifest.kind != "Ingress":
             continue
-        names = [str(((p or {}).get("backend") or {}).get("service", {}).get("name", ""))
-                 for r in manifest.get("spec", "rules") or [] if isinstance(r, dict)
-                 for p in (r.get("http") or {}).get("paths") or [] if isinstance(p, dict)]
+        names = [str(as_dict(as_dict(as_dict(p).get("backend")).get("service")).get("name", ""))
+                 for r in manifest.list("spec", "rules") if isinstance(r, dict)
+                 for p in as_list(as_dict(r.get("http")).get("paths"))]
         if any(n.startswith("argocd-server") for n in names):
-            exposures.append((manifest.label, dict(manifest.get("metadata", "annotations") or {}),
+            exposures.append((manifest.label, dict(manifest.map("metadata", "annotations")),
                               bool(manifest.get("spec", "tls")), manifest.where("metadata", "annotations")))
     for label, alb, tls, where in exposures:
         if alb.get("alb.ingress.kubernetes.io/scheme") != "internet-facing":
@@ -93,7 +93,7 @@ def imds(model: Model) -> Iterator[Issue]:
             yield Issue(f"{group.address}: no launch_template, so EKS's default (hop limit 2) applies",
                         Location(group.file, group.line), "attach a launch template with IMDSv2 and hop limit 1")
     for node_class in node_classes(model):
-        options = node_class.get("spec", "metadataOptions") or {}
+        options = node_class.map("spec", "metadataOptions")
         if options.get("httpTokens", "required") != "required":
             yield Issue(f"{node_class.label}: metadataOptions.httpTokens is {options.get('httpTokens')!r}",
                         node_class.where("spec", "metadataOptions", "httpTokens"), "set httpTokens: required")
@@ -129,7 +129,7 @@ class _Statement:
 def _statements(resource: TfResource) -> Iterator[_Statement]:
     """Identity-policy Allow statements (trust and resource policies, which name principals, are skipped)."""
     if resource.mode == "data" and resource.type == "aws_iam_policy_document":
-        for index, statement in enumerate(decoded(resource.attrs.get("statement")) or []):
+        for index, statement in enumerate(as_list(decoded(resource.attrs.get("statement")))):
             statement = as_mapping(statement)
             if statement.get("principals") or str(statement.get("effect", "Allow")) != "Allow":
                 continue

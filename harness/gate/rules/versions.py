@@ -7,7 +7,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from harness.gate.facts import ARGO_CHART, KARPENTER_CHART, LB_CHART, node_classes, pod_spec_path, resolved
-from harness.gate.model import Location, Model, chart_name
+from harness.gate.model import Location, Model, as_dict, as_list, chart_name
 from harness.gate.rules import Issue, rule
 
 CHART_PINS = {KARPENTER_CHART: "karpenter", ARGO_CHART: "argo_cd_chart", LB_CHART: "aws_load_balancer_controller_chart"}
@@ -68,7 +68,7 @@ def compatibility(model: Model) -> Iterator[Issue]:
     Compared: the cluster version (Terraform, else versions.yaml `kubernetes`) with the Karpenter chart
     version (the Helm release, else versions.yaml `karpenter`)."""
     kubernetes, karpenter = _kubernetes_version(model), _karpenter_version(model)
-    table = model.reference.compatibility.get("karpenter_min_for_kubernetes") or {}
+    table = as_dict(model.reference.compatibility.get("karpenter_min_for_kubernetes"))
     if kubernetes is None or karpenter is None or not table:
         return
     minor = ".".join(kubernetes[0].split(".")[:2])
@@ -92,7 +92,7 @@ def _container_images(model: Model) -> Iterator[tuple[str, Location, str]]:
         if not isinstance(spec, dict):
             continue
         for group in ("initContainers", "containers"):
-            for index, container in enumerate(spec.get(group) or []):
+            for index, container in enumerate(as_list(spec.get(group))):
                 if isinstance(container, dict) and isinstance(container.get("image"), str):
                     yield container["image"], manifest.where(*(path or ()), group, index, "image"), manifest.label
 
@@ -133,7 +133,7 @@ def pinned_versions(model: Model) -> Iterator[Issue]:
                         Location(cluster.file, cluster.line_of("version")), "read the version from versions.yaml")
     if "karpenter_ami_alias" in pins:
         for node_class in node_classes(model):
-            for index, term in enumerate(node_class.get("spec", "amiSelectorTerms") or []):
+            for index, term in enumerate(node_class.list("spec", "amiSelectorTerms")):
                 alias = term.get("alias") if isinstance(term, dict) else None
                 if isinstance(alias, str) and alias != pins["karpenter_ami_alias"]:
                     yield Issue(f"{node_class.label}: AMI alias {alias} but versions.yaml karpenter_ami_alias is "

@@ -119,3 +119,12 @@ def test_docs_page_is_generated_from_the_rule_docs() -> None:
     page = repo_root() / "docs" / "gate.md"
 
     assert page.read_text(encoding="utf-8") == render(), "regenerate: python -m harness.gate.docs > docs/gate.md"
+
+
+def test_junit_stays_well_formed_with_control_characters_in_names(platform: Callable[..., Report]) -> None:
+    report = platform(BROKEN_CLASS, ("gitops/apps/game/ingress.yaml", "name: game\n  namespace",
+                                     'name: "ga\\bme"\n  namespace'))
+
+    root = ET.fromstring(junit(report))
+
+    assert "ga\\x08me" in "".join(root.itertext())
