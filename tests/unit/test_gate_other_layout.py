@@ -72,7 +72,7 @@ PLANTED = [
         range(16, 21),
     ),
     Planted(
-        "deprecated kubernetes.io/ingress.class annotation", "EKS012", "argocd_apps/game-2048/ingress.yaml", range(6, 8)
+        "deprecated kubernetes.io/ingress.class annotation", "EKS017", "argocd_apps/game-2048/ingress.yaml", range(6, 8)
     ),
     Planted("EKS API endpoint open to 0.0.0.0/0", "EKS022", "terraform/eks.tf", range(9, 11)),
     Planted("Argo CD internet-facing over plain HTTP", "EKS020", "terraform/argocd.tf", range(20, 28)),
@@ -82,9 +82,6 @@ MISSED = {
     "EC2NodeClass role is not the Terraform node role": REGISTRY_MODULES,
     "subnet selector matches no subnet Terraform tags": REGISTRY_MODULES,
     "EKS API endpoint open to 0.0.0.0/0": REGISTRY_MODULES,
-    "deprecated kubernetes.io/ingress.class annotation": (
-        "gate gap: EKS012 accepts the deprecated annotation in place of spec.ingressClassName instead of reporting it"
-    ),
 }
 
 
