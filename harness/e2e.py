@@ -23,13 +23,14 @@ tears down. Teardown runs after any failure; on Ctrl-C too (a second Ctrl-C leav
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -429,7 +430,7 @@ class E2E:
                 provider=self.stack.terraform.provider,
                 live=self.stack.live,
                 console=self.console,
-                watchdog=self.watchdog.reason,
+                watchdog=emulator.death_notice if emulator else None,
             )
         return self._addons
 
@@ -450,9 +451,19 @@ class E2E:
         runner.destroy(self.addons_variables() if root == "addons" else self.stack.variables())
 
     # --- stages
+    @contextlib.contextmanager
+    def guarded(self, runner: Any) -> Iterator[None]:
+        """Let the watchdog stop a Terraform apply; never a destroy (teardown must be allowed to finish)."""
+        own = runner.watchdog
+        runner.watchdog = _either(own, self.watchdog.reason)
+        try:
+            yield
+        finally:
+            runner.watchdog = own
+
     def platform(self) -> StageOutcome:
-        self.stack.terraform.watchdog = _either(self.stack.terraform.watchdog, self.watchdog.reason)
-        outputs = self.stack.up()
+        with self.guarded(self.stack.terraform):
+            outputs = self.stack.up()
         self.run.settings["cluster_name"] = outputs.get("cluster_name", "")
         self.run.save()
         return StageOutcome(f"applied infra/platform: cluster {outputs.get('cluster_name', '?')}")
@@ -461,8 +472,9 @@ class E2E:
         terraform = self.addons_terraform()
         self.run.settings["gitops_repo_url"], self.run.settings["gitops_revision"] = self.gitops
         self.run.save()
-        terraform.init()
-        terraform.apply(self.addons_variables())
+        with self.guarded(terraform):
+            terraform.init()
+            terraform.apply(self.addons_variables())
         return StageOutcome("applied infra/addons: LB controller, Argo CD, Karpenter, bootstrap")
 
     def wait(self, fetch: Callable[[], T], judge: Callable[[T], Result], timeout: float) -> Result:
@@ -710,6 +722,19 @@ def teardown_stack(e2e: E2E) -> list[Result]:
 # ---------------------------------------------------------------- CLI
 
 
+def preflight(stack: Any, stages: Sequence[str]) -> None:
+    """Mistakes that would otherwise surface after money is spent: no Terraform, missing platform inputs
+    (e.g. the API CIDRs), no add-ons root."""
+    from harness.terraform import find_cli
+
+    if {"platform", "addons", "teardown"} & set(stages):
+        find_cli()
+    if "platform" in stages:
+        stack.variables()
+    if "addons" in stages and not (repo_root() / "infra" / "addons" / "main.tf").is_file():
+        raise InputError("infra/addons/main.tf not found: the add-ons stage needs the add-ons root")
+
+
 def build_report(e2e: E2E, records: Sequence[rpt.StageRecord], region: str, notes: Sequence[str]) -> rpt.RunReport:
     figures = rpt.figures_from(e2e.timeline, time_to_green=e2e.time_to_green, scale_in=e2e.scale_in_seconds)
     return rpt.RunReport(
@@ -755,7 +780,7 @@ def cmd_e2e(args: argparse.Namespace) -> int:
     to_run = [s.stage for s in selections if not s.status]
     gitops = gitops_source(args.gitops_repo_url, args.gitops_revision, env) if "addons" in to_run else ("", "")
     watchdog = Watchdog(args.max_minutes * 60)
-    e2e = E2E(stack, console, watchdog, gitops=gitops, run_started=time.monotonic())
+    e2e = E2E(stack, console, watchdog, gitops=gitops)
     try:
         if args.target == "emulator":
             stack.emulator(start=True)
@@ -763,9 +788,13 @@ def cmd_e2e(args: argparse.Namespace) -> int:
             check_account(account, caller_account(e2e.clients("sts"), "emulator"), "emulator")
         run.settings["region"] = region
         run.save()
+        preflight(stack, to_run)
         for line in creation_summary(run, region, account, to_run, args.max_minutes):
             console.print(escape(line))
         confirm(args.yes, sys.stdin, input, account)
+        # The watchdog and time to green count from here, not from the prompt.
+        e2e.watchdog = watchdog = Watchdog(args.max_minutes * 60)
+        e2e.run_started = time.monotonic()
     except BaseException:
         if args.target == "emulator":
             stack.down()  # stop the emulator this command started; nothing else exists yet

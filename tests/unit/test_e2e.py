@@ -526,3 +526,77 @@ def test_harness_down_on_aws_refuses_the_wrong_account(
     with mock_aws():
         assert main(["down", "--target", "aws", "--run-id", "r-down-aws-1"]) == 2
     assert "credentials are for account 123456789012" in one_line_error(capsys)
+
+
+# ---------------------------------------------------------------- the watchdog stops applies, never destroys
+
+
+class RecordingRunner:
+    """A Terraform runner stand-in: records whether a watchdog would abort each command."""
+
+    def __init__(self, own: Callable[[], str | None] | None = None) -> None:
+        self.watchdog = own
+        self.initialized = True
+        self.seen: list[tuple[str, str | None]] = []
+
+    def _note(self, command: str) -> None:
+        self.seen.append((command, self.watchdog() if self.watchdog else None))
+
+    def destroy(self, variables: Any) -> None:
+        self._note("destroy")
+
+    def managed_resources(self) -> list[str]:
+        return ["aws_vpc.this"]
+
+
+class ExpiredStack(FakeStack):
+    def __init__(self, run: Any, runner: RecordingRunner) -> None:
+        super().__init__(run)
+        self.terraform = runner
+
+    def up(self) -> dict[str, Any]:
+        self.terraform._note("apply")
+        raise EnvironmentProblem("terraform apply aborted: watchdog")
+
+    def variables(self) -> dict[str, Any]:
+        return {}
+
+
+def test_the_watchdog_aborts_an_apply_but_not_the_teardown_destroy(tmp_path: Path) -> None:
+    from rich.console import Console
+
+    clock = Clock()
+    runner = RecordingRunner(own=lambda: None)  # the emulator's death notice: nothing to report
+    stack = ExpiredStack(create_run("aws", "r-guard-1", base=tmp_path), runner)
+    watchdog = Watchdog(60, clock)
+    clock.now += 120  # past --max-minutes 1
+    runner_e2e = e2e.E2E(stack, Console(file=io.StringIO()), watchdog)
+    with pytest.raises(EnvironmentProblem):
+        runner_e2e.platform()
+    runner_e2e.destroy("platform")
+    assert runner.seen == [("apply", "watchdog: the run exceeded --max-minutes 1"), ("destroy", None)]
+
+
+def test_cli_refuses_without_terraform_before_creating_anything(
+    clean_env: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("E2E_AWS_ACCOUNT_ID", "123456789012")
+    monkeypatch.setenv("HARNESS_API_PUBLIC_CIDRS", "203.0.113.7/32")
+    monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))
+    monkeypatch.delenv("HARNESS_TERRAFORM", raising=False)
+    with mock_aws():
+        assert main(["e2e", "--target", "aws", "--region", "eu-west-1", "--yes", "--skip", "addons"]) == 2
+        assert "Terraform not found" in one_line_error(capsys)
+        vpcs = boto3.client("ec2", region_name="eu-west-1").describe_vpcs()["Vpcs"]
+        assert [v["IsDefault"] for v in vpcs] == [True]  # nothing was created
+
+
+def test_preflight_catches_missing_platform_inputs_and_add_ons_root(tmp_path: Path) -> None:
+    class NoCidrs(FakeStack):
+        def variables(self) -> dict[str, Any]:
+            raise InputError("the aws target needs the CIDRs allowed to reach the Kubernetes API")
+
+    stack = NoCidrs(create_run("aws", "r-preflight-1", base=tmp_path))
+    with pytest.raises(InputError, match="CIDRs"):
+        e2e.preflight(stack, ["platform", "checks", "teardown"])
+    e2e.preflight(stack, ["checks"])  # a checks-only run on an existing platform needs no inputs
