@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -11,6 +11,7 @@ import hcl2
 from lark.exceptions import LarkError, UnexpectedInput
 
 from harness.errors import InputError
+from harness.gate import registry
 from harness.gate.hcl import (
     Block,
     Env,
@@ -26,6 +27,7 @@ from harness.gate.hcl import (
     parse_file,
 )
 from harness.gate.model import ProviderRequirement, TerraformModel, TfResource
+from harness.gate.registry import Expansion, Inputs
 from harness.gate.text import read_text
 
 _META_ARGS = frozenset({"count", "for_each", "depends_on", "provider", "providers", "lifecycle", "source", "version"})
@@ -93,9 +95,15 @@ class Instance:
         self._memo: dict[tuple[str, ...], Any] = {}
         self._busy: set[tuple[str, ...]] = set()
         self.children: dict[str, Instance] = {}
+        self.registry_calls: dict[str, tuple[Callable[[Inputs], Expansion], Block]] = {}
         for name, call in module.calls.items():
             child_dir = module.local_source(call)
             child = project.modules.get(child_dir) if child_dir else None
+            if child is None and "source" in call.attrs:
+                source = evaluate(call.attrs["source"], Env(_no_names, call.source, module.path))
+                expand = registry.adapter(source) if isinstance(source, str) else None
+                if expand is not None:
+                    self.registry_calls[name] = (expand, call)
             if child is None or depth > 8:
                 continue
             env = self.env(call)
@@ -164,7 +172,20 @@ class Instance:
             return Unknown(f"output.{name}")
         return self._cached(("output", name), lambda: evaluate(block.attrs["value"], self.env(block), lazy=True))
 
+    def expansion(self, call_name: str) -> Expansion:
+        """What a registry module call creates, from its inputs."""
+        expand, call = self.registry_calls[call_name]
+        env = self.env(call)
+
+        def inputs(name: str) -> Any:
+            return evaluate(call.attrs[name], env) if name in call.attrs else None
+
+        return self._cached(("registry", call_name), lambda: expand(inputs))  # type: ignore[no-any-return]
+
     def module_outputs(self, call: str) -> Any:
+        if call in self.registry_calls:
+            outputs = self.expansion(call).outputs
+            return MapNamespace(f"module.{call}", lambda o: outputs.get(o, Unknown(f"module.{call}.{o}")))
         child = self.children.get(call)
         if child is None:
             return MapNamespace(f"module.{call}", lambda o: Unknown(f"module.{call}.{o}"))
@@ -390,6 +411,14 @@ def _collect_instance(instance: Instance, model: TerraformModel, default_tags: d
                     attr_lines=_lines(block),
                     default_tags=default_tags if type_.startswith("aws_") else {},
                 )
+            )
+    for call_name, (_expand, call) in instance.registry_calls.items():
+        path = f"{instance.path}.module.{call_name}" if instance.path else f"module.{call_name}"
+        for made in instance.expansion(call_name).resources:
+            lines = {attr: call.attr_lines.get(source, call.line) for attr, source in made.inputs.items()}
+            model.resources.append(
+                TfResource("resource", made.type, made.name, path, instance.root, None, made.attrs, call.file,
+                           call.line, lines, default_tags if made.type.startswith("aws_") else {})
             )
     for child in instance.children.values():
         _collect_instance(child, model, default_tags)

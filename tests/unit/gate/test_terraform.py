@@ -221,3 +221,47 @@ def test_malformed_hcl_is_one_input_error_naming_the_file(tmp_path: Path, text: 
 def test_a_missing_directory_is_an_input_error(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="no such directory"):
         load_terraform([tmp_path / "nope"])
+
+
+def test_registry_modules_become_the_resources_they_create(tmp_path: Path) -> None:
+    model = load_terraform([write(tmp_path, {"main.tf": """
+        module "vpc" {
+          source              = "terraform-aws-modules/vpc/aws"
+          azs                 = ["a", "b"]
+          private_subnets     = ["10.0.0.0/20", "10.0.16.0/20"]
+          private_subnet_tags = { "karpenter.sh/discovery" = "demo" }
+        }
+        module "eks" {
+          source                               = "terraform-aws-modules/eks/aws"
+          cluster_name                         = "demo"
+          cluster_endpoint_public_access       = true
+          cluster_endpoint_public_access_cidrs = ["0.0.0.0/0"]
+          eks_managed_node_groups = {
+            ops = {
+              labels = { role = "ops" }
+              taints = { critical = { key = "CriticalAddonsOnly", value = "true", effect = "NO_SCHEDULE" } }
+            }
+          }
+        }
+        module "karpenter" {
+          source                        = "terraform-aws-modules/eks/aws//modules/karpenter"
+          cluster_name                  = module.eks.cluster_name
+          node_iam_role_name            = "demo-node"
+          node_iam_role_use_name_prefix = false
+        }
+        resource "aws_sqs_queue" "copy" {
+          name = module.karpenter.queue_name
+        }
+    """})])
+
+    subnets = model.of_type("aws_subnet")
+    assert [(s.attrs["availability_zone"], s.tags["karpenter.sh/discovery"]) for s in subnets] == [
+        ("a", "demo"), ("b", "demo")]
+    cluster = resource(model, "module.eks.aws_eks_cluster.this")
+    assert cluster.block("vpc_config")["public_access_cidrs"] == ["0.0.0.0/0"]
+    assert cluster.line_of("vpc_config.public_access_cidrs") == 12
+    assert resource(model, "module.eks.aws_eks_node_group.ops").attrs["labels"] == {"role": "ops"}
+    assert resource(model, "module.eks.aws_launch_template.ops").block("metadata_options")[
+        "http_put_response_hop_limit"] == 2
+    assert resource(model, "module.karpenter.aws_iam_role.node").attrs["name"] == "demo-node"
+    assert resource(model, "aws_sqs_queue.copy").attrs["name"] == "Karpenter-demo"
