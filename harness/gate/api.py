@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
@@ -16,7 +17,16 @@ from harness import project
 from harness.errors import InputError
 from harness.gate import effective, loaders
 from harness.gate.hcl import Unknown, is_known
-from harness.gate.model import Finding, HelmValues, Location, Model, Severity, Suppression, TerraformModel
+from harness.gate.model import (
+    Finding,
+    HelmValues,
+    Location,
+    Model,
+    Severity,
+    Suppression,
+    TerraformModel,
+    TfResource,
+)
 from harness.gate.rules import Rule, all_rules
 from harness.gate.values import helm_values
 
@@ -155,14 +165,26 @@ def _repo_root(paths: Sequence[Path]) -> Path | None:
 
 
 def _apply_plan(terraform: TerraformModel, planned: dict[str, dict[str, object]]) -> None:
-    """Exact values from a plan replace what static evaluation could not resolve."""
+    """Exact values from a plan replace what static evaluation could not resolve; a count or for_each that
+    was unknown statically becomes the instances the plan lists."""
+    expanded: list[TfResource] = []
     for resource in terraform.resources:
-        values = planned.get(resource.address)
-        if values is None:
-            continue
-        for key, value in values.items():
-            if not is_known(resource.attrs.get(key, Unknown(key))):
-                resource.attrs[key] = value
+        instances = [(resource, planned.get(resource.address))]
+        if resource.index is None and resource.address not in planned:
+            prefix = resource.address + "["
+            keys = [address[len(prefix) : -1] for address in planned if address.startswith(prefix)]
+            if keys:
+                instances = [
+                    (dataclasses.replace(resource, index=int(key) if key.isdigit() else key.strip('"'),
+                                         attrs=dict(resource.attrs)), planned[f"{prefix}{key}]"])
+                    for key in keys
+                ]
+        for instance, values in instances:
+            for key, value in (values or {}).items():
+                if not is_known(instance.attrs.get(key, Unknown(key))):
+                    instance.attrs[key] = value
+            expanded.append(instance)
+    terraform.resources[:] = expanded
 
 
 __all__ = ["Finding", "HelmValues", "Location", "Report", "Severity", "build_model", "check", "select_rules"]

@@ -128,3 +128,20 @@ def test_junit_stays_well_formed_with_control_characters_in_names(platform: Call
     root = ET.fromstring(junit(report))
 
     assert "ga\\x08me" in "".join(root.itertext())
+
+
+def test_a_plan_supplies_values_static_evaluation_cannot(tmp_path: Path, reference: Path) -> None:
+    static_cidrs = ("infra/platform/main.tf", 'public_access_cidrs    = ["203.0.113.7/32"]',
+                    "public_access_cidrs    = var.api_cidrs")
+    root = copy_tree(PLATFORM, tmp_path / "p", (static_cidrs,))
+    plan = tmp_path / "plan.json"
+    plan.write_text(json.dumps({"planned_values": {"root_module": {"resources": [{
+        "address": "aws_eks_cluster.this",
+        "values": {"vpc_config": [{"endpoint_public_access": True, "public_access_cidrs": ["0.0.0.0/0"]}]},
+    }]}}}), encoding="utf-8")
+
+    without_plan = check([root / "infra"], [root / "gitops"], reference, select={"EKS022"})
+    with_plan = check([root / "infra"], [root / "gitops"], reference, select={"EKS022"}, plan_json=plan)
+
+    assert without_plan.findings == []
+    assert [f.rule_id for f in with_plan.findings] == ["EKS022"]
