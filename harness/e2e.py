@@ -256,12 +256,6 @@ class Watchdog:
         return max(1.0, min(timeout, self.remaining()))
 
 
-class StageFailed(HarnessError):
-    """A stage's judgements did not all pass."""
-
-    exit_code = 1
-
-
 @dataclass(frozen=True)
 class StageOutcome:
     why: str

@@ -39,6 +39,7 @@ TRANSIENT_CODES = frozenset(
         "RequestLimitExceeded",
         "IncorrectState",
         "InvalidParameterValue",  # e.g. an ENI still attached while its instance terminates
+        "VolumeInUse",
     }
 )
 # Error codes that mean "already gone": a re-run after a partial sweep must not fail on these.
@@ -195,6 +196,13 @@ def find_instances(clients: ClientFactory, run_id: str) -> list[Leak]:
             if tags_match(inst.get("Tags"), run_id):
                 found.append(Leak("instance", inst["InstanceId"], _name_tag(inst.get("Tags"))))
     return found
+
+
+def find_volumes(clients: ClientFactory, run_id: str) -> list[Leak]:
+    # In use: they go with their instance (deleteOnTermination); a detached one is a leak of its own.
+    available = {"Name": "status", "Values": ["available"]}
+    items = ec2_run_items(clients("ec2"), "describe_volumes", "Volumes", run_id, available)
+    return [Leak("ebs_volume", v["VolumeId"], _name_tag(v.get("Tags"))) for v in items]
 
 
 def _elbv2_tagged(clients: ClientFactory, run_id: str, operation: str, key: str, arn_field: str) -> list[Any]:
@@ -437,6 +445,10 @@ def delete_instance(clients: ClientFactory, leak: Leak) -> None:
     clients("ec2").terminate_instances(InstanceIds=[leak.ref])
 
 
+def delete_volume(clients: ClientFactory, leak: Leak) -> None:
+    clients("ec2").delete_volume(VolumeId=leak.ref)  # VolumeInUse while its instance terminates: retried
+
+
 def delete_load_balancer(clients: ClientFactory, leak: Leak) -> None:
     clients("elbv2").delete_load_balancer(LoadBalancerArn=leak.ref)
 
@@ -594,6 +606,7 @@ KINDS: tuple[Kind, ...] = (
     Kind("eks_nodegroup", find_eks_nodegroups, delete_eks_nodegroup, ("eks:nodegroup",)),
     Kind("eks_cluster", find_eks_clusters, delete_eks_cluster, ("eks:cluster",)),
     Kind("instance", find_instances, delete_instance, ("ec2:instance",)),
+    Kind("ebs_volume", find_volumes, delete_volume, ("ec2:volume",)),
     Kind("load_balancer", find_load_balancers, delete_load_balancer, ("elasticloadbalancing:loadbalancer",)),
     Kind("target_group", find_target_groups, delete_target_group, ("elasticloadbalancing:targetgroup",)),
     Kind("launch_template", find_launch_templates, delete_launch_template, ("ec2:launch-template",)),

@@ -99,6 +99,7 @@ def plant_leaks(clients: Callable[[str], Any], tags: dict[str, str], cidr: str, 
         LaunchTemplateData={"ImageId": image},
         TagSpecifications=spec("launch-template", tags),
     )
+    volume = ec2.create_volume(AvailabilityZone=f"{REGION}a", Size=20, TagSpecifications=spec("volume", tags))
     eip = ec2.allocate_address(Domain="vpc", TagSpecifications=spec("elastic-ip", tags))
     nat_eip = ec2.allocate_address(Domain="vpc", TagSpecifications=spec("elastic-ip", tags))
     nat = ec2.create_nat_gateway(
@@ -154,6 +155,7 @@ def plant_leaks(clients: Callable[[str], Any], tags: dict[str, str], cidr: str, 
         "alb_sg": alb_sg,
         "eni": eni["NetworkInterfaceId"],
         "instance": instance["Instances"][0]["InstanceId"],
+        "volume": volume["VolumeId"],
         "template": template["LaunchTemplate"]["LaunchTemplateId"],
         "eip": eip["AllocationId"],
         "nat": nat,
