@@ -30,6 +30,7 @@ import shutil
 import subprocess
 import sys
 import time
+import traceback
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -326,6 +327,9 @@ def execute_stages(
                     why = f"{len(failed)} of {len(results)} judgement(s) failed: {failed[0].name}: {failed[0].why}"
             except HarnessError as exc:
                 status, why, results = rpt.FAILED, str(exc), ()
+            except Exception as exc:  # a bug or an unexpected API error must never skip the teardown
+                why = f"unexpected {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+                status, results = rpt.FAILED, (Result.failed(stage, why, traceback=traceback.format_exc()),)
             except KeyboardInterrupt:
                 if interrupted or stage == "teardown":
                     raise
@@ -799,7 +803,13 @@ def cmd_e2e(args: argparse.Namespace) -> int:
         write_stage_log(run, [r])
         console.print(f"stage {r.name}: {r.status}: {escape(r.why)}")
 
-    records = execute_stages(selections, {stage: getattr(e2e, stage) for stage in STAGES}, watchdog, on_record=record)
+    try:
+        records = execute_stages(
+            selections, {stage: getattr(e2e, stage) for stage in STAGES}, watchdog, on_record=record
+        )
+    except KeyboardInterrupt:
+        console.print(f"teardown interrupted: finish it with `make e2e-down RUN_ID={run.id}`", markup=False)
+        raise
     notes = []
     if any(r.status == rpt.FAILED for r in records):
         notes.append(f"evidence bundle: {e2e.collect_evidence().relative_to(run.dir)}/ in the run directory")

@@ -164,6 +164,16 @@ def test_a_harness_error_is_a_one_line_failure() -> None:
     assert records[0].why == "Terraform not found on PATH" and called == ["platform", "teardown"]
 
 
+def test_an_unexpected_exception_still_tears_down_and_keeps_the_traceback() -> None:
+    clock = Clock()
+    actions, called = actions_log(clock, {"checks": ValueError("boom\nsecond line")})
+    records = execute_stages(select_stages(target="aws"), actions, Watchdog(3600, clock), clock=clock)
+    checks = next(r for r in records if r.name == "checks")
+    assert checks.status == rpt.FAILED and checks.why == "unexpected ValueError: boom"
+    assert "Traceback" in checks.results[0].evidence["traceback"]
+    assert called[-1] == "teardown"
+
+
 def test_watchdog_stops_the_run_and_tears_down() -> None:
     clock = Clock()
     actions, called = actions_log(clock, {}, cost=25 * 60)  # every stage takes 25 minutes

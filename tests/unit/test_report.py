@@ -121,6 +121,7 @@ def test_junit_counts_failures_skips_and_carries_evidence(tmp_path: Path) -> Non
     assert (root.get("tests"), root.get("failures"), root.get("skipped"), root.get("errors")) == ("7", "1", "4", "0")
     suites = {s.get("name"): s for s in root.findall("testsuite")}
     assert list(suites) == ["e2e.platform", "e2e.addons", "e2e.checks", "e2e.karpenter", "e2e.teardown"]
+    assert suites["e2e.platform"].get("timestamp") == "2026-11-25T12:00:00"  # the schema's zone-less form
     checks = suites["e2e.checks"]
     assert (checks.get("tests"), checks.get("failures"), checks.get("skipped"), checks.get("time")) == (
         "3",
