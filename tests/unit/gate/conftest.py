@@ -37,13 +37,22 @@ def copy_tree(source: Path, target: Path, edits: tuple[Edit, ...] = ()) -> Path:
 
 
 @pytest.fixture
-def platform(tmp_path: Path, reference: Path) -> Callable[..., Report]:
-    """Check a copy of the platform fixture with the given edits applied."""
-
+def platform_tree(tmp_path: Path) -> Callable[..., Path]:
+    """A fresh copy of the platform fixture with the given edits applied."""
     copies = iter(range(1000))
 
+    def make(*edits: Edit) -> Path:
+        return copy_tree(PLATFORM, tmp_path / f"platform{next(copies)}", edits)
+
+    return make
+
+
+@pytest.fixture
+def platform(platform_tree: Callable[..., Path], reference: Path) -> Callable[..., Report]:
+    """Check a copy of the platform fixture with the given edits applied."""
+
     def run(*edits: Edit, select: tuple[str, ...] = ()) -> Report:
-        root = copy_tree(PLATFORM, tmp_path / f"platform{next(copies)}", edits)
+        root = platform_tree(*edits)
         return check([root / "infra"], [root / "gitops"], reference, select=select)
 
     return run

@@ -13,7 +13,6 @@ from harness.cli import main
 from harness.gate.api import Report, check
 from harness.gate.report import junit, sarif
 from harness.project import repo_root
-from tests.unit.gate.conftest import PLATFORM, copy_tree
 
 BROKEN_CLASS = ("gitops/apps/game/ingress.yaml", "ingressClassName: alb", "ingressClassName: nginx")
 
@@ -23,11 +22,11 @@ def args(root: Path, reference: Path, *extra: str) -> list[str]:
             *extra]
 
 
-def test_exit_codes_say_pass_fail_and_unreadable(tmp_path: Path, reference: Path,
+def test_exit_codes_say_pass_fail_and_unreadable(platform_tree: Callable[..., Path], reference: Path,
                                                  capsys: pytest.CaptureFixture[str]) -> None:
-    good = copy_tree(PLATFORM, tmp_path / "good")
-    bad = copy_tree(PLATFORM, tmp_path / "bad", (BROKEN_CLASS,))
-    unreadable = copy_tree(PLATFORM, tmp_path / "unreadable", (("gitops/apps/game/service.yaml", "spec:", "spec: ["),))
+    good = platform_tree()
+    bad = platform_tree(BROKEN_CLASS)
+    unreadable = platform_tree(("gitops/apps/game/service.yaml", "spec:", "spec: ["))
 
     assert main(args(good, reference)) == 0
     assert main(args(bad, reference)) == 1
@@ -64,8 +63,8 @@ def test_junit_has_one_case_per_rule_and_fails_the_broken_one(platform: Callable
     assert root.get("failures") == "1"
 
 
-def test_json_output_to_a_file(tmp_path: Path, reference: Path) -> None:
-    bad = copy_tree(PLATFORM, tmp_path / "bad", (BROKEN_CLASS,))
+def test_json_output_to_a_file(tmp_path: Path, platform_tree: Callable[..., Path], reference: Path) -> None:
+    bad = platform_tree(BROKEN_CLASS)
     output = tmp_path / "report.json"
 
     assert main(args(bad, reference, "--format", "json", "--output", str(output))) == 1
@@ -75,8 +74,8 @@ def test_json_output_to_a_file(tmp_path: Path, reference: Path) -> None:
     assert data["findings"][0]["rule"] == "EKS012" and data["findings"][0]["line"] == 10
 
 
-def test_select_and_ignore_choose_rules(tmp_path: Path, reference: Path) -> None:
-    bad = copy_tree(PLATFORM, tmp_path / "bad", (BROKEN_CLASS,))
+def test_select_and_ignore_choose_rules(platform_tree: Callable[..., Path], reference: Path) -> None:
+    bad = platform_tree(BROKEN_CLASS)
 
     assert check([bad / "infra"], [bad / "gitops"], reference, ignore={"EKS012"}).errors == 0
     assert check([bad / "infra"], [bad / "gitops"], reference, select={"EKS012"}).errors == 1
@@ -130,10 +129,12 @@ def test_junit_stays_well_formed_with_control_characters_in_names(platform: Call
     assert "ga\\x08me" in "".join(root.itertext())
 
 
-def test_a_plan_supplies_values_static_evaluation_cannot(tmp_path: Path, reference: Path) -> None:
+def test_a_plan_supplies_values_static_evaluation_cannot(
+    tmp_path: Path, platform_tree: Callable[..., Path], reference: Path
+) -> None:
     static_cidrs = ("infra/platform/main.tf", 'public_access_cidrs    = ["203.0.113.7/32"]',
                     "public_access_cidrs    = var.api_cidrs")
-    root = copy_tree(PLATFORM, tmp_path / "p", (static_cidrs,))
+    root = platform_tree(static_cidrs)
     plan = tmp_path / "plan.json"
     plan.write_text(json.dumps({"planned_values": {"root_module": {"resources": [{
         "address": "aws_eks_cluster.this",

@@ -8,7 +8,6 @@ from dataclasses import dataclass
 import pytest
 
 from harness.gate.api import Report, select_rules
-from tests.unit.gate.conftest import Edit
 
 KARPENTER_CLASS = "gitops/ops/karpenter/ec2nodeclass.yaml"
 NODEPOOL = "gitops/ops/karpenter/nodepool.yaml"
@@ -20,6 +19,9 @@ SERVICE = "gitops/apps/game/service.yaml"
 PLATFORM_TF = "infra/platform/main.tf"
 ADDONS_TF = "infra/addons/main.tf"
 KARPENTER_TF = "infra/modules/karpenter/main.tf"
+
+
+Edit = tuple[str, str, str]  # (file relative to the tree, text that must be there, its replacement)
 
 
 @dataclass(frozen=True)
