@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
-from harness.gate.api import Report, select_rules
+from harness.gate.api import Report, check, select_rules
 
 KARPENTER_CLASS = "gitops/ops/karpenter/ec2nodeclass.yaml"
 NODEPOOL = "gitops/ops/karpenter/nodepool.yaml"
@@ -145,3 +146,17 @@ def test_a_broken_contract_is_reported_where_it_is(broken: Broken, platform: Cal
     assert found, f"{broken.rule_id} silent for: {broken.why}"
     assert any(f.file.endswith(broken.file) for f in found), [(f.file, f.line) for f in found]
     assert all(f.line >= 1 and f.fix for f in found)
+
+
+PLAIN = Path(__file__).parent / "fixtures" / "plain" / "gitops"
+
+
+def test_a_plain_repo_with_literal_values_is_checked_as_written(tmp_path: Path, reference: Path) -> None:
+    infra = Path(__file__).parent / "fixtures" / "platform" / "infra"
+    wrong_role = tmp_path / "gitops"
+    wrong_role.mkdir()
+    text = (PLAIN / "karpenter.yaml").read_text(encoding="utf-8")
+    (wrong_role / "karpenter.yaml").write_text(text.replace("role: demo-karpenter-node", "role: demo-node"))
+
+    assert check([infra], [PLAIN], reference).findings == []
+    assert [(f.rule_id, f.line) for f in check([infra], [wrong_role], reference).findings] == [("EKS005", 9)]
