@@ -610,3 +610,26 @@ def test_preflight_catches_missing_platform_inputs_and_add_ons_root(tmp_path: Pa
     with pytest.raises(InputError, match="CIDRs"):
         e2e.preflight(stack, ["platform", "checks", "teardown"])
     e2e.preflight(stack, ["checks"])  # a checks-only run on an existing platform needs no inputs
+
+
+def test_addons_variables_match_what_infra_addons_declares(tmp_path: Path) -> None:
+    """Drift between the e2e and the add-ons root would only show after the platform is paid for."""
+    import hcl2
+
+    from harness.project import repo_root
+
+    with (repo_root() / "infra" / "addons" / "variables.tf").open() as handle:
+        blocks = hcl2.load(handle)["variable"]
+    declared = {name.strip('"'): body for block in blocks for name, body in block.items()}
+    required = {name for name, body in declared.items() if "default" not in body}
+
+    class PlatformRunner:
+        state_path = tmp_path / "platform.tfstate"
+
+    stack = FakeStack(create_run("aws", "r-vars-1", base=tmp_path))
+    stack.terraform = PlatformRunner()  # type: ignore[attr-defined]
+    runner = e2e.E2E(stack, None, Watchdog(60), gitops=("https://example.com/x.git", "main"))  # type: ignore[arg-type]
+    supplied = runner.addons_variables()
+    assert set(supplied) <= set(declared), set(supplied) - set(declared)
+    assert required <= set(supplied), required - set(supplied)
+    assert supplied["run_id"] == "r-vars-1" and supplied["expires_at"] == stack.run.expires_at
