@@ -22,11 +22,6 @@ from harness.project import reference_dir
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "other-layout"
 INFRA, GITOPS = FIXTURE / "terraform", FIXTURE / "argocd_apps"
 
-REGISTRY_MODULES = (
-    "gate gap: inputs of registry modules (terraform-aws-modules/vpc, eks, eks//modules/karpenter) never "
-    "become resources, so Terraform-side facts set through them are invisible to the rules"
-)
-
 
 @dataclass(frozen=True)
 class Planted:
@@ -74,15 +69,16 @@ PLANTED = [
     Planted(
         "deprecated kubernetes.io/ingress.class annotation", "EKS017", "argocd_apps/game-2048/ingress.yaml", range(6, 8)
     ),
+    Planted(
+        "subnet selector's discovery tag is not the cluster name",
+        "EKS006",
+        "argocd_apps/karpenter/ec2nodeclass.yaml",
+        range(10, 13),
+    ),
     Planted("EKS API endpoint open to 0.0.0.0/0", "EKS022", "terraform/eks.tf", range(9, 11)),
-    Planted("Argo CD internet-facing over plain HTTP", "EKS020", "terraform/argocd.tf", range(20, 28)),
+    Planted("ops node group keeps the eks module's IMDS hop limit 2", "EKS021", "terraform/eks.tf", range(24, 39)),
+    Planted("Argo CD internet-facing over plain HTTP", "EKS020", "terraform/argocd.tf", range(19, 31)),
 ]
-
-MISSED = {
-    "EC2NodeClass role is not the Terraform node role": REGISTRY_MODULES,
-    "subnet selector matches no subnet Terraform tags": REGISTRY_MODULES,
-    "EKS API endpoint open to 0.0.0.0/0": REGISTRY_MODULES,
-}
 
 
 @pytest.fixture(scope="module")
@@ -107,15 +103,7 @@ def explains(defect: Planted, report: Report, rule_id: str, file: str, line: int
     return rule_id == defect.rule_id and where(report, file) == Path(defect.file) and line in defect.lines
 
 
-@pytest.mark.parametrize(
-    "defect",
-    [
-        pytest.param(
-            d, id=d.name, marks=[pytest.mark.xfail(strict=True, reason=MISSED[d.name])] if d.name in MISSED else []
-        )
-        for d in PLANTED
-    ],
-)
+@pytest.mark.parametrize("defect", [pytest.param(d, id=d.name) for d in PLANTED])
 def test_reports_the_planted_defect(defect: Planted, report: Report) -> None:
     found = [f for f in report.findings if explains(defect, report, f.rule_id, f.file, f.line)]
 
@@ -123,38 +111,14 @@ def test_reports_the_planted_defect(defect: Planted, report: Report) -> None:
     assert found, f"{defect.rule_id} not reported for {defect.name}; got: {got}"
 
 
-# Reported although the layout is right there: the gate's known false positives, each with its cause.
-KNOWN_FALSE_POSITIVES = {
-    ("EKS008", "terraform/karpenter.tf"): (
-        "gate gap: EKS008 says no node group carries karpenter.sh/controller=true, but the ops node group sets it "
-        "through module.eks eks_managed_node_groups labels (a registry module input)"
-    ),
-}
-
-
-def unexplained(report: Report) -> list[tuple[str, str, int, str]]:
-    return [
-        (f.rule_id, where(report, f.file).as_posix(), f.line, f.message)
+def test_reports_nothing_but_the_planted_defects(report: Report) -> None:
+    unexplained = [
+        (f.rule_id, f"{where(report, f.file).as_posix()}:{f.line}", f.message)
         for f in report.findings
         if not any(explains(d, report, f.rule_id, f.file, f.line) for d in PLANTED)
     ]
 
-
-def test_reports_nothing_but_the_planted_defects_and_known_false_positives(report: Report) -> None:
-    new = [u for u in unexplained(report) if (u[0], u[1]) not in KNOWN_FALSE_POSITIVES]
-
-    assert new == []
-
-
-@pytest.mark.parametrize(
-    "rule_file",
-    [
-        pytest.param(key, id=f"{key[0]} {key[1]}", marks=pytest.mark.xfail(strict=True, reason=why))
-        for key, why in KNOWN_FALSE_POSITIVES.items()
-    ],
-)
-def test_known_false_positive_is_gone(rule_file: tuple[str, str], report: Report) -> None:
-    assert [u for u in unexplained(report) if (u[0], u[1]) == rule_file] == []
+    assert unexplained == []
 
 
 def test_no_rule_crashes_on_the_layout(report: Report) -> None:
