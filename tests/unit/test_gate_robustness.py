@@ -206,6 +206,33 @@ def test_alias_bomb_is_loaded_without_expanding_it(tmp_path: Path) -> None:
     within_call_budget(ALIAS_BOMB_BUDGET, lambda: load_manifests_contract(copy))
 
 
+def test_symlink_loops_dangling_links_and_folders_named_like_files(tmp_path: Path) -> None:
+    """Trees as checkouts leave them: a link back up the tree, a link to nothing, a folder called x.yaml."""
+    gitops, infra = tmp_path / "gitops", tmp_path / "infra" / "root"
+    (gitops / "apps").mkdir(parents=True)
+    infra.mkdir(parents=True)
+    (gitops / "apps" / "ns.yaml").write_text("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: a\n")
+    (gitops / "apps" / "loop").symlink_to("..")
+    (gitops / "dangling.yaml").symlink_to(tmp_path / "nowhere.yaml")
+    (gitops / "folder.yaml").mkdir()
+    (infra / "main.tf").write_text('resource "aws_sqs_queue" "q" {\n  name = "q"\n}\n')
+    (infra / "loop").symlink_to("../..")
+
+    assert [m.name for m in load_manifests([gitops])] == ["a"]
+    assert [r.address for r in load_terraform([infra.parent]).resources] == ["aws_sqs_queue.q"]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="gate gap: Terraform's JSON syntax (*.tf.json) is silently skipped by harness/gate/terraform.py "
+    "(_tf_dirs and Project glob *.tf only), so its resources are never checked",
+)
+def test_terraform_json_syntax_is_read(tmp_path: Path) -> None:
+    (tmp_path / "main.tf.json").write_text('{"resource": {"aws_sqs_queue": {"q": {"name": "from-json"}}}}\n')
+
+    assert [r.address for r in load_terraform([tmp_path]).resources] == ["aws_sqs_queue.q"]
+
+
 # --- huge inputs, generated (too big to commit) ---------------------------------------------------------
 
 
