@@ -23,6 +23,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from harness.cli import main
 from harness.errors import InputError
 from harness.gate import api, loaders
 from harness.gate import report as reporters
@@ -159,6 +160,39 @@ def test_whole_check_survives_each_nasty_terraform_file(
     shutil.copyfile(path, infra / path.name)
 
     check_contract(infra.parent, gitops, reference)
+
+
+@pytest.mark.parametrize("path", cases([*NASTY_MANIFESTS, *NASTY_TERRAFORM], skip=frozenset({ALIAS_BOMB})))
+def test_cli_exits_0_1_or_2_with_at_most_one_error_line(
+    path: Path, tmp_path: Path, reference: Path, reference_loaded_once: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    gitops, infra = tmp_path / "gitops", tmp_path / "infra" / "root"
+    gitops.mkdir(), infra.mkdir(parents=True)
+    target = gitops / (path.stem + ".yaml") if path.parent.name == "manifests" else infra / path.name
+    shutil.copyfile(path, target)
+
+    code = main(
+        [
+            "check",
+            "--infra",
+            str(infra.parent),
+            "--gitops",
+            str(gitops),
+            "--reference",
+            str(reference),
+            "--format",
+            "sarif",
+            "--output",
+            str(tmp_path / "out.sarif"),
+        ]
+    )
+
+    err = capsys.readouterr().err
+    if code == 2:
+        assert re.fullmatch(rf"error: {re.escape(str(target))}:\d+: .+\n", err), err
+    else:
+        assert code in (0, 1) and err == ""
+        assert json.loads((tmp_path / "out.sarif").read_text())["runs"]
 
 
 def test_python_tags_are_refused_not_executed(tmp_path: Path) -> None:
