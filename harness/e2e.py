@@ -616,7 +616,24 @@ class E2E:
             target=self.run.target,
             addons_applied=addons_applied,
             platform_applied=bool(self.stack.terraform.managed_resources()),
+            cluster_exists=self.cluster_exists() if addons_applied else True,
         )
+
+    def cluster_exists(self) -> bool:
+        try:
+            self.clients("eks").describe_cluster(name=self.cluster_name())
+        except ClientError as exc:
+            if sweeper.is_gone(exc):
+                return False
+            raise EnvironmentProblem(f"cannot read EKS cluster {self.cluster_name()}: {exc}") from None
+        return True
+
+    def set_addons_state_aside(self) -> None:
+        """The cluster is gone, so nothing in the add-ons state exists any more; keep the file for the record."""
+        state = self.addons_terraform().state_path
+        if state.exists():
+            state.rename(state.with_name(state.name + ".orphaned"))
+            self.say(f"teardown: {td.ADDONS_WENT_WITH_CLUSTER}; add-ons state kept as {state.name}.orphaned")
 
     def teardown(self) -> StageOutcome:
         return StageOutcome("controller-aware teardown, terraform destroy, tag sweep", tuple(teardown_stack(self)))
@@ -702,6 +719,8 @@ def teardown_stack(e2e: E2E) -> list[Result]:
         return [gone]
     try:
         plan = td.plan_teardown(e2e.teardown_facts())
+        if any(step.skip_reason == td.ADDONS_WENT_WITH_CLUSTER for step in plan):
+            e2e.set_addons_state_aside()  # so a re-run converges instead of failing on an unreachable API
         teardown = td.Teardown(
             e2e.run,
             e2e.clients,

@@ -63,6 +63,7 @@ class TeardownFacts:
     target: str
     addons_applied: bool
     platform_applied: bool
+    cluster_exists: bool = True  # False once EKS says the cluster is gone (e.g. a half-finished destroy)
 
 
 @dataclass(frozen=True)
@@ -71,18 +72,27 @@ class PlannedStep:
     skip_reason: str = ""  # empty: run it
 
 
+CLUSTER_GONE = "the EKS cluster no longer exists"
+ADDONS_WENT_WITH_CLUSTER = "the cluster is gone, and the add-ons (in-cluster only) went with it"
+
+
 def plan_teardown(facts: TeardownFacts) -> list[PlannedStep]:
     """Which steps run and why the others do not. The order is fixed (see the module docstring)."""
+    cluster_gone = facts.addons_applied and (not facts.platform_applied or not facts.cluster_exists)
     if facts.kubernetes_unsupported:
         kube_skip = f"not applicable on {facts.target}: {facts.kubernetes_unsupported}"
-    elif not facts.platform_applied:
+    elif not facts.platform_applied and not facts.addons_applied:
         kube_skip = "no cluster: the platform state is empty (never applied, or already destroyed)"
+    elif cluster_gone:
+        kube_skip = CLUSTER_GONE
     elif not facts.addons_applied:
         kube_skip = "no controllers: the add-ons state is empty (never applied, or already destroyed)"
     else:
         kube_skip = ""
     if facts.kubernetes_unsupported:
         addons_skip = kube_skip
+    elif cluster_gone:
+        addons_skip = ADDONS_WENT_WITH_CLUSTER  # a destroy could never reach the API: set the state aside
     else:
         addons_skip = "" if facts.addons_applied else "the add-ons state is empty"
     return [

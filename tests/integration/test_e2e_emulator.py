@@ -72,6 +72,16 @@ def plant(clients: Callable[[str], Any], run_id: str, suffix: str) -> dict[str, 
     }
 
 
+def plant_untagged_look_alikes(clients: Callable[[str], Any]) -> dict[str, str]:
+    """Same names, no tags, outside any run's VPC: nothing links them to a run, so they must survive."""
+    queue = clients("sqs").create_queue(QueueName="planted-ours-lookalike")["QueueUrl"]
+    template = clients("ec2").create_launch_template(
+        LaunchTemplateName="karpenter-ours-lookalike", LaunchTemplateData={"InstanceType": "m7i.large"}
+    )["LaunchTemplate"]["LaunchTemplateId"]
+    role = clients("iam").create_role(RoleName="planted-node-ours-lookalike", AssumeRolePolicyDocument=TRUST)
+    return {"queue": queue, "template": template, "role": role["Role"]["RoleName"]}
+
+
 @dataclass
 class E2ERun:
     done: subprocess.CompletedProcess[str]
@@ -79,6 +89,7 @@ class E2ERun:
     clients: Callable[[str], Any]
     ours: dict[str, str]
     theirs: dict[str, str]
+    untagged: dict[str, str]
 
 
 @pytest.fixture(scope="module")
@@ -121,9 +132,10 @@ def e2e_run(moto_server: emu.Emulator, tmp_path_factory: pytest.TempPathFactory)
         pytest.skip(reason)
     clients = clients_for(moto_server.endpoint)
     ours, theirs = plant(clients, RUN_ID, "ours"), plant(clients, OTHER_RUN, "theirs")
+    untagged = plant_untagged_look_alikes(clients)
     runs = tmp_path_factory.mktemp("runs")
     done = harness_cli(["e2e", "--target", "emulator", "--yes", "--run-id", RUN_ID], moto_server.endpoint, runs, 1500)
-    return E2ERun(done, runs / RUN_ID, clients, ours, theirs)
+    return E2ERun(done, runs / RUN_ID, clients, ours, theirs, untagged)
 
 
 def test_the_whole_orchestration_passes(e2e_run: E2ERun) -> None:
@@ -171,6 +183,11 @@ def test_teardown_swept_the_planted_leaks_and_spared_look_alikes(e2e_run: E2ERun
         e2e_run.theirs["role"],
         e2e_run.theirs["queue"],
     } <= survivors
+    untagged = e2e_run.untagged
+    assert untagged["queue"] in e2e_run.clients("sqs").list_queues()["QueueUrls"]
+    assert e2e_run.clients("iam").get_role(RoleName=untagged["role"])["Role"]["RoleName"] == untagged["role"]
+    templates = e2e_run.clients("ec2").describe_launch_templates()["LaunchTemplates"]
+    assert untagged["template"] in {t["LaunchTemplateId"] for t in templates}
 
 
 def test_report_and_junit_are_written(e2e_run: E2ERun) -> None:

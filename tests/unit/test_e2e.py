@@ -633,3 +633,71 @@ def test_addons_variables_match_what_infra_addons_declares(tmp_path: Path) -> No
     assert set(supplied) <= set(declared), set(supplied) - set(declared)
     assert required <= set(supplied), required - set(supplied)
     assert supplied["run_id"] == "r-vars-1" and supplied["expires_at"] == stack.run.expires_at
+
+
+# ---------------------------------------------------------------- teardown of a run whose cluster is already gone
+
+
+class StateRunner:
+    def __init__(self, state_path: Path, resources: list[str]) -> None:
+        self.state_path, self.resources = state_path, resources
+        self.initialized, self.watchdog, self.destroyed = True, None, 0
+        state_path.write_text("{}")
+
+    def managed_resources(self) -> list[str]:
+        return self.resources
+
+    def destroy(self, variables: Any) -> None:
+        self.destroyed += 1
+        self.resources = []
+
+
+class HalfDestroyedStack(FakeStack):
+    """An aws run whose earlier destroy deleted the EKS cluster but failed before the VPC."""
+
+    def __init__(self, run: Any) -> None:
+        from harness.project import capabilities
+
+        super().__init__(run)
+        self.target, self.capabilities = "aws", capabilities("aws")
+        self.terraform = StateRunner(run.path("platform.tfstate"), ["module.network.aws_vpc.this"])
+        self.downs = 0
+
+    def emulator(self, start: bool = False) -> None:
+        return None
+
+    def aws_target(self) -> Any:
+        class Target:
+            client = staticmethod(lambda service: boto3.client(service, region_name="eu-west-1"))
+
+        return Target()
+
+    def variables(self) -> dict[str, Any]:
+        return {}
+
+    def down(self) -> None:
+        self.downs += 1
+
+
+def test_a_run_whose_cluster_is_gone_converges_instead_of_failing_on_the_api(clean_env: Path, tmp_path: Path) -> None:
+    from rich.console import Console
+
+    run = create_run("aws", "r-half-1", base=tmp_path)
+    run.settings["cluster_name"] = "eks-r-half-1"
+    stack = HalfDestroyedStack(run)
+    addons = StateRunner(run.path("addons.tfstate"), ["helm_release.karpenter"])
+    out = io.StringIO()
+
+    def no_kube() -> Any:
+        raise AssertionError("the Kubernetes API of a deleted cluster must not be called")
+
+    with mock_aws():  # EKS answers ResourceNotFoundException for the cluster
+        runner = e2e.E2E(stack, Console(file=out), Watchdog(60), _addons=addons, sleep=lambda _s: None)
+        runner.kube = no_kube  # type: ignore[method-assign]
+        results = {r.name: r for r in e2e.teardown_stack(runner)}
+    assert results["remove-gitops"].why == "the EKS cluster no longer exists"
+    assert results["destroy-addons"].why == "the cluster is gone, and the add-ons (in-cluster only) went with it"
+    assert results["destroy-platform"].status is Status.PASS and stack.terraform.destroyed == 1
+    assert results["sweep"].status is Status.PASS and stack.downs == 1
+    assert not run.path("addons.tfstate").exists() and run.path("addons.tfstate.orphaned").exists()
+    assert "add-ons state kept as addons.tfstate.orphaned" in out.getvalue()

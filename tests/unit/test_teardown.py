@@ -319,8 +319,11 @@ def test_rerun_after_a_complete_teardown_is_a_no_op(tmp_path: Path, aws: Callabl
         ),
         (
             TeardownFacts("", "aws", addons_applied=True, platform_applied=False),
-            ["no cluster: the platform state is empty (never applied, or already destroyed)"] * 3
-            + ["", "the platform state is empty", ""],
+            [teardown.CLUSTER_GONE] * 3 + [teardown.ADDONS_WENT_WITH_CLUSTER, "the platform state is empty", ""],
+        ),
+        (  # a destroy that deleted the cluster but not the VPC: Kubernetes steps and add-ons can only fail
+            TeardownFacts("", "aws", addons_applied=True, platform_applied=True, cluster_exists=False),
+            [teardown.CLUSTER_GONE] * 3 + [teardown.ADDONS_WENT_WITH_CLUSTER, "", ""],
         ),
     ],
 )
