@@ -60,7 +60,11 @@ version, custom resources against the pinned CRDs).
   common functions are evaluated where static; `file()`/`yamldecode()` read versions.yaml the way Terraform
   does. `terraform_remote_state` outputs resolve to the sibling root that defines that output. Anything known
   only at apply time (ARNs, IDs) stays unknown and rules skip it rather than guess; `--plan-json` fills it in.
-  Provider `default_tags` count as tags of every AWS resource.
+  Provider `default_tags` count as tags of every AWS resource. Calls of the well-known registry modules
+  `terraform-aws-modules/vpc/aws`, `terraform-aws-modules/eks/aws` and `.../eks/aws//modules/karpenter`
+  count as the resources they create (subnets and their tags, the cluster and its endpoint, the node security
+  group, managed node groups with labels, taints and the module's launch template, the Karpenter node role and
+  queue), from their inputs and documented defaults; other remote modules stay opaque.
 - **Helm values**: each `helm_release`'s `values` (`yamlencode(...)` or heredoc YAML, in order) with `set`
   entries on top, over the pinned chart's default values.
 - **Manifests**: every YAML document under `--gitops` (Helm chart sources and `values*.yaml` excluded),
