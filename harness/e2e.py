@@ -35,7 +35,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, TextIO, TypeVar
+from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
 from rich.console import Console
@@ -49,6 +49,12 @@ from harness.errors import EnvironmentProblem, HarnessError, InputError
 from harness.project import TargetCapabilities, capabilities, read_yaml, repo_root
 from harness.results import Result, Status
 from harness.run import Run, load_run, runs_dir, validate_run_id
+
+if TYPE_CHECKING:  # harness.stack imports this module for `harness down`
+    from harness.karpenter import ScaleOutTimeline
+    from harness.kube import KubeReader
+    from harness.stack import Stack
+    from harness.terraform import Terraform
 
 T = TypeVar("T")
 STAGES = ("platform", "addons", "access", "checks", "karpenter", "teardown")
@@ -385,7 +391,7 @@ class E2E:
     """One e2e run's stages over the harness-core Stack (platform), an add-ons Terraform runner, boto3
     clients and a Kubernetes reader. Clock and sleep are injectable; nothing here decides a verdict."""
 
-    stack: Any  # harness.stack.Stack
+    stack: Stack
     console: Console
     watchdog: Watchdog
     gitops: tuple[str, str] = ("", "")
@@ -394,9 +400,9 @@ class E2E:
     run_started: float = 0.0
     time_to_green: float | None = None
     scale_in_seconds: float | None = None
-    timeline: Any = None
-    _kube: Any = None
-    _addons: Any = None
+    timeline: ScaleOutTimeline | None = None
+    _kube: KubeReader | None = None
+    _addons: Terraform | None = None
 
     @property
     def run(self) -> Run:
@@ -415,7 +421,7 @@ class E2E:
         self.console.print(escape(text))
 
     # --- Terraform roots
-    def addons_terraform(self) -> Any:
+    def addons_terraform(self) -> Terraform:
         if self._addons is None:
             from harness.terraform import Terraform
 
@@ -450,7 +456,7 @@ class E2E:
 
     # --- stages
     @contextlib.contextmanager
-    def guarded(self, runner: Any) -> Iterator[None]:
+    def guarded(self, runner: Terraform) -> Iterator[None]:
         """Let the watchdog stop a Terraform apply; never a destroy (teardown must be allowed to finish)."""
         own = runner.watchdog
         runner.watchdog = _either(own, self.watchdog.reason)
@@ -481,7 +487,7 @@ class E2E:
 
         return wait_for(fetch, judge, self.watchdog.bound(timeout), clock=self.clock, sleep=self.sleep)
 
-    def kube(self) -> Any:
+    def kube(self) -> KubeReader:
         if self._kube is None:
             from harness import kube
 
