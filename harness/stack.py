@@ -12,7 +12,7 @@ import contextlib
 import json
 import os
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -39,8 +39,6 @@ API_CIDRS_ENV = "HARNESS_API_PUBLIC_CIDRS"
 EMULATOR_API_CIDRS = ("198.51.100.0/24",)
 CLUSTER_NAME_MAX = 32  # infra/platform's cluster_name validation
 
-StackHook = Callable[["Stack"], None]
-
 
 def default_target() -> str:
     return os.environ.get(TARGET_ENV) or "emulator"
@@ -55,11 +53,7 @@ def cluster_name_for(run_id: str) -> str:
 
 
 class Stack:
-    """The platform root applied for one run on one target.
-
-    `hooks_before_destroy` run after the emulator/account is reachable and before `terraform destroy`
-    (e.g. Kubernetes-aware teardown); `hooks_after_destroy` run after it (e.g. the tag sweep).
-    """
+    """The platform root applied for one run on one target."""
 
     def __init__(
         self,
@@ -79,8 +73,6 @@ class Stack:
         self.capabilities: TargetCapabilities = capabilities(run.target)
         self.timings: dict[str, float] = {}
         self.progress: Progress | None = None
-        self.hooks_before_destroy: list[StackHook] = []
-        self.hooks_after_destroy: list[StackHook] = []
         self._emulator: emu.Emulator | None = None
         if api_public_cidrs:
             self.run.settings["api_public_cidrs"] = list(api_public_cidrs)
@@ -254,14 +246,10 @@ class Stack:
                 # The emulator kept everything in memory: with the process gone, so are the resources.
                 self._forget_state("its emulator is gone, and everything it held with it")
             elif self.terraform.managed_resources():
-                for hook in self.hooks_before_destroy:
-                    hook(self)
                 with self.step("terraform destroy"):
                     if not self.terraform.initialized:
                         self.terraform.init()
                     self.terraform.destroy(self.variables())
-                for hook in self.hooks_after_destroy:
-                    hook(self)
         finally:
             if emulator is not None:
                 with self.step("stop the emulator"):

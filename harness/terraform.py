@@ -187,6 +187,7 @@ class Terraform:
         self._env.update(provider.env)
         self._env.update(TF_DATA_DIR=str(self.work_dir / "data"), TF_IN_AUTOMATION="1", CHECKPOINT_DISABLE="1")
         self._sequence = 0
+        self.command_seconds: list[tuple[str, float]] = []  # (step, wall time) of every command run
 
     @property
     def initialized(self) -> bool:
@@ -288,8 +289,12 @@ class Terraform:
                 target=self._pump, args=(process.stdout, log, chunks, echo and self.live), daemon=True
             )
             pump.start()
-            self._supervise(process, step, log_path)
-            pump.join()
+            started = time.monotonic()
+            try:
+                self._supervise(process, step, log_path)
+                pump.join()
+            finally:
+                self.command_seconds.append((step, time.monotonic() - started))
         output = "".join(chunks)
         if process.returncode == 0:
             return output

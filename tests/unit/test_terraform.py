@@ -155,6 +155,7 @@ def test_apply_writes_variables_and_logs_and_passes_per_run_paths(
     var_file = run_dir / "terraform" / "platform" / "terraform.tfvars.json"
     assert f"-var-file={var_file}" in apply_call
     assert json.loads(var_file.read_text())["api_public_cidrs"] == ["198.51.100.0/24"]
+    assert [step for step, _ in tf.command_seconds] == ["init", "apply"]
     log = (run_dir / "logs" / "platform-02-apply.log").read_text()
     assert f"applied {run_dir / 'terraform' / 'platform' / 'data'}" in log
 
