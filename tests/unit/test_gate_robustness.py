@@ -401,6 +401,24 @@ def test_mutated_real_terraform(tmp_path_factory: pytest.TempPathFactory, case: 
     load_terraform_contract(directory, path)
 
 
+@FUZZ
+@given(case=mutated(REAL_TERRAFORM + REAL_MANIFESTS))
+def test_this_repo_with_one_damaged_file_through_the_whole_check(
+    tmp_path_factory: pytest.TempPathFactory,
+    reference: Path,
+    reference_loaded_once: None,
+    case: tuple[Path, bytes],
+) -> None:
+    """This repo's infra/ and gitops/ with one file damaged: every rule still runs over what can be read."""
+    original, data = case
+    root = tmp_path_factory.mktemp("repo")
+    shutil.copytree(repo_root() / "infra", root / "infra", ignore=shutil.ignore_patterns(".terraform*"))
+    shutil.copytree(repo_root() / "gitops", root / "gitops")
+    (root / original.relative_to(repo_root())).write_bytes(data)
+
+    check_contract(root / "infra", root / "gitops", reference)
+
+
 # --- hypothesis: generated manifest trees through the whole `check` -------------------------------------
 
 KINDS = [
