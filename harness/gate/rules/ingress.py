@@ -22,18 +22,32 @@ def _backends(ingress: Manifest) -> Iterator[tuple[tuple[Any, ...], dict[str, An
                 yield ("spec", "rules", r, "http", "paths", p, "backend", "service"), service
 
 
-def _selected_pods(model: Model, namespace: str, selector: dict[str, Any]) -> list[tuple[Manifest, dict[str, Any]]]:
-    pods = []
+PodTemplates = dict[str, list[tuple[Manifest, dict[str, Any], dict[str, Any]]]]
+
+
+def _pod_templates(model: Model) -> PodTemplates:
+    """(workload, pod spec, pod labels) per namespace, built once per check so selector matching stays linear."""
+    by_namespace: PodTemplates = {}
     for manifest in model.effective:
         path = pod_spec_path(manifest)
-        if path is None or manifest.namespace != namespace or not selector:
+        spec = manifest.get(*path) if path is not None else None
+        if path is None or not isinstance(spec, dict):
             continue
         labels_path = ("metadata", "labels") if manifest.kind == "Pod" else (*path[:-1], "metadata", "labels")
-        labels = manifest.map(*labels_path)
-        spec = manifest.get(*path)
-        if isinstance(spec, dict) and all(labels.get(k) == v for k, v in selector.items()):
-            pods.append((manifest, spec))
-    return pods
+        by_namespace.setdefault(manifest.namespace, []).append((manifest, spec, manifest.map(*labels_path)))
+    return by_namespace
+
+
+def _selected_pods(
+    templates: PodTemplates, namespace: str, selector: dict[str, Any]
+) -> list[tuple[Manifest, dict[str, Any]]]:
+    if not selector:
+        return []
+    return [
+        (manifest, spec)
+        for manifest, spec, labels in templates.get(namespace, [])
+        if all(labels.get(k) == v for k, v in selector.items())
+    ]
 
 
 @rule("EKS010", "Ingress backends resolve to a Service port and a container port")
@@ -44,6 +58,7 @@ def ingress_chain(model: Model) -> Iterator[Issue]:
     Service must be NodePort or LoadBalancer. A broken link gives a 503 from the ALB or an Ingress that
     never reconciles, after the money for the load balancer is already spent."""
     services = {(m.namespace, m.name): m for m in model.effective if m.kind == "Service"}
+    templates = _pod_templates(model)
     for ingress in (m for m in model.effective if m.kind == "Ingress"):
         annotations = ingress.map("metadata", "annotations")
         target_type = annotations.get("alb.ingress.kubernetes.io/target-type", "instance")
@@ -69,7 +84,7 @@ def ingress_chain(model: Model) -> Iterator[Issue]:
                             ingress.where("metadata", "annotations"),
                             "annotate alb.ingress.kubernetes.io/target-type: ip, or make the Service NodePort")
             target = service_port.get("targetPort", service_port.get("port"))
-            pods = _selected_pods(model, service.namespace, service.map("spec", "selector"))
+            pods = _selected_pods(templates, service.namespace, service.map("spec", "selector"))
             if not pods:
                 yield Issue(f"Service/{name}: selector matches no pods of any workload in namespace "
                             f"{service.namespace or 'default'}", service.where("spec", "selector"),
