@@ -50,7 +50,7 @@ class TeardownTimeouts:
     """Seconds to wait for each controller to finish (ALB deletion ~1-2 min; node drain up to the
     NodePool's terminationGracePeriod of 10 min)."""
 
-    applications: float = 600.0
+    applications: float = 900.0  # includes the ALB and node deletions their finalizers wait for
     load_balancers: float = 600.0
     karpenter_nodes: float = 900.0
 
