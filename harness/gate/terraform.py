@@ -364,6 +364,11 @@ def collect(project: Project) -> TerraformModel:
         for block in module.blocks:
             if block.type != "terraform":
                 continue
+            if "required_version" in block.attrs:
+                constraint = evaluate(block.attrs["required_version"], Env(_no_names, block.source, module.path))
+                if isinstance(constraint, str):
+                    model.providers.append(ProviderRequirement("terraform", "", constraint, root_name, block.file,
+                                                               block.attr_lines["required_version"]))
             for required in (b for b in block.blocks if b.type == "required_providers"):
                 env = Env(_no_names, required.source, module.path)
                 for name, node in required.attrs.items():

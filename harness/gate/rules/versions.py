@@ -11,7 +11,9 @@ from harness.gate.model import Location, Model, as_dict, as_list, chart_name
 from harness.gate.rules import Issue, rule
 
 CHART_PINS = {KARPENTER_CHART: "karpenter", ARGO_CHART: "argo_cd_chart", LB_CHART: "aws_load_balancer_controller_chart"}
-PROVIDER_PINS = {"aws": "aws_provider", "helm": "helm_provider", "kubernetes": "kubernetes_provider"}
+# required_version is recorded as the requirement of a provider named "terraform".
+PROVIDER_PINS = {"aws": "aws_provider", "helm": "helm_provider", "kubernetes": "kubernetes_provider",
+                 "terraform": "terraform"}
 
 
 def version_tuple(version: str) -> tuple[int, ...]:
@@ -108,8 +110,9 @@ def pinned_versions(model: Model) -> Iterator[Issue]:
     `helm_release`, a `required_providers` constraint, the cluster version, the EC2NodeClass AMI alias, a
     container image) it must agree: chart versions equal `karpenter`, `argo_cd_chart`,
     `aws_load_balancer_controller_chart`; provider constraints admit `aws_provider`, `helm_provider`,
-    `kubernetes_provider`; `aws_eks_cluster.version` equals `kubernetes`; an EC2NodeClass alias equals
-    `karpenter_ami_alias`; images of the same repository equal any `*_image` pin."""
+    `kubernetes_provider`, and `required_version` admits `terraform`; `aws_eks_cluster.version` equals
+    `kubernetes`; an EC2NodeClass alias equals `karpenter_ami_alias`; images of the same repository equal any
+    `*_image` pin."""
     pins = model.versions
     if not pins:
         return
@@ -123,7 +126,8 @@ def pinned_versions(model: Model) -> Iterator[Issue]:
     for provider in model.terraform.providers:
         key = PROVIDER_PINS.get(provider.name)
         if key in pins and provider.version and not satisfies(pins[key], provider.version):
-            yield Issue(f"provider {provider.name} constraint {provider.version!r} ({provider.root}) excludes "
+            what = "required_version" if provider.name == "terraform" else f"provider {provider.name} constraint"
+            yield Issue(f"{what} {provider.version!r} ({provider.root}) excludes "
                         f"versions.yaml {key} {pins[key]}", Location(provider.file, provider.line),
                         f"use a constraint that admits {pins[key]}")
     for cluster in model.terraform.of_type("aws_eks_cluster"):

@@ -85,6 +85,8 @@ BROKEN = [
            ((ADDONS_TF, 'version = "~> 3.1"', 'version = "~> 2.17"'),), ADDONS_TF),
     Broken("EKS016", "chart version literal differs from versions.yaml",
            ((ADDONS_TF, "version    = local.versions.argo_cd_chart", 'version    = "9.0.0"'),), ADDONS_TF),
+    Broken("EKS016", "required_version excludes the pinned Terraform",
+           ((PLATFORM_TF, 'required_version = ">= 1.6"', 'required_version = "~> 1.5.0"'),), PLATFORM_TF),
     Broken("EKS016", "image differs from the pin",
            ((DEPLOYMENT, "example/game:1.0.0", "example/game:latest"),), DEPLOYMENT),
     Broken("EKS017", "deprecated ingress class annotation",
