@@ -103,8 +103,9 @@ def ingress_chain(model: Model) -> Iterator[Issue]:
 @rule("EKS012", "Ingresses name an IngressClass that exists")
 def ingress_class(model: Model) -> Iterator[Issue]:
     """An Ingress is reconciled only by the controller of its IngressClass (`spec.ingressClassName`). The
-    class must be defined by a manifest or created by a Helm release: the AWS Load Balancer Controller
-    chart creates IngressClass `alb` (value `ingressClass`) unless `createIngressClassResource` is false.
+    class must be defined by a manifest or created by a Helm release (a Terraform `helm_release` or an Argo
+    CD Application of the chart): the AWS Load Balancer Controller chart creates IngressClass `alb` (value
+    `ingressClass`) unless `createIngressClassResource` is false.
     An Ingress without a class is ignored unless some IngressClass is marked default."""
     classes = {m.name for m in model.effective if m.kind == "IngressClass"}
     default_class = any(
@@ -117,6 +118,11 @@ def ingress_class(model: Model) -> Iterator[Issue]:
         if values.get("createIngressClassResource", True) is not False:
             classes.add(str(values.get("ingressClass") or "alb"))
             default_class |= bool(as_dict(values.get("ingressClassConfig")).get("default"))
+    for app in model.rendered.applications:  # the chart installed by Argo CD instead of Terraform
+        for source in [app.map("spec", "source"), *map(as_dict, app.list("spec", "sources"))]:
+            if source.get("chart") == LB_CHART:
+                values = as_dict(as_dict(source.get("helm")).get("valuesObject"))
+                classes.add(str(values.get("ingressClass") or "alb"))
     for ingress in (m for m in model.effective if m.kind == "Ingress"):
         name = ingress.get("spec", "ingressClassName")
         if name is None:

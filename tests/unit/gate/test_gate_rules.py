@@ -162,3 +162,24 @@ def test_a_plain_repo_with_literal_values_is_checked_as_written(tmp_path: Path, 
 
     assert check([infra], [PLAIN], reference).findings == []
     assert [(f.rule_id, f.line) for f in check([infra], [wrong_role], reference).findings] == [("EKS005", 9)]
+
+
+def test_an_argo_cd_application_of_the_lb_chart_provides_the_alb_class(
+    platform_tree: Callable[..., Path], reference: Path
+) -> None:
+    root = platform_tree((ADDONS_TF, 'chart      = "aws-load-balancer-controller"', 'chart      = "other"'))
+    app = root / "gitops" / "bootstrap" / "lb.yaml"
+    app.write_text(
+        "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata:\n  name: lb\n  namespace: argocd\n"
+        "spec:\n  project: default\n  source:\n    repoURL: https://aws.github.io/eks-charts\n"
+        "    chart: aws-load-balancer-controller\n    targetRevision: 3.5.0\n"
+        "  destination:\n    server: https://kubernetes.default.svc\n",
+        encoding="utf-8",
+    )
+
+    with_app = check([root / "infra"], [root / "gitops"], reference, select={"EKS012"})
+    app.unlink()
+    without = check([root / "infra"], [root / "gitops"], reference, select={"EKS012"})
+
+    assert with_app.findings == []
+    assert [f.rule_id for f in without.findings] == ["EKS012"]
