@@ -7,13 +7,12 @@ manifest trees run through the whole `check`).
 
 from __future__ import annotations
 
-import functools
 import json
 import re
 import shutil
 import sys
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -25,7 +24,6 @@ from hypothesis import strategies as st
 
 from harness.cli import main
 from harness.errors import InputError
-from harness.gate import api, loaders
 from harness.gate import report as reporters
 from harness.gate.api import Report, check
 from harness.gate.loaders import load_manifests, load_terraform
@@ -92,14 +90,6 @@ def reference() -> Path:
         pytest.skip(f"no pinned reference data: {exc}")
 
 
-@pytest.fixture(scope="module")
-def reference_loaded_once() -> Iterator[None]:
-    """Parsing the pinned CRDs dominates a small `check`; the fuzzers reuse one parse (same input, same result)."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(api.loaders, "load_reference", functools.cache(loaders.load_reference))
-        yield
-
-
 def check_contract(infra: Path, gitops: Path, reference: Path) -> Report | None:
     """The whole gate: a report in which no rule broke, or one InputError line naming a file under the trees."""
     try:
@@ -141,9 +131,7 @@ def test_terraform_loader_survives(path: Path, tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("path", cases(NASTY_MANIFESTS, skip=frozenset({ALIAS_BOMB})))
-def test_whole_check_survives_each_nasty_manifest(
-    path: Path, tmp_path: Path, reference: Path, reference_loaded_once: None
-) -> None:
+def test_whole_check_survives_each_nasty_manifest(path: Path, tmp_path: Path, reference: Path) -> None:
     gitops, infra = tmp_path / "gitops", tmp_path / "infra"
     gitops.mkdir(), infra.mkdir()
     shutil.copyfile(path, gitops / (path.stem + ".yaml"))
@@ -152,9 +140,7 @@ def test_whole_check_survives_each_nasty_manifest(
 
 
 @pytest.mark.parametrize("path", cases(NASTY_TERRAFORM))
-def test_whole_check_survives_each_nasty_terraform_file(
-    path: Path, tmp_path: Path, reference: Path, reference_loaded_once: None
-) -> None:
+def test_whole_check_survives_each_nasty_terraform_file(path: Path, tmp_path: Path, reference: Path) -> None:
     gitops, infra = tmp_path / "gitops", tmp_path / "infra" / "root"
     gitops.mkdir(), infra.mkdir(parents=True)
     shutil.copyfile(path, infra / path.name)
@@ -164,7 +150,7 @@ def test_whole_check_survives_each_nasty_terraform_file(
 
 @pytest.mark.parametrize("path", cases([*NASTY_MANIFESTS, *NASTY_TERRAFORM], skip=frozenset({ALIAS_BOMB})))
 def test_cli_exits_0_1_or_2_with_at_most_one_error_line(
-    path: Path, tmp_path: Path, reference: Path, reference_loaded_once: None, capsys: pytest.CaptureFixture[str]
+    path: Path, tmp_path: Path, reference: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     gitops, infra = tmp_path / "gitops", tmp_path / "infra" / "root"
     gitops.mkdir(), infra.mkdir(parents=True)
@@ -406,7 +392,6 @@ def test_mutated_real_terraform(tmp_path_factory: pytest.TempPathFactory, case: 
 def test_this_repo_with_one_damaged_file_through_the_whole_check(
     tmp_path_factory: pytest.TempPathFactory,
     reference: Path,
-    reference_loaded_once: None,
     case: tuple[Path, bytes],
 ) -> None:
     """This repo's infra/ and gitops/ with one file damaged: every rule still runs over what can be read."""
@@ -519,7 +504,6 @@ def manifest_documents(draw: st.DrawFn) -> dict[str, Any]:
 def test_generated_manifest_trees_through_the_whole_check(
     tmp_path_factory: pytest.TempPathFactory,
     reference: Path,
-    reference_loaded_once: None,
     files: list[list[dict[str, Any]]],
 ) -> None:
     root = tmp_path_factory.mktemp("tree")
