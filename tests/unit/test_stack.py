@@ -10,8 +10,17 @@ import pytest
 
 from harness import emulator as emu
 from harness.errors import EnvironmentProblem, InputError
+from harness.results import Result
 from harness.run import load_run
-from harness.stack import API_CIDRS_ENV, CLUSTER_NAME_MAX, EMULATOR_API_CIDRS, Stack, cluster_name_for
+from harness.stack import (
+    API_CIDRS_ENV,
+    CLUSTER_NAME_MAX,
+    EMULATOR_API_CIDRS,
+    Stack,
+    cluster_name_for,
+    results_table,
+    write_report,
+)
 from harness.terraform import TERRAFORM_ENV, TerraformCli, TerraformFailed
 
 # Behaves like `terraform` for the commands Stack uses; FAKE_APPLY picks how apply ends.
@@ -146,3 +155,20 @@ def test_verify_needs_a_running_emulator(runs_dir: Path) -> None:
     stack = Stack.create("emulator", "r-noemu")
     with pytest.raises(EnvironmentProblem, match="has no running emulator"):
         stack.verify()
+
+
+def test_the_report_lists_every_verdict_and_step(runs_dir: Path) -> None:
+    stack = Stack.create("emulator", "r-report")
+    stack.timings["terraform apply"] = 70.25
+    results = [
+        Result.passed("public subnets", "3 subnets"),
+        Result.failed("queue policy", "no Allow | for events"),
+        Result.not_applicable("access entry", "emulator", "no EKS access-entry API"),
+    ]
+    text = write_report(stack, results).read_text()
+    assert "| public subnets | pass | 3 subnets |" in text
+    assert "| queue policy | fail | no Allow / for events |" in text
+    assert "| access entry | n/a | not applicable on emulator: no EKS access-entry API |" in text
+    assert "| terraform apply | 70.2 |" in text
+    table = results_table(results, "t")
+    assert table.row_count == 3
