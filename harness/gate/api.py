@@ -105,7 +105,7 @@ def check(
         try:
             issues = list(rule.check(model))
         except Exception as exc:  # a rule bug must not hide the other rules' findings
-            problem = f"rule could not evaluate ({exc.__class__.__name__}: {exc})"
+            problem = f"rule could not evaluate ({exc.__class__.__name__}: {str(exc)[:200]})"
             findings.append(Finding(rule.id, Severity.ERROR, problem, _display(base, model.repo_root or base), 1,
                                     "report this as a gate bug"))
             continue

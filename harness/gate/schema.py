@@ -59,13 +59,34 @@ def _registry(directory: str) -> referencing.Registry[Any]:
     return resource @ referencing.Registry()
 
 
+_DEFINITION_REF = re.compile(r"^(?:/api/_definitions\.json)?#/\$defs/(.+)$")
+
+
+def _inline(node: Any, definitions: Mapping[str, Any], open_refs: tuple[str, ...] = ()) -> Any:
+    """The schema with definition $refs replaced by their targets (recursive types keep their $ref):
+    resolving references dominates validation time otherwise."""
+    if isinstance(node, list):
+        return [_inline(item, definitions, open_refs) for item in node]
+    if not isinstance(node, dict):
+        return node
+    match = _DEFINITION_REF.match(str(node.get("$ref", "")))
+    rest = {key: _inline(value, definitions, open_refs) for key, value in node.items() if key != "$ref"}
+    if match is None:
+        return {**rest, **({"$ref": node["$ref"]} if "$ref" in node else {})}
+    name = match.group(1)
+    if name in open_refs or name not in definitions:  # recursive: resolved at validation time, from the registry
+        return {**rest, "$ref": f"/api/_definitions.json#/$defs/{name}"}
+    return {**_inline(definitions[name], definitions, (*open_refs, name)), **rest}
+
+
 @cache
 def _core_validator(directory: str, kind: str, api_version: str) -> jsonschema.protocols.Validator | None:
     group_version = re.sub(r"^([^./]*)(?:\.[^/]*)?/", r"\1-", api_version)
     schema = _read_bundled(directory, f"{kind.lower()}-{group_version}.json")
     if schema is None:
         return None
-    return jsonschema.Draft202012Validator(schema, registry=_registry(directory))
+    definitions = (_read_bundled(directory, "_definitions.json") or {}).get("$defs", {})
+    return jsonschema.Draft202012Validator(_inline(schema, definitions), registry=_registry(directory))
 
 
 _draft7_properties = jsonschema.Draft7Validator.VALIDATORS["properties"]
