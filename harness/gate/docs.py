@@ -54,7 +54,8 @@ version, custom resources against the pinned CRDs).
 
 ## How it reads the layers
 
-- **Terraform**: every `*.tf` under `--infra`, parsed with python-hcl2 (with positions). Directories that no
+- **Terraform**: every `*.tf` under `--infra`, parsed with python-hcl2 (with positions), and every `*.tf.json`
+  (JSON syntax; object values count as attributes, except `dynamic` blocks). Directories that no
   other directory calls as a module are roots. Variables (defaults, `terraform.tfvars`, `*.auto.tfvars`),
   locals, module inputs and outputs, `count`/`for_each`, `dynamic` blocks, string interpolation and the
   common functions are evaluated where static; `file()`/`yamldecode()` read versions.yaml the way Terraform

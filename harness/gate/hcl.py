@@ -113,6 +113,122 @@ def parse_file(path: Path) -> list[Block]:
     return [_block(child, path, text) for child in _trees(body) if child.data == "block"]
 
 
+def parse_json_file(path: Path) -> list[Block]:
+    """Blocks of a Terraform JSON-syntax file (*.tf.json), by rewriting it as native syntax.
+
+    Object values become object attributes (JSON syntax cannot tell them from nested blocks without the
+    provider schema), except `dynamic` blocks. Lines point at each key in the JSON file.
+    """
+    text = read_text(path)
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise InputError(f"{path}:{getattr(exc, 'lineno', 1)}: invalid JSON ({getattr(exc, 'msg', exc)})") from None
+    if not isinstance(data, dict):
+        raise InputError(f"{path}:1: a Terraform JSON file must hold an object")
+    writer = _JsonToHcl(text)
+    for block_type, content in data.items():
+        writer.top_level(str(block_type), content)
+    try:
+        tree = parse_text(writer.source())
+    except (LarkError, RecursionError, ValueError, RuntimeError):
+        raise InputError(f"{path}:1: Terraform JSON that is not valid configuration") from None
+    body = tree.children[0]
+    blocks = [_block(child, path, writer.source()) for child in _trees(body)] if isinstance(body, Tree) else []
+    for block in blocks:
+        writer.relocate(block)
+    return blocks
+
+
+_LABELS = {"resource": 2, "data": 2, "module": 1, "variable": 1, "output": 1, "provider": 1}
+
+
+class _JsonToHcl:
+    """Writes native HCL for a JSON configuration, remembering the JSON line of every written line."""
+
+    def __init__(self, json_text: str) -> None:
+        self.json_text = json_text
+        self.position = 0
+        self.lines: list[str] = []
+        self.json_lines: list[int] = []
+
+    def _json_line(self, key: str) -> int:
+        found = self.json_text.find(json.dumps(key), self.position)
+        if found < 0:
+            return self.json_text.count("\n", 0, self.position) + 1
+        self.position = found + 1
+        return self.json_text.count("\n", 0, found) + 1
+
+    def _emit(self, text: str, line: int) -> None:
+        self.lines.append(text)
+        self.json_lines.append(line)
+
+    def top_level(self, block_type: str, content: Any) -> None:
+        depth = _LABELS.get(block_type, 0)
+        self._labelled(block_type, [], content, depth)
+
+    def _labelled(self, block_type: str, labels: list[str], content: Any, depth: int) -> None:
+        if depth and isinstance(content, dict):
+            for label, inner in content.items():
+                self._labelled(block_type, [*labels, str(label)], inner, depth - 1)
+            return
+        for body in content if isinstance(content, list) else [content]:
+            if isinstance(body, dict):
+                line = self._json_line(labels[-1]) if labels else self._json_line(block_type)
+                self._body(" ".join([block_type, *(json.dumps(label) for label in labels)]), body, line)
+
+    def _body(self, header: str, body: dict[str, Any], line: int) -> None:
+        self._emit(header + " {", line)
+        for key, value in body.items():
+            if key == "//":
+                continue
+            key_line = self._json_line(key)
+            if key == "dynamic" and isinstance(value, dict):
+                for label, dynamic in value.items():
+                    if isinstance(dynamic, dict):
+                        content = dynamic.get("content")
+                        rest = {k: v for k, v in dynamic.items() if k != "content"}
+                        self._emit(f"dynamic {json.dumps(str(label))} {{", key_line)
+                        for inner_key, inner_value in rest.items():
+                            self._emit(f"{_identifier(inner_key)} = {_expression(inner_value)}", key_line)
+                        if isinstance(content, dict):
+                            self._body("content", content, key_line)
+                        self._emit("}", key_line)
+                continue
+            self._emit(f"{_identifier(key)} = {_expression(value)}", key_line)
+        self._emit("}", line)
+
+    def source(self) -> str:
+        return "\n".join(self.lines) + "\n"
+
+    def relocate(self, block: Block) -> None:
+        block.line = self.json_lines[block.line - 1]
+        block.attr_lines = {k: self.json_lines[v - 1] for k, v in block.attr_lines.items()}
+        for nested in block.blocks:
+            self.relocate(nested)
+
+
+def _identifier(key: str) -> str:
+    return key if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_-]*", key) else json.dumps(key)
+
+
+def _expression(value: Any) -> str:
+    """JSON syntax values as native expressions: strings stay templates (`${...}` is interpolated)."""
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(_expression(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{json.dumps(str(k))} = {_expression(v)}" for k, v in value.items()) + "}"
+    return "null"
+
+
 @functools.lru_cache(maxsize=512)
 def parse_text(text: str) -> Node:
     """The parse tree of HCL text; parsing dominates a check, and unchanged files are common (bench, tests)."""

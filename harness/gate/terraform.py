@@ -25,6 +25,7 @@ from harness.gate.hcl import (
     evaluate,
     node_text,
     parse_file,
+    parse_json_file,
 )
 from harness.gate.model import ProviderRequirement, TerraformModel, TfResource
 from harness.gate.registry import Expansion, Inputs
@@ -300,8 +301,12 @@ class Project:
         self.files: list[Path] = []
         for path in paths:
             for directory in _tf_dirs(path):
-                files = sorted(directory.glob("*.tf"))
-                blocks = [block for file in files for block in parse_file(file)]
+                files = sorted([*directory.glob("*.tf"), *directory.glob("*.tf.json")])
+                blocks = [
+                    block
+                    for file in files
+                    for block in (parse_json_file(file) if file.name.endswith(".json") else parse_file(file))
+                ]
                 self.files.extend(files)
                 self.modules[directory.resolve()] = ModuleDir(directory.resolve(), blocks)
         called = {
@@ -331,7 +336,12 @@ def _tf_dirs(path: Path) -> list[Path]:
         raise InputError(f"{path}: expected a directory of Terraform files")
     if not path.is_dir():
         raise InputError(f"{path}: no such directory")
-    found = {p.parent for p in path.rglob("*.tf") if not any(part.startswith(".") for part in p.parts[-3:-1])}
+    found = {
+        p.parent
+        for pattern in ("*.tf", "*.tf.json")
+        for p in path.rglob(pattern)
+        if p.is_file() and not any(part.startswith(".") for part in p.parts[-3:-1])
+    }
     return sorted(d for d in found if ".terraform" not in d.parts)
 
 

@@ -265,3 +265,27 @@ def test_registry_modules_become_the_resources_they_create(tmp_path: Path) -> No
         "http_put_response_hop_limit"] == 2
     assert resource(model, "module.karpenter.aws_iam_role.node").attrs["name"] == "demo-node"
     assert resource(model, "aws_sqs_queue.copy").attrs["name"] == "Karpenter-demo"
+
+
+def test_json_syntax_files_are_read_with_lines_of_their_keys(tmp_path: Path) -> None:
+    write(tmp_path, {"main.tf.json": """
+        {
+          "variable": {"name": {"default": "demo"}},
+          "resource": {
+            "aws_sqs_queue": {
+              "q": {"name": "${var.name}-q"}
+            }
+          }
+        }
+    """})
+
+    (queue,) = load_terraform([tmp_path]).resources
+
+    assert (queue.address, queue.attrs["name"], queue.line_of("name")) == ("aws_sqs_queue.q", "demo-q", 6)
+
+
+def test_invalid_json_syntax_is_an_input_error_with_its_line(tmp_path: Path) -> None:
+    write(tmp_path, {"main.tf.json": '{\n  "resource": ,\n}\n'})
+
+    with pytest.raises(InputError, match=r"main\.tf\.json:2: invalid JSON"):
+        load_terraform([tmp_path])
