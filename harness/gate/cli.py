@@ -16,14 +16,18 @@ from harness.gate import report as reporters
 from harness.gate.api import check, select_rules
 from harness.gate.rules import Rule
 
+DESCRIPTION = (
+    "Check the contracts between the layers offline. Exit 0: no errors; 1: errors found; 2: input could not be read."
+)
+
 
 def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser(
-        "check",
-        help="offline conformance gate: Terraform <-> Helm values <-> GitOps manifests",
-        description="Check the contracts between the layers offline. Exit 0: no errors; 1: errors found; "
-        "2: input could not be read.",
-    )
+    summary = "offline conformance gate: Terraform <-> Helm values <-> GitOps manifests"
+    parser = subparsers.add_parser("check", help=summary, description=DESCRIPTION)
+    add_arguments(parser)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--infra", action="append", type=Path, default=[], metavar="DIR",
                         help="Terraform directory (repeatable; default: infra/ of this repo)")
     parser.add_argument("--gitops", action="append", type=Path, default=[], metavar="DIR",

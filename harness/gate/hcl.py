@@ -8,8 +8,11 @@ values, so it walks the parse tree itself. Whatever depends on apply-time data (
 from __future__ import annotations
 
 import functools
+import hashlib
 import ipaddress
 import json
+import os
+import pickle
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -19,6 +22,7 @@ from typing import Any
 import hcl2
 import yaml
 from hcl2.utils import process_escape_sequences
+from hcl2.version import version as HCL2_VERSION
 from lark import Token, Tree
 from lark.exceptions import LarkError, UnexpectedInput
 
@@ -231,9 +235,31 @@ def _expression(value: Any) -> str:
 
 @functools.lru_cache(maxsize=512)
 def parse_text(text: str) -> Node:
-    """The parse tree of HCL text; parsing dominates a check, and unchanged files are common (bench, tests)."""
+    """The parse tree of HCL text. Parsing dominates a check and most files are unchanged between checks, so
+    trees are kept in memory and in the user's cache directory (by content hash and python-hcl2 version)."""
+    cache = _tree_cache_file(text)
+    try:
+        with cache.open("rb") as stream:
+            cached = pickle.load(stream)  # written by this function only, in the user's own cache directory
+        if isinstance(cached, Tree):
+            return cached
+    except Exception:  # a missing or damaged cache entry only costs a parse
+        pass
     tree: Node = hcl2.parses_to_tree(text)
+    try:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        partial = cache.with_suffix(f".{os.getpid()}.tmp")
+        partial.write_bytes(pickle.dumps(tree, protocol=pickle.HIGHEST_PROTOCOL))
+        partial.replace(cache)
+    except (OSError, pickle.PicklingError, RecursionError):
+        pass
     return tree
+
+
+def _tree_cache_file(text: str) -> Path:
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+    return base / "harness" / f"hcl-{HCL2_VERSION}" / digest[:2] / f"{digest}.pickle"
 
 
 def _block(node: Node, path: Path, text: str) -> Block:

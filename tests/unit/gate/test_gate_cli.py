@@ -146,3 +146,16 @@ def test_a_plan_supplies_values_static_evaluation_cannot(
 
     assert without_plan.findings == []
     assert [f.rule_id for f in with_plan.findings] == ["EKS022"]
+
+
+def test_python_m_harness_gate_is_the_same_check(
+    platform_tree: Callable[..., Path], reference: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from harness.gate.__main__ import main as gate_main
+
+    bad = platform_tree(BROKEN_CLASS)
+
+    assert gate_main(args(bad, reference)[1:]) == 1
+    assert "EKS012" in capsys.readouterr().out
+    assert gate_main(["--infra", str(bad / "nope")]) == 2
+    assert "no such directory" in capsys.readouterr().err
