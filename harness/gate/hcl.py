@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import hcl2
+import lark
 import yaml
 from hcl2.utils import process_escape_sequences
 from hcl2.version import version as HCL2_VERSION
@@ -259,7 +260,7 @@ def parse_text(text: str) -> Node:
 def _tree_cache_file(text: str) -> Path:
     base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
     digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
-    return base / "harness" / f"hcl-{HCL2_VERSION}" / digest[:2] / f"{digest}.pickle"
+    return base / "harness" / f"hcl-{HCL2_VERSION}-lark-{lark.__version__}" / digest[:2] / f"{digest}.pickle"
 
 
 def _block(node: Node, path: Path, text: str) -> Block:
