@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 from botocore.exceptions import BotoCoreError, ClientError
 from rich.console import Console
 from rich.markup import escape
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from harness import report as rpt
@@ -450,9 +451,10 @@ class E2E:
 
     def destroy(self, root: str) -> None:
         runner = self.addons_terraform() if root == "addons" else self.stack.terraform
-        if not runner.initialized:
-            runner.init()
-        runner.destroy(self.addons_variables() if root == "addons" else self.stack.variables())
+        with self.stack.step(f"terraform destroy infra/{root}"):
+            if not runner.initialized:
+                runner.init()
+            runner.destroy(self.addons_variables() if root == "addons" else self.stack.variables())
 
     # --- stages
     @contextlib.contextmanager
@@ -776,6 +778,17 @@ def stage_table(records: Sequence[rpt.StageRecord], title: str) -> Table:
     return table
 
 
+@contextlib.contextmanager
+def progress_shown(stack: Stack, console: Console, live: bool) -> Iterator[None]:
+    """Long Terraform steps as spinners with elapsed time (unless --live streams Terraform's own output)."""
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console) as bar:
+        stack.progress = None if live else bar
+        try:
+            yield
+        finally:
+            stack.progress = None
+
+
 def cmd_e2e(args: argparse.Namespace) -> int:
     from harness.aws import AwsTarget
     from harness.stack import Stack
@@ -829,9 +842,10 @@ def cmd_e2e(args: argparse.Namespace) -> int:
         console.print(f"stage {r.name}: {r.status}: {escape(r.why)}")
 
     try:
-        records = execute_stages(
-            selections, {stage: getattr(e2e, stage) for stage in STAGES}, watchdog, on_record=record
-        )
+        with progress_shown(stack, console, args.live):
+            records = execute_stages(
+                selections, {stage: getattr(e2e, stage) for stage in STAGES}, watchdog, on_record=record
+            )
     except KeyboardInterrupt:
         console.print(f"teardown interrupted: finish it with `make e2e-down RUN_ID={run.id}`", markup=False)
         raise
@@ -853,7 +867,8 @@ def cmd_down(stack: Any, console: Console) -> int:
     e2e = E2E(stack, console, Watchdog(float("inf")))
     if stack.target == "aws":  # the sweep deletes by tag: make sure these are the account's tags we mean
         check_account(expected_account("aws", os.environ), caller_account(e2e.clients("sts"), "aws"), "aws")
-    results = teardown_stack(e2e)  # prints each step as it finishes
+    with progress_shown(stack, console, stack.live):
+        results = teardown_stack(e2e)  # prints each step as it finishes
     ok = td.teardown_ok(results)
     console.print(
         f"down: run {stack.run.id} " + ("torn down, nothing left" if ok else "NOT clean (see above)"), markup=False

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -427,6 +428,12 @@ class FakeKarpenterCluster:
 class FakeStack:
     def __init__(self, run: Any) -> None:
         self.run = run
+        self.steps: list[str] = []
+
+    @contextlib.contextmanager
+    def step(self, description: str) -> Iterator[None]:
+        self.steps.append(description)
+        yield
 
 
 def karpenter_e2e(tmp_path: Path, cluster: FakeKarpenterCluster, clock: Clock) -> e2e.E2E:
@@ -698,6 +705,7 @@ def test_a_run_whose_cluster_is_gone_converges_instead_of_failing_on_the_api(cle
     assert results["remove-gitops"].why == "the EKS cluster no longer exists"
     assert results["destroy-addons"].why == "the cluster is gone, and the add-ons (in-cluster only) went with it"
     assert results["destroy-platform"].status is Status.PASS and stack.terraform.destroyed == 1
+    assert stack.steps == ["terraform destroy infra/platform"]  # shown on the progress display
     assert results["sweep"].status is Status.PASS and stack.downs == 1
     assert not run.path("addons.tfstate").exists() and run.path("addons.tfstate.orphaned").exists()
     assert "add-ons state kept as addons.tfstate.orphaned" in out.getvalue()
