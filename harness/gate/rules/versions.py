@@ -7,7 +7,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from harness.gate.facts import ARGO_CHART, KARPENTER_CHART, LB_CHART, node_classes, pod_spec_path, resolved
-from harness.gate.model import Location, Model, as_dict, as_list, chart_name
+from harness.gate.model import Location, Model, Severity, as_dict, as_list, chart_name
 from harness.gate.rules import Issue, rule
 
 CHART_PINS = {KARPENTER_CHART: "karpenter", ARGO_CHART: "argo_cd_chart", LB_CHART: "aws_load_balancer_controller_chart"}
@@ -173,12 +173,12 @@ DEPRECATED_ANNOTATIONS = {
 }
 
 
-@rule("EKS017", "no deprecated annotations")
+@rule("EKS017", "no deprecated annotations", Severity.WARNING)
 def deprecated(model: Model) -> Iterator[Issue]:
     """Deprecated annotations keep "working" by being ignored or by overriding the field that replaced
     them: `kubernetes.io/ingress.class` is superseded by `spec.ingressClassName`, `karpenter.sh/do-not-evict`
-    and `karpenter.sh/do-not-consolidate` by `karpenter.sh/do-not-disrupt`. (Removed API versions are
-    reported by EKS001.)"""
+    and `karpenter.sh/do-not-consolidate` by `karpenter.sh/do-not-disrupt`. A warning: they still work today,
+    but not for long, and they hide which setting wins. (Removed API versions are errors, reported by EKS001.)"""
     for manifest in model.effective:
         for path in (("metadata", "annotations"), ("spec", "template", "metadata", "annotations")):
             annotations = manifest.get(*path)

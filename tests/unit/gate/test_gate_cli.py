@@ -159,3 +159,14 @@ def test_python_m_harness_gate_is_the_same_check(
     assert "EKS012" in capsys.readouterr().out
     assert gate_main(["--infra", str(bad / "nope")]) == 2
     assert "no such directory" in capsys.readouterr().err
+
+
+def test_warnings_are_reported_but_do_not_fail_the_gate(
+    platform_tree: Callable[..., Path], reference: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    deprecated = platform_tree(("gitops/apps/game/ingress.yaml", "  annotations:\n",
+                                "  annotations:\n    kubernetes.io/ingress.class: alb\n"))
+
+    assert main(args(deprecated, reference)) == 0
+    output = capsys.readouterr().out
+    assert "EKS017" in output and "1 warning(s)" in output
