@@ -14,7 +14,7 @@ import json
 import os
 import pickle
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -916,18 +916,6 @@ def _regex(pattern: str, text: str) -> Any:
     if match.groupdict():
         return match.groupdict()
     return list(match.groups()) if match.groups() else match.group(0)
-
-
-def walk(value: Any, path: tuple[Any, ...] = ()) -> Iterator[tuple[tuple[Any, ...], Any]]:
-    """Every (path, leaf-or-node) pair of a nested value, depth first."""
-    yield path, value
-    value = decoded(value)
-    if isinstance(value, dict):
-        for key, item in value.items():
-            yield from walk(item, (*path, key))
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            yield from walk(item, (*path, index))
 
 
 def as_mapping(value: Any) -> Mapping[str, Any]:

@@ -233,10 +233,6 @@ class Model:
                 return release, values
         return None
 
-    def objects(self) -> list[Manifest]:
-        """Effective manifests: what the cluster would receive."""
-        return self.effective
-
 
 def as_dict(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from harness.gate.hcl import Unknown, decoded
@@ -72,8 +71,3 @@ def lookup(values: dict[str, Any], *path: str) -> Any:
             return None
         value = value.get(part)
     return value
-
-
-def strip_index(path: tuple[str, ...]) -> tuple[str, ...]:
-    """`tolerations[0]` style keys from --set, reduced to the map key they index."""
-    return tuple(re.sub(r"\[\d+\]$", "", p) for p in path)

@@ -6,7 +6,6 @@ import importlib
 import inspect
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from pathlib import Path
 
 from harness.gate.model import Location, Model, Severity
 
@@ -51,7 +50,3 @@ def all_rules() -> dict[str, Rule]:
     for name in _MODULES:
         importlib.import_module(f"{__name__}.{name}")
     return dict(sorted(RULES.items()))
-
-
-def at(file: Path, line: int) -> Location:
-    return Location(file, line)
