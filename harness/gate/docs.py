@@ -79,6 +79,20 @@ version, custom resources against the pinned CRDs).
   these effective objects, and a finding on a patched field points at the patch. Plain repositories with
   literal values need none of this and are checked as written.
 
+## Limits (what the gate does not see)
+
+- Helm chart templates are not rendered: chart values are checked against the chart's default values, and
+  the controllers' pod placement is read from the values the templates would use.
+- Remote modules other than the three above are opaque; a `count`/`for_each` unknown before apply stands
+  for one instance (a `--plan-json` expands it).
+- ApplicationSet templates: paths (`.name`, `.metadata.annotations.x`), `index`, and fasttemplate
+  `{{x.y}}`; other Go template functions stay unrendered (and rules skip the values they produce).
+  Generators: clusters, list and two-way matrix.
+- Kustomize: `resources`, `patches`, `patchesJson6902`, `patchesStrategicMerge` (lists merged by `name`)
+  and `namespace`; generators, components, `images` and `replicas` transformers are not applied.
+- Parsed reference data and HCL parse trees are cached under `$XDG_CACHE_HOME/harness` (else
+  `~/.cache/harness`), keyed by content; deleting the folder only costs time.
+
 ## Suppressing a finding
 
 Put `harness:ignore RULE reason` in a comment (`#` in YAML and HCL, `//` in HCL) on the offending line or
