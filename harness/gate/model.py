@@ -53,6 +53,7 @@ class TfResource:
     line: int
     attr_lines: dict[str, int]
     default_tags: Mapping[str, Any] = field(default_factory=dict)  # the aws provider's default_tags
+    count_unknown: bool = False  # count/for_each not static: this stands for any number of instances
 
     @property
     def address(self) -> str:

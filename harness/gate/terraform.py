@@ -425,6 +425,7 @@ def _collect_instance(instance: Instance, model: TerraformModel, default_tags: d
                     line=block.line,
                     attr_lines=_lines(block),
                     default_tags=default_tags if type_.startswith("aws_") else {},
+                    count_unknown=key is None and ("count" in block.attrs or "for_each" in block.attrs),
                 )
             )
     for call_name, (_expand, call) in instance.registry_calls.items():

@@ -74,6 +74,8 @@ def one_discovery_group(model: Model) -> Iterator[Issue]:
                 break
             selected.extend(g for g, r in results if r and g not in selected)
         else:
+            if any(g.resource is not None and g.resource.count_unknown for g in selected):
+                continue  # how many groups there are is known only at apply time
             if len(selected) > 1:
                 yield Issue(
                     f"{node_class.label}: securityGroupSelectorTerms select {len(selected)} security groups "
@@ -89,7 +91,8 @@ def load_balancer_subnets(model: Model) -> Iterator[Issue]:
     by tag: `kubernetes.io/role/elb` for `alb.ingress.kubernetes.io/scheme: internet-facing` and
     `kubernetes.io/role/internal-elb` for internal ones. Without two tagged subnets in distinct zones the
     Ingress never gets an address ("couldn't auto-discover subnets: unable to resolve at least one subnet").
-    Subnets whose zone is only known at apply time count as distinct zones."""
+    Subnets whose zone is only known at apply time count as distinct zones; when the number of subnets is
+    known only at apply time (a `count` over an unknown list) the rule cannot judge and stays silent."""
     candidates = subnets(model)
     if not candidates:
         return
@@ -99,8 +102,9 @@ def load_balancer_subnets(model: Model) -> Iterator[Issue]:
             continue
         scheme = annotations.get("alb.ingress.kubernetes.io/scheme", "internal")
         role = "kubernetes.io/role/elb" if scheme == "internet-facing" else "kubernetes.io/role/internal-elb"
-        tagged = [s for s in candidates if str(s.tags.get(role, "")) in ("1", "")
-                  and role in s.tags]
+        tagged = [s for s in candidates if str(s.tags.get(role, "")) in ("1", "") and role in s.tags]
+        if any(s.resource is not None and s.resource.count_unknown for s in tagged):
+            continue  # how many subnets there are is known only at apply time
         zones = {s.zone for s in tagged if s.zone} | {s.label for s in tagged if not s.zone}
         if len(zones) < 2:
             yield Issue(
