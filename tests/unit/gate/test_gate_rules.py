@@ -186,7 +186,8 @@ def test_an_argo_cd_application_of_the_lb_chart_provides_the_alb_class(
 
 
 def test_subnets_counted_only_at_apply_time_are_not_judged(platform: Callable[..., Report]) -> None:
-    public = "  availability_zone = local.azs[count.index]\n  cidr_block        = cidrsubnet(\"10.0.0.0/16\", 8, count.index)"
+    public = ("  availability_zone = local.azs[count.index]\n"
+              "  cidr_block        = cidrsubnet(\"10.0.0.0/16\", 8, count.index)")
     unknown_count = (PLATFORM_TF, f"count             = length(local.azs)\n{public}",
                      f"count             = length(var.azs)\n{public}")
 
