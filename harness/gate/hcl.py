@@ -386,6 +386,11 @@ def _parse_documents(value: Any) -> Any:
     return value
 
 
+def _no_root_names(name: str) -> Any:
+    """A template file sees only the variables passed to templatefile()."""
+    raise _Failed(name)
+
+
 def _unknown(*values: Any) -> bool:
     return any(isinstance(v, Unknown | Namespace) for v in values)
 
@@ -697,6 +702,12 @@ def _call(parts: list[Any], env: Env) -> Any:
         raise _Failed("try")
     if name == "can":
         return is_known(evaluate(arg_nodes[0], env))
+    if name == "templatefile" and len(arg_nodes) == 2:
+        path, variables = _eval(arg_nodes[0], env), decoded(_eval(arg_nodes[1], env))
+        if not isinstance(path, str) or not isinstance(variables, dict):
+            raise _Failed("templatefile")
+        template_env = Env(_no_root_names, "", env.base_dir, dict(variables), env.markers)
+        return interpolate_template(_read(env.base_dir, path), template_env)
     args = [_eval(a, env) for a in arg_nodes]
     if expand and args:
         last = decoded(args.pop())
@@ -706,7 +717,7 @@ def _call(parts: list[Any], env: Env) -> Any:
     function = FUNCTIONS.get(name)
     if function is None:
         raise _Failed(name)
-    if name in ("file", "templatefile", "fileexists"):
+    if name in ("file", "fileexists"):
         args = [env.base_dir, *args]
     if name not in _ACCEPT_UNKNOWN and any(_unknown(a) for a in args):
         raise _Failed(name)

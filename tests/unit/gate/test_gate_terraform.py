@@ -289,3 +289,21 @@ def test_invalid_json_syntax_is_an_input_error_with_its_line(tmp_path: Path) -> 
 
     with pytest.raises(InputError, match=r"main\.tf\.json:2: invalid JSON"):
         load_terraform([tmp_path])
+
+
+def test_templatefile_values_are_rendered_with_their_variables(tmp_path: Path) -> None:
+    model = load_terraform([write(tmp_path, {
+        "values.yaml.tpl": "settings:\n  clusterName: ${cluster}\n  clusterEndpoint: ${endpoint}\n",
+        "main.tf": """
+            resource "helm_release" "r" {
+              values = [templatefile("${path.module}/values.yaml.tpl", {
+                cluster  = "demo"
+                endpoint = aws_eks_cluster.c.endpoint
+              })]
+            }
+        """,
+    })])
+
+    (values,) = resource(model, "helm_release.r").attrs["values"]
+    assert values.value["settings"]["clusterName"] == "demo"
+    assert isinstance(values.value["settings"]["clusterEndpoint"], Unknown)
