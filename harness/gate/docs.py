@@ -75,7 +75,7 @@ version, custom resources against the pinned CRDs).
 - **The GitOps chain**: Argo CD cluster secrets (a Terraform `kubernetes_secret_v1` or a manifest) feed
   ApplicationSet cluster/list/matrix generators; templates (goTemplate `{{ index .metadata.annotations "k" }}`
   or fasttemplate) render Applications; each Application's `source.path` is built like kustomize (resources,
-  JSON6902 and strategic-merge patches, namespace) and its `source.kustomize.patches` applied. Rules judge
+  JSON6902 and strategic-merge patches, images, namespace) and its `source.kustomize.patches` applied. Rules judge
   these effective objects, and a finding on a patched field points at the patch. Plain repositories with
   literal values need none of this and are checked as written.
 
@@ -88,8 +88,8 @@ version, custom resources against the pinned CRDs).
 - ApplicationSet templates: paths (`.name`, `.metadata.annotations.x`), `index`, and fasttemplate
   `{{x.y}}`; other Go template functions stay unrendered (and rules skip the values they produce).
   Generators: clusters, list and two-way matrix.
-- Kustomize: `resources`, `patches`, `patchesJson6902`, `patchesStrategicMerge` (lists merged by `name`)
-  and `namespace`; generators, components, `images` and `replicas` transformers are not applied.
+- Kustomize: `resources`, `patches`, `patchesJson6902`, `patchesStrategicMerge` (lists merged by `name`),
+  `images` and `namespace`; generators, components and the other transformers are not applied.
 - Parsed reference data and HCL parse trees are cached under `$XDG_CACHE_HOME/harness` (else
   `~/.cache/harness`), keyed by content; deleting the folder only costs time.
 

@@ -273,8 +273,9 @@ def _documents_of(file: Path, by_file: Mapping[Path, list[Manifest]]) -> list[Ma
 def build(
     directory: Path, by_file: Mapping[Path, list[Manifest]], consumed: set[Path], depth: int = 0
 ) -> list[Manifest]:
-    """`kustomize build` for the subset this repo uses: resources, patches (JSON6902 and strategic merge),
-    patchesJson6902, patchesStrategicMerge, namespace; a directory without a kustomization is read whole."""
+    """`kustomize build` for a common subset: resources, patches (JSON6902 and strategic merge),
+    patchesJson6902, patchesStrategicMerge, images, namespace; a directory without a kustomization is read
+    whole."""
     kustomization = _kustomization(directory)
     if kustomization is None:
         files = sorted(p.resolve() for p in directory.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
@@ -301,11 +302,42 @@ def build(
     for index, path in enumerate(as_list(config.get("patchesStrategicMerge"))):
         where = Location(kustomization, config_lines.get(("patchesStrategicMerge", index), 1))
         objects = [_apply_patch_entry(m, {"path": path}, where, directory) for m in objects]
+    for image in as_list(config.get("images")):
+        if isinstance(image, dict) and isinstance(image.get("name"), str):
+            where = Location(kustomization, config_lines.get(("images", config["images"].index(image)), 1))
+            for manifest in objects:
+                _set_image(manifest, image, where)
     namespace = config.get("namespace")
     if isinstance(namespace, str):
         for manifest in objects:
             manifest.doc.setdefault("metadata", {})["namespace"] = namespace
     return objects
+
+
+def _set_image(manifest: Manifest, rule: Mapping[str, Any], where: Location) -> None:
+    """kustomize `images`: newName / newTag / digest for containers whose image repository is `name`."""
+    for path in (("spec", "template", "spec"), ("spec", "jobTemplate", "spec", "template", "spec"), ("spec",)):
+        spec = manifest.get(*path)
+        if not isinstance(spec, dict):
+            continue
+        for group in ("initContainers", "containers"):
+            for index, container in enumerate(as_list(spec.get(group))):
+                image = container.get("image") if isinstance(container, dict) else None
+                if not isinstance(image, str):
+                    continue
+                repository = image.split("@")[0]
+                tag = ""
+                if ":" in repository.rsplit("/", 1)[-1]:
+                    repository, tag = repository.rsplit(":", 1)
+                if repository != rule["name"]:
+                    continue
+                new = str(rule.get("newName") or repository)
+                if rule.get("digest"):
+                    new += f"@{rule['digest']}"
+                elif rule.get("newTag") or tag:
+                    new += f":{rule.get('newTag') or tag}"
+                container["image"] = new
+                manifest.sources[(*path, group, index, "image")] = where
 
 
 def _target_matches(manifest: Manifest, target: Mapping[str, Any]) -> bool:

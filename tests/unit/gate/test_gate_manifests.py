@@ -260,3 +260,34 @@ def test_core_kinds_validate_strictly_and_custom_resources_against_pinned_crds(r
     assert "unknown field" in validator.problems({**node_pool, "spec": {**node_pool["spec"], "limit": {}}})[0].message
     assert "unknown kind" in validator.problems({"apiVersion": "example.com/v1", "kind": "Widget"})[0].message
     assert validator.problems({"kind": "Namespace"})[0].message.startswith("not a Kubernetes object")
+
+
+def test_kustomize_images_set_tags_and_point_at_the_kustomization(tmp_path: Path) -> None:
+    write(tmp_path, {
+        "app/kustomization.yaml": """
+            resources: [deploy.yaml]
+            images:
+              - name: example/web
+                newTag: "2.0"
+            """,
+        "app/deploy.yaml": """
+            apiVersion: apps/v1
+            kind: Deployment
+            metadata:
+              name: web
+            spec:
+              template:
+                spec:
+                  containers:
+                    - name: web
+                      image: example/web:1.0
+                    - name: sidecar
+                      image: example/other:1.0
+            """,
+    })
+
+    (web,) = build((tmp_path / "app").resolve(), {}, set())
+
+    assert [c["image"] for c in web.get("spec", "template", "spec", "containers")] == [
+        "example/web:2.0", "example/other:1.0"]
+    assert web.where("spec", "template", "spec", "containers", 0, "image").file.name == "kustomization.yaml"
