@@ -242,11 +242,6 @@ def test_symlink_loops_dangling_links_and_folders_named_like_files(tmp_path: Pat
     assert [r.address for r in load_terraform([infra.parent]).resources] == ["aws_sqs_queue.q"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="gate gap: Terraform's JSON syntax (*.tf.json) is silently skipped by harness/gate/terraform.py "
-    "(_tf_dirs and Project glob *.tf only), so its resources are never checked",
-)
 def test_terraform_json_syntax_is_read(tmp_path: Path) -> None:
     (tmp_path / "main.tf.json").write_text('{"resource": {"aws_sqs_queue": {"q": {"name": "from-json"}}}}\n')
 
