@@ -68,7 +68,9 @@ def compatibility(model: Model) -> Iterator[Issue]:
     aws/karpenter-provider-aws, transcribed in the reference `compatibility.yaml`). An older Karpenter on a
     newer cluster fails in ways that look unrelated: nodes that never become ready, CRD validation errors.
     Compared: the cluster version (Terraform, else versions.yaml `kubernetes`) with the Karpenter chart
-    version (the Helm release, else versions.yaml `karpenter`)."""
+    version (the Helm release, else versions.yaml `karpenter`). A chart version newer than the newest
+    release in the reference data (`latest`) is reported too: a typo, or a release nothing here vouches for."""
+    yield from _unreleased(model)
     kubernetes, karpenter = _kubernetes_version(model), _karpenter_version(model)
     table = as_dict(model.reference.compatibility.get("karpenter_min_for_kubernetes"))
     if kubernetes is None or karpenter is None or not table:
@@ -85,6 +87,20 @@ def compatibility(model: Model) -> Iterator[Issue]:
     if version_tuple(karpenter[0]) < version_tuple(str(minimum)):
         yield Issue(f"Karpenter {karpenter[0]} does not support Kubernetes {minor} (needs >= {minimum})", karpenter[1],
                     f"upgrade Karpenter to >= {minimum} (versions.yaml karpenter)")
+
+
+def _unreleased(model: Model) -> Iterator[Issue]:
+    """Chart versions newer than the newest release the reference data knows: a typo, or a release that
+    did not exist when the reference was pinned (the other checks could not vouch for it)."""
+    latest = as_dict(model.reference.compatibility.get("latest"))
+    for release, _values in model.helm_releases():
+        key = CHART_PINS.get(chart_name(release))
+        version = resolved(release.get("version"))
+        newest = latest.get(key) if key else None
+        if version is not None and newest is not None and version_tuple(version) > version_tuple(str(newest)):
+            yield Issue(f"{release.address}: chart version {version} is newer than the newest known release "
+                        f"{newest}", Location(release.file, release.line_of("version")),
+                        "check the version exists, then update the reference data to it")
 
 
 def _container_images(model: Model) -> Iterator[tuple[str, Location, str]]:

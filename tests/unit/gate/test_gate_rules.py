@@ -81,6 +81,8 @@ BROKEN = [
            ((OPS_APPSET, "SkipDryRunOnMissingResource=true", "Validate=true"),), OPS_APPSET),
     Broken("EKS015", "Karpenter too old for Kubernetes 1.35",
            (("versions.yaml", 'karpenter: "1.14.1"', 'karpenter: "1.5.0"'),), ADDONS_TF),
+    Broken("EKS015", "chart version newer than any known release",
+           (("versions.yaml", 'argo_cd_chart: "10.1.1"', 'argo_cd_chart: "101.1.0"'),), ADDONS_TF),
     Broken("EKS016", "provider constraint excludes the pinned version",
            ((ADDONS_TF, 'version = "~> 3.1"', 'version = "~> 2.17"'),), ADDONS_TF),
     Broken("EKS016", "chart version literal differs from versions.yaml",
