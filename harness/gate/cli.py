@@ -60,7 +60,10 @@ def run(args: argparse.Namespace) -> int:
     out = Console(highlight=False, soft_wrap=True)
     if args.explain:
         doc = explain(args.explain)
-        out.print(doc.rstrip("\n"), markup=False) if args.explain.lower() == "all" else out.print(Markdown(doc))
+        if args.explain.lower() == "all":
+            out.print(doc.rstrip("\n"), markup=False)
+        else:
+            out.print(Markdown(doc))
         return 0
     infra, gitops = list(args.infra), list(args.gitops)
     if not infra and not gitops:

@@ -13,7 +13,7 @@ from harness.gate.facts import (
     node_sources,
     workload_placements,
 )
-from harness.gate.model import Model, Severity, as_dict, as_list
+from harness.gate.model import Model, as_dict, as_list
 from harness.gate.rules import Issue, rule
 
 
@@ -108,7 +108,7 @@ def spot_only(model: Model) -> Iterator[Issue]:
             )
 
 
-@rule("EKS025", "controllers run on the ops node group, never on Karpenter nodes", Severity.ERROR)
+@rule("EKS025", "controllers run on the ops node group, never on Karpenter nodes")
 def controllers_on_ops(model: Model) -> Iterator[Issue]:
     """Argo CD, Karpenter and the AWS Load Balancer Controller must run on the Terraform-managed ops node
     group. Karpenter on a node it manages can evict itself during consolidation and never come back; Argo
