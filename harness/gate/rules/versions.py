@@ -6,8 +6,10 @@ import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+import yaml
+
 from harness.gate.facts import ARGO_CHART, KARPENTER_CHART, LB_CHART, node_classes, pod_spec_path, resolved
-from harness.gate.model import Location, Model, Severity, as_dict, as_list, chart_name
+from harness.gate.model import Location, Manifest, Model, Severity, as_dict, as_list, chart_name
 from harness.gate.rules import Issue, rule
 
 CHART_PINS = {KARPENTER_CHART: "karpenter", ARGO_CHART: "argo_cd_chart", LB_CHART: "aws_load_balancer_controller_chart"}
@@ -239,7 +241,9 @@ def helm_keys(model: Model) -> Iterator[Issue]:
     chart's default applies. Every key a `helm_release` sets must exist in the pinned chart's default
     values (reference data `charts/`), except inside maps the chart leaves open: empty maps such as
     `podAnnotations`, and config maps whose entries are dotted keys such as Argo CD's
-    `configs.params["server.insecure"]` (a nested key containing "." or "/" is taken as such an entry)."""
+    `configs.params["server.insecure"]` (a nested key containing "." or "/" is taken as such an entry).
+    Argo CD Applications of these charts are checked the same way (`helm.valuesObject`, `helm.values`)."""
+    fix = "fix the key's spelling or level (see the chart's values.yaml)"
     for release, values in model.helm_releases():
         chart = chart_name(release)
         if chart not in model.reference.chart_values:
@@ -247,5 +251,34 @@ def helm_keys(model: Model) -> Iterator[Issue]:
         pinned_version, defaults = model.reference.chart_values[chart]
         for path in unknown_keys(values.values, defaults):
             yield Issue(f"{release.address}: value {dotted(path)} is not a key of chart {chart} {pinned_version}",
-                        values.sources.get(path, Location(release.file, release.line_of("values"))),
-                        "fix the key's spelling or level (see the chart's values.yaml)")
+                        values.sources.get(path, Location(release.file, release.line_of("values"))), fix)
+    for app in model.rendered.applications:
+        for field, source in _chart_sources(app):
+            chart = str(source.get("chart"))
+            if chart not in model.reference.chart_values:
+                continue
+            pinned_version, defaults = model.reference.chart_values[chart]
+            helm = as_dict(source.get("helm"))
+            app_values = as_dict(helm.get("valuesObject")) or as_dict(_yaml_values(helm.get("values")))
+            for path in unknown_keys(app_values, defaults):
+                yield Issue(f"{app.label}: value {dotted(path)} is not a key of chart {chart} {pinned_version}",
+                            app.where(*field, "helm", *(("valuesObject", *path) if "valuesObject" in helm
+                                                        else ("values",))), fix)
+
+
+def _chart_sources(app: Manifest) -> Iterator[tuple[tuple[Any, ...], dict[str, Any]]]:
+    candidates: list[tuple[tuple[Any, ...], dict[str, Any]]]
+    if app.map("spec", "source"):
+        candidates = [(("spec", "source"), app.map("spec", "source"))]
+    else:
+        candidates = [(("spec", "sources", i), as_dict(s)) for i, s in enumerate(app.list("spec", "sources"))]
+    return ((field, source) for field, source in candidates if source.get("chart"))
+
+
+def _yaml_values(text: Any) -> Any:
+    if not isinstance(text, str):
+        return None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return None

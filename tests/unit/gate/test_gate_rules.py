@@ -194,3 +194,24 @@ def test_subnets_counted_only_at_apply_time_are_not_judged(platform: Callable[..
                      f"count             = length(var.azs)\n{public}")
 
     assert platform(unknown_count, select=("EKS011",)).findings == []
+
+
+def test_helm_values_of_an_argo_cd_chart_application_are_checked(
+    platform_tree: Callable[..., Path], reference: Path
+) -> None:
+    root = platform_tree()
+    app = root / "gitops" / "bootstrap" / "karpenter.yaml"
+
+    def check_values(values: str) -> list[tuple[str, int]]:
+        app.write_text(
+            "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata:\n  name: k\n  namespace: argocd\n"
+            "spec:\n  project: default\n  source:\n    repoURL: public.ecr.aws/karpenter\n    chart: karpenter\n"
+            f"    targetRevision: 1.14.1\n    helm:\n      valuesObject:\n{values}"
+            "  destination:\n    server: https://kubernetes.default.svc\n",
+            encoding="utf-8",
+        )
+        report = check([root / "infra"], [root / "gitops"], reference, select={"EKS018"})
+        return [(f.rule_id, f.line) for f in report.findings]
+
+    assert check_values("        settings:\n          clusterName: demo\n") == []
+    assert check_values("        settings:\n          clustername: demo\n") == [("EKS018", 15)]
