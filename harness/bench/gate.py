@@ -442,15 +442,15 @@ def hotspots(call: Callable[[], object]) -> list[dict[str, Any]]:
             }
         )
     rows.sort(key=lambda row: row["cumulative_s"], reverse=True)
-    ours = [row for row in rows if row["function"].startswith("harness/")]
+    ours = [row for row in rows if row["function"].startswith("harness/gate/")]
     theirs = [row for row in rows if not row["function"].startswith(("harness/", "<", "~"))]
     return ours[:HOTSPOTS] + sorted(theirs, key=lambda row: row["own_s"], reverse=True)[:HOTSPOTS]
 
 
 def _short(file: str) -> str:
-    for marker in ("/harness/", "/site-packages/"):
+    """A profile row's file without this machine's folders: harness/..., site-packages relative, or stdlib."""
+    for marker, prefix in (("/harness/", "harness/"), ("/site-packages/", ""), ("/lib/python", "python")):
         if marker in file:
-            prefix = "harness/" if marker == "/harness/" else ""
             return prefix + file.rsplit(marker, 1)[1]
     return file
 

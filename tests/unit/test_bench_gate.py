@@ -89,3 +89,16 @@ def test_bad_sizes_are_one_line_errors(monkeypatch: pytest.MonkeyPatch, raw: str
 
     with pytest.raises(InputError, match="HARNESS_BENCH_GATE_SIZES"):
         bench.sizes_from_env()
+
+
+def test_hotspots_list_the_gate_first_without_machine_paths(tmp_path: Path) -> None:
+    try:
+        reference = reference_dir()
+    except InputError as exc:
+        pytest.skip(f"no pinned reference data: {exc}")
+    bench.generate_repo(tmp_path, 20, versions(repo_root()))
+
+    rows = bench.hotspots(lambda: check([tmp_path / "infra"], [tmp_path / "gitops"], reference))
+
+    assert rows[0]["function"].startswith("harness/gate/api.py:")
+    assert all(not row["function"].startswith("/") for row in rows), [r["function"] for r in rows]
