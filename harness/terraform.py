@@ -93,23 +93,32 @@ def find_cli(env: Mapping[str, str] | None = None) -> TerraformCli:
 
 
 def first_error(output: str, root: Path | None = None) -> str:
-    """Terraform's first `Error:` as one line: `file:line: summary: detail` (file relative to the cwd)."""
+    """Terraform's first `Error:` as one line: `file:line: summary: detail` (file relative to the cwd).
+
+    An error that names a location wins over an earlier one that does not (e.g. init's "Terraform
+    encountered problems during initialisation" preamble before the real configuration error).
+    """
     lines = [_BOX.sub("", _ANSI.sub("", line)).rstrip() for line in output.splitlines()]
-    start = next((i for i, line in enumerate(lines) if line.lstrip().startswith("Error: ")), None)
-    if start is None:
+    starts = [i for i, line in enumerate(lines) if line.lstrip().startswith("Error: ")]
+    if not starts:
         tail = [line for line in lines if line.strip()]
         return tail[-1].strip() if tail else "no output"
-    summary = lines[start].strip().removeprefix("Error: ").strip()
+    blocks = [_error_block(lines[i : next((j for j in starts if j > i), len(lines))], root) for i in starts]
+    where, summary, detail = next((b for b in blocks if b[0]), blocks[0])
+    return f"{where}{summary}" + (f": {detail}" if detail and detail not in summary else "")
+
+
+def _error_block(block: list[str], root: Path | None) -> tuple[str, str, str]:
+    """(where, summary, detail) of one `Error:` block."""
+    summary = block[0].strip().removeprefix("Error: ").strip()
     where, detail = "", ""
-    for line in lines[start + 1 :]:
-        if line.lstrip().startswith("Error: "):
-            break
+    for line in block[1:]:
         if not where and (match := _WHERE.match(line)):
             where = f"{_display_path(match.group(1).rstrip(':'), root)}:{match.group(2)}: "
         elif line.strip() and not _SNIPPET.match(line) and not _WHERE.match(line):
             detail = line.strip()
             break
-    return f"{where}{summary}" + (f": {detail}" if detail and detail not in summary else "")
+    return where, summary, detail
 
 
 def _display_path(name: str, root: Path | None) -> str:

@@ -102,3 +102,18 @@ def test_an_unreachable_registry_without_a_mirror(tmp_path: Path) -> None:
     terraform = Terraform(root, tmp_path / "run", env=env, provider=provider_source(tmp_path, None, env), attempts=1)
     with pytest.raises(EnvironmentProblem, match="Terraform's AWS provider is not installed and the registry is"):
         terraform.init()
+
+
+def test_malformed_hcl_names_file_and_line(tmp_path: Path) -> None:
+    root = tmp_path / "broken"
+    root.mkdir()
+    (root / "main.tf").write_text(
+        'terraform {\n  backend "local" {}\n}\n\nresource "aws_vpc" "v" {\n  cidr_block = \n}\n'
+    )
+    process = harness(tmp_path / "runs", "up", "--run-id", "r-broken", "--stack", str(root))
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 1
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, lines
+    assert "broken/main.tf:6: " in lines[0] and lines[0].startswith("error: terraform init failed: ")
+    assert_nothing_left(tmp_path / "runs", "r-broken", None)

@@ -333,3 +333,29 @@ def test_plan_changes_ignore_no_ops_and_reads() -> None:
     assert plan.changes == [("e.f", ["update"])]
     assert plan.has_changes
     assert not Plan({"resource_changes": [{"address": "a.b", "change": {"actions": ["no-op"]}}]}).has_changes
+
+
+INIT_PREAMBLE = """\
+Error: Terraform encountered problems during initialisation, including problems
+with the configuration, described below.
+
+The Terraform configuration must be valid before initialization so that
+Terraform can determine which modules and providers need to be installed.
+
+
+Error: Invalid expression
+
+  on main.tf line 6, in resource "aws_vpc" "v":
+   6:   cidr_block =
+   7: }
+
+Expected the start of an expression, but found an invalid expression token.
+"""
+
+
+def test_an_error_with_a_location_wins_over_a_generic_preamble(tmp_path: Path) -> None:
+    line = first_error(INIT_PREAMBLE, tmp_path)
+    assert line == (
+        f"{os.path.relpath(tmp_path / 'main.tf')}:6: Invalid expression: "
+        "Expected the start of an expression, but found an invalid expression token."
+    )
