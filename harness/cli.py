@@ -14,25 +14,33 @@ from harness import __version__
 from harness.errors import HarnessError
 
 # Each module defines register(subparsers) and sets a `func(args) -> int` default on its parsers.
-COMMAND_MODULES = (
-    "harness.stack",  # demo, up, verify, down
-    "harness.gate.cli",  # check
-    "harness.e2e",  # e2e, sweep
-    "harness.bench",  # bench
-)
+# Only the chosen command's module is imported: `harness check` must not pay for boto3 or matplotlib.
+COMMANDS = {
+    "demo": "harness.stack",
+    "up": "harness.stack",
+    "verify": "harness.stack",
+    "down": "harness.stack",
+    "check": "harness.gate.cli",
+    "e2e": "harness.e2e",
+    "sweep": "harness.e2e",
+    "bench": "harness.bench",
+}
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="harness", description=__doc__)
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name in COMMAND_MODULES:
+    chosen = next((arg for arg in argv if not arg.startswith("-")), None)
+    modules = [COMMANDS[chosen]] if chosen in COMMANDS else list(dict.fromkeys(COMMANDS.values()))
+    for name in modules:
         importlib.import_module(name).register(subparsers)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser(argv).parse_args(argv)
     err = Console(stderr=True, highlight=False, soft_wrap=True)
     try:
         return int(args.func(args))
