@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.emulator import Emulator
 from harness.run import RUNS_ENV
 from harness.terraform import TERRAFORM_ENV, TerraformCli
 
@@ -103,8 +104,14 @@ def test_the_platform_is_destroyed_after_a_failing_session_unless_kept(
     assert "emulator" not in run["settings"]
 
     record.unlink()
-    result = child.runpytest_subprocess("--run-id", "r-kept", "--keep-stack", "-s")
-    result.stdout.fnmatch_lines(["*kept run r-kept: harness down --run-id r-kept*"])
-    assert "destroy" not in commands(record)
-    assert child.run(sys.executable, "-m", "harness", "down", "--run-id", "r-kept").ret == 0
-    assert commands(record)[-1] == "destroy"
+    kept = tmp_path / "runs" / "r-kept" / "run.json"
+    try:
+        result = child.runpytest_subprocess("--run-id", "r-kept", "--keep-stack", "-s")
+        result.stdout.fnmatch_lines(["*kept run r-kept: harness down --run-id r-kept*"])
+        assert "destroy" not in commands(record)
+        assert child.run(sys.executable, "-m", "harness", "down", "--run-id", "r-kept").ret == 0
+        assert commands(record)[-1] == "destroy"
+    finally:  # never leave the kept emulator running, whatever failed above
+        settings = json.loads(kept.read_text())["settings"] if kept.exists() else {}
+        if "emulator" in settings:
+            Emulator.from_settings(settings["emulator"]).stop()
