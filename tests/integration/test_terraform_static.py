@@ -1,0 +1,90 @@
+"""infra/ as Terraform itself sees it: formatting, `validate` of the platform root, and its `terraform test` suite.
+
+The platform root is copied (with its modules and versions.yaml) into a temporary folder, so `init` leaves no
+lock file or .terraform folder in the checkout. Skips with one line when Terraform or its AWS provider is missing.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from harness.errors import HarnessError
+from harness.project import repo_root, versions
+from harness.providers import find_machine_mirror, provider_source, unavailable_reason
+from harness.terraform import TerraformCli, find_cli
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def cli() -> TerraformCli:
+    try:
+        return find_cli()
+    except HarnessError as exc:
+        pytest.skip(str(exc))
+
+
+@pytest.fixture(scope="module")
+def platform_copy(cli: TerraformCli, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
+    """An initialised copy of infra/platform and the environment that reaches the provider."""
+    version = versions()["aws_provider"]
+    if reason := unavailable_reason(version):
+        pytest.skip(reason)
+    work = tmp_path_factory.mktemp("static")
+    shutil.copytree(repo_root() / "infra", work / "infra")
+    shutil.copy(repo_root() / "versions.yaml", work / "versions.yaml")
+    source = provider_source(work / "config", find_machine_mirror(version))
+    env = {k: v for k, v in os.environ.items() if k not in source.unset}
+    env.update(source.env, TF_IN_AUTOMATION="1", CHECKPOINT_DISABLE="1", TF_DATA_DIR=str(work / "data"))
+    root = work / "infra" / "platform"
+    run(cli, root, env, "init", "-backend=false", "-input=false")
+    return root, env
+
+
+def run(cli: TerraformCli, root: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run(
+        [str(cli.path), f"-chdir={root}", *args], env=env, capture_output=True, text=True, timeout=600
+    )
+    assert done.returncode == 0, f"terraform {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}"
+    return done
+
+
+def test_infra_is_terraform_fmt_clean(cli: TerraformCli) -> None:
+    done = subprocess.run(
+        [str(cli.path), "fmt", "-check", "-recursive", "-list=true", str(repo_root() / "infra")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, f"not fmt-clean: {done.stdout.split()}"
+
+
+def test_platform_root_validates(cli: TerraformCli, platform_copy: tuple[Path, dict[str, str]]) -> None:
+    root, env = platform_copy
+    assert "The configuration is valid" in run(cli, root, env, "validate", "-no-color").stdout
+
+
+def test_a_broken_platform_root_fails_validate(cli: TerraformCli, platform_copy: tuple[Path, dict[str, str]]) -> None:
+    root, env = platform_copy
+    broken = root / "zz_broken.tf"
+    broken.write_text('output "broken" {\n  value = var.no_such_variable\n}\n', encoding="utf-8")
+    try:
+        done = subprocess.run(
+            [str(cli.path), f"-chdir={root}", "validate", "-no-color"], env=env, capture_output=True, text=True
+        )
+    finally:
+        broken.unlink()
+    assert done.returncode != 0
+    assert "no_such_variable" in done.stderr + done.stdout
+
+
+def test_platform_terraform_test_suite_passes(cli: TerraformCli, platform_copy: tuple[Path, dict[str, str]]) -> None:
+    """infra/platform/tests: guards that pass and trip, and what the emulator target leaves out (mocked provider)."""
+    root, env = platform_copy
+    out = run(cli, root, env, "test", "-no-color").stdout
+    assert "0 failed" in out, out
