@@ -72,10 +72,19 @@ resource "aws_eks_access_entry" "node" {
 
 # ---------------------------------------------------------------- interruption queue
 
+locals {
+  interruption_queue_name = "${var.cluster_name}-karpenter-interruption"
+  # Built rather than read from the queue: the policy is inline, so it cannot refer to the queue's arn.
+  interruption_queue_arn = "arn:${local.partition}:sqs:${var.region}:${local.account_id}:${local.interruption_queue_name}"
+}
+
 resource "aws_sqs_queue" "interruption" {
-  name                      = "${var.cluster_name}-karpenter-interruption"
+  name                      = local.interruption_queue_name
   message_retention_seconds = 300
   sqs_managed_sse_enabled   = true
+  # Inline, not a separate aws_sqs_queue_policy: the provider waits >= 25 s for queue attributes to
+  # settle after every change, so one resource means one wait on create and none extra on destroy.
+  policy = data.aws_iam_policy_document.interruption_queue.json
 }
 
 data "aws_iam_policy_document" "interruption_queue" {
@@ -84,7 +93,7 @@ data "aws_iam_policy_document" "interruption_queue" {
   statement {
     effect    = "Allow"
     actions   = ["sqs:SendMessage"]
-    resources = [aws_sqs_queue.interruption.arn]
+    resources = [local.interruption_queue_arn]
 
     principals {
       type        = "Service"
@@ -96,7 +105,7 @@ data "aws_iam_policy_document" "interruption_queue" {
     sid       = "DenyHTTP"
     effect    = "Deny"
     actions   = ["sqs:*"]
-    resources = [aws_sqs_queue.interruption.arn]
+    resources = [local.interruption_queue_arn]
 
     principals {
       type        = "*"
@@ -109,11 +118,6 @@ data "aws_iam_policy_document" "interruption_queue" {
       values   = ["false"]
     }
   }
-}
-
-resource "aws_sqs_queue_policy" "interruption" {
-  queue_url = aws_sqs_queue.interruption.id
-  policy    = data.aws_iam_policy_document.interruption_queue.json
 }
 
 resource "aws_cloudwatch_event_rule" "interruption" {
