@@ -30,7 +30,7 @@ from harness.project import TargetCapabilities, capabilities, reference_dir, rep
 from harness.providers import find_machine_mirror, provider_source
 from harness.results import Result, Status, all_ok
 from harness.run import Run, create_run, load_run
-from harness.terraform import Terraform, check_root
+from harness.terraform import Terraform, check_root, find_cli
 
 TARGETS = ("emulator", "aws")
 TARGET_ENV = "HARNESS_TARGET"
@@ -83,6 +83,7 @@ class Stack:
         """A new run (or the existing one with that id) on `target`."""
         if target not in TARGETS:
             raise InputError(f"unknown target {target!r} (known: {', '.join(TARGETS)})")
+        find_cli()  # no Terraform, no run: fail before anything is created
         run = create_run(target, run_id)
         if run.target != target:
             raise InputError(f"run {run.id} is on target {run.target}, not {target}")
