@@ -35,6 +35,9 @@ def load_terraform(paths: Sequence[Path]) -> TerraformModel:
 def yaml_documents(path: Path, text: str | None = None) -> list[tuple[Any, int, dict[tuple[Any, ...], int]]]:
     """(document, first line, line per field path) for each document of a YAML file."""
     text = read_text(path) if text is None else text
+    # Only an alias (`*name`) makes a document bigger than its text: without one it has at most about one node per
+    # character, so short texts cannot exceed the limit and skip the node walk (it costs as much as parsing).
+    may_expand = "*" in text or len(text) * 2 > MAX_EXPANDED_NODES
     loader = _LOADER(text)
     documents: list[tuple[Any, int, dict[tuple[Any, ...], int]]] = []
     try:
@@ -42,7 +45,7 @@ def yaml_documents(path: Path, text: str | None = None) -> list[tuple[Any, int, 
             node = loader.get_node()
             if node is None:
                 break
-            if _expanded_size(node, {}) > MAX_EXPANDED_NODES:
+            if may_expand and _expanded_size(node, {}) > MAX_EXPANDED_NODES:
                 raise InputError(f"{path}:{node.start_mark.line + 1}: YAML aliases expand to more than "
                                  f"{MAX_EXPANDED_NODES} nodes (an alias bomb?)")
             data = loader.construct_document(node)
@@ -111,25 +114,33 @@ def yaml_files(root: Path) -> Iterator[Path]:
         return
     if not root.is_dir():
         raise InputError(f"{root}: no such directory")
+    in_chart: dict[Path, bool] = {}  # per folder: most folders hold several manifests
     for path in sorted(root.rglob("*")):
         relative = path.relative_to(root).parts
         if path.suffix not in (".yaml", ".yml") or any(p.startswith(".") for p in relative):
             continue
-        if _NOT_MANIFESTS.match(path.name) or _in_helm_chart(path, root):
+        if _NOT_MANIFESTS.match(path.name) or _in_helm_chart(path.parent, root, in_chart):
             continue
         if path.is_file():
             yield path
 
 
-def _in_helm_chart(path: Path, root: Path) -> bool:
+def _in_helm_chart(folder: Path, root: Path, known: dict[Path, bool]) -> bool:
     """Helm chart sources (templates with {{ }}) are not manifests until rendered."""
-    parent = path.parent
-    while True:
+    unknown: list[Path] = []  # this folder and those above it, up to the first answered one
+    parent = folder
+    while parent not in known:
         if (parent / "Chart.yaml").is_file():
-            return True
+            known[parent] = True
+            break
+        unknown.append(parent)
         if parent in (root, parent.parent):
-            return False
+            known[parent] = False
+            break
         parent = parent.parent
+    for below in unknown:
+        known[below] = known[parent]
+    return known[folder]
 
 
 def load_manifests(paths: Sequence[Path]) -> list[Manifest]:
