@@ -53,8 +53,14 @@ def _read_bundled(directory: str, name: str) -> Any:
 
 
 @cache
+def _definitions(directory: str) -> Any:
+    """The shared definitions every core kind's schema refers to: one large file, read once."""
+    return _read_bundled(directory, "_definitions.json")
+
+
+@cache
 def _registry(directory: str) -> referencing.Registry[Any]:
-    definitions = _read_bundled(directory, "_definitions.json")
+    definitions = _definitions(directory)
     resource = referencing.Resource.from_contents(definitions)
     return resource @ referencing.Registry()
 
@@ -85,7 +91,7 @@ def _core_validator(directory: str, kind: str, api_version: str) -> jsonschema.p
     schema = _read_bundled(directory, f"{kind.lower()}-{group_version}.json")
     if schema is None:
         return None
-    definitions = (_read_bundled(directory, "_definitions.json") or {}).get("$defs", {})
+    definitions = (_definitions(directory) or {}).get("$defs", {})
     return jsonschema.Draft202012Validator(_inline(schema, definitions), registry=_registry(directory))
 
 
