@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.markdown import Markdown
 
 from harness import project
 from harness.errors import InputError
@@ -63,6 +62,8 @@ def run(args: argparse.Namespace) -> int:
         if args.explain.lower() == "all":
             out.print(doc.rstrip("\n"), markup=False)
         else:
+            from rich.markdown import Markdown  # here: importing it costs a check 30 ms
+
             out.print(Markdown(doc))
         return 0
     infra, gitops = list(args.infra), list(args.gitops)
