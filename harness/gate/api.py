@@ -8,8 +8,10 @@
 from __future__ import annotations
 
 import dataclasses
+import gc
 import os
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -97,6 +99,31 @@ def check(
     plan_json: Path | None = None,
 ) -> Report:
     """Run the selected rules over the given Terraform and GitOps trees. Unreadable input raises InputError."""
+    with _collector_paused():
+        return _check(infra, gitops, reference, select, ignore, plan_json)
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """A check builds many long-lived objects and little cyclic garbage, so the garbage collector's passes over
+    them find almost nothing yet cost up to a quarter of its time: they wait until the check is done."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _check(
+    infra: Sequence[Path],
+    gitops: Sequence[Path],
+    reference: Path | None,
+    select: Collection[str],
+    ignore: Collection[str],
+    plan_json: Path | None,
+) -> Report:
     rules = select_rules(select, ignore)
     model = build_model(infra, gitops, reference, plan_json)
     base = model.repo_root or Path.cwd()
