@@ -227,9 +227,10 @@ def _sources(app: Manifest) -> list[tuple[tuple[Any, ...], dict[str, Any]]]:
 def render(terraform: TerraformModel, manifests: Sequence[Manifest], gitops_roots: Sequence[Path]) -> Rendered:
     secrets = cluster_secrets(terraform, manifests)
     apps = applications(manifests, secrets)
+    resolved = {file: file.resolve() for file in {m.file for m in manifests}}  # once per file, not per document
     by_file: dict[Path, list[Manifest]] = {}
     for manifest in manifests:
-        by_file.setdefault(manifest.file.resolve(), []).append(manifest)
+        by_file.setdefault(resolved[manifest.file], []).append(manifest)
     result = Rendered(objects=[], applications=apps, cluster_secrets=secrets)
     # Source paths are relative to the repository root, which may be any ancestor of a GitOps root.
     bases = [b for r in gitops_roots for b in (r.resolve(), *r.resolve().parents)]
@@ -253,7 +254,7 @@ def render(terraform: TerraformModel, manifests: Sequence[Manifest], gitops_root
                 result.delivered_by[id(manifest)] = app
             result.objects.extend(built)
     for manifest in manifests:
-        if manifest.file.resolve() in result.consumed or manifest.kind in ("Kustomization", "Component"):
+        if resolved[manifest.file] in result.consumed or manifest.kind in ("Kustomization", "Component"):
             continue
         result.objects.append(manifest)
     result.objects.extend(a for a in apps if a.origin)
