@@ -23,29 +23,51 @@ def _backends(ingress: Manifest) -> Iterator[tuple[tuple[Any, ...], dict[str, An
 
 
 PodTemplates = dict[str, list[tuple[Manifest, dict[str, Any], dict[str, Any]]]]
+# (namespace, label key, label value) -> positions in that namespace's templates, for hashable values.
+LabelIndex = dict[tuple[str, Any, Any], list[int]]
 
 
-def _pod_templates(model: Model) -> PodTemplates:
-    """(workload, pod spec, pod labels) per namespace, built once per check so selector matching stays linear."""
+def _pod_templates(model: Model) -> tuple[PodTemplates, LabelIndex]:
+    """(workload, pod spec, pod labels) per namespace and an index by label, built once per check so selector
+    matching stays linear."""
     by_namespace: PodTemplates = {}
+    by_label: LabelIndex = {}
     for manifest in model.effective:
         path = pod_spec_path(manifest)
         spec = manifest.get(*path) if path is not None else None
         if path is None or not isinstance(spec, dict):
             continue
         labels_path = ("metadata", "labels") if manifest.kind == "Pod" else (*path[:-1], "metadata", "labels")
-        by_namespace.setdefault(manifest.namespace, []).append((manifest, spec, manifest.map(*labels_path)))
-    return by_namespace
+        labels = manifest.map(*labels_path)
+        templates = by_namespace.setdefault(manifest.namespace, [])
+        for key, value in labels.items():
+            if _hashable(value):
+                by_label.setdefault((manifest.namespace, key, value), []).append(len(templates))
+        templates.append((manifest, spec, labels))
+    return by_namespace, by_label
+
+
+def _hashable(value: Any) -> bool:
+    try:
+        hash(value)
+    except TypeError:
+        return False
+    return True
 
 
 def _selected_pods(
-    templates: PodTemplates, namespace: str, selector: dict[str, Any]
+    templates: PodTemplates, by_label: LabelIndex, namespace: str, selector: dict[str, Any]
 ) -> list[tuple[Manifest, dict[str, Any]]]:
     if not selector:
         return []
+    candidates = templates.get(namespace, [])
+    key, value = next(iter(selector.items()))
+    # Only pods carrying the first selected label can match; a None value also matches pods without the label.
+    if value is not None and _hashable(value):
+        candidates = [candidates[i] for i in by_label.get((namespace, key, value), [])]
     return [
         (manifest, spec)
-        for manifest, spec, labels in templates.get(namespace, [])
+        for manifest, spec, labels in candidates
         if all(labels.get(k) == v for k, v in selector.items())
     ]
 
@@ -58,7 +80,7 @@ def ingress_chain(model: Model) -> Iterator[Issue]:
     Service must be NodePort or LoadBalancer. A broken link gives a 503 from the ALB or an Ingress that
     never reconciles, after the money for the load balancer is already spent."""
     services = {(m.namespace, m.name): m for m in model.effective if m.kind == "Service"}
-    templates = _pod_templates(model)
+    templates, by_label = _pod_templates(model)
     for ingress in (m for m in model.effective if m.kind == "Ingress"):
         annotations = ingress.map("metadata", "annotations")
         target_type = annotations.get("alb.ingress.kubernetes.io/target-type", "instance")
@@ -84,7 +106,7 @@ def ingress_chain(model: Model) -> Iterator[Issue]:
                             ingress.where("metadata", "annotations"),
                             "annotate alb.ingress.kubernetes.io/target-type: ip, or make the Service NodePort")
             target = service_port.get("targetPort", service_port.get("port"))
-            pods = _selected_pods(templates, service.namespace, service.map("spec", "selector"))
+            pods = _selected_pods(templates, by_label, service.namespace, service.map("spec", "selector"))
             if not pods:
                 yield Issue(f"Service/{name}: selector matches no pods of any workload in namespace "
                             f"{service.namespace or 'default'}", service.where("spec", "selector"),
