@@ -31,15 +31,25 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="harness", description=__doc__)
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    chosen = next((arg for arg in argv if not arg.startswith("-")), None)
+    chosen = _chosen(argv)
     modules = [COMMANDS[chosen]] if chosen in COMMANDS else list(dict.fromkeys(COMMANDS.values()))
     for name in modules:
         importlib.import_module(name).register(subparsers)
     return parser
 
 
+def _chosen(argv: Sequence[str]) -> str | None:
+    return next((arg for arg in argv if not arg.startswith("-")), None)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv is None:  # this process runs one command and exits (callers inside a longer process pass argv)
+        argv = sys.argv[1:]
+        if _chosen(argv) == "check":
+            from harness.gate.cli import collect_garbage_only_at_exit  # imported for the command anyway
+
+            collect_garbage_only_at_exit()
+    argv = list(argv)
     args = build_parser(argv).parse_args(argv)
     err = Console(stderr=True, highlight=False, soft_wrap=True)
     try:

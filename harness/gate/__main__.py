@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from harness.errors import HarnessError
-from harness.gate.cli import DESCRIPTION, add_arguments, run
+from harness.gate.cli import DESCRIPTION, add_arguments, collect_garbage_only_at_exit, run
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -24,4 +24,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    collect_garbage_only_at_exit()
     sys.exit(main())

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import atexit
+import gc
 import sys
 from pathlib import Path
 from typing import Any
@@ -39,6 +41,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ignore", action="append", default=[], metavar="RULE", help="skip these rules")
     parser.add_argument("--explain", metavar="RULE", help="show a rule's documentation ('all' lists every rule)")
     parser.set_defaults(func=run)
+
+
+def collect_garbage_only_at_exit() -> None:
+    """For a process that runs one check and exits. A check creates many long-lived objects and little cyclic
+    garbage: the garbage collector's passes free next to nothing, yet they and the collection at interpreter
+    shutdown cost a fifth of the run. Objects still alive at exit are frozen so that last collection skips them."""
+    gc.disable()
+    atexit.register(gc.freeze)
 
 
 def explain(rule_id: str) -> str:
