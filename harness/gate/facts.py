@@ -6,7 +6,7 @@ Pure functions over the model; nothing here reads files.
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -298,6 +298,31 @@ def fits(placement: Placement, source: NodeSource) -> bool:
         for taint in source.taints
         if taint["effect"] in ("NoSchedule", "NoExecute")
     )
+
+
+class NodeSourceIndex:
+    """Node sources by the labels they can carry: a pod's first nodeSelector label rules out every source
+    without it, so matching many pods against many NodePools stays linear."""
+
+    def __init__(self, sources: Sequence[NodeSource]) -> None:
+        self.sources = list(sources)
+        self._by_label: dict[tuple[str, str], list[NodeSource]] = {}
+        self._any_value: dict[str, list[NodeSource]] = {}
+        for source in self.sources:
+            for key, possible in source.labels.items():
+                for value in possible:
+                    if value == ANY:
+                        self._any_value.setdefault(key, []).append(source)
+                    else:
+                        self._by_label.setdefault((key, value), []).append(source)
+
+    def any_fits(self, placement: Placement) -> bool:
+        """any(fits(placement, source) for source in sources)"""
+        candidates = self.sources
+        if placement.node_selector:
+            key, value = map(str, next(iter(placement.node_selector.items())))
+            candidates = [*self._by_label.get((key, value), []), *self._any_value.get(key, [])]
+        return any(fits(placement, source) for source in candidates)
 
 
 def _affinity_terms(affinity: Any) -> list[list[dict[str, Any]]]:

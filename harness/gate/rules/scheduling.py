@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from harness.gate.facts import (
+    NodeSourceIndex,
     Placement,
     controller_placements,
     fits,
@@ -37,8 +38,9 @@ def satisfiable(model: Model) -> Iterator[Issue]:
     if not sources:
         return
     placements = [*workload_placements(model), *(p for _chart, p in controller_placements(model))]
+    fitting = NodeSourceIndex(sources)
     for placement in placements:
-        if not any(fits(placement, source) for source in sources):
+        if not fitting.any_fits(placement):
             yield Issue(
                 f"{placement.label}: no node group or NodePool satisfies {_describe(placement)} "
                 f"(nodes: {', '.join(s.label for s in sources)})",
@@ -74,9 +76,9 @@ def resource_requests(model: Model) -> Iterator[Issue]:
     counts as zero: Karpenter packs such pods onto too few, too small nodes (or launches nothing for a
     scale-out), and the pods then fight over resources. Every container of a workload that can land on a
     NodePool must request cpu and memory."""
-    pools = [s for s in node_sources(model) if s.karpenter]
+    pools = NodeSourceIndex([s for s in node_sources(model) if s.karpenter])
     for placement in workload_placements(model):
-        if not any(fits(placement, pool) for pool in pools):
+        if not pools.any_fits(placement):
             continue
         for index, container in enumerate(placement.containers):
             requests = as_dict(as_dict(container.get("resources")).get("requests"))
