@@ -123,7 +123,7 @@ def measure_checkov(infra: Path, gitops: Path, repeat: int, manifests: int) -> M
     name, tree = "checkov (terraform + kubernetes)", "this repo"
     checkov = find_checkov()
     if checkov is None:
-        return Measurement(name, tree, None, manifests, note="not installed: pip install -e '.[bench]'")
+        return Measurement(name, tree, None, manifests, note="not installed: make bench installs it into .venv-bench")
     argv = [
         checkov,
         "-d",
