@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import subprocess
 import tempfile
 import time
@@ -26,6 +27,27 @@ from harness.terraform import find_cli
 
 OVERHEAD_TARGET = 1.15
 CYCLE_TARGET_S = 90.0
+# The AWS provider waits a random 0-60 s before DeleteCluster (WithDelayRand in resourceClusterDelete);
+# the bench shows that share of the cycle so a slow run can be told from a slow harness.
+EKS_CLUSTER = "module.cluster.aws_eks_cluster.this"
+DURATION = re.compile(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
+
+
+def destruction_seconds(log: str, address: str) -> float | None:
+    """How long Terraform reported destroying `address` ("Destruction complete after 1m5s"), if it did."""
+    match = re.search(re.escape(address) + r": Destruction complete after (\S+)", log)
+    if not match or not (parts := DURATION.match(match.group(1))) or not any(parts.groups()):
+        return None
+    hours, minutes, seconds = (int(part or 0) for part in parts.groups())
+    return float(hours * 3600 + minutes * 60 + seconds)
+
+
+def logged_destruction_seconds(logs: Path, pattern: str) -> float | None:
+    found = [
+        destruction_seconds(path.read_text(encoding="utf-8", errors="replace"), EKS_CLUSTER)
+        for path in sorted(logs.glob(pattern))
+    ]
+    return next((seconds for seconds in reversed(found) if seconds is not None), None)
 
 
 def plain_terraform_cycle(root: Path, variables: dict[str, object], work: Path) -> dict[str, float]:
@@ -81,6 +103,8 @@ def run(args: argparse.Namespace) -> int:
     harness_stack, harness_times, in_terraform = harness_cycle(console)
     with tempfile.TemporaryDirectory(prefix="bench-plain-", dir=harness_stack.run.dir) as work:
         plain_times = plain_terraform_cycle(platform_root(), harness_stack.variables(), Path(work))
+        plain_eks = logged_destruction_seconds(Path(work), "plain-destroy.log")
+    harness_eks = logged_destruction_seconds(harness_stack.run.path("logs"), "*destroy.log")
 
     plain_total = sum(plain_times.values())
     harness_up_down = harness_times.get("up", 0.0) + harness_times.get("down", 0.0)
@@ -98,6 +122,11 @@ def run(args: argparse.Namespace) -> int:
     for step, seconds in plain_times.items():
         table.add_row(f"plain terraform {step}", f"{seconds:.1f}", "")
     table.add_row("plain total (init + apply + destroy)", f"{plain_total:.1f}", "")
+    for side, eks_seconds in (("plain", plain_eks), ("harness", harness_eks)):
+        if eks_seconds is not None:
+            table.add_row(
+                f"{side}: of the destroy, EKS cluster (provider waits a random 0-60 s)", f"{eks_seconds:.0f}", ""
+            )
     for step, seconds in harness_stack.timings.items():
         table.add_row(f"harness: {step}", f"{seconds:.1f}", "")
     for step, seconds in harness_times.items():
