@@ -52,6 +52,9 @@ def yaml_documents(path: Path, text: str | None = None) -> list[tuple[Any, int, 
             lines: dict[tuple[Any, ...], int] = {}
             _index_lines(node, (), lines)
             documents.append((data, node.start_mark.line + 1, lines))
+    except _DuplicateKey as dup:
+        # PyYAML keeps the last value; kubectl, Argo CD and Helm (sigs.k8s.io/yaml) refuse the file instead.
+        raise InputError(f"{path}:{dup.line}: invalid YAML (key {dup.key!r} appears twice in one mapping)") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
         if mark is not None:
@@ -69,6 +72,12 @@ def yaml_documents(path: Path, text: str | None = None) -> list[tuple[Any, int, 
 
 
 MAX_EXPANDED_NODES = 200_000
+
+
+class _DuplicateKey(Exception):
+    def __init__(self, key: str, line: int) -> None:
+        super().__init__(key)
+        self.key, self.line = key, line
 
 
 def _expanded_size(node: yaml.Node, sizes: dict[int, int]) -> int:
@@ -95,9 +104,13 @@ def _index_lines(
         return
     seen.add(id(node))
     if isinstance(node, yaml.MappingNode):
+        keys: set[str] = set()
         for key_node, value_node in node.value:
             if not isinstance(key_node, yaml.ScalarNode) or key_node.value == "<<":
                 continue
+            if key_node.value in keys:
+                raise _DuplicateKey(key_node.value, key_node.start_mark.line + 1)
+            keys.add(key_node.value)
             child = (*path, key_node.value)
             lines.setdefault(child, key_node.start_mark.line + 1)
             _index_lines(value_node, child, lines, depth + 1, seen)

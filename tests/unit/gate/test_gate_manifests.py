@@ -72,6 +72,32 @@ def test_malformed_yaml_is_one_input_error_with_file_and_line(tmp_path: Path, te
     assert "\n" not in str(error.value)
 
 
+def test_a_key_twice_in_one_mapping_is_refused_with_its_second_line(tmp_path: Path) -> None:
+    # kubectl and Argo CD refuse such a file; taking the last value silently would judge a manifest nobody applies.
+    (tmp_path / "cm.yaml").write_text(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n  labels: {}\n  name: b\n", encoding="utf-8"
+    )
+
+    with pytest.raises(InputError, match=r"cm\.yaml:6: .*'name' appears twice"):
+        load_manifests([tmp_path])
+
+
+def test_the_same_key_in_different_mappings_and_merge_keys_are_fine(tmp_path: Path) -> None:
+    write(tmp_path, {"cm.yaml": """
+        apiVersion: v1
+        kind: ConfigMap
+        metadata:
+          name: a
+          labels: &labels {name: x}
+          annotations:
+            <<: *labels
+            other: y
+        data: {name: z}
+        """})
+
+    assert [m.name for m in load_manifests([tmp_path])] == ["a"]
+
+
 def test_undecodable_file_is_an_input_error(tmp_path: Path) -> None:
     (tmp_path / "binary.yaml").write_bytes(b"\xff\xfe\x00\x01")
 
