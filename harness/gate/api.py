@@ -40,6 +40,7 @@ class Report:
     rules: list[Rule] = field(default_factory=list)  # the rules that ran
     files: int = 0  # files read
     base: Path | None = None  # finding paths are relative to this directory
+    notes: list[str] = field(default_factory=list)  # what the gate could not check, so a pass is not misread
 
     @property
     def errors(self) -> int:
@@ -143,7 +144,14 @@ def _check(
             )
     kept, suppressed = _suppress(findings, model.suppressions, base)
     kept.sort(key=lambda f: (f.file, f.line, f.rule_id, f.message))
-    return Report(kept, suppressed, rules, len(model.terraform.files) + len({m.file for m in model.manifests}), base)
+    files = len(model.terraform.files) + len({m.file for m in model.manifests})
+    return Report(kept, suppressed, rules, files, base, _notes(model, rules))
+
+
+def _notes(model: Model, rules: Sequence[Rule]) -> list[str]:
+    if "EKS015" in {r.id for r in rules} and not model.reference.compatibility:
+        return ["the reference data has no compatibility.yaml: EKS015 compared no Kubernetes and Karpenter versions"]
+    return []
 
 
 def _suppress(

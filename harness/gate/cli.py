@@ -82,6 +82,8 @@ def run(args: argparse.Namespace) -> int:
         infra, gitops = [root / "infra"], [root / "gitops"]
     result = check(infra, gitops, args.reference, select=set(args.select), ignore=set(args.ignore),
                    plan_json=args.plan_json)
+    for note in result.notes:
+        Console(stderr=True, highlight=False, soft_wrap=True).print(f"note: {note}", markup=False)
     rendered = reporters.FORMATS[args.format](result)
     if args.output is not None:
         try:

@@ -34,6 +34,8 @@ harness check [--infra DIR]... [--gitops DIR]... [--reference DIR] [--plan-json 
   (a faster start, for pre-commit hooks and CI).
 - Exit codes: `0` no errors, `1` errors found, `2` input could not be read (one line naming file and line).
   A YAML key that appears twice in one mapping counts as unreadable: kubectl and Argo CD refuse such a file.
+- What the gate could not check is printed as `note:` lines on stderr (for example a reference without
+  `compatibility.yaml`, where EKS015 compares no versions), so a pass is never silent about it.
 - `--reference DIR`: pinned upstream data (CRDs, chart values, IAM policies, `compatibility.yaml`);
   default `$HARNESS_REFERENCE`, else `../shared/reference` beside the checked repository or this one.
 - `--plan-json FILE`: `terraform show -json PLAN` output; its planned values replace what static

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from pathlib import Path
@@ -170,3 +171,18 @@ def test_warnings_are_reported_but_do_not_fail_the_gate(
     assert main(args(deprecated, reference)) == 0
     output = capsys.readouterr().out
     assert "EKS017" in output and "1 warning(s)" in output
+
+
+def test_reference_without_compatibility_facts_passes_with_a_note(
+    platform_tree: Callable[..., Path], reference: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The version rule cannot judge without the compatibility table: the pass must say so, not stay silent."""
+    partial = tmp_path / "reference"
+    shutil.copytree(reference, partial, ignore=shutil.ignore_patterns("compatibility.yaml"))
+    good = platform_tree()
+
+    assert main(args(good, reference)) == 0
+    assert "note:" not in capsys.readouterr().err
+    assert main(args(good, partial)) == 0
+    assert "note: the reference data has no compatibility.yaml: EKS015" in capsys.readouterr().err
+    assert check([good / "infra"], [good / "gitops"], partial, ignore={"EKS015"}).notes == []
