@@ -12,6 +12,7 @@ from typing import Any
 
 from harness.gate.hcl import Unknown, as_mapping, decoded, is_known
 from harness.gate.model import Location, Manifest, Model, TfResource, as_dict, as_list, text
+from harness.gate.values import deep_merge
 
 ANY = "*"  # a label a node source may carry with any value
 WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "CronJob", "Pod")
@@ -367,16 +368,7 @@ def chart_values(model: Model, chart: str) -> tuple[TfResource, dict[str, Any]] 
         return None
     release, values = found
     defaults = copy.deepcopy(model.reference.chart_values.get(chart, ("", {}))[1])
-    return release, _overlay(defaults, values.values)
-
-
-def _overlay(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
-    for key, value in extra.items():
-        if isinstance(value, dict) and isinstance(base.get(key), dict):
-            _overlay(base[key], value)
-        else:
-            base[key] = value
-    return base
+    return release, deep_merge(defaults, values.values)
 
 
 def controller_placements(model: Model) -> Iterator[tuple[str, Placement]]:

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from harness.gate.hcl import Unknown, decoded
 from harness.gate.model import HelmValues, Location, TfResource
 
 
-def _deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+def deep_merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+    """Merge `extra` into `base` in place, as Helm merges values files: maps recursively, anything else replaced."""
     for key, value in extra.items():
         if isinstance(value, dict) and isinstance(base.get(key), dict):
-            _deep_merge(base[key], value)
+            deep_merge(base[key], value)
         else:
             base[key] = value
     return base
@@ -38,7 +40,7 @@ def helm_values(release: TfResource) -> HelmValues:
     for document in documents if isinstance(documents, list) else []:
         document = decoded(document)
         if isinstance(document, dict):
-            _deep_merge(values, document)
+            deep_merge(values, document)
             for path in _walk_keys(document, ()):
                 sources[path] = values_location
     for attribute in ("set", "set_sensitive", "set_list"):
