@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from harness.errors import InputError
+from harness.project import reference_dir
 from harness.run import RUNS_ENV
 from harness.terraform import TerraformCli
 
@@ -18,6 +20,15 @@ terraform {
   backend "local" {}
 }
 """
+
+
+@pytest.fixture(scope="session")
+def reference() -> Path:
+    """The pinned upstream reference data (../shared/reference or HARNESS_REFERENCE); skips without it."""
+    try:
+        return reference_dir()
+    except InputError as exc:
+        pytest.skip(f"pinned reference data not available: {exc}")
 
 
 @pytest.fixture

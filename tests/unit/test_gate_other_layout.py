@@ -15,9 +15,7 @@ from pathlib import Path
 import pytest
 
 from harness.cli import main
-from harness.errors import InputError
 from harness.gate.api import Report, check
-from harness.project import reference_dir
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "other-layout"
 INFRA, GITOPS = FIXTURE / "terraform", FIXTURE / "argocd_apps"
@@ -80,13 +78,6 @@ PLANTED = [
     Planted("Argo CD internet-facing over plain HTTP", "EKS020", "terraform/argocd.tf", range(19, 31)),
 ]
 
-
-@pytest.fixture(scope="module")
-def reference() -> Path:
-    try:
-        return reference_dir()
-    except InputError as exc:
-        pytest.skip(f"no pinned reference data: {exc}")
 
 
 @pytest.fixture(scope="module")

@@ -28,7 +28,7 @@ from harness.gate import report as reporters
 from harness.gate.api import Report, check
 from harness.gate.loaders import load_manifests, load_terraform
 from harness.gate.model import Manifest
-from harness.project import reference_dir, repo_root
+from harness.project import repo_root
 
 NASTY = Path(__file__).resolve().parents[1] / "fixtures" / "nasty"
 NASTY_MANIFESTS = sorted((NASTY / "manifests").iterdir())
@@ -81,13 +81,6 @@ def load_terraform_contract(directory: Path, culprit: Path) -> None:
         return
     assert all(resource.line >= 1 for resource in model.resources)
 
-
-@pytest.fixture(scope="module")
-def reference() -> Path:
-    try:
-        return reference_dir()
-    except InputError as exc:
-        pytest.skip(f"no pinned reference data: {exc}")
 
 
 def check_contract(infra: Path, gitops: Path, reference: Path) -> Report | None:

@@ -8,22 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from harness.errors import InputError
 from harness.gate.api import Report, check
-from harness.project import reference_dir
 
 FIXTURES = Path(__file__).parent / "fixtures"
 PLATFORM = FIXTURES / "platform"
 
 Edit = tuple[str, str, str]  # (file relative to the tree, text that must be there, its replacement)
 
-
-@pytest.fixture(scope="session")
-def reference() -> Path:
-    try:
-        return reference_dir()
-    except InputError as exc:
-        pytest.skip(f"pinned reference data not available: {exc}")
 
 
 def copy_tree(source: Path, target: Path, edits: tuple[Edit, ...] = ()) -> Path:
