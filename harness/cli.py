@@ -24,6 +24,7 @@ COMMANDS = {
     "e2e": "harness.e2e",
     "sweep": "harness.e2e",
     "bench": "harness.bench",
+    "pin-image": "harness.pin",
 }
 
 

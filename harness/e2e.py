@@ -47,7 +47,7 @@ from harness import report as rpt
 from harness import sweep as sweeper
 from harness import teardown as td
 from harness.errors import EnvironmentProblem, HarnessError, InputError
-from harness.project import TargetCapabilities, capabilities, read_yaml, repo_root
+from harness.project import TargetCapabilities, capabilities, read_yaml, repo_root, versions
 from harness.results import Result, Status
 from harness.run import Run, load_run, runs_dir, validate_run_id
 
@@ -68,6 +68,7 @@ DEFAULT_MAX_MINUTES = 120.0
 GITOPS_REPO_ENV = "HARNESS_GITOPS_REPO_URL"
 GITOPS_REVISION_ENV = "HARNESS_GITOPS_REVISION"
 GAME_NAMESPACE, GAME_DEPLOYMENT = "game-2048", "game-2048"
+GAME_IMAGE_PIN = "game_2048_image"  # versions.yaml key of the image the Deployment must run
 SCALE_OUT_ANNOTATION = "eks-platform/scale-out-replicas"
 KARPENTER_NODEPOOL = "apps"
 EXPECTED_APPLICATIONS = ("ops-karpenter", "game-2048")
@@ -571,7 +572,7 @@ class E2E:
         return results
 
     def karpenter(self) -> StageOutcome:
-        from harness import karpenter, kube
+        from harness import karpenter, kube, kube_checks
         from harness.kube_checks import GAME_PODS
 
         k = self.kube()
@@ -588,6 +589,7 @@ class E2E:
                 k.list_nodes(),
             )
 
+        checked: list[Result] = []
         self.say(f"scaling {GAME_DEPLOYMENT} from {baseline} to {replicas} replicas")
         k.scale_deployment(GAME_NAMESPACE, GAME_DEPLOYMENT, replicas)
         try:
@@ -603,6 +605,13 @@ class E2E:
             self.run.path("karpenter-timeline.json").write_text(
                 json.dumps(_timeline_rows(self.timeline), indent=2, default=str) + "\n", encoding="utf-8"
             )
+            if out.ok:  # the new nodes pulled the image themselves: did they get the same bits?
+                pinned = versions()[GAME_IMAGE_PIN]
+                checked.append(self.wait(
+                    lambda: k.list_pods(GAME_NAMESPACE, GAME_PODS.label_selector),
+                    lambda pods: kube_checks.judge_pinned_image(pods, pinned),
+                    300,
+                ))
         finally:
             self.say(f"scaling {GAME_DEPLOYMENT} back to {baseline}")
             k.scale_deployment(GAME_NAMESPACE, GAME_DEPLOYMENT, baseline)
@@ -614,7 +623,7 @@ class E2E:
         )
         if back.ok:
             self.scale_in_seconds = round(self.clock() - scaled_back, 3)
-        return StageOutcome(f"scaled to {replicas} and back to {baseline}", (out, back))
+        return StageOutcome(f"scaled to {replicas} and back to {baseline}", (out, *checked, back))
 
     def teardown_facts(self) -> td.TeardownFacts:
         # The add-ons need a Kubernetes API: on a target without one they were never applied.

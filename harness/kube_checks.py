@@ -222,3 +222,42 @@ def judge_workload_off_ops(
     if not scheduled:
         return Result.pending(name, f"no {workload} pod is scheduled yet", **evidence)
     return Result.passed(name, f"{len(scheduled)} scheduled {workload} pod(s), none on ops nodes", **evidence)
+
+
+def _container(pod: KubeObject, group: str, name: str) -> Mapping[str, Any]:
+    source = (pod.get("spec") if group == "containers" else pod.get("status")) or {}
+    return next((c for c in source.get(group) or [] if isinstance(c, Mapping) and c.get("name") == name), {})
+
+
+def judge_pinned_image(pods: Sequence[KubeObject], pinned: str, *, container: str = "game-2048") -> Result:
+    """Every pod runs the image versions.yaml pins, and every replica runs the same bits.
+
+    The digest each kubelet pulled is in ``status.containerStatuses[].imageID``. With a digest pin, each
+    must be that digest; with a moving tag, replicas that Karpenter started later must still agree with the
+    first ones (FAIL when they differ: the tag moved mid-run). PENDING until every pod has pulled.
+    """
+    name = f"{container} pods run the pinned image"
+    if not pods:
+        return Result.pending(name, f"no {container} pod yet")
+    wrong = {name_of(p): _container(p, "containers", container).get("image") for p in pods}
+    wrong = {pod: image for pod, image in wrong.items() if image != pinned}
+    pulled = {name_of(p): str(_container(p, "containerStatuses", container).get("imageID") or "") for p in pods}
+    digests = {pod: image_id.rpartition("@")[2] for pod, image_id in pulled.items() if "@sha256:" in image_id}
+    evidence: dict[str, Any] = {"pinned": pinned, "digests": digests}
+    if wrong:
+        return Result.failed(name, f"{len(wrong)} pod(s) use another image than versions.yaml pins ({pinned}): "
+                             + ", ".join(f"{pod}={image}" for pod, image in sorted(wrong.items())), **evidence)
+    if len(digests) < len(pods):
+        return Result.pending(name, f"{len(pods) - len(digests)} of {len(pods)} pod(s) have not pulled yet",
+                              **evidence)
+    expected = pinned.rpartition("@")[2] if "@sha256:" in pinned else None
+    off = sorted(pod for pod, digest in digests.items() if expected and digest != expected)
+    if off:
+        return Result.failed(name, f"{len(off)} pod(s) run a digest other than the pinned {expected}: "
+                             + ", ".join(f"{pod}={digests[pod]}" for pod in off), **evidence)
+    distinct = sorted(set(digests.values()))
+    if len(distinct) > 1:
+        return Result.failed(name, f"replicas run {len(distinct)} different images under the moving tag {pinned}: "
+                             "pin it by digest (harness pin-image)", **evidence)
+    note = "" if expected else f" (moving tag {pinned}: pin it with harness pin-image)"
+    return Result.passed(name, f"all {len(pods)} pod(s) run {distinct[0]}{note}", **evidence)

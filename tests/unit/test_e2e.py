@@ -18,6 +18,7 @@ from harness import report as rpt
 from harness.cli import main
 from harness.e2e import Selection, StageOutcome, Watchdog, execute_stages, select_stages
 from harness.errors import EnvironmentProblem, InputError
+from harness.project import versions
 from harness.results import Result, Status
 from harness.run import create_run
 
@@ -327,10 +328,15 @@ class FakeKarpenterCluster:
     the pods become Ready; scaling back lets consolidation remove the nodes `consolidate_after` seconds later.
     Time only moves when the code under test sleeps."""
 
-    def __init__(self, clock: Clock, *, launch_after: float | None = 60, consolidate_after: float = 120) -> None:
+    def __init__(self, clock: Clock, *, launch_after: float | None = 60, consolidate_after: float = 120,
+                 tag_moved: bool = False) -> None:
         self.clock, self.launch_after, self.consolidate_after = clock, launch_after, consolidate_after
         self.replicas, self.scaled_at = 2, clock.now
         self.scale_calls: list[int] = []
+        self.image = versions()["game_2048_image"]
+        # What each kubelet pulled; with tag_moved, every other replica got newer bits under the same tag.
+        repository = self.image.split("@")[0].rsplit(":", 1)[0]
+        self.pulled = [f"{repository}@sha256:{'a' * 64}", f"{repository}@sha256:{('b' if tag_moved else 'a') * 64}"]
 
     def sleep(self, seconds: float) -> None:
         self.clock.now += seconds
@@ -415,8 +421,11 @@ class FakeKarpenterCluster:
                         "namespace": "game-2048",
                         "creationTimestamp": self.stamp(0),
                     },
-                    "spec": {"nodeName": "ip-spot" if placed else None},
-                    "status": {"phase": "Running" if placed else "Pending", "conditions": conditions},
+                    "spec": {"nodeName": "ip-spot" if placed else None,
+                             "containers": [{"name": "game-2048", "image": self.image}]},
+                    "status": {"phase": "Running" if placed else "Pending", "conditions": conditions,
+                               "containerStatuses": [{"name": "game-2048", "imageID": self.pulled[i % 2]}]
+                               if placed else []},
                 }
             )
         return pods
@@ -456,12 +465,24 @@ def test_karpenter_stage_scales_out_judges_measures_and_scales_back(tmp_path: Pa
     runner = karpenter_e2e(tmp_path, cluster, clock)
     outcome = runner.karpenter()
     assert outcome.ok, [(r.name, r.why) for r in outcome.results]
+    assert [r.name for r in outcome.results][1] == "game-2048 pods run the pinned image"
     assert cluster.scale_calls == [4, 2]  # to the annotated count, then back to the baseline
     assert runner.timeline is not None and len(runner.timeline.pods) == 4 and len(runner.timeline.nodes) == 1
     assert runner.scale_in_seconds is not None and 120 <= runner.scale_in_seconds < 180
     figures = rpt.figures_from(runner.timeline, scale_in=runner.scale_in_seconds)
     assert (figures.time_to_first_node, figures.time_to_pods) == (50.0, 61.0)
     assert runner.run.path("karpenter-timeline.json").is_file()
+
+
+def test_karpenter_stage_fails_when_new_replicas_pulled_other_bits_under_the_same_tag(tmp_path: Path) -> None:
+    clock = Clock()
+    cluster = FakeKarpenterCluster(clock, tag_moved=True)
+    runner = karpenter_e2e(tmp_path, cluster, clock)
+    outcome = runner.karpenter()
+    scale_out, image, scale_in = outcome.results
+    assert scale_out.ok and scale_in.ok
+    assert image.status is Status.FAIL and "2 different images under the moving tag" in image.why
+    assert cluster.scale_calls == [4, 2]
 
 
 def test_karpenter_stage_scales_back_even_when_no_node_ever_comes(tmp_path: Path) -> None:
@@ -472,6 +493,7 @@ def test_karpenter_stage_scales_back_even_when_no_node_ever_comes(tmp_path: Path
     assert not outcome.ok
     scale_out = outcome.results[0]
     assert scale_out.status is Status.FAIL and scale_out.why.startswith("timed out after 900s")
+    assert len(outcome.results) == 2  # no image to judge on pods that never ran
     assert cluster.scale_calls == [4, 2]
     assert runner.scale_in_seconds is not None  # nothing to consolidate: passes at once
 

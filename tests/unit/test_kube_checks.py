@@ -12,6 +12,7 @@ from harness.kube_checks import (
     condition,
     judge_controllers_on_ops,
     judge_ops_nodes,
+    judge_pinned_image,
     judge_workload_off_ops,
     parse_time,
     pod_phase_summary,
@@ -166,3 +167,52 @@ def test_api_times_parse_to_aware_utc() -> None:
     assert moment is not None and moment.utcoffset() is not None and moment.isoformat() == "2026-11-25T19:00:47+00:00"
     assert parse_time("2026-11-25T19:00:47.123456Z") is not None
     assert parse_time(None) is None
+
+
+# ---------------------------------------------------------------- the image the replicas run
+
+TAG = "public.ecr.aws/l6m2t8p7/docker-2048:latest"
+DIGEST_A, DIGEST_B = "sha256:" + "a" * 64, "sha256:" + "b" * 64
+
+
+def game_pod(name: str, image: str, image_id: str | None) -> dict[str, Any]:
+    statuses = [{"name": "game-2048", "imageID": image_id}] if image_id is not None else []
+    return {"metadata": {"name": name}, "spec": {"containers": [{"name": "game-2048", "image": image}]},
+            "status": {"containerStatuses": statuses}}
+
+
+def test_pinned_image_passes_when_every_replica_runs_the_pinned_digest() -> None:
+    pinned = f"{TAG}@{DIGEST_A}"
+    pods = [game_pod(f"g-{i}", pinned, f"public.ecr.aws/l6m2t8p7/docker-2048@{DIGEST_A}") for i in range(3)]
+    result = judge_pinned_image(pods, pinned)
+    assert result.status is Status.PASS, result.why
+    assert result.why == f"all 3 pod(s) run {DIGEST_A}"
+
+
+def test_pinned_image_fails_on_a_digest_other_than_the_pin() -> None:
+    pinned = f"{TAG}@{DIGEST_A}"
+    pods = [game_pod("g-0", pinned, f"x@{DIGEST_A}"), game_pod("g-1", pinned, f"x@{DIGEST_B}")]
+    result = judge_pinned_image(pods, pinned)
+    assert result.status is Status.FAIL and f"g-1={DIGEST_B}" in result.why
+
+
+def test_a_moving_tag_passes_only_while_replicas_agree_and_says_to_pin_it() -> None:
+    same = [game_pod(f"g-{i}", TAG, f"x@{DIGEST_A}") for i in range(2)]
+    result = judge_pinned_image(same, TAG)
+    assert result.status is Status.PASS and "pin it with harness pin-image" in result.why
+    moved = [*same, game_pod("g-2", TAG, f"x@{DIGEST_B}")]
+    result = judge_pinned_image(moved, TAG)
+    assert result.status is Status.FAIL and "2 different images under the moving tag" in result.why
+
+
+def test_pods_on_another_image_than_the_pin_fail_by_name() -> None:
+    pods = [game_pod("g-0", TAG, f"x@{DIGEST_A}"), game_pod("g-1", "nginx:1.27", f"y@{DIGEST_B}")]
+    result = judge_pinned_image(pods, TAG)
+    assert result.status is Status.FAIL and "g-1=nginx:1.27" in result.why
+
+
+def test_pinned_image_waits_for_pulls_and_for_pods() -> None:
+    assert judge_pinned_image([], TAG).status is Status.PENDING
+    pods = [game_pod("g-0", TAG, f"x@{DIGEST_A}"), game_pod("g-1", TAG, None), game_pod("g-2", TAG, "")]
+    result = judge_pinned_image(pods, TAG)
+    assert result.status is Status.PENDING and result.why == "2 of 3 pod(s) have not pulled yet"

@@ -8,9 +8,11 @@ from typing import Any
 
 import yaml
 
+from harness.errors import InputError
 from harness.gate.facts import ARGO_CHART, KARPENTER_CHART, LB_CHART, node_classes, pod_spec_path, resolved
 from harness.gate.model import Location, Manifest, Model, Severity, as_dict, as_list, chart_name
 from harness.gate.rules import Issue, rule
+from harness.images import parse_reference
 
 CHART_PINS = {KARPENTER_CHART: "karpenter", ARGO_CHART: "argo_cd_chart", LB_CHART: "aws_load_balancer_controller_chart"}
 # required_version is recorded as the requirement of a provider named "terraform".
@@ -168,6 +170,35 @@ def pinned_versions(model: Model) -> Iterator[Issue]:
             if _repository(image) == _repository(pinned) and image != pinned:
                 yield Issue(f"{label}: image {image} but versions.yaml {key} is {pinned}", where,
                             f"use {pinned}")
+
+
+def moving_tag(image: str) -> bool:
+    """No digest, and no tag or `latest` (harness.images parses references the way runtimes do)."""
+    try:
+        return parse_reference(image).moving
+    except InputError:  # not a reference any runtime could pin either
+        return True
+
+
+@rule("EKS028", "workload images are pinned, not a moving tag", Severity.WARNING)
+def moving_images(model: Model) -> Iterator[Issue]:
+    """Karpenter starts new nodes when the app scales out, minutes or months after the first replicas
+    started, and each new node pulls the image again. With a moving tag (`:latest`, or no tag at all, which
+    pulls `latest`) those replicas can get different bits than the ones already running: an unreviewed
+    rollout that no manifest change records, and that a rollback cannot undo. `imagePullPolicy: IfNotPresent`
+    does not help across nodes: it only reuses an image already on the same node, and a new node has none.
+    Reported for every container and initContainer image that has neither a digest (`@sha256:` and 64 hex
+    digits) nor a tag other than `latest`; in `localhost:5000/app` the 5000 is a registry port, not a tag.
+    Pin a digest (`repo@sha256:...`, or `repo:tag@sha256:...` to keep the tag readable): `harness pin-image`
+    looks it up where the registry is reachable. A version tag passes (a registry can still move it, but
+    by convention it does not). A warning: the image works today."""
+    for image, where, label in _container_images(model):
+        if resolved(image) is None or "${" in image or not moving_tag(image):
+            continue  # unrendered templates are judged once rendered
+        yield Issue(f"{label}: image {image} is a moving tag: replicas Karpenter starts later may pull different "
+                    "bits than the first ones", where,
+                    f"pin it by digest: run `harness pin-image` where the registry is reachable, or write "
+                    f"{_repository(image)}@sha256:<digest>")
 
 
 REMOVED_APIS = {

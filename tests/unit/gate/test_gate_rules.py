@@ -128,6 +128,9 @@ BROKEN = [
              "/spec/securityGroupSelectorTerms"),), OPS_APPSET),
     Broken("EKS027", "cluster generator matches no cluster secret",
            ((GAME_APPSET, 'eks-platform/managed: "true"', 'eks-platform/managed: "yes"'),), GAME_APPSET),
+    Broken("EKS028", "image on the latest tag", ((DEPLOYMENT, "example/game:1.0.0", "example/game:latest"),),
+           DEPLOYMENT),
+    Broken("EKS028", "image without a tag", ((DEPLOYMENT, "example/game:1.0.0", "example/game"),), DEPLOYMENT),
 ]
 
 
@@ -215,3 +218,56 @@ def test_helm_values_of_an_argo_cd_chart_application_are_checked(
 
     assert check_values("        settings:\n          clusterName: demo\n") == []
     assert check_values("        settings:\n          clustername: demo\n") == [("EKS018", 15)]
+
+
+DIGEST = "sha256:" + "0123456789abcdef" * 4
+
+
+@pytest.mark.parametrize("image, moving", [
+    ("public.ecr.aws/example/game:latest", True),
+    ("public.ecr.aws/example/game", True),
+    ("nginx", True),
+    ("registry:5000/team/app", True),
+    ("localhost:5000/app", True),
+    ("localhost:5000/app:latest", True),
+    ("nginx@sha256:0123", True),  # not a digest: too short
+    ("localhost:5000/app:1.0", False),
+    ("public.ecr.aws/example/game:1.27.3", False),
+    (f"public.ecr.aws/example/game@{DIGEST}", False),
+    (f"public.ecr.aws/example/game:1.27.3@{DIGEST}", False),
+    (f"public.ecr.aws/example/game:latest@{DIGEST}", False),  # the digest decides, not the tag
+    (f"localhost:5000/app@{DIGEST}", False),
+])
+def test_only_images_on_a_moving_tag_are_reported(image: str, moving: bool, platform: Callable[..., Report]) -> None:
+    report = platform((DEPLOYMENT, "public.ecr.aws/example/game:1.0.0", image), select=("EKS028",))
+
+    found = [(f.rule_id, f.severity.value, f.file.endswith(DEPLOYMENT), f.line) for f in report.findings]
+    assert found == ([("EKS028", "warning", True, 25)] if moving else [])
+    if moving:
+        (finding,) = report.findings
+        assert f"image {image} is a moving tag" in finding.message
+        assert "harness pin-image" in finding.fix and "@sha256:<digest>" in finding.fix
+
+
+def test_an_init_container_on_a_moving_tag_is_reported(platform: Callable[..., Report]) -> None:
+    init = (DEPLOYMENT, "      containers:\n",
+            "      initContainers:\n        - name: wait\n          image: busybox\n      containers:\n")
+
+    report = platform(init, select=("EKS028",))
+
+    assert [(f.rule_id, f.line) for f in report.findings] == [("EKS028", 25)]
+    assert "image busybox is a moving tag" in report.findings[0].message
+    assert "write busybox@sha256:<digest>" in report.findings[0].fix
+
+
+def test_a_moving_tag_with_a_reason_can_be_suppressed(platform: Callable[..., Report]) -> None:
+    latest = (DEPLOYMENT, "example/game:1.0.0", "example/game:latest")
+    pin = ("versions.yaml", "example/game:1.0.0", "example/game:latest")  # so EKS016 agrees
+    reason = (DEPLOYMENT, "        - name: game\n",
+              "        - name: game\n          # harness:ignore EKS028 rebuilt nightly on purpose\n")
+
+    assert [f.rule_id for f in platform(latest, pin).findings] == ["EKS028"]
+    report = platform(latest, pin, reason)
+
+    assert report.findings == []
+    assert [(f.rule_id, s.reason) for f, s in report.suppressed] == [("EKS028", "rebuilt nightly on purpose")]
