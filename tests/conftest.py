@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
 import textwrap
 from collections.abc import Callable
@@ -11,9 +12,25 @@ from pathlib import Path
 import pytest
 
 from harness.errors import InputError
-from harness.project import reference_dir
+from harness.project import reference_dir, repo_root
 from harness.run import RUNS_ENV
 from harness.terraform import TerraformCli
+
+# `local.platform.a.b["c"]` in infra/addons: one read of the platform's outputs (through terraform_remote_state).
+PLATFORM_READ = re.compile(r'(?P<try>try\(\s*)?local\.platform(?P<path>(?:\.[A-Za-z_]\w*|\["[^"]+"\])+)')
+PATH_STEP = re.compile(r'\.([A-Za-z_]\w*)|\["([^"]+)"\]')
+
+
+@pytest.fixture(scope="session")
+def addons_platform_reads() -> dict[tuple[str, ...], bool]:
+    """Every path infra/addons reads from the platform's outputs -> True when try() lets it be absent."""
+    reads: dict[tuple[str, ...], bool] = {}
+    for tf in sorted((repo_root() / "infra" / "addons").glob("*.tf")):
+        for match in PLATFORM_READ.finditer(tf.read_text(encoding="utf-8")):
+            path = tuple(name or key for name, key in PATH_STEP.findall(match["path"]))
+            reads[path] = reads.get(path, True) and match["try"] is not None
+    return reads
+
 
 MINIMAL_ROOT = """\
 terraform {

@@ -54,6 +54,7 @@ def as_json(report: Report) -> str:
         "suppressed": [{**_finding(f), "reason": s.reason} for f, s in report.suppressed],
         "rules": [r.id for r in report.rules],
         "files": report.files,
+        "notes": report.notes,
     }
     return json.dumps(data, indent=2) + "\n"
 
@@ -105,6 +106,15 @@ def sarif(report: Report) -> str:
                     }
                     for f in report.findings
                 ],
+                # What the gate could not check travels with the results, so a green scan is not misread.
+                "invocations": [
+                    {
+                        "executionSuccessful": True,
+                        "toolExecutionNotifications": [
+                            {"level": "note", "message": {"text": note}} for note in report.notes
+                        ],
+                    }
+                ],
                 "columnKind": "unicodeCodePoints",
             }
         ],
@@ -136,6 +146,8 @@ def junit(report: Report) -> str:
         if others:
             out = ET.SubElement(case, "system-out")
             out.text = _xml_text("\n".join(f"{f.severity.value}: {f.file}:{f.line}: {f.message}" for f in others))
+    if report.notes:
+        ET.SubElement(suite, "system-out").text = _xml_text("\n".join(f"note: {note}" for note in report.notes))
     suite.set("failures", str(failures))
     root = ET.Element("testsuites", name="harness check", tests=str(len(report.rules)), failures=str(failures))
     root.append(suite)

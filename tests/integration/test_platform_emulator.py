@@ -96,6 +96,22 @@ def test_outputs_follow_the_contract(
     assert platform_outputs["tags"] == platform.run.tags
 
 
+def test_every_path_the_addons_read_exists_in_the_real_outputs(
+    platform_outputs: dict[str, Any], addons_platform_reads: dict[tuple[str, ...], bool]
+) -> None:
+    """What infra/addons reads, walked step by step through what the platform really output."""
+    missing = []
+    for path, optional in addons_platform_reads.items():
+        value: Any = platform_outputs
+        for step in path:
+            if not isinstance(value, dict) or step not in value:
+                if not optional:
+                    missing.append(".".join(path))
+                break
+            value = value[step]
+    assert missing == []
+
+
 def _drop(values: dict[str, Any] | None, keys: set[str]) -> dict[str, Any]:
     return {k: v for k, v in (values or {}).items() if k not in keys}
 

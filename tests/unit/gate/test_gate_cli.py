@@ -12,7 +12,7 @@ import pytest
 
 from harness.cli import main
 from harness.gate.api import Report, check
-from harness.gate.report import junit, sarif
+from harness.gate.report import as_json, junit, sarif
 from harness.project import repo_root
 
 BROKEN_CLASS = ("gitops/apps/game/ingress.yaml", "ingressClassName: alb", "ingressClassName: nginx")
@@ -189,3 +189,23 @@ def test_reference_without_compatibility_facts_passes_with_a_note(
     assert main(args(good, partial)) == 0
     assert "note: the reference data has no compatibility.yaml: EKS015" in capsys.readouterr().err
     assert check([good / "infra"], [good / "gitops"], partial, ignore={"EKS015"}).notes == []
+
+
+def test_machine_readable_reports_carry_the_notes(
+    platform_tree: Callable[..., Path], reference: Path, tmp_path: Path
+) -> None:
+    """CI reads the files, not stderr: a pass that checked less must say so there too."""
+    partial = tmp_path / "reference"
+    shutil.copytree(reference, partial, ignore=shutil.ignore_patterns("compatibility.yaml"))
+    good = platform_tree()
+    noted = check([good / "infra"], [good / "gitops"], partial)
+    full = check([good / "infra"], [good / "gitops"], reference)
+    [note] = noted.notes
+
+    assert json.loads(as_json(noted))["notes"] == [note] and json.loads(as_json(full))["notes"] == []
+    [invocation] = json.loads(sarif(noted))["runs"][0]["invocations"]
+    assert invocation["toolExecutionNotifications"] == [{"level": "note", "message": {"text": note}}]
+    assert json.loads(sarif(full))["runs"][0]["invocations"][0]["toolExecutionNotifications"] == []
+    suite = ET.fromstring(junit(noted)).find("./testsuite/system-out")
+    assert suite is not None and suite.text == f"note: {note}"
+    assert ET.fromstring(junit(full)).find("./testsuite/system-out") is None

@@ -1,0 +1,25 @@
+"""infra/addons reads the platform's outputs through terraform_remote_state: a name the platform does not
+output fails only at the add-ons plan, after the cluster is up and billing. Caught here instead; the
+emulator tier walks every full path in real outputs (tests/integration/test_platform_emulator.py)."""
+
+from __future__ import annotations
+
+import hcl2
+
+from harness.project import repo_root
+
+
+def test_the_reads_are_found_and_try_marks_the_optional_ones(
+        addons_platform_reads: dict[tuple[str, ...], bool]) -> None:
+    assert addons_platform_reads[("cluster_name",)] is False
+    assert addons_platform_reads[("ops_node_labels", "workload-type")] is False
+    assert addons_platform_reads[("lb_controller_service_account", "namespace")] is False
+    assert addons_platform_reads[("unsupported_on_target", "kubernetes")] is True  # inside try(...)
+
+
+def test_every_output_the_addons_read_is_declared_by_the_platform(
+        addons_platform_reads: dict[tuple[str, ...], bool]) -> None:
+    with (repo_root() / "infra" / "platform" / "outputs.tf").open(encoding="utf-8") as handle:
+        declared = {name.strip('"') for block in hcl2.load(handle).get("output", []) for name in block}
+    read = {path[0] for path in addons_platform_reads}
+    assert read - declared == set(), "infra/addons reads outputs infra/platform does not declare"
