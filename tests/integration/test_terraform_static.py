@@ -87,4 +87,5 @@ def test_platform_terraform_test_suite_passes(cli: TerraformCli, platform_copy: 
     """infra/platform/tests: guards that pass and trip, and what the emulator target leaves out (mocked provider)."""
     root, env = platform_copy
     out = run(cli, root, env, "test", "-no-color").stdout
-    assert "0 failed" in out, out
+    runs = sum(test.read_text(encoding="utf-8").count('\nrun "') for test in root.glob("tests/*.tftest.hcl"))
+    assert f"{runs} passed, 0 failed" in out, out

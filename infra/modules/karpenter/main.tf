@@ -509,44 +509,19 @@ data "aws_iam_policy_document" "resource_discovery" {
   }
 }
 
-data "aws_iam_policy_document" "controller_assume_role" {
-  statement {
-    effect  = "Allow"
-    actions = ["sts:AssumeRole", "sts:TagSession"]
+module "controller_role" {
+  source = "../pod-identity-role"
 
-    principals {
-      type        = "Service"
-      identifiers = ["pods.eks.amazonaws.com"]
-    }
-  }
-}
-
-resource "aws_iam_role" "controller" {
   name               = "${var.cluster_name}-karpenter-controller"
   description        = "Karpenter controller of ${var.cluster_name}, assumed through EKS Pod Identity"
-  assume_role_policy = data.aws_iam_policy_document.controller_assume_role.json
-}
+  cluster_name       = var.cluster_name
+  service_account    = var.service_account
+  enable_association = var.enable_pod_identity_associations
 
-resource "aws_iam_policy" "controller" {
-  for_each = local.controller_policies
-
-  name        = "${var.cluster_name}-karpenter-${each.key}"
-  description = "Karpenter controller ${each.key} permissions for ${var.cluster_name} (upstream v1.14 policy)"
-  policy      = each.value
-}
-
-resource "aws_iam_role_policy_attachment" "controller" {
-  for_each = local.controller_policies
-
-  role       = aws_iam_role.controller.name
-  policy_arn = aws_iam_policy.controller[each.key].arn
-}
-
-resource "aws_eks_pod_identity_association" "controller" {
-  count = var.enable_pod_identity_associations ? 1 : 0
-
-  cluster_name    = var.cluster_name
-  namespace       = var.service_account.namespace
-  service_account = var.service_account.name
-  role_arn        = aws_iam_role.controller.arn
+  policies = {
+    for key, document in local.controller_policies : "${var.cluster_name}-karpenter-${key}" => {
+      description = "Karpenter controller ${key} permissions for ${var.cluster_name} (upstream v1.14 policy)"
+      document    = document
+    }
+  }
 }

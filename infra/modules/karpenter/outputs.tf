@@ -10,7 +10,7 @@ output "node_role_arn" {
 
 output "controller_role_arn" {
   description = "IAM role the Karpenter controller assumes through EKS Pod Identity."
-  value       = aws_iam_role.controller.arn
+  value       = module.controller_role.role_arn
 }
 
 output "interruption_queue_name" {

@@ -278,40 +278,19 @@ data "aws_iam_policy_document" "controller" {
   }
 }
 
-data "aws_iam_policy_document" "assume_role" {
-  statement {
-    effect  = "Allow"
-    actions = ["sts:AssumeRole", "sts:TagSession"]
+module "controller_role" {
+  source = "../pod-identity-role"
 
-    principals {
-      type        = "Service"
-      identifiers = ["pods.eks.amazonaws.com"]
-    }
-  }
-}
-
-resource "aws_iam_role" "controller" {
   name               = "${var.cluster_name}-aws-load-balancer-controller"
   description        = "AWS Load Balancer Controller of ${var.cluster_name}, assumed through EKS Pod Identity"
-  assume_role_policy = data.aws_iam_policy_document.assume_role.json
-}
+  cluster_name       = var.cluster_name
+  service_account    = var.service_account
+  enable_association = var.enable_pod_identity_associations
 
-resource "aws_iam_policy" "controller" {
-  name        = "${var.cluster_name}-aws-load-balancer-controller"
-  description = "AWS Load Balancer Controller v3.5.0 permissions for ${var.cluster_name}"
-  policy      = data.aws_iam_policy_document.controller.json
-}
-
-resource "aws_iam_role_policy_attachment" "controller" {
-  role       = aws_iam_role.controller.name
-  policy_arn = aws_iam_policy.controller.arn
-}
-
-resource "aws_eks_pod_identity_association" "controller" {
-  count = var.enable_pod_identity_associations ? 1 : 0
-
-  cluster_name    = var.cluster_name
-  namespace       = var.service_account.namespace
-  service_account = var.service_account.name
-  role_arn        = aws_iam_role.controller.arn
+  policies = {
+    "${var.cluster_name}-aws-load-balancer-controller" = {
+      description = "AWS Load Balancer Controller v3.5.0 permissions for ${var.cluster_name}"
+      document    = data.aws_iam_policy_document.controller.json
+    }
+  }
 }

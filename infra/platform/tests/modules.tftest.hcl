@@ -167,17 +167,17 @@ run "karpenter_queue_rules_and_access" {
   }
 
   assert {
-    condition     = aws_iam_role.node.name == "eks-platform-karpenter-node" && aws_iam_role.controller.name == "eks-platform-karpenter-controller"
+    condition     = aws_iam_role.node.name == "eks-platform-karpenter-node" && module.controller_role.role_name == "eks-platform-karpenter-controller"
     error_message = "role names derive from the cluster name"
   }
 
   assert {
-    condition     = one(aws_eks_access_entry.node).type == "EC2_LINUX" && one(aws_eks_pod_identity_association.controller).service_account == "karpenter"
+    condition     = one(aws_eks_access_entry.node).type == "EC2_LINUX" && module.controller_role.association_service_account == "kube-system/karpenter"
     error_message = "Karpenter nodes need an EC2_LINUX access entry and the controller its Pod Identity association"
   }
 
   assert {
-    condition     = length(aws_iam_policy.controller) == 6
+    condition     = length(module.controller_role.policy_arns) == 6
     error_message = "the controller gets upstream's six policies"
   }
 }
@@ -195,7 +195,7 @@ run "karpenter_without_access_entries_or_pod_identity" {
   }
 
   assert {
-    condition     = length(aws_eks_access_entry.node) == 0 && length(aws_eks_pod_identity_association.controller) == 0
+    condition     = length(aws_eks_access_entry.node) == 0 && module.controller_role.association_service_account == null
     error_message = "a target without those APIs gets neither resource"
   }
 }
@@ -212,4 +212,43 @@ run "karpenter_rejects_a_cluster_arn_that_is_not_one" {
   }
 
   expect_failures = [var.cluster_arn]
+}
+
+run "lb_controller_role_through_pod_identity" {
+  command = plan
+
+  module {
+    source = "../modules/lb-controller"
+  }
+
+  variables {
+    service_account = { namespace = "kube-system", name = "aws-load-balancer-controller" }
+  }
+
+  assert {
+    condition     = module.controller_role.role_name == "eks-platform-aws-load-balancer-controller" && keys(module.controller_role.policy_arns) == ["eks-platform-aws-load-balancer-controller"]
+    error_message = "the controller role and its one upstream policy are named after the cluster"
+  }
+
+  assert {
+    condition     = module.controller_role.association_service_account == "kube-system/aws-load-balancer-controller"
+    error_message = "the controller's service account is bound to its role"
+  }
+}
+
+run "pod_identity_role_refuses_a_role_without_policies" {
+  command = plan
+
+  module {
+    source = "../modules/pod-identity-role"
+  }
+
+  variables {
+    name            = "eks-platform-example"
+    description     = "example"
+    service_account = { namespace = "default", name = "example" }
+    policies        = {}
+  }
+
+  expect_failures = [var.policies]
 }
