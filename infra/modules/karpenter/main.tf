@@ -519,9 +519,81 @@ module "controller_role" {
   enable_association = var.enable_pod_identity_associations
 
   policies = {
-    for key, document in local.controller_policies : "${var.cluster_name}-karpenter-${key}" => {
+    for key, document in local.controller_policies : key => {
+      name        = "${var.cluster_name}-karpenter-${key}"
       description = "Karpenter controller ${key} permissions for ${var.cluster_name} (upstream v1.14 policy)"
       document    = document
     }
   }
+}
+
+# The controller role used to live in this module: state from then moves instead of being replaced.
+moved {
+  from = aws_iam_role.controller
+  to   = module.controller_role.aws_iam_role.this
+}
+
+moved {
+  from = aws_eks_pod_identity_association.controller
+  to   = module.controller_role.aws_eks_pod_identity_association.this
+}
+
+moved {
+  from = aws_iam_policy.controller["node-lifecycle"]
+  to   = module.controller_role.aws_iam_policy.this["node-lifecycle"]
+}
+
+moved {
+  from = aws_iam_role_policy_attachment.controller["node-lifecycle"]
+  to   = module.controller_role.aws_iam_role_policy_attachment.this["node-lifecycle"]
+}
+
+moved {
+  from = aws_iam_policy.controller["iam-integration"]
+  to   = module.controller_role.aws_iam_policy.this["iam-integration"]
+}
+
+moved {
+  from = aws_iam_role_policy_attachment.controller["iam-integration"]
+  to   = module.controller_role.aws_iam_role_policy_attachment.this["iam-integration"]
+}
+
+moved {
+  from = aws_iam_policy.controller["eks-integration"]
+  to   = module.controller_role.aws_iam_policy.this["eks-integration"]
+}
+
+moved {
+  from = aws_iam_role_policy_attachment.controller["eks-integration"]
+  to   = module.controller_role.aws_iam_role_policy_attachment.this["eks-integration"]
+}
+
+moved {
+  from = aws_iam_policy.controller["interruption"]
+  to   = module.controller_role.aws_iam_policy.this["interruption"]
+}
+
+moved {
+  from = aws_iam_role_policy_attachment.controller["interruption"]
+  to   = module.controller_role.aws_iam_role_policy_attachment.this["interruption"]
+}
+
+moved {
+  from = aws_iam_policy.controller["zonal-shift"]
+  to   = module.controller_role.aws_iam_policy.this["zonal-shift"]
+}
+
+moved {
+  from = aws_iam_role_policy_attachment.controller["zonal-shift"]
+  to   = module.controller_role.aws_iam_role_policy_attachment.this["zonal-shift"]
+}
+
+moved {
+  from = aws_iam_policy.controller["resource-discovery"]
+  to   = module.controller_role.aws_iam_policy.this["resource-discovery"]
+}
+
+moved {
+  from = aws_iam_role_policy_attachment.controller["resource-discovery"]
+  to   = module.controller_role.aws_iam_role_policy_attachment.this["resource-discovery"]
 }

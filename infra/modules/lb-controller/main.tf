@@ -288,9 +288,31 @@ module "controller_role" {
   enable_association = var.enable_pod_identity_associations
 
   policies = {
-    "${var.cluster_name}-aws-load-balancer-controller" = {
+    controller = {
+      name        = "${var.cluster_name}-aws-load-balancer-controller"
       description = "AWS Load Balancer Controller v3.5.0 permissions for ${var.cluster_name}"
       document    = data.aws_iam_policy_document.controller.json
     }
   }
+}
+
+# The controller role used to live in this module: state from then moves instead of being replaced.
+moved {
+  from = aws_iam_role.controller
+  to   = module.controller_role.aws_iam_role.this
+}
+
+moved {
+  from = aws_iam_policy.controller
+  to   = module.controller_role.aws_iam_policy.this["controller"]
+}
+
+moved {
+  from = aws_iam_role_policy_attachment.controller
+  to   = module.controller_role.aws_iam_role_policy_attachment.this["controller"]
+}
+
+moved {
+  from = aws_eks_pod_identity_association.controller
+  to   = module.controller_role.aws_eks_pod_identity_association.this
 }

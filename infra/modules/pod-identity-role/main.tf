@@ -22,7 +22,7 @@ resource "aws_iam_role" "this" {
 resource "aws_iam_policy" "this" {
   for_each = var.policies
 
-  name        = each.key
+  name        = each.value.name
   description = each.value.description
   policy      = each.value.document
 }

@@ -10,7 +10,7 @@ output "role_arn" {
 
 output "policy_arns" {
   description = "ARNs of the attached policies, by policy name."
-  value       = { for name, policy in aws_iam_policy.this : name => policy.arn }
+  value       = { for policy in aws_iam_policy.this : policy.name => policy.arn }
 }
 
 output "association_service_account" {

@@ -27,14 +27,15 @@ variable "service_account" {
 }
 
 variable "policies" {
-  description = "Customer-managed policies to create and attach, by policy name."
+  description = "Customer-managed policies to create and attach, by a key that stays stable when names change."
   type = map(object({
+    name        = string
     description = string
     document    = string
   }))
 
   validation {
-    condition     = length(var.policies) > 0 && alltrue([for name in keys(var.policies) : can(regex("^[\\w+=,.@-]{1,128}$", name))])
+    condition     = length(var.policies) > 0 && alltrue([for policy in values(var.policies) : can(regex("^[\\w+=,.@-]{1,128}$", policy.name))])
     error_message = "policies needs at least one policy, each named with 1-128 characters of letters, digits and +=,.@_-."
   }
 }
