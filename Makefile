@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 RUN_ID ?=
 
-.PHONY: setup demo test unit local check bench e2e e2e-down lint clean reference
+.PHONY: setup demo test unit local check bench e2e e2e-down lint clean reference pin-image
 
 setup: $(STAMP)
 
@@ -49,6 +49,9 @@ e2e: setup ## real AWS account: needs E2E_AWS_ACCOUNT_ID and AWS_REGION
 
 e2e-down: setup ## re-runnable teardown of a run: make e2e-down RUN_ID=...
 	$(BIN)/harness down --target aws --run-id "$(RUN_ID)"
+
+pin-image: setup ## pin versions.yaml images (and the manifests using them) to registry digests: needs registry access
+	$(BIN)/harness pin-image
 
 REFERENCE ?= ../shared/reference
 reference: ## download the pinned upstream reference data (needs internet): make reference REFERENCE=DIR
