@@ -606,7 +606,7 @@ class E2E:
                 json.dumps(_timeline_rows(self.timeline), indent=2, default=str) + "\n", encoding="utf-8"
             )
             if out.ok:  # the new nodes pulled the image themselves: did they get the same bits?
-                pinned = versions()[GAME_IMAGE_PIN]
+                pinned = versions().get(GAME_IMAGE_PIN, "")
                 checked.append(self.wait(
                     lambda: k.list_pods(GAME_NAMESPACE, GAME_PODS.label_selector),
                     lambda pods: kube_checks.judge_pinned_image(pods, pinned),

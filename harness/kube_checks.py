@@ -237,6 +237,8 @@ def judge_pinned_image(pods: Sequence[KubeObject], pinned: str, *, container: st
     first ones (FAIL when they differ: the tag moved mid-run). PENDING until every pod has pulled.
     """
     name = f"{container} pods run the pinned image"
+    if not pinned:
+        return Result.failed(name, "versions.yaml pins no image for it, so nothing says what should run")
     if not pods:
         return Result.pending(name, f"no {container} pod yet")
     wrong = {name_of(p): _container(p, "containers", container).get("image") for p in pods}

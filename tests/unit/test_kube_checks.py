@@ -211,6 +211,11 @@ def test_pods_on_another_image_than_the_pin_fail_by_name() -> None:
     assert result.status is Status.FAIL and "g-1=nginx:1.27" in result.why
 
 
+def test_without_a_pin_there_is_nothing_to_compare_with() -> None:
+    result = judge_pinned_image([game_pod("g-0", TAG, f"x@{DIGEST_A}")], "")
+    assert result.status is Status.FAIL and "pins no image" in result.why
+
+
 def test_pinned_image_waits_for_pulls_and_for_pods() -> None:
     assert judge_pinned_image([], TAG).status is Status.PENDING
     pods = [game_pod("g-0", TAG, f"x@{DIGEST_A}"), game_pod("g-1", TAG, None), game_pod("g-2", TAG, "")]
