@@ -17,11 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
 from rich.console import Console
 
 from harness.errors import InputError
-from harness.gate.loaders import yaml_files
+from harness.gate.loaders import yaml_documents, yaml_files
 from harness.images import Resolved, missing_platforms, parse_reference
 from harness.project import read_yaml, repo_root
 from harness.registry import Registry
@@ -64,12 +63,8 @@ def replace_value(text: str, keys: Sequence[str], old: str, new: str) -> tuple[s
 
 
 def _documents(path: Path, text: str) -> list[Any]:
-    try:
-        return list(yaml.safe_load_all(text))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f":{mark.line + 1}" if mark is not None else ""
-        raise InputError(f"{path}{where}: invalid YAML ({getattr(exc, 'problem', None) or exc})") from None
+    """The gate's YAML reading: file:line errors, duplicate keys and alias bombs refused alike."""
+    return [document for document, _line, _lines in yaml_documents(path, text)]
 
 
 def write_files(contents: dict[Path, str]) -> None:

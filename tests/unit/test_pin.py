@@ -145,3 +145,12 @@ def test_cli_failure_is_one_line_and_writes_nothing(cli_repo: Path, registry: Fa
     assert err.startswith("error: image ") and "schema 1" in err and "\n" not in err
     assert "Traceback" not in err
     assert _snapshot(cli_repo) == before
+
+
+def test_a_malformed_manifest_is_named_with_its_line_before_the_registry_is_asked(
+        checkout: Path, registry: FakeRegistry) -> None:
+    broken = checkout / "gitops/apps/game-2048/service.yaml"
+    broken.write_text("kind: Service\nspec: [\n", encoding="utf-8")
+    with pytest.raises(InputError, match=r"service\.yaml:\d+: invalid YAML"):
+        plan_pins(checkout, None, Registry(sleep=_no_sleep))
+    assert registry.requests == []
