@@ -25,6 +25,7 @@ COMMANDS = {
     "sweep": "harness.e2e",
     "bench": "harness.bench",
     "pin-image": "harness.pin",
+    "toolchain": "harness.toolchain.cli",
 }
 
 

@@ -21,15 +21,30 @@ PLATFORM_READ = re.compile(r'(?P<try>try\(\s*)?local\.platform(?P<path>(?:\.[A-Z
 PATH_STEP = re.compile(r'\.([A-Za-z_]\w*)|\["([^"]+)"\]')
 
 
+def _output_path(steps: str) -> tuple[str, ...]:
+    return tuple(name or key for name, key in PATH_STEP.findall(steps))
+
+
 @pytest.fixture(scope="session")
 def addons_platform_reads() -> dict[tuple[str, ...], bool]:
     """Every path infra/addons reads from the platform's outputs -> True when try() lets it be absent."""
     reads: dict[tuple[str, ...], bool] = {}
     for tf in sorted((repo_root() / "infra" / "addons").glob("*.tf")):
         for match in PLATFORM_READ.finditer(tf.read_text(encoding="utf-8")):
-            path = tuple(name or key for name, key in PATH_STEP.findall(match["path"]))
+            path = _output_path(match["path"])
             reads[path] = reads.get(path, True) and match["try"] is not None
     return reads
+
+
+@pytest.fixture(scope="session")
+def platform_read_path() -> Callable[[str], tuple[str, ...] | None]:
+    """The output path one expression reads (`local.platform.a["b"]` -> ("a", "b")), or None for any other."""
+
+    def path(expression: str) -> tuple[str, ...] | None:
+        match = PLATFORM_READ.fullmatch(expression.strip())
+        return _output_path(match["path"]) if match and not match["try"] else None
+
+    return path
 
 
 MINIMAL_ROOT = """\

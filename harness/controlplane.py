@@ -1,0 +1,219 @@
+"""A Kubernetes control plane as host processes on loopback: etcd and kube-apiserver from the toolchain,
+on generated certificates and free ports, with a kubeconfig written into the run's directory (never ~/.kube)."""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+import yaml
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from harness.emulator import HOST, free_port
+from harness.processes import Supervisor
+from harness.toolchain.build import locate
+
+SERVICE_CIDR = "172.20.0.0/16"  # EKS's default service range for a 10.x VPC
+READY_TIMEOUT_S = 60.0
+CERT_DAYS = 7  # a run's certificates outlive the run, never a week
+
+
+@dataclass(frozen=True)
+class Pki:
+    """Files of the run's throwaway PKI: a CA, the API server's serving pair, an admin client, the SA keys."""
+
+    folder: Path
+
+    def path(self, name: str) -> Path:
+        return self.folder / name
+
+
+def _key() -> ec.EllipticCurvePrivateKey:
+    return ec.generate_private_key(ec.SECP256R1())
+
+
+def _write_key(path: Path, key: ec.EllipticCurvePrivateKey) -> None:
+    path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    path.chmod(0o600)
+
+
+def _certificate(
+    subject: x509.Name,
+    key: ec.EllipticCurvePrivateKey,
+    issuer: tuple[x509.Name, ec.EllipticCurvePrivateKey] | None,
+    *,
+    ca: bool = False,
+    sans: list[x509.GeneralName] | None = None,
+    usage: x509.ObjectIdentifier | None = None,
+) -> x509.Certificate:
+    now = datetime.datetime.now(datetime.timezone.utc)
+    issuer_name, signer = issuer if issuer else (subject, key)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=CERT_DAYS))
+        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+    )
+    if sans:
+        builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
+    if usage is not None:
+        builder = builder.add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+    return builder.sign(signer, hashes.SHA256())
+
+
+def _name(common_name: str, organization: str | None = None) -> x509.Name:
+    parts = [x509.NameAttribute(NameOID.COMMON_NAME, common_name)]
+    if organization:
+        parts.append(x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization))
+    return x509.Name(parts)
+
+
+def create_pki(folder: Path) -> Pki:
+    folder.mkdir(parents=True, exist_ok=True)
+    pki = Pki(folder)
+    ca_key, ca_name = _key(), _name("eks-platform-local-ca")
+    ca_cert = _certificate(ca_name, ca_key, None, ca=True)
+    service_ip = next(ipaddress.IPv4Network(SERVICE_CIDR).hosts())
+    sans: list[x509.GeneralName] = [
+        x509.IPAddress(ipaddress.IPv4Address(HOST)),
+        x509.IPAddress(service_ip),
+        *(x509.DNSName(n) for n in ("localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc")),
+    ]
+    pairs = {
+        "apiserver": (_name("kube-apiserver"), sans, ExtendedKeyUsageOID.SERVER_AUTH),
+        # system:masters: the admin the harness and Terraform act as, as the cluster creator is on EKS.
+        "admin": (_name("eks-platform-admin", "system:masters"), None, ExtendedKeyUsageOID.CLIENT_AUTH),
+    }
+    pki.path("ca.crt").write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
+    _write_key(pki.path("ca.key"), ca_key)
+    for name, (subject, alt_names, usage) in pairs.items():
+        key = _key()
+        cert = _certificate(subject, key, (ca_name, ca_key), sans=alt_names, usage=usage)
+        pki.path(f"{name}.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        _write_key(pki.path(f"{name}.key"), key)
+    sa_key = _key()
+    _write_key(pki.path("sa.key"), sa_key)
+    pki.path("sa.pub").write_bytes(
+        sa_key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
+    return pki
+
+
+def kubeconfig(server: str, pki: Pki, name: str = "local") -> dict[str, object]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": name, "cluster": {"server": server, "certificate-authority": str(pki.path("ca.crt"))}}],
+        "users": [
+            {
+                "name": "admin",
+                "user": {
+                    "client-certificate": str(pki.path("admin.crt")),
+                    "client-key": str(pki.path("admin.key")),
+                },
+            }
+        ],
+        "contexts": [{"name": name, "context": {"cluster": name, "user": "admin"}}],
+        "current-context": name,
+    }
+
+
+@dataclass(frozen=True)
+class ControlPlane:
+    server: str  # https://127.0.0.1:PORT
+    kubeconfig: Path
+    pki: Pki
+    supervisor: Supervisor
+
+    def get(self, path: str, timeout: float = 5.0) -> requests.Response:
+        """An authenticated GET against the API server as the admin."""
+        return requests.get(
+            f"{self.server}{path}",
+            cert=(str(self.pki.path("admin.crt")), str(self.pki.path("admin.key"))),
+            verify=str(self.pki.path("ca.crt")),
+            timeout=timeout,
+        )
+
+
+def _answers(url: str, **kwargs: object) -> bool:
+    try:
+        return requests.get(url, timeout=2.0, **kwargs).status_code == 200  # type: ignore[arg-type]
+    except requests.RequestException:
+        return False
+
+
+def start_etcd(supervisor: Supervisor, data_dir: Path) -> str:
+    client, peer = f"http://{HOST}:{free_port()}", f"http://{HOST}:{free_port()}"
+    command = [
+        str(locate("etcd")),
+        "--name=local",
+        f"--data-dir={data_dir}",
+        f"--listen-client-urls={client}",
+        f"--advertise-client-urls={client}",
+        f"--listen-peer-urls={peer}",
+        f"--initial-advertise-peer-urls={peer}",
+        f"--initial-cluster=local={peer}",
+        "--unsafe-no-fsync",  # a throwaway run's store: durability buys nothing and costs seconds
+        "--listen-metrics-urls=",
+    ]
+    supervisor.start("etcd", command, ready=lambda: _answers(f"{client}/health"), timeout_s=READY_TIMEOUT_S)
+    return client
+
+
+def start_apiserver(supervisor: Supervisor, pki: Pki, etcd: str) -> str:
+    port = free_port()
+    server = f"https://{HOST}:{port}"
+    command = [
+        str(locate("kube-apiserver")),
+        f"--etcd-servers={etcd}",
+        f"--bind-address={HOST}",
+        f"--advertise-address={HOST}",
+        f"--secure-port={port}",
+        f"--tls-cert-file={pki.path('apiserver.crt')}",
+        f"--tls-private-key-file={pki.path('apiserver.key')}",
+        f"--client-ca-file={pki.path('ca.crt')}",
+        f"--service-account-issuer={server}",
+        f"--service-account-key-file={pki.path('sa.pub')}",
+        f"--service-account-signing-key-file={pki.path('sa.key')}",
+        f"--service-cluster-ip-range={SERVICE_CIDR}",
+        "--authorization-mode=Node,RBAC",
+        "--allow-privileged=true",
+        "--profiling=false",
+    ]
+    auth = {
+        "cert": (str(pki.path("admin.crt")), str(pki.path("admin.key"))),
+        "verify": str(pki.path("ca.crt")),
+    }
+    supervisor.start(
+        "kube-apiserver", command, ready=lambda: _answers(f"{server}/readyz", **auth), timeout_s=READY_TIMEOUT_S
+    )
+    return server
+
+
+@contextmanager
+def control_plane(run_dir: Path) -> Iterator[ControlPlane]:
+    """etcd and kube-apiserver for the duration of the block; both stopped however the block ends."""
+    supervisor = Supervisor(run_dir / "logs")
+    try:
+        pki = create_pki(run_dir / "pki")
+        etcd = start_etcd(supervisor, run_dir / "etcd")
+        server = start_apiserver(supervisor, pki, etcd)
+        path = run_dir / "kubeconfig"
+        path.write_text(yaml.safe_dump(kubeconfig(server, pki)), encoding="utf-8")
+        yield ControlPlane(server, path, pki, supervisor)
+    finally:
+        supervisor.stop_all()

@@ -1,0 +1,143 @@
+"""The toolchain's binaries for real: a control plane on loopback reports the pinned version, and the three
+pinned charts render with the values infra/addons gives them into objects the pinned schemas accept.
+
+Each test skips with one line naming `make toolchain` and its one-time cost when a binary is not built.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from harness.controlplane import control_plane
+from harness.gate.api import build_model
+from harness.gate.hcl import Unknown
+from harness.gate.schema import SchemaValidator
+from harness.project import reference_dir, repo_root, versions
+from harness.toolchain.build import locate, missing
+
+pytestmark = pytest.mark.integration
+
+
+def needs(*binaries: str) -> None:
+    if reason := missing(list(binaries)):
+        pytest.skip(reason)
+
+
+def test_control_plane_reports_the_pinned_version(tmp_path: Path) -> None:
+    needs("etcd", "kube-apiserver", "kubectl")
+    pinned = f"v{versions()['kubernetes_release']}"
+    assert pinned.startswith(f"v{versions()['kubernetes']}.")
+    with control_plane(tmp_path) as cluster:
+        info = cluster.get("/version").json()
+        assert info["gitVersion"] == pinned
+        assert (info["major"], info["minor"]) == tuple(versions()["kubernetes"].split("."))
+        kubectl = subprocess.run(
+            [str(locate("kubectl")), "--kubeconfig", str(cluster.kubeconfig), "version", "-o", "yaml"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        )
+        both = yaml.safe_load(kubectl.stdout)
+        assert both["serverVersion"]["gitVersion"] == pinned
+        assert both["clientVersion"]["gitVersion"] == pinned
+        assert cluster.kubeconfig.parent == tmp_path  # never ~/.kube
+    assert not cluster.supervisor.running
+
+
+def test_a_crashed_control_plane_process_is_one_line_with_its_log(tmp_path: Path) -> None:
+    needs("etcd", "kube-apiserver")
+    from harness.errors import EnvironmentProblem
+
+    (tmp_path / "etcd").write_text("a file where etcd wants its data folder")
+    with pytest.raises(EnvironmentProblem) as caught, control_plane(tmp_path):
+        pass
+    message = str(caught.value)
+    assert message.startswith("etcd exited with code ")
+    assert "log: " in message and "\n" not in message
+
+
+# --- charts ---------------------------------------------------------------------------------------------------
+
+# helm_release address in infra/addons -> the pinned chart folder's name and the versions.yaml key of its version.
+RELEASES = {
+    "helm_release.aws_load_balancer_controller": ("aws-load-balancer-controller", "aws_load_balancer_controller_chart"),
+    "helm_release.karpenter": ("karpenter", "karpenter"),
+    "helm_release.argocd": ("argo-cd", "argo_cd_chart"),
+}
+
+
+def _concrete(value: Any, outputs: dict[str, Any], read_path: Callable[[str], tuple[str, ...] | None]) -> Any:
+    """The release's values with each read of the platform's outputs replaced by the real output."""
+    if isinstance(value, Unknown):
+        path = read_path(value.text)
+        assert path is not None, f"a value the test cannot make concrete: {value.text}"
+        found: Any = outputs
+        for step in path:
+            found = found[step]
+        return found
+    if isinstance(value, dict):
+        return {k: _concrete(v, outputs, read_path) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_concrete(v, outputs, read_path) for v in value]
+    return value
+
+
+@pytest.mark.parametrize("address", sorted(RELEASES))
+def test_chart_renders_with_the_addons_values_into_valid_objects(
+    address: str,
+    tmp_path: Path,
+    platform_outputs: dict[str, Any],
+    platform_read_path: Callable[[str], tuple[str, ...] | None],
+) -> None:
+    needs("helm")
+    chart_name, version_key = RELEASES[address]
+    reference = reference_dir()
+    chart = reference / "charts" / f"{chart_name}-{versions()[version_key]}"
+    model = build_model([repo_root() / "infra" / "addons"], [], reference)
+    release = next(r for r in model.terraform.of_type("helm_release") if r.address == address)
+    values = _concrete(model.helm[address].values, platform_outputs, platform_read_path)
+    values_file = tmp_path / "values.yaml"
+    values_file.write_text(yaml.safe_dump(values), encoding="utf-8")
+    namespace = _concrete(release.attrs.get("namespace"), platform_outputs, platform_read_path)
+    rendered = subprocess.run(
+        [
+            str(locate("helm")),
+            "template",
+            chart_name,
+            str(chart),
+            "--namespace",
+            str(namespace),
+            "--kube-version",
+            versions()["kubernetes"],
+            "--values",
+            str(values_file),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert rendered.returncode == 0, rendered.stderr
+    objects = [o for o in yaml.safe_load_all(rendered.stdout) if o]
+    assert len(objects) >= 5
+    validator = SchemaValidator.for_reference(versions()["kubernetes"], reference)
+    problems = {
+        f"{o['kind']}/{o['metadata']['name']}": [p.message for p in validator.problems(o)]
+        for o in objects
+        if validator.problems(o)
+    }
+    assert problems == {}
+    # The values took effect: every workload of the release lands on the ops nodes.
+    selectors = [
+        o["spec"]["template"]["spec"].get("nodeSelector", {})
+        for o in objects
+        if o["kind"] in ("Deployment", "StatefulSet")
+    ]
+    assert selectors and all(set(s.items()) & set(platform_outputs["ops_node_labels"].items()) for s in selectors)
