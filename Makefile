@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 RUN_ID ?=
 
-.PHONY: setup demo test unit local check bench e2e e2e-down lint clean reference pin-image
+.PHONY: setup demo test unit local check bench e2e e2e-down lint clean reference pin-image toolchain
 
 setup: $(STAMP)
 
@@ -26,6 +26,9 @@ unit: setup
 
 local: setup ## emulator tier only
 	$(BIN)/python -m pytest tests/integration
+
+toolchain: setup ## build the local Kubernetes tier's binaries from pinned Go modules (cached; one-time ~25 min cold)
+	$(BIN)/harness toolchain
 
 check: setup ## offline conformance gate on this repo
 	$(BIN)/harness check

@@ -38,10 +38,13 @@ def addons_platform_reads() -> dict[tuple[str, ...], bool]:
 
 @pytest.fixture(scope="session")
 def platform_read_path() -> Callable[[str], tuple[str, ...] | None]:
-    """The output path one expression reads (`local.platform.a["b"]` -> ("a", "b")), or None for any other."""
+    """The output path one expression reads (`local.platform.a["b"]` -> ("a", "b")), or None for any other.
+
+    Also takes the form the gate leaves a remote-state read it cannot resolve in: `remote_state.outputs.a`.
+    """
 
     def path(expression: str) -> tuple[str, ...] | None:
-        match = PLATFORM_READ.fullmatch(expression.strip())
+        match = PLATFORM_READ.fullmatch(expression.strip().replace("remote_state.outputs", "local.platform", 1))
         return _output_path(match["path"]) if match and not match["try"] else None
 
     return path

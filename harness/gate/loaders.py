@@ -7,7 +7,7 @@ import hashlib
 import json
 import os
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -277,10 +277,15 @@ def _load_reference(directory: Path, state: tuple[tuple[str, int, int], ...]) ->
     return reference
 
 
-def _parse_reference(directory: Path) -> Reference:
-    schemas: dict[tuple[str, str, str], dict[str, Any]] = {}
-    kinds: dict[tuple[str, str], list[str]] = {}
-    for file in sorted((directory / "crds").glob("*.yaml")):
+def crd_schemas(
+    files: Iterable[Path],
+    schemas: dict[tuple[str, str, str], dict[str, Any]] | None = None,
+    kinds: dict[tuple[str, str], list[str]] | None = None,
+) -> dict[tuple[str, str, str], dict[str, Any]]:
+    """(group, version, kind) -> openAPIV3Schema of every served version of the CRDs in `files`."""
+    schemas = {} if schemas is None else schemas
+    kinds = {} if kinds is None else kinds
+    for file in files:
         for data in _plain_documents(file):
             if not isinstance(data, dict) or data.get("kind") != "CustomResourceDefinition":
                 continue
@@ -291,6 +296,13 @@ def _parse_reference(directory: Path) -> Reference:
                     kinds.setdefault((group, kind), []).append(version["name"])
                     schema = (version.get("schema") or {}).get("openAPIV3Schema") or {}
                     schemas[(group, version["name"], kind)] = schema
+    return schemas
+
+
+def _parse_reference(directory: Path) -> Reference:
+    schemas: dict[tuple[str, str, str], dict[str, Any]] = {}
+    kinds: dict[tuple[str, str], list[str]] = {}
+    crd_schemas(sorted((directory / "crds").glob("*.yaml")), schemas, kinds)
     charts: dict[str, tuple[str, dict[str, Any]]] = {}
     for file in sorted((directory / "charts").glob("*.values.yaml")):
         match = re.match(r"^(?P<name>.+)-(?P<version>[0-9][^-]*)\.values\.yaml$", file.name)
