@@ -12,6 +12,7 @@ from harness.errors import InputError
 SECTIONS = {
     "emulator": "harness.bench.emulator",
     "gate": "harness.bench.gate",
+    "toolchain": "harness.bench.toolchain",
 }
 
 

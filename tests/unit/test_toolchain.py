@@ -328,3 +328,11 @@ def test_cli_check_and_build_on_a_checkout(
         assert "current" in capsys.readouterr().out
     finally:
         repo_root.cache_clear()
+
+
+def test_bench_refuses_an_unbuilt_toolchain(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv(build.CACHE_ENV, str(tmp_path / "empty-cache"))
+    assert main(["bench", "toolchain"]) == 2
+    assert "not built: run `make toolchain` first" in capsys.readouterr().err
