@@ -1,11 +1,12 @@
-"""A Kubernetes control plane as host processes on loopback: etcd and kube-apiserver from the toolchain,
-on generated certificates and free ports, with a kubeconfig written into the run's directory (never ~/.kube)."""
+"""A Kubernetes control plane as host processes on loopback: etcd, kube-apiserver, controller-manager and
+scheduler from the toolchain, KWOK for kubelets, on generated certificates and free ports, with a kubeconfig
+written into the run's directory (never ~/.kube)."""
 
 from __future__ import annotations
 
 import datetime
 import ipaddress
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +20,8 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from harness.emulator import HOST, free_port
 from harness.processes import Supervisor
-from harness.toolchain.build import locate
+from harness.toolchain.build import entry_for, locate
+from harness.toolchain.components import BINARIES
 
 SERVICE_CIDR = "172.20.0.0/16"  # EKS's default service range for a 10.x VPC
 READY_TIMEOUT_S = 60.0
@@ -204,9 +206,68 @@ def start_apiserver(supervisor: Supervisor, pki: Pki, etcd: str) -> str:
     return server
 
 
+def _healthz(port: int) -> Callable[[], bool]:
+    # The components serve health on a self-signed certificate of their own; loopback, so unverified.
+    return lambda: _answers(f"https://{HOST}:{port}/healthz", verify=False)
+
+
+def start_controller_manager(supervisor: Supervisor, pki: Pki, kubeconfig_path: Path) -> None:
+    port = free_port()
+    command = [
+        str(locate("kube-controller-manager")),
+        *(
+            f"--{flag}={kubeconfig_path}"
+            for flag in ("kubeconfig", "authentication-kubeconfig", "authorization-kubeconfig")
+        ),
+        f"--bind-address={HOST}",
+        f"--secure-port={port}",
+        "--leader-elect=false",
+        f"--service-account-private-key-file={pki.path('sa.key')}",
+        f"--root-ca-file={pki.path('ca.crt')}",
+        f"--cluster-signing-cert-file={pki.path('ca.crt')}",
+        f"--cluster-signing-key-file={pki.path('ca.key')}",
+        "--use-service-account-credentials=true",
+    ]
+    supervisor.start("kube-controller-manager", command, ready=_healthz(port), timeout_s=READY_TIMEOUT_S)
+
+
+def start_scheduler(supervisor: Supervisor, kubeconfig_path: Path) -> None:
+    port = free_port()
+    command = [
+        str(locate("kube-scheduler")),
+        *(
+            f"--{flag}={kubeconfig_path}"
+            for flag in ("kubeconfig", "authentication-kubeconfig", "authorization-kubeconfig")
+        ),
+        f"--bind-address={HOST}",
+        f"--secure-port={port}",
+        "--leader-elect=false",
+    ]
+    supervisor.start("kube-scheduler", command, ready=_healthz(port), timeout_s=READY_TIMEOUT_S)
+
+
+def start_kwok(supervisor: Supervisor, kubeconfig_path: Path) -> None:
+    """KWOK in place of kubelets: it adopts every Node (nothing else creates kubelets here) and runs its pods."""
+    port = free_port()
+    entry = entry_for(BINARIES["kwok"])
+    command = [
+        str(locate("kwok")),
+        f"--kubeconfig={kubeconfig_path}",
+        "--manage-all-nodes=true",
+        f"--server-address={HOST}:{port}",
+        *(f"--config={entry.data(stage)}" for stage in entry.component.data),
+    ]
+    supervisor.start(
+        "kwok", command, ready=lambda: _answers(f"http://{HOST}:{port}/healthz"), timeout_s=READY_TIMEOUT_S
+    )
+
+
 @contextmanager
-def control_plane(run_dir: Path) -> Iterator[ControlPlane]:
-    """etcd and kube-apiserver for the duration of the block; both stopped however the block ends."""
+def control_plane(run_dir: Path, *, full: bool = True) -> Iterator[ControlPlane]:
+    """The control plane for the duration of the block, stopped however the block ends.
+
+    `full`: also the controller-manager, the scheduler and KWOK; without it only etcd and the API server.
+    """
     supervisor = Supervisor(run_dir / "logs")
     try:
         pki = create_pki(run_dir / "pki")
@@ -214,6 +275,10 @@ def control_plane(run_dir: Path) -> Iterator[ControlPlane]:
         server = start_apiserver(supervisor, pki, etcd)
         path = run_dir / "kubeconfig"
         path.write_text(yaml.safe_dump(kubeconfig(server, pki)), encoding="utf-8")
+        if full:
+            start_controller_manager(supervisor, pki, path)
+            start_scheduler(supervisor, path)
+            start_kwok(supervisor, path)
         yield ControlPlane(server, path, pki, supervisor)
     finally:
         supervisor.stop_all()

@@ -27,6 +27,7 @@ from harness.toolchain.components import BINARIES, Binary, BuildFacts, Component
 
 CACHE_ENV = "HARNESS_TOOLCHAIN_CACHE"
 MANIFEST = "manifest.json"
+DATA_DIR = "data"
 BUILD_LOG = "build.log"
 VERSION_TIMEOUT_S = 30
 
@@ -121,12 +122,16 @@ class Entry:
     def binary(self, name: str) -> Path:
         return self.path / name
 
+    def data(self, relative: str) -> Path:
+        return self.path / DATA_DIR / relative
+
 
 def entry_for(component: Component, root: Path | None = None, cache: Path | None = None) -> Entry:
     """Where the pinned build of `component` lives (whether or not it is built yet)."""
     tc = toolchain_dir(root)
     version = check_pins(component, tc, versions(root))
-    digest = hashlib.sha256(component.name.encode())
+    # What is built and copied is part of the key; the stamps are checked after every build instead.
+    digest = hashlib.sha256(repr((component.name, component.packages(), component.data)).encode())
     for name in ("go.mod", "go.sum"):
         path = tc / component.name / name
         try:
@@ -175,6 +180,13 @@ def entry_problem(entry: Entry, *, deep: bool = False) -> str | None:
             return f"{path} changed since it was built (size or time differs from {MANIFEST})"
         if deep and sha256_file(path) != facts.get("sha256"):
             return f"{path} does not match the sha256 in {MANIFEST}"
+    data = manifest.get("data") or {}
+    if not isinstance(data, dict) or set(data) != set(entry.component.data):
+        return f"{entry.manifest_path} does not list this component's data files"
+    for relative, digest in data.items():
+        path = entry.data(relative)
+        if not path.is_file() or (deep and sha256_file(path) != digest):
+            return f"{path} is missing or does not match the sha256 in {MANIFEST}"
     return None
 
 
@@ -224,7 +236,7 @@ def build_facts(go: Go, entry: Entry, log: Path) -> BuildFacts:
     info = json.loads(_run_go(go, ["mod", "download", "-json", module], entry.wrapper, log))
     listed = _run_go(go, ["list", "-m", "-f", "{{.Path}} {{.Version}}", "all"], entry.wrapper, log)
     dependencies = dict(line.split(" ", 1) for line in listed.splitlines() if " " in line)
-    return BuildFacts(entry.version, str(info.get("Time", "")), dependencies)
+    return BuildFacts(entry.version, str(info.get("Time", "")), dependencies, Path(str(info.get("Dir", ""))))
 
 
 def reported_version(go: Go, binary: Binary, path: Path) -> str:
@@ -268,6 +280,17 @@ def build_entry(go: Go, entry: Entry) -> dict[str, object]:
                 (staging / default_output_name(binary.package)).rename(target)
             else:  # an alias: the binary dispatches on the name it is started under (Argo CD)
                 target.symlink_to(main.name)
+        data: dict[str, str] = {}
+        for relative in component.data:
+            source, copy = facts.module_dir / relative, staging / DATA_DIR / relative
+            copy.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                shutil.copyfile(source, copy)
+            except OSError as exc:
+                raise EnvironmentProblem(
+                    f"{component.module}@v{entry.version} has no {relative} ({exc.strerror})"
+                ) from None
+            data[relative] = sha256_file(copy)
         main_reports = reported_version(go, main, staging / main.name)
         for binary in component.binaries:
             target = staging / binary.name
@@ -292,6 +315,7 @@ def build_entry(go: Go, entry: Entry) -> dict[str, object]:
             "go": go.label,
             "build_seconds": round(time.monotonic() - started, 1),
             "binaries": binaries,
+            "data": data,
         }
         (staging / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
         shutil.rmtree(entry.path, ignore_errors=True)  # a corrupt or half-written entry of the same key

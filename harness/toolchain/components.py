@@ -20,7 +20,9 @@ from harness.errors import InputError
 class Binary:
     name: str
     package: str  # Go import path of the main package; "" for an alias of the component's first binary
-    version_args: tuple[str, ...]  # () when the binary has no version flag: its Go build info is read instead
+    # () when the binary has no version flag: the version of its module in its Go build info is read instead
+    # (-trimpath leaves the -X stamps out of the build info; those two log their stamp when they start)
+    version_args: tuple[str, ...]
     version_pattern: str  # regex with one group: the version as the binary reports it
 
 
@@ -31,6 +33,7 @@ class BuildFacts:
     version: str  # without the leading "v"
     module_time: str  # RFC 3339 commit time the module proxy reports for the pinned module
     dependencies: Mapping[str, str]  # module path -> version, as the wrapper resolves them
+    module_dir: Path = Path()  # the pinned module's source in the module cache
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,7 @@ class Component:
     binaries: tuple[Binary, ...]
     cold_minutes: int  # measured one-time build on a 2-core machine (docs/toolchain.md)
     stamps: Callable[[BuildFacts], dict[str, str]] = field(default=lambda facts: {})
+    data: tuple[str, ...] = ()  # files of the pinned module the binaries need at run time, copied beside them
 
     def packages(self) -> list[str]:
         return [b.package for b in self.binaries if b.package]
@@ -125,6 +129,17 @@ COMPONENTS: tuple[Component, ...] = (
         purpose="stands in for kubelets: makes Nodes Ready and runs their pods",
         binaries=(Binary("kwok", "sigs.k8s.io/kwok/cmd/kwok", ("--version",), r"kwok version v?(\S+)"),),
         cold_minutes=6,
+        # The stages kwokctl embeds: Nodes initialize and heartbeat, pods become Ready, complete and go.
+        data=tuple(
+            f"kustomize/stage/{stage}.yaml"
+            for stage in (
+                "node/fast/node-initialize",
+                "node/heartbeat/node-heartbeat",
+                "pod/fast/pod-ready",
+                "pod/fast/pod-complete",
+                "pod/fast/pod-delete",
+            )
+        ),
     ),
     Component(
         name="helm",
@@ -173,7 +188,7 @@ COMPONENTS: tuple[Component, ...] = (
                 "karpenter",
                 "github.com/aws/karpenter-provider-aws/cmd/controller",
                 (),
-                r"sigs\.k8s\.io/karpenter/pkg/operator\.Version=([^\s\"]+)",
+                r"(?:mod|dep)\s+github\.com/aws/karpenter-provider-aws\s+v(\S+)",
             ),
         ),
         cold_minutes=6,
@@ -189,7 +204,7 @@ COMPONENTS: tuple[Component, ...] = (
                 "aws-load-balancer-controller",
                 "sigs.k8s.io/aws-load-balancer-controller",
                 (),
-                r"sigs\.k8s\.io/aws-load-balancer-controller/pkg/version\.GitVersion=v?([^\s\"]+)",
+                r"(?:mod|dep)\s+sigs\.k8s\.io/aws-load-balancer-controller\s+v(\S+)",
             ),
         ),
         cold_minutes=10,

@@ -34,7 +34,7 @@ def test_control_plane_reports_the_pinned_version(tmp_path: Path) -> None:
     needs("etcd", "kube-apiserver", "kubectl")
     pinned = f"v{versions()['kubernetes_release']}"
     assert pinned.startswith(f"v{versions()['kubernetes']}.")
-    with control_plane(tmp_path) as cluster:
+    with control_plane(tmp_path, full=False) as cluster:
         info = cluster.get("/version").json()
         assert info["gitVersion"] == pinned
         assert (info["major"], info["minor"]) == tuple(versions()["kubernetes"].split("."))
@@ -52,12 +52,61 @@ def test_control_plane_reports_the_pinned_version(tmp_path: Path) -> None:
     assert not cluster.supervisor.running
 
 
+NODE = """
+apiVersion: v1
+kind: Node
+metadata:
+  name: ops-1
+  labels: {workload-type: ops, kubernetes.io/os: linux}
+  annotations: {kwok.x-k8s.io/node: fake}
+spec:
+  taints: [{key: CriticalAddonsOnly, value: "true", effect: NoSchedule}]
+status:
+  allocatable: {cpu: "2", memory: 8Gi, pods: "29"}
+  capacity: {cpu: "2", memory: 8Gi, pods: "29"}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web, namespace: default}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      nodeSelector: {workload-type: ops}
+      tolerations: [{key: CriticalAddonsOnly, operator: Exists}]
+      containers: [{name: web, image: registry.invalid/web:1}]
+"""
+
+
+def test_kwok_nodes_run_what_the_scheduler_places_on_them(tmp_path: Path) -> None:
+    needs("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok", "kubectl")
+    with control_plane(tmp_path) as cluster:
+        kubectl = [str(locate("kubectl")), "--kubeconfig", str(cluster.kubeconfig)]
+
+        def run(*args: str, stdin: str | None = None) -> str:
+            done = subprocess.run([*kubectl, *args], input=stdin, capture_output=True, text=True, timeout=120)
+            assert done.returncode == 0, done.stderr
+            return done.stdout
+
+        run("apply", "-f", "-", stdin=NODE)
+        run("wait", "node/ops-1", "--for=condition=Ready", "--timeout=60s")
+        # The Deployment controller, the scheduler and KWOK's pod stages, all real: Available with both replicas.
+        run("-n", "default", "wait", "deployment/web", "--for=condition=Available", "--timeout=90s")
+        pods = yaml.safe_load(run("-n", "default", "get", "pods", "-l", "app=web", "-o", "yaml"))["items"]
+        assert len(pods) == 2
+        assert {p["spec"]["nodeName"] for p in pods} == {"ops-1"}
+        assert all(p["status"]["phase"] == "Running" and p["status"].get("podIP") for p in pods)
+        assert not cluster.supervisor.crashed()
+
+
 def test_a_crashed_control_plane_process_is_one_line_with_its_log(tmp_path: Path) -> None:
     needs("etcd", "kube-apiserver")
     from harness.errors import EnvironmentProblem
 
     (tmp_path / "etcd").write_text("a file where etcd wants its data folder")
-    with pytest.raises(EnvironmentProblem) as caught, control_plane(tmp_path):
+    with pytest.raises(EnvironmentProblem) as caught, control_plane(tmp_path, full=False):
         pass
     message = str(caught.value)
     assert message.startswith("etcd exited with code ")
