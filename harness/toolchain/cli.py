@@ -94,7 +94,7 @@ def build(entries: list[Entry], cache: Path, console: Console) -> int:
     )
     columns = (SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn())
     started = time.monotonic()
-    with Progress(*columns, console=console, transient=False) as progress:
+    with Progress(*columns, console=console, transient=False, disable=not console.is_terminal) as progress:
         for entry in todo:
             component = entry.component
             task = progress.add_task(f"{component.name} {entry.version}: {component.purpose}", total=1)
