@@ -16,15 +16,15 @@ from harness.errors import HarnessError
 # Each module defines register(subparsers) and sets a `func(args) -> int` default on its parsers.
 # Only the chosen command's module is imported: `harness check` must not pay for boto3 or matplotlib.
 COMMANDS = {
-    "demo": "harness.stack",
-    "up": "harness.stack",
-    "verify": "harness.stack",
-    "down": "harness.stack",
+    "demo": "harness.targets.cli",
+    "up": "harness.targets.cli",
+    "verify": "harness.targets.cli",
+    "down": "harness.targets.cli",
     "check": "harness.gate.cli",
-    "e2e": "harness.e2e",
-    "sweep": "harness.e2e",
+    "e2e": "harness.e2e.cli",
+    "sweep": "harness.aws.sweep",
     "bench": "harness.bench",
-    "pin-image": "harness.pin",
+    "pin-image": "harness.images.pin",
 }
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import copy
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -18,33 +17,10 @@ import yaml
 
 from harness.gate.hcl import as_mapping, decoded
 from harness.gate.loaders import yaml_documents
-from harness.gate.model import Location, Manifest, TerraformModel, as_dict, as_list, text
+from harness.gate.model import ClusterSecret, Location, Manifest, Rendered, TerraformModel, as_dict, as_list, text
 
 CLUSTER_SECRET_LABEL = "argocd.argoproj.io/secret-type"
 KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
-
-
-@dataclass
-class ClusterSecret:
-    """An Argo CD cluster secret (from Terraform or from a manifest) as the cluster generator sees it."""
-
-    name: str
-    server: str
-    labels: dict[str, str]
-    annotations: dict[str, Any]
-    location: Location
-
-
-@dataclass
-class Rendered:
-    """Result of evaluating the chain: effective objects plus facts rules need about the chain itself."""
-
-    objects: list[Manifest]
-    applications: list[Manifest]  # Applications as written or rendered from ApplicationSets
-    consumed: set[Path] = field(default_factory=set)  # files that only reach the cluster through an Application
-    missing_paths: list[tuple[Manifest, str]] = field(default_factory=list)  # (Application, source path)
-    delivered_by: dict[int, Manifest] = field(default_factory=dict)  # id(effective object) -> its Application
-    cluster_secrets: list[ClusterSecret] = field(default_factory=list)
 
 
 def cluster_secrets(terraform: TerraformModel, manifests: Sequence[Manifest]) -> list[ClusterSecret]:

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from moto import mock_aws
 
-from harness import aws_checks as checks
-from harness.aws import AwsTarget
+from harness.aws import checks
+from harness.aws.clients import AwsTarget
 from harness.errors import InputError
 from harness.project import capabilities, reference_dir
 from harness.results import Status

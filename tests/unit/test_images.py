@@ -6,7 +6,7 @@ import pytest
 from fake_registry import SCHEMA1, FakeRegistry, digest_of, serve
 
 from harness.errors import EnvironmentProblem, InputError
-from harness.images import (
+from harness.images.reference import (
     DOCKER_MANIFEST,
     OCI_INDEX,
     Resolved,
@@ -15,7 +15,7 @@ from harness.images import (
     missing_platforms,
     parse_reference,
 )
-from harness.registry import Registry
+from harness.images.registry_client import Registry
 
 DIGEST = "sha256:" + "ab" * 32
 

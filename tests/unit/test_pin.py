@@ -11,9 +11,9 @@ from fake_registry import FakeRegistry, serve
 from harness.cli import main
 from harness.errors import InputError
 from harness.gate.api import check
-from harness.pin import node_architectures, plan_pins, replace_value, write_files
+from harness.images.pin import node_architectures, plan_pins, replace_value, write_files
+from harness.images.registry_client import Registry
 from harness.project import repo_root
-from harness.registry import Registry
 
 AWS_IMAGE = "public.ecr.aws/l6m2t8p7/docker-2048:latest"
 

@@ -20,7 +20,7 @@ from datetime import datetime
 from typing import Any
 
 from harness.errors import InputError
-from harness.kube_checks import (
+from harness.kube.core import (
     KARPENTER_NODEPOOL_LABEL,
     condition,
     condition_true,

@@ -21,9 +21,9 @@ from rich.console import Console
 
 from harness.errors import InputError
 from harness.gate.loaders import yaml_documents, yaml_files
-from harness.images import Resolved, missing_platforms, parse_reference
+from harness.images.reference import Resolved, missing_platforms, parse_reference
+from harness.images.registry_client import Registry
 from harness.project import read_yaml, repo_root
-from harness.registry import Registry
 
 ARCH_LABEL = "kubernetes.io/arch"
 DEFAULT_ARCHITECTURES = ("amd64",)  # what EKS nodes are when no NodePool narrows it

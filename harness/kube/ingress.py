@@ -22,7 +22,7 @@ from typing import Any
 
 import requests
 
-from harness.kube_checks import name_of
+from harness.kube.core import name_of
 from harness.results import Result
 
 KubeObject = Mapping[str, Any]

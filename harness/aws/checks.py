@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 from botocore.exceptions import BotoCoreError, ClientError
 
-from harness.aws import AwsTarget
+from harness.aws.clients import AwsTarget
 from harness.results import Result
 
 ELB_TAG = "kubernetes.io/role/elb"

@@ -15,7 +15,7 @@ import requests
 from tenacity import RetryError, Retrying, retry_if_exception, stop_after_attempt, wait_exponential, wait_random
 
 from harness.errors import EnvironmentProblem, InputError
-from harness.images import (
+from harness.images.reference import (
     IMAGE_TYPES,
     INDEX_TYPES,
     ImageRef,
