@@ -223,7 +223,9 @@ def render(terraform: TerraformModel, manifests: Sequence[Manifest], gitops_root
             patches = as_list(as_dict(source.get("kustomize")).get("patches"))
             for index, patch in enumerate(patches):
                 where = app.where(*source_path, "kustomize", "patches", index)
-                built = [_apply_patch_entry(m, patch, where, directory) for m in built]
+                before, built = built, [_apply_patch_entry(m, patch, where, directory) for m in built]
+                if all(old is new for old, new in zip(before, built, strict=True)):
+                    result.unapplied_patches.append((where, _unapplied(patch, path)))
             origin = f"{app.origin or 'Application ' + app.name}, path {path}"
             for manifest in built:
                 manifest.origin = origin
@@ -235,6 +237,18 @@ def render(terraform: TerraformModel, manifests: Sequence[Manifest], gitops_root
         result.objects.append(manifest)
     result.objects.extend(a for a in apps if a.origin)
     return result
+
+
+def _unapplied(patch: Any, path: str) -> str:
+    """Why an Application's patch changed nothing: Argo CD would fail the sync on either."""
+    body = patch.get("patch") if isinstance(patch, dict) else None
+    if isinstance(body, str):
+        try:
+            yaml.safe_load(body)
+        except yaml.YAMLError as error:
+            return f"patch is not YAML once rendered ({error.__class__.__name__})"
+    target = patch.get("target") if isinstance(patch, dict) else None
+    return f"patch target {target} matches no manifest in {path}"
 
 
 def _kustomization(directory: Path) -> Path | None:
@@ -314,7 +328,8 @@ def _set_image(manifest: Manifest, rule: Mapping[str, Any], where: Location) -> 
                 elif rule.get("newTag") or tag:
                     new += f":{rule.get('newTag') or tag}"
                 container["image"] = new
-                manifest.sources[(*path, group, index, "image")] = where
+                field_path = (*path, group, index, "image")
+                manifest.sources[field_path] = where
 
 
 def _target_matches(manifest: Manifest, target: Mapping[str, Any]) -> bool:
@@ -413,7 +428,8 @@ def _json6902(manifest: Manifest, operations: Iterable[Any], where: Location) ->
                 parent[last] = copy.deepcopy(operation.get("value"))
             elif op == "remove":
                 parent.pop(last, None)
-        patched.sources[(*walked, last)] = where
+        field_path = (*walked, last)
+        patched.sources[field_path] = where
     return patched
 
 
@@ -436,4 +452,5 @@ def _merge(
                     base[key].append(copy.deepcopy(item))
         else:
             base[key] = copy.deepcopy(value)
-        manifest.sources[(*path, key)] = where
+        field_path = (*path, key)
+        manifest.sources[field_path] = where

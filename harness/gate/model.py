@@ -227,6 +227,7 @@ class Rendered:
     missing_paths: list[tuple[Manifest, str]] = field(default_factory=list)  # (Application, source path)
     delivered_by: dict[int, Manifest] = field(default_factory=dict)  # id(effective object) -> its Application
     cluster_secrets: list[ClusterSecret] = field(default_factory=list)
+    unapplied_patches: list[tuple[Location, str]] = field(default_factory=list)  # an Application's, and why
 
 
 @dataclass

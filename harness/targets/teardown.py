@@ -32,13 +32,13 @@ from typing import Any
 from harness.aws import leaks, sweep
 from harness.aws.leaks import ClientFactory
 from harness.errors import HarnessError
+from harness.keys import NODEPOOL_LABEL
 from harness.kube.api import APPLICATION, APPLICATION_SET, EC2_NODE_CLASS, NODE_POOL, KubeClient
 from harness.results import Result, Status
 from harness.run import Run
 from harness.waits import wait_for
 
 ARGOCD_NAMESPACE = "argocd"
-KARPENTER_NODEPOOL_TAG = "karpenter.sh/nodepool"
 LB_CONTROLLER_TAG = "elbv2.k8s.aws/cluster"
 KUBERNETES_STEPS = ("remove-gitops", "remove-ingresses", "remove-nodepools")
 STEPS = (*KUBERNETES_STEPS, "destroy-addons", "destroy-platform", "sweep")
@@ -122,7 +122,7 @@ def karpenter_leftovers(clients: ClientFactory, run_id: str) -> list[str]:
     ec2 = clients("ec2")
     filters = [
         *leaks.run_filters(run_id),
-        {"Name": "tag-key", "Values": [KARPENTER_NODEPOOL_TAG]},
+        {"Name": "tag-key", "Values": [NODEPOOL_LABEL]},
         {"Name": "instance-state-name", "Values": ["pending", "running", "stopping", "stopped", "shutting-down"]},
     ]
     found = []

@@ -27,7 +27,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("harness.terraform", "harness.images"),  # the Terraform runner; image references and the registry client
     ("harness.toolchain",),  # pinned Go modules -> cached binaries (built on another branch; reserved here)
     ("harness.run", "harness.waits"),  # a run's id, directory and tags; polling a judge until it settles
-    ("harness.project", "harness.results"),  # the checkout's source-of-truth files; the verdict type
+    ("harness.project", "harness.results", "harness.keys"),  # source-of-truth files; the verdict; shared tag keys
     ("harness.errors",),  # one-line user errors
     ("harness",),  # the package itself: its version
 )
