@@ -1,7 +1,7 @@
 """The OCI distribution API, for anonymous pulls: what manifest a tag points at, and its config blob.
 
 Bearer-token auth as ECR Public and Docker Hub answer it (as `crane digest` does), with retries on
-transient failures; `harness.images` judges what comes back.
+transient failures; `harness.images.reference` judges what comes back.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ groups) then block the VPC's destroy. So, while the controllers still run:
                      Karpenter instance of the run is left; then delete the EC2NodeClasses.
 4. destroy-addons    terraform destroy infra/addons.
 5. destroy-platform  terraform destroy infra/platform.
-6. sweep             delete anything still tagged with the run id (harness.sweep) and prove nothing is left.
+6. sweep             delete anything still tagged with the run id (harness.aws.sweep) and prove nothing is left.
 
 Every step runs even when an earlier one failed (a later step or the sweep may still clean up), and every
 step is idempotent: re-running after a crash, from another shell, is always safe. `plan_teardown` decides

@@ -173,7 +173,7 @@ def pinned_versions(model: Model) -> Iterator[Issue]:
 
 
 def moving_tag(image: str) -> bool:
-    """No digest, and no tag or `latest` (harness.images parses references the way runtimes do)."""
+    """No digest, and no tag or `latest` (harness.images.reference parses references the way runtimes do)."""
     try:
         return parse_reference(image).moving
     except InputError:  # not a reference any runtime could pin either
