@@ -43,7 +43,7 @@ def _transient(exc: BaseException) -> bool:
     return isinstance(exc, _Transient)
 
 
-class Registry:
+class RegistryClient:
     """Anonymous pulls over the OCI distribution API, with retries on transient failures."""
 
     ACCEPT = ", ".join(INDEX_TYPES + IMAGE_TYPES)
