@@ -1,44 +1,55 @@
 """pytest plugin (entry point `harness`): the platform stack as session fixtures.
 
-Options: --target emulator|aws (default $HARNESS_TARGET or emulator), --keep-stack, --run-id ID.
+Options and fixtures carry a `harness` prefix, so they never collide with another plugin's:
+Options: --harness-target emulator|aws (default $HARNESS_TARGET or emulator), --harness-keep-stack,
+--harness-run-id ID.
 Fixtures:
-    target            TargetCapabilities of the chosen target (what it cannot serve, and why)
-    platform          session Stack: applied once, destroyed at the end (even on failure or Ctrl-C)
-                      unless --keep-stack; skips with the reason when Terraform or its provider is missing
-    platform_outputs  the platform root's outputs (dict)
-    aws_target        AwsTarget bound to the platform's target (region, emulator endpoint)
-    aws_clients       service name -> boto3 client bound to that target
+    harness_target            TargetCapabilities of the chosen target (what it cannot serve, and why)
+    harness_platform          session Stack: applied once, destroyed at the end (even on failure or Ctrl-C)
+                              unless --harness-keep-stack; skips with the reason when Terraform or its provider
+                              is missing
+    harness_platform_outputs  the platform root's outputs (dict)
+    harness_aws_target        AwsTarget bound to the platform's target (region, emulator endpoint)
+    harness_aws_clients       service name -> boto3 client bound to that target
+
+pytest loads this module in every session of an environment where the harness is installed, so it imports
+only what the core install has; the stack's libraries (boto3, the Terraform runner) load when a fixture runs.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from harness.aws import ACCOUNT_ENV, AwsTarget
 from harness.errors import HarnessError
 from harness.project import TargetCapabilities, capabilities, versions
-from harness.providers import unavailable_reason
-from harness.stack import TARGETS, Stack, default_target
-from harness.terraform import find_cli
+from harness.targets import TARGETS, default_target
+
+if TYPE_CHECKING:
+    from harness.aws.clients import AwsTarget
+    from harness.targets.stack import Stack
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("harness", "EKS platform harness")
-    group.addoption("--target", choices=TARGETS, default=None, help="emulator (default, offline) or aws")
-    group.addoption("--keep-stack", action="store_true", help="leave the platform up after the session")
-    group.addoption("--run-id", default=None, help="run id to use (default: a new one)")
+    group.addoption("--harness-target", choices=TARGETS, default=None, help="emulator (default, offline) or aws")
+    group.addoption("--harness-keep-stack", action="store_true", help="leave the platform up after the session")
+    group.addoption("--harness-run-id", default=None, help="run id to use (default: a new one)")
 
 
 def target_name(config: pytest.Config) -> str:
-    return str(config.getoption("target") or default_target())
+    return str(config.getoption("harness_target") or default_target())
 
 
 def stack_skip_reason(target: str) -> str | None:
     """Why the platform cannot be stood up on this machine, or None when it can."""
+    from harness.aws.clients import ACCOUNT_ENV
+    from harness.terraform.providers import unavailable_reason
+    from harness.terraform.runner import find_cli
+
     try:
         find_cli()
     except HarnessError as exc:
@@ -49,15 +60,17 @@ def stack_skip_reason(target: str) -> str | None:
 
 
 @pytest.fixture(scope="session")
-def target(request: pytest.FixtureRequest) -> TargetCapabilities:
+def harness_target(request: pytest.FixtureRequest) -> TargetCapabilities:
     return capabilities(target_name(request.config))
 
 
 @pytest.fixture(scope="session")
-def platform(request: pytest.FixtureRequest, target: TargetCapabilities) -> Iterator[Stack]:
-    if reason := stack_skip_reason(target.name):
+def harness_platform(request: pytest.FixtureRequest, harness_target: TargetCapabilities) -> Iterator[Stack]:
+    if reason := stack_skip_reason(harness_target.name):
         pytest.skip(reason)
-    stack = Stack.create(target.name, request.config.getoption("run_id"))
+    from harness.targets.stack import Stack
+
+    stack = Stack.create(harness_target.name, request.config.getoption("harness_run_id"))
     try:
         stack.up()  # tears down by itself when it fails or is interrupted
     except HarnessError as exc:
@@ -65,22 +78,22 @@ def platform(request: pytest.FixtureRequest, target: TargetCapabilities) -> Iter
     try:
         yield stack
     finally:
-        if request.config.getoption("keep_stack"):
+        if request.config.getoption("harness_keep_stack"):
             print(f"\nkept run {stack.run.id}: harness down --run-id {stack.run.id}")
         else:
             stack.down()
 
 
 @pytest.fixture(scope="session")
-def platform_outputs(platform: Stack) -> dict[str, Any]:
-    return platform.outputs()
+def harness_platform_outputs(harness_platform: Stack) -> dict[str, Any]:
+    return harness_platform.outputs()
 
 
 @pytest.fixture(scope="session")
-def aws_target(platform: Stack) -> AwsTarget:
-    return platform.aws_target()
+def harness_aws_target(harness_platform: Stack) -> AwsTarget:
+    return harness_platform.aws_target()
 
 
 @pytest.fixture(scope="session")
-def aws_clients(aws_target: AwsTarget) -> Callable[[str], Any]:
-    return aws_target.client
+def harness_aws_clients(harness_aws_target: AwsTarget) -> Callable[[str], Any]:
+    return harness_aws_target.client

@@ -14,6 +14,7 @@ from harness.errors import InputError
 
 REFERENCE_ENV = "HARNESS_REFERENCE"
 REPO_ENV = "HARNESS_REPO"
+KUBERNETES_CAPABILITY = "kubernetes"  # infra/targets.yaml: a target without it has no Kubernetes API
 
 
 def _looks_like_repo(path: Path) -> bool:

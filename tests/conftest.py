@@ -14,7 +14,7 @@ import pytest
 from harness.errors import InputError
 from harness.project import reference_dir, repo_root
 from harness.run import RUNS_ENV
-from harness.terraform import TerraformCli
+from harness.terraform.runner import TerraformCli
 
 # `local.platform.a.b["c"]` in infra/addons: one read of the platform's outputs (through terraform_remote_state).
 PLATFORM_READ = re.compile(r'(?P<try>try\(\s*)?local\.platform(?P<path>(?:\.[A-Za-z_]\w*|\["[^"]+"\])+)')

@@ -18,12 +18,12 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from harness import emulator as emu
+from harness.aws import emulator as emu
 from harness.errors import EnvironmentProblem
 from harness.project import versions
-from harness.providers import find_machine_mirror, provider_source
-from harness.stack import Stack, platform_root
-from harness.terraform import find_cli
+from harness.targets.stack import Stack, platform_root
+from harness.terraform.providers import find_machine_mirror, provider_source
+from harness.terraform.runner import find_cli
 
 OVERHEAD_TARGET = 1.15
 CYCLE_TARGET_S = 90.0

@@ -13,6 +13,9 @@ Settings (environment, since sections take no flags):
   HARNESS_BENCH_REPEAT       runs per measurement on this repo; the best counts (default 3)
   HARNESS_BENCH_CHECKOV      checkov executable (default: `checkov` beside this Python, then on PATH)
 Results go to .runs/bench/gate-<UTC time>.json as well.
+
+Over 600 lines on purpose: about a third is the text of the synthetic repository (Terraform and manifest
+templates), which reads best next to the generator that fills it in.
 """
 
 from __future__ import annotations

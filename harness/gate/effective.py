@@ -10,7 +10,6 @@ from __future__ import annotations
 import copy
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -18,33 +17,10 @@ import yaml
 
 from harness.gate.hcl import as_mapping, decoded
 from harness.gate.loaders import yaml_documents
-from harness.gate.model import Location, Manifest, TerraformModel, as_dict, as_list, text
+from harness.gate.model import ClusterSecret, Location, Manifest, Rendered, TerraformModel, as_dict, as_list, text
 
 CLUSTER_SECRET_LABEL = "argocd.argoproj.io/secret-type"
 KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
-
-
-@dataclass
-class ClusterSecret:
-    """An Argo CD cluster secret (from Terraform or from a manifest) as the cluster generator sees it."""
-
-    name: str
-    server: str
-    labels: dict[str, str]
-    annotations: dict[str, Any]
-    location: Location
-
-
-@dataclass
-class Rendered:
-    """Result of evaluating the chain: effective objects plus facts rules need about the chain itself."""
-
-    objects: list[Manifest]
-    applications: list[Manifest]  # Applications as written or rendered from ApplicationSets
-    consumed: set[Path] = field(default_factory=set)  # files that only reach the cluster through an Application
-    missing_paths: list[tuple[Manifest, str]] = field(default_factory=list)  # (Application, source path)
-    delivered_by: dict[int, Manifest] = field(default_factory=dict)  # id(effective object) -> its Application
-    cluster_secrets: list[ClusterSecret] = field(default_factory=list)
 
 
 def cluster_secrets(terraform: TerraformModel, manifests: Sequence[Manifest]) -> list[ClusterSecret]:
@@ -247,7 +223,9 @@ def render(terraform: TerraformModel, manifests: Sequence[Manifest], gitops_root
             patches = as_list(as_dict(source.get("kustomize")).get("patches"))
             for index, patch in enumerate(patches):
                 where = app.where(*source_path, "kustomize", "patches", index)
-                built = [_apply_patch_entry(m, patch, where, directory) for m in built]
+                before, built = built, [_apply_patch_entry(m, patch, where, directory) for m in built]
+                if all(old is new for old, new in zip(before, built, strict=True)):
+                    result.unapplied_patches.append((where, _unapplied(patch, path)))
             origin = f"{app.origin or 'Application ' + app.name}, path {path}"
             for manifest in built:
                 manifest.origin = origin
@@ -259,6 +237,18 @@ def render(terraform: TerraformModel, manifests: Sequence[Manifest], gitops_root
         result.objects.append(manifest)
     result.objects.extend(a for a in apps if a.origin)
     return result
+
+
+def _unapplied(patch: Any, path: str) -> str:
+    """Why an Application's patch changed nothing: Argo CD would fail the sync on either."""
+    body = patch.get("patch") if isinstance(patch, dict) else None
+    if isinstance(body, str):
+        try:
+            yaml.safe_load(body)
+        except yaml.YAMLError as error:
+            return f"patch is not YAML once rendered ({error.__class__.__name__})"
+    target = patch.get("target") if isinstance(patch, dict) else None
+    return f"patch target {target} matches no manifest in {path}"
 
 
 def _kustomization(directory: Path) -> Path | None:
@@ -338,7 +328,8 @@ def _set_image(manifest: Manifest, rule: Mapping[str, Any], where: Location) -> 
                 elif rule.get("newTag") or tag:
                     new += f":{rule.get('newTag') or tag}"
                 container["image"] = new
-                manifest.sources[(*path, group, index, "image")] = where
+                field_path = (*path, group, index, "image")
+                manifest.sources[field_path] = where
 
 
 def _target_matches(manifest: Manifest, target: Mapping[str, Any]) -> bool:
@@ -437,7 +428,8 @@ def _json6902(manifest: Manifest, operations: Iterable[Any], where: Location) ->
                 parent[last] = copy.deepcopy(operation.get("value"))
             elif op == "remove":
                 parent.pop(last, None)
-        patched.sources[(*walked, last)] = where
+        field_path = (*walked, last)
+        patched.sources[field_path] = where
     return patched
 
 
@@ -460,4 +452,5 @@ def _merge(
                     base[key].append(copy.deepcopy(item))
         else:
             base[key] = copy.deepcopy(value)
-        manifest.sources[(*path, key)] = where
+        field_path = (*path, key)
+        manifest.sources[field_path] = where

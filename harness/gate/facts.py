@@ -13,6 +13,7 @@ from typing import Any
 from harness.gate.hcl import Unknown, as_mapping, decoded, is_known
 from harness.gate.model import Location, Manifest, Model, TfResource, as_dict, as_list, text
 from harness.gate.values import deep_merge
+from harness.keys import CAPACITY_TYPE_LABEL, NODEPOOL_LABEL
 
 ANY = "*"  # a label a node source may carry with any value
 WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "CronJob", "Pod")
@@ -202,8 +203,8 @@ def node_sources(model: Model) -> list[NodeSource]:
         labels = {str(k): {str(v)} for k, v in (pool.map("spec", "template", "metadata", "labels")).items()}
         labels.update(
             {
-                "karpenter.sh/nodepool": {pool.name},
-                "karpenter.sh/capacity-type": {"spot", "on-demand", "reserved"},
+                NODEPOOL_LABEL: {pool.name},
+                CAPACITY_TYPE_LABEL: {"spot", "on-demand", "reserved"},
                 "kubernetes.io/os": {"linux"},
                 "kubernetes.io/arch": {"amd64", "arm64"},
                 "topology.kubernetes.io/zone": {ANY},

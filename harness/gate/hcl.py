@@ -3,6 +3,10 @@
 python-hcl2 turns expressions into strings such as "${merge(local.tags, {...})}"; the gate needs their
 values, so it walks the parse tree itself. Whatever depends on apply-time data (ARNs, IDs) stays an
 `Unknown` carrying its source text, so rules can skip it instead of guessing.
+
+Over 600 lines on purpose: it is one small interpreter (parse-tree walk, expression evaluator, the Terraform
+functions the gate supports), whose parts share the Unknown/Encoded value model and private helpers; split, each
+part would import the others' internals.
 """
 
 from __future__ import annotations

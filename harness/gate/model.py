@@ -6,12 +6,9 @@ import enum
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from harness.gate.hcl import Unknown, as_mapping, decoded
-
-if TYPE_CHECKING:
-    from harness.gate.effective import Rendered
 
 
 class Severity(str, enum.Enum):
@@ -207,6 +204,30 @@ class Reference:
     iam_actions: dict[str, set[str]]  # "karpenter" / "aws-load-balancer-controller" -> allowed actions
     compatibility: dict[str, Any]
     validators: dict[Any, Any] = field(default_factory=dict)  # schema validators built from it, kept with it
+
+
+@dataclass
+class ClusterSecret:
+    """An Argo CD cluster secret (from Terraform or from a manifest) as the cluster generator sees it."""
+
+    name: str
+    server: str
+    labels: dict[str, str]
+    annotations: dict[str, Any]
+    location: Location
+
+
+@dataclass
+class Rendered:
+    """What harness.gate.effective makes of the chain: the effective objects, and facts rules need about the chain."""
+
+    objects: list[Manifest]
+    applications: list[Manifest]  # Applications as written or rendered from ApplicationSets
+    consumed: set[Path] = field(default_factory=set)  # files that only reach the cluster through an Application
+    missing_paths: list[tuple[Manifest, str]] = field(default_factory=list)  # (Application, source path)
+    delivered_by: dict[int, Manifest] = field(default_factory=dict)  # id(effective object) -> its Application
+    cluster_secrets: list[ClusterSecret] = field(default_factory=list)
+    unapplied_patches: list[tuple[Location, str]] = field(default_factory=list)  # an Application's, and why
 
 
 @dataclass

@@ -45,7 +45,7 @@ def _schema_dir(kubernetes_version: str) -> str:
 
 
 def _read_bundled(directory: str, name: str) -> Any:
-    path = resources.files("kubernetes_validate").joinpath("kubernetes-json-schema", directory, name)
+    path = resources.files("kubernetes_validate") / "kubernetes-json-schema" / directory / name
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -113,7 +113,7 @@ def _strict_properties(
             yield jsonschema.ValidationError(f"unknown field(s) {', '.join(map(repr, extra))}")
 
 
-# CRD openAPIV3Schema with unknown fields rejected; `metadata` is checked by the API server, not the CRD.
+# CRD openAPIV3Schema with unknown fields rejected; `metadata` is ObjectMeta (SchemaValidator checks it apart).
 StrictCrdValidator = jsonschema.validators.extend(jsonschema.Draft7Validator, {"properties": _strict_properties})
 
 
@@ -164,7 +164,19 @@ class SchemaValidator:
                 )
             ]
         errors = sorted(validator.iter_errors(dict(manifest)), key=lambda e: list(map(str, e.absolute_path)))
-        return [SchemaProblem(tuple(e.absolute_path), _message(e)) for e in errors]
+        problems = [SchemaProblem(tuple(e.absolute_path), _message(e)) for e in errors]
+        return problems + self._metadata_problems(api_version, kind, manifest.get("metadata"))
+
+    def _metadata_problems(self, api_version: str, kind: str, metadata: Any) -> list[SchemaProblem]:
+        """A CRD declares `metadata` as a bare object; the API server still reads it as ObjectMeta, so a custom
+        resource's metadata is checked against ObjectMeta too (a `lables` typo would be pruned, unnoticed)."""
+        group, _, version = api_version.rpartition("/")
+        carrier_validator = _core_validator(self.directory, "ConfigMap", "v1")
+        if (group, version, kind) not in self.crd_schemas or carrier_validator is None:
+            return []
+        carrier = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata or {}}
+        errors = sorted(carrier_validator.iter_errors(carrier), key=lambda e: list(map(str, e.absolute_path)))
+        return [SchemaProblem(tuple(e.absolute_path), _message(e)) for e in errors if e.absolute_path]
 
 
 def _message(error: jsonschema.ValidationError) -> str:

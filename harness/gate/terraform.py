@@ -11,7 +11,7 @@ import hcl2
 from lark.exceptions import LarkError, UnexpectedInput
 
 from harness.errors import InputError
-from harness.gate import registry
+from harness.gate import module_adapters
 from harness.gate.hcl import (
     Block,
     Env,
@@ -28,7 +28,7 @@ from harness.gate.hcl import (
     parse_json_file,
 )
 from harness.gate.model import ProviderRequirement, TerraformModel, TfResource
-from harness.gate.registry import Expansion, Inputs
+from harness.gate.module_adapters import Expansion, Inputs
 from harness.gate.text import read_text
 
 _META_ARGS = frozenset({"count", "for_each", "depends_on", "provider", "providers", "lifecycle", "source", "version"})
@@ -102,7 +102,7 @@ class Instance:
             child = project.modules.get(child_dir) if child_dir else None
             if child is None and "source" in call.attrs:
                 source = evaluate(call.attrs["source"], Env(_no_names, call.source, module.path))
-                expand = registry.adapter(source) if isinstance(source, str) else None
+                expand = module_adapters.adapter(source) if isinstance(source, str) else None
                 if expand is not None:
                     self.registry_calls[name] = (expand, call)
             if child is None or depth > 8:

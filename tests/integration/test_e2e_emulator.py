@@ -18,8 +18,8 @@ from typing import Any
 import boto3
 import pytest
 
-from harness import emulator as emu
-from harness import sweep
+from harness.aws import emulator as emu
+from harness.aws import leaks
 from harness.plugin import stack_skip_reason
 from harness.project import capabilities
 
@@ -175,8 +175,8 @@ def test_teardown_swept_the_planted_leaks_and_spared_look_alikes(e2e_run: E2ERun
     swept = (e2e_run.run_dir / "sweep.txt").read_text()
     for planted in ("planted-node-ours", "planted-profile-ours", e2e_run.ours["group"], e2e_run.ours["template"]):
         assert planted in swept
-    assert sweep.find_leaks(e2e_run.clients, RUN_ID) == []  # nothing of the run is left in the emulator
-    survivors = {leak.ref for leak in sweep.find_leaks(e2e_run.clients, OTHER_RUN)}
+    assert leaks.find_leaks(e2e_run.clients, RUN_ID) == []  # nothing of the run is left in the emulator
+    survivors = {leak.ref for leak in leaks.find_leaks(e2e_run.clients, OTHER_RUN)}
     assert {
         e2e_run.theirs["vpc"],
         e2e_run.theirs["group"],
@@ -218,5 +218,5 @@ def test_sweep_command_against_the_moto_server(moto_server: emu.Emulator, tmp_pa
         ["sweep", "--run-id", "r-sweep-cli-1", "--target", "emulator"], moto_server.endpoint, tmp_path, 300
     )
     assert deleted.returncode == 0, deleted.stdout + deleted.stderr
-    assert sweep.find_leaks(clients, "r-sweep-cli-1") == []
-    assert theirs["vpc"] in {leak.ref for leak in sweep.find_leaks(clients, "r-sweep-cli-2")}
+    assert leaks.find_leaks(clients, "r-sweep-cli-1") == []
+    assert theirs["vpc"] in {leak.ref for leak in leaks.find_leaks(clients, "r-sweep-cli-2")}

@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from harness import emulator as emu
+from harness.aws import emulator as emu
 from harness.errors import EnvironmentProblem
 from harness.plugin import stack_skip_reason
-from harness.providers import provider_source
 from harness.run import RUNS_ENV
-from harness.terraform import Terraform
+from harness.terraform.providers import provider_source
+from harness.terraform.runner import Terraform
 
 pytestmark = pytest.mark.integration
 

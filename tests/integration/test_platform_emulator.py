@@ -1,6 +1,6 @@
 """Emulator tier: infra/platform applied for real against a moto server process, judged, re-planned, destroyed.
 
-The session-scoped `platform` fixture (harness.plugin) applies once and destroys at the end; it skips with
+The session-scoped `harness_platform` fixture (harness.plugin) applies once and destroys at the end; it skips with
 one line when Terraform or its AWS provider is missing. The last test destroys explicitly and proves that
 nothing tagged with the run id is left.
 """
@@ -12,12 +12,12 @@ from typing import Any
 
 import pytest
 
-from harness import aws_checks as checks
-from harness.aws import AwsTarget
+from harness.aws import checks
+from harness.aws.clients import AwsTarget
+from harness.aws.leaks import find_leaks, find_tagged_arns
 from harness.project import TargetCapabilities
 from harness.results import Result, Status
-from harness.stack import Stack
-from harness.sweep import find_leaks, find_tagged_arns
+from harness.targets.stack import Stack
 
 pytestmark = pytest.mark.integration
 
@@ -70,8 +70,8 @@ OUTPUTS = [
 
 
 @pytest.fixture(scope="module")
-def results(platform: Stack) -> dict[str, Result]:
-    return {r.name: r for r in platform.verify()}
+def results(harness_platform: Stack) -> dict[str, Result]:
+    return {r.name: r for r in harness_platform.verify()}
 
 
 def test_every_check_was_judged(results: dict[str, Result]) -> None:
@@ -79,30 +79,30 @@ def test_every_check_was_judged(results: dict[str, Result]) -> None:
 
 
 @pytest.mark.parametrize("name", EVERY_CHECK)
-def test_aws_assertion(name: str, results: dict[str, Result], target: TargetCapabilities) -> None:
+def test_aws_assertion(name: str, results: dict[str, Result], harness_target: TargetCapabilities) -> None:
     result = results[name]
-    if name in NEEDS and not target.supports(NEEDS[name]):
+    if name in NEEDS and not harness_target.supports(NEEDS[name]):
         assert result.status is Status.NOT_APPLICABLE
-        assert result.why == f"not applicable on {target.name}: {target.reason(NEEDS[name])}"
+        assert result.why == f"not applicable on {harness_target.name}: {harness_target.reason(NEEDS[name])}"
     else:
         assert result.status is Status.PASS, f"{result.why} {dict(result.evidence)}"
 
 
 def test_outputs_follow_the_contract(
-    platform: Stack, platform_outputs: dict[str, Any], target: TargetCapabilities
+    harness_platform: Stack, harness_platform_outputs: dict[str, Any], harness_target: TargetCapabilities
 ) -> None:
-    assert sorted(set(OUTPUTS) - set(platform_outputs)) == []
-    assert platform_outputs["unsupported_on_target"] == target.unsupported
-    assert platform_outputs["tags"] == platform.run.tags
+    assert sorted(set(OUTPUTS) - set(harness_platform_outputs)) == []
+    assert harness_platform_outputs["unsupported_on_target"] == harness_target.unsupported
+    assert harness_platform_outputs["tags"] == harness_platform.run.tags
 
 
 def test_every_path_the_addons_read_exists_in_the_real_outputs(
-    platform_outputs: dict[str, Any], addons_platform_reads: dict[tuple[str, ...], bool]
+    harness_platform_outputs: dict[str, Any], addons_platform_reads: dict[tuple[str, ...], bool]
 ) -> None:
     """What infra/addons reads, walked step by step through what the platform really output."""
     missing = []
     for path, optional in addons_platform_reads.items():
-        value: Any = platform_outputs
+        value: Any = harness_platform_outputs
         for step in path:
             if not isinstance(value, dict) or step not in value:
                 if not optional:
@@ -139,8 +139,8 @@ def emulator_quirk(change: dict[str, Any]) -> str | None:
     return None
 
 
-def test_a_second_plan_shows_no_changes(platform: Stack) -> None:
-    plan = platform.terraform.plan(platform.variables())
+def test_a_second_plan_shows_no_changes(harness_platform: Stack) -> None:
+    plan = harness_platform.terraform.plan(harness_platform.variables())
     touched = {rc["address"]: rc for rc in plan.document.get("resource_changes", [])}
     real = {address: actions for address, actions in plan.changes if emulator_quirk(touched[address]) is None}
     assert real == {}
@@ -172,12 +172,13 @@ def gone_for_good(arn: str, clients: Callable[[str], Any]) -> bool:
 
 
 def test_destroy_leaves_nothing_tagged_with_the_run(
-    platform: Stack, aws_target: AwsTarget, aws_clients: Callable[[str], Any]
+    harness_platform: Stack, harness_aws_target: AwsTarget, harness_aws_clients: Callable[[str], Any]
 ) -> None:
-    platform.terraform.destroy(platform.variables())
-    assert platform.terraform.managed_resources() == []
-    run_id = platform.run.id
-    tagged = [arn for arn in find_tagged_arns(aws_clients, run_id) if not gone_for_good(arn, aws_clients)]
-    leftovers = [leak.label() for leak in find_leaks(aws_clients, run_id)] + tagged
+    harness_platform.terraform.destroy(harness_platform.variables())
+    assert harness_platform.terraform.managed_resources() == []
+    run_id = harness_platform.run.id
+    clients = harness_aws_clients
+    tagged = [arn for arn in find_tagged_arns(clients, run_id) if not gone_for_good(arn, clients)]
+    leftovers = [leak.label() for leak in find_leaks(harness_aws_clients, run_id)] + tagged
     verdict = checks.judge_nothing_left(leftovers, run_id)
     assert verdict.ok, verdict.evidence

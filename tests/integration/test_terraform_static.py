@@ -15,8 +15,8 @@ import pytest
 
 from harness.errors import HarnessError
 from harness.project import repo_root, versions
-from harness.providers import find_machine_mirror, provider_source, unavailable_reason
-from harness.terraform import TerraformCli, find_cli
+from harness.terraform.providers import find_machine_mirror, provider_source, unavailable_reason
+from harness.terraform.runner import TerraformCli, find_cli
 
 pytestmark = pytest.mark.integration
 

@@ -14,12 +14,12 @@ from typing import Any
 import pytest
 import yaml
 
-from harness.controlplane import control_plane
 from harness.gate.api import build_model
 from harness.gate.hcl import Unknown
 from harness.gate.loaders import crd_schemas, load_reference
 from harness.gate.schema import SchemaValidator
 from harness.project import reference_dir, repo_root, versions
+from harness.targets.controlplane import control_plane
 from harness.toolchain.build import locate, missing
 
 pytestmark = pytest.mark.integration

@@ -1,4 +1,4 @@
-"""Recorded Kubernetes API objects (tests/fixtures/kube) and a KubeReader fake that serves them."""
+"""Recorded Kubernetes API objects (tests/fixtures/kube) and a KubeClient fake that serves them."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 
-from harness.kube import CustomResource, KubeObject
+from harness.kube.api import CustomResource, KubeObject
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "kube"
 
@@ -58,8 +58,8 @@ def _typed(document: KubeObject) -> Iterable[tuple[str, KubeObject]]:
         yield str(obj.get("kind") or item_kind), copy.deepcopy(obj)
 
 
-class FakeKubeReader:
-    """Serves API objects and list responses through the KubeReader protocol and records every write."""
+class FakeKubeClient:
+    """Serves API objects and list responses through the KubeClient protocol and records every write."""
 
     def __init__(self, *documents: KubeObject, logs: dict[str, str] | None = None) -> None:
         self.typed = [pair for document in documents for pair in _typed(document)]

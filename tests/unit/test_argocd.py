@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from kube_fixtures import FakeKubeReader, items, load, named
+from kube_fixtures import FakeKubeClient, items, load, named
 
-from harness.argocd import (
+from harness.kube.api import APPLICATION
+from harness.kube.argocd import (
     failing_resources,
     judge_application,
     judge_application_set,
     judge_applications,
 )
-from harness.kube import APPLICATION
 from harness.results import Status
 
 
@@ -137,7 +137,7 @@ def test_all_applications_pass_only_when_every_one_passes_and_all_exist() -> Non
     game = app("degraded")
     game["status"]["health"] = {"status": "Healthy"}
     game["status"]["resources"][2]["health"] = {"status": "Healthy"}
-    reader = FakeKubeReader(healthy, game)
+    reader = FakeKubeClient(healthy, game)
     result = judge_applications(reader.list_custom(APPLICATION, "argocd"), expected=["ops-karpenter", "game-2048"])
     assert result.status is Status.PASS
     assert result.evidence["applications"] == {

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from moto import mock_aws
 
-from harness.aws import ACCOUNT_ENV, EMULATOR_REGION, AwsTarget, region_for, require_account_opt_in
+from harness.aws.clients import ACCOUNT_ENV, EMULATOR_REGION, AwsTarget, region_for, require_account_opt_in
 from harness.errors import EnvironmentProblem
 from harness.project import capabilities
 

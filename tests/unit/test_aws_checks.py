@@ -10,9 +10,10 @@ from typing import Any
 import pytest
 from moto import mock_aws
 
-from harness import aws_checks as checks
-from harness.aws import AwsTarget
+from harness.aws import checks
+from harness.aws.clients import AwsTarget
 from harness.errors import InputError
+from harness.keys import DISCOVERY_TAG, ELB_SUBNET_TAG, INTERNAL_ELB_SUBNET_TAG
 from harness.project import capabilities, reference_dir
 from harness.results import Status
 
@@ -53,11 +54,11 @@ class Platform:
             ec2.create_tags(Resources=[sid], Tags=ec2_tags(tags))
             return str(sid)
 
-        public = [subnet(f"10.0.{i}.0/24", f"{REGION}{z}", {checks.ELB_TAG: "1"}) for i, z in ((1, "a"), (2, "b"))]
-        private_tags = {checks.INTERNAL_ELB_TAG: "1", checks.DISCOVERY_TAG: CLUSTER}
+        public = [subnet(f"10.0.{i}.0/24", f"{REGION}{z}", {ELB_SUBNET_TAG: "1"}) for i, z in ((1, "a"), (2, "b"))]
+        private_tags = {INTERNAL_ELB_SUBNET_TAG: "1", DISCOVERY_TAG: CLUSTER}
         private = [subnet(f"10.0.{i}.0/24", f"{REGION}{z}", private_tags) for i, z in ((11, "a"), (12, "b"))]
         group = ec2.create_security_group(GroupName="nodes", Description="nodes", VpcId=vpc)["GroupId"]
-        ec2.create_tags(Resources=[group], Tags=ec2_tags({checks.DISCOVERY_TAG: CLUSTER}))
+        ec2.create_tags(Resources=[group], Tags=ec2_tags({DISCOVERY_TAG: CLUSTER}))
 
         def role(name: str, service: str, actions: list[str]) -> str:
             created = iam.create_role(RoleName=name, AssumeRolePolicyDocument=trust(service, actions), Tags=ec2_tags())
@@ -164,7 +165,7 @@ def test_a_correct_platform_passes_every_check_and_reports_missing_capabilities(
 
 def test_a_public_subnet_without_the_elb_tag_fails(platform: Platform) -> None:
     platform.target.client("ec2").delete_tags(
-        Resources=[platform.outputs["public_subnet_ids"][0]], Tags=[{"Key": checks.ELB_TAG}]
+        Resources=[platform.outputs["public_subnet_ids"][0]], Tags=[{"Key": ELB_SUBNET_TAG}]
     )
     assert (
         "lack tag kubernetes.io/role/elb=1"
@@ -174,16 +175,16 @@ def test_a_public_subnet_without_the_elb_tag_fails(platform: Platform) -> None:
 
 def test_a_private_subnet_without_discovery_tag_fails(platform: Platform) -> None:
     platform.target.client("ec2").delete_tags(
-        Resources=[platform.outputs["private_subnet_ids"][1]], Tags=[{"Key": checks.DISCOVERY_TAG}]
+        Resources=[platform.outputs["private_subnet_ids"][1]], Tags=[{"Key": DISCOVERY_TAG}]
     )
     why = failed(platform.verify())["private subnets for internal ALBs and Karpenter"]
-    assert f"lacks {checks.DISCOVERY_TAG}" in why
+    assert f"lacks {DISCOVERY_TAG}" in why
 
 
 def test_a_second_discovery_group_fails(platform: Platform) -> None:
     ec2 = platform.target.client("ec2")
     extra = ec2.create_security_group(GroupName="x", Description="x", VpcId=platform.outputs["vpc_id"])["GroupId"]
-    ec2.create_tags(Resources=[extra], Tags=[{"Key": checks.DISCOVERY_TAG, "Value": CLUSTER}])
+    ec2.create_tags(Resources=[extra], Tags=[{"Key": DISCOVERY_TAG, "Value": CLUSTER}])
     assert "2 security groups carry" in failed(platform.verify())["exactly one Karpenter discovery security group"]
 
 

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from harness import emulator as emu
+from harness.aws import emulator as emu
 from harness.cli import build_parser, main
 from harness.run import RUNS_ENV, load_run
-from harness.terraform import TERRAFORM_ENV, TerraformCli
+from harness.terraform.runner import TERRAFORM_ENV, TerraformCli
 
 
 def test_the_stack_subcommands_are_registered() -> None:

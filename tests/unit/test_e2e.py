@@ -13,14 +13,20 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from harness import e2e
-from harness import report as rpt
+from harness.aws import clients as aws_clients
 from harness.cli import main
-from harness.e2e import Selection, StageOutcome, Watchdog, execute_stages, select_stages
+from harness.e2e import cli as e2e_cli
+from harness.e2e import orchestration, safety, stages
+from harness.e2e import report as rpt
+from harness.e2e.evidence import collect_evidence
+from harness.e2e.orchestration import E2E
+from harness.e2e.stages import Selection, StageOutcome, Watchdog, execute_stages, select_stages
 from harness.errors import EnvironmentProblem, InputError
+from harness.kube.karpenter import SCALE_OUT_ANNOTATION
 from harness.project import versions
 from harness.results import Result, Status
 from harness.run import create_run
+from harness.targets.full_stack import FullStack, teardown_run
 
 KUBE_REASON = "the emulated cluster has no Kubernetes API server behind it"
 
@@ -38,25 +44,25 @@ class Clock:
 
 def test_aws_needs_the_account_named_and_emulator_defaults_to_motos() -> None:
     with pytest.raises(EnvironmentProblem, match="set E2E_AWS_ACCOUNT_ID"):
-        e2e.expected_account("aws", {})
-    assert e2e.expected_account("aws", {"E2E_AWS_ACCOUNT_ID": " 111122223333 "}) == "111122223333"
-    assert e2e.expected_account("emulator", {}) == "123456789012"
+        aws_clients.expected_account("aws", {})
+    assert aws_clients.expected_account("aws", {"E2E_AWS_ACCOUNT_ID": " 111122223333 "}) == "111122223333"
+    assert aws_clients.expected_account("emulator", {}) == "123456789012"
     with pytest.raises(InputError, match="12 digits"):
-        e2e.expected_account("aws", {"E2E_AWS_ACCOUNT_ID": "prod"})
+        aws_clients.expected_account("aws", {"E2E_AWS_ACCOUNT_ID": "prod"})
 
 
 def test_a_different_account_is_refused() -> None:
-    e2e.check_account("111122223333", "111122223333", "aws")
+    aws_clients.check_account("111122223333", "111122223333", "aws")
     with pytest.raises(EnvironmentProblem, match="credentials are for account 444455556666, but E2E_AWS_ACCOUNT_ID"):
-        e2e.check_account("111122223333", "444455556666", "aws")
+        aws_clients.check_account("111122223333", "444455556666", "aws")
 
 
 def test_region_is_never_a_silent_default_on_aws() -> None:
     with pytest.raises(EnvironmentProblem, match="no AWS region"):
-        e2e.resolve_region("aws", None, {"AWS_DEFAULT_REGION": "us-east-1"}, "")
-    assert e2e.resolve_region("aws", None, {"AWS_REGION": "eu-west-1"}, "") == "eu-west-1"
-    assert e2e.resolve_region("aws", "eu-north-1", {"AWS_REGION": "eu-west-1"}, "") == "eu-north-1"
-    assert e2e.resolve_region("emulator", None, {}, "us-east-1") == "us-east-1"
+        aws_clients.resolve_region("aws", None, {"AWS_DEFAULT_REGION": "us-east-1"}, "")
+    assert aws_clients.resolve_region("aws", None, {"AWS_REGION": "eu-west-1"}, "") == "eu-west-1"
+    assert aws_clients.resolve_region("aws", "eu-north-1", {"AWS_REGION": "eu-west-1"}, "") == "eu-north-1"
+    assert aws_clients.resolve_region("emulator", None, {}, "us-east-1") == "us-east-1"
 
 
 class FakeStdin(io.StringIO):
@@ -70,26 +76,26 @@ class FakeStdin(io.StringIO):
 
 def test_confirmation() -> None:
     never: Callable[[str], str] = lambda _prompt: pytest.fail("must not ask")  # noqa: E731
-    e2e.confirm(True, FakeStdin(tty=False), never, "111122223333")
+    safety.confirm(True, FakeStdin(tty=False), never, "111122223333")
     with pytest.raises(InputError, match="pass --yes"):
-        e2e.confirm(False, FakeStdin(tty=False), never, "111122223333")
-    e2e.confirm(False, FakeStdin(tty=True), lambda _p: "111122223333\n", "111122223333")
+        safety.confirm(False, FakeStdin(tty=False), never, "111122223333")
+    safety.confirm(False, FakeStdin(tty=True), lambda _p: "111122223333\n", "111122223333")
     with pytest.raises(InputError, match="nothing was created"):
-        e2e.confirm(False, FakeStdin(tty=True), lambda _p: "yes", "111122223333")
+        safety.confirm(False, FakeStdin(tty=True), lambda _p: "yes", "111122223333")
 
 
 def test_summary_names_tags_resources_and_cost(tmp_path: Path) -> None:
     run = create_run("aws", "r-summary-1", base=tmp_path)
-    lines = e2e.creation_summary(run, "eu-west-1", "111122223333", list(e2e.STAGES), 90)
+    lines = safety.creation_summary(run, "eu-west-1", "111122223333", list(stages.STAGES), 90)
     text = "\n".join(lines)
     assert f"run-id={run.id}" in text and f"expires-at={run.expires_at}" in text
     assert "Application Load Balancer" in text and "Karpenter spot" in text
-    hourly = sum(line.total for line in e2e.cost_lines())
+    hourly = sum(line.total for line in safety.cost_lines())
     assert 0.3 < hourly < 1.0  # the order of magnitude users should expect
     assert (
         lines[-1] == f"rough cost: ~${hourly:.2f}/hour; the watchdog tears down after 90 min (<= ~${hourly * 1.5:.2f})"
     )
-    platform_only = sum(line.total for line in e2e.cost_lines(stages=["platform", "checks", "teardown"]))
+    platform_only = sum(line.total for line in safety.cost_lines(stages=["platform", "checks", "teardown"]))
     assert platform_only < hourly
 
 
@@ -101,7 +107,7 @@ def runs(selections: list[Selection]) -> list[str]:
 
 
 def test_default_runs_every_stage_in_order() -> None:
-    assert runs(select_stages(target="aws")) == list(e2e.STAGES)
+    assert runs(select_stages(target="aws")) == list(stages.STAGES)
 
 
 def test_emulator_marks_kubernetes_stages_not_applicable_with_the_reason() -> None:
@@ -144,7 +150,7 @@ def actions_log(clock: Clock, outcomes: dict[str, Any], cost: float = 10.0) -> t
 
         return act
 
-    return {stage: make(stage) for stage in e2e.STAGES}, called
+    return {stage: make(stage) for stage in stages.STAGES}, called
 
 
 def test_a_failed_stage_stops_the_rest_but_teardown_still_runs() -> None:
@@ -218,34 +224,34 @@ def test_stage_records_survive_for_resume(tmp_path: Path) -> None:
         actions,
         Watchdog(3600, clock),
         clock=clock,
-        on_record=lambda r: e2e.write_stage_log(run, [r]),
+        on_record=lambda r: stages.write_stage_log(run, [r]),
     )
-    assert e2e.passed_stages(run) == ["platform", "addons", "teardown"]
-    assert runs(select_stages(target="aws", resume=True, passed_before=e2e.passed_stages(run))) == [
+    assert stages.passed_stages(run) == ["platform", "addons", "teardown"]
+    assert runs(select_stages(target="aws", resume=True, passed_before=stages.passed_stages(run))) == [
         "access",
         "checks",
         "karpenter",
         "teardown",
     ]
-    run.path(e2e.STAGES_FILE).write_text("{not json")
+    run.path(stages.STAGES_FILE).write_text("{not json")
     with pytest.raises(InputError, match="unreadable stage record"):
-        e2e.read_stage_log(run)
+        stages.read_stage_log(run)
 
 
 def test_scale_out_count_comes_from_the_deployment_annotation() -> None:
-    assert e2e.scale_out_replicas(None) == 16  # gitops/apps/game-2048/deployment.yaml documents 16
-    assert e2e.scale_out_replicas({"metadata": {"annotations": {e2e.SCALE_OUT_ANNOTATION: "6"}}}) == 6
+    assert orchestration.scale_out_replicas(None) == 16  # gitops/apps/game-2048/deployment.yaml documents 16
+    assert orchestration.scale_out_replicas({"metadata": {"annotations": {SCALE_OUT_ANNOTATION: "6"}}}) == 6
     with pytest.raises(InputError, match="scale-out-replicas"):
-        e2e.scale_out_replicas({"metadata": {"annotations": {}}})
+        orchestration.scale_out_replicas({"metadata": {"annotations": {}}})
 
 
 def test_gitops_source_must_be_clonable() -> None:
-    assert e2e.gitops_source("https://example.com/x.git", None, {}) == ("https://example.com/x.git", "main")
-    assert e2e.gitops_source(
-        None, None, {e2e.GITOPS_REPO_ENV: "git@example.com:x.git", e2e.GITOPS_REVISION_ENV: "v1"}
+    assert orchestration.gitops_source("https://example.com/x.git", None, {}) == ("https://example.com/x.git", "main")
+    assert orchestration.gitops_source(
+        None, None, {orchestration.GITOPS_REPO_ENV: "git@example.com:x.git", orchestration.GITOPS_REVISION_ENV: "v1"}
     ) == ("git@example.com:x.git", "v1")
     with pytest.raises(InputError, match="--gitops-repo-url"):
-        e2e.gitops_source("/some/local/dir", None, {})
+        orchestration.gitops_source("/some/local/dir", None, {})
 
 
 # ---------------------------------------------------------------- the CLI refuses before creating anything
@@ -351,7 +357,7 @@ class FakeKarpenterCluster:
 
     def get_deployment(self, namespace: str, name: str) -> dict[str, Any]:
         return {
-            "metadata": {"name": name, "annotations": {e2e.SCALE_OUT_ANNOTATION: "4"}},
+            "metadata": {"name": name, "annotations": {SCALE_OUT_ANNOTATION: "4"}},
             "spec": {"replicas": self.replicas},
         }
 
@@ -445,14 +451,14 @@ class FakeStack:
         yield
 
 
-def karpenter_e2e(tmp_path: Path, cluster: FakeKarpenterCluster, clock: Clock) -> e2e.E2E:
+def karpenter_e2e(tmp_path: Path, cluster: FakeKarpenterCluster, clock: Clock) -> E2E:
     from rich.console import Console
 
     run = create_run("aws", "r-karpenter-1", base=tmp_path)
-    return e2e.E2E(
+    return E2E(
         FakeStack(run),
         Console(file=io.StringIO()),
-        Watchdog(3600, clock),
+        watchdog=Watchdog(3600, clock),
         clock=clock,
         sleep=cluster.sleep,
         _kube=cluster,
@@ -544,8 +550,8 @@ def test_evidence_bundle_collects_each_piece_on_its_own(tmp_path: Path) -> None:
     stack = FakeStack(run)
     stack.capabilities = capabilities("aws")  # type: ignore[attr-defined]
     stack.terraform = FakeTerraform({"cluster_name": "eks-r-evidence-1"})  # type: ignore[attr-defined]
-    runner = e2e.E2E(stack, Console(file=io.StringIO()), Watchdog(60), _kube=EvidenceCluster())
-    folder = runner.collect_evidence()
+    runner = FullStack(stack, Console(file=io.StringIO()), _kube=EvidenceCluster())
+    folder = collect_evidence(runner)
     files = {p.name: p.read_text() for p in folder.iterdir()}
     assert "FailedScheduling" in files["events.json"]
     assert '"nodeclaims"' in files["nodeclaims.json"] and '"applications"' in files["applications.json"]
@@ -609,7 +615,7 @@ def test_the_watchdog_aborts_an_apply_but_not_the_teardown_destroy(tmp_path: Pat
     stack = ExpiredStack(create_run("aws", "r-guard-1", base=tmp_path), runner)
     watchdog = Watchdog(60, clock)
     clock.now += 120  # past --max-minutes 1
-    runner_e2e = e2e.E2E(stack, Console(file=io.StringIO()), watchdog)
+    runner_e2e = E2E(stack, Console(file=io.StringIO()), watchdog=watchdog)
     with pytest.raises(EnvironmentProblem):
         runner_e2e.platform()
     runner_e2e.destroy("platform")
@@ -637,8 +643,8 @@ def test_preflight_catches_missing_platform_inputs_and_add_ons_root(tmp_path: Pa
 
     stack = NoCidrs(create_run("aws", "r-preflight-1", base=tmp_path))
     with pytest.raises(InputError, match="CIDRs"):
-        e2e.preflight(stack, ["platform", "checks", "teardown"])
-    e2e.preflight(stack, ["checks"])  # a checks-only run on an existing platform needs no inputs
+        e2e_cli.preflight(stack, ["platform", "checks", "teardown"])
+    e2e_cli.preflight(stack, ["checks"])  # a checks-only run on an existing platform needs no inputs
 
 
 def test_addons_variables_match_what_infra_addons_declares(tmp_path: Path) -> None:
@@ -657,7 +663,7 @@ def test_addons_variables_match_what_infra_addons_declares(tmp_path: Path) -> No
 
     stack = FakeStack(create_run("aws", "r-vars-1", base=tmp_path))
     stack.terraform = PlatformRunner()  # type: ignore[attr-defined]
-    runner = e2e.E2E(stack, None, Watchdog(60), gitops=("https://example.com/x.git", "main"))  # type: ignore[arg-type]
+    runner = FullStack(stack, None, gitops=("https://example.com/x.git", "main"))  # type: ignore[arg-type]
     supplied = runner.addons_variables()
     assert set(supplied) <= set(declared), set(supplied) - set(declared)
     assert required <= set(supplied), required - set(supplied)
@@ -721,9 +727,9 @@ def test_a_run_whose_cluster_is_gone_converges_instead_of_failing_on_the_api(cle
         raise AssertionError("the Kubernetes API of a deleted cluster must not be called")
 
     with mock_aws():  # EKS answers ResourceNotFoundException for the cluster
-        runner = e2e.E2E(stack, Console(file=out), Watchdog(60), _addons=addons, sleep=lambda _s: None)
+        runner = FullStack(stack, Console(file=out), _addons=addons, sleep=lambda _s: None)
         runner.kube = no_kube  # type: ignore[method-assign]
-        results = {r.name: r for r in e2e.teardown_stack(runner)}
+        results = {r.name: r for r in teardown_run(runner)}
     assert results["remove-gitops"].why == "the EKS cluster no longer exists"
     assert results["destroy-addons"].why == "the cluster is gone, and the add-ons (in-cluster only) went with it"
     assert results["destroy-platform"].status is Status.PASS and stack.terraform.destroyed == 1

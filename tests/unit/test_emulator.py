@@ -11,7 +11,7 @@ from pathlib import Path
 import boto3
 import pytest
 
-from harness import emulator as emu
+from harness.aws import emulator as emu
 from harness.errors import EnvironmentProblem
 
 

@@ -6,7 +6,7 @@ import pytest
 from fake_registry import SCHEMA1, FakeRegistry, digest_of, serve
 
 from harness.errors import EnvironmentProblem, InputError
-from harness.images import (
+from harness.images.reference import (
     DOCKER_MANIFEST,
     OCI_INDEX,
     Resolved,
@@ -15,7 +15,7 @@ from harness.images import (
     missing_platforms,
     parse_reference,
 )
-from harness.registry import Registry
+from harness.images.registry_client import RegistryClient
 
 DIGEST = "sha256:" + "ab" * 32
 
@@ -89,7 +89,7 @@ def test_resolve_a_multi_arch_index_through_the_bearer_token_flow() -> None:
     with serve() as registry:
         expected = registry.add_index("l6m2t8p7/docker-2048", "latest", [("linux", "amd64"), ("linux", "arm64")])
         image = f"{registry.host}/l6m2t8p7/docker-2048:latest"
-        resolved = Registry(sleep=_no_sleep).resolve(parse_reference(image), image)
+        resolved = RegistryClient(sleep=_no_sleep).resolve(parse_reference(image), image)
     assert resolved == Resolved(expected, OCI_INDEX, frozenset({"linux/amd64", "linux/arm64"}))
     paths = [path for path, _ in registry.requests]
     assert paths[0] == "/v2/l6m2t8p7/docker-2048/manifests/latest"  # anonymous first, answered 401
@@ -102,7 +102,7 @@ def test_resolve_a_single_arch_image_reads_its_platform_from_the_config_blob() -
     with serve(FakeRegistry(require_token=False)) as registry:
         expected = registry.add_image("game/2048", "1.0", arch="arm64")
         image = f"{registry.host}/game/2048:1.0"
-        resolved = Registry(sleep=_no_sleep).resolve(parse_reference(image), image)
+        resolved = RegistryClient(sleep=_no_sleep).resolve(parse_reference(image), image)
     assert resolved == Resolved(expected, DOCKER_MANIFEST, frozenset({"linux/arm64"}))
     assert registry.requests[-1][0].startswith("/v2/game/2048/blobs/sha256:")
 
@@ -112,7 +112,7 @@ def test_resolve_refuses_a_schema1_image() -> None:
         registry.add_schema1("old/2048", "latest")
         image = f"{registry.host}/old/2048:latest"
         with pytest.raises(InputError, match="containerd 2"):
-            Registry(sleep=_no_sleep).resolve(parse_reference(image), image)
+            RegistryClient(sleep=_no_sleep).resolve(parse_reference(image), image)
 
 
 def test_resolve_refuses_a_digest_that_does_not_match_the_bytes() -> None:
@@ -120,14 +120,14 @@ def test_resolve_refuses_a_digest_that_does_not_match_the_bytes() -> None:
         registry.add_image("game/2048", "latest")
         image = f"{registry.host}/game/2048:latest"
         with pytest.raises(InputError, match="not pinning"):
-            Registry(sleep=_no_sleep).resolve(parse_reference(image), image)
+            RegistryClient(sleep=_no_sleep).resolve(parse_reference(image), image)
 
 
 def test_a_missing_tag_is_named() -> None:
     with serve() as registry:
         image = f"{registry.host}/game/2048:nope"
         with pytest.raises(InputError, match=r"manifests nope not found in .*/game/2048"):
-            Registry(sleep=_no_sleep).resolve(parse_reference(image), image)
+            RegistryClient(sleep=_no_sleep).resolve(parse_reference(image), image)
 
 
 def test_transient_failures_are_retried_with_backoff() -> None:
@@ -135,7 +135,7 @@ def test_transient_failures_are_retried_with_backoff() -> None:
     with serve(FakeRegistry(failures=[503, 429])) as registry:
         expected = registry.add_image("game/2048", "latest")
         image = f"{registry.host}/game/2048:latest"
-        resolved = Registry(sleep=slept.append).resolve(parse_reference(image), image)
+        resolved = RegistryClient(sleep=slept.append).resolve(parse_reference(image), image)
     assert resolved.digest == expected
     assert len(slept) == 2 and all(seconds > 0 for seconds in slept)
 
@@ -145,7 +145,7 @@ def test_a_registry_that_keeps_failing_is_one_line_after_the_last_try() -> None:
     with serve(FakeRegistry(failures=[503] * 10)) as registry:
         image = f"{registry.host}/game/2048:latest"
         with pytest.raises(EnvironmentProblem, match=r"after 3 tries \(HTTP 503") as error:
-            Registry(attempts=3, sleep=slept.append).resolve(parse_reference(image), image)
+            RegistryClient(attempts=3, sleep=slept.append).resolve(parse_reference(image), image)
     assert "\n" not in str(error.value)
     assert len(slept) == 2
 
@@ -156,11 +156,11 @@ def test_an_unreachable_registry_says_pinning_needs_access() -> None:
         port = probe.getsockname()[1]
     image = f"127.0.0.1:{port}/game/2048:latest"
     with pytest.raises(EnvironmentProblem, match="pinning needs access to the registry"):
-        Registry(attempts=2, timeout=2, sleep=_no_sleep).resolve(parse_reference(image), image)
+        RegistryClient(attempts=2, timeout=2, sleep=_no_sleep).resolve(parse_reference(image), image)
 
 
 def test_a_401_without_a_bearer_challenge_is_a_credentials_problem() -> None:
     with serve(FakeRegistry(failures=[401])) as registry:
         image = f"{registry.host}/private/app:1.0"
         with pytest.raises(EnvironmentProblem, match="asks for credentials"):
-            Registry(sleep=_no_sleep).resolve(parse_reference(image), image)
+            RegistryClient(sleep=_no_sleep).resolve(parse_reference(image), image)

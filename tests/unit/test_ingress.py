@@ -9,10 +9,10 @@ from typing import Any
 import boto3
 import pytest
 import requests
-from kube_fixtures import FakeKubeReader, load
+from kube_fixtures import FakeKubeClient, load
 from moto import mock_aws
 
-from harness.ingress import (
+from harness.kube.ingress import (
     HttpProbe,
     LoadBalancerFacts,
     fetch_load_balancer,
@@ -49,7 +49,7 @@ def test_ingress_with_an_alb_hostname_passes() -> None:
 
 
 def test_ingress_without_address_is_pending_and_quotes_the_controllers_last_warning() -> None:
-    reader = FakeKubeReader(load("ingress_pending.yaml"), load("events.yaml"))
+    reader = FakeKubeClient(load("ingress_pending.yaml"), load("events.yaml"))
     result = judge_ingress_address(reader.get_ingress("game-2048", "game-2048"), reader.list_events("game-2048"))
     assert result.status is Status.PENDING
     assert result.why.startswith("game-2048/game-2048 has no address yet; last controller warning: FailedBuildModel:")

@@ -7,10 +7,11 @@ from typing import Any
 
 import pytest
 import yaml
-from kube_fixtures import FakeKubeReader, items, load, named
+from kube_fixtures import FakeKubeClient, items, load, named
 
 from harness.errors import InputError
-from harness.karpenter import (
+from harness.kube.api import EC2_NODE_CLASS, NODE_CLAIM, NODE_POOL
+from harness.kube.karpenter import (
     build_timeline,
     judge_pool_ready,
     judge_scale_in,
@@ -18,7 +19,6 @@ from harness.karpenter import (
     nodepool_template_labels,
     scale_out_replicas,
 )
-from harness.kube import EC2_NODE_CLASS, NODE_CLAIM, NODE_POOL
 from harness.project import repo_root
 from harness.results import Status
 
@@ -52,7 +52,7 @@ def done() -> dict[str, list[dict[str, Any]]]:
 
 
 def pool() -> tuple[dict[str, Any], dict[str, Any]]:
-    reader = FakeKubeReader(load("karpenter_pool.yaml"))
+    reader = FakeKubeClient(load("karpenter_pool.yaml"))
     nodepool, nodeclass = reader.get_custom(NODE_POOL, POOL), reader.get_custom(EC2_NODE_CLASS, POOL)
     assert nodepool is not None and nodeclass is not None
     return nodepool, nodeclass
@@ -287,7 +287,7 @@ def test_timeline_of_nothing_is_empty() -> None:
 
 
 def test_scale_in_is_pending_while_a_pool_node_is_being_removed() -> None:
-    reader = FakeKubeReader(load("scale_in_draining.yaml"))
+    reader = FakeKubeClient(load("scale_in_draining.yaml"))
     result = judge_scale_in(reader.list_custom(NODE_CLAIM), reader.list_nodes(), nodepool=POOL, pods=reader.list_pods())
     assert result.status is Status.PENDING
     assert result.why == "1 NodeClaim(s) and 1 Node(s) of apps remain"
@@ -303,7 +303,7 @@ def test_scale_in_is_pending_while_a_pool_node_is_being_removed() -> None:
 def test_scale_in_names_a_workload_pod_that_still_holds_a_node() -> None:
     recorded = load("scale_in_draining.yaml")
     straggler = items("scale_out_done.yaml", "Pod")[-1]
-    reader = FakeKubeReader(recorded, straggler)
+    reader = FakeKubeClient(recorded, straggler)
     result = judge_scale_in(reader.list_custom(NODE_CLAIM), reader.list_nodes(), nodepool=POOL, pods=reader.list_pods())
     assert result.evidence["pods_holding_nodes"] == [
         "game-2048/game-2048-6f7c8d9b5c-t2r5b on ip-10-0-2-19.eu-west-1.compute.internal"

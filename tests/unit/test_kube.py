@@ -1,4 +1,4 @@
-"""EKS token, client wiring and the real KubernetesReader, offline.
+"""EKS token, client wiring and the real KubernetesApiClient, offline.
 
 The token is checked by recomputing its SigV4 signature independently from the AWS specification. The
 reader runs the real kubernetes client against a local HTTP server that answers like the API server
@@ -27,13 +27,12 @@ from botocore.exceptions import CredentialRetrievalError
 from kube_fixtures import items, load
 from moto import mock_aws
 
-from harness import kube
 from harness.errors import EnvironmentProblem, InputError
-from harness.kube import (
-    APPLICATION,
-    NODE_CLAIM,
+from harness.kube import client as kube
+from harness.kube.api import APPLICATION, NODE_CLAIM
+from harness.kube.client import (
     ClusterAccess,
-    KubernetesReader,
+    KubernetesApiClient,
     TokenSource,
     api_client,
     describe_cluster,
@@ -262,8 +261,8 @@ def api() -> Iterator[tuple[type[FakeApiServer], str]]:
     server.server_close()
 
 
-def reader_for(endpoint: str, token: str = "k8s-aws-v1.test") -> KubernetesReader:
-    return KubernetesReader(api_client(endpoint, None, lambda: token))
+def reader_for(endpoint: str, token: str = "k8s-aws-v1.test") -> KubernetesApiClient:
+    return KubernetesApiClient(api_client(endpoint, None, lambda: token))
 
 
 def test_reader_lists_pods_with_selector_and_bearer_token(api: tuple[type[FakeApiServer], str]) -> None:
@@ -284,7 +283,7 @@ def test_every_request_asks_the_token_source_so_long_runs_get_fresh_tokens(
     handler, endpoint = api
     handler.routes[("GET", "/api/v1/nodes")] = (200, load("nodes.yaml"))
     tokens = iter(["k8s-aws-v1.first", "k8s-aws-v1.first", "k8s-aws-v1.second"])
-    reader = KubernetesReader(api_client(endpoint, None, lambda: next(tokens)))
+    reader = KubernetesApiClient(api_client(endpoint, None, lambda: next(tokens)))
     reader.list_nodes()
     reader.list_nodes()
     assert [r["auth"] for r in handler.seen] == ["Bearer k8s-aws-v1.first", "Bearer k8s-aws-v1.second"]

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from kube_fixtures import FakeKubeReader, items, load, named
+from kube_fixtures import FakeKubeClient, items, load, named
 
-from harness.kube_checks import (
+from harness.kube.core import (
     CONTROLLER_PODS,
     GAME_PODS,
     condition,
@@ -28,7 +28,7 @@ def nodes() -> list[dict[str, Any]]:
     return items("nodes.yaml")
 
 
-def controller_pods(reader: FakeKubeReader) -> dict[str, list[dict[str, Any]]]:
+def controller_pods(reader: FakeKubeClient) -> dict[str, list[dict[str, Any]]]:
     return {group.name: reader.list_pods(group.namespace, group.label_selector) for group in CONTROLLER_PODS}
 
 
@@ -81,7 +81,7 @@ def test_ops_nodes_pending_while_not_registered_or_not_ready() -> None:
 
 
 def test_all_controller_pods_ready_on_ops_nodes_pass() -> None:
-    reader = FakeKubeReader(load("pods_controllers.yaml"), load("nodes.yaml"))
+    reader = FakeKubeClient(load("pods_controllers.yaml"), load("nodes.yaml"))
     result = judge_controllers_on_ops(controller_pods(reader), reader.list_nodes())
     assert result.status is Status.PASS, result.why
     assert result.why == "all 7 controller pod(s) Ready on ops nodes"  # the finished hook pod does not count
@@ -89,7 +89,7 @@ def test_all_controller_pods_ready_on_ops_nodes_pass() -> None:
 
 
 def test_a_controller_pod_on_a_karpenter_node_fails() -> None:
-    reader = FakeKubeReader(load("pods_controllers.yaml"), load("nodes.yaml"))
+    reader = FakeKubeClient(load("pods_controllers.yaml"), load("nodes.yaml"))
     pods = controller_pods(reader)
     pods["karpenter"][1]["spec"]["nodeName"] = SPOT
     result = judge_controllers_on_ops(pods, reader.list_nodes())
@@ -100,7 +100,7 @@ def test_a_controller_pod_on_a_karpenter_node_fails() -> None:
 
 
 def test_controllers_pending_while_a_group_has_no_pods_or_a_pod_is_unscheduled() -> None:
-    reader = FakeKubeReader(load("pods_controllers.yaml"), load("nodes.yaml"))
+    reader = FakeKubeClient(load("pods_controllers.yaml"), load("nodes.yaml"))
     pods = controller_pods(reader)
     result = judge_controllers_on_ops({**pods, "aws-load-balancer-controller": []}, reader.list_nodes())
     assert result.status is Status.PENDING and "aws-load-balancer-controller" in result.why
@@ -142,7 +142,7 @@ def test_pod_summary_names_the_waiting_container_reason() -> None:
 
 
 def test_game_pods_on_karpenter_nodes_pass_and_pending_ones_are_ignored() -> None:
-    reader = FakeKubeReader(load("pods_game_scaling.yaml"), load("nodes.yaml"))
+    reader = FakeKubeClient(load("pods_game_scaling.yaml"), load("nodes.yaml"))
     pods = reader.list_pods(GAME_PODS.namespace, GAME_PODS.label_selector)
     result = judge_workload_off_ops(pods, reader.list_nodes())
     assert result.status is Status.PASS

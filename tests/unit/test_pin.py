@@ -11,9 +11,9 @@ from fake_registry import FakeRegistry, serve
 from harness.cli import main
 from harness.errors import InputError
 from harness.gate.api import check
-from harness.pin import node_architectures, plan_pins, replace_value, write_files
+from harness.images.pin import node_architectures, plan_pins, replace_value, write_files
+from harness.images.registry_client import RegistryClient
 from harness.project import repo_root
-from harness.registry import Registry
 
 AWS_IMAGE = "public.ecr.aws/l6m2t8p7/docker-2048:latest"
 
@@ -84,7 +84,7 @@ def test_pinning_rewrites_versions_and_every_manifest_that_uses_the_image(
     before = check([checkout / "infra"], [checkout / "gitops"], reference, select=["EKS016", "EKS028"])
     assert [f.rule_id for f in before.findings] == ["EKS028"]  # the moving tag, before pinning
 
-    pins, contents = plan_pins(checkout, None, Registry(sleep=_no_sleep))
+    pins, contents = plan_pins(checkout, None, RegistryClient(sleep=_no_sleep))
     [pin] = pins
     assert pin.key == "game_2048_image"
     assert pin.new == f"{registry.host}/l6m2t8p7/docker-2048:latest@{digest}"
@@ -96,7 +96,7 @@ def test_pinning_rewrites_versions_and_every_manifest_that_uses_the_image(
     after = check([checkout / "infra"], [checkout / "gitops"], reference, select=["EKS016", "EKS028"])
     assert after.findings == []  # one pin, everywhere: versions.yaml and the manifest agree
 
-    again, changes = plan_pins(checkout, None, Registry(sleep=_no_sleep))
+    again, changes = plan_pins(checkout, None, RegistryClient(sleep=_no_sleep))
     assert again[0].new == again[0].old and changes == {}  # pinning twice changes nothing
 
 
@@ -104,12 +104,12 @@ def test_an_image_without_a_build_for_a_nodepool_architecture_is_refused(
         checkout: Path, registry: FakeRegistry) -> None:
     registry.add_image("l6m2t8p7/docker-2048", "latest", arch="arm64")  # the NodePool allows amd64 only
     with pytest.raises(InputError, match=r"no build for linux/amd64.*image has: linux/arm64"):
-        plan_pins(checkout, None, Registry(sleep=_no_sleep))
+        plan_pins(checkout, None, RegistryClient(sleep=_no_sleep))
 
 
 def test_an_unknown_key_is_named(checkout: Path) -> None:
     with pytest.raises(InputError, match=r"no image pin named 'game_image' \(image pins: game_2048_image\)"):
-        plan_pins(checkout, ["game_image"], Registry(sleep=_no_sleep))
+        plan_pins(checkout, ["game_image"], RegistryClient(sleep=_no_sleep))
 
 
 @pytest.fixture
@@ -152,5 +152,5 @@ def test_a_malformed_manifest_is_named_with_its_line_before_the_registry_is_aske
     broken = checkout / "gitops/apps/game-2048/service.yaml"
     broken.write_text("kind: Service\nspec: [\n", encoding="utf-8")
     with pytest.raises(InputError, match=r"service\.yaml:\d+: invalid YAML"):
-        plan_pins(checkout, None, Registry(sleep=_no_sleep))
+        plan_pins(checkout, None, RegistryClient(sleep=_no_sleep))
     assert registry.requests == []

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.emulator import Emulator
+from harness.aws.emulator import Emulator
 from harness.run import RUNS_ENV
-from harness.terraform import TERRAFORM_ENV, TerraformCli
+from harness.terraform.runner import TERRAFORM_ENV, TerraformCli
 
 pytest_plugins = ["pytester"]
 
@@ -46,15 +46,15 @@ def child(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, tmp_path: 
 def test_the_target_fixture_carries_capabilities(child: pytest.Pytester) -> None:
     child.makepyfile(
         """
-        def test_target(target):
-            assert target.name == "aws" and target.unsupported == {}
+        def test_target(harness_target):
+            assert harness_target.name == "aws" and harness_target.unsupported == {}
         """
     )
-    child.runpytest_subprocess("--target", "aws").assert_outcomes(passed=1)
+    child.runpytest_subprocess("--harness-target", "aws").assert_outcomes(passed=1)
     child.makepyfile(
         """
-        def test_target(target):
-            assert target.name == "emulator" and not target.supports("eks_access_entries")
+        def test_target(harness_target):
+            assert harness_target.name == "emulator" and not harness_target.supports("eks_access_entries")
         """
     )
     child.runpytest_subprocess().assert_outcomes(passed=1)
@@ -64,7 +64,7 @@ def test_platform_skips_with_the_reason_when_terraform_is_missing(
     child: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv(TERRAFORM_ENV, "no-such-terraform")
-    child.makepyfile("def test_needs_platform(platform):\n    pass\n")
+    child.makepyfile("def test_needs_platform(harness_platform):\n    pass\n")
     result = child.runpytest_subprocess("-rs")
     result.assert_outcomes(skipped=1)
     result.stdout.fnmatch_lines(["*HARNESS_TERRAFORM=no-such-terraform: no such executable*"])
@@ -75,8 +75,8 @@ def test_the_aws_target_is_skipped_without_opt_in(
 ) -> None:
     monkeypatch.setenv(TERRAFORM_ENV, str(fake_cli("").path))
     monkeypatch.delenv("E2E_AWS_ACCOUNT_ID", raising=False)
-    child.makepyfile("def test_needs_platform(platform):\n    pass\n")
-    result = child.runpytest_subprocess("-rs", "--target", "aws")
+    child.makepyfile("def test_needs_platform(harness_platform):\n    pass\n")
+    result = child.runpytest_subprocess("-rs", "--harness-target", "aws")
     result.assert_outcomes(skipped=1)
     result.stdout.fnmatch_lines(["*touches a real account: set E2E_AWS_ACCOUNT_ID to opt in*"])
 
@@ -89,15 +89,15 @@ def test_the_platform_is_destroyed_after_a_failing_session_unless_kept(
     monkeypatch.setenv("FAKE_TF_RECORD", str(record))
     child.makepyfile(
         """
-        def test_outputs(platform_outputs, aws_clients):
-            assert platform_outputs == {"vpc_id": "vpc-123"}
-            assert aws_clients("sqs").meta.endpoint_url.startswith("http://127.0.0.1:")
+        def test_outputs(harness_platform_outputs, harness_aws_clients):
+            assert harness_platform_outputs == {"vpc_id": "vpc-123"}
+            assert harness_aws_clients("sqs").meta.endpoint_url.startswith("http://127.0.0.1:")
 
-        def test_fails(platform):
+        def test_fails(harness_platform):
             assert False, "a failing test must not leave the stack up"
         """
     )
-    child.runpytest_subprocess("--run-id", "r-plugin").assert_outcomes(passed=1, failed=1)
+    child.runpytest_subprocess("--harness-run-id", "r-plugin").assert_outcomes(passed=1, failed=1)
     calls = commands(record)
     assert calls[:2] == ["init", "apply"] and calls[-1] == "destroy" and calls.count("destroy") == 1
     run = json.loads((tmp_path / "runs" / "r-plugin" / "run.json").read_text())
@@ -106,7 +106,7 @@ def test_the_platform_is_destroyed_after_a_failing_session_unless_kept(
     record.unlink()
     kept = tmp_path / "runs" / "r-kept" / "run.json"
     try:
-        result = child.runpytest_subprocess("--run-id", "r-kept", "--keep-stack", "-s")
+        result = child.runpytest_subprocess("--harness-run-id", "r-kept", "--harness-keep-stack", "-s")
         result.stdout.fnmatch_lines(["*kept run r-kept: harness down --run-id r-kept*"])
         assert "destroy" not in commands(record)
         assert child.run(sys.executable, "-m", "harness", "down", "--run-id", "r-kept").ret == 0

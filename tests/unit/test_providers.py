@@ -9,7 +9,7 @@ import hcl2
 import pytest
 
 from harness.errors import InputError
-from harness.providers import (
+from harness.terraform.providers import (
     AWS_PROVIDER,
     MIRROR_ENV,
     SEARCH_DEPTH,
@@ -115,7 +115,7 @@ def test_registry_failures_explain_themselves_only_for_the_registry_source(tmp_p
 
 
 def test_unavailable_reason_needs_neither_mirror_nor_registry(monkeypatch: pytest.MonkeyPatch) -> None:
-    import harness.providers as providers
+    import harness.terraform.providers as providers
 
     monkeypatch.setattr(providers, "find_machine_mirror", lambda version: None)
     monkeypatch.setattr(providers, "registry_reachable", lambda timeout=3.0: False)

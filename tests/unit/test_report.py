@@ -8,9 +8,9 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from harness import report
-from harness.karpenter import build_timeline
-from harness.report import FAILED, NOT_APPLICABLE, NOT_RUN, PASSED, SKIPPED, RunReport, StageRecord
+from harness.e2e import report
+from harness.e2e.report import FAILED, NOT_APPLICABLE, NOT_RUN, PASSED, SKIPPED, RunReport, StageRecord
+from harness.kube.karpenter import build_timeline
 from harness.results import Result
 
 T0 = datetime(2026, 11, 25, 12, 0, 0, tzinfo=timezone.utc)

@@ -8,20 +8,19 @@ from pathlib import Path
 
 import pytest
 
-from harness import emulator as emu
+from harness.aws import emulator as emu
 from harness.errors import EnvironmentProblem, InputError
 from harness.results import Result
 from harness.run import load_run
-from harness.stack import (
+from harness.targets.cli import results_table, write_report
+from harness.targets.stack import (
     API_CIDRS_ENV,
     CLUSTER_NAME_MAX,
     EMULATOR_API_CIDRS,
     Stack,
     cluster_name_for,
-    results_table,
-    write_report,
 )
-from harness.terraform import TERRAFORM_ENV, TerraformCli, TerraformFailed
+from harness.terraform.runner import TERRAFORM_ENV, TerraformCli, TerraformFailed
 
 # Behaves like `terraform` for the commands Stack uses; FAKE_APPLY picks how apply ends.
 FAKE_TERRAFORM = """\

@@ -12,8 +12,9 @@ import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
-from harness import sweep
-from harness.sweep import KIND_ORDER, Kind, Leak, RetryPolicy, deletion_order
+from harness.aws import leaks, sweep
+from harness.aws.leaks import KIND_ORDER, Kind, Leak, deletion_order
+from harness.aws.sweep import RetryPolicy
 
 REGION = "eu-west-1"
 RUN = "r-sweep-1"
@@ -171,7 +172,7 @@ def plant_leaks(clients: Callable[[str], Any], tags: dict[str, str], cidr: str, 
     }
 
 
-EXPECTED_KINDS = {k.name for k in sweep.KINDS}
+EXPECTED_KINDS = {k.name for k in leaks.KINDS}
 
 
 def refs_by_kind(leaks: list[Leak]) -> dict[str, set[str]]:
@@ -196,7 +197,7 @@ def test_dry_run_lists_every_planted_kind_and_deletes_nothing(clients: Callable[
     assert not every_ref & {theirs[k] for k in ("vpc", "nodes_sg", "alb_sg", "instance", "lb", "role", "cluster")}
     assert not report.clean and report.outcomes == []
     # nothing was deleted
-    assert sweep.find_leaks(clients, RUN) == report.found
+    assert leaks.find_leaks(clients, RUN) == report.found
 
 
 def test_sweep_deletes_in_dependency_order_and_spares_look_alikes(clients: Callable[[str], Any]) -> None:
@@ -204,7 +205,7 @@ def test_sweep_deletes_in_dependency_order_and_spares_look_alikes(clients: Calla
     theirs = plant_leaks(clients, OTHER_TAGS, "10.2.0.0/16", "theirs")
     no_project = clients("ec2").create_vpc(CidrBlock="10.3.0.0/16", TagSpecifications=spec("vpc", NO_PROJECT))
     untagged_role = clients("iam").create_role(RoleName="node-ours-lookalike", AssumeRolePolicyDocument=TRUST)
-    before_theirs = refs_by_kind(sweep.find_leaks(clients, OTHER_RUN))
+    before_theirs = refs_by_kind(leaks.find_leaks(clients, OTHER_RUN))
 
     report = sweep.sweep(clients, RUN, policy=RetryPolicy(attempts=3), sleep=lambda _s: None)
 
@@ -217,7 +218,7 @@ def test_sweep_deletes_in_dependency_order_and_spares_look_alikes(clients: Calla
     assert ec2.describe_vpcs(Filters=[{"Name": "vpc-id", "Values": [ours["vpc"]]}])["Vpcs"] == []
     assert clients("kms").describe_key(KeyId=ours["key"])["KeyMetadata"]["KeyState"] == "PendingDeletion"
     # look-alikes survive untouched
-    assert refs_by_kind(sweep.find_leaks(clients, OTHER_RUN)) == before_theirs
+    assert refs_by_kind(leaks.find_leaks(clients, OTHER_RUN)) == before_theirs
     assert ec2.describe_vpcs(VpcIds=[no_project["Vpc"]["VpcId"]])["Vpcs"]
     assert clients("iam").get_role(RoleName=untagged_role["Role"]["RoleName"])
     assert clients("eks").describe_cluster(name=theirs["cluster"])["cluster"]["status"] == "ACTIVE"
@@ -250,11 +251,11 @@ def test_security_groups_that_reference_each_other_go_in_either_order(
             ],
         )
     second = "nodes" if first == "alb" else "alb"
-    sweep.delete_security_group(clients, Leak("security_group", groups[first]))
+    leaks.delete_security_group(clients, Leak("security_group", groups[first]))
     remaining = ec2.describe_security_groups(GroupIds=[groups[second]])["SecurityGroups"][0]
     assert all(not p.get("UserIdGroupPairs") for p in remaining["IpPermissions"])  # the reference was dropped
     assert any(p.get("IpRanges") for p in remaining["IpPermissions"])  # unrelated rules stay
-    sweep.delete_security_group(clients, Leak("security_group", groups[second]))
+    leaks.delete_security_group(clients, Leak("security_group", groups[second]))
     left = ec2.describe_security_groups(Filters=[{"Name": "vpc-id", "Values": [vpc]}])["SecurityGroups"]
     assert [g["GroupName"] for g in left] == ["default"]
 
@@ -345,7 +346,7 @@ def test_deletion_order_is_dependency_order_and_deduplicates() -> None:
     ],
 )
 def test_arn_type(arn: str, kind: str) -> None:
-    assert sweep.arn_type(arn) == kind
+    assert leaks.arn_type(arn) == kind
 
 
 def test_tagged_kinds_without_a_deleter_are_reported_not_ignored() -> None:
@@ -355,7 +356,7 @@ def test_tagged_kinds_without_a_deleter_are_reported_not_ignored() -> None:
         "arn:aws:ec2:r:1:dhcp-options/d-1",
         "arn:aws:acm:r:1:certificate/abc",
     ]
-    assert sweep.uncovered_arns(arns) == ["arn:aws:acm:r:1:certificate/abc", "arn:aws:s3:::bucket-of-the-run"]
+    assert leaks.uncovered_arns(arns) == ["arn:aws:acm:r:1:certificate/abc", "arn:aws:s3:::bucket-of-the-run"]
 
 
 @pytest.mark.parametrize(
@@ -371,4 +372,4 @@ def test_tagged_kinds_without_a_deleter_are_reported_not_ignored() -> None:
     ],
 )
 def test_tags_match_requires_run_and_project(tags: Any, expected: bool) -> None:
-    assert sweep.tags_match(tags, RUN) is expected
+    assert leaks.tags_match(tags, RUN) is expected

@@ -12,13 +12,13 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from harness import teardown
+from harness.aws.sweep import RetryPolicy
 from harness.errors import EnvironmentProblem
-from harness.kube import APPLICATION, APPLICATION_SET, EC2_NODE_CLASS, NODE_POOL, CustomResource
+from harness.kube.api import APPLICATION, APPLICATION_SET, EC2_NODE_CLASS, NODE_POOL, CustomResource
 from harness.results import Status
 from harness.run import create_run
-from harness.sweep import RetryPolicy
-from harness.teardown import PlannedStep, Teardown, TeardownFacts, TeardownTimeouts, plan_teardown
+from harness.targets import teardown
+from harness.targets.teardown import PlannedStep, Teardown, TeardownFacts, TeardownTimeouts, plan_teardown
 
 REGION = "eu-west-1"
 
@@ -51,7 +51,7 @@ class World:
 
 
 class FakeCluster:
-    """The KubeReader calls the teardown makes, over an in-memory store, with Argo CD, the ALB controller
+    """The KubeClient calls the teardown makes, over an in-memory store, with Argo CD, the ALB controller
     and Karpenter simulated as delayed reactions (`lag` seconds, or never when None)."""
 
     def __init__(

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from harness.errors import EnvironmentProblem, InputError
-from harness.providers import ProviderSource
-from harness.terraform import (
+from harness.terraform.providers import ProviderSource
+from harness.terraform.runner import (
     TERRAFORM_ENV,
     TRANSIENT_ERRORS,
     Plan,

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from harness.cli import main
-from harness.emulator import free_port
 from harness.errors import EnvironmentProblem, InputError
+from harness.processes import free_port
 from harness.project import repo_root, versions
 from harness.toolchain import build
 from harness.toolchain.components import (

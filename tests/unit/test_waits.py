@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from kube_fixtures import FakeKubeReader, load
+from kube_fixtures import FakeKubeClient, load
 
-from harness.kube_checks import GAME_PODS, judge_workload_off_ops
+from harness.kube.core import GAME_PODS, judge_workload_off_ops
 from harness.results import Result, Status
 from harness.waits import wait_for
 
@@ -165,9 +165,9 @@ def test_timeout_must_be_positive() -> None:
 
 
 def test_a_reader_fetch_and_a_judge_compose_into_a_wait() -> None:
-    """The shape every e2e stage has: thin reads through KubeReader, a pure judge, wait_for around both."""
+    """The shape every e2e stage has: thin reads through KubeClient, a pure judge, wait_for around both."""
     time = FakeTime()
-    reader = FakeKubeReader(load("nodes.yaml"), load("pods_game_scaling.yaml"))
+    reader = FakeKubeClient(load("nodes.yaml"), load("pods_game_scaling.yaml"))
     result = wait_for(
         lambda: (reader.list_pods(GAME_PODS.namespace, GAME_PODS.label_selector), reader.list_nodes()),
         lambda observed: judge_workload_off_ops(*observed),

@@ -16,8 +16,8 @@ from harness.gate.facts import (
 from harness.gate.model import Location, Model
 from harness.gate.rules import Issue, rule
 from harness.gate.values import lookup
+from harness.keys import DISCOVERY_TAG
 
-DISCOVERY_TAG = "karpenter.sh/discovery"
 CLUSTER_NAME_ANNOTATION = "eks-platform/cluster-name"
 
 

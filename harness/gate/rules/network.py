@@ -8,6 +8,7 @@ from typing import Any
 from harness.gate.facts import TaggedResource, node_classes, resolved, security_groups, subnets, tags_match
 from harness.gate.model import Manifest, Model
 from harness.gate.rules import Issue, rule
+from harness.keys import ELB_SUBNET_TAG, INTERNAL_ELB_SUBNET_TAG
 
 
 def _selector_terms(node_class: Manifest, field: str) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -101,7 +102,7 @@ def load_balancer_subnets(model: Model) -> Iterator[Issue]:
         if "alb.ingress.kubernetes.io/subnets" in annotations:
             continue
         scheme = annotations.get("alb.ingress.kubernetes.io/scheme", "internal")
-        role = "kubernetes.io/role/elb" if scheme == "internet-facing" else "kubernetes.io/role/internal-elb"
+        role = ELB_SUBNET_TAG if scheme == "internet-facing" else INTERNAL_ELB_SUBNET_TAG
         tagged = [s for s in candidates if str(s.tags.get(role, "")) in ("1", "") and role in s.tags]
         if any(s.resource is not None and s.resource.count_unknown for s in tagged):
             continue  # how many subnets there are is known only at apply time

@@ -16,6 +16,7 @@ from harness.gate.facts import (
 )
 from harness.gate.model import Model, as_dict, as_list
 from harness.gate.rules import Issue, rule
+from harness.keys import CAPACITY_TYPE_LABEL
 
 
 def _describe(placement: Placement) -> str:
@@ -99,7 +100,7 @@ def spot_only(model: Model) -> Iterator[Issue]:
     capacity (and it prefers on-demand when spot is short), multiplying the bill of a scale-out."""
     for pool in node_pools(model):
         requirements = pool.list("spec", "template", "spec", "requirements")
-        capacity = [r for r in requirements if isinstance(r, dict) and r.get("key") == "karpenter.sh/capacity-type"]
+        capacity = [r for r in requirements if isinstance(r, dict) and r.get("key") == CAPACITY_TYPE_LABEL]
         spot_only_requirement = any(r.get("operator") == "In" and list(as_list(r.get("values"))) == ["spot"]
                                     for r in capacity)
         if not spot_only_requirement:

@@ -20,10 +20,11 @@ def schema_validity(model: Model) -> Iterator[Issue]:
     Kubernetes version pinned in versions.yaml (`kubernetes`), custom resources against the
     openAPIV3Schema of the pinned CRD from the reference data, with unknown fields rejected (the API
     server would silently prune them, so a typo such as `amiSelectorTerm` passes kubectl and changes
-    nothing). A kind that neither the Kubernetes version nor a pinned CRD defines is an error too: Argo CD
-    would fail the sync with "resource mapping not found". Fix the field the message names, or the
-    apiVersion/kind; removed API versions (Karpenter v1beta1, networking.k8s.io/v1beta1, ...) are reported
-    with their replacement."""
+    nothing); a custom resource's `metadata` is checked as ObjectMeta, as the API server reads it. A kind
+    that neither the Kubernetes version nor a pinned CRD defines is an error too: Argo CD would fail the
+    sync with "resource mapping not found". Fix the field the message names, or the apiVersion/kind;
+    removed API versions (Karpenter v1beta1, networking.k8s.io/v1beta1, ...) are reported with their
+    replacement."""
     validator = SchemaValidator(model.versions.get("kubernetes", DEFAULT_KUBERNETES), model.reference.crd_schemas,
                                 model.reference.validators)
     for manifest in model.effective:

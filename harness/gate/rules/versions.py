@@ -12,7 +12,7 @@ from harness.errors import InputError
 from harness.gate.facts import ARGO_CHART, KARPENTER_CHART, LB_CHART, node_classes, pod_spec_path, resolved
 from harness.gate.model import Location, Manifest, Model, Severity, as_dict, as_list, chart_name
 from harness.gate.rules import Issue, rule
-from harness.images import parse_reference
+from harness.images.reference import parse_reference
 
 CHART_PINS = {KARPENTER_CHART: "karpenter", ARGO_CHART: "argo_cd_chart", LB_CHART: "aws_load_balancer_controller_chart"}
 # required_version is recorded as the requirement of a provider named "terraform".
@@ -173,7 +173,7 @@ def pinned_versions(model: Model) -> Iterator[Issue]:
 
 
 def moving_tag(image: str) -> bool:
-    """No digest, and no tag or `latest` (harness.images parses references the way runtimes do)."""
+    """No digest, and no tag or `latest` (harness.images.reference parses references the way runtimes do)."""
     try:
         return parse_reference(image).moving
     except InputError:  # not a reference any runtime could pin either

@@ -18,8 +18,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from harness.emulator import HOST, free_port
-from harness.processes import Supervisor
+from harness.processes import HOST, Supervisor, free_port
 from harness.toolchain.build import entry_for, locate
 from harness.toolchain.components import BINARIES
 

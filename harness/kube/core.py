@@ -24,7 +24,6 @@ KubeObject = Mapping[str, Any]
 OPS_NODE_LABELS: Mapping[str, str] = {"workload-type": "ops", "karpenter.sh/controller": "true"}
 OPS_NODE_TAINT: Mapping[str, str] = {"key": "CriticalAddonsOnly", "value": "true", "effect": "NoSchedule"}
 NODEGROUP_LABEL = "eks.amazonaws.com/nodegroup"
-KARPENTER_NODEPOOL_LABEL = "karpenter.sh/nodepool"
 
 
 @dataclass(frozen=True)

@@ -21,9 +21,9 @@ from rich.console import Console
 
 from harness.errors import InputError
 from harness.gate.loaders import yaml_documents, yaml_files
-from harness.images import Resolved, missing_platforms, parse_reference
+from harness.images.reference import Resolved, missing_platforms, parse_reference
+from harness.images.registry_client import RegistryClient
 from harness.project import read_yaml, repo_root
-from harness.registry import Registry
 
 ARCH_LABEL = "kubernetes.io/arch"
 DEFAULT_ARCHITECTURES = ("amd64",)  # what EKS nodes are when no NodePool narrows it
@@ -85,7 +85,7 @@ def write_files(contents: dict[Path, str]) -> None:
                 os.unlink(temp)
 
 
-def plan_pins(root: Path, keys: Sequence[str] | None, registry: Registry) -> tuple[list[Pin], dict[Path, str]]:
+def plan_pins(root: Path, keys: Sequence[str] | None, registry: RegistryClient) -> tuple[list[Pin], dict[Path, str]]:
     """What to pin and the new text of every file that changes; asks the registry, writes nothing."""
     versions_file = root / "versions.yaml"
     pins_in_file = read_yaml(versions_file)
@@ -140,7 +140,7 @@ def plan_pins(root: Path, keys: Sequence[str] | None, registry: Registry) -> tup
 
 def run(args: argparse.Namespace) -> int:
     root = repo_root()
-    pins, contents = plan_pins(root, args.key, Registry())
+    pins, contents = plan_pins(root, args.key, RegistryClient())
     console = Console(highlight=False, soft_wrap=True)
     for pin in pins:  # one line each, so the digest can be copied whole
         where = ", ".join(str(path.relative_to(root)) for path in pin.files) or "unchanged"

@@ -15,12 +15,10 @@ from typing import Any
 import yaml
 from botocore.exceptions import BotoCoreError, ClientError
 
-from harness.aws import AwsTarget
+from harness.aws.clients import AwsTarget
+from harness.keys import DISCOVERY_TAG, ELB_SUBNET_TAG, INTERNAL_ELB_SUBNET_TAG
 from harness.results import Result
 
-ELB_TAG = "kubernetes.io/role/elb"
-INTERNAL_ELB_TAG = "kubernetes.io/role/internal-elb"
-DISCOVERY_TAG = "karpenter.sh/discovery"
 POD_IDENTITY_PRINCIPAL = "pods.eks.amazonaws.com"
 POD_IDENTITY_ACTIONS = frozenset({"sts:AssumeRole", "sts:TagSession"})
 EC2_PRINCIPAL = "ec2.amazonaws.com"
@@ -56,23 +54,26 @@ def judge_public_subnets(subnets: Sequence[Mapping[str, Any]], expected_ids: Seq
     name = PUBLIC_SUBNETS
     found = {s["SubnetId"]: s for s in subnets}
     missing = sorted(set(expected_ids) - set(found))
-    untagged = sorted(i for i in expected_ids if i in found and tag_map(found[i].get("Tags")).get(ELB_TAG) != "1")
+    untagged = sorted(
+        i for i in expected_ids if i in found and tag_map(found[i].get("Tags")).get(ELB_SUBNET_TAG) != "1"
+    )
     zones = sorted({found[i]["AvailabilityZone"] for i in expected_ids if i in found})
     evidence = {"subnets": list(expected_ids), "zones": zones, "missing": missing, "untagged": untagged}
     if missing:
         return Result.failed(name, f"subnets not found: {', '.join(missing)}", **evidence)
     if untagged:
-        return Result.failed(name, f"{', '.join(untagged)} lack tag {ELB_TAG}=1", **evidence)
+        return Result.failed(name, f"{', '.join(untagged)} lack tag {ELB_SUBNET_TAG}=1", **evidence)
     if len(zones) < MIN_AZS:
         return Result.failed(name, f"ALBs need subnets in >= {MIN_AZS} zones, found {len(zones)}", **evidence)
-    return Result.passed(name, f"{len(expected_ids)} subnets tagged {ELB_TAG}=1 across {len(zones)} zones", **evidence)
+    why = f"{len(expected_ids)} subnets tagged {ELB_SUBNET_TAG}=1 across {len(zones)} zones"
+    return Result.passed(name, why, **evidence)
 
 
 def judge_private_subnets(
     subnets: Sequence[Mapping[str, Any]], expected_ids: Sequence[str], cluster_name: str
 ) -> Result:
     name = PRIVATE_SUBNETS
-    wanted = {INTERNAL_ELB_TAG: "1", DISCOVERY_TAG: cluster_name}
+    wanted = {INTERNAL_ELB_SUBNET_TAG: "1", DISCOVERY_TAG: cluster_name}
     found = {s["SubnetId"]: s for s in subnets}
     missing = sorted(set(expected_ids) - set(found))
     wrong = {
@@ -87,12 +88,12 @@ def judge_private_subnets(
         return Result.failed(name, f"subnets not found: {', '.join(missing)}", **evidence)
     if wrong:
         detail = "; ".join(f"{i} lacks {', '.join(keys)}" for i, keys in wrong.items())
-        return Result.failed(name, f"{detail} (want {INTERNAL_ELB_TAG}=1, {DISCOVERY_TAG}={cluster_name})", **evidence)
+        want = f"{INTERNAL_ELB_SUBNET_TAG}=1, {DISCOVERY_TAG}={cluster_name}"
+        return Result.failed(name, f"{detail} (want {want})", **evidence)
     if len(zones) < MIN_AZS:
         return Result.failed(name, f"need subnets in >= {MIN_AZS} zones, found {len(zones)}", **evidence)
-    return Result.passed(
-        name, f"{len(expected_ids)} subnets tagged {INTERNAL_ELB_TAG}=1 and {DISCOVERY_TAG}={cluster_name}", **evidence
-    )
+    tagged = f"{INTERNAL_ELB_SUBNET_TAG}=1 and {DISCOVERY_TAG}={cluster_name}"
+    return Result.passed(name, f"{len(expected_ids)} subnets tagged {tagged}", **evidence)
 
 
 def judge_discovery_security_group(groups: Sequence[Mapping[str, Any]], cluster_name: str, expected_id: str) -> Result:

@@ -1,7 +1,7 @@
 """Container image references and what a registry says about them, judged by pure functions.
 
-`harness.registry` asks the registry; this module parses references (for the gate too, which must stay
-light) and judges the answers: media type, platforms, digest.
+`harness.images.registry_client` asks the registry; this module parses references (for the gate too, which
+must stay light) and judges the answers: media type, platforms, digest.
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
-from harness.karpenter import ScaleOutTimeline
+from harness.kube.karpenter import ScaleOutTimeline
 from harness.results import Result, Status
 
 JUNIT_FILE = "junit.xml"

@@ -10,10 +10,10 @@ How it connects (no kubeconfig file, no aws CLI, no exec plugin):
 3. ``api_client`` builds a kubernetes ``ApiClient`` from endpoint + CA data and a token source that mints a
    fresh token before the old one expires (EKS accepts a token for 15 minutes; an e2e run lasts longer).
 
-Everything the e2e reads or changes goes through the small ``KubeReader`` protocol, so the judges in
-``kube_checks``, ``argocd``, ``karpenter`` and ``ingress`` are tested with a fake that serves recorded API
-objects. Objects are plain dicts exactly as the API serves them as JSON (camelCase keys, RFC 3339 times).
-``KubernetesReader`` is the real implementation; it turns 401/403/unreachable into one-line
+Everything the e2e and the teardown read, delete or scale goes through the small ``KubeClient`` protocol
+(harness.kube.api), so the judges in ``core``, ``argocd``, ``karpenter`` and ``ingress`` are tested with a fake
+that serves recorded API objects. Objects are plain dicts exactly as the API serves them as JSON (camelCase
+keys, RFC 3339 times). ``KubernetesApiClient`` is the real implementation; it turns 401/403/unreachable into one-line
 ``EnvironmentProblem`` errors.
 """
 
@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import boto3
 import botocore.exceptions
@@ -37,32 +37,13 @@ from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
 from harness.errors import EnvironmentProblem, InputError
+from harness.kube.api import CustomResource, KubeObject
 
 TOKEN_PREFIX = "k8s-aws-v1."
 CLUSTER_ID_HEADER = "x-k8s-aws-id"
 PRESIGN_EXPIRES_SECONDS = 60
 # EKS honours a token for 15 minutes; mint a new one well before that.
 TOKEN_REFRESH_SECONDS = 10 * 60
-
-KubeObject = dict[str, Any]
-
-
-@dataclass(frozen=True)
-class CustomResource:
-    """Where a custom resource lives in the API: group, version, plural, and whether it is namespaced."""
-
-    group: str
-    version: str
-    plural: str
-    namespaced: bool
-
-
-APPLICATION = CustomResource("argoproj.io", "v1alpha1", "applications", namespaced=True)
-APPLICATION_SET = CustomResource("argoproj.io", "v1alpha1", "applicationsets", namespaced=True)
-NODE_POOL = CustomResource("karpenter.sh", "v1", "nodepools", namespaced=False)
-NODE_CLAIM = CustomResource("karpenter.sh", "v1", "nodeclaims", namespaced=False)
-EC2_NODE_CLASS = CustomResource("karpenter.k8s.aws", "v1", "ec2nodeclasses", namespaced=False)
-
 
 @dataclass(frozen=True)
 class ClusterAccess:
@@ -179,12 +160,12 @@ def api_client(endpoint: str, ca_data: str | None, token: Callable[[], str]) -> 
     return k8s.ApiClient(configuration)
 
 
-def connect(cluster_name: str, *, session: boto3.Session | None = None) -> KubernetesReader:
-    """A ``KubernetesReader`` for an EKS cluster, authenticated with the session's IAM identity."""
+def connect(cluster_name: str, *, session: boto3.Session | None = None) -> KubernetesApiClient:
+    """A ``KubernetesApiClient`` for an EKS cluster, authenticated with the session's IAM identity."""
     session = session or boto3.Session()
     cluster = describe_cluster(cluster_name, session=session)
     tokens = TokenSource(lambda: eks_token(cluster_name, session=session, region=cluster.region))
-    return KubernetesReader(api_client(cluster.endpoint, cluster.ca_data, tokens), endpoint=cluster.endpoint)
+    return KubernetesApiClient(api_client(cluster.endpoint, cluster.ca_data, tokens), endpoint=cluster.endpoint)
 
 
 def write_kubeconfig(path: Path, cluster: ClusterAccess, token: str) -> Path:
@@ -210,48 +191,7 @@ def write_kubeconfig(path: Path, cluster: ClusterAccess, token: str) -> Path:
     return path
 
 
-# ---------------------------------------------------------------- the reader protocol
-
-
-class KubeReader(Protocol):
-    """The reads and writes the e2e needs. Objects are API JSON as dicts; a missing object is ``None``."""
-
-    def list_nodes(self, label_selector: str = "") -> list[KubeObject]: ...
-
-    def list_pods(self, namespace: str | None = None, label_selector: str = "") -> list[KubeObject]:
-        """Pods in ``namespace`` (all namespaces when ``None``) matching ``label_selector``."""
-        ...
-
-    def list_events(self, namespace: str | None = None, field_selector: str = "") -> list[KubeObject]:
-        """core/v1 Events, e.g. ``field_selector="involvedObject.kind=Pod"``."""
-        ...
-
-    def get_custom(self, resource: CustomResource, name: str, namespace: str | None = None) -> KubeObject | None: ...
-
-    def list_custom(
-        self, resource: CustomResource, namespace: str | None = None, label_selector: str = ""
-    ) -> list[KubeObject]: ...
-
-    def delete_custom(self, resource: CustomResource, name: str, namespace: str | None = None) -> bool:
-        """Delete one custom object; ``False`` when it was already gone."""
-        ...
-
-    def get_ingress(self, namespace: str, name: str) -> KubeObject | None: ...
-
-    def list_ingresses(self, namespace: str | None = None) -> list[KubeObject]: ...
-
-    def delete_ingress(self, namespace: str, name: str) -> bool:
-        """Delete one Ingress; ``False`` when it was already gone."""
-        ...
-
-    def get_deployment(self, namespace: str, name: str) -> KubeObject | None: ...
-
-    def scale_deployment(self, namespace: str, name: str, replicas: int) -> None: ...
-
-    def pod_logs(self, namespace: str, name: str, container: str | None = None, tail_lines: int = 200) -> str: ...
-
-
-# ---------------------------------------------------------------- the real reader
+# ---------------------------------------------------------------- the real client
 
 
 def _api_problem(exc: ApiException, endpoint: str, doing: str) -> EnvironmentProblem:
@@ -275,8 +215,8 @@ def _api_problem(exc: ApiException, endpoint: str, doing: str) -> EnvironmentPro
     return EnvironmentProblem(f"Kubernetes API {endpoint} answered {status} while {doing}: {detail or exc.reason}")
 
 
-class KubernetesReader:
-    """``KubeReader`` on the official kubernetes client; objects come back as the API's own JSON."""
+class KubernetesApiClient:
+    """``KubeClient`` on the official kubernetes client; objects come back as the API's own JSON."""
 
     def __init__(self, api: k8s.ApiClient, *, endpoint: str | None = None) -> None:
         self._core = k8s.CoreV1Api(api)

@@ -22,12 +22,12 @@ from typing import Any
 
 import requests
 
-from harness.kube_checks import name_of
+from harness.keys import ELB_SUBNET_TAG
+from harness.kube.core import name_of
 from harness.results import Result
 
 KubeObject = Mapping[str, Any]
 
-ELB_SUBNET_TAG = "kubernetes.io/role/elb"
 TITLE = re.compile(r"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
 HTTP_TIMEOUT_SECONDS = 10.0
 

@@ -14,7 +14,7 @@ groups) then block the VPC's destroy. So, while the controllers still run:
                      Karpenter instance of the run is left; then delete the EC2NodeClasses.
 4. destroy-addons    terraform destroy infra/addons.
 5. destroy-platform  terraform destroy infra/platform.
-6. sweep             delete anything still tagged with the run id (harness.sweep) and prove nothing is left.
+6. sweep             delete anything still tagged with the run id (harness.aws.sweep) and prove nothing is left.
 
 Every step runs even when an earlier one failed (a later step or the sweep may still clean up), and every
 step is idempotent: re-running after a crash, from another shell, is always safe. `plan_teardown` decides
@@ -29,16 +29,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness import sweep
+from harness.aws import leaks, sweep
+from harness.aws.leaks import ClientFactory
 from harness.errors import HarnessError
-from harness.kube import APPLICATION, APPLICATION_SET, EC2_NODE_CLASS, NODE_POOL, KubeReader
+from harness.keys import NODEPOOL_LABEL
+from harness.kube.api import APPLICATION, APPLICATION_SET, EC2_NODE_CLASS, NODE_POOL, KubeClient
 from harness.results import Result, Status
 from harness.run import Run
-from harness.sweep import ClientFactory
 from harness.waits import wait_for
 
 ARGOCD_NAMESPACE = "argocd"
-KARPENTER_NODEPOOL_TAG = "karpenter.sh/nodepool"
 LB_CONTROLLER_TAG = "elbv2.k8s.aws/cluster"
 KUBERNETES_STEPS = ("remove-gitops", "remove-ingresses", "remove-nodepools")
 STEPS = (*KUBERNETES_STEPS, "destroy-addons", "destroy-platform", "sweep")
@@ -108,11 +108,11 @@ def plan_teardown(facts: TeardownFacts) -> list[PlannedStep]:
 
 def alb_leftovers(clients: ClientFactory, run_id: str) -> list[str]:
     """The run's load balancers, target groups and the security groups the LB controller made for them."""
-    found = [leak.label() for leak in sweep.find_load_balancers(clients, run_id)]
-    found += [leak.label() for leak in sweep.find_target_groups(clients, run_id)]
+    found = [leak.label() for leak in leaks.find_load_balancers(clients, run_id)]
+    found += [leak.label() for leak in leaks.find_target_groups(clients, run_id)]
     ec2 = clients("ec2")
     controller = {"Name": "tag-key", "Values": [LB_CONTROLLER_TAG]}
-    for group in sweep.ec2_run_items(ec2, "describe_security_groups", "SecurityGroups", run_id, controller):
+    for group in leaks.ec2_run_items(ec2, "describe_security_groups", "SecurityGroups", run_id, controller):
         found.append(f"security_group {group['GroupId']} ({group.get('GroupName', '')})")
     return found
 
@@ -121,14 +121,14 @@ def karpenter_leftovers(clients: ClientFactory, run_id: str) -> list[str]:
     """Instances of the run that Karpenter launched and that are not yet terminated."""
     ec2 = clients("ec2")
     filters = [
-        *sweep.run_filters(run_id),
-        {"Name": "tag-key", "Values": [KARPENTER_NODEPOOL_TAG]},
+        *leaks.run_filters(run_id),
+        {"Name": "tag-key", "Values": [NODEPOOL_LABEL]},
         {"Name": "instance-state-name", "Values": ["pending", "running", "stopping", "stopped", "shutting-down"]},
     ]
     found = []
-    for reservation in sweep.pages(ec2, "describe_instances", "Reservations", Filters=filters):
+    for reservation in leaks.pages(ec2, "describe_instances", "Reservations", Filters=filters):
         for instance in reservation.get("Instances", []):
-            if sweep.tags_match(instance.get("Tags"), run_id):
+            if leaks.tags_match(instance.get("Tags"), run_id):
                 found.append(f"instance {instance['InstanceId']} ({instance['State']['Name']})")
     return found
 
@@ -155,7 +155,7 @@ class Teardown:
 
     run: Run
     clients: ClientFactory
-    connect_kube: Callable[[], KubeReader]
+    connect_kube: Callable[[], KubeClient]
     destroy: Callable[[str], None]
     timeouts: TeardownTimeouts = field(default_factory=TeardownTimeouts)
     clock: Callable[[], float] = time.monotonic
@@ -163,9 +163,9 @@ class Teardown:
     sweep_policy: sweep.RetryPolicy = field(default_factory=sweep.RetryPolicy)
     on_start: Callable[[str], None] = lambda _step: None
     on_step: Callable[[Result], None] = lambda _result: None
-    _kube: KubeReader | None = None
+    _kube: KubeClient | None = None
 
-    def kube(self) -> KubeReader:
+    def kube(self) -> KubeClient:
         if self._kube is None:
             self._kube = self.connect_kube()
         return self._kube

@@ -1,4 +1,5 @@
-"""boto3 sessions and clients bound to a target: the emulator's endpoint with dummy keys, or a real account."""
+"""boto3 sessions and clients bound to a target (the emulator's endpoint with dummy keys, or a real account), and
+the checks that a command touches only the account and region the user named."""
 
 from __future__ import annotations
 
@@ -12,12 +13,13 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from harness.emulator import DUMMY_CREDENTIALS
-from harness.errors import EnvironmentProblem
+from harness.aws.emulator import DUMMY_CREDENTIALS
+from harness.errors import EnvironmentProblem, InputError
 from harness.project import TargetCapabilities
 
 EMULATOR_REGION = "us-east-1"
 ACCOUNT_ENV = "E2E_AWS_ACCOUNT_ID"
+EMULATOR_ACCOUNT = "123456789012"  # moto's fixed account id
 _CLIENT_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=5, read_timeout=60)
 
 
@@ -81,3 +83,43 @@ def require_account_opt_in(target: AwsTarget, env: Mapping[str, str] | None = No
     if actual != expected:
         raise EnvironmentProblem(f"credentials are for account {actual}, but {ACCOUNT_ENV}={expected}: refusing")
     return actual
+
+
+def expected_account(target: str, env: Mapping[str, str]) -> str:
+    """The account the caller named. On the emulator moto's fixed id unless named; on aws it must be named."""
+    named = env.get(ACCOUNT_ENV, "").strip()
+    if named:
+        if not (named.isdigit() and len(named) == 12):
+            raise InputError(f"{ACCOUNT_ENV}={named!r}: an AWS account id is 12 digits")
+        return named
+    if target == "emulator":
+        return EMULATOR_ACCOUNT
+    raise EnvironmentProblem(
+        f"the aws target creates billable resources: set {ACCOUNT_ENV}=<12-digit account id> to name the account"
+    )
+
+
+def check_account(expected: str, actual: str, target: str) -> None:
+    if actual != expected:
+        raise EnvironmentProblem(
+            f"the credentials are for account {actual}, but {ACCOUNT_ENV} names {expected}: refusing to touch {target}"
+        )
+
+
+def caller_account(sts: Any, target: str) -> str:
+    try:
+        return str(sts.get_caller_identity()["Account"])
+    except (BotoCoreError, ClientError) as exc:
+        first = str(exc).splitlines()[0]
+        raise EnvironmentProblem(f"cannot confirm the {target} account with sts:GetCallerIdentity: {first}") from None
+
+
+def resolve_region(target: str, explicit: str | None, env: Mapping[str, str], emulator_region: str) -> str:
+    """--region, else AWS_REGION; never a silent default on aws (the emulator's region is its own)."""
+    region = explicit or env.get("AWS_REGION", "").strip()
+    if region:
+        return region
+    if target == "emulator":
+        return emulator_region
+    raise EnvironmentProblem("no AWS region: pass --region or set AWS_REGION (e.g. eu-west-1); there is no default")
+

@@ -1,7 +1,7 @@
 """The OCI distribution API, for anonymous pulls: what manifest a tag points at, and its config blob.
 
 Bearer-token auth as ECR Public and Docker Hub answer it (as `crane digest` does), with retries on
-transient failures; `harness.images` judges what comes back.
+transient failures; `harness.images.reference` judges what comes back.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import requests
 from tenacity import RetryError, Retrying, retry_if_exception, stop_after_attempt, wait_exponential, wait_random
 
 from harness.errors import EnvironmentProblem, InputError
-from harness.images import (
+from harness.images.reference import (
     IMAGE_TYPES,
     INDEX_TYPES,
     ImageRef,
@@ -43,7 +43,7 @@ def _transient(exc: BaseException) -> bool:
     return isinstance(exc, _Transient)
 
 
-class Registry:
+class RegistryClient:
     """Anonymous pulls over the OCI distribution API, with retries on transient failures."""
 
     ACCEPT = ", ".join(INDEX_TYPES + IMAGE_TYPES)

@@ -35,7 +35,7 @@ from tenacity import (
 )
 
 from harness.errors import EnvironmentProblem, HarnessError, InputError
-from harness.providers import ProviderSource, install_failure
+from harness.terraform.providers import ProviderSource, install_failure
 
 TERRAFORM_ENV = "HARNESS_TERRAFORM"
 CLI_NAMES = ("terraform", "tofu")

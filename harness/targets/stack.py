@@ -1,13 +1,12 @@
-"""One run of the platform on one target: up, verify, down (and `demo`, all three on the emulator).
+"""One run of the platform root on one target: up, verify, down.
 
-Used by the CLI (`harness up|verify|down|demo`), the pytest plugin and the e2e. Everything another shell
-needs to continue a run (emulator pid and endpoint, region, input variables) lives in the run's settings,
-so `harness up` and a later `harness verify/down --run-id X` work from different processes.
+Used by the CLI (`harness up|verify|down|demo`: harness.targets.cli), the pytest plugin and the e2e. Everything
+another shell needs to continue a run (emulator pid and endpoint, region, input variables) lives in the run's
+settings, so `harness up` and a later `harness verify/down --run-id X` work from different processes.
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import os
@@ -18,30 +17,23 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.markup import escape
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-from rich.table import Table
+from rich.progress import Progress
 
-from harness import emulator as emu
-from harness.aws import AwsTarget, region_for, require_account_opt_in
-from harness.aws_checks import Expectations, OpsNodeGroupSpec, karpenter_interruption_events, verify_platform
+from harness.aws import emulator as emu
+from harness.aws.checks import Expectations, OpsNodeGroupSpec, karpenter_interruption_events, verify_platform
+from harness.aws.clients import AwsTarget, region_for, require_account_opt_in
 from harness.errors import EnvironmentProblem, HarnessError, InputError
 from harness.project import TargetCapabilities, capabilities, reference_dir, repo_root, versions
-from harness.providers import find_machine_mirror, provider_source
-from harness.results import Result, Status, all_ok
+from harness.results import Result
 from harness.run import Run, create_run, load_run
-from harness.terraform import Terraform, check_root, find_cli
+from harness.targets import TARGETS
+from harness.terraform.providers import find_machine_mirror, provider_source
+from harness.terraform.runner import Terraform, check_root, find_cli
 
-TARGETS = ("emulator", "aws")
-TARGET_ENV = "HARNESS_TARGET"
 API_CIDRS_ENV = "HARNESS_API_PUBLIC_CIDRS"
 # RFC 5737 documentation range: the emulated API endpoint is never reachable, so nothing real is opened.
 EMULATOR_API_CIDRS = ("198.51.100.0/24",)
 CLUSTER_NAME_MAX = 32  # infra/platform's cluster_name validation
-
-
-def default_target() -> str:
-    return os.environ.get(TARGET_ENV) or "emulator"
 
 
 def platform_root() -> Path:
@@ -293,135 +285,3 @@ def _cidrs_from_env() -> list[str]:
 def _save_results(path: Path, results: Sequence[Result]) -> None:
     rows = [{"name": r.name, "status": r.status.value, "why": r.why, "evidence": dict(r.evidence)} for r in results]
     path.write_text(json.dumps(rows, indent=2, default=str) + "\n", encoding="utf-8")
-
-
-def results_table(results: Sequence[Result], title: str) -> Table:
-    table = Table(title=title, show_lines=False)
-    table.add_column("check")
-    table.add_column("verdict")
-    table.add_column("why")
-    style = {Status.PASS: "green", Status.FAIL: "red", Status.NOT_APPLICABLE: "yellow", Status.PENDING: "cyan"}
-    for r in results:
-        table.add_row(escape(r.name), f"[{style[r.status]}]{r.status.value}[/]", escape(r.why))
-    return table
-
-
-def write_report(stack: Stack, results: Sequence[Result]) -> Path:
-    """A Markdown report of the run in its directory."""
-    lines = [
-        f"# Run {stack.run.id} on {stack.target}",
-        "",
-        f"Created {stack.run.created_at}, expires {stack.run.expires_at}.",
-        "",
-        "| check | verdict | why |",
-        "|---|---|---|",
-        *(f"| {r.name} | {r.status.value} | {r.why.replace('|', '/')} |" for r in results),
-        "",
-        "| step | seconds |",
-        "|---|---|",
-        *(f"| {name} | {seconds:.1f} |" for name, seconds in stack.timings.items()),
-        "",
-    ]
-    path = stack.run.path("report.md")
-    path.write_text("\n".join(lines), encoding="utf-8")
-    return path
-
-
-# --- CLI ------------------------------------------------------------------------------------------------
-def register(subparsers: Any) -> None:
-    def common(parser: argparse.ArgumentParser, *, run_id_required: bool) -> None:
-        parser.add_argument("--run-id", required=run_id_required, help="the run to act on")
-        parser.add_argument("--live", action="store_true", help="stream Terraform's output to the console")
-
-    up = subparsers.add_parser("up", help="apply infra/platform for a run (emulator by default)")
-    up.add_argument("--target", choices=TARGETS, default=default_target(), help=f"default ${TARGET_ENV} or emulator")
-    up.add_argument("--stack", type=Path, help="Terraform root to apply (default infra/platform)")
-    up.add_argument("--api-cidr", action="append", dest="api_cidrs", help="CIDR allowed to the Kubernetes API (aws)")
-    common(up, run_id_required=False)
-    up.set_defaults(func=cmd_up)
-
-    verify = subparsers.add_parser("verify", help="run every AWS assertion against a run's platform")
-    verify.add_argument("--target", choices=TARGETS, help="refuse if the run is on another target")
-    common(verify, run_id_required=True)
-    verify.set_defaults(func=cmd_verify)
-
-    down = subparsers.add_parser("down", help="destroy a run's platform and stop its emulator")
-    down.add_argument("--target", choices=TARGETS, help="refuse if the run is on another target")
-    common(down, run_id_required=True)
-    down.set_defaults(func=cmd_down)
-
-    demo = subparsers.add_parser("demo", help="offline: emulator up -> verify -> report -> down")
-    demo.add_argument("--stack", type=Path, help="Terraform root to apply (default infra/platform)")
-    demo.add_argument("--keep-stack", action="store_true", help="leave the run up (tear down later with `down`)")
-    common(demo, run_id_required=False)
-    demo.set_defaults(func=cmd_demo)
-
-
-def _progress(console: Console) -> Progress:
-    return Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console)
-
-
-def cmd_up(args: argparse.Namespace) -> int:
-    console = Console(highlight=False, soft_wrap=True)
-    stack = Stack.create(
-        args.target, args.run_id, root=args.stack, live=args.live, console=console, api_public_cidrs=args.api_cidrs
-    )
-    console.print(f"run {stack.run.id} on {stack.target}: {stack.run.dir}", markup=False)
-    with _progress(console) as progress:
-        stack.progress = None if args.live else progress
-        outputs = stack.up()
-    console.print(f"up: cluster {outputs.get('cluster_name', '?')} in {stack.region}", markup=False)
-    console.print(f"next: harness verify --run-id {stack.run.id} ; harness down --run-id {stack.run.id}", markup=False)
-    return 0
-
-
-def cmd_verify(args: argparse.Namespace) -> int:
-    console = Console(highlight=False, soft_wrap=True)
-    stack = Stack.load(args.run_id, args.target, live=args.live, console=console)
-    results = stack.verify()
-    console.print(results_table(results, f"run {stack.run.id} on {stack.target}"))
-    return 0 if all_ok(results) else 1
-
-
-def cmd_down(args: argparse.Namespace) -> int:
-    console = Console(highlight=False, soft_wrap=True)
-    stack = Stack.load(args.run_id, args.target, live=args.live, console=console)
-    # The full teardown (e2e engineer): controllers' resources first, add-ons, platform, tag sweep, then
-    # Stack.down() to stop the emulator. harness/e2e.py + harness/teardown.py; `make e2e-down` lands here.
-    from harness.e2e import cmd_down as full_teardown
-
-    return full_teardown(stack, console)
-
-
-def cmd_demo(args: argparse.Namespace) -> int:
-    console = Console(highlight=False, soft_wrap=True)
-    stack = Stack.create("emulator", args.run_id, root=args.stack, live=args.live, console=console)
-    console.print(f"demo run {stack.run.id}: {stack.run.dir}", markup=False)
-    results: list[Result] = []
-    try:
-        with _progress(console) as progress:
-            stack.progress = None if args.live else progress
-            stack.up()
-            results = stack.verify()
-    finally:
-        if not args.keep_stack:
-            with _progress(console) as progress:
-                stack.progress = None if args.live else progress
-                stack.down()
-    report = write_report(stack, results)
-    console.print(results_table(results, f"demo run {stack.run.id} on the emulator"))
-    timings = Table(title="timings")
-    timings.add_column("step")
-    timings.add_column("seconds", justify="right")
-    for name, seconds in stack.timings.items():
-        timings.add_row(escape(name), f"{seconds:.1f}")
-    console.print(timings)
-    counts = {s: sum(r.status is s for r in results) for s in Status}
-    console.print(
-        f"{counts[Status.PASS]} passed, {counts[Status.FAIL]} failed, {counts[Status.NOT_APPLICABLE]} not applicable; "
-        f"report: {report}",
-        markup=False,
-    )
-    if args.keep_stack:
-        console.print(f"kept: harness down --run-id {stack.run.id}", markup=False)
-    return 0 if all_ok(results) else 1

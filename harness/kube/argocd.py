@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from harness.kube_checks import condition, name_of
+from harness.kube.core import condition, name_of
 from harness.results import Result, Status
 
 KubeObject = Mapping[str, Any]

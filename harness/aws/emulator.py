@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -24,10 +23,10 @@ from typing import Any
 from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_exponential, wait_random
 
 from harness.errors import EnvironmentProblem
+from harness.processes import HOST, free_port, port_free
 
 ENDPOINT_ENV = "AWS_ENDPOINT_URL"
 PORT_ENV = "HARNESS_EMULATOR_PORT"
-HOST = "127.0.0.1"
 READY_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 10.0
 DUMMY_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
@@ -130,21 +129,6 @@ def is_moto_process(pid: int) -> bool:
     except OSError:
         return False
     return b"moto.server" in text or b"moto_server" in text
-
-
-def port_free(port: int, host: str = HOST) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        try:
-            probe.bind((host, port))
-        except OSError:
-            return False
-    return True
-
-
-def free_port(host: str = HOST) -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind((host, 0))
-        return int(probe.getsockname()[1])
 
 
 def external(env: Mapping[str, str] | None = None) -> Emulator | None:

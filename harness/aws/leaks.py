@@ -1,5 +1,9 @@
-"""Find everything still tagged with a run id and delete it in dependency order: the last line of defence
-against resources (and bills) left behind.
+"""What a run can leave behind in AWS, kind by kind: everything still tagged with a run id, found and
+deleted in dependency order (harness.aws.sweep drives it: the last line of defence against resources, and
+bills, left behind).
+
+Over 600 lines on purpose: one finder and one deleter per kind of resource (22 kinds) and the Kind table
+that orders them, read side by side; each function is a few lines of boto3.
 
 Each kind of resource has a finder (per-service API, filtered on the run's tags) and a deleter. Kinds are
 listed in the order they must go: things that hold others first (node groups before clusters, instances
@@ -11,37 +15,16 @@ they are reported, never silently ignored.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
-from tenacity import RetryError, Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 from harness.run import PROJECT_TAG, RUN_ID_TAG
 
 ClientFactory = Callable[[str], Any]  # service name -> boto3 client bound to the target
-Sleep = Callable[[float], None]
 
-# Error codes that mean "not yet": a dependency is still being released. Everything else fails at once.
-TRANSIENT_CODES = frozenset(
-    {
-        "DependencyViolation",
-        "ResourceInUse",
-        "ResourceInUseException",
-        "InvalidNetworkInterface.InUse",
-        "InvalidIPAddress.InUse",
-        "AuthFailure.ServiceLinkedRoleCreationNotPermitted",
-        "DeleteConflict",
-        "Throttling",
-        "ThrottlingException",
-        "RequestLimitExceeded",
-        "IncorrectState",
-        "InvalidParameterValue",  # e.g. an ENI still attached while its instance terminates
-        "VolumeInUse",
-    }
-)
 # Error codes that mean "already gone": a re-run after a partial sweep must not fail on these.
 GONE_SUFFIXES = ("NotFound", "NotFoundException", "NoSuchEntity", "NonExistentQueue")
 GONE_CODES = frozenset({"ResourceNotFoundException", "AWS.SimpleQueueService.NonExistentQueue", "NotFoundException"})
@@ -66,40 +49,6 @@ class Leak:
         return f"{self.kind} {self.ref}" + (f" ({shown})" if shown else "")
 
 
-@dataclass(frozen=True)
-class Outcome:
-    leak: Leak
-    deleted: bool
-    error: str = ""
-
-
-@dataclass
-class SweepReport:
-    run_id: str
-    dry_run: bool
-    found: list[Leak] = field(default_factory=list)
-    outcomes: list[Outcome] = field(default_factory=list)
-    remaining: list[Leak] = field(default_factory=list)
-    undeletable: list[Leak] = field(default_factory=list)  # tagged, but of a kind the sweep cannot delete
-
-    @property
-    def clean(self) -> bool:
-        if self.dry_run:
-            return not self.found and not self.undeletable
-        return not self.remaining and not self.undeletable and all(o.deleted for o in self.outcomes)
-
-    def lines(self) -> list[str]:
-        verb = "would delete" if self.dry_run else "found"
-        out = [f"sweep of run {self.run_id}: {verb} {len(self.found)} resource(s)"]
-        out += [f"  {leak.label()}: {leak.why}" for leak in self.found]
-        out += [f"  FAILED {o.leak.label()}: {o.error}" for o in self.outcomes if not o.deleted]
-        out += [f"  still present: {leak.label()}" for leak in self.remaining]
-        out += [f"  cannot delete (delete by hand): {leak.label()}" for leak in self.undeletable]
-        if not self.dry_run:
-            out.append("  clean: nothing tagged with the run id is left" if self.clean else "  NOT clean")
-        return out
-
-
 def run_filters(run_id: str) -> list[dict[str, Any]]:
     key, value = PROJECT_TAG
     return [{"Name": f"tag:{RUN_ID_TAG}", "Values": [run_id]}, {"Name": f"tag:{key}", "Values": [value]}]
@@ -119,16 +68,12 @@ def tags_match(tags: Any, run_id: str) -> bool:
     return mapping.get(RUN_ID_TAG) == run_id and mapping.get(project_key) == project_value
 
 
-def _code(exc: BaseException) -> str:
+def error_code(exc: BaseException) -> str:
     return str(exc.response.get("Error", {}).get("Code", "")) if isinstance(exc, ClientError) else ""
 
 
-def is_transient(exc: BaseException) -> bool:
-    return _code(exc) in TRANSIENT_CODES
-
-
 def is_gone(exc: BaseException) -> bool:
-    code = _code(exc)
+    code = error_code(exc)
     return code in GONE_CODES or code.endswith(GONE_SUFFIXES)
 
 
@@ -684,62 +629,3 @@ def find_undeletable(clients: ClientFactory, run_id: str) -> list[Leak]:
         Leak("other", arn, why="tagged with the run id; the sweep has no deleter for it", arn=arn)
         for arn in uncovered_arns(arns)
     ]
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """How long to keep retrying a delete whose dependencies are still being released (EKS: minutes)."""
-
-    attempts: int = 40
-    max_wait_seconds: float = 30.0
-
-
-def delete_with_retries(clients: ClientFactory, leak: Leak, kind: Kind, policy: RetryPolicy, sleep: Sleep) -> Outcome:
-    retrying = Retrying(
-        retry=retry_if_exception(is_transient),
-        stop=stop_after_attempt(policy.attempts),
-        wait=wait_exponential(multiplier=1, max=policy.max_wait_seconds),
-        sleep=sleep,
-        reraise=False,
-    )
-    try:
-        for attempt in retrying:
-            with attempt:
-                try:
-                    kind.delete(clients, leak)
-                except ClientError as exc:
-                    if not is_gone(exc):
-                        raise
-    except RetryError as exc:
-        last = exc.last_attempt.exception()
-        return Outcome(leak, False, f"gave up after {policy.attempts} attempts: {_one_line(last)}")
-    except (ClientError, BotoCoreError) as exc:
-        return Outcome(leak, False, _one_line(exc))
-    return Outcome(leak, True)
-
-
-def _one_line(exc: BaseException | None) -> str:
-    return str(exc).splitlines()[0] if exc else "unknown error"
-
-
-def sweep(
-    clients: ClientFactory,
-    run_id: str,
-    *,
-    dry_run: bool = False,
-    policy: RetryPolicy | None = None,
-    sleep: Sleep | None = None,
-    kinds: Sequence[Kind] = KINDS,
-) -> SweepReport:
-    """List what the run left; unless dry_run, delete it in dependency order and list again to prove it."""
-    report = SweepReport(run_id, dry_run, found=find_leaks(clients, run_id, kinds))
-    report.undeletable = find_undeletable(clients, run_id)
-    if dry_run:
-        return report
-    by_name = {kind.name: kind for kind in kinds}
-    for leak in report.found:
-        report.outcomes.append(
-            delete_with_retries(clients, leak, by_name[leak.kind], policy or RetryPolicy(), sleep or time.sleep)
-        )
-    report.remaining = find_leaks(clients, run_id, kinds)
-    return report

@@ -20,8 +20,8 @@ from datetime import datetime
 from typing import Any
 
 from harness.errors import InputError
-from harness.kube_checks import (
-    KARPENTER_NODEPOOL_LABEL,
+from harness.keys import CAPACITY_TYPE_LABEL, NODEPOOL_LABEL
+from harness.kube.core import (
     condition,
     condition_true,
     is_ops_node,
@@ -36,7 +36,6 @@ from harness.results import Result
 
 KubeObject = Mapping[str, Any]
 
-CAPACITY_TYPE_LABEL = "karpenter.sh/capacity-type"
 SPOT = "spot"
 NODECLAIM_STEPS = ("Launched", "Registered", "Initialized", "Ready")
 DISRUPTED_TAINT_KEY = "karpenter.sh/disrupted"
@@ -74,7 +73,7 @@ def _live(objects: Sequence[KubeObject]) -> list[KubeObject]:
 
 
 def _in_pool(objects: Sequence[KubeObject], nodepool: str) -> list[KubeObject]:
-    return [obj for obj in objects if labels_of(obj).get(KARPENTER_NODEPOOL_LABEL) == nodepool]
+    return [obj for obj in objects if labels_of(obj).get(NODEPOOL_LABEL) == nodepool]
 
 
 def _step_state(claim: KubeObject, step: str) -> str:
@@ -187,7 +186,7 @@ def judge_scale_out(
         if node is None:
             waiting.append({"pod": name_of(pod), "state": pod_phase_summary(pod)})
             continue
-        pool = labels_of(node).get(KARPENTER_NODEPOOL_LABEL)
+        pool = labels_of(node).get(NODEPOOL_LABEL)
         capacity = labels_of(node).get(CAPACITY_TYPE_LABEL)
         missing_labels = {k: v for k, v in (node_labels or {}).items() if labels_of(node).get(k) != v}
         if pool != nodepool or capacity != SPOT:
@@ -385,7 +384,7 @@ def build_timeline(
             NodeTimeline(
                 nodeclaim=_name(claim),
                 node=node_name,
-                nodepool=labels.get(KARPENTER_NODEPOOL_LABEL),
+                nodepool=labels.get(NODEPOOL_LABEL),
                 instance_type=labels.get("node.kubernetes.io/instance-type"),
                 capacity_type=labels.get(CAPACITY_TYPE_LABEL),
                 zone=labels.get("topology.kubernetes.io/zone"),

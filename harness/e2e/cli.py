@@ -1,0 +1,165 @@
+"""`harness e2e`: the staged end-to-end run on a real account (or the emulator), from the command line.
+
+Before anything is created: the account named by E2E_AWS_ACCOUNT_ID must be the credentials' account
+(STS), the region must be explicit, and the user confirms what will be created and its rough hourly cost
+(or passes --yes; without a terminal the run refuses). A watchdog stops the run past --max-minutes and
+tears down. Teardown runs after any failure; on Ctrl-C too (a second Ctrl-C leaves it to
+`make e2e-down RUN_ID=...`). The stages: harness.e2e.orchestration.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from harness.aws.clients import AwsTarget, caller_account, check_account, expected_account, resolve_region
+from harness.e2e import report as rpt
+from harness.e2e.evidence import collect_evidence
+from harness.e2e.orchestration import E2E, GITOPS_REPO_ENV, GITOPS_REVISION_ENV, gitops_source
+from harness.e2e.safety import confirm, creation_summary
+from harness.e2e.stages import STAGES, Watchdog, execute_stages, passed_stages, select_stages, write_stage_log
+from harness.errors import InputError
+from harness.project import KUBERNETES_CAPABILITY, capabilities, repo_root
+from harness.targets.cli import progress_shown
+from harness.targets.stack import Stack
+from harness.terraform.runner import find_cli
+
+DEFAULT_MAX_MINUTES = 120.0
+
+
+def preflight(stack: Any, stages: Sequence[str]) -> None:
+    """Mistakes that would otherwise surface after money is spent: no Terraform, missing platform inputs
+    (e.g. the API CIDRs), no add-ons root."""
+    if {"platform", "addons", "teardown"} & set(stages):
+        find_cli()
+    if "platform" in stages:
+        stack.variables()
+    if "addons" in stages and not (repo_root() / "infra" / "addons" / "main.tf").is_file():
+        raise InputError("infra/addons/main.tf not found: the add-ons stage needs the add-ons root")
+
+
+def build_report(e2e: E2E, records: Sequence[rpt.StageRecord], region: str, notes: Sequence[str]) -> rpt.RunReport:
+    figures = rpt.figures_from(e2e.timeline, time_to_green=e2e.time_to_green, scale_in=e2e.scale_in_seconds)
+    return rpt.RunReport(
+        e2e.run.id, e2e.run.target, region, e2e.run.created_at, tuple(records), figures, e2e.timeline, tuple(notes)
+    )
+
+
+def stage_table(records: Sequence[rpt.StageRecord], title: str) -> Table:
+    table = Table(title=title)
+    for column in ("stage", "result", "seconds", "why"):
+        table.add_column(column)
+    colour = {rpt.PASSED: "green", rpt.FAILED: "red", rpt.NOT_APPLICABLE: "yellow"}
+    for r in records:
+        seconds = "" if r.seconds is None else f"{r.seconds:.0f}"
+        table.add_row(r.name, f"[{colour.get(r.status, 'dim')}]{r.status}[/]", seconds, escape(r.why))
+    return table
+
+
+def cmd_e2e(args: argparse.Namespace) -> int:
+    console = Console(highlight=False, soft_wrap=True)
+    env = dict(os.environ)
+    if args.resume and not args.run_id:
+        raise InputError("--resume needs --run-id (the run to continue)")
+    caps = capabilities(args.target)
+    # Everything that can refuse, refuses before anything is created.
+    account = expected_account(args.target, env)
+    if args.target == "aws":
+        region = resolve_region(args.target, args.region, env, "")
+        check_account(account, caller_account(AwsTarget(caps, region).client("sts"), "aws"), "aws")
+    stack = Stack.create(args.target, args.run_id, live=args.live, console=console, api_public_cidrs=args.api_cidrs)
+    run = stack.run
+    selections = select_stages(
+        only=args.only or (),
+        skip=args.skip or (),
+        resume=args.resume,
+        passed_before=passed_stages(run),
+        target=args.target,
+        kubernetes_unsupported=caps.reason(KUBERNETES_CAPABILITY),
+    )
+    to_run = [s.stage for s in selections if not s.status]
+    gitops = gitops_source(args.gitops_repo_url, args.gitops_revision, env) if "addons" in to_run else ("", "")
+    watchdog = Watchdog(args.max_minutes * 60)
+    e2e = E2E(stack, console, gitops=gitops, watchdog=watchdog)
+    try:
+        if args.target == "emulator":
+            stack.emulator(start=True)
+            region = resolve_region(args.target, args.region, env, stack.region)
+            check_account(account, caller_account(e2e.clients("sts"), "emulator"), "emulator")
+        run.settings["region"] = region
+        run.save()
+        preflight(stack, to_run)
+        for line in creation_summary(run, region, account, to_run, args.max_minutes):
+            console.print(escape(line))
+        confirm(args.yes, sys.stdin, input, account)
+        # The watchdog and time to green count from here, not from the prompt.
+        e2e.watchdog = watchdog = Watchdog(args.max_minutes * 60)
+        e2e.run_started = time.monotonic()
+    except BaseException:
+        if args.target == "emulator":
+            stack.down()  # stop the emulator this command started; nothing else exists yet
+        raise
+    console.print(f"run directory: {run.dir}", markup=False)
+
+    def record(r: rpt.StageRecord) -> None:
+        write_stage_log(run, [r])
+        console.print(f"stage {r.name}: {r.status}: {escape(r.why)}")
+
+    try:
+        with progress_shown(stack, console, args.live):
+            records = execute_stages(
+                selections, {stage: getattr(e2e, stage) for stage in STAGES}, watchdog, on_record=record
+            )
+    except KeyboardInterrupt:
+        console.print(f"teardown interrupted: finish it with `make e2e-down RUN_ID={run.id}`", markup=False)
+        raise
+    notes = []
+    if any(r.status == rpt.FAILED for r in records):
+        notes.append(f"evidence bundle: {collect_evidence(e2e).relative_to(run.dir)}/ in the run directory")
+    if "teardown" not in to_run:
+        notes.append(f"the run is still up: tear it down with `make e2e-down RUN_ID={run.id}`")
+    written = rpt.write_all(build_report(e2e, records, region, notes), run.dir)
+    console.print(stage_table(records, f"e2e run {run.id} on {run.target}"))
+    for note in notes:
+        console.print(escape(note))
+    console.print(f"report: {written['markdown']}  junit: {written['junit']}", markup=False)
+    return 0 if all(r.status in rpt.OK_STAGE_STATES for r in records) else 1
+
+
+
+def register(subparsers: Any) -> None:
+    e2e = subparsers.add_parser("e2e", help="staged end-to-end run on a real AWS account (or the emulator)")
+    e2e.add_argument(
+        "--target",
+        choices=("aws", "emulator"),
+        default="aws",
+        help="aws (needs E2E_AWS_ACCOUNT_ID and a region) or emulator",
+    )
+    e2e.add_argument("--run-id", help="name the run (default: a new id); with --resume, the run to continue")
+    e2e.add_argument("--region", help="AWS region (else AWS_REGION; there is no default on aws)")
+    e2e.add_argument("--yes", action="store_true", help="do not ask before creating resources")
+    e2e.add_argument(
+        "--max-minutes",
+        type=float,
+        default=DEFAULT_MAX_MINUTES,
+        help=f"watchdog: stop and tear down after this long (default {DEFAULT_MAX_MINUTES:g})",
+    )
+    e2e.add_argument("--skip", action="append", choices=STAGES, help="skip a stage (repeatable)")
+    e2e.add_argument("--only", action="append", choices=STAGES, help="run only these stages (repeatable)")
+    e2e.add_argument("--resume", action="store_true", help="skip stages that passed in an earlier attempt")
+    e2e.add_argument("--api-cidr", action="append", dest="api_cidrs", help="CIDR allowed to the Kubernetes API (aws)")
+    e2e.add_argument(
+        "--gitops-repo-url",
+        help=f"git URL Argo CD syncs gitops/ from (else ${GITOPS_REPO_ENV}, else this checkout's origin)",
+    )
+    e2e.add_argument("--gitops-revision", help=f"branch, tag or commit (else ${GITOPS_REVISION_ENV}, else main)")
+    e2e.add_argument("--live", action="store_true", help="stream Terraform's output")
+    e2e.set_defaults(func=cmd_e2e)

@@ -1,0 +1,263 @@
+"""The e2e's orchestration: each stage of `harness e2e` as a method over the run's FullStack (the platform
+Stack, the add-ons root, boto3 and Kubernetes clients). Clock and sleep are injectable; nothing here decides a
+verdict (the judges in harness.aws and harness.kube do).
+
+Stages, in order (harness.e2e.stages runs them; each skippable with --skip, selectable with --only, resumable
+with --resume):
+
+1. platform   terraform apply infra/platform (harness.targets.stack.Stack)
+2. addons     terraform apply infra/addons (LB controller, Argo CD, Karpenter, bootstrap Application)
+3. access     EKS endpoint + token with boto3; a 0600 kubeconfig in the run directory for your kubectl
+4. checks     every AWS judgement (harness.aws.checks) and the Kubernetes ones: Argo CD synced, ops
+              placement, the ALB chain up to the game's page
+5. karpenter  scale game-2048 to the documented count, judge the spot scale-out and its timeline, scale
+              back, judge consolidation
+6. teardown   harness.targets.full_stack.teardown_run: controller-aware order, terraform destroy, tag sweep
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import subprocess
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, TypeVar
+
+from harness.e2e.stages import StageOutcome, Watchdog
+from harness.errors import EnvironmentProblem, InputError
+from harness.kube import argocd, core, ingress
+from harness.kube import karpenter as kk
+from harness.kube.api import APPLICATION, NODE_CLAIM
+from harness.kube.client import describe_cluster, eks_token, write_kubeconfig
+from harness.kube.core import GAME_PODS
+from harness.kube.karpenter import SCALE_OUT_ANNOTATION, ScaleOutTimeline
+from harness.project import KUBERNETES_CAPABILITY, read_yaml, repo_root, versions
+from harness.results import Result, Status
+from harness.targets import teardown as td
+from harness.targets.full_stack import FullStack, teardown_run
+from harness.terraform.runner import Terraform
+from harness.waits import wait_for
+
+T = TypeVar("T")
+GITOPS_REPO_ENV = "HARNESS_GITOPS_REPO_URL"
+GITOPS_REVISION_ENV = "HARNESS_GITOPS_REVISION"
+GAME_NAMESPACE, GAME_DEPLOYMENT = GAME_PODS.namespace, GAME_PODS.name
+GAME_IMAGE_PIN = "game_2048_image"  # versions.yaml key of the image the Deployment must run
+KARPENTER_NODEPOOL = "apps"
+EXPECTED_APPLICATIONS = ("ops-karpenter", "game-2048")
+KUBERNETES_CHECK_NAMES = (
+    "argo cd applications synced and healthy",
+    "ops nodes ready, labelled and tainted",
+    "controllers run on ops nodes",
+    "game-2048 stays off ops nodes",
+    "ingress has an ALB address",
+    "ALB internet-facing in public subnets",
+    "target groups healthy",
+    "game page served through the ALB",
+)
+
+
+def git_value(args: Sequence[str]) -> str:
+    try:
+        done = subprocess.run(["git", *args], cwd=repo_root(), capture_output=True, text=True, check=False, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    return done.stdout.strip() if done.returncode == 0 else ""
+
+
+def gitops_source(explicit_url: str | None, explicit_revision: str | None, env: Mapping[str, str]) -> tuple[str, str]:
+    """Where Argo CD reads gitops/ from: --gitops-repo-url/--gitops-revision, env, else this checkout's origin."""
+    url = explicit_url or env.get(GITOPS_REPO_ENV, "") or git_value(["remote", "get-url", "origin"])
+    revision = explicit_revision or env.get(GITOPS_REVISION_ENV, "") or "main"
+    if not url.startswith(("https://", "git@", "ssh://")):
+        raise InputError(
+            f"Argo CD needs a git URL it can clone for gitops/: pass --gitops-repo-url or set {GITOPS_REPO_ENV} "
+            f"(got {url!r})"
+        )
+    return url, revision
+
+
+def scale_out_replicas(deployment: Mapping[str, Any] | None) -> int:
+    """The documented scale-out count: the Deployment's scale-out annotation (read from gitops/ when None)."""
+    source = deployment
+    if source is None:
+        source = read_yaml(repo_root() / "gitops" / "apps" / "game-2048" / "deployment.yaml")
+    value = ((source or {}).get("metadata") or {}).get("annotations", {}).get(SCALE_OUT_ANNOTATION)
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise InputError(f"game-2048 Deployment: annotation {SCALE_OUT_ANNOTATION} missing or not a number") from None
+
+
+@dataclass
+class E2E(FullStack):
+    """One e2e run's stages over the run's FullStack; the watchdog bounds every apply and every wait."""
+
+    watchdog: Watchdog = field(default_factory=lambda: Watchdog(float("inf")))
+    run_started: float = 0.0
+    time_to_green: float | None = None
+    scale_in_seconds: float | None = None
+    timeline: ScaleOutTimeline | None = None
+
+    @contextlib.contextmanager
+    def guarded(self, runner: Terraform) -> Iterator[None]:
+        """Let the watchdog stop a Terraform apply; never a destroy (teardown must be allowed to finish)."""
+        own = runner.watchdog
+        runner.watchdog = _either(own, self.watchdog.reason)
+        try:
+            yield
+        finally:
+            runner.watchdog = own
+
+    def platform(self) -> StageOutcome:
+        with self.guarded(self.stack.terraform):
+            outputs = self.stack.up()
+        self.run.settings["cluster_name"] = outputs.get("cluster_name", "")
+        self.run.save()
+        return StageOutcome(f"applied infra/platform: cluster {outputs.get('cluster_name', '?')}")
+
+    def addons(self) -> StageOutcome:
+        terraform = self.addons_terraform()
+        self.run.settings["gitops_repo_url"], self.run.settings["gitops_revision"] = self.gitops
+        self.run.save()
+        with self.guarded(terraform):
+            terraform.init()
+            terraform.apply(self.addons_variables())
+        return StageOutcome("applied infra/addons: LB controller, Argo CD, Karpenter, bootstrap")
+
+    def wait(self, fetch: Callable[[], T], judge: Callable[[T], Result], timeout: float) -> Result:
+        """wait_for with the run's clock and sleep, bounded by what the watchdog leaves."""
+        return wait_for(fetch, judge, self.watchdog.bound(timeout), clock=self.clock, sleep=self.sleep)
+
+    def access(self) -> StageOutcome:
+        session = self.stack.aws_target().session
+        cluster = describe_cluster(self.cluster_name(), session=session)
+        token = eks_token(cluster.name, session=session, region=cluster.region)
+        path = write_kubeconfig(self.run.path("kubeconfig"), cluster, token)
+        nodes = self.kube().list_nodes()
+        result = Result.passed(
+            "kubernetes API reachable with an EKS token", f"{len(nodes)} node(s) listed", endpoint=cluster.endpoint
+        )
+        return StageOutcome(f"kubeconfig (token valid 15 min): {path.name} in the run directory", (result,))
+
+    def checks(self) -> StageOutcome:
+        results = list(self.stack.verify())
+        if not self.caps.supports(KUBERNETES_CAPABILITY):
+            reason = self.caps.reason(KUBERNETES_CAPABILITY)
+            results += [Result.not_applicable(name, self.run.target, reason) for name in KUBERNETES_CHECK_NAMES]
+        else:
+            results += self.kubernetes_checks()
+        if all(r.ok for r in results):
+            self.time_to_green = round(self.clock() - self.run_started, 3)
+        return StageOutcome(f"{sum(r.status is Status.PASS for r in results)} passed of {len(results)}", tuple(results))
+
+    def kubernetes_checks(self) -> list[Result]:
+        k = self.kube()
+        results = [
+            self.wait(
+                lambda: k.list_custom(APPLICATION, td.ARGOCD_NAMESPACE),
+                lambda apps: argocd.judge_applications(apps, expected=EXPECTED_APPLICATIONS),
+                900,
+            ),
+            core.judge_ops_nodes(k.list_nodes()),
+        ]
+        nodes = k.list_nodes()
+        pods = {g.name: k.list_pods(g.namespace, g.label_selector) for g in core.CONTROLLER_PODS}
+        results.append(core.judge_controllers_on_ops(pods, nodes))
+        game = core.GAME_PODS
+        results.append(core.judge_workload_off_ops(k.list_pods(game.namespace, game.label_selector), nodes))
+        address = self.wait(
+            lambda: (
+                k.get_ingress(GAME_NAMESPACE, GAME_DEPLOYMENT),
+                k.list_events(GAME_NAMESPACE, "involvedObject.kind=Ingress"),
+            ),
+            lambda seen: ingress.judge_ingress_address(*seen),
+            600,
+        )
+        results.append(address)
+        hostname = ingress.ingress_hostname(k.get_ingress(GAME_NAMESPACE, GAME_DEPLOYMENT))
+        if hostname:
+            facts = ingress.fetch_load_balancer(self.clients("elbv2"), self.clients("ec2"), hostname)
+            results.append(ingress.judge_load_balancer(facts))
+            results.append(
+                self.wait(
+                    lambda: ingress.fetch_load_balancer(self.clients("elbv2"), self.clients("ec2"), hostname),
+                    ingress.judge_target_groups,
+                    600,
+                )
+            )
+            results.append(
+                self.wait(
+                    lambda: ingress.probe_http(f"http://{hostname}/"),
+                    ingress.judge_game_page,
+                    600,
+                )
+            )
+        return results
+
+    def karpenter(self) -> StageOutcome:
+        k = self.kube()
+        deployment = k.get_deployment(GAME_NAMESPACE, GAME_DEPLOYMENT)
+        if deployment is None:
+            raise EnvironmentProblem(f"deployment {GAME_NAMESPACE}/{GAME_DEPLOYMENT} not found: did Argo CD sync it?")
+        baseline = int((deployment.get("spec") or {}).get("replicas") or 0)
+        replicas = scale_out_replicas(deployment)
+
+        def observe() -> tuple[Any, Any, Any]:
+            return (
+                k.list_pods(GAME_NAMESPACE, GAME_PODS.label_selector),
+                k.list_custom(NODE_CLAIM),
+                k.list_nodes(),
+            )
+
+        checked: list[Result] = []
+        self.say(f"scaling {GAME_DEPLOYMENT} from {baseline} to {replicas} replicas")
+        k.scale_deployment(GAME_NAMESPACE, GAME_DEPLOYMENT, replicas)
+        try:
+            out = self.wait(
+                observe,
+                lambda seen: kk.judge_scale_out(
+                    seen[0], seen[1], seen[2], replicas=replicas, nodepool=KARPENTER_NODEPOOL
+                ),
+                900,
+            )
+            pods, claims, nodes = observe()
+            self.timeline = kk.build_timeline(pods, claims, nodes)
+            self.run.path("karpenter-timeline.json").write_text(
+                json.dumps(_timeline_rows(self.timeline), indent=2, default=str) + "\n", encoding="utf-8"
+            )
+            if out.ok:  # the new nodes pulled the image themselves: did they get the same bits?
+                pinned = versions().get(GAME_IMAGE_PIN, "")
+                checked.append(self.wait(
+                    lambda: k.list_pods(GAME_NAMESPACE, GAME_PODS.label_selector),
+                    lambda pods: core.judge_pinned_image(pods, pinned),
+                    300,
+                ))
+        finally:
+            self.say(f"scaling {GAME_DEPLOYMENT} back to {baseline}")
+            k.scale_deployment(GAME_NAMESPACE, GAME_DEPLOYMENT, baseline)
+        scaled_back = self.clock()
+        back = self.wait(
+            lambda: (k.list_custom(NODE_CLAIM), k.list_nodes(), k.list_pods(GAME_NAMESPACE)),
+            lambda seen: kk.judge_scale_in(seen[0], seen[1], nodepool=KARPENTER_NODEPOOL, pods=seen[2]),
+            900,
+        )
+        if back.ok:
+            self.scale_in_seconds = round(self.clock() - scaled_back, 3)
+        return StageOutcome(f"scaled to {replicas} and back to {baseline}", (out, *checked, back))
+
+    def teardown(self) -> StageOutcome:
+        return StageOutcome("controller-aware teardown, terraform destroy, tag sweep", tuple(teardown_run(self)))
+
+
+def _either(first: Callable[[], str | None] | None, second: Callable[[], str | None]) -> Callable[[], str | None]:
+    return lambda: (first() if first else None) or second()
+
+
+def _timeline_rows(timeline: Any) -> dict[str, Any]:
+    return {
+        "start": timeline.start,
+        "pods": [asdict(p) for p in timeline.pods],
+        "nodes": [asdict(n) for n in timeline.nodes],
+    }

@@ -1,0 +1,157 @@
+"""A run's whole platform: the platform Stack, the add-ons root beside it, the boto3 clients and the Kubernetes
+client both need, and the full, re-runnable teardown of a run (`harness down`; the e2e's last stage).
+
+Clock and sleep are injectable; nothing here decides a verdict (harness.targets.teardown plans and judges).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from botocore.exceptions import ClientError
+from rich.console import Console
+from rich.markup import escape
+
+from harness.aws.leaks import is_gone
+from harness.errors import EnvironmentProblem
+from harness.kube.api import KubeClient
+from harness.project import KUBERNETES_CAPABILITY, TargetCapabilities, repo_root
+from harness.results import Result
+from harness.run import Run
+from harness.targets import teardown as td
+from harness.targets.stack import Stack
+from harness.terraform.runner import Terraform
+
+
+@dataclass
+class FullStack:
+    """The platform Stack of one run plus its add-ons Terraform root, boto3 clients and a Kubernetes client."""
+
+    stack: Stack
+    console: Console
+    gitops: tuple[str, str] = ("", "")  # (repo URL, revision) Argo CD syncs gitops/ from; else the run's record
+    clock: Callable[[], float] = time.monotonic
+    sleep: Callable[[float], None] = time.sleep
+    _kube: KubeClient | None = None
+    _addons: Terraform | None = None
+
+    @property
+    def run(self) -> Run:
+        run: Run = self.stack.run
+        return run
+
+    @property
+    def caps(self) -> TargetCapabilities:
+        caps: TargetCapabilities = self.stack.capabilities
+        return caps
+
+    def clients(self, service: str) -> Any:
+        return self.stack.aws_target().client(service)
+
+    def say(self, text: str) -> None:
+        self.console.print(escape(text))
+
+    # --- Terraform roots
+    def addons_terraform(self) -> Terraform:
+        if self._addons is None:
+            emulator = self.stack.emulator(start=False)
+            self._addons = Terraform(
+                repo_root() / "infra" / "addons",
+                self.run.dir,
+                name="addons",
+                env=emulator.child_env(self.stack.region) if emulator else dict(os.environ),
+                provider=self.stack.terraform.provider,
+                live=self.stack.live,
+                console=self.console,
+                watchdog=emulator.death_notice if emulator else None,
+            )
+        return self._addons
+
+    def addons_variables(self) -> dict[str, Any]:
+        url, revision = self.gitops
+        return {
+            "platform_state_path": str(self.stack.terraform.state_path),
+            "run_id": self.run.id,
+            "expires_at": self.run.expires_at,
+            "gitops_repo_url": url or self.run.settings.get("gitops_repo_url", ""),
+            "gitops_revision": revision or self.run.settings.get("gitops_revision", "main"),
+        }
+
+    def destroy(self, root: str) -> None:
+        runner = self.addons_terraform() if root == "addons" else self.stack.terraform
+        with self.stack.step(f"terraform destroy infra/{root}"):
+            if not runner.initialized:
+                runner.init()
+            runner.destroy(self.addons_variables() if root == "addons" else self.stack.variables())
+
+    # --- the cluster
+    def kube(self) -> KubeClient:
+        if self._kube is None:
+            from harness.kube.client import connect  # the Kubernetes client library: only once a cluster is reached
+
+            self._kube = connect(self.cluster_name(), session=self.stack.aws_target().session)
+        return self._kube
+
+    def cluster_name(self) -> str:
+        name = self.run.settings.get("cluster_name") or self.stack.variables()["cluster_name"]
+        return str(name)
+
+    def cluster_exists(self) -> bool:
+        try:
+            self.clients("eks").describe_cluster(name=self.cluster_name())
+        except ClientError as exc:
+            if is_gone(exc):
+                return False
+            raise EnvironmentProblem(f"cannot read EKS cluster {self.cluster_name()}: {exc}") from None
+        return True
+
+    # --- teardown
+    def teardown_facts(self) -> td.TeardownFacts:
+        # The add-ons need a Kubernetes API: on a target without one they were never applied.
+        addons_applied = self.caps.supports(KUBERNETES_CAPABILITY) and bool(self.addons_terraform().managed_resources())
+        return td.TeardownFacts(
+            kubernetes_unsupported=self.caps.reason(KUBERNETES_CAPABILITY),
+            target=self.run.target,
+            addons_applied=addons_applied,
+            platform_applied=bool(self.stack.terraform.managed_resources()),
+            cluster_exists=self.cluster_exists() if addons_applied else True,
+        )
+
+    def set_addons_state_aside(self) -> None:
+        """The cluster is gone, so nothing in the add-ons state exists any more; keep the file for the record."""
+        state = self.addons_terraform().state_path
+        if state.exists():
+            state.rename(state.with_name(state.name + ".orphaned"))
+            self.say(f"teardown: {td.ADDONS_WENT_WITH_CLUSTER}; add-ons state kept as {state.name}.orphaned")
+
+
+def teardown_run(full: FullStack) -> list[Result]:
+    """The full, re-runnable teardown of a run; also what `harness down` does. Stops the emulator last."""
+    stack = full.stack
+    emulator = stack.emulator(start=False)
+    if stack.target == "emulator" and (emulator is None or not emulator.alive()):
+        stack.down()  # the emulator held everything in memory: nothing can be left
+        gone = Result.passed("teardown", "the run's emulator is stopped, and everything it held went with it")
+        full.say(f"teardown: {gone.why}")
+        return [gone]
+    try:
+        plan = td.plan_teardown(full.teardown_facts())
+        if any(step.skip_reason == td.ADDONS_WENT_WITH_CLUSTER for step in plan):
+            full.set_addons_state_aside()  # so a re-run converges instead of failing on an unreachable API
+        teardown = td.Teardown(
+            full.run,
+            full.clients,
+            full.kube,
+            full.destroy,
+            clock=full.clock,
+            sleep=full.sleep,
+            on_start=lambda step: full.say(f"teardown {step} ..."),
+            on_step=lambda r: full.say(f"teardown {r.name}: {r.status.value}: {r.why}"),
+        )
+        return teardown.execute(plan)
+    finally:
+        stack.down()  # nothing left in state by now: this only stops the run's emulator

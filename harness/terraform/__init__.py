@@ -1,0 +1,1 @@
+"""Running Terraform (or OpenTofu): the CLI runner and the AWS provider's installation."""
