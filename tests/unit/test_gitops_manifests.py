@@ -17,6 +17,7 @@ applied to the base manifests, as Argo CD does at sync time.
 from __future__ import annotations
 
 import copy
+import fnmatch
 import re
 import shutil
 from collections.abc import Callable, Iterator, Mapping
@@ -41,6 +42,8 @@ from harness.project import read_yaml, reference_dir, repo_root, versions
 
 REPO = repo_root()
 FIXTURE_SECRET = Path(__file__).resolve().parent.parent / "fixtures" / "gitops" / "cluster-secret.yaml"
+BOOTSTRAP_CHART = Path("infra") / "addons" / "charts" / "bootstrap"
+ARGOCD_NAMESPACE = "argocd"  # the bootstrap chart's release namespace (infra/addons local.argocd_namespace)
 
 PLACEHOLDER = "set-by-applicationset"  # docs/gitops.md: the base manifests' stand-in for cluster values
 SCALE_OUT_ANNOTATION = "eks-platform/scale-out-replicas"
@@ -191,6 +194,12 @@ class Cluster:
         )
 
 
+def normalized_name(name: str) -> str:
+    """The cluster generator's `nameNormalized` (Argo CD applicationset/utils SanitizeName): lowercase,
+    anything but [-a-z0-9.] replaced by '-', at most 253 characters, no leading or trailing '-' or '.'."""
+    return re.sub(r"[^-a-z0-9.]", "-", name.lower())[:253].strip("-.")
+
+
 def render_text(text: str, cluster: Cluster) -> str:
     def substitute(match: re.Match[str]) -> str:
         action = match.group(1)
@@ -199,8 +208,9 @@ def render_text(text: str, cluster: Cluster) -> str:
             if key not in cluster.annotations:
                 raise RenderError(f"annotation {key!r} is not on the cluster secret")
             return cluster.annotations[key]
-        if action in (".name", ".server"):
-            return cluster.name if action == ".name" else cluster.server
+        fields = {".name": cluster.name, ".nameNormalized": normalized_name(cluster.name), ".server": cluster.server}
+        if action in fields:
+            return fields[action]
         raise RenderError(f"unsupported template action {{{{ {action} }}}}")
 
     return TEMPLATE_ACTION.sub(substitute, text)
@@ -532,8 +542,114 @@ def appset_problems(root: Path) -> list[str]:
         if kinds & {"NodePool", "EC2NodeClass"}:
             need("SkipDryRunOnMissingResource=true" in options,
                  "syncs Karpenter resources: needs SkipDryRunOnMissingResource=true (CRDs may not exist yet)")
-        if dig(template, "destination", "namespace"):
+        if dig(template, "destination", "namespace") and kinds - CLUSTER_SCOPED_KINDS:
             need("CreateNamespace=true" in options or "Namespace" in kinds, "namespaced app needs CreateNamespace=true")
+    return problems
+
+
+# ---------------------------------------------------------------- the AppProject against what its Applications deliver
+
+# Kinds without a namespace among those the platform syncs (Kubernetes core, and the reference CRDs' spec.scope).
+CLUSTER_SCOPED_KINDS = {"Namespace", "NodePool", "EC2NodeClass"}
+HELM_ACTION = re.compile(r"\{\{-?\s*(.*?)\s*-?\}\}")
+
+
+def render_chart_template(text: str, values: Mapping[str, Any], namespace: str) -> str:
+    """The bootstrap chart's templates use only `.Values.<key>` (optionally under `required "..."` and
+    `| quote`) and `.Release.Namespace`; anything else is reported rather than guessed."""
+
+    def substitute(match: re.Match[str]) -> str:
+        action = match.group(1)
+        quote = action.endswith("| quote")
+        action = action.removesuffix("| quote").strip()
+        action = re.sub(r'^required\s+"[^"]*"\s+', "", action)
+        if action == ".Release.Namespace":
+            value = namespace
+        elif action.startswith(".Values.") and action[len(".Values."):] in values:
+            value = str(values[action[len(".Values."):]])
+        else:
+            raise RenderError(f"unsupported chart template action {{{{ {match.group(1)} }}}}")
+        return f'"{value}"' if quote else value
+
+    return HELM_ACTION.sub(substitute, text)
+
+
+def bootstrap_chart(chart: Path, repo_url: str) -> dict[str, dict[str, Any]]:
+    """The chart's objects by kind, rendered as infra/addons installs them (repoURL = gitops_repo_url)."""
+    values = {**(read_yaml(chart / "values.yaml") or {}), "repoURL": repo_url}
+    objects: dict[str, dict[str, Any]] = {}
+    for template in sorted((chart / "templates").glob("*.yaml")):
+        text = render_chart_template(template.read_text(encoding="utf-8"), values, ARGOCD_NAMESPACE)
+        for body in yaml.safe_load_all(text):
+            if body:
+                objects[str(body["kind"])] = body
+    return objects
+
+
+def plain_directory(root: Path, path: str) -> list[dict[str, Any]]:
+    """What an Application with a plain directory source (no kustomization) applies."""
+    files = sorted(p for p in (root / path).glob("*") if p.suffix in (".yaml", ".yml"))
+    return [doc.body for file in files for doc in load_documents(file, root)]
+
+
+def group_of(body: Mapping[str, Any]) -> str:
+    return str(body.get("apiVersion", "")).rpartition("/")[0]
+
+
+def permits(entries: list[dict[str, Any]], group: str, kind: str) -> bool:
+    return any(fnmatch.fnmatchcase(group, str(e.get("group", ""))) and fnmatch.fnmatchcase(kind, str(e.get("kind", "")))
+               for e in entries)
+
+
+def destination_permitted(project: Mapping[str, Any], server: str, namespace: str) -> bool:
+    """Argo CD's isDestinationMatched for allow entries: server and namespace globs (`*` matches anything)."""
+    return any(
+        fnmatch.fnmatchcase(server, str(d.get("server", "")))
+        and fnmatch.fnmatchcase(namespace, str(d.get("namespace", "")))
+        for d in dig(project, "spec", "destinations") or []
+    )
+
+
+def project_problems(root: Path, chart: Path, cluster: Cluster) -> list[str]:
+    """Every platform Application names the bootstrap chart's AppProject, and that project admits its
+    repository, its destination and every object it delivers (kind and namespace), nothing assumed."""
+    repo_url = cluster.annotations["eks-platform/gitops-repo-url"]
+    try:
+        objects = bootstrap_chart(chart, repo_url)
+        generated = [(f"{appset.where}: {app['metadata']['name']}", app, bodies)
+                     for appset, app, bodies in rendered(root, cluster)]
+    except RenderError as error:
+        return [str(error)]
+    project, root_app = objects.get("AppProject"), objects.get("Application")
+    if project is None or root_app is None:
+        return [f"{chart}: the bootstrap chart must render an AppProject and the root Application"]
+    name, spec = dig(project, "metadata", "name"), project.get("spec") or {}
+    problems = []
+    if APP_FINALIZER not in (dig(project, "metadata", "finalizers") or []):
+        problems.append(f"AppProject {name}: needs finalizer {APP_FINALIZER} (kept until no Application uses it)")
+    root_delivers = plain_directory(root, str(dig(root_app, "spec", "source", "path")))
+    for label, app, bodies in [("root Application bootstrap", root_app, root_delivers), *generated]:
+        destination = dig(app, "spec", "destination") or {}
+        server, default_namespace = str(destination.get("server", "")), str(destination.get("namespace", ""))
+        if dig(app, "spec", "project") != name:
+            problems.append(f"{label}: project {dig(app, 'spec', 'project')!r}, expected the platform's {name!r}")
+        if dig(app, "spec", "source", "repoURL") not in (spec.get("sourceRepos") or []):
+            problems.append(f"{label}: repoURL is not in AppProject {name} sourceRepos")
+        if not destination_permitted(project, server, default_namespace):
+            problems.append(f"{label}: destination {server} namespace {default_namespace!r} is not permitted "
+                            f"by AppProject {name}")
+        for body in bodies:
+            kind, group = str(body.get("kind")), group_of(body)
+            what = f"{label}: {group or 'core'}/{kind} {dig(body, 'metadata', 'name')}"
+            if kind in CLUSTER_SCOPED_KINDS:
+                if not permits(spec.get("clusterResourceWhitelist") or [], group, kind):
+                    problems.append(f"{what}: cluster-scoped kind not in clusterResourceWhitelist")
+                continue
+            if not permits(spec.get("namespaceResourceWhitelist") or [], group, kind):
+                problems.append(f"{what}: kind not in namespaceResourceWhitelist")
+            namespace = str(dig(body, "metadata", "namespace") or default_namespace)
+            if not destination_permitted(project, server, namespace):
+                problems.append(f"{what}: namespace {namespace!r} is not a destination of AppProject {name}")
     return problems
 
 
@@ -754,7 +870,24 @@ def test_malformed_yaml_is_a_one_line_error_naming_file_and_line(tree: Path) -> 
 
 def test_rendered_applications_and_manifests_are_valid(validator: SchemaValidator, cluster: Cluster) -> None:
     assert rendered_problems(REPO, cluster, validator) == []
-    assert {str(app["metadata"]["name"]) for _, app, _ in rendered(REPO, cluster)} == {"ops-karpenter", "game-2048"}
+    names = {str(app["metadata"]["name"]) for _, app, _ in rendered(REPO, cluster)}
+    assert names == {"ops-karpenter-in-cluster", "game-2048-in-cluster"}
+
+
+def test_a_second_cluster_secret_generates_applications_of_its_own(cluster: Cluster) -> None:
+    """Application names carry the cluster, so a second managed cluster adds Applications instead of
+    fighting over the first one's (the ApplicationSet would otherwise report duplicate names)."""
+    second = Cluster("Prod EKS (eu-west-1)", "https://prod.example.com", cluster.labels, cluster.annotations)
+    names = [str(app["metadata"]["name"]) for c in (cluster, second) for _, app, _ in rendered(REPO, c)]
+    assert len(names) == len(set(names)) == 4
+    assert "ops-karpenter-prod-eks--eu-west-1" in names
+
+
+def test_normalized_names_follow_argo_cd() -> None:
+    assert normalized_name("in-cluster") == "in-cluster"
+    assert normalized_name("arn:aws:eks:eu-west-1:123456789012:cluster/Demo") == (
+        "arn-aws-eks-eu-west-1-123456789012-cluster-demo")
+    assert normalized_name("-.Edge.-") == "edge"
 
 
 def test_rendered_values_come_from_the_cluster_secret(cluster: Cluster) -> None:
@@ -974,6 +1107,55 @@ def test_applicationset_check_reports_unsafe_sync_or_deletion(
 ) -> None:
     edit(tree, relative, mutation)
     assert_reports(appset_problems(tree), expected)
+
+
+@pytest.fixture
+def chart(tmp_path: Path) -> Path:
+    """A copy of the bootstrap chart to plant defects in."""
+    copy_of = tmp_path / "bootstrap"
+    shutil.copytree(REPO / BOOTSTRAP_CHART, copy_of)
+    return copy_of
+
+
+def edit_appproject(chart: Path, change: Callable[[str], str]) -> None:
+    template = chart / "templates" / "appproject.yaml"
+    template.write_text(change(template.read_text(encoding="utf-8")), encoding="utf-8")
+
+
+def test_the_app_project_admits_exactly_what_the_platform_applications_deliver(cluster: Cluster) -> None:
+    assert project_problems(REPO, REPO / BOOTSTRAP_CHART, cluster) == []
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        pytest.param(lambda t: t.replace("    - group: apps\n      kind: Deployment\n", ""),
+                     "apps/Deployment game-2048: kind not in namespaceResourceWhitelist", id="kind-missing"),
+        pytest.param(lambda t: t.replace("      kind: EC2NodeClass\n", "      kind: EC2NodeClassz\n"),
+                     "cluster-scoped kind not in clusterResourceWhitelist", id="cluster-kind-missing"),
+        pytest.param(lambda t: t.replace("      namespace: game-2048\n", "      namespace: games\n"),
+                     "is not permitted by AppProject", id="namespace-missing"),
+        pytest.param(lambda t: t.replace('.Values.repoURL | quote }}', '"https://example.com/other.git" }}'),
+                     "unsupported chart template action", id="unrenderable"),
+        pytest.param(lambda t: t.replace("  finalizers:\n    - resources-finalizer.argocd.argoproj.io\n", ""),
+                     "needs finalizer", id="no-finalizer"),
+    ],
+)
+def test_project_check_reports_what_the_project_would_refuse(
+    chart: Path, cluster: Cluster, change: Callable[[str], str], expected: str
+) -> None:
+    edit_appproject(chart, change)
+    assert_reports(project_problems(REPO, chart, cluster), expected)
+
+
+def test_project_check_reports_an_application_outside_the_project(tree: Path, cluster: Cluster) -> None:
+    edit(tree, GAME_APPSET, setter(*TEMPLATE_SPEC, "project", value="default"))
+    assert_reports(project_problems(tree, REPO / BOOTSTRAP_CHART, cluster), "project 'default'")
+
+
+def test_project_check_reports_a_repository_the_project_does_not_admit(chart: Path, cluster: Cluster) -> None:
+    edit_appproject(chart, lambda t: t.replace(".Values.repoURL | quote }}", ".Values.path | quote }}"))
+    assert_reports(project_problems(REPO, chart, cluster), "repoURL is not in AppProject")
 
 
 def test_kustomizations_list_exactly_their_manifests() -> None:
