@@ -65,12 +65,29 @@ resource "helm_release" "aws_load_balancer_controller" {
   }
 }
 
+# Karpenter's CRDs as a release of their own. Helm installs a chart's crds/ folder on the first install
+# only and never upgrades it, so CRDs shipped there would stay at their first version while the
+# controller moves on. The karpenter-crd chart carries them as templates: every version change of this
+# release upgrades them, in step with the controller (same version, versions.yaml karpenter).
+resource "helm_release" "karpenter_crd" {
+  name       = "karpenter-crd"
+  repository = "oci://public.ecr.aws/karpenter"
+  chart      = "karpenter-crd"
+  version    = local.versions.karpenter
+  namespace  = local.platform.karpenter_service_account.namespace
+
+  # After the LB controller, whose release checks first that there is a Kubernetes API at all.
+  depends_on = [helm_release.aws_load_balancer_controller]
+}
+
 resource "helm_release" "karpenter" {
   name       = "karpenter"
   repository = "oci://public.ecr.aws/karpenter"
   chart      = "karpenter"
   version    = local.versions.karpenter
   namespace  = local.platform.karpenter_service_account.namespace
+  # The CRDs belong to the karpenter-crd release above; the copies in this chart's crds/ stay out.
+  skip_crds = true
 
   values = [yamlencode({
     replicas = 2
@@ -93,8 +110,9 @@ resource "helm_release" "karpenter" {
     }
   })]
 
-  # The controller's webhooks and Service must not race the LB controller's Service webhook.
-  depends_on = [helm_release.aws_load_balancer_controller]
+  # The controller's webhooks and Service must not race the LB controller's Service webhook; its
+  # CRDs must exist before it starts watching them.
+  depends_on = [helm_release.aws_load_balancer_controller, helm_release.karpenter_crd]
 }
 
 resource "helm_release" "argocd" {
@@ -191,6 +209,7 @@ resource "helm_release" "bootstrap" {
 
   depends_on = [
     helm_release.aws_load_balancer_controller,
+    helm_release.karpenter_crd,
     helm_release.karpenter,
     helm_release.argocd,
     kubernetes_secret_v1.in_cluster,

@@ -1,15 +1,3 @@
-data "terraform_remote_state" "platform" {
-  backend = "local"
-
-  config = {
-    path = var.platform_state_path
-  }
-}
-
-locals {
-  platform = data.terraform_remote_state.platform.outputs
-}
-
 provider "aws" {
   region = local.platform.region
 }

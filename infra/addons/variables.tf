@@ -1,11 +1,31 @@
 variable "platform_state_path" {
-  description = "Path to the Terraform state of infra/platform (relative paths start in infra/addons)."
+  description = "Path to the local Terraform state of infra/platform (relative paths start in infra/addons); unused with platform_state_s3. Checked to exist before it is read."
   type        = string
   default     = "../platform/terraform.tfstate"
+}
+
+variable "platform_state_s3" {
+  description = "Where infra/platform keeps its state when it uses the S3 backend (examples/backend): the same bucket, key and region as its backend configuration. null (default): read platform_state_path."
+  type = object({
+    bucket = string
+    key    = string
+    region = string
+  })
+  default = null
 
   validation {
-    condition     = fileexists(var.platform_state_path)
-    error_message = "platform_state_path: no state file there. Apply infra/platform first, or pass -var platform_state_path=<path to its state>."
+    condition     = var.platform_state_s3 == null || can(regex("^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$", var.platform_state_s3.bucket))
+    error_message = "platform_state_s3.bucket must be an S3 bucket name (3-63 lowercase letters, digits, dots and hyphens)."
+  }
+
+  validation {
+    condition     = var.platform_state_s3 == null || can(regex("^[^/].*[^/]$", var.platform_state_s3.key))
+    error_message = "platform_state_s3.key must be the object key of the platform state, such as eks-platform/platform.tfstate (no leading or trailing /)."
+  }
+
+  validation {
+    condition     = var.platform_state_s3 == null || can(regex("^[a-z]{2}(-[a-z]+)+-[0-9]$", var.platform_state_s3.region))
+    error_message = "platform_state_s3.region must be an AWS region code such as eu-west-1."
   }
 }
 

@@ -10,6 +10,20 @@ locals {
     var.expires_at == "" ? {} : { "expires-at" = var.expires_at },
   )
 
+  # Each capability of infra/targets.yaml, true where the chosen target serves it.
+  supports = {
+    for capability in ["eks_access_entries", "eks_pod_identity_associations", "eks_addons", "eks_upgrade_policy"] :
+    capability => !contains(keys(local.unsupported), capability)
+  }
+
+  # Core EKS add-on versions (versions.yaml, eks_addon_*), by add-on name.
+  addon_versions = {
+    "vpc-cni"                = local.versions.eks_addon_vpc_cni
+    "kube-proxy"             = local.versions.eks_addon_kube_proxy
+    "eks-pod-identity-agent" = local.versions.eks_addon_eks_pod_identity_agent
+    "coredns"                = local.versions.eks_addon_coredns
+  }
+
   # Defined once here; infra/addons reads them from the outputs for the Helm charts.
   karpenter_service_account     = { namespace = "kube-system", name = "karpenter" }
   lb_controller_service_account = { namespace = "kube-system", name = "aws-load-balancer-controller" }
@@ -21,6 +35,8 @@ module "network" {
   name         = var.cluster_name
   cluster_name = var.cluster_name
   vpc_cidr     = var.vpc_cidr
+  region       = var.region
+  flow_logs    = var.vpc_flow_logs
 }
 
 module "cluster" {
@@ -32,8 +48,14 @@ module "cluster" {
   private_subnet_ids = module.network.private_subnet_ids
   api_public_cidrs   = var.api_public_cidrs
 
-  enable_access_entries = !contains(keys(local.unsupported), "eks_access_entries")
-  enable_addons         = !contains(keys(local.unsupported), "eks_addons")
+  addon_versions       = local.addon_versions
+  support_type         = var.eks_support_type
+  admin_principal_arns = var.admin_principal_arns
+
+  enable_access_entries            = local.supports.eks_access_entries
+  enable_addons                    = local.supports.eks_addons
+  enable_pod_identity_associations = local.supports.eks_pod_identity_associations
+  enable_upgrade_policy            = local.supports.eks_upgrade_policy
 
   ops_capacity_type  = var.ops_capacity_type
   ops_instance_types = var.ops_instance_types
@@ -51,15 +73,19 @@ module "karpenter" {
   region          = var.region
   service_account = local.karpenter_service_account
 
-  enable_access_entries            = !contains(keys(local.unsupported), "eks_access_entries")
-  enable_pod_identity_associations = !contains(keys(local.unsupported), "eks_pod_identity_associations")
+  # The node role carries the CNI policy only where the VPC CNI cannot have its own role.
+  attach_cni_policy = !module.cluster.cni_uses_pod_identity
+
+  enable_access_entries            = local.supports.eks_access_entries
+  enable_pod_identity_associations = local.supports.eks_pod_identity_associations
 }
 
 module "lb_controller" {
   source = "../modules/lb-controller"
 
   cluster_name    = module.cluster.cluster_name
+  cluster_arn     = module.cluster.cluster_arn
   service_account = local.lb_controller_service_account
 
-  enable_pod_identity_associations = !contains(keys(local.unsupported), "eks_pod_identity_associations")
+  enable_pod_identity_associations = local.supports.eks_pod_identity_associations
 }

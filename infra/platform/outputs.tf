@@ -112,3 +112,33 @@ output "tags" {
   description = "Tags every resource of this run carries (provider default_tags and instance tags)."
   value       = local.tags
 }
+
+output "eks_addon_versions" {
+  description = "Version of each core EKS add-on installed (versions.yaml eks_addon_*); empty on a target without EKS add-ons."
+  value       = module.cluster.addon_versions
+}
+
+output "eks_support_type" {
+  description = "EKS upgrade policy of the cluster (STANDARD or EXTENDED); null on a target that does not keep one."
+  value       = module.cluster.support_type
+}
+
+output "admin_principal_arns" {
+  description = "Principals with a cluster-admin access entry besides the cluster's creator."
+  value       = module.cluster.admin_principal_arns
+}
+
+output "vpc_cni_role_arn" {
+  description = "IAM role of the VPC CNI (kube-system/aws-node) through EKS Pod Identity; null where the node roles carry AmazonEKS_CNI_Policy instead."
+  value       = module.cluster.vpc_cni_role_arn
+}
+
+output "default_security_group_id" {
+  description = "The VPC's default security group, kept without rules."
+  value       = module.network.default_security_group_id
+}
+
+output "vpc_flow_log_group_name" {
+  description = "CloudWatch log group of the VPC flow logs; null when vpc_flow_logs is off."
+  value       = module.network.flow_log_group_name
+}

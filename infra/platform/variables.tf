@@ -150,3 +150,54 @@ variable "tags" {
   type        = map(string)
   default     = {}
 }
+
+variable "eks_support_type" {
+  description = "EKS upgrade policy: STANDARD (default; when the Kubernetes version leaves standard support, EKS upgrades the cluster) or EXTENDED (the cluster may stay on the version for up to 12 more months, at $0.60 instead of $0.10 per hour). See docs/stack.md."
+  type        = string
+  default     = "STANDARD"
+
+  validation {
+    condition     = contains(["STANDARD", "EXTENDED"], var.eks_support_type)
+    error_message = "eks_support_type must be STANDARD or EXTENDED."
+  }
+}
+
+variable "admin_principal_arns" {
+  description = "IAM roles or users (ARNs) that become cluster admins through EKS access entries, besides the identity that creates the cluster, for example [\"arn:aws:iam::111122223333:role/platform-admins\"]."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for arn in var.admin_principal_arns : can(regex("^arn:aws[a-z-]*:iam::[0-9]{12}:(role|user)/[\\w+=,.@/-]+$", arn))])
+    error_message = "admin_principal_arns must hold IAM role or user ARNs such as arn:aws:iam::111122223333:role/platform-admins. An sts assumed-role ARN (what `aws sts get-caller-identity` prints for a role session) is not one: use the role's ARN."
+  }
+
+  validation {
+    condition     = !anytrue([for arn in var.admin_principal_arns : can(regex(":role/aws-service-role/", arn))])
+    error_message = "admin_principal_arns must not name a service-linked role (role/aws-service-role/...): EKS access entries do not support them."
+  }
+
+  validation {
+    condition     = length(distinct(var.admin_principal_arns)) == length(var.admin_principal_arns)
+    error_message = "admin_principal_arns must not name a principal twice."
+  }
+}
+
+variable "vpc_flow_logs" {
+  description = "VPC flow logs into CloudWatch Logs: null (default) for none, or {} for all traffic kept 14 days; traffic_type (ALL, ACCEPT, REJECT) and retention_days can be set. They cost CloudWatch ingestion per GB: see docs/stack.md."
+  type = object({
+    traffic_type   = optional(string, "ALL")
+    retention_days = optional(number, 14)
+  })
+  default = null
+
+  validation {
+    condition     = var.vpc_flow_logs == null || contains(["ALL", "ACCEPT", "REJECT"], try(var.vpc_flow_logs.traffic_type, ""))
+    error_message = "vpc_flow_logs.traffic_type must be ALL, ACCEPT or REJECT."
+  }
+
+  validation {
+    condition     = var.vpc_flow_logs == null || contains([1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365], try(var.vpc_flow_logs.retention_days, 0))
+    error_message = "vpc_flow_logs.retention_days must be a CloudWatch retention value: 1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180 or 365."
+  }
+}

@@ -1,5 +1,8 @@
 terraform {
-  required_version = ">= 1.6.0"
+  # 1.7: the oldest Terraform this repository proves anything with (`terraform test` with mock
+  # providers, infra/platform/tests). The optional S3 backend (examples/backend) needs 1.10 for
+  # use_lockfile; that requirement lives with the example, as local state does not have it.
+  required_version = ">= 1.7.0"
 
   required_providers {
     aws = {

@@ -66,6 +66,9 @@ OUTPUTS = [
     "lb_controller_service_account",
     "unsupported_on_target",
     "tags",
+    "eks_addon_versions",
+    "admin_principal_arns",
+    "default_security_group_id",
 ]
 
 
@@ -137,6 +140,37 @@ def emulator_quirk(change: dict[str, Any]) -> str | None:
         if without_version(before) == without_version(after):
             return "follows the launch template's version, bumped only by the quirk above"
     return None
+
+
+def test_the_default_security_group_keeps_no_rules(
+    harness_platform_outputs: dict[str, Any], harness_aws_clients: Callable[[str], Any]
+) -> None:
+    """The VPC's default group starts with a self-referencing ingress and an all-egress rule; the platform
+    adopts it and removes both, so nothing launched into it by mistake can talk to anything."""
+    group = harness_aws_clients("ec2").describe_security_groups(GroupIds=[harness_platform_outputs["default_security_group_id"]])
+    (found,) = group["SecurityGroups"]
+    assert found["GroupName"] == "default" and found["VpcId"] == harness_platform_outputs["vpc_id"]
+    assert found["IpPermissions"] == [] and found["IpPermissionsEgress"] == []
+
+
+@pytest.mark.parametrize(
+    ("output", "service_account"),
+    [("karpenter_controller_role_arn", "karpenter_service_account"),
+     ("lb_controller_role_arn", "lb_controller_service_account")],
+)
+def test_controller_roles_trust_only_their_cluster_namespace_and_service_account(
+    output: str, service_account: str, harness_platform_outputs: dict[str, Any], harness_aws_clients: Callable[[str], Any]
+) -> None:
+    """The trust policy as IAM stores it: the EKS Pod Identity session tags pin the role to one service account."""
+    role = harness_aws_clients("iam").get_role(RoleName=str(harness_platform_outputs[output]).rsplit("/", 1)[-1])["Role"]
+    (statement,) = role["AssumeRolePolicyDocument"]["Statement"]
+    account = harness_platform_outputs[service_account]
+    assert statement["Principal"] == {"Service": checks.POD_IDENTITY_PRINCIPAL}
+    assert statement["Condition"] == {"StringEquals": {
+        "aws:RequestTag/eks-cluster-arn": harness_platform_outputs["cluster_arn"],
+        "aws:RequestTag/kubernetes-namespace": account["namespace"],
+        "aws:RequestTag/kubernetes-service-account": account["name"],
+    }}
 
 
 def test_a_second_plan_shows_no_changes(harness_platform: Stack) -> None:

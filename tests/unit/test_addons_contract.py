@@ -23,3 +23,24 @@ def test_every_output_the_addons_read_is_declared_by_the_platform(
         declared = {name.strip('"') for block in hcl2.load(handle).get("output", []) for name in block}
     read = {path[0] for path in addons_platform_reads}
     assert read - declared == set(), "infra/addons reads outputs infra/platform does not declare"
+
+
+def helm_releases() -> dict[str, dict[str, object]]:
+    """infra/addons' helm_release blocks by name, as python-hcl2 reads them (strings keep their quotes)."""
+    with (repo_root() / "infra" / "addons" / "main.tf").open(encoding="utf-8") as handle:
+        blocks = hcl2.load(handle).get("resource", [])
+    return {name.strip('"'): body for block in blocks for kind, named in block.items()
+            if kind.strip('"') == "helm_release" for name, body in named.items()}
+
+
+def test_karpenter_crds_come_from_their_own_chart_in_step_with_the_controller() -> None:
+    """Helm never upgrades a chart's crds/ folder: the CRDs come from karpenter-crd (templates), at the version of
+    the controller, installed before it; the karpenter release leaves its own copies out."""
+    releases = helm_releases()
+    crd, controller = releases["karpenter_crd"], releases["karpenter"]
+    assert crd["chart"] == '"karpenter-crd"' and crd["repository"] == controller["repository"]
+    assert crd["version"] == controller["version"] == "${local.versions.karpenter}"
+    assert crd["namespace"] == controller["namespace"]
+    assert controller.get("skip_crds") is True
+    assert "${helm_release.karpenter_crd}" in (controller.get("depends_on") or [])
+    assert "${helm_release.karpenter_crd}" in (releases["bootstrap"].get("depends_on") or [])

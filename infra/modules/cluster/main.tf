@@ -6,9 +6,20 @@ locals {
     "karpenter.sh/controller" = "true"
   }
   # vpc-cni, kube-proxy and the pod identity agent are DaemonSets that must exist before nodes
-  # join; coredns is a Deployment that only becomes ACTIVE once nodes can run it.
-  addons_before_nodes = var.enable_addons ? toset(["vpc-cni", "kube-proxy", "eks-pod-identity-agent"]) : toset([])
+  # join; coredns is a Deployment that only becomes ACTIVE once nodes can run it. The pod identity
+  # agent comes first of all: the VPC CNI gets its credentials through it.
+  addons_before_nodes = var.enable_addons ? toset(["vpc-cni", "kube-proxy"]) : toset([])
   control_plane_logs  = ["api", "audit", "authenticator", "controllerManager", "scheduler"]
+
+  # The VPC CNI (service account kube-system/aws-node) gets AmazonEKS_CNI_Policy through its own Pod
+  # Identity role where the target serves both the add-on and the association; otherwise the node
+  # roles carry it, as before.
+  cni_via_pod_identity = var.enable_addons && var.enable_pod_identity_associations
+  cni_service_account  = { namespace = "kube-system", name = "aws-node" }
+  cni_policy_arn       = "arn:${data.aws_partition.current.partition}:iam::aws:policy/AmazonEKS_CNI_Policy"
+
+  # Named admins get an access entry with the cluster-admin access policy (access entries capability).
+  admin_principal_arns = var.enable_access_entries ? toset(var.admin_principal_arns) : toset([])
 }
 
 data "aws_iam_policy_document" "cluster_assume_role" {
@@ -124,9 +135,26 @@ resource "aws_eks_cluster" "this" {
     }
   }
 
+  # Explicit, because EKS otherwise puts a new cluster on EXTENDED support, which costs six times the
+  # standard control-plane price once the version leaves standard support. Part of the upgrade-policy
+  # capability: a target that does not keep the setting reports none.
+  dynamic "upgrade_policy" {
+    for_each = var.enable_upgrade_policy ? [var.support_type] : []
+
+    content {
+      support_type = upgrade_policy.value
+    }
+  }
+
   # EKS only honours the creator-admin flag at creation; never replace a cluster over it.
   lifecycle {
     ignore_changes = [access_config[0].bootstrap_cluster_creator_admin_permissions]
+
+    # kube-proxy must match the control plane's minor version (its add-on versions are built per minor).
+    precondition {
+      condition     = startswith(var.addon_versions["kube-proxy"], "v${var.kubernetes_version}.")
+      error_message = "kube-proxy ${var.addon_versions["kube-proxy"]} does not match Kubernetes ${var.kubernetes_version}: pin a v${var.kubernetes_version}.x-eksbuild.N version in versions.yaml (eks_addon_kube_proxy)."
+    }
   }
 
   depends_on = [
@@ -136,13 +164,99 @@ resource "aws_eks_cluster" "this" {
   ]
 }
 
+# ---------------------------------------------------------------- access for named admins
+
+# Whoever creates the cluster is admin through bootstrap_cluster_creator_admin_permissions; these
+# principals are admins by name, so access no longer hangs on one person's identity.
+resource "aws_eks_access_entry" "admin" {
+  for_each = local.admin_principal_arns
+
+  cluster_name  = aws_eks_cluster.this.name
+  principal_arn = each.value
+  type          = "STANDARD"
+
+  lifecycle {
+    # EKS already has an entry for the creator: a second one fails with ResourceInUseException.
+    precondition {
+      condition     = each.value != one(data.aws_iam_session_context.current[*].issuer_arn)
+      error_message = "admin_principal_arns names ${each.value}, the identity running this apply: it is cluster admin already as the cluster's creator, and EKS refuses a second access entry for it. Leave it out."
+    }
+  }
+}
+
+resource "aws_eks_access_policy_association" "admin" {
+  for_each = local.admin_principal_arns
+
+  cluster_name  = aws_eks_cluster.this.name
+  principal_arn = aws_eks_access_entry.admin[each.key].principal_arn
+  policy_arn    = "arn:${data.aws_partition.current.partition}:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy"
+
+  access_scope {
+    type = "cluster"
+  }
+}
+
+data "aws_caller_identity" "current" {
+  count = length(local.admin_principal_arns) > 0 ? 1 : 0
+}
+
+# The role (not the session) behind the caller: what EKS recorded as the creator's principal.
+data "aws_iam_session_context" "current" {
+  count = length(local.admin_principal_arns) > 0 ? 1 : 0
+
+  arn = data.aws_caller_identity.current[0].arn
+}
+
+# ---------------------------------------------------------------- core add-ons
+
+resource "aws_eks_addon" "pod_identity_agent" {
+  count = var.enable_addons ? 1 : 0
+
+  cluster_name                = aws_eks_cluster.this.name
+  addon_name                  = "eks-pod-identity-agent"
+  addon_version               = var.addon_versions["eks-pod-identity-agent"]
+  resolve_conflicts_on_create = "OVERWRITE"
+  resolve_conflicts_on_update = "OVERWRITE"
+}
+
+moved {
+  from = aws_eks_addon.before_nodes["eks-pod-identity-agent"]
+  to   = aws_eks_addon.pod_identity_agent[0]
+}
+
 resource "aws_eks_addon" "before_nodes" {
   for_each = local.addons_before_nodes
 
   cluster_name                = aws_eks_cluster.this.name
   addon_name                  = each.key
+  addon_version               = var.addon_versions[each.key]
   resolve_conflicts_on_create = "OVERWRITE"
   resolve_conflicts_on_update = "OVERWRITE"
+
+  # The association is created and owned by the add-on (deleted with it).
+  dynamic "pod_identity_association" {
+    for_each = each.key == "vpc-cni" && local.cni_via_pod_identity ? [local.cni_service_account.name] : []
+
+    content {
+      role_arn        = module.vpc_cni_role[0].role_arn
+      service_account = pod_identity_association.value
+    }
+  }
+
+  depends_on = [aws_eks_addon.pod_identity_agent]
+}
+
+module "vpc_cni_role" {
+  source = "../pod-identity-role"
+  count  = local.cni_via_pod_identity ? 1 : 0
+
+  name                = "${var.cluster_name}-vpc-cni"
+  description         = "Amazon VPC CNI (aws-node) of ${var.cluster_name}, assumed through EKS Pod Identity"
+  cluster_name        = aws_eks_cluster.this.name
+  cluster_arn         = aws_eks_cluster.this.arn
+  service_account     = local.cni_service_account
+  managed_policy_arns = [local.cni_policy_arn]
+  enable_association  = false
 }
 
 data "aws_iam_policy_document" "node_assume_role" {
@@ -162,13 +276,12 @@ resource "aws_iam_role" "ops_node" {
   assume_role_policy = data.aws_iam_policy_document.node_assume_role.json
 }
 
+# AmazonEKS_CNI_Policy only when the VPC CNI has no Pod Identity role of its own (see vpc_cni_role).
 resource "aws_iam_role_policy_attachment" "ops_node" {
-  for_each = toset([
-    "AmazonEKSWorkerNodePolicy",
-    "AmazonEKS_CNI_Policy",
-    "AmazonEC2ContainerRegistryPullOnly",
-    "AmazonSSMManagedInstanceCore",
-  ])
+  for_each = toset(concat(
+    ["AmazonEKSWorkerNodePolicy", "AmazonEC2ContainerRegistryPullOnly", "AmazonSSMManagedInstanceCore"],
+    local.cni_via_pod_identity ? [] : ["AmazonEKS_CNI_Policy"],
+  ))
 
   role       = aws_iam_role.ops_node.name
   policy_arn = "arn:${data.aws_partition.current.partition}:iam::aws:policy/${each.key}"
@@ -250,6 +363,7 @@ resource "aws_eks_node_group" "ops" {
 
   depends_on = [
     aws_iam_role_policy_attachment.ops_node,
+    aws_eks_addon.pod_identity_agent,
     aws_eks_addon.before_nodes,
   ]
 }
@@ -259,6 +373,7 @@ resource "aws_eks_addon" "coredns" {
 
   cluster_name                = aws_eks_cluster.this.name
   addon_name                  = "coredns"
+  addon_version               = var.addon_versions["coredns"]
   resolve_conflicts_on_create = "OVERWRITE"
   resolve_conflicts_on_update = "OVERWRITE"
 

@@ -131,3 +131,62 @@ variable "instance_tags" {
   type        = map(string)
   default     = {}
 }
+
+variable "addon_versions" {
+  description = "Version of each core EKS add-on (vpc-cni, kube-proxy, eks-pod-identity-agent, coredns), such as v1.22.4-eksbuild.3; the platform passes versions.yaml's eks_addon_* pins."
+  type        = map(string)
+
+  validation {
+    condition     = toset(keys(var.addon_versions)) == toset(["vpc-cni", "kube-proxy", "eks-pod-identity-agent", "coredns"])
+    error_message = "addon_versions must name exactly vpc-cni, kube-proxy, eks-pod-identity-agent and coredns."
+  }
+
+  validation {
+    condition     = alltrue([for version in values(var.addon_versions) : can(regex("^v[0-9]+\\.[0-9]+\\.[0-9]+-eksbuild\\.[0-9]+$", version))])
+    error_message = "addon_versions must be EKS add-on versions such as v1.22.4-eksbuild.3 (aws eks describe-addon-versions lists them)."
+  }
+}
+
+variable "support_type" {
+  description = "EKS upgrade policy: STANDARD (the cluster is upgraded automatically when its version leaves standard support) or EXTENDED (it stays, at the extended-support price)."
+  type        = string
+  default     = "STANDARD"
+
+  validation {
+    condition     = contains(["STANDARD", "EXTENDED"], var.support_type)
+    error_message = "support_type must be STANDARD or EXTENDED."
+  }
+}
+
+variable "enable_upgrade_policy" {
+  description = "Whether the target keeps the cluster's upgrade policy (false leaves the block out)."
+  type        = bool
+  default     = true
+}
+
+variable "enable_pod_identity_associations" {
+  description = "Whether the target serves EKS Pod Identity associations; with the add-ons it decides whether the VPC CNI gets its own role or the node roles carry its policy."
+  type        = bool
+  default     = true
+}
+
+variable "admin_principal_arns" {
+  description = "IAM roles or users (ARNs) made cluster admins through access entries with AmazonEKSClusterAdminPolicy, in addition to the cluster's creator."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for arn in var.admin_principal_arns : can(regex("^arn:aws[a-z-]*:iam::[0-9]{12}:(role|user)/[\\w+=,.@/-]+$", arn))])
+    error_message = "admin_principal_arns must hold IAM role or user ARNs such as arn:aws:iam::111122223333:role/platform-admins (not an sts assumed-role session ARN)."
+  }
+
+  validation {
+    condition     = !anytrue([for arn in var.admin_principal_arns : can(regex(":role/aws-service-role/", arn))])
+    error_message = "admin_principal_arns must not name a service-linked role (role/aws-service-role/...): EKS access entries do not support them."
+  }
+
+  validation {
+    condition     = length(distinct(var.admin_principal_arns)) == length(var.admin_principal_arns)
+    error_message = "admin_principal_arns must not name a principal twice (EKS allows one access entry per principal)."
+  }
+}

@@ -49,13 +49,13 @@ resource "aws_iam_role" "node" {
   assume_role_policy = data.aws_iam_policy_document.node_assume_role.json
 }
 
+# AmazonEKS_CNI_Policy only when the VPC CNI cannot get its own role through EKS Pod Identity: otherwise
+# every pod on the node could use the CNI's EC2 network permissions through the node role.
 resource "aws_iam_role_policy_attachment" "node" {
-  for_each = toset([
-    "AmazonEKSWorkerNodePolicy",
-    "AmazonEKS_CNI_Policy",
-    "AmazonEC2ContainerRegistryPullOnly",
-    "AmazonSSMManagedInstanceCore",
-  ])
+  for_each = toset(concat(
+    ["AmazonEKSWorkerNodePolicy", "AmazonEC2ContainerRegistryPullOnly", "AmazonSSMManagedInstanceCore"],
+    var.attach_cni_policy ? ["AmazonEKS_CNI_Policy"] : [],
+  ))
 
   role       = aws_iam_role.node.name
   policy_arn = "arn:${local.partition}:iam::aws:policy/${each.key}"
@@ -515,6 +515,7 @@ module "controller_role" {
   name               = "${var.cluster_name}-karpenter-controller"
   description        = "Karpenter controller of ${var.cluster_name}, assumed through EKS Pod Identity"
   cluster_name       = var.cluster_name
+  cluster_arn        = var.cluster_arn
   service_account    = var.service_account
   enable_association = var.enable_pod_identity_associations
 

@@ -27,3 +27,13 @@ output "interruption_queue_arn" {
   description = "ARN of the interruption queue."
   value       = aws_sqs_queue.interruption.arn
 }
+
+output "node_role_policy_arns" {
+  description = "Managed policies attached to the Karpenter node role."
+  value       = sort([for attachment in aws_iam_role_policy_attachment.node : attachment.policy_arn])
+}
+
+output "controller_assume_role_policy" {
+  description = "Trust policy of the controller role (JSON)."
+  value       = module.controller_role.assume_role_policy
+}

@@ -42,3 +42,9 @@ variable "enable_pod_identity_associations" {
   type        = bool
   default     = true
 }
+
+variable "attach_cni_policy" {
+  description = "Attach AmazonEKS_CNI_Policy to the node role: only needed when the VPC CNI does not get its own role through EKS Pod Identity."
+  type        = bool
+  default     = false
+}

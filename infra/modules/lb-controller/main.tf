@@ -284,6 +284,7 @@ module "controller_role" {
   name               = "${var.cluster_name}-aws-load-balancer-controller"
   description        = "AWS Load Balancer Controller of ${var.cluster_name}, assumed through EKS Pod Identity"
   cluster_name       = var.cluster_name
+  cluster_arn        = var.cluster_arn
   service_account    = var.service_account
   enable_association = var.enable_pod_identity_associations
 

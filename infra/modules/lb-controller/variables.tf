@@ -8,6 +8,16 @@ variable "cluster_name" {
   }
 }
 
+variable "cluster_arn" {
+  description = "ARN of the EKS cluster (the controller role's trust policy admits only this cluster's pods)."
+  type        = string
+
+  validation {
+    condition     = can(regex("^arn:[a-z-]+:eks:[a-z0-9-]+:[0-9]{12}:cluster/", var.cluster_arn))
+    error_message = "cluster_arn must be an EKS cluster ARN (arn:<partition>:eks:<region>:<account>:cluster/<name>)."
+  }
+}
+
 variable "service_account" {
   description = "Namespace and name of the AWS Load Balancer Controller's Kubernetes service account."
   type = object({

@@ -112,3 +112,90 @@ resource "aws_route_table_association" "private" {
   subnet_id      = aws_subnet.private[count.index].id
   route_table_id = aws_route_table.private.id
 }
+
+# ---------------------------------------------------------------- default security group
+
+# Every VPC comes with a default security group that lets its members talk to each other and reach
+# anything. Nothing here uses it (nodes and control plane use the cluster module's group), so it is
+# taken over with no rules at all: a resource launched without a group by mistake gets no traffic.
+resource "aws_default_security_group" "this" {
+  vpc_id = aws_vpc.this.id
+
+  # Empty on purpose: Terraform removes every rule the group has (the VPC's defaults included).
+  ingress = []
+  egress  = []
+
+  tags = { Name = "${var.name}-default-unused" }
+}
+
+# ---------------------------------------------------------------- flow logs (optional)
+
+locals {
+  flow_logs_enabled = var.flow_logs != null
+  flow_log_group    = "/aws/vpc/${var.name}/flow-logs"
+}
+
+data "aws_partition" "current" {
+  count = local.flow_logs_enabled ? 1 : 0
+}
+
+data "aws_caller_identity" "current" {
+  count = local.flow_logs_enabled ? 1 : 0
+}
+
+resource "aws_cloudwatch_log_group" "flow_logs" {
+  count = local.flow_logs_enabled ? 1 : 0
+
+  name              = local.flow_log_group
+  retention_in_days = var.flow_logs.retention_days
+}
+
+resource "aws_iam_role" "flow_logs" {
+  count = local.flow_logs_enabled ? 1 : 0
+
+  name        = "${var.name}-vpc-flow-logs"
+  description = "VPC flow logs of ${var.name} into CloudWatch Logs"
+
+  # Confused-deputy guard: only flow logs of this account, in this region, may use the role.
+  assume_role_policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [{
+      Effect    = "Allow"
+      Principal = { Service = "vpc-flow-logs.amazonaws.com" }
+      Action    = "sts:AssumeRole"
+      Condition = {
+        StringEquals = { "aws:SourceAccount" = data.aws_caller_identity.current[0].account_id }
+        ArnLike      = { "aws:SourceArn" = "arn:${data.aws_partition.current[0].partition}:ec2:${var.region}:${data.aws_caller_identity.current[0].account_id}:vpc-flow-log/*" }
+      }
+    }]
+  })
+}
+
+resource "aws_iam_role_policy" "flow_logs" {
+  count = local.flow_logs_enabled ? 1 : 0
+
+  name = "write-flow-logs"
+  role = aws_iam_role.flow_logs[0].id
+
+  policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [{
+      Effect   = "Allow"
+      Action   = ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogGroups", "logs:DescribeLogStreams"]
+      Resource = [aws_cloudwatch_log_group.flow_logs[0].arn, "${aws_cloudwatch_log_group.flow_logs[0].arn}:*"]
+    }]
+  })
+}
+
+resource "aws_flow_log" "this" {
+  count = local.flow_logs_enabled ? 1 : 0
+
+  vpc_id                   = aws_vpc.this.id
+  traffic_type             = var.flow_logs.traffic_type
+  log_destination_type     = "cloud-watch-logs"
+  log_destination          = aws_cloudwatch_log_group.flow_logs[0].arn
+  iam_role_arn             = aws_iam_role.flow_logs[0].arn
+  max_aggregation_interval = 600
+
+  tags = { Name = "${var.name}-flow-logs" }
+}

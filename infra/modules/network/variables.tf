@@ -33,3 +33,27 @@ variable "az_count" {
     error_message = "az_count must be 2 or 3 (EKS needs subnets in at least two zones; the CIDR plan has room for three)."
   }
 }
+
+variable "region" {
+  description = "AWS region of the VPC (scopes the flow-log role's trust policy)."
+  type        = string
+}
+
+variable "flow_logs" {
+  description = "VPC flow logs into CloudWatch Logs, or null (default) for none. traffic_type: ALL, ACCEPT or REJECT; retention_days: a CloudWatch retention value."
+  type = object({
+    traffic_type   = optional(string, "ALL")
+    retention_days = optional(number, 14)
+  })
+  default = null
+
+  validation {
+    condition     = var.flow_logs == null || contains(["ALL", "ACCEPT", "REJECT"], try(var.flow_logs.traffic_type, ""))
+    error_message = "flow_logs.traffic_type must be ALL, ACCEPT or REJECT."
+  }
+
+  validation {
+    condition     = var.flow_logs == null || contains([1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365], try(var.flow_logs.retention_days, 0))
+    error_message = "flow_logs.retention_days must be a CloudWatch retention value: 1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180 or 365."
+  }
+}

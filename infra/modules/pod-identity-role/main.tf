@@ -1,22 +1,42 @@
-# An IAM role a controller's service account assumes through EKS Pod Identity: the one trust policy
-# both controllers share, their policies, and the association that binds role and service account.
+# An IAM role a service account assumes through EKS Pod Identity: the one trust policy every such role
+# shares, its policies, and (unless an EKS add-on owns it) the association that binds role and account.
 
-data "aws_iam_policy_document" "assume_role" {
-  statement {
-    effect  = "Allow"
-    actions = ["sts:AssumeRole", "sts:TagSession"]
-
-    principals {
-      type        = "Service"
-      identifiers = ["pods.eks.amazonaws.com"]
-    }
+locals {
+  # EKS Pod Identity sets these session tags on every AssumeRole it makes (EKS User Guide, "Create IAM
+  # role with trust policy required by EKS Pod Identity"): eks-cluster-arn, eks-cluster-name,
+  # kubernetes-namespace, kubernetes-service-account, kubernetes-pod-name, kubernetes-pod-uid. Requiring
+  # three of them means no other cluster, namespace or service account can obtain this role, even
+  # through a Pod Identity association someone creates for it by mistake.
+  trusted_session_tags = {
+    "aws:RequestTag/eks-cluster-arn"            = var.cluster_arn
+    "aws:RequestTag/kubernetes-namespace"       = var.service_account.namespace
+    "aws:RequestTag/kubernetes-service-account" = var.service_account.name
   }
 }
 
 resource "aws_iam_role" "this" {
-  name               = var.name
-  description        = var.description
-  assume_role_policy = data.aws_iam_policy_document.assume_role.json
+  name        = var.name
+  description = var.description
+
+  # jsonencode rather than aws_iam_policy_document: the exact document is then known at plan time, so
+  # `terraform test` (mocked provider) checks the conditions themselves.
+  assume_role_policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [{
+      Sid       = "EksPodIdentityForOneServiceAccount"
+      Effect    = "Allow"
+      Principal = { Service = "pods.eks.amazonaws.com" }
+      Action    = ["sts:AssumeRole", "sts:TagSession"]
+      Condition = { StringEquals = local.trusted_session_tags }
+    }]
+  })
+
+  lifecycle {
+    precondition {
+      condition     = length(var.policies) + length(var.managed_policy_arns) > 0
+      error_message = "The role ${var.name} needs at least one policy: give policies (documents to create) or managed_policy_arns."
+    }
+  }
 }
 
 resource "aws_iam_policy" "this" {
@@ -32,6 +52,13 @@ resource "aws_iam_role_policy_attachment" "this" {
 
   role       = aws_iam_role.this.name
   policy_arn = aws_iam_policy.this[each.key].arn
+}
+
+resource "aws_iam_role_policy_attachment" "managed" {
+  for_each = var.managed_policy_arns
+
+  role       = aws_iam_role.this.name
+  policy_arn = each.value
 }
 
 resource "aws_eks_pod_identity_association" "this" {

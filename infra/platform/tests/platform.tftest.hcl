@@ -25,6 +25,7 @@ mock_provider "aws" {
   mock_data "aws_caller_identity" {
     defaults = {
       account_id = "123456789012"
+      arn        = "arn:aws:sts::123456789012:assumed-role/ci-deployer/terraform"
     }
   }
 
@@ -32,6 +33,12 @@ mock_provider "aws" {
     defaults = {
       arn                   = "arn:aws:eks:eu-west-1:123456789012:cluster/eks-platform"
       certificate_authority = [{ data = "Y2VydGlmaWNhdGU=" }]
+    }
+  }
+
+  mock_data "aws_iam_session_context" {
+    defaults = {
+      issuer_arn = "arn:aws:iam::123456789012:role/ci-deployer"
     }
   }
 }
@@ -57,6 +64,61 @@ run "aws_target_builds_everything" {
     condition     = output.tags == { project = "eks-platform" }
     error_message = "without run id and expiry the only tag is project=eks-platform"
   }
+
+  assert {
+    condition = output.eks_addon_versions == {
+      "vpc-cni"                = yamldecode(file("../../versions.yaml")).eks_addon_vpc_cni
+      "kube-proxy"             = yamldecode(file("../../versions.yaml")).eks_addon_kube_proxy
+      "eks-pod-identity-agent" = yamldecode(file("../../versions.yaml")).eks_addon_eks_pod_identity_agent
+      "coredns"                = yamldecode(file("../../versions.yaml")).eks_addon_coredns
+    }
+    error_message = "every core add-on runs the version versions.yaml pins"
+  }
+
+  assert {
+    condition     = startswith(output.eks_addon_versions["kube-proxy"], "v${output.kubernetes_version}.")
+    error_message = "the kube-proxy pin must match the pinned Kubernetes minor"
+  }
+
+  assert {
+    condition     = output.eks_support_type == "STANDARD"
+    error_message = "the upgrade policy is explicit: standard support unless asked otherwise"
+  }
+
+  assert {
+    condition     = module.cluster.cni_uses_pod_identity && !contains(module.karpenter.node_role_policy_arns, "arn:aws:iam::aws:policy/AmazonEKS_CNI_Policy") && !contains(module.cluster.ops_node_role_policy_arns, "arn:aws:iam::aws:policy/AmazonEKS_CNI_Policy")
+    error_message = "on aws the VPC CNI has its own Pod Identity role and no node role carries its policy"
+  }
+
+  assert {
+    condition     = length(output.admin_principal_arns) == 0 && output.vpc_flow_log_group_name == null
+    error_message = "no named admins and no flow logs unless asked for"
+  }
+}
+
+run "admins_and_flow_logs_when_asked" {
+  command = plan
+
+  variables {
+    admin_principal_arns = ["arn:aws:iam::123456789012:role/platform-admins"]
+    vpc_flow_logs        = {}
+    eks_support_type     = "EXTENDED"
+  }
+
+  assert {
+    condition     = output.admin_principal_arns == tolist(["arn:aws:iam::123456789012:role/platform-admins"])
+    error_message = "a named admin gets an access entry with the cluster-admin policy"
+  }
+
+  assert {
+    condition     = output.vpc_flow_log_group_name == "/aws/vpc/eks-platform/flow-logs"
+    error_message = "vpc_flow_logs = {} turns flow logs on"
+  }
+
+  assert {
+    condition     = output.eks_support_type == "EXTENDED"
+    error_message = "eks_support_type reaches the cluster"
+  }
 }
 
 run "emulator_target_leaves_out_what_moto_lacks" {
@@ -67,8 +129,18 @@ run "emulator_target_leaves_out_what_moto_lacks" {
   }
 
   assert {
-    condition     = toset(keys(output.unsupported_on_target)) == toset(["eks_access_entries", "eks_pod_identity_associations", "eks_addons", "kubernetes"])
+    condition     = toset(keys(output.unsupported_on_target)) == toset(["eks_access_entries", "eks_pod_identity_associations", "eks_addons", "eks_upgrade_policy", "kubernetes"])
     error_message = "the emulator target must report the capabilities from infra/targets.yaml"
+  }
+
+  assert {
+    condition     = output.eks_support_type == null && output.eks_addon_versions == {}
+    error_message = "no upgrade policy and no add-ons where the emulator cannot keep them"
+  }
+
+  assert {
+    condition     = !module.cluster.cni_uses_pod_identity && output.vpc_cni_role_arn == null && contains(module.karpenter.node_role_policy_arns, "arn:aws:iam::aws:policy/AmazonEKS_CNI_Policy") && contains(module.cluster.ops_node_role_policy_arns, "arn:aws:iam::aws:policy/AmazonEKS_CNI_Policy")
+    error_message = "without add-ons and Pod Identity the node roles keep the CNI policy"
   }
 }
 
@@ -155,4 +227,44 @@ run "bad_expiry_is_rejected" {
   }
 
   expect_failures = [var.expires_at]
+}
+
+run "support_type_must_be_standard_or_extended" {
+  command = plan
+
+  variables {
+    eks_support_type = "standard"
+  }
+
+  expect_failures = [var.eks_support_type]
+}
+
+run "admin_as_a_session_arn_is_rejected" {
+  command = plan
+
+  variables {
+    admin_principal_arns = ["arn:aws:sts::123456789012:assumed-role/platform-admins/alice"]
+  }
+
+  expect_failures = [var.admin_principal_arns]
+}
+
+run "admin_named_twice_is_rejected" {
+  command = plan
+
+  variables {
+    admin_principal_arns = ["arn:aws:iam::123456789012:role/platform-admins", "arn:aws:iam::123456789012:role/platform-admins"]
+  }
+
+  expect_failures = [var.admin_principal_arns]
+}
+
+run "flow_logs_with_a_retention_cloudwatch_lacks_are_rejected" {
+  command = plan
+
+  variables {
+    vpc_flow_logs = { retention_days = 10 }
+  }
+
+  expect_failures = [var.vpc_flow_logs]
 }
