@@ -15,7 +15,15 @@ import pytest
 
 from harness.errors import HarnessError
 from harness.project import repo_root, versions
-from harness.terraform.providers import find_machine_mirror, provider_source, unavailable_reason
+from harness.terraform.providers import (
+    REGISTRY_HOST,
+    cli_config,
+    find_machine_mirror,
+    mirror_holding,
+    provider_source,
+    registry_reachable,
+    unavailable_reason,
+)
 from harness.terraform.runner import TerraformCli, find_cli
 
 pytestmark = pytest.mark.integration
@@ -89,3 +97,53 @@ def test_platform_terraform_test_suite_passes(cli: TerraformCli, platform_copy: 
     out = run(cli, root, env, "test", "-no-color").stdout
     runs = sum(test.read_text(encoding="utf-8").count('\nrun "') for test in root.glob("tests/*.tftest.hcl"))
     assert f"{runs} passed, 0 failed" in out, out
+
+
+ADDONS_PROVIDERS = {"aws": "aws_provider", "helm": "helm_provider", "kubernetes": "kubernetes_provider"}
+
+
+@pytest.fixture(scope="module")
+def addons_copy(cli: TerraformCli, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
+    """An initialised copy of infra/addons: its three providers from one mirror that holds them all, else the
+    AWS provider from the machine's mirror and the others from the registry; else a skip naming what is missing."""
+    pins = {name: versions()[key] for name, key in ADDONS_PROVIDERS.items()}
+    work = tmp_path_factory.mktemp("addons-static")
+    mirror = mirror_holding(pins)
+    if mirror is not None:
+        (work / "terraform.rc").write_text(cli_config(mirror, pins), encoding="utf-8")
+        source_env = {"TF_CLI_CONFIG_FILE": str(work / "terraform.rc")}
+    elif registry_reachable():
+        source = provider_source(work / "config", find_machine_mirror(pins["aws"]))
+        source_env = source.env
+    else:
+        pytest.skip(
+            f"hashicorp/helm {pins['helm']} and hashicorp/kubernetes {pins['kubernetes']}: no provider mirror "
+            f"holds them and {REGISTRY_HOST} is unreachable; `make toolchain` cannot build them "
+            "(the Go module proxy serves no version of their modules at those tags, docs/toolchain.md)"
+        )
+    shutil.copytree(repo_root() / "infra", work / "infra")
+    shutil.copy(repo_root() / "versions.yaml", work / "versions.yaml")
+    env = {k: v for k, v in os.environ.items() if k != "TF_CLI_CONFIG_FILE"}
+    env.update(source_env, TF_IN_AUTOMATION="1", CHECKPOINT_DISABLE="1", TF_DATA_DIR=str(work / "data"))
+    root = work / "infra" / "addons"
+    run(cli, root, env, "init", "-backend=false", "-input=false")
+    return root, env
+
+
+def test_addons_root_validates(cli: TerraformCli, addons_copy: tuple[Path, dict[str, str]]) -> None:
+    root, env = addons_copy
+    assert "The configuration is valid" in run(cli, root, env, "validate", "-no-color").stdout
+
+
+def test_a_broken_addons_root_fails_validate(cli: TerraformCli, addons_copy: tuple[Path, dict[str, str]]) -> None:
+    root, env = addons_copy
+    broken = root / "zz_broken.tf"
+    broken.write_text('resource "helm_release" "broken" {\n  no_such_argument = 1\n}\n', encoding="utf-8")
+    try:
+        done = subprocess.run(
+            [str(cli.path), f"-chdir={root}", "validate", "-no-color"], env=env, capture_output=True, text=True
+        )
+    finally:
+        broken.unlink()
+    assert done.returncode != 0
+    assert "no_such_argument" in done.stderr

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shutil
 from pathlib import Path
 
 import hcl2
@@ -12,10 +13,12 @@ from harness.errors import InputError
 from harness.terraform.providers import (
     AWS_PROVIDER,
     MIRROR_ENV,
+    REGISTRY_HOST,
     SEARCH_DEPTH,
     cli_config,
     find_mirror,
     install_failure,
+    mirror_holding,
     os_arch,
     provider_source,
     unavailable_reason,
@@ -123,3 +126,20 @@ def test_unavailable_reason_needs_neither_mirror_nor_registry(monkeypatch: pytes
     assert reason is not None and "not installed and the registry is unreachable" in reason
     monkeypatch.setattr(providers, "registry_reachable", lambda timeout=3.0: True)
     assert unavailable_reason(VERSION) is None
+
+
+def test_mirror_holding_needs_every_provider_in_one_mirror(tmp_path: Path) -> None:
+    roots = tmp_path / "opt"
+    mirror = roots / "tf-plugins"
+    pins = {"aws": VERSION, "helm": "3.1.1", "kubernetes": "3.2.1"}
+    for name, version in pins.items():
+        (mirror / REGISTRY_HOST / "hashicorp" / name / version / ARCH).mkdir(parents=True)
+    assert mirror_holding(pins, search_roots=(roots,), arch=ARCH) == mirror.resolve()
+    shutil.rmtree(mirror / REGISTRY_HOST / "hashicorp" / "kubernetes")
+    assert mirror_holding(pins, search_roots=(roots,), arch=ARCH) is None
+
+
+def test_cli_config_takes_every_named_provider_from_the_mirror(tmp_path: Path) -> None:
+    config = cli_config(tmp_path, ("aws", "helm"))
+    assert f'include = ["{REGISTRY_HOST}/hashicorp/aws", "{REGISTRY_HOST}/hashicorp/helm"]' in config
+    assert f'exclude = ["{REGISTRY_HOST}/hashicorp/aws", "{REGISTRY_HOST}/hashicorp/helm"]' in config
