@@ -143,7 +143,7 @@ def _concrete(value: Any, outputs: dict[str, Any], read_path: Callable[[str], tu
 def test_chart_renders_with_the_addons_values_into_valid_objects(
     address: str,
     tmp_path: Path,
-    platform_outputs: dict[str, Any],
+    harness_platform_outputs: dict[str, Any],
     platform_read_path: Callable[[str], tuple[str, ...] | None],
 ) -> None:
     needs("helm")
@@ -152,10 +152,10 @@ def test_chart_renders_with_the_addons_values_into_valid_objects(
     chart = reference / "charts" / f"{chart_name}-{versions()[version_key]}"
     model = build_model([repo_root() / "infra" / "addons"], [], reference)
     release = next(r for r in model.terraform.of_type("helm_release") if r.address == address)
-    values = _concrete(model.helm[address].values, platform_outputs, platform_read_path)
+    values = _concrete(model.helm[address].values, harness_platform_outputs, platform_read_path)
     values_file = tmp_path / "values.yaml"
     values_file.write_text(yaml.safe_dump(values), encoding="utf-8")
-    namespace = _concrete(release.attrs.get("namespace"), platform_outputs, platform_read_path)
+    namespace = _concrete(release.attrs.get("namespace"), harness_platform_outputs, platform_read_path)
     rendered = subprocess.run(
         [
             str(locate("helm")),
@@ -191,4 +191,4 @@ def test_chart_renders_with_the_addons_values_into_valid_objects(
         for o in objects
         if o["kind"] in ("Deployment", "StatefulSet")
     ]
-    assert selectors and all(set(s.items()) & set(platform_outputs["ops_node_labels"].items()) for s in selectors)
+    assert selectors and all(set(s.items()) & set(harness_platform_outputs["ops_node_labels"].items()) for s in selectors)

@@ -1,0 +1,73 @@
+"""Nodes for the local target: what kubelet would register for the instances of an EKS managed node group.
+
+`node_manifests` is pure: from the node group as EKS describes it (labels, taints, instance types, subnets)
+and the instance type as EC2 describes it, the Node objects a real node group's kubelets would create, with
+the labels and taints the platform declared. KWOK then makes them Ready and runs their pods.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+# EKS API taint effects -> Kubernetes taint effects.
+TAINT_EFFECTS = {"NO_SCHEDULE": "NoSchedule", "NO_EXECUTE": "NoExecute", "PREFER_NO_SCHEDULE": "PreferNoSchedule"}
+ARCHITECTURES = {"x86_64": "amd64", "arm64": "arm64"}
+
+
+def max_pods(instance_type: Mapping[str, Any]) -> int:
+    """The VPC CNI's pod limit for an instance type: ENIs x (IPv4 addresses per ENI - 1) + 2 (eni-max-pods)."""
+    network = instance_type["NetworkInfo"]
+    return int(network["MaximumNetworkInterfaces"]) * (int(network["Ipv4AddressesPerInterface"]) - 1) + 2
+
+
+def node_manifests(
+    nodegroup: Mapping[str, Any],
+    instance_type: Mapping[str, Any],
+    subnet_zones: Sequence[str],
+) -> list[dict[str, Any]]:
+    """One Node per desired instance of `nodegroup`, spread over `subnet_zones` as the node group's ASG would."""
+    name = str(nodegroup["nodegroupName"])
+    count = int(nodegroup["scalingConfig"]["desiredSize"])
+    vcpus = int(instance_type["VCpuInfo"]["DefaultVCpus"])
+    memory = f"{int(instance_type['MemoryInfo']['SizeInMiB'])}Mi"
+    architecture = ARCHITECTURES.get(str(instance_type["ProcessorInfo"]["SupportedArchitectures"][0]), "amd64")
+    capacity = {"cpu": str(vcpus), "memory": memory, "pods": str(max_pods(instance_type)), "ephemeral-storage": "20Gi"}
+    taints = [
+        {"key": t["key"], "value": t.get("value", ""), "effect": TAINT_EFFECTS[t["effect"]]}
+        for t in nodegroup.get("taints") or []
+    ]
+    nodes = []
+    for index in range(count):
+        zone = subnet_zones[index % len(subnet_zones)]
+        node_name = f"{name}-{index}"
+        labels = {
+            **(nodegroup.get("labels") or {}),
+            "kubernetes.io/hostname": node_name,
+            "kubernetes.io/os": "linux",
+            "kubernetes.io/arch": architecture,
+            "node.kubernetes.io/instance-type": str(instance_type["InstanceType"]),
+            "topology.kubernetes.io/zone": zone,
+            "topology.kubernetes.io/region": zone[:-1],
+            "eks.amazonaws.com/nodegroup": name,
+            "eks.amazonaws.com/capacityType": str(nodegroup.get("capacityType", "ON_DEMAND")),
+        }
+        nodes.append(
+            {
+                "apiVersion": "v1",
+                "kind": "Node",
+                "metadata": {"name": node_name, "labels": labels, "annotations": {"kwok.x-k8s.io/node": "fake"}},
+                "spec": {"taints": taints} if taints else {},
+                "status": {"capacity": capacity, "allocatable": capacity},
+            }
+        )
+    return nodes
+
+
+def ops_nodes(eks: Any, ec2: Any, cluster: str, nodegroup: str) -> list[dict[str, Any]]:
+    """The Node objects for `nodegroup` of `cluster`, read from EKS and EC2 (the emulator's, on `local`)."""
+    group = eks.describe_nodegroup(clusterName=cluster, nodegroupName=nodegroup)["nodegroup"]
+    (info,) = ec2.describe_instance_types(InstanceTypes=group["instanceTypes"][:1])["InstanceTypes"]
+    subnets = ec2.describe_subnets(SubnetIds=group["subnets"])["Subnets"]
+    zones = sorted({s["AvailabilityZone"] for s in subnets})
+    return node_manifests(group, info, zones)
