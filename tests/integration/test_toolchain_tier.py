@@ -191,4 +191,5 @@ def test_chart_renders_with_the_addons_values_into_valid_objects(
         for o in objects
         if o["kind"] in ("Deployment", "StatefulSet")
     ]
-    assert selectors and all(set(s.items()) & set(harness_platform_outputs["ops_node_labels"].items()) for s in selectors)
+    ops_labels = set(harness_platform_outputs["ops_node_labels"].items())
+    assert selectors and all(set(s.items()) & ops_labels for s in selectors)
