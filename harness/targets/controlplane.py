@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
+import shutil
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -205,44 +206,42 @@ def start_apiserver(supervisor: Supervisor, pki: Pki, etcd: str) -> str:
     return server
 
 
-def _healthz(port: int) -> Callable[[], bool]:
-    # The components serve health on a self-signed certificate of their own; loopback, so unverified.
-    return lambda: _answers(f"https://{HOST}:{port}/healthz", verify=False)
-
-
-def start_controller_manager(supervisor: Supervisor, pki: Pki, kubeconfig_path: Path) -> None:
+def _serving(pki: Pki) -> tuple[list[str], Callable[[], bool]]:
+    """Flags that make a component serve on a free loopback port with the run's certificate, and its probe."""
     port = free_port()
-    command = [
-        str(locate("kube-controller-manager")),
-        *(
-            f"--{flag}={kubeconfig_path}"
-            for flag in ("kubeconfig", "authentication-kubeconfig", "authorization-kubeconfig")
-        ),
+    flags = [
         f"--bind-address={HOST}",
         f"--secure-port={port}",
+        f"--tls-cert-file={pki.path('apiserver.crt')}",
+        f"--tls-private-key-file={pki.path('apiserver.key')}",
+        *(
+            f"--{flag}={pki.path('admin.kubeconfig')}"
+            for flag in ("kubeconfig", "authentication-kubeconfig", "authorization-kubeconfig")
+        ),
         "--leader-elect=false",
+    ]
+    return flags, lambda: _answers(f"https://{HOST}:{port}/healthz", verify=str(pki.path("ca.crt")))
+
+
+def start_controller_manager(supervisor: Supervisor, pki: Pki) -> None:
+    serving, ready = _serving(pki)
+    command = [
+        str(locate("kube-controller-manager")),
+        *serving,
         f"--service-account-private-key-file={pki.path('sa.key')}",
         f"--root-ca-file={pki.path('ca.crt')}",
         f"--cluster-signing-cert-file={pki.path('ca.crt')}",
         f"--cluster-signing-key-file={pki.path('ca.key')}",
         "--use-service-account-credentials=true",
     ]
-    supervisor.start("kube-controller-manager", command, ready=_healthz(port), timeout_s=READY_TIMEOUT_S)
+    supervisor.start("kube-controller-manager", command, ready=ready, timeout_s=READY_TIMEOUT_S)
 
 
-def start_scheduler(supervisor: Supervisor, kubeconfig_path: Path) -> None:
-    port = free_port()
-    command = [
-        str(locate("kube-scheduler")),
-        *(
-            f"--{flag}={kubeconfig_path}"
-            for flag in ("kubeconfig", "authentication-kubeconfig", "authorization-kubeconfig")
-        ),
-        f"--bind-address={HOST}",
-        f"--secure-port={port}",
-        "--leader-elect=false",
-    ]
-    supervisor.start("kube-scheduler", command, ready=_healthz(port), timeout_s=READY_TIMEOUT_S)
+def start_scheduler(supervisor: Supervisor, pki: Pki) -> None:
+    serving, ready = _serving(pki)
+    supervisor.start(
+        "kube-scheduler", [str(locate("kube-scheduler")), *serving], ready=ready, timeout_s=READY_TIMEOUT_S
+    )
 
 
 def start_kwok(supervisor: Supervisor, kubeconfig_path: Path) -> None:
@@ -274,9 +273,10 @@ def control_plane(run_dir: Path, *, full: bool = True) -> Iterator[ControlPlane]
         server = start_apiserver(supervisor, pki, etcd)
         path = run_dir / "kubeconfig"
         path.write_text(yaml.safe_dump(kubeconfig(server, pki)), encoding="utf-8")
+        shutil.copyfile(path, pki.path("admin.kubeconfig"))  # what the components use; `path` is the user's
         if full:
-            start_controller_manager(supervisor, pki, path)
-            start_scheduler(supervisor, path)
+            start_controller_manager(supervisor, pki)
+            start_scheduler(supervisor, pki)
             start_kwok(supervisor, path)
         yield ControlPlane(server, path, pki, supervisor)
     finally:

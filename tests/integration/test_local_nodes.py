@@ -1,0 +1,101 @@
+"""The ops node group on the local tier: the node group Terraform created in the emulator becomes real Node objects
+(KWOK makes them Ready), judged by the same judge the AWS run uses; then the add-on charts' workloads, rendered
+with the values infra/addons gives them, are placed by the real scheduler, and must land on those nodes only.
+
+Skips with one line when the toolchain is not built (`make toolchain`) or Terraform/its provider is missing.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import yaml
+
+from harness.kube import core
+from harness.results import Status
+from harness.targets.controlplane import ControlPlane, control_plane
+from harness.targets.nodes import node_manifests, ops_nodes
+from harness.toolchain.build import locate, missing
+
+pytestmark = pytest.mark.integration
+
+BINARIES = ["etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok", "kubectl", "helm"]
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
+    if reason := missing(BINARIES):
+        pytest.skip(reason)
+    with control_plane(tmp_path_factory.mktemp("local")) as running:
+        yield running
+
+
+def kubectl(cluster: ControlPlane, *args: str, stdin: str | None = None) -> str:
+    done = subprocess.run(
+        [str(locate("kubectl")), "--kubeconfig", str(cluster.kubeconfig), *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def items(cluster: ControlPlane, *args: str) -> list[dict[str, Any]]:
+    return list(json.loads(kubectl(cluster, "get", *args, "-o", "json"))["items"])
+
+
+def test_node_manifests_follow_the_node_group() -> None:
+    """Pure: labels and taints from the node group, capacity from the instance type, zones spread."""
+    group = {
+        "nodegroupName": "ops",
+        "scalingConfig": {"desiredSize": 3},
+        "labels": {"workload-type": "ops"},
+        "taints": [{"key": "CriticalAddonsOnly", "value": "true", "effect": "NO_SCHEDULE"}],
+    }
+    m7i_large = {
+        "InstanceType": "m7i.large",
+        "VCpuInfo": {"DefaultVCpus": 2},
+        "MemoryInfo": {"SizeInMiB": 8192},
+        "ProcessorInfo": {"SupportedArchitectures": ["x86_64"]},
+        "NetworkInfo": {"MaximumNetworkInterfaces": 3, "Ipv4AddressesPerInterface": 10},
+    }
+    nodes = node_manifests(group, m7i_large, ["us-east-1a", "us-east-1b"])
+    assert [n["metadata"]["labels"]["topology.kubernetes.io/zone"] for n in nodes] == [
+        "us-east-1a",
+        "us-east-1b",
+        "us-east-1a",
+    ]
+    assert nodes[0]["spec"]["taints"] == [{"key": "CriticalAddonsOnly", "value": "true", "effect": "NoSchedule"}]
+    assert nodes[0]["status"]["capacity"]["pods"] == "29"  # the VPC CNI's limit for m7i.large
+    assert nodes[0]["metadata"]["labels"]["workload-type"] == "ops"
+
+
+def test_the_ops_node_group_registers_as_ready_ops_nodes(
+    cluster: ControlPlane, harness_platform_outputs: dict[str, Any], harness_aws_clients: Callable[[str], Any]
+) -> None:
+    outputs = harness_platform_outputs
+    nodes = ops_nodes(
+        harness_aws_clients("eks"), harness_aws_clients("ec2"), outputs["cluster_name"], outputs["ops_node_group_name"]
+    )
+    assert nodes, "the emulator's node group has a desired size of 0"
+    kubectl(cluster, "apply", "-f", "-", stdin=yaml.safe_dump_all(nodes))
+    kubectl(cluster, "wait", "nodes", "--all", "--for=condition=Ready", "--timeout=60s")
+    live = items(cluster, "nodes")
+    result = core.judge_ops_nodes(live, nodegroup=outputs["ops_node_group_name"])
+    assert result.status is Status.PASS, result.why
+    for node in live:
+        assert core.labels_of(node).items() >= outputs["ops_node_labels"].items()
+
+
+def test_a_node_without_the_ops_taint_fails_the_same_judge(cluster: ControlPlane) -> None:
+    untainted = next(n for n in items(cluster, "nodes") if core.is_ops_node(n))
+    untainted["spec"]["taints"] = []
+    result = core.judge_ops_nodes([untainted])
+    assert result.status is Status.FAIL
