@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime
 import ipaddress
 import shutil
+import subprocess
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from harness.errors import EnvironmentProblem
 from harness.processes import HOST, Supervisor, free_port
 from harness.toolchain.build import entry_for, locate
 from harness.toolchain.components import BINARIES
@@ -140,6 +142,21 @@ class ControlPlane:
     kubeconfig: Path
     pki: Pki
     supervisor: Supervisor
+
+    def kubectl(self, *args: str, stdin: str | None = None, timeout: float = 180.0) -> str:
+        """The toolchain's kubectl against this cluster; a failure is one line with kubectl's last words."""
+        done = subprocess.run(
+            [str(locate("kubectl")), "--kubeconfig", str(self.kubeconfig), *args],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+        if done.returncode != 0:
+            last = next((line for line in reversed(done.stderr.splitlines()) if line.strip()), "no output")
+            raise EnvironmentProblem(f"kubectl {' '.join(args[:3])}: {last.strip()}")
+        return done.stdout
 
     def get(self, path: str, timeout: float = 5.0) -> requests.Response:
         """An authenticated GET against the API server as the admin."""

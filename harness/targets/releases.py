@@ -1,0 +1,110 @@
+"""infra/addons' Helm releases, installed with the helm CLI where its Terraform providers cannot be installed.
+
+The releases are read from infra/addons itself (the gate's HCL model), so chart, version, namespace and values
+have one source; what the add-ons root reads from the platform's outputs is filled in from the real outputs.
+On `local` the charts come from the pinned chart folders in the reference data (infra/targets.yaml).
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from harness.errors import EnvironmentProblem, InputError
+from harness.gate.hcl import Unknown
+from harness.gate.model import Model
+
+# A read of the platform's outputs, as infra/addons writes it or as the gate leaves it unresolved.
+PLATFORM_READ = re.compile(r"(?:local\.platform|remote_state\.outputs)(?P<path>(?:\.[A-Za-z_]\w*|\[\"[^\"]+\"\])+)")
+PATH_STEP = re.compile(r"\.([A-Za-z_]\w*)|\[\"([^\"]+)\"\]")
+HELM_TIMEOUT_S = 300
+
+
+def platform_value(value: Any, outputs: Mapping[str, Any], where: str) -> Any:
+    """`value` with every unresolved read of the platform's outputs replaced by the real output."""
+    if isinstance(value, Unknown):
+        match = PLATFORM_READ.fullmatch(value.text.strip())
+        if match is None:
+            raise InputError(f"{where}: {value.text} is neither a literal nor a platform output")
+        found: Any = outputs
+        for name, key in PATH_STEP.findall(match["path"]):
+            try:
+                found = found[name or key]
+            except (KeyError, TypeError):
+                raise InputError(f"{where}: the platform has no output {value.text}") from None
+        return found
+    if isinstance(value, dict):
+        return {k: platform_value(v, outputs, where) for k, v in value.items()}
+    if isinstance(value, list):
+        return [platform_value(v, outputs, where) for v in value]
+    return value
+
+
+@dataclass(frozen=True)
+class Release:
+    address: str
+    name: str
+    chart: str
+    version: str
+    namespace: str
+    values: dict[str, Any]
+    skip_crds: bool
+
+
+def release(model: Model, address: str, outputs: Mapping[str, Any]) -> Release:
+    """The helm_release `address` of infra/addons, its values made concrete with the platform's outputs."""
+    resource = next((r for r in model.terraform.of_type("helm_release") if r.address == address), None)
+    if resource is None:
+        raise InputError(f"infra/addons: no {address}")
+    where = f"{resource.file}:{resource.line_of('values')}"
+    attrs = {
+        k: platform_value(resource.attrs.get(k), outputs, where) for k in ("name", "chart", "version", "namespace")
+    }
+    return Release(
+        address=address,
+        name=str(attrs["name"]),
+        chart=str(attrs["chart"]),
+        version=str(attrs["version"]),
+        namespace=str(attrs["namespace"]),
+        values=platform_value(model.helm[address].values, outputs, where),
+        skip_crds=resource.attrs.get("skip_crds") is True,
+    )
+
+
+def install(helm: Path, kubeconfig: Path, chart_dir: Path, release: Release, work: Path) -> None:
+    """`helm upgrade --install` of `release` from `chart_dir`; a failure is one line with helm's last words."""
+    values = work / f"{release.name}.values.yaml"
+    values.write_text(yaml.safe_dump(release.values), encoding="utf-8")
+    command = [
+        str(helm),
+        "--kubeconfig",
+        str(kubeconfig),
+        "upgrade",
+        "--install",
+        release.name,
+        str(chart_dir),
+        "--namespace",
+        release.namespace,
+        "--create-namespace",
+        "--values",
+        str(values),
+        *(["--skip-crds"] if release.skip_crds else []),
+    ]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=HELM_TIMEOUT_S, check=False)
+    if done.returncode != 0:
+        last = next((line for line in reversed(done.stderr.splitlines()) if line.strip()), "no output")
+        raise EnvironmentProblem(f"helm install {release.name} ({chart_dir.name}) failed: {last.strip()}")
+
+
+def chart_folder(reference: Path, chart: str, version: str) -> Path:
+    """The pinned chart folder the local target installs `chart` from (the reference data's charts/)."""
+    folder = reference / "charts" / f"{chart}-{version}"
+    if not (folder / "Chart.yaml").is_file():
+        raise EnvironmentProblem(f"{folder}: no pinned chart folder for {chart} {version} in the reference data")
+    return folder

@@ -1,0 +1,130 @@
+"""The AWS Load Balancer Controller for real on the local tier: its chart installed from infra/addons' release
+(values from the platform's real outputs), the controller process configured from that chart's Deployment and
+pointed at the emulator, its webhooks served on loopback. The game's Ingress, as the gate renders gitops/ for
+the cluster secret infra/addons creates, becomes an internet-facing ALB in the emulator, judged by the same
+judges the AWS run uses; deleting the Ingress makes the controller delete what it created.
+
+Skips with one line when the toolchain is not built (`make toolchain`) or Terraform/its provider is missing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import yaml
+
+from harness.gate.api import build_model
+from harness.kube import ingress
+from harness.project import reference_dir, repo_root
+from harness.results import Status
+from harness.targets import lb_controller
+from harness.targets.controlplane import ControlPlane, control_plane
+from harness.targets.nodes import ops_nodes
+from harness.targets.releases import chart_folder, install, release
+from harness.toolchain.build import locate, missing
+from harness.waits import wait_for
+
+pytestmark = pytest.mark.integration
+
+BINARIES = ["etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok", "kubectl", "helm"]
+ADDRESS = "helm_release.aws_load_balancer_controller"
+GAME_KINDS = ("Namespace", "Service", "Ingress")
+
+
+@pytest.fixture(scope="module")
+def cluster_with_lb_controller(
+    tmp_path_factory: pytest.TempPathFactory,
+    harness_platform_outputs: dict[str, Any],
+    harness_aws_clients: Callable[[str], Any],
+    harness_aws_target: Any,
+) -> Iterator[ControlPlane]:
+    if reason := missing([*BINARIES, "aws-load-balancer-controller"]):
+        pytest.skip(reason)
+    outputs = harness_platform_outputs
+    work = tmp_path_factory.mktemp("local-lbc")
+    with control_plane(work) as cluster:
+        nodes = ops_nodes(
+            harness_aws_clients("eks"),
+            harness_aws_clients("ec2"),
+            outputs["cluster_name"],
+            outputs["ops_node_group_name"],
+        )
+        cluster.kubectl("apply", "-f", "-", stdin=yaml.safe_dump_all(nodes))
+        model = build_model([repo_root() / "infra" / "addons"], [], reference_dir())
+        chosen = release(model, ADDRESS, outputs)
+        install(
+            locate("helm"),
+            cluster.kubeconfig,
+            chart_folder(reference_dir(), chosen.chart, chosen.version),
+            chosen,
+            work,
+        )
+        env = lb_controller.aws_environment(harness_aws_target.endpoint_url, outputs["region"], os.environ)
+        lb_controller.start(cluster.supervisor, cluster, namespace=chosen.namespace, release=chosen.name, aws_env=env)
+        yield cluster
+
+
+def game_objects() -> list[dict[str, Any]]:
+    """The game's Namespace, Service and Ingress as Argo CD would apply them for the in-cluster secret."""
+    model = build_model(
+        [repo_root() / "infra" / "addons", repo_root() / "infra" / "platform"],
+        [repo_root() / "gitops"],
+        reference_dir(),
+    )
+    return [
+        o.doc
+        for o in model.effective
+        if o.namespace in ("game-2048", "") and o.kind in GAME_KINDS and o.name == "game-2048"
+    ]
+
+
+def test_the_game_ingress_becomes_an_internet_facing_alb(
+    cluster_with_lb_controller: ControlPlane,
+    harness_platform_outputs: dict[str, Any],
+    harness_aws_clients: Callable[[str], Any],
+) -> None:
+    cluster = cluster_with_lb_controller
+    objects = game_objects()
+    assert sorted(o["kind"] for o in objects) == sorted(GAME_KINDS)
+    cluster.kubectl("apply", "-f", "-", stdin=yaml.safe_dump_all(objects))
+
+    def read_ingress() -> dict[str, Any]:
+        return dict(json.loads(cluster.kubectl("-n", "game-2048", "get", "ingress", "game-2048", "-o", "json")))
+
+    address = wait_for(read_ingress, ingress.judge_ingress_address, timeout=90, interval=2)
+    assert address.status is Status.PASS, address.why
+    hostname = ingress.ingress_hostname(read_ingress())
+    assert hostname
+    facts = ingress.fetch_load_balancer(harness_aws_clients("elbv2"), harness_aws_clients("ec2"), hostname)
+    judged = ingress.judge_load_balancer(facts)
+    assert judged.status is Status.PASS, judged.why
+    elbv2 = harness_aws_clients("elbv2")
+    (balancer,) = elbv2.describe_load_balancers(Names=[hostname.split(".")[0].rsplit("-", 1)[0]])["LoadBalancers"]
+    assert balancer["Scheme"] == "internet-facing"
+    assert {z["SubnetId"] for z in balancer["AvailabilityZones"]} == set(harness_platform_outputs["public_subnet_ids"])
+    tags = {
+        t["Key"]: t["Value"]
+        for t in elbv2.describe_tags(ResourceArns=[balancer["LoadBalancerArn"]])["TagDescriptions"][0]["Tags"]
+    }
+    assert tags["run-id"] == harness_platform_outputs["tags"]["run-id"]
+    groups = elbv2.describe_target_groups(LoadBalancerArn=balancer["LoadBalancerArn"])["TargetGroups"]
+    assert [g["TargetType"] for g in groups] == ["ip"]
+    listeners = elbv2.describe_listeners(LoadBalancerArn=balancer["LoadBalancerArn"])["Listeners"]
+    assert [listener["Port"] for listener in listeners] == [80]
+    assert not cluster.supervisor.crashed()
+
+
+def test_deleting_the_ingress_makes_the_controller_delete_the_alb(
+    cluster_with_lb_controller: ControlPlane, harness_aws_clients: Callable[[str], Any]
+) -> None:
+    cluster = cluster_with_lb_controller
+    elbv2 = harness_aws_clients("elbv2")
+    before = elbv2.describe_load_balancers()["LoadBalancers"]
+    assert before, "the previous test left no ALB to delete"
+    cluster.kubectl("-n", "game-2048", "delete", "ingress", "game-2048", "--wait=true", "--timeout=90s")
+    assert elbv2.describe_load_balancers()["LoadBalancers"] == []
+    assert elbv2.describe_target_groups()["TargetGroups"] == []

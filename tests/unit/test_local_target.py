@@ -1,0 +1,77 @@
+"""Pure parts of the local target: platform reads made concrete, webhooks routed to a loopback URL."""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+
+from harness.errors import InputError
+from harness.gate.api import build_model
+from harness.gate.hcl import Unknown
+from harness.project import reference_dir, repo_root
+from harness.targets.lb_controller import point_webhooks_at
+from harness.targets.releases import platform_value, release
+
+OUTPUTS = {
+    "cluster_name": "eks-x",
+    "region": "eu-west-1",
+    "vpc_id": "vpc-1",
+    "tags": {"run-id": "r1"},
+    "ops_node_labels": {"workload-type": "ops", "karpenter.sh/controller": "true"},
+    "lb_controller_service_account": {"name": "aws-load-balancer-controller", "namespace": "kube-system"},
+    "karpenter_service_account": {"name": "karpenter", "namespace": "kube-system"},
+    "karpenter_interruption_queue_name": "q",
+}
+
+
+def test_platform_reads_in_both_forms_become_the_real_outputs() -> None:
+    value = {
+        "a": Unknown("remote_state.outputs.cluster_name"),
+        "b": [Unknown('local.platform.ops_node_labels["workload-type"]')],
+        "c": "literal",
+    }
+    assert platform_value(value, OUTPUTS, "main.tf:1") == {"a": "eks-x", "b": ["ops"], "c": "literal"}
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("var.gitops_repo_url", r"main.tf:7: var.gitops_repo_url is neither a literal nor a platform output"),
+        ("local.platform.no_such_output", r"main.tf:7: the platform has no output local.platform.no_such_output"),
+    ],
+)
+def test_a_value_that_cannot_be_made_concrete_names_the_file_and_line(text: str, message: str) -> None:
+    with pytest.raises(InputError, match=message):
+        platform_value({"x": Unknown(text)}, OUTPUTS, "main.tf:7")
+
+
+def test_the_lb_controller_release_is_read_from_infra_addons() -> None:
+    model = build_model([repo_root() / "infra" / "addons"], [], reference_dir())
+    chosen = release(model, "helm_release.aws_load_balancer_controller", OUTPUTS)
+    assert (chosen.chart, chosen.namespace) == ("aws-load-balancer-controller", "kube-system")
+    assert chosen.values["clusterName"] == "eks-x"
+    assert chosen.values["vpcId"] == "vpc-1"
+    assert chosen.values["nodeSelector"] == {"workload-type": "ops"}
+    with pytest.raises(InputError, match=r"infra/addons: no helm_release\.nope"):
+        release(model, "helm_release.nope", OUTPUTS)
+
+
+def test_webhooks_are_routed_to_the_loopback_url_with_the_run_ca() -> None:
+    configuration = {
+        "webhooks": [
+            {
+                "name": "a",
+                "clientConfig": {"service": {"name": "svc", "namespace": "kube-system", "path": "/mutate-v1-pod"}},
+            },
+            {
+                "name": "b",
+                "clientConfig": {"service": {"name": "svc", "namespace": "kube-system", "path": "/validate"}},
+            },
+        ]
+    }
+    pointed = point_webhooks_at(configuration, "https://127.0.0.1:9443", b"CA")
+    assert [w["clientConfig"] for w in pointed["webhooks"]] == [
+        {"url": "https://127.0.0.1:9443/mutate-v1-pod", "caBundle": base64.b64encode(b"CA").decode()},
+        {"url": "https://127.0.0.1:9443/validate", "caBundle": base64.b64encode(b"CA").decode()},
+    ]
