@@ -355,10 +355,16 @@ def locate(name: str, root: Path | None = None, cache: Path | None = None) -> Pa
 
 
 def missing(names: list[str], root: Path | None = None, cache: Path | None = None) -> str | None:
-    """A one-line reason when any of `names` is not built (for a skip), else None."""
-    try:
-        for name in names:
-            locate(name, root, cache)
-    except (EnvironmentProblem, InputError) as exc:
-        return str(exc)
-    return None
+    """A one-line reason when any of `names` is not built (for a skip): which, and the one-time cost; else None."""
+    unknown = [name for name in names if name not in BINARIES]
+    if unknown:
+        raise InputError(f"unknown toolchain binary {', '.join(unknown)} (known: {', '.join(sorted(BINARIES))})")
+    components = list(dict.fromkeys(BINARIES[name] for name in names))
+    unbuilt = [c for c in components if entry_problem(entry_for(c, root, cache)) is not None]
+    if not unbuilt:
+        return None
+    minutes = sum(c.cold_minutes for c in unbuilt)
+    return (
+        f"toolchain not built: {', '.join(c.name for c in unbuilt)}; run `make toolchain` "
+        f"(one-time, about {minutes} min on 2 cores)"
+    )

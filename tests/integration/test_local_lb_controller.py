@@ -28,9 +28,9 @@ from harness.targets.releases import chart_folder, install, release
 from harness.toolchain.build import locate, missing
 from harness.waits import wait_for
 
-pytestmark = pytest.mark.integration
-
 BINARIES = ["etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok", "kubectl", "helm"]
+UNBUILT = missing([*BINARIES, "aws-load-balancer-controller"])  # decided before any fixture applies the platform
+pytestmark = [pytest.mark.integration, pytest.mark.skipif(UNBUILT is not None, reason=str(UNBUILT))]
 ADDRESS = "helm_release.aws_load_balancer_controller"
 GAME_KINDS = ("Namespace", "Service", "Ingress")
 
@@ -42,8 +42,6 @@ def cluster_with_lb_controller(
     harness_aws_clients: Callable[[str], Any],
     harness_aws_target: Any,
 ) -> Iterator[ControlPlane]:
-    if reason := missing([*BINARIES, "aws-load-balancer-controller"]):
-        pytest.skip(reason)
     outputs = harness_platform_outputs
     work = tmp_path_factory.mktemp("local-lbc")
     with control_plane(work) as cluster:

@@ -11,6 +11,7 @@ from harness.gate.api import build_model
 from harness.gate.hcl import Unknown
 from harness.project import reference_dir, repo_root
 from harness.targets.lb_controller import point_webhooks_at
+from harness.targets.nodes import node_manifests
 from harness.targets.releases import platform_value, release
 
 OUTPUTS = {
@@ -75,3 +76,29 @@ def test_webhooks_are_routed_to_the_loopback_url_with_the_run_ca() -> None:
         {"url": "https://127.0.0.1:9443/mutate-v1-pod", "caBundle": base64.b64encode(b"CA").decode()},
         {"url": "https://127.0.0.1:9443/validate", "caBundle": base64.b64encode(b"CA").decode()},
     ]
+
+
+def test_node_manifests_follow_the_node_group() -> None:
+    """Labels and taints from the node group, capacity from the instance type, zones spread."""
+    group = {
+        "nodegroupName": "ops",
+        "scalingConfig": {"desiredSize": 3},
+        "labels": {"workload-type": "ops"},
+        "taints": [{"key": "CriticalAddonsOnly", "value": "true", "effect": "NO_SCHEDULE"}],
+    }
+    m7i_large = {
+        "InstanceType": "m7i.large",
+        "VCpuInfo": {"DefaultVCpus": 2},
+        "MemoryInfo": {"SizeInMiB": 8192},
+        "ProcessorInfo": {"SupportedArchitectures": ["x86_64"]},
+        "NetworkInfo": {"MaximumNetworkInterfaces": 3, "Ipv4AddressesPerInterface": 10},
+    }
+    nodes = node_manifests(group, m7i_large, ["us-east-1a", "us-east-1b"])
+    assert [n["metadata"]["labels"]["topology.kubernetes.io/zone"] for n in nodes] == [
+        "us-east-1a",
+        "us-east-1b",
+        "us-east-1a",
+    ]
+    assert nodes[0]["spec"]["taints"] == [{"key": "CriticalAddonsOnly", "value": "true", "effect": "NoSchedule"}]
+    assert nodes[0]["status"]["capacity"]["pods"] == "29"  # the VPC CNI's limit for m7i.large
+    assert nodes[0]["metadata"]["labels"]["workload-type"] == "ops"

@@ -336,3 +336,21 @@ def test_bench_refuses_an_unbuilt_toolchain(
     monkeypatch.setenv(build.CACHE_ENV, str(tmp_path / "empty-cache"))
     assert main(["bench", "toolchain"]) == 2
     assert "not built: run `make toolchain` first" in capsys.readouterr().err
+
+
+def test_missing_names_every_unbuilt_component_and_the_total_cost(tmp_path: Path) -> None:
+    reason = build.missing(["kube-apiserver", "kubectl", "etcd"], cache=tmp_path / "empty")
+    assert reason == (
+        "toolchain not built: kubernetes, etcd; run `make toolchain` "
+        f"(one-time, about {KUBERNETES.cold_minutes + select(['etcd'])[0].cold_minutes} min on 2 cores)"
+    )
+    with pytest.raises(InputError, match="unknown toolchain binary nope"):
+        build.missing(["nope"])
+
+
+def test_missing_is_none_once_built(hello_repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(build.BINARIES, "hello", HELLO)
+    cache = tmp_path / "cache"
+    assert build.missing(["hello"], hello_repo, cache) is not None
+    build.ensure_built(build.find_go((1, 22, 0)), build.entry_for(HELLO, hello_repo, cache))
+    assert build.missing(["hello"], hello_repo, cache) is None
