@@ -1,0 +1,130 @@
+"""The local target's Git endpoint: a snapshot of the working tree, served over HTTPS on loopback.
+
+What Argo CD syncs on `local` is the working tree as it is now (tracked files and untracked ones git does not
+ignore), committed into a throwaway bare repository in the run's directory: a local run tests your edits
+without a commit, and never touches your branch, index or remote. The snapshot is served by `git http-backend`
+(Git's own smart-HTTP server) behind a loopback HTTPS listener on the run's certificate.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import ssl
+import subprocess
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from harness.errors import EnvironmentProblem
+from harness.processes import HOST
+
+BRANCH = "main"
+REPOSITORY = "eks-platform.git"
+
+
+def _git(*args: str, cwd: Path, env: Mapping[str, str] | None = None) -> str:
+    git = shutil.which("git")
+    if git is None:
+        raise EnvironmentProblem("git: not found on PATH; the local target serves the repository to Argo CD with it")
+    done = subprocess.run(
+        [git, *args], cwd=cwd, env=dict(env or os.environ), capture_output=True, text=True, check=False
+    )
+    if done.returncode != 0:
+        raise EnvironmentProblem(f"git {args[0]} in {cwd}: {done.stderr.strip().splitlines()[-1:]}")
+    return done.stdout.strip()
+
+
+def snapshot(checkout: Path, folder: Path) -> tuple[Path, str]:
+    """Commit the working tree of `checkout` into a new bare repository under `folder`; (repository, commit)."""
+    bare = folder / REPOSITORY
+    _git("init", "--quiet", "--bare", f"--initial-branch={BRANCH}", str(bare), cwd=folder)
+    index = folder / "snapshot.index"
+    # A private index: the user's index and branch are untouched; `add -A` honours .gitignore.
+    env = {**os.environ, "GIT_INDEX_FILE": str(index)}
+    _git("add", "--all", cwd=checkout, env=env)
+    tree = _git("write-tree", cwd=checkout, env=env)
+    identity = {"GIT_AUTHOR_NAME": "harness", "GIT_AUTHOR_EMAIL": "harness@localhost"}
+    identity |= {"GIT_COMMITTER_NAME": "harness", "GIT_COMMITTER_EMAIL": "harness@localhost"}
+    commit = _git(
+        "commit-tree", tree, "-m", "working tree snapshot for a local run", cwd=checkout, env={**env, **identity}
+    )
+    _git("push", "--quiet", str(bare), f"{commit}:refs/heads/{BRANCH}", cwd=checkout)
+    index.unlink(missing_ok=True)
+    return bare, commit
+
+
+def _handler(project_root: Path) -> type[BaseHTTPRequestHandler]:
+    git = shutil.which("git") or "git"
+
+    class GitHttpBackend(BaseHTTPRequestHandler):
+        """Runs `git http-backend` (CGI) for each request: clone and fetch, read-only."""
+
+        def _cgi(self) -> None:
+            url = urlsplit(self.path)
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length) if length else b""
+            env = {
+                "PATH": os.environ.get("PATH", ""),
+                "GIT_PROJECT_ROOT": str(project_root),
+                "GIT_HTTP_EXPORT_ALL": "1",
+                "REQUEST_METHOD": self.command,
+                "PATH_INFO": url.path,
+                "QUERY_STRING": url.query,
+                "CONTENT_TYPE": self.headers.get("Content-Type", ""),
+                "CONTENT_LENGTH": str(length),
+                "GIT_PROTOCOL": self.headers.get("Git-Protocol", ""),
+                "REMOTE_ADDR": self.client_address[0],
+            }
+            done = subprocess.run([git, "http-backend"], input=body, env=env, capture_output=True, check=False)
+            head, _, payload = done.stdout.partition(b"\r\n\r\n")
+            status, headers = 200, []
+            for line in head.decode("latin-1").split("\r\n"):
+                name, _, value = line.partition(":")
+                if name.lower() == "status":
+                    status = int(value.strip().split()[0])
+                elif name:
+                    headers.append((name, value.strip()))
+            self.send_response(status)
+            for name, value in headers:
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        do_GET = _cgi
+        do_POST = _cgi
+
+        def log_message(self, format: str, *args: object) -> None:
+            return  # the run's log is Argo CD's; a line per fetch would drown it
+
+    return GitHttpBackend
+
+
+@dataclass(frozen=True)
+class GitEndpoint:
+    url: str  # https://127.0.0.1:PORT/eks-platform.git
+    commit: str
+
+
+@contextmanager
+def serve(checkout: Path, folder: Path, certificate: Path, key: Path) -> Iterator[GitEndpoint]:
+    """Snapshot `checkout` and serve it over HTTPS on loopback for the duration of the block."""
+    folder.mkdir(parents=True, exist_ok=True)
+    bare, commit = snapshot(checkout, folder)
+    server = ThreadingHTTPServer((HOST, 0), _handler(bare.parent))
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(str(certificate), str(key))
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, name="git-endpoint", daemon=True)
+    thread.start()
+    try:
+        yield GitEndpoint(f"https://{HOST}:{server.server_address[1]}/{REPOSITORY}", commit)
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
