@@ -1,8 +1,9 @@
-"""The AWS Load Balancer Controller for real on the local tier: its chart installed from infra/addons' release
-(values from the platform's real outputs), the controller process configured from that chart's Deployment and
+"""infra/addons on the local tier. The AWS Load Balancer Controller for real: its chart installed from
+infra/addons' release (values from the platform's real outputs), the controller process configured from that chart's Deployment and
 pointed at the emulator, its webhooks served on loopback. The game's Ingress, as the gate renders gitops/ for
 the cluster secret infra/addons creates, becomes an internet-facing ALB in the emulator, judged by the same
-judges the AWS run uses; deleting the Ingress makes the controller delete what it created.
+judges the AWS run uses; deleting the Ingress makes the controller delete what it created. Then the other
+releases: every add-on workload must be placed on the ops nodes by the real scheduler.
 
 Skips with one line when the toolchain is not built (`make toolchain`) or Terraform/its provider is missing.
 """
@@ -12,13 +13,14 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
 from harness.gate.api import build_model
-from harness.kube import ingress
+from harness.kube import core, ingress
 from harness.project import reference_dir, repo_root
 from harness.results import Status
 from harness.targets import lb_controller
@@ -126,3 +128,39 @@ def test_deleting_the_ingress_makes_the_controller_delete_the_alb(
     cluster.kubectl("-n", "game-2048", "delete", "ingress", "game-2048", "--wait=true", "--timeout=90s")
     assert elbv2.describe_load_balancers()["LoadBalancers"] == []
     assert elbv2.describe_target_groups()["TargetGroups"] == []
+
+
+# infra/addons' releases after the LB controller, in its depends_on order (the bootstrap release needs Argo CD's
+# processes and the Git endpoint, which come next).
+LATER_RELEASES = ("helm_release.karpenter_crd", "helm_release.karpenter", "helm_release.argocd")
+
+
+def test_every_add_on_workload_is_placed_on_the_ops_nodes_by_the_real_scheduler(
+    cluster_with_lb_controller: ControlPlane, harness_platform_outputs: dict[str, Any], tmp_path: Path
+) -> None:
+    """The charts' nodeSelectors and tolerations (from infra/addons) against the node group's labels and taint
+    (from infra/platform), decided by kube-scheduler itself; KWOK runs the pods it places."""
+    cluster = cluster_with_lb_controller
+    model = build_model([repo_root() / "infra" / "addons"], [], reference_dir())
+    for address in LATER_RELEASES:
+        chosen = release(model, address, harness_platform_outputs)
+        install(
+            locate("helm"),
+            cluster.kubeconfig,
+            chart_folder(reference_dir(), chosen.chart, chosen.version),
+            chosen,
+            tmp_path,
+        )
+
+    def read() -> tuple[dict[str, list[dict[str, Any]]], list[dict[str, Any]]]:
+        pods = {
+            group.name: json.loads(
+                cluster.kubectl("-n", group.namespace, "get", "pods", "-l", group.label_selector, "-o", "json")
+            )["items"]
+            for group in core.CONTROLLER_PODS
+        }
+        return pods, json.loads(cluster.kubectl("get", "nodes", "-o", "json"))["items"]
+
+    placed = wait_for(read, lambda state: core.judge_controllers_on_ops(*state), timeout=180, interval=3)
+    assert placed.status is Status.PASS, f"{placed.why}: {placed.evidence}"
+    assert not cluster.supervisor.crashed()
