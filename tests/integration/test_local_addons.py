@@ -1,11 +1,10 @@
 """infra/addons on the local tier. The AWS Load Balancer Controller for real: its chart installed from
-infra/addons' release (values from the platform's real outputs), the controller process configured from that chart's Deployment and
-pointed at the emulator, its webhooks served on loopback. The game's Ingress, as the gate renders gitops/ for
-the cluster secret infra/addons creates, becomes an internet-facing ALB in the emulator, judged by the same
-judges the AWS run uses; deleting the Ingress makes the controller delete what it created. Then the other
-releases: every add-on workload must be placed on the ops nodes by the real scheduler.
-
-Skips with one line when the toolchain is not built (`make toolchain`) or Terraform/its provider is missing.
+infra/addons' release (values from the platform's real outputs), the controller process configured from that
+chart's Deployment and pointed at the emulator, its webhooks served on loopback. The game's Ingress, as the gate
+renders gitops/ for the cluster secret infra/addons creates, becomes an internet-facing ALB in the emulator,
+judged by the same judges the AWS run uses; deleting the Ingress makes the controller delete what it created.
+Then the other releases: every add-on workload must be placed on the ops nodes by the real scheduler. Skips with
+one line when the toolchain is not built (`make toolchain`) or Terraform/its provider is missing.
 """
 
 from __future__ import annotations
