@@ -7,6 +7,7 @@ On `local` the charts come from the pinned chart folders in the reference data (
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 from collections.abc import Mapping
@@ -26,12 +27,18 @@ PATH_STEP = re.compile(r"\.([A-Za-z_]\w*)|\[\"([^\"]+)\"\]")
 HELM_TIMEOUT_S = 300
 
 
-def platform_value(value: Any, outputs: Mapping[str, Any], where: str) -> Any:
-    """`value` with every unresolved read of the platform's outputs replaced by the real output."""
+def platform_value(
+    value: Any, outputs: Mapping[str, Any], where: str, variables: Mapping[str, Any] | None = None
+) -> Any:
+    """`value` with every unresolved read of the platform's outputs replaced by the real output, and of a
+    variable without a default (`var.NAME`) by `variables[NAME]`."""
     if isinstance(value, Unknown):
-        match = PLATFORM_READ.fullmatch(value.text.strip())
+        text = value.text.strip()
+        if text.startswith("var.") and variables is not None and text[4:] in variables:
+            return variables[text[4:]]
+        match = PLATFORM_READ.fullmatch(text)
         if match is None:
-            raise InputError(f"{where}: {value.text} is neither a literal nor a platform output")
+            raise InputError(f"{where}: {value.text} is neither a literal, a given variable nor a platform output")
         found: Any = outputs
         for name, key in PATH_STEP.findall(match["path"]):
             try:
@@ -40,9 +47,9 @@ def platform_value(value: Any, outputs: Mapping[str, Any], where: str) -> Any:
                 raise InputError(f"{where}: the platform has no output {value.text}") from None
         return found
     if isinstance(value, dict):
-        return {k: platform_value(v, outputs, where) for k, v in value.items()}
+        return {k: platform_value(v, outputs, where, variables) for k, v in value.items()}
     if isinstance(value, list):
-        return [platform_value(v, outputs, where) for v in value]
+        return [platform_value(v, outputs, where, variables) for v in value]
     return value
 
 
@@ -57,14 +64,17 @@ class Release:
     skip_crds: bool
 
 
-def release(model: Model, address: str, outputs: Mapping[str, Any]) -> Release:
+def release(
+    model: Model, address: str, outputs: Mapping[str, Any], variables: Mapping[str, Any] | None = None
+) -> Release:
     """The helm_release `address` of infra/addons, its values made concrete with the platform's outputs."""
     resource = next((r for r in model.terraform.of_type("helm_release") if r.address == address), None)
     if resource is None:
         raise InputError(f"infra/addons: no {address}")
     where = f"{resource.file}:{resource.line_of('values')}"
     attrs = {
-        k: platform_value(resource.attrs.get(k), outputs, where) for k in ("name", "chart", "version", "namespace")
+        k: platform_value(resource.attrs.get(k), outputs, where, variables)
+        for k in ("name", "chart", "version", "namespace")
     }
     return Release(
         address=address,
@@ -72,7 +82,7 @@ def release(model: Model, address: str, outputs: Mapping[str, Any]) -> Release:
         chart=str(attrs["chart"]),
         version=str(attrs["version"]),
         namespace=str(attrs["namespace"]),
-        values=platform_value(model.helm[address].values, outputs, where),
+        values=platform_value(model.helm[address].values, outputs, where, variables),
         skip_crds=resource.attrs.get("skip_crds") is True,
     )
 
@@ -108,3 +118,19 @@ def chart_folder(reference: Path, chart: str, version: str) -> Path:
     if not (folder / "Chart.yaml").is_file():
         raise EnvironmentProblem(f"{folder}: no pinned chart folder for {chart} {version} in the reference data")
     return folder
+
+
+def secret(model: Model, address: str, outputs: Mapping[str, Any], variables: Mapping[str, Any]) -> dict[str, Any]:
+    """The kubernetes_secret_v1 `address` of infra/addons as a Secret manifest (its data as stringData)."""
+    resource = next((r for r in model.terraform.of_type("kubernetes_secret_v1") if r.address == address), None)
+    if resource is None:
+        raise InputError(f"infra/addons: no {address}")
+    where = f"{resource.file}:{resource.line}"
+    (metadata,) = platform_value(resource.attrs.get("metadata"), outputs, where, variables)
+    data = platform_value(resource.attrs.get("data"), outputs, where, variables)
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {k: metadata[k] for k in ("name", "namespace", "labels", "annotations") if k in metadata},
+        "stringData": {k: v if isinstance(v, str) else json.dumps(getattr(v, "value", v)) for k, v in data.items()},
+    }
