@@ -82,9 +82,9 @@ def _render_chart(release: TfResource, directory: Path, passed: HelmValues, note
             rendered = "\n".join(render_line(line, params) for line in source.split("\n"))
         except _Unsupported as unsupported:
             line = next((n for n, t in enumerate(source.split("\n"), 1) if str(unsupported) in t), 1)
-            notes.append(f"{file}:{line}: {{{{{unsupported}}}}} is not rendered offline (the gate renders a local "
-                         f"chart's .Values, .Release, .Chart, `required` and `| quote` only): the objects of "
-                         f"{file.name} ({release.address}) were not checked")
+            notes.append(f"{file}:{line}: unsupported chart template action {{{{{unsupported}}}}} (the gate renders "
+                         f"a local chart's .Values, .Release, .Chart, `required` and `| quote` only): the objects "
+                         f"of {file.name} ({release.address}) were not checked")
             continue
         for data, first, lines in yaml_documents(file, rendered):
             if isinstance(data, dict) and data:
