@@ -66,12 +66,12 @@ def _render_chart(release: TfResource, directory: Path, passed: HelmValues, note
     defaults = yaml_documents(directory / "values.yaml") if (directory / "values.yaml").is_file() else []
     values: dict[str, Any] = dict(defaults[0][0]) if defaults and isinstance(defaults[0][0], dict) else {}
     deep_merge(values, passed.values)
-    chart = yaml_documents(directory / "Chart.yaml")[0][0]
-    chart = chart if isinstance(chart, dict) else {}
+    documents = yaml_documents(directory / "Chart.yaml")
+    chart = documents[0][0] if documents and isinstance(documents[0][0], dict) else {}
     params = {
         "Values": values,
-        "Release": {"Name": text(decoded(release.get("name"))) or release.name,
-                    "Namespace": text(decoded(release.get("namespace"))) or "default", "Service": "Helm"},
+        "Release": {"Name": decoded(release.get("name")) or release.name,
+                    "Namespace": decoded(release.get("namespace")) or "default", "Service": "Helm"},
         "Chart": {"Name": chart.get("name"), "Version": chart.get("version")},
     }
     objects: list[Manifest] = []

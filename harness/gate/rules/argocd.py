@@ -68,6 +68,10 @@ def symbolic(value: Any, app: Manifest, secrets: Sequence[ClusterSecret]) -> str
     return resolved(value)
 
 
+def _is_symbolic(value: str) -> bool:
+    return "${" in value
+
+
 def _normal_repo(url: str) -> str:
     return url.strip().rstrip("/").removesuffix(".git").lower()
 
@@ -156,7 +160,8 @@ def app_project(model: Model) -> Iterator[Issue]:
     rendered (see the notes). The AppProject needs Argo CD's `resources-finalizer.argocd.argoproj.io`: without it
     the project can be deleted while its Applications still exist, and their deletion then stalls. A repository
     URL known only at apply time (a Terraform variable behind the cluster secret and the chart values) is
-    compared as that variable. `project: default` is EKS030's."""
+    compared as that variable: equal to the same variable, and not judged against a literal entry.
+    `project: default` is EKS030's."""
     known = projects(model)
     for defined in known.values():
         if APP_FINALIZER not in defined.list("metadata", "finalizers"):
@@ -178,7 +183,10 @@ def app_project(model: Model) -> Iterator[Issue]:
         repos = [_normal_repo(r) for r in map(resolved, project.list("spec", "sourceRepos")) if r]
         for field, source in _sources(app):
             repo = symbolic(source.get("repoURL"), app, secrets)
-            if repo is not None and not any(_glob(_normal_repo(repo), r) for r in repos):
+            if repo is None or any(_glob(_normal_repo(repo), r) for r in repos):
+                continue
+            # A value known at apply time only cannot be compared with a literal: either may hold the other.
+            if all(_is_symbolic(r) == _is_symbolic(repo) for r in repos):
                 yield Issue(f"{app.label}: repoURL {repo} is not in AppProject {name} sourceRepos "
                             f"({', '.join(repos) or 'none'})", app.where(*field, "repoURL"),
                             f"add the repository to AppProject {name} spec.sourceRepos")

@@ -833,8 +833,6 @@ def test_the_app_project_admits_exactly_what_the_platform_applications_deliver(
                      "is not permitted by AppProject", id="namespace-missing"),
         pytest.param(lambda t: t.replace("  finalizers:\n    - resources-finalizer.argocd.argoproj.io\n", ""),
                      "needs finalizer", id="no-finalizer"),
-        pytest.param(lambda t: t.replace(".Values.repoURL | quote }}", ".Values.path | quote }}"),
-                     "repoURL ${var.gitops_repo_url} is not in AppProject", id="repository-not-admitted"),
     ],
 )
 def test_project_check_reports_what_the_project_would_refuse(
@@ -842,6 +840,27 @@ def test_project_check_reports_what_the_project_would_refuse(
 ) -> None:
     edit_text(tree, APPPROJECT, change)
     assert_reports(findings(gate(tree, reference), "EKS029"), expected)
+
+
+def test_project_check_reports_a_repository_the_project_does_not_admit(tree: Path, reference: Path) -> None:
+    # With the URL known (as in a terraform.tfvars), both sides are literals the gate can compare; with it
+    # unknown until apply, the repository and the project must take it from the same variable.
+    (tree / "infra" / "addons" / "terraform.tfvars").write_text(
+        'gitops_repo_url = "https://git.example.com/sample/eks-platform.git"\n', encoding="utf-8")
+    assert findings(gate(tree, reference), "EKS029") == []
+    edit_text(tree, APPPROJECT, lambda t: t.replace(".Values.repoURL | quote }}", ".Values.path | quote }}"))
+    assert_reports(findings(gate(tree, reference), "EKS029"), "repoURL https://git.example.com/sample/eks-platform.git "
+                   "is not in AppProject")
+
+
+def test_project_check_compares_a_repository_known_at_apply_time_as_its_variable(tree: Path, reference: Path) -> None:
+    edit_text(tree, APPPROJECT, lambda t: t.replace(".Values.repoURL | quote }}", ".Values.otherRepo | quote }}"))
+    edit_text(tree, "infra/addons/main.tf", lambda t: t.replace("    repoURL        = var.gitops_repo_url\n",
+                                                                "    repoURL        = var.gitops_repo_url\n"
+                                                                "    otherRepo      = var.other_repo_url\n"))
+    edit_text(tree, "infra/addons/variables.tf", lambda t: t + '\nvariable "other_repo_url" {\n  type = string\n}\n')
+    assert_reports(findings(gate(tree, reference), "EKS029"), "repoURL ${var.gitops_repo_url} is not in AppProject "
+                   "eks-platform sourceRepos (${var.other_repo_url})")
 
 
 def test_a_chart_template_the_gate_cannot_render_is_a_note_not_a_silent_pass(tree: Path, reference: Path) -> None:
