@@ -5,8 +5,8 @@ repository (for example `infra/addons/charts/bootstrap`, which installs Argo CD'
 platform's AppProject) is read here, its templates rendered with the values the release passes over the
 chart's `values.yaml`, by the gate's one template evaluator (harness.gate.effective, the one that renders
 ApplicationSet templates) plus the two Helm functions such charts use: `required "message" X` and
-`X | quote`. Anything else (`include`, `toYaml`, `if`/`range`, other pipelines) is not guessed: the
-template is left out and a note says which action in which file.
+`X | quote`. Anything else (`include`, `toYaml`, `if`/`range`, other pipelines, `{{-` trimming) is not
+guessed: the template is left out and a note says which action in which file.
 
 A value known only at apply time (a Terraform variable without a default) renders as `${<expression>}`,
 its Terraform text, so rules can still tell that two places take it from the same variable.
@@ -97,6 +97,8 @@ def render_line(line: str, params: Mapping[str, Any]) -> str:
 
     def substitute(match: re.Match[str]) -> str:
         action = match.group(1)
+        if match.group(0).startswith("{{-") or match.group(0).endswith("-}}"):
+            raise _Unsupported(action)  # whitespace trimming may join lines: not rendered line by line
         if _COMMENT.match(action):
             return ""
         expression, *pipeline = [part.strip() for part in action.split("|")]
