@@ -82,14 +82,22 @@ def _render_chart(release: TfResource, directory: Path, passed: HelmValues, note
             rendered = "\n".join(render_line(line, params) for line in source.split("\n"))
         except _Unsupported as unsupported:
             line = next((n for n, t in enumerate(source.split("\n"), 1) if str(unsupported) in t), 1)
-            notes.append(f"{file}:{line}: unsupported chart template action {{{{{unsupported}}}}} (the gate renders "
-                         f"a local chart's .Values, .Release, .Chart, `required` and `| quote` only): the objects "
-                         f"of {file.name} ({release.address}) were not checked")
+            notes.append(f"{_shown(file)}:{line}: unsupported chart template action {{{{{unsupported}}}}} (the gate "
+                         f"renders a local chart's .Values, .Release, .Chart, `required` and `| quote` only): the "
+                         f"objects of {file.name} ({release.address}) were not checked")
             continue
         for data, first, lines in yaml_documents(file, rendered):
             if isinstance(data, dict) and data:
                 objects.append(Manifest(data, file, first, lines, origin=release.address))
     return objects
+
+
+def _shown(file: Path) -> str:
+    """The file relative to the working directory when it is below it (notes are read by people)."""
+    try:
+        return file.resolve().relative_to(Path.cwd().resolve()).as_posix()
+    except ValueError:
+        return str(file)
 
 
 def render_line(line: str, params: Mapping[str, Any]) -> str:
