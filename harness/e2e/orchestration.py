@@ -22,10 +22,14 @@ import json
 import subprocess
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any, TypeVar
 
 from harness.e2e.stages import StageOutcome, Watchdog
 from harness.errors import EnvironmentProblem, InputError
+from harness.gate import effective, loaders
+from harness.gate.charts import render_local_charts
+from harness.gate.values import helm_values
 from harness.kube import argocd, core, ingress
 from harness.kube import karpenter as kk
 from harness.kube.api import APPLICATION, NODE_CLAIM
@@ -45,7 +49,26 @@ GITOPS_REVISION_ENV = "HARNESS_GITOPS_REVISION"
 GAME_NAMESPACE, GAME_DEPLOYMENT = GAME_PODS.namespace, GAME_PODS.name
 GAME_IMAGE_PIN = "game_2048_image"  # versions.yaml key of the image the Deployment must run
 KARPENTER_NODEPOOL = "apps"
-EXPECTED_APPLICATIONS = ("ops-karpenter", "game-2048")
+
+
+def expected_applications(root: Path | None = None) -> tuple[str, ...]:
+    """The Applications Argo CD must show: the root Application of the bootstrap chart infra/addons installs and
+    those the ApplicationSets in gitops/ generate for the cluster secret infra/addons creates, rendered by the
+    gate (harness.gate.effective, harness.gate.charts) from those files. One source: renaming the secret or a
+    template changes what the e2e waits for (per cluster since #13: `ops-karpenter-in-cluster`, ...)."""
+    root = root or repo_root()
+    terraform = loaders.load_terraform([root / "infra"])
+    secrets = effective.cluster_secrets(terraform, [])
+    apps = effective.applications(loaders.load_manifests([root / "gitops"]), secrets)
+    helm = {r.address: helm_values(r) for r in terraform.of_type("helm_release")}
+    charts = render_local_charts(terraform, helm)
+    names = [a.name for a in charts.objects if a.kind == "Application"]
+    names += [a.name for a in apps if a.origin]
+    unresolved = [n for n in names if "{{" in n or not n]
+    if not secrets or unresolved or charts.notes:
+        raise InputError(f"{root / 'infra'}: cannot tell which Applications Argo CD will show (cluster secrets: "
+                         f"{len(secrets)}; unrendered names: {unresolved}; {'; '.join(charts.notes)})")
+    return tuple(sorted(set(names)))
 KUBERNETES_CHECK_NAMES = (
     "argo cd applications synced and healthy",
     "ops nodes ready, labelled and tainted",
@@ -154,10 +177,11 @@ class E2E(FullStack):
 
     def kubernetes_checks(self) -> list[Result]:
         k = self.kube()
+        expected = expected_applications()
         results = [
             self.wait(
                 lambda: k.list_custom(APPLICATION, td.ARGOCD_NAMESPACE),
-                lambda apps: argocd.judge_applications(apps, expected=EXPECTED_APPLICATIONS),
+                lambda apps: argocd.judge_applications(apps, expected=expected),
                 900,
             ),
             core.judge_ops_nodes(k.list_nodes()),

@@ -18,6 +18,7 @@ from pathlib import Path
 from harness import project
 from harness.errors import InputError
 from harness.gate import effective, loaders
+from harness.gate.charts import render_local_charts
 from harness.gate.hcl import Unknown, is_known
 from harness.gate.model import (
     Finding,
@@ -88,6 +89,8 @@ def build_model(
         rendered=rendered,
     )
     model.helm = {r.address: helm_values(r) for r in terraform.of_type("helm_release")}
+    charts = render_local_charts(terraform, model.helm)
+    model.local_charts, model.notes = charts.objects, charts.notes
     return model
 
 
@@ -149,9 +152,11 @@ def _check(
 
 
 def _notes(model: Model, rules: Sequence[Rule]) -> list[str]:
+    notes = []
     if "EKS015" in {r.id for r in rules} and not model.reference.compatibility:
-        return ["the reference data has no compatibility.yaml: EKS015 compared no Kubernetes and Karpenter versions"]
-    return []
+        notes.append("the reference data has no compatibility.yaml: EKS015 compared no Kubernetes and Karpenter "
+                     "versions")
+    return [*notes, *model.notes]
 
 
 def _suppress(

@@ -81,11 +81,18 @@ version, custom resources against the pinned CRDs).
   JSON6902 and strategic-merge patches, images, namespace) and its `source.kustomize.patches` applied. Rules judge
   these effective objects, and a finding on a patched field points at the patch. Plain repositories with
   literal values need none of this and are checked as written.
+- **Local Helm charts**: a `helm_release` whose `chart` is a directory of the checked tree (a bootstrap chart
+  with the root Application and the AppProject) has its `templates/*.yaml` rendered with its `values.yaml` and
+  the values the release passes, by the same template evaluator, plus `required` and `| quote`. A value known
+  only at apply time renders as its Terraform expression (`${var.gitops_repo_url}`), so EKS029 can tell that
+  the project's repository and the cluster secret's come from the same variable.
 
 ## Limits (what the gate does not see)
 
-- Helm chart templates are not rendered: chart values are checked against the chart's default values, and
-  the controllers' pod placement is read from the values the templates would use.
+- Remote Helm chart templates are not rendered: chart values are checked against the chart's default values,
+  and the controllers' pod placement is read from the values the templates would use. Local chart templates
+  are rendered for `.Values`, `.Release`, `.Chart`, `required` and `| quote` only; a template using anything
+  else (`include`, `toYaml`, `if`, `range`) is left out, with a `note:` naming the file, line and action.
 - Remote modules other than the three above are opaque; a `count`/`for_each` unknown before apply stands
   for one instance (a `--plan-json` expands it).
 - ApplicationSet templates: paths (`.name`, `.metadata.annotations.x`), `index`, and fasttemplate

@@ -71,6 +71,12 @@ def _matches(labels: Mapping[str, str], selector: Mapping[str, Any]) -> bool:
     return True
 
 
+def normalized_name(name: str) -> str:
+    """The cluster generator's `nameNormalized` (Argo CD applicationset/utils SanitizeName): lowercase,
+    anything but [-a-z0-9.] replaced by '-', at most 253 characters, no leading or trailing '-' or '.'."""
+    return re.sub(r"[^-a-z0-9.]", "-", name.lower())[:253].strip("-.")
+
+
 def generator_params(generator: Mapping[str, Any], secrets: Sequence[ClusterSecret]) -> list[dict[str, Any]] | None:
     """Parameter sets of one generator; None when the generator kind is not evaluated offline."""
     if "clusters" in generator:
@@ -79,7 +85,7 @@ def generator_params(generator: Mapping[str, Any], secrets: Sequence[ClusterSecr
         return [
             {
                 "name": s.name,
-                "nameNormalized": re.sub(r"[^a-z0-9-.]", "-", s.name.lower()),
+                "nameNormalized": normalized_name(s.name),
                 "server": s.server,
                 "metadata": {"labels": s.labels, "annotations": s.annotations},
                 "values": values,

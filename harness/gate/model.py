@@ -244,6 +244,10 @@ class Model:
     repo_root: Path | None
     rendered: Rendered
     helm: dict[str, HelmValues] = field(default_factory=dict)  # helm_release address -> values
+    # Objects of charts in the checked tree that helm_releases install (harness.gate.charts), and what of
+    # them could not be rendered offline (reported as notes).
+    local_charts: list[Manifest] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
     def helm_releases(self) -> Iterator[tuple[TfResource, HelmValues]]:
         for release in self.terraform.of_type("helm_release"):

@@ -78,6 +78,8 @@ PLANTED = [
     Planted("Argo CD internet-facing over plain HTTP", "EKS020", "terraform/argocd.tf", range(19, 31)),
     Planted("game-2048 image on the moving :latest tag", "EKS028", "argocd_apps/game-2048/deployment.yaml",
             range(20, 21)),
+    Planted("game-2048 Application in the default project", "EKS030", "argocd_apps/game-2048.yaml", range(9, 10)),
+    Planted("karpenter Application in the default project", "EKS030", "argocd_apps/karpenter.yaml", range(9, 10)),
 ]
 
 

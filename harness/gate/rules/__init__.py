@@ -33,7 +33,8 @@ class Rule:
 
 RULES: dict[str, Rule] = {}
 # Rule modules, imported for their @rule registrations.
-_MODULES = ("schema", "network", "identity", "scheduling", "ingress", "gitops", "versions", "security")
+_MODULES = ("schema", "network", "identity", "scheduling", "ingress", "gitops", "versions", "security",
+            "argocd", "addons")
 
 
 def rule(rule_id: str, title: str, severity: Severity = Severity.ERROR) -> Callable[[Check], Check]:

@@ -20,6 +20,7 @@ SERVICE = "gitops/apps/game/service.yaml"
 PLATFORM_TF = "infra/platform/main.tf"
 ADDONS_TF = "infra/addons/main.tf"
 KARPENTER_TF = "infra/modules/karpenter/main.tf"
+PROJECT = "gitops/bootstrap/project.yaml"
 
 
 Edit = tuple[str, str, str]  # (file relative to the tree, text that must be there, its replacement)
@@ -131,6 +132,49 @@ BROKEN = [
     Broken("EKS028", "image on the latest tag", ((DEPLOYMENT, "example/game:1.0.0", "example/game:latest"),),
            DEPLOYMENT),
     Broken("EKS028", "image without a tag", ((DEPLOYMENT, "example/game:1.0.0", "example/game"),), DEPLOYMENT),
+    Broken("EKS029", "project refuses a namespaced kind the game delivers",
+           ((PROJECT, "    - group: apps\n      kind: Deployment\n", ""),), PROJECT),
+    Broken("EKS029", "project refuses a cluster-scoped kind", ((PROJECT, "kind: EC2NodeClass", "kind: EC2NodeClas"),),
+           PROJECT),
+    Broken("EKS029", "destination namespace not in the project",
+           ((PROJECT, "namespace: game\n", "namespace: games\n"),), GAME_APPSET),
+    Broken("EKS029", "an Application without a destination namespace",
+           ((OPS_APPSET, "        namespace: argocd\n", ""),), OPS_APPSET),
+    Broken("EKS029", "repository not admitted", ((PROJECT, "https://example.com/demo.git", "https://example.com/x.git"),),
+           GAME_APPSET),
+    Broken("EKS029", "project without the resources finalizer",
+           ((PROJECT, "  finalizers:\n    - resources-finalizer.argocd.argoproj.io\n", ""),), PROJECT),
+    Broken("EKS029", "Application names a project nobody defines",
+           ((GAME_APPSET, "project: platform", "project: platfrom"),), GAME_APPSET),
+    Broken("EKS030", "Application in the default project", ((GAME_APPSET, "project: platform", "project: default"),),
+           GAME_APPSET),
+    Broken("EKS030", "Application without a project", ((GAME_APPSET, "      project: platform\n", ""),), GAME_APPSET),
+    Broken("EKS031", "fixed name for every cluster",
+           ((OPS_APPSET, "'ops-karpenter-{{ .nameNormalized }}'", "ops-karpenter"),), OPS_APPSET),
+    Broken("EKS031", "name from an annotation, not the cluster",
+           ((GAME_APPSET, "'game-{{ .nameNormalized }}'",
+             "'game-{{ index .metadata.annotations \"eks-platform/gitops-revision\" }}'"),), GAME_APPSET),
+    Broken("EKS032", "CRD chart of another version",
+           ((ADDONS_TF, "  chart      = \"karpenter-crd\"\n  version    = local.versions.karpenter",
+             "  chart      = \"karpenter-crd\"\n  version    = \"1.13.0\""),), ADDONS_TF),
+    Broken("EKS032", "controller chart installs the CRDs too", ((ADDONS_TF, "  skip_crds  = true\n", ""),), ADDONS_TF),
+    Broken("EKS033", "add-on version differs from its pin",
+           ((PLATFORM_TF, "addon_version = local.versions.eks_addon_vpc_cni",
+             "addon_version = \"v1.21.0-eksbuild.1\""),), PLATFORM_TF),
+    Broken("EKS033", "add-on without a version",
+           ((PLATFORM_TF, "  addon_version = local.versions.eks_addon_vpc_cni\n", ""),), PLATFORM_TF),
+    Broken("EKS033", "kube-proxy of another Kubernetes minor",
+           (("versions.yaml", 'eks_addon_kube_proxy: "v1.35.3-eksbuild.29"',
+             'eks_addon_kube_proxy: "v1.34.1-eksbuild.2"'),), "versions.yaml"),
+    Broken("EKS034", "Pod Identity role for any namespace",
+           ((PLATFORM_TF, '          "aws:RequestTag/kubernetes-namespace"       = "kube-system"\n', ""),),
+           PLATFORM_TF),
+    Broken("EKS034", "Pod Identity role for any cluster",
+           ((PLATFORM_TF, '          "aws:RequestTag/eks-cluster-arn"            = aws_eks_cluster.this.arn\n', ""),),
+           PLATFORM_TF),
+    Broken("EKS034", "Pod Identity role for any service account (wildcard)",
+           ((PLATFORM_TF, '"aws:RequestTag/kubernetes-service-account" = "aws-node"',
+             '"aws:RequestTag/kubernetes-service-account" = "*"'),), PLATFORM_TF),
 ]
 
 

@@ -32,8 +32,10 @@ from kubernetes.utils import quantity
 
 from harness.errors import InputError
 from harness.gate.api import Report, build_model, check
+from harness.gate.effective import normalized_name
 from harness.gate.model import Manifest, Model
 from harness.gate.rules import all_rules
+from harness.gate.rules.argocd import cluster_scoped, platform_applications
 from harness.keys import DISCOVERY_TAG, NODEPOOL_LABEL
 from harness.kube.karpenter import SCALE_OUT_ANNOTATION
 from harness.project import read_yaml, repo_root, versions
@@ -298,15 +300,19 @@ def appset_problems(model: Model) -> list[str]:
         backoff = dig(sync, "retry", "backoff") or {}
         need(bool(dig(sync, "retry", "limit")) and all(backoff.get(k) for k in ("duration", "factor", "maxDuration")),
              "syncPolicy.retry needs limit and backoff duration, factor, maxDuration")
-        if appset.get("spec", "template", "spec", "destination", "namespace"):
-            need("CreateNamespace=true" in (sync.get("syncOptions") or []) or _delivers_namespace(model, appset),
+        objects = _delivered_by(model, appset)
+        if appset.get("spec", "template", "spec", "destination", "namespace") and not all(map(cluster_scoped, objects)):
+            options = sync.get("syncOptions") or []
+            need("CreateNamespace=true" in options or any(m.kind == "Namespace" for m in objects),
                  "namespaced app needs CreateNamespace=true")
     return problems
 
 
-def _delivers_namespace(model: Model, appset: Manifest) -> bool:
-    apps = {id(app) for app in model.rendered.applications if app.origin.startswith(f"ApplicationSet {appset.name}")}
-    return any(m.kind == "Namespace" for m in model.effective if id(model.rendered.delivered_by.get(id(m))) in apps)
+def _delivered_by(model: Model, appset: Manifest) -> list[Manifest]:
+    """What the Applications an ApplicationSet generates deliver (the CreateNamespace convention asks for the
+    option only where one of them is namespaced)."""
+    apps = {id(app) for app in model.rendered.applications if app.origin.startswith(f"ApplicationSet {appset.name} ")}
+    return [m for m in model.effective if id(model.rendered.delivered_by.get(id(m))) in apps]
 
 
 def kustomization_problems(root: Path) -> list[str]:
@@ -474,7 +480,31 @@ def test_every_kind_is_there_and_schema_valid_once_rendered_with_the_sample_secr
     assert {m.kind for m in written(repo_model)} >= {"ApplicationSet", "NodePool", "EC2NodeClass", "Namespace",
                                                      "Deployment", "Service", "Ingress", "PodDisruptionBudget"}
     assert rule_issues("EKS001", repo_model) == []
-    assert {app.name for app in repo_model.rendered.applications} == {"ops-karpenter", "game-2048"}
+    assert {app.name for app in repo_model.rendered.applications} == {"ops-karpenter-in-cluster",
+                                                                       "game-2048-in-cluster"}
+
+
+def test_a_second_cluster_secret_generates_applications_of_its_own(tmp_path: Path, reference: Path) -> None:
+    """Application names carry the cluster (EKS031), so a second managed cluster adds Applications instead of
+    fighting over the first one's (the ApplicationSet would otherwise report duplicate names)."""
+    second = yaml.safe_load(SAMPLE_SECRET.read_text(encoding="utf-8"))
+    second["metadata"]["name"] = "prod"
+    second["stringData"].update(name="Prod EKS (eu-west-1)", server="https://prod.example.com")
+    (tmp_path / "second.yaml").write_text(yaml.safe_dump(second), encoding="utf-8")
+    model = build_model([], [REPO / "gitops", SAMPLE_SECRET, tmp_path / "second.yaml"], reference)
+
+    names = [app.name for app in model.rendered.applications]
+    assert len(names) == len(set(names)) == 4
+    assert "ops-karpenter-prod-eks--eu-west-1" in names
+    assert rule_issues("EKS031", model) == []
+
+
+def test_normalized_names_follow_argo_cd() -> None:
+    assert normalized_name("in-cluster") == "in-cluster"
+    assert normalized_name("arn:aws:eks:eu-west-1:123456789012:cluster/Demo") == (
+        "arn-aws-eks-eu-west-1-123456789012-cluster-demo")
+    assert normalized_name("-.Edge.-") == "edge"
+    assert len(normalized_name("x" * 300)) == 253
 
 
 @pytest.mark.parametrize(
@@ -758,3 +788,89 @@ def test_capacity_check_reports_a_scale_out_that_proves_nothing_or_costs_too_muc
 ) -> None:
     edit(tree, DEPLOYMENT, mutation)
     assert_reports(capacity_problems(rendered_model(tree, reference), ops), expected)
+
+
+# ---------------------------------------------------------------- the AppProject (EKS029, EKS030), bootstrap chart
+
+BOOTSTRAP_CHART = Path("infra") / "addons" / "charts" / "bootstrap"
+APPPROJECT = BOOTSTRAP_CHART / "templates" / "appproject.yaml"
+
+
+def edit_text(root: Path, relative: Path | str, change: Callable[[str], str]) -> None:
+    file = root / relative
+    before = file.read_text(encoding="utf-8")
+    after = change(before)
+    assert after != before, f"the planted defect changed nothing in {relative}"
+    file.write_text(after, encoding="utf-8")
+
+
+def test_the_app_project_admits_exactly_what_the_platform_applications_deliver(
+    repo_report: Report, reference: Path
+) -> None:
+    assert findings(repo_report, "EKS029") == findings(repo_report, "EKS030") == []
+    # Not by checking nothing: the gate rendered the chart's AppProject and root Application, and every platform
+    # Application (root and generated) names that project.
+    model = build_model([REPO / "infra"], [REPO / "gitops"], reference)
+    assert model.notes == []
+    assert {(m.kind, m.name) for m in model.local_charts} == {("AppProject", "eks-platform"),
+                                                               ("Application", "bootstrap")}
+    apps = platform_applications(model)
+    assert {a.name for a in apps} == {"bootstrap", "ops-karpenter-in-cluster", "game-2048-in-cluster"}
+    assert {a.get("spec", "project") for a in apps} == {"eks-platform"}
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        pytest.param(lambda t: t.replace("    - group: apps\n      kind: Deployment\n", ""),
+                     "apps/Deployment game-2048: kind not in namespaceResourceWhitelist", id="kind-missing"),
+        pytest.param(lambda t: t.replace("    - group: argoproj.io\n      kind: ApplicationSet\n", ""),
+                     "Application/bootstrap (helm_release.bootstrap): argoproj.io/ApplicationSet ops: kind not in",
+                     id="root-application-kind-missing"),
+        pytest.param(lambda t: t.replace("      kind: EC2NodeClass\n", "      kind: EC2NodeClassz\n"),
+                     "cluster-scoped kind not in clusterResourceWhitelist", id="cluster-kind-missing"),
+        pytest.param(lambda t: t.replace("      namespace: game-2048\n", "      namespace: games\n"),
+                     "is not permitted by AppProject", id="namespace-missing"),
+        pytest.param(lambda t: t.replace("  finalizers:\n    - resources-finalizer.argocd.argoproj.io\n", ""),
+                     "needs finalizer", id="no-finalizer"),
+    ],
+)
+def test_project_check_reports_what_the_project_would_refuse(
+    tree: Path, reference: Path, change: Callable[[str], str], expected: str
+) -> None:
+    edit_text(tree, APPPROJECT, change)
+    assert_reports(findings(gate(tree, reference), "EKS029"), expected)
+
+
+def test_project_check_reports_a_repository_the_project_does_not_admit(tree: Path, reference: Path) -> None:
+    # With the URL known (as in a terraform.tfvars), both sides are literals the gate can compare; with it
+    # unknown until apply, the repository and the project must take it from the same variable.
+    (tree / "infra" / "addons" / "terraform.tfvars").write_text(
+        'gitops_repo_url = "https://git.example.com/sample/eks-platform.git"\n', encoding="utf-8")
+    assert findings(gate(tree, reference), "EKS029") == []
+    edit_text(tree, APPPROJECT, lambda t: t.replace(".Values.repoURL | quote }}", ".Values.path | quote }}"))
+    assert_reports(findings(gate(tree, reference), "EKS029"), "repoURL https://git.example.com/sample/eks-platform.git "
+                   "is not in AppProject")
+
+
+def test_project_check_compares_a_repository_known_at_apply_time_as_its_variable(tree: Path, reference: Path) -> None:
+    edit_text(tree, APPPROJECT, lambda t: t.replace(".Values.repoURL | quote }}", ".Values.otherRepo | quote }}"))
+    edit_text(tree, "infra/addons/main.tf", lambda t: t.replace("    repoURL        = var.gitops_repo_url\n",
+                                                                "    repoURL        = var.gitops_repo_url\n"
+                                                                "    otherRepo      = var.other_repo_url\n"))
+    edit_text(tree, "infra/addons/variables.tf", lambda t: t + '\nvariable "other_repo_url" {\n  type = string\n}\n')
+    assert_reports(findings(gate(tree, reference), "EKS029"), "repoURL ${var.gitops_repo_url} is not in AppProject "
+                   "eks-platform sourceRepos (${var.other_repo_url})")
+
+
+def test_a_chart_template_the_gate_cannot_render_is_a_note_not_a_silent_pass(tree: Path, reference: Path) -> None:
+    edit_text(tree, APPPROJECT, lambda t: t.replace('.Values.repoURL | quote }}', '"https://example.com/other.git" }}'))
+    report = gate(tree, reference)
+    assert_reports(report.notes, "unsupported chart template action")
+    assert_reports(report.notes, "appproject.yaml")
+    assert findings(report, "EKS029") == []  # the project it could not read is not reported as missing
+
+
+def test_project_check_reports_an_application_outside_the_project(tree: Path, reference: Path) -> None:
+    edit(tree, GAME_APPSET, setter(*TEMPLATE_SPEC, "project", value="default"))
+    assert_reports(findings(gate(tree, reference), "EKS030"), "project 'default'")
