@@ -18,14 +18,16 @@ from typing import Any
 import pytest
 import yaml
 
+from harness.e2e.orchestration import expected_applications
 from harness.gate.api import build_model
 from harness.kube import core, ingress
 from harness.project import reference_dir, repo_root
-from harness.results import Status
-from harness.targets import lb_controller
+from harness.results import Result, Status
+from harness.targets import argo_cd, lb_controller
 from harness.targets.controlplane import ControlPlane, control_plane
+from harness.targets.git_endpoint import serve as serve_git
 from harness.targets.nodes import ops_nodes
-from harness.targets.releases import chart_folder, install, release
+from harness.targets.releases import chart_folder, install, release, secret
 from harness.toolchain.build import locate, missing
 from harness.waits import wait_for
 
@@ -163,3 +165,53 @@ def test_every_add_on_workload_is_placed_on_the_ops_nodes_by_the_real_scheduler(
     placed = wait_for(read, lambda state: core.judge_controllers_on_ops(*state), timeout=180, interval=3)
     assert placed.status is Status.PASS, f"{placed.why}: {placed.evidence}"
     assert not cluster.supervisor.crashed()
+
+
+def test_argo_cd_syncs_gitops_from_the_local_git_endpoint(
+    cluster_with_lb_controller: ControlPlane, harness_platform_outputs: dict[str, Any], tmp_path: Path
+) -> None:
+    """Argo CD's own processes, configured by its chart (installed above), sync this working tree: the root
+    Application creates the ApplicationSets, and their Applications sync gitops/ into the cluster."""
+    cluster = cluster_with_lb_controller
+    with serve_git(
+        repo_root(), tmp_path / "git", cluster.pki.path("apiserver.crt"), cluster.pki.path("apiserver.key")
+    ) as git:
+        model = build_model([repo_root() / "infra" / "addons"], [], reference_dir())
+        variables = {"gitops_repo_url": git.url}
+        namespace = release(model, "helm_release.argocd", harness_platform_outputs).namespace
+        argo_cd.start(
+            cluster.supervisor,
+            cluster,
+            namespace=namespace,
+            work=tmp_path / "argocd",
+            git_ca=cluster.pki.path("ca.crt"),
+            base_env=os.environ,
+        )
+        manifest = secret(model, "kubernetes_secret_v1.in_cluster", harness_platform_outputs, variables)
+        cluster.kubectl("apply", "-f", "-", stdin=json.dumps(manifest))
+        bootstrap = release(model, "helm_release.bootstrap", harness_platform_outputs, variables)
+        install(
+            locate("helm"),
+            cluster.kubeconfig,
+            repo_root() / "infra" / "addons" / "charts" / "bootstrap",
+            bootstrap,
+            tmp_path,
+        )
+
+        def applications() -> list[dict[str, Any]]:
+            return list(json.loads(cluster.kubectl("-n", namespace, "get", "applications", "-o", "json"))["items"])
+
+        expected = expected_applications()
+        synced = wait_for(applications, lambda apps: judge_synced(apps, expected), timeout=240, interval=5)
+        assert synced.status is Status.PASS, f"{synced.why}: {synced.evidence}"
+        assert not cluster.supervisor.crashed()
+
+
+def judge_synced(apps: list[dict[str, Any]], expected: tuple[str, ...]) -> Result:
+    """Every expected Application exists and is Synced (Healthy needs Karpenter's nodes for the game: #11)."""
+    state = {a["metadata"]["name"]: (a.get("status") or {}).get("sync", {}).get("status") for a in apps}
+    missing = sorted(set(expected) - set(state))
+    unsynced = {name: status for name, status in state.items() if status != "Synced"}
+    if missing or unsynced:
+        return Result.pending("applications synced", f"missing {missing}, not synced {unsynced}", state=state)
+    return Result.passed("applications synced", f"{len(state)} Synced", state=state)
