@@ -204,6 +204,16 @@ def test_argo_cd_syncs_gitops_from_the_local_git_endpoint(
         expected = expected_applications()
         synced = wait_for(applications, lambda apps: judge_synced(apps, expected), timeout=240, interval=5)
         assert synced.status is Status.PASS, f"{synced.why}: {synced.evidence}"
+        # What Argo CD synced is real: the Karpenter objects exist, and the game's Ingress (Argo CD's, this
+        # time) gets its ALB from the LB controller.
+        assert json.loads(cluster.kubectl("get", "nodepools", "-o", "json"))["items"]
+        assert json.loads(cluster.kubectl("get", "ec2nodeclasses", "-o", "json"))["items"]
+
+        def read_ingress() -> dict[str, Any]:
+            return dict(json.loads(cluster.kubectl("-n", "game-2048", "get", "ingress", "game-2048", "-o", "json")))
+
+        address = wait_for(read_ingress, ingress.judge_ingress_address, timeout=120, interval=3)
+        assert address.status is Status.PASS, address.why
         assert not cluster.supervisor.crashed()
 
 
