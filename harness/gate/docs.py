@@ -92,7 +92,9 @@ version, custom resources against the pinned CRDs).
   `{{x.y}}`; other Go template functions stay unrendered (and rules skip the values they produce).
   Generators: clusters, list and two-way matrix.
 - Kustomize: `resources`, `patches`, `patchesJson6902`, `patchesStrategicMerge` (lists merged by `name`),
-  `images` and `namespace`; generators, components and the other transformers are not applied.
+  `images` and `namespace`; generators, components and the other transformers are not applied. JSON6902
+  patches follow RFC 6902 (the jsonpatch library): one that cannot apply is reported (EKS040) and the object is
+  what kustomize builds; an oracle test compares the result with the pinned kustomize's `kustomize build`.
 - Parsed reference data and HCL parse trees are cached under `$XDG_CACHE_HOME/harness` (else
   `~/.cache/harness`), keyed by content; deleting the folder only costs time.
 

@@ -228,6 +228,7 @@ class Rendered:
     delivered_by: dict[int, Manifest] = field(default_factory=dict)  # id(effective object) -> its Application
     cluster_secrets: list[ClusterSecret] = field(default_factory=list)
     unapplied_patches: list[tuple[Location, str]] = field(default_factory=list)  # an Application's, and why
+    patch_problems: list[tuple[Location, str]] = field(default_factory=list)  # patches kustomize would refuse
 
 
 @dataclass

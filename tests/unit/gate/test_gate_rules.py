@@ -131,6 +131,12 @@ BROKEN = [
     Broken("EKS028", "image on the latest tag", ((DEPLOYMENT, "example/game:1.0.0", "example/game:latest"),),
            DEPLOYMENT),
     Broken("EKS028", "image without a tag", ((DEPLOYMENT, "example/game:1.0.0", "example/game"),), DEPLOYMENT),
+    Broken("EKS040", "replace of a path that does not exist",
+           ((OPS_APPSET, "path: /spec/role\n", "path: /spec/rolee\n"),), OPS_APPSET),
+    Broken("EKS040", "remove of a path that does not exist",
+           ((OPS_APPSET, "- op: replace\n                  path: /spec/role\n",
+             "- op: remove\n                  path: /spec/amiSelector\n                - op: replace\n"
+             "                  path: /spec/role\n"),), OPS_APPSET),
 ]
 
 
