@@ -472,7 +472,8 @@ def _missing_key(doc: Any, path: Any) -> bool:
 def _as_kustomize(doc: Any, operations: list[Any]) -> Any:
     """The document kustomize builds from a patch RFC 6902 refuses, or None when kustomize fails too."""
     for operation in operations:
-        if isinstance(operation, dict) and operation.get("op") == "replace" and _missing_key(doc, operation.get("path")):
+        replace = isinstance(operation, dict) and operation.get("op") == "replace"
+        if replace and _missing_key(doc, operation.get("path")):
             operation = {**operation, "op": "add"}
         try:
             doc = jsonpatch.JsonPatch([operation]).apply(doc)

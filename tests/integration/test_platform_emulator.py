@@ -147,7 +147,8 @@ def test_the_default_security_group_keeps_no_rules(
 ) -> None:
     """The VPC's default group starts with a self-referencing ingress and an all-egress rule; the platform
     adopts it and removes both, so nothing launched into it by mistake can talk to anything."""
-    group = harness_aws_clients("ec2").describe_security_groups(GroupIds=[harness_platform_outputs["default_security_group_id"]])
+    group_id = harness_platform_outputs["default_security_group_id"]
+    group = harness_aws_clients("ec2").describe_security_groups(GroupIds=[group_id])
     (found,) = group["SecurityGroups"]
     assert found["GroupName"] == "default" and found["VpcId"] == harness_platform_outputs["vpc_id"]
     assert found["IpPermissions"] == [] and found["IpPermissionsEgress"] == []
@@ -159,10 +160,14 @@ def test_the_default_security_group_keeps_no_rules(
      ("lb_controller_role_arn", "lb_controller_service_account")],
 )
 def test_controller_roles_trust_only_their_cluster_namespace_and_service_account(
-    output: str, service_account: str, harness_platform_outputs: dict[str, Any], harness_aws_clients: Callable[[str], Any]
+    output: str,
+    service_account: str,
+    harness_platform_outputs: dict[str, Any],
+    harness_aws_clients: Callable[[str], Any],
 ) -> None:
     """The trust policy as IAM stores it: the EKS Pod Identity session tags pin the role to one service account."""
-    role = harness_aws_clients("iam").get_role(RoleName=str(harness_platform_outputs[output]).rsplit("/", 1)[-1])["Role"]
+    role_name = str(harness_platform_outputs[output]).rsplit("/", 1)[-1]
+    role = harness_aws_clients("iam").get_role(RoleName=role_name)["Role"]
     (statement,) = role["AssumeRolePolicyDocument"]["Statement"]
     account = harness_platform_outputs[service_account]
     assert statement["Principal"] == {"Service": checks.POD_IDENTITY_PRINCIPAL}
