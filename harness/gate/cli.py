@@ -34,7 +34,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--gitops", action="append", type=Path, default=[], metavar="DIR",
                         help="GitOps directory (repeatable; default: gitops/ of this repo)")
     parser.add_argument("--reference", type=Path, metavar="DIR", help="pinned upstream data (CRDs, chart values, IAM)")
-    parser.add_argument("--plan-json", type=Path, metavar="FILE", help="`terraform show -json` output for exact values")
+    parser.add_argument("--plan-json", type=Path, metavar="FILE", action="append",
+                        help="`terraform show -json` output of a root: every value of that root comes from it "
+                             "(repeat for several roots)")
     parser.add_argument("--format", choices=sorted(reporters.FORMATS), default="text")
     parser.add_argument("--output", type=Path, metavar="FILE", help="write the report here instead of stdout")
     parser.add_argument("--select", action="append", default=[], metavar="RULE", help="run only these rules")

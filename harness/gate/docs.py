@@ -38,8 +38,11 @@ harness check [--infra DIR]... [--gitops DIR]... [--reference DIR] [--plan-json 
   `compatibility.yaml`, where EKS015 compares no versions), so a pass is never silent about it.
 - `--reference DIR`: pinned upstream data (CRDs, chart values, IAM policies, `compatibility.yaml`);
   default `$HARNESS_REFERENCE`, else `../shared/reference` beside the checked repository or this one.
-- `--plan-json FILE`: `terraform show -json PLAN` output; its planned values replace what static
-  evaluation could not resolve.
+- `--plan-json FILE`: `terraform show -json PLAN` output of one root (repeat it for several roots). Every
+  value of that root then comes from the plan: its input variables, its resources' planned values (unknown
+  where the plan says "known after apply"), its outputs, and what another root reads from it through
+  `terraform_remote_state`. The plan is matched to its root by variables and resources; a root without a plan
+  is evaluated from its `.tf` files, so a plan of `infra/platform` combines with static `infra/addons`.
 - `--format`: `text` (a table), `json`, `sarif` (SARIF 2.1.0, for GitHub code scanning upload),
   `junit` (one test case per rule, for any CI). `--output FILE` writes there and prints the summary.
 - `--explain EKS012` prints a rule's documentation; `--explain all` lists the rules.
@@ -65,7 +68,9 @@ version, custom resources against the pinned CRDs).
   locals, module inputs and outputs, `count`/`for_each`, `dynamic` blocks, string interpolation and the
   common functions are evaluated where static; `file()`/`yamldecode()` read versions.yaml the way Terraform
   does. `terraform_remote_state` outputs resolve to the sibling root that defines that output. Anything known
-  only at apply time (ARNs, IDs) stays unknown and rules skip it rather than guess; `--plan-json` fills it in.
+  only at apply time (ARNs, IDs) stays unknown and rules skip it rather than guess; `--plan-json` gives the
+  planned root's exact values instead (an oracle test checks that, for the same variables, the findings from the
+  `.tf` files and from a real plan of `infra/platform` against the emulator agree).
   Provider `default_tags` count as tags of every AWS resource. Calls of the well-known registry modules
   `terraform-aws-modules/vpc/aws`, `terraform-aws-modules/eks/aws` and `.../eks/aws//modules/karpenter`
   count as the resources they create (subnets and their tags, the cluster and its endpoint, the node security

@@ -15,6 +15,7 @@ import yaml
 
 from harness.errors import InputError
 from harness.gate.model import Manifest, Reference, Suppression, TerraformModel
+from harness.gate.plan import read_plan
 from harness.gate.terraform import Project, collect
 from harness.gate.text import read_text
 
@@ -24,10 +25,13 @@ _SUPPRESSION = re.compile(r"(?:#|//)\s*harness:ignore\s+(?P<rules>[A-Z]+[0-9]+(?
 _NOT_MANIFESTS = re.compile(r"^(Chart|values([.-].*)?|\.?pre-commit-config|\.yamllint)\.ya?ml$")
 
 
-def load_terraform(paths: Sequence[Path]) -> TerraformModel:
-    """Every *.tf under the given directories, evaluated: roots, module instances, remote state outputs."""
+def load_terraform(paths: Sequence[Path], plans: Sequence[Path] = ()) -> TerraformModel:
+    """Every *.tf under the given directories, evaluated: roots, module instances, remote state outputs. A plan
+    (`terraform show -json`) for a root gives every value of that root (harness.gate.plan)."""
     try:
-        return collect(Project([Path(p) for p in paths]))
+        project = Project([Path(p) for p in paths])
+        project.attach([read_plan(Path(p)) for p in plans])
+        return collect(project)
     except RecursionError:
         raise InputError(f"{', '.join(map(str, paths))}: Terraform configuration nested too deeply") from None
 
