@@ -204,6 +204,8 @@ class Reference:
     iam_actions: dict[str, set[str]]  # "karpenter" / "aws-load-balancer-controller" -> allowed actions
     compatibility: dict[str, Any]
     validators: dict[Any, Any] = field(default_factory=dict)  # schema validators built from it, kept with it
+    # controller -> upstream Allow statements: {"actions": [...], "resources": [...], "conditions": [[op, key, [v]]]}
+    iam_statements: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
 
 @dataclass

@@ -20,6 +20,8 @@ SERVICE = "gitops/apps/game/service.yaml"
 PLATFORM_TF = "infra/platform/main.tf"
 ADDONS_TF = "infra/addons/main.tf"
 KARPENTER_TF = "infra/modules/karpenter/main.tf"
+KARPENTER_POLICY = "infra/modules/karpenter/controller-policy.json"
+LB_POLICY = "infra/platform/lb-controller-policy.json"
 
 
 Edit = tuple[str, str, str]  # (file relative to the tree, text that must be there, its replacement)
@@ -109,9 +111,9 @@ BROKEN = [
            ((KARPENTER_CLASS, "httpPutResponseHopLimit: 1", "httpPutResponseHopLimit: 2"),), KARPENTER_CLASS),
     Broken("EKS022", "API endpoint open to the internet",
            ((PLATFORM_TF, '["203.0.113.7/32"]', '["0.0.0.0/0"]'),), PLATFORM_TF),
-    Broken("EKS023", "LB controller policy lacks an action", ((PLATFORM_TF, '        "wafv2:GetWebACL",\n', ""),),
+    Broken("EKS023", "LB controller policy lacks an action", ((LB_POLICY, '        "wafv2:GetWebACL",\n', ""),),
            PLATFORM_TF),
-    Broken("EKS023", "wildcard action", ((KARPENTER_TF, '"ec2:CreateFleet",', '"ec2:*", "ec2:CreateFleet",'),),
+    Broken("EKS023", "wildcard action", ((KARPENTER_POLICY, '"ec2:CreateFleet",', '"ec2:*", "ec2:CreateFleet",'),),
            KARPENTER_TF),
     Broken("EKS024", "NodePool allows on-demand", ((NODEPOOL, 'values: ["spot"]', 'values: ["spot", "on-demand"]'),),
            NODEPOOL),
@@ -131,6 +133,17 @@ BROKEN = [
     Broken("EKS028", "image on the latest tag", ((DEPLOYMENT, "example/game:1.0.0", "example/game:latest"),),
            DEPLOYMENT),
     Broken("EKS028", "image without a tag", ((DEPLOYMENT, "example/game:1.0.0", "example/game"),), DEPLOYMENT),
+    Broken("EKS041", "LB controller policy names a wrong ARN form",
+           ((LB_POLICY, '"arn:aws:ec2:*:*:security-group/*"', '"arn:aws:ec2:*:*:securitygroup/*"'),), PLATFORM_TF),
+    Broken("EKS041", "PassRole on every role instead of the node role",
+           ((KARPENTER_POLICY, '"Resource": "arn:aws:iam::111122223333:role/demo-karpenter-node"', '"Resource": "*"'),),
+           KARPENTER_TF),
+    Broken("EKS041", "regional read actions lose their region condition",
+           ((KARPENTER_POLICY, '"aws:RequestedRegion": "eu-west-1"', '"aws:RequestedRegionX": "eu-west-1"'),),
+           KARPENTER_TF),
+    Broken("EKS041", "condition value differs from upstream",
+           ((LB_POLICY, '"iam:AWSServiceName": "elasticloadbalancing.amazonaws.com"', '"iam:AWSServiceName": "*"'),),
+           PLATFORM_TF),
     Broken("EKS040", "replace of a path that does not exist",
            ((OPS_APPSET, "path: /spec/role\n", "path: /spec/rolee\n"),), OPS_APPSET),
     Broken("EKS040", "remove of a path that does not exist",
