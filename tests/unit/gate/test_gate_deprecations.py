@@ -28,3 +28,20 @@ def test_annotations_eks017_owns_are_not_reported_twice(platform: Callable[..., 
                        "  annotations:\n    kubernetes.io/ingress.class: alb\n"), select=("EKS017", "EKS042"))
 
     assert [f.rule_id for f in report.findings] == ["EKS017"]
+
+
+def test_a_literal_cluster_name_gets_its_injection_path_as_the_fix(platform: Callable[..., Report]) -> None:
+    """EKS043: the fix names the cluster secret annotation that carries the value."""
+    report = platform(("gitops/ops/karpenter/ec2nodeclass.yaml", "role: placeholder", "role: demo-karpenter-node"),
+                      select=("EKS043",))
+
+    (finding,) = report.findings
+    assert finding.severity.value == "warning"
+    assert "IAM role name 'demo-karpenter-node'" in finding.message
+    assert '{{ index .metadata.annotations "eks-platform/karpenter-node-role" }}' in finding.fix
+
+
+def test_a_project_named_like_the_cluster_is_not_a_literal_cluster_name(platform: Callable[..., Report]) -> None:
+    report = platform(("gitops/bootstrap/game.yaml", "project: default", "project: demo"), select=("EKS043",))
+
+    assert report.findings == []
