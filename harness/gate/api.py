@@ -61,7 +61,11 @@ def select_rules(select: Collection[str] = (), ignore: Collection[str] = ()) -> 
 
 
 def build_model(
-    infra: Sequence[Path], gitops: Sequence[Path], reference: Path | None, plan_json: PlanFiles = None
+    infra: Sequence[Path],
+    gitops: Sequence[Path],
+    reference: Path | None,
+    plan_json: PlanFiles = None,
+    render_charts: bool = False,
 ) -> Model:
     infra, gitops = [Path(p) for p in infra], [Path(p) for p in gitops]
     repo = _repo_root([*infra, *gitops])
@@ -87,7 +91,20 @@ def build_model(
         rendered=rendered,
     )
     model.helm = {r.address: helm_values(r) for r in terraform.of_type("helm_release")}
+    if render_charts:
+        _render_charts(model, reference_dir)
     return model
+
+
+def _render_charts(model: Model, reference_dir: Path) -> None:
+    from harness.gate import charts  # loads the toolchain's lookup only when asked
+
+    helm, why = charts.helm_binary()
+    if helm is None:
+        model.notes.append(f"--render-charts: no helm ({why}); chart values were checked by their keys only "
+                           "(EKS018), not rendered")
+        return
+    model.renderings = charts.render_releases(model, reference_dir, helm)
 
 
 def check(
@@ -97,10 +114,11 @@ def check(
     select: Collection[str] = (),
     ignore: Collection[str] = (),
     plan_json: PlanFiles = None,
+    render_charts: bool = False,
 ) -> Report:
     """Run the selected rules over the given Terraform and GitOps trees. Unreadable input raises InputError."""
     with _collector_paused():
-        return _check(infra, gitops, reference, select, ignore, plan_json)
+        return _check(infra, gitops, reference, select, ignore, plan_json, render_charts)
 
 
 @contextmanager
@@ -123,9 +141,10 @@ def _check(
     select: Collection[str],
     ignore: Collection[str],
     plan_json: PlanFiles,
+    render_charts: bool = False,
 ) -> Report:
     rules = select_rules(select, ignore)
-    model = build_model(infra, gitops, reference, plan_json)
+    model = build_model(infra, gitops, reference, plan_json, render_charts)
     base = model.repo_root or Path.cwd()
     findings: list[Finding] = []
     for rule in rules:
@@ -148,9 +167,11 @@ def _check(
 
 
 def _notes(model: Model, rules: Sequence[Rule]) -> list[str]:
+    notes = list(model.notes)
     if "EKS015" in {r.id for r in rules} and not model.reference.compatibility:
-        return ["the reference data has no compatibility.yaml: EKS015 compared no Kubernetes and Karpenter versions"]
-    return []
+        notes.append("the reference data has no compatibility.yaml: EKS015 compared no Kubernetes and Karpenter "
+                     "versions")
+    return notes
 
 
 def _suppress(

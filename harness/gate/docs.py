@@ -24,7 +24,7 @@ offline, in well under a second. No cloud account, no cluster, no network.
 ## Interface
 
 ```
-harness check [--infra DIR]... [--gitops DIR]... [--reference DIR] [--plan-json FILE]
+harness check [--infra DIR]... [--gitops DIR]... [--reference DIR] [--plan-json FILE]... [--render-charts]
               [--format text|json|sarif|junit] [--output FILE]
               [--select RULE]... [--ignore RULE]... [--explain RULE|all]
 ```
@@ -43,6 +43,11 @@ harness check [--infra DIR]... [--gitops DIR]... [--reference DIR] [--plan-json 
   where the plan says "known after apply"), its outputs, and what another root reads from it through
   `terraform_remote_state`. The plan is matched to its root by variables and resources; a root without a plan
   is evaluated from its `.tf` files, so a plan of `infra/platform` combines with static `infra/addons`.
+- `--render-charts`: render each `helm_release`'s pinned chart (`<reference>/charts/<name>-<version>/`) with
+  the pinned helm from the toolchain (`make toolchain`) and the release's values, then check the rendered
+  objects against the schemas (EKS044) and that the values take effect (EKS045). Each rendering is cached by
+  chart, values and versions under `$XDG_CACHE_HOME/harness/gate-charts`, so a repeated check runs no helm.
+  Without helm it falls back to checking value keys (EKS018) and says so in a note.
 - `--format`: `text` (a table), `json`, `sarif` (SARIF 2.1.0, for GitHub code scanning upload),
   `junit` (one test case per rule, for any CI). `--output FILE` writes there and prints the summary.
 - `--explain EKS012` prints a rule's documentation; `--explain all` lists the rules.
@@ -51,7 +56,8 @@ From Python (the benchmark and other tools use this):
 
 ```python
 from harness.gate.api import check
-report = check([Path("infra")], [Path("gitops")], reference=None, select=(), ignore=(), plan_json=None)
+report = check([Path("infra")], [Path("gitops")], reference=None, select=(), ignore=(), plan_json=None,
+               render_charts=False)
 report.errors                      # number of error findings
 report.findings                    # rule_id, severity, message, file, line, fix
 ```
@@ -89,8 +95,9 @@ version, custom resources against the pinned CRDs).
 
 ## Limits (what the gate does not see)
 
-- Helm chart templates are not rendered: chart values are checked against the chart's default values, and
-  the controllers' pod placement is read from the values the templates would use.
+- Helm chart templates are rendered only with `--render-charts` (and the pinned helm); otherwise chart values
+  are checked against the chart's default values, and the controllers' pod placement is read from the values
+  the templates would use.
 - Remote modules other than the three above are opaque; a `count`/`for_each` unknown before apply stands
   for one instance (a `--plan-json` expands it).
 - ApplicationSet templates: paths (`.name`, `.metadata.annotations.x`), `index`, and fasttemplate

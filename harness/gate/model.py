@@ -247,6 +247,9 @@ class Model:
     repo_root: Path | None
     rendered: Rendered
     helm: dict[str, HelmValues] = field(default_factory=dict)  # helm_release address -> values
+    # --render-charts: one harness.gate.charts.Rendering per release; None when not asked (or helm is missing)
+    renderings: list[Any] | None = None
+    notes: list[str] = field(default_factory=list)  # what the gate could not check, for the report's notes
 
     def helm_releases(self) -> Iterator[tuple[TfResource, HelmValues]]:
         for release in self.terraform.of_type("helm_release"):

@@ -34,7 +34,7 @@ class Rule:
 RULES: dict[str, Rule] = {}
 # Rule modules, imported for their @rule registrations.
 _MODULES = ("schema", "network", "identity", "scheduling", "ingress", "gitops", "versions", "security")
-_MORE_MODULES = ("kustomize", "iam", "deprecations", "literals")  # issue #13, gate half
+_MORE_MODULES = ("kustomize", "iam", "deprecations", "literals", "rendering")  # issue #13, gate half
 
 
 def rule(rule_id: str, title: str, severity: Severity = Severity.ERROR) -> Callable[[Check], Check]:

@@ -175,8 +175,12 @@ BROKEN = [
 ]
 
 
+# Rules whose failing cases need more than an edit of the fixture (a stand-in helm for --render-charts).
+FAILING_CASES_ELSEWHERE = {"EKS044": "test_gate_rendering.py", "EKS045": "test_gate_rendering.py"}
+
+
 def test_every_rule_has_a_failing_case() -> None:
-    assert {b.rule_id for b in BROKEN} == set(r.id for r in select_rules())
+    assert {b.rule_id for b in BROKEN} | set(FAILING_CASES_ELSEWHERE) == set(r.id for r in select_rules())
 
 
 def test_the_platform_fixture_passes_every_rule(platform: Callable[..., Report]) -> None:
