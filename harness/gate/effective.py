@@ -410,6 +410,8 @@ def _json6902(
     try:
         doc = jsonpatch.JsonPatch(operations).apply(manifest.doc)
     except _PATCH_ERRORS as exc:
+        if "{{" in str([o.get("path") for o in operations if isinstance(o, dict)]):
+            return manifest  # a path still holding an unrendered template is judged once rendered
         if problems is not None:
             problems.append((where, _patch_problem(manifest, operations, exc)))
         kustomized = _as_kustomize(manifest.doc, operations)
