@@ -28,7 +28,7 @@ from typing import Any, TypeVar
 from harness.e2e.stages import StageOutcome, Watchdog
 from harness.errors import EnvironmentProblem, InputError
 from harness.gate import effective, loaders
-from harness.gate.charts import render_local_charts
+from harness.gate.local_charts import render_local_charts
 from harness.gate.values import helm_values
 from harness.kube import argocd, core, ingress
 from harness.kube import karpenter as kk
@@ -54,7 +54,7 @@ KARPENTER_NODEPOOL = "apps"
 def expected_applications(root: Path | None = None) -> tuple[str, ...]:
     """The Applications Argo CD must show: the root Application of the bootstrap chart infra/addons installs and
     those the ApplicationSets in gitops/ generate for the cluster secret infra/addons creates, rendered by the
-    gate (harness.gate.effective, harness.gate.charts) from those files. One source: renaming the secret or a
+    gate (harness.gate.effective, harness.gate.local_charts) from those files. One source: renaming the secret or a
     template changes what the e2e waits for (per cluster since #13: `ops-karpenter-in-cluster`, ...)."""
     root = root or repo_root()
     terraform = loaders.load_terraform([root / "infra"])

@@ -7,7 +7,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import gc
 import os
 from collections.abc import Collection, Iterator, Sequence
@@ -18,8 +17,7 @@ from pathlib import Path
 from harness import project
 from harness.errors import InputError
 from harness.gate import effective, loaders
-from harness.gate.charts import render_local_charts
-from harness.gate.hcl import Unknown, is_known
+from harness.gate.local_charts import render_local_charts
 from harness.gate.model import (
     Finding,
     HelmValues,
@@ -28,10 +26,12 @@ from harness.gate.model import (
     Severity,
     Suppression,
     TerraformModel,
-    TfResource,
 )
 from harness.gate.rules import Rule, all_rules
 from harness.gate.values import helm_values
+
+# `terraform show -json` output: one file, or one per root (a root without one is evaluated from its .tf files).
+PlanFiles = Path | Sequence[Path] | None
 
 
 @dataclass
@@ -62,15 +62,18 @@ def select_rules(select: Collection[str] = (), ignore: Collection[str] = ()) -> 
 
 
 def build_model(
-    infra: Sequence[Path], gitops: Sequence[Path], reference: Path | None, plan_json: Path | None = None
+    infra: Sequence[Path],
+    gitops: Sequence[Path],
+    reference: Path | None,
+    plan_json: PlanFiles = None,
+    render_charts: bool = False,
 ) -> Model:
     infra, gitops = [Path(p) for p in infra], [Path(p) for p in gitops]
     repo = _repo_root([*infra, *gitops])
     beside_checked_repo = repo is not None and (repo.parent / "shared" / "reference" / "crds").is_dir()
     reference_dir = project.reference_dir(reference, root=repo if beside_checked_repo else None)
-    terraform = loaders.load_terraform(infra) if infra else TerraformModel()
-    if plan_json is not None:
-        _apply_plan(terraform, loaders.load_plan(plan_json))
+    plans = [] if plan_json is None else [Path(plan_json)] if isinstance(plan_json, str | Path) else list(plan_json)
+    terraform = loaders.load_terraform(infra, plans) if infra else TerraformModel()
     manifests = loaders.load_manifests(gitops)
     rendered = effective.render(terraform, manifests, gitops)
     versions, versions_file, versions_lines = loaders.load_versions(_checked_root([*infra, *gitops]))
@@ -90,8 +93,22 @@ def build_model(
     )
     model.helm = {r.address: helm_values(r) for r in terraform.of_type("helm_release")}
     charts = render_local_charts(terraform, model.helm)
-    model.local_charts, model.notes = charts.objects, charts.notes
+    model.local_charts = charts.objects
+    model.notes.extend(charts.notes)
+    if render_charts:
+        _render_charts(model, reference_dir)
     return model
+
+
+def _render_charts(model: Model, reference_dir: Path) -> None:
+    from harness.gate import charts  # loads the toolchain's lookup only when asked
+
+    helm, why = charts.helm_binary()
+    if helm is None:
+        model.notes.append(f"--render-charts: no helm ({why}); chart values were checked by their keys only "
+                           "(EKS018), not rendered")
+        return
+    model.renderings = charts.render_releases(model, reference_dir, helm)
 
 
 def check(
@@ -100,11 +117,12 @@ def check(
     reference: Path | None,
     select: Collection[str] = (),
     ignore: Collection[str] = (),
-    plan_json: Path | None = None,
+    plan_json: PlanFiles = None,
+    render_charts: bool = False,
 ) -> Report:
     """Run the selected rules over the given Terraform and GitOps trees. Unreadable input raises InputError."""
     with _collector_paused():
-        return _check(infra, gitops, reference, select, ignore, plan_json)
+        return _check(infra, gitops, reference, select, ignore, plan_json, render_charts)
 
 
 @contextmanager
@@ -126,10 +144,11 @@ def _check(
     reference: Path | None,
     select: Collection[str],
     ignore: Collection[str],
-    plan_json: Path | None,
+    plan_json: PlanFiles,
+    render_charts: bool = False,
 ) -> Report:
     rules = select_rules(select, ignore)
-    model = build_model(infra, gitops, reference, plan_json)
+    model = build_model(infra, gitops, reference, plan_json, render_charts)
     base = model.repo_root or Path.cwd()
     findings: list[Finding] = []
     for rule in rules:
@@ -152,11 +171,11 @@ def _check(
 
 
 def _notes(model: Model, rules: Sequence[Rule]) -> list[str]:
-    notes = []
+    notes = list(model.notes)
     if "EKS015" in {r.id for r in rules} and not model.reference.compatibility:
         notes.append("the reference data has no compatibility.yaml: EKS015 compared no Kubernetes and Karpenter "
                      "versions")
-    return [*notes, *model.notes]
+    return notes
 
 
 def _suppress(
@@ -202,29 +221,6 @@ def _repo_root(paths: Sequence[Path]) -> Path | None:
             if (candidate / "versions.yaml").is_file() or (candidate / ".git").exists():
                 return candidate
     return None
-
-
-def _apply_plan(terraform: TerraformModel, planned: dict[str, dict[str, object]]) -> None:
-    """Exact values from a plan replace what static evaluation could not resolve; a count or for_each that
-    was unknown statically becomes the instances the plan lists."""
-    expanded: list[TfResource] = []
-    for resource in terraform.resources:
-        instances = [(resource, planned.get(resource.address))]
-        if resource.index is None and resource.address not in planned:
-            prefix = resource.address + "["
-            keys = [address[len(prefix) : -1] for address in planned if address.startswith(prefix)]
-            if keys:
-                instances = [
-                    (dataclasses.replace(resource, index=int(key) if key.isdigit() else key.strip('"'),
-                                         attrs=dict(resource.attrs)), planned[f"{prefix}{key}]"])
-                    for key in keys
-                ]
-        for instance, values in instances:
-            for key, value in (values or {}).items():
-                if not is_known(instance.attrs.get(key, Unknown(key))):
-                    instance.attrs[key] = value
-            expanded.append(instance)
-    terraform.resources[:] = expanded
 
 
 __all__ = ["Finding", "HelmValues", "Location", "Report", "Severity", "build_model", "check", "select_rules"]

@@ -1,134 +1,148 @@
-"""Local Helm charts: the objects a `helm_release` of a chart directory in the checked tree installs.
+"""`harness check --render-charts`: the pinned charts rendered by the pinned helm with the values a helm_release
+passes, each rendering cached by chart, values and versions (a repeated check does not run helm again).
 
-Remote charts (a `repository`) are judged by their values only (EKS018, ...). A chart that lives in the
-repository (for example `infra/addons/charts/bootstrap`, which installs Argo CD's root Application and the
-platform's AppProject) is read here, its templates rendered with the values the release passes over the
-chart's `values.yaml`, by the gate's one template evaluator (harness.gate.effective, the one that renders
-ApplicationSet templates) plus the two Helm functions such charts use: `required "message" X` and
-`X | quote`. Anything else (`include`, `toYaml`, `if`/`range`, other pipelines, `{{-` trimming) is not
-guessed: the template is left out and a note says which action in which file.
-
-A value known only at apply time (a Terraform variable without a default) renders as `${<expression>}`,
-its Terraform text, so rules can still tell that two places take it from the same variable.
+The pinned chart folders are `<reference>/charts/<name>-<version>/`; helm comes from the toolchain
+(`harness.toolchain.build.locate("helm")`). Without helm the gate falls back to checking value keys (EKS018) and
+says so in a note.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Mapping
+import hashlib
+import json
+import os
+import subprocess
+import tempfile
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.gate.effective import _GO_EXPR, _go_expression
-from harness.gate.hcl import Unknown, decoded
-from harness.gate.loaders import yaml_documents
-from harness.gate.model import HelmValues, Manifest, TerraformModel, TfResource, text
-from harness.gate.text import read_text
-from harness.gate.values import deep_merge
+import yaml
 
-_REQUIRED = re.compile(r'^required\s+"(?:[^"\\]|\\.)*"\s+(?P<rest>.+)$')
-_COMMENT = re.compile(r"^/\*.*\*/$", re.DOTALL)
+from harness.gate.hcl import Encoded, Unknown
+from harness.gate.loaders import crd_schemas
+from harness.gate.model import Model, TfResource, chart_name, text
+from harness.gate.schema import SchemaValidator
+
+UNKNOWN = "unknown-before-apply"  # what a value known only at apply time renders as
+TIMEOUT_S = 120
 
 
 @dataclass
-class LocalCharts:
-    objects: list[Manifest] = field(default_factory=list)  # origin: the release's address
-    notes: list[str] = field(default_factory=list)  # templates left out, and why
+class Rendering:
+    """One release's chart rendered: its objects, or why helm failed."""
+
+    release: TfResource
+    chart: str
+    chart_dir: Path
+    objects: list[dict[str, Any]] = field(default_factory=list)
+    error: str | None = None
 
 
-class _Unsupported(Exception):
-    pass
+def helm_binary() -> tuple[Path | None, str | None]:
+    """(the pinned helm, None), or (None, why it is not there)."""
+    from harness.toolchain.build import locate, missing
+
+    reason = missing(["helm"])
+    return (None, reason) if reason else (locate("helm"), None)
 
 
-def chart_directory(release: TfResource) -> Path | None:
-    """The chart's directory when the release installs a chart from the checked tree, else None."""
-    chart = release.get("chart")
-    if not isinstance(chart, str) or release.get("repository") or "://" in chart:
-        return None
-    directory = Path(chart)
-    if not directory.is_absolute():
-        directory = release.file.parent / directory
-    return directory if (directory / "Chart.yaml").is_file() else None
+def plain(value: Any) -> Any:
+    """Values as helm reads them: encoded documents unwrapped, values known only at apply time as a placeholder."""
+    if isinstance(value, Encoded):
+        return plain(value.value)
+    if isinstance(value, Unknown):
+        return UNKNOWN
+    if isinstance(value, dict):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [plain(v) for v in value]
+    return value
 
 
-def render_local_charts(terraform: TerraformModel, helm: Mapping[str, HelmValues]) -> LocalCharts:
-    result = LocalCharts()
-    for release in terraform.of_type("helm_release"):
-        directory = chart_directory(release)
-        if directory is None or release.address not in helm:
-            continue
-        result.objects.extend(_render_chart(release, directory, helm[release.address], result.notes))
-    return result
+def _state(directory: Path) -> str:
+    """What a chart folder holds, cheaply: every file's path, size and modification time."""
+    entries = sorted((str(p.relative_to(directory)), p.stat().st_size, p.stat().st_mtime_ns)
+                     for p in directory.rglob("*") if p.is_file())
+    return hashlib.sha256(repr(entries).encode()).hexdigest()
 
 
-def _render_chart(release: TfResource, directory: Path, passed: HelmValues, notes: list[str]) -> list[Manifest]:
-    defaults = yaml_documents(directory / "values.yaml") if (directory / "values.yaml").is_file() else []
-    values: dict[str, Any] = dict(defaults[0][0]) if defaults and isinstance(defaults[0][0], dict) else {}
-    deep_merge(values, passed.values)
-    documents = yaml_documents(directory / "Chart.yaml")
-    chart = documents[0][0] if documents and isinstance(documents[0][0], dict) else {}
-    params = {
-        "Values": values,
-        "Release": {"Name": decoded(release.get("name")) or release.name,
-                    "Namespace": decoded(release.get("namespace")) or "default", "Service": "Helm"},
-        "Chart": {"Name": chart.get("name"), "Version": chart.get("version")},
-    }
-    objects: list[Manifest] = []
-    templates = directory / "templates"
-    for file in sorted(templates.glob("*.y*ml")) if templates.is_dir() else []:
-        source = read_text(file)
-        try:
-            rendered = "\n".join(render_line(line, params) for line in source.split("\n"))
-        except _Unsupported as unsupported:
-            line = next((n for n, t in enumerate(source.split("\n"), 1) if str(unsupported) in t), 1)
-            notes.append(f"{_shown(file)}:{line}: unsupported chart template action {{{{{unsupported}}}}} (the gate "
-                         f"renders a local chart's .Values, .Release, .Chart, `required` and `| quote` only): the "
-                         f"objects of {file.name} ({release.address}) were not checked")
-            continue
-        for data, first, lines in yaml_documents(file, rendered):
-            if isinstance(data, dict) and data:
-                objects.append(Manifest(data, file, first, lines, origin=release.address))
-    return objects
+def _cache_dir() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "harness" / "gate-charts"
 
 
-def _shown(file: Path) -> str:
-    """The file relative to the working directory when it is below it (notes are read by people)."""
+def render(helm: Path, chart_dir: Path, release: str, namespace: str, values: Mapping[str, Any],
+           kubernetes_version: str) -> tuple[list[dict[str, Any]], str | None]:
+    """`helm template` of a chart folder with these values: (objects, None) or ([], the error's first lines).
+
+    A v1 List is flattened into its items, as kubectl, helm and Argo CD apply it. Cached by chart folder state,
+    values, release, namespace, Kubernetes version and helm binary."""
+    payload = json.dumps(plain(values), sort_keys=True, default=str)
+    key = hashlib.sha256("\0".join([str(helm), str(chart_dir.resolve()), _state(chart_dir), release, namespace,
+                                    kubernetes_version, payload]).encode()).hexdigest()[:24]
+    cache = _cache_dir() / f"{key}.json"
     try:
-        return file.resolve().relative_to(Path.cwd().resolve()).as_posix()
-    except ValueError:
-        return str(file)
+        cached = json.loads(cache.read_text(encoding="utf-8"))
+        return list(cached["objects"]), cached["error"]
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    with tempfile.TemporaryDirectory(prefix="gate-chart-") as work:
+        values_file = Path(work) / "values.yaml"
+        values_file.write_text(yaml.safe_dump(json.loads(payload)), encoding="utf-8")
+        try:
+            done = subprocess.run(
+                [str(helm), "template", release, str(chart_dir), "--namespace", namespace,
+                 "--kube-version", kubernetes_version, "--values", str(values_file)],
+                capture_output=True, text=True, timeout=TIMEOUT_S, check=False,
+            )
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            return [], f"helm did not run ({exc.__class__.__name__}: {exc})"
+    objects: list[dict[str, Any]] = []
+    error: str | None = None
+    if done.returncode != 0:
+        error = " ".join((done.stderr or done.stdout).strip().splitlines()[:3])[:400] or f"exit {done.returncode}"
+    else:
+        try:
+            documents = [d for d in yaml.safe_load_all(done.stdout) if isinstance(d, dict)]
+        except yaml.YAMLError as exc:
+            documents, error = [], f"helm printed invalid YAML ({exc.__class__.__name__})"
+        objects = [i for d in documents for i in (d.get("items") or [] if d.get("kind") == "List" else [d])
+                   if isinstance(i, dict)]
+    try:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        cache.write_text(json.dumps({"objects": objects, "error": error}, default=str), encoding="utf-8")
+    except OSError:
+        pass  # a cache that cannot be written only costs time
+    return objects, error
 
 
-def render_line(line: str, params: Mapping[str, Any]) -> str:
-    """One template line with each action substituted; _Unsupported(action) for any other construct."""
+def chart_folder(reference: Path, chart: str, version: str) -> Path | None:
+    folder = reference / "charts" / f"{chart}-{version}"
+    return folder if (folder / "Chart.yaml").is_file() else None
 
-    def substitute(match: re.Match[str]) -> str:
-        action = match.group(1)
-        if match.group(0).startswith("{{-") or match.group(0).endswith("-}}"):
-            raise _Unsupported(action)  # whitespace trimming may join lines: not rendered line by line
-        if _COMMENT.match(action):
-            return ""
-        expression, *pipeline = [part.strip() for part in action.split("|")]
-        if any(function != "quote" for function in pipeline):
-            raise _Unsupported(match.group(1))
-        required = _REQUIRED.match(expression)
-        if required:
-            expression = required.group("rest").strip()
-        if not expression.startswith(".") and not expression.startswith("index "):
-            raise _Unsupported(match.group(1))
-        value = decoded(_go_expression(expression, params))
-        if isinstance(value, Unknown):
-            rendered = "${" + value.text + "}"
-        elif value is None:
-            if required:  # Helm fails the install with the message; the gate cannot judge what would be there
-                raise _Unsupported(match.group(1))
-            rendered = ""
-        else:
-            scalar = text(value)
-            if scalar is None:  # a map or list needs toYaml
-                raise _Unsupported(match.group(1))
-            rendered = scalar
-        return '"' + rendered.replace("\\", "\\\\").replace('"', '\\"') + '"' if pipeline else rendered
 
-    return _GO_EXPR.sub(substitute, line)
+def render_releases(model: Model, reference: Path, helm: Path) -> list[Rendering]:
+    """Every helm_release whose chart is pinned in the reference data, rendered with its values."""
+    renderings: list[Rendering] = []
+    kubernetes = model.versions.get("kubernetes", "1.35")
+    for release, values in model.helm_releases():
+        chart = chart_name(release)
+        pinned = model.reference.chart_values.get(chart)
+        version = text(release.get("version")) or (pinned[0] if pinned else None)
+        folder = chart_folder(reference, chart, version) if version else None
+        if folder is None:
+            continue
+        name = text(release.get("name")) or release.name
+        namespace = text(release.get("namespace")) or "default"
+        objects, error = render(helm, folder, name, namespace, values.values, kubernetes)
+        renderings.append(Rendering(release, chart, folder, objects, error))
+    return renderings
+
+
+def validator_for(model: Model, folders: Sequence[Path]) -> SchemaValidator:
+    """Core kinds for the pinned Kubernetes; custom resources against the pinned CRDs and those the charts ship."""
+    schemas = dict(model.reference.crd_schemas)
+    for folder in folders:
+        schemas.update(crd_schemas(sorted((folder / "crds").glob("*.yaml"))))
+    return SchemaValidator(model.versions.get("kubernetes", "1.35"), schemas)

@@ -24,7 +24,7 @@ offline, in well under a second. No cloud account, no cluster, no network.
 ## Interface
 
 ```
-harness check [--infra DIR]... [--gitops DIR]... [--reference DIR] [--plan-json FILE]
+harness check [--infra DIR]... [--gitops DIR]... [--reference DIR] [--plan-json FILE]... [--render-charts]
               [--format text|json|sarif|junit] [--output FILE]
               [--select RULE]... [--ignore RULE]... [--explain RULE|all]
 ```
@@ -38,8 +38,16 @@ harness check [--infra DIR]... [--gitops DIR]... [--reference DIR] [--plan-json 
   `compatibility.yaml`, where EKS015 compares no versions), so a pass is never silent about it.
 - `--reference DIR`: pinned upstream data (CRDs, chart values, IAM policies, `compatibility.yaml`);
   default `$HARNESS_REFERENCE`, else `../shared/reference` beside the checked repository or this one.
-- `--plan-json FILE`: `terraform show -json PLAN` output; its planned values replace what static
-  evaluation could not resolve.
+- `--plan-json FILE`: `terraform show -json PLAN` output of one root (repeat it for several roots). Every
+  value of that root then comes from the plan: its input variables, its resources' planned values (unknown
+  where the plan says "known after apply"), its outputs, and what another root reads from it through
+  `terraform_remote_state`. The plan is matched to its root by variables and resources; a root without a plan
+  is evaluated from its `.tf` files, so a plan of `infra/platform` combines with static `infra/addons`.
+- `--render-charts`: render each `helm_release`'s pinned chart (`<reference>/charts/<name>-<version>/`) with
+  the pinned helm from the toolchain (`make toolchain`) and the release's values, then check the rendered
+  objects against the schemas (EKS044) and that the values take effect (EKS045). Each rendering is cached by
+  chart, values and versions under `$XDG_CACHE_HOME/harness/gate-charts`, so a repeated check runs no helm.
+  Without helm it falls back to checking value keys (EKS018) and says so in a note.
 - `--format`: `text` (a table), `json`, `sarif` (SARIF 2.1.0, for GitHub code scanning upload),
   `junit` (one test case per rule, for any CI). `--output FILE` writes there and prints the summary.
 - `--explain EKS012` prints a rule's documentation; `--explain all` lists the rules.
@@ -48,7 +56,8 @@ From Python (the benchmark and other tools use this):
 
 ```python
 from harness.gate.api import check
-report = check([Path("infra")], [Path("gitops")], reference=None, select=(), ignore=(), plan_json=None)
+report = check([Path("infra")], [Path("gitops")], reference=None, select=(), ignore=(), plan_json=None,
+               render_charts=False)
 report.errors                      # number of error findings
 report.findings                    # rule_id, severity, message, file, line, fix
 ```
@@ -65,7 +74,9 @@ version, custom resources against the pinned CRDs).
   locals, module inputs and outputs, `count`/`for_each`, `dynamic` blocks, string interpolation and the
   common functions are evaluated where static; `file()`/`yamldecode()` read versions.yaml the way Terraform
   does. `terraform_remote_state` outputs resolve to the sibling root that defines that output. Anything known
-  only at apply time (ARNs, IDs) stays unknown and rules skip it rather than guess; `--plan-json` fills it in.
+  only at apply time (ARNs, IDs) stays unknown and rules skip it rather than guess; `--plan-json` gives the
+  planned root's exact values instead (an oracle test checks that, for the same variables, the findings from the
+  `.tf` files and from a real plan of `infra/platform` against the emulator agree).
   Provider `default_tags` count as tags of every AWS resource. Calls of the well-known registry modules
   `terraform-aws-modules/vpc/aws`, `terraform-aws-modules/eks/aws` and `.../eks/aws//modules/karpenter`
   count as the resources they create (subnets and their tags, the cluster and its endpoint, the node security
@@ -89,17 +100,20 @@ version, custom resources against the pinned CRDs).
 
 ## Limits (what the gate does not see)
 
-- Remote Helm chart templates are not rendered: chart values are checked against the chart's default values,
-  and the controllers' pod placement is read from the values the templates would use. Local chart templates
-  are rendered for `.Values`, `.Release`, `.Chart`, `required` and `| quote` only; a template using anything
-  else (`include`, `toYaml`, `if`, `range`) is left out, with a `note:` naming the file, line and action.
+- Remote Helm chart templates are rendered only with `--render-charts` (and the pinned helm); otherwise chart
+  values are checked against the chart's default values, and the controllers' pod placement is read from the
+  values the templates would use. Local chart templates (a chart folder in the checked tree) are always rendered,
+  for `.Values`, `.Release`, `.Chart`, `required` and `| quote` only; a template using anything else
+  (`include`, `toYaml`, `if`, `range`) is left out, with a `note:` naming the file, line and action.
 - Remote modules other than the three above are opaque; a `count`/`for_each` unknown before apply stands
   for one instance (a `--plan-json` expands it).
 - ApplicationSet templates: paths (`.name`, `.metadata.annotations.x`), `index`, and fasttemplate
   `{{x.y}}`; other Go template functions stay unrendered (and rules skip the values they produce).
   Generators: clusters, list and two-way matrix.
 - Kustomize: `resources`, `patches`, `patchesJson6902`, `patchesStrategicMerge` (lists merged by `name`),
-  `images` and `namespace`; generators, components and the other transformers are not applied.
+  `images` and `namespace`; generators, components and the other transformers are not applied. JSON6902
+  patches follow RFC 6902 (the jsonpatch library): one that cannot apply is reported (EKS040) and the object is
+  what kustomize builds; an oracle test compares the result with the pinned kustomize's `kustomize build`.
 - Parsed reference data and HCL parse trees are cached under `$XDG_CACHE_HOME/harness` (else
   `~/.cache/harness`), keyed by content; deleting the folder only costs time.
 

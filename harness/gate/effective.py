@@ -8,11 +8,14 @@ pass through unchanged. Values that cannot be rendered stay as text containing "
 from __future__ import annotations
 
 import copy
+import dataclasses
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import jsonpatch
+import jsonpointer
 import yaml
 
 from harness.gate.hcl import as_mapping, decoded
@@ -225,12 +228,16 @@ def render(terraform: TerraformModel, manifests: Sequence[Manifest], gitops_root
             if directory is None:
                 result.missing_paths.append((app, path))
                 continue
-            built = build(directory.resolve(), by_file, result.consumed)
+            built = build(directory.resolve(), by_file, result.consumed, problems=result.patch_problems)
             patches = as_list(as_dict(source.get("kustomize")).get("patches"))
             for index, patch in enumerate(patches):
                 where = app.where(*source_path, "kustomize", "patches", index)
-                before, built = built, [_apply_patch_entry(m, patch, where, directory) for m in built]
-                if all(old is new for old, new in zip(before, built, strict=True)):
+                failed = len(result.patch_problems)
+                before = built
+                built = [_apply_patch_entry(m, patch, where, directory, result.patch_problems) for m in built]
+                if failed == len(result.patch_problems) and all(
+                    old is new for old, new in zip(before, built, strict=True)
+                ):
                     result.unapplied_patches.append((where, _unapplied(patch, path)))
             origin = f"{app.origin or 'Application ' + app.name}, path {path}"
             for manifest in built:
@@ -268,11 +275,15 @@ def _documents_of(file: Path, by_file: Mapping[Path, list[Manifest]]) -> list[Ma
 
 
 def build(
-    directory: Path, by_file: Mapping[Path, list[Manifest]], consumed: set[Path], depth: int = 0
+    directory: Path,
+    by_file: Mapping[Path, list[Manifest]],
+    consumed: set[Path],
+    depth: int = 0,
+    problems: list[tuple[Location, str]] | None = None,
 ) -> list[Manifest]:
     """`kustomize build` for a common subset: resources, patches (JSON6902 and strategic merge),
     patchesJson6902, patchesStrategicMerge, images, namespace; a directory without a kustomization is read
-    whole."""
+    whole. A patch that kustomize would refuse (RFC 6902) is left out and its reason added to `problems`."""
     kustomization = _kustomization(directory)
     if kustomization is None:
         files = sorted(p.resolve() for p in directory.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
@@ -286,19 +297,19 @@ def build(
     for entry in as_list(config.get("resources")):
         target = (directory / str(entry)).resolve()
         if target.is_dir() and depth < 20:
-            objects.extend(build(target, by_file, consumed, depth + 1))
+            objects.extend(build(target, by_file, consumed, depth + 1, problems))
         elif target.is_file():
             consumed.add(target)
             objects.extend(_documents_of(target, by_file))
     for index, patch in enumerate(as_list(config.get("patches"))):
         where = Location(kustomization, config_lines.get(("patches", index), 1))
-        objects = [_apply_patch_entry(m, patch, where, directory) for m in objects]
+        objects = [_apply_patch_entry(m, patch, where, directory, problems) for m in objects]
     for index, patch in enumerate(as_list(config.get("patchesJson6902"))):
         where = Location(kustomization, config_lines.get(("patchesJson6902", index), 1))
-        objects = [_apply_patch_entry(m, patch, where, directory) for m in objects]
+        objects = [_apply_patch_entry(m, patch, where, directory, problems) for m in objects]
     for index, path in enumerate(as_list(config.get("patchesStrategicMerge"))):
         where = Location(kustomization, config_lines.get(("patchesStrategicMerge", index), 1))
-        objects = [_apply_patch_entry(m, {"path": path}, where, directory) for m in objects]
+        objects = [_apply_patch_entry(m, {"path": path}, where, directory, problems) for m in objects]
     for image in as_list(config.get("images")):
         if isinstance(image, dict) and isinstance(image.get("name"), str):
             where = Location(kustomization, config_lines.get(("images", config["images"].index(image)), 1))
@@ -360,7 +371,9 @@ def _target_matches(manifest: Manifest, target: Mapping[str, Any]) -> bool:
     return True
 
 
-def _apply_patch_entry(manifest: Manifest, entry: Any, where: Location, directory: Path) -> Manifest:
+def _apply_patch_entry(
+    manifest: Manifest, entry: Any, where: Location, directory: Path, problems: list[tuple[Location, str]] | None = None
+) -> Manifest:
     if not isinstance(entry, dict):
         return manifest
     body: Any = entry.get("patch")
@@ -377,7 +390,7 @@ def _apply_patch_entry(manifest: Manifest, entry: Any, where: Location, director
     target = entry.get("target")
     if isinstance(body, list):  # JSON6902
         if isinstance(target, dict) and _target_matches(manifest, target):
-            return _json6902(manifest, body, where)
+            return _json6902(manifest, body, where, problems)
         return manifest
     if isinstance(body, dict):  # strategic merge: the patch names its own target unless one is given
         own = {"kind": body.get("kind"), "name": as_dict(body.get("metadata")).get("name")}
@@ -393,50 +406,103 @@ def _pointer(path: str) -> list[str]:
     return [p.replace("~1", "/").replace("~0", "~") for p in path.lstrip("/").split("/")] if path.strip("/") else []
 
 
-def _json6902(manifest: Manifest, operations: Iterable[Any], where: Location) -> Manifest:
-    patched = copy.deepcopy(manifest)
+def _json6902(
+    manifest: Manifest, operations: list[Any], where: Location, problems: list[tuple[Location, str]] | None = None
+) -> Manifest:
+    """RFC 6902 exactly: an operation that cannot apply (a `replace` or `remove` of a path that does not exist,
+    an `add` under a missing parent, a failed `test`) is reported to `problems`. The object is then what
+    kustomize makes of it: kustomize (evanphx/json-patch v4) fails the whole build on all of these except a
+    `replace` of a missing mapping key, which it quietly applies as an `add`."""
+    try:
+        doc = jsonpatch.JsonPatch(operations).apply(manifest.doc)
+    except _PATCH_ERRORS as exc:
+        if "{{" in str([o.get("path") for o in operations if isinstance(o, dict)]):
+            return manifest  # a path still holding an unrendered template is judged once rendered
+        if problems is not None:
+            problems.append((where, _patch_problem(manifest, operations, exc)))
+        kustomized = _as_kustomize(manifest.doc, operations)
+        if kustomized is None:
+            return manifest
+        doc = kustomized
+    metadata = doc.get("metadata") if isinstance(doc, dict) else None
+    for key in ("annotations", "labels"):  # kustomize drops a map a patch emptied
+        if isinstance(metadata, dict) and metadata.get(key) == {} and manifest.map("metadata").get(key) != {}:
+            del metadata[key]
+    patched = dataclasses.replace(manifest, doc=doc, sources=dict(manifest.sources))
     for operation in operations:
         if not isinstance(operation, dict) or not isinstance(operation.get("path"), str):
             continue
         steps = _pointer(operation["path"])
-        if not steps:
-            continue
-        parent: Any = patched.doc
-        walked: list[Any] = []
-        for step in steps[:-1]:
-            key: Any = int(step) if isinstance(parent, list) and step.isdigit() else step
-            if isinstance(parent, dict):
-                parent = parent.setdefault(key, {}) if operation.get("op") == "add" else parent.get(key)
-            elif isinstance(parent, list) and isinstance(key, int) and key < len(parent):
-                parent = parent[key]
-            else:
-                parent = None
-            walked.append(key)
-            if parent is None:
-                break
-        if parent is None:
-            continue
-        last: Any = steps[-1]
-        op = operation.get("op")
-        if isinstance(parent, list):
-            index = len(parent) if last == "-" else int(last) if last.isdigit() else None
-            if index is None:
-                continue
-            if op == "add":
-                parent.insert(index, copy.deepcopy(operation.get("value")))
-            elif op == "replace" and index < len(parent):
-                parent[index] = copy.deepcopy(operation.get("value"))
-            elif op == "remove" and index < len(parent):
-                parent.pop(index)
-            last = index
-        elif isinstance(parent, dict):
-            if op in ("add", "replace"):
-                parent[last] = copy.deepcopy(operation.get("value"))
-            elif op == "remove":
-                parent.pop(last, None)
-        field_path = (*walked, last)
-        patched.sources[field_path] = where
+        if operation.get("op") in ("add", "replace", "copy", "move") and steps:
+            patched.sources[_field_path(doc, steps)] = where
     return patched
+
+
+_PATCH_ERRORS = (jsonpatch.JsonPatchException, jsonpointer.JsonPointerException, TypeError, ValueError, KeyError,
+                 IndexError, AttributeError)
+
+
+def _patch_problem(manifest: Manifest, operations: list[Any], exc: Exception) -> str:
+    """Which operation fails and why, in RFC 6902 terms."""
+    doc: Any = manifest.doc
+    for operation in operations:
+        try:
+            doc = jsonpatch.JsonPatch([operation]).apply(doc)
+        except _PATCH_ERRORS as failed:
+            op = operation.get("op") if isinstance(operation, dict) else None
+            path = operation.get("path") if isinstance(operation, dict) else None
+            if op == "replace" and _missing_key(doc, path):
+                why = "the path does not exist (RFC 6902 requires it; kustomize adds the key instead, beside the " \
+                      "field the patch meant to change)"
+            elif op == "remove":
+                why = "the path does not exist; kustomize and Argo CD fail the build"
+            elif op == "add":
+                why = "its parent does not exist; kustomize and Argo CD fail the build"
+            elif op == "test":
+                why = "the test fails; kustomize and Argo CD fail the build"
+            else:
+                why = f"{failed}; kustomize and Argo CD fail the build"
+            return f"JSON6902 patch on {manifest.kind}/{manifest.name}: {op} {path}: {why}"
+    return f"JSON6902 patch on {manifest.kind}/{manifest.name} cannot apply: {exc}"
+
+
+def _missing_key(doc: Any, path: Any) -> bool:
+    """The pointer names a missing key of a mapping that exists."""
+    if not isinstance(path, str) or not path.startswith("/"):
+        return False
+    try:
+        parent = jsonpointer.resolve_pointer(doc, path.rsplit("/", 1)[0])
+    except (jsonpointer.JsonPointerException, TypeError, ValueError):
+        return False
+    return isinstance(parent, dict) and _pointer(path)[-1:] != [] and _pointer(path)[-1] not in parent
+
+
+def _as_kustomize(doc: Any, operations: list[Any]) -> Any:
+    """The document kustomize builds from a patch RFC 6902 refuses, or None when kustomize fails too."""
+    for operation in operations:
+        replace = isinstance(operation, dict) and operation.get("op") == "replace"
+        if replace and _missing_key(doc, operation.get("path")):
+            operation = {**operation, "op": "add"}
+        try:
+            doc = jsonpatch.JsonPatch([operation]).apply(doc)
+        except _PATCH_ERRORS:
+            return None
+    return doc
+
+
+def _field_path(doc: Any, steps: list[str]) -> tuple[Any, ...]:
+    """A JSON pointer's steps as a field path (list indexes as ints, `-` as the last index)."""
+    path: list[Any] = []
+    value = doc
+    for step in steps:
+        key: Any = step
+        if isinstance(value, list):
+            key = len(value) - 1 if step == "-" else int(step) if step.isdigit() else step
+            value = value[key] if isinstance(key, int) and 0 <= key < len(value) else None
+        else:
+            value = value.get(step) if isinstance(value, dict) else None
+        path.append(key)
+    return tuple(path)
 
 
 def _merge(

@@ -15,6 +15,7 @@ import yaml
 
 from harness.errors import InputError
 from harness.gate.model import Manifest, Reference, Suppression, TerraformModel
+from harness.gate.plan import read_plan
 from harness.gate.terraform import Project, collect
 from harness.gate.text import read_text
 
@@ -24,10 +25,13 @@ _SUPPRESSION = re.compile(r"(?:#|//)\s*harness:ignore\s+(?P<rules>[A-Z]+[0-9]+(?
 _NOT_MANIFESTS = re.compile(r"^(Chart|values([.-].*)?|\.?pre-commit-config|\.yamllint)\.ya?ml$")
 
 
-def load_terraform(paths: Sequence[Path]) -> TerraformModel:
-    """Every *.tf under the given directories, evaluated: roots, module instances, remote state outputs."""
+def load_terraform(paths: Sequence[Path], plans: Sequence[Path] = ()) -> TerraformModel:
+    """Every *.tf under the given directories, evaluated: roots, module instances, remote state outputs. A plan
+    (`terraform show -json`) for a root gives every value of that root (harness.gate.plan)."""
     try:
-        return collect(Project([Path(p) for p in paths]))
+        project = Project([Path(p) for p in paths])
+        project.attach([read_plan(Path(p)) for p in plans])
+        return collect(project)
     except RecursionError:
         raise InputError(f"{', '.join(map(str, paths))}: Terraform configuration nested too deeply") from None
 
@@ -259,6 +263,7 @@ def _load_reference(directory: Path, state: tuple[tuple[str, int, int], ...]) ->
             {name: (version, values) for name, version, values in data["charts"]},
             {name: set(actions) for name, actions in data["iam"].items()},
             data["compatibility"],
+            iam_statements=data["iam_statements"],
         )
     except (OSError, ValueError, KeyError, TypeError):
         pass
@@ -271,6 +276,7 @@ def _load_reference(directory: Path, state: tuple[tuple[str, int, int], ...]) ->
             "charts": [[name, version, values] for name, (version, values) in reference.chart_values.items()],
             "iam": {name: sorted(actions) for name, actions in reference.iam_actions.items()},
             "compatibility": reference.compatibility,
+            "iam_statements": reference.iam_statements,
         }, default=str), encoding="utf-8")
     except (OSError, TypeError, ValueError):
         pass  # a cache that cannot be written only costs time
@@ -310,26 +316,50 @@ def _parse_reference(directory: Path) -> Reference:
             values = _plain_documents(file)
             charts[match.group("name")] = (match.group("version"), values[0] if values and values[0] else {})
     iam: dict[str, set[str]] = {}
+    statements: dict[str, list[dict[str, Any]]] = {}
     for file in sorted((directory / "iam").glob("*")):
         text = read_text(file)
         if file.suffix == ".json":
             try:
-                iam["aws-load-balancer-controller"] = _policy_actions(json.loads(text))
+                document = json.loads(text)
             except ValueError:
                 raise InputError(f"{file}: invalid JSON") from None
+            iam["aws-load-balancer-controller"] = _policy_actions(document)
+            statements["aws-load-balancer-controller"] = policy_statements(document)
         elif "karpenter" in file.name:
-            iam["karpenter"] = _karpenter_controller_actions(file, text)
+            documents = _karpenter_controller_documents(file, text)
+            iam["karpenter"] = {a for d in documents for a in _policy_actions(d)}
+            statements["karpenter"] = [s for d in documents for s in policy_statements(d)]
     compatibility_file = directory / "compatibility.yaml"
     compatibility = yaml_documents(compatibility_file)[0][0] if compatibility_file.is_file() else {}
-    return Reference(schemas, kinds, charts, iam, compatibility or {})
+    return Reference(schemas, kinds, charts, iam, compatibility or {}, iam_statements=statements)
 
 
-def _karpenter_controller_actions(file: Path, text: str) -> set[str]:
+def policy_statements(document: Any) -> list[dict[str, Any]]:
+    """Allow statements of a policy document: actions, resources, conditions as [operator, key, [values]]."""
+    raw = document.get("Statement", []) if isinstance(document, dict) else []
+    found: list[dict[str, Any]] = []
+    for statement in raw if isinstance(raw, list) else [raw]:
+        if not isinstance(statement, dict) or statement.get("Effect", "Allow") != "Allow":
+            continue
+        actions, resources = statement.get("Action", []), statement.get("Resource", [])
+        conditions = [
+            [str(operator), str(key), [str(v) for v in (values if isinstance(values, list) else [values])]]
+            for operator, entries in (statement.get("Condition") or {}).items() if isinstance(entries, dict)
+            for key, values in entries.items()
+        ]
+        found.append({"actions": [actions] if isinstance(actions, str) else list(actions),
+                      "resources": [resources] if isinstance(resources, str) else list(resources),
+                      "conditions": conditions})
+    return found
+
+
+def _karpenter_controller_documents(file: Path, text: str) -> list[Any]:
     try:
         template = yaml.load(text, Loader=_CloudFormationLoader)
     except yaml.YAMLError:
         raise InputError(f"{file}: invalid YAML") from None
-    actions: set[str] = set()
+    documents: list[Any] = []
     for resource in (template.get("Resources") or {}).values():
         if resource.get("Type") != "AWS::IAM::ManagedPolicy":
             continue
@@ -339,8 +369,8 @@ def _karpenter_controller_actions(file: Path, text: str) -> set[str]:
                 document = json.loads(document)
             except ValueError:
                 continue
-        actions |= _policy_actions(document)
-    return actions
+        documents.append(document)
+    return documents
 
 
 def load_versions(repo_root: Path | None) -> tuple[dict[str, str], Path | None, dict[str, int]]:

@@ -204,6 +204,8 @@ class Reference:
     iam_actions: dict[str, set[str]]  # "karpenter" / "aws-load-balancer-controller" -> allowed actions
     compatibility: dict[str, Any]
     validators: dict[Any, Any] = field(default_factory=dict)  # schema validators built from it, kept with it
+    # controller -> upstream Allow statements: {"actions": [...], "resources": [...], "conditions": [[op, key, [v]]]}
+    iam_statements: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
 
 @dataclass
@@ -228,6 +230,7 @@ class Rendered:
     delivered_by: dict[int, Manifest] = field(default_factory=dict)  # id(effective object) -> its Application
     cluster_secrets: list[ClusterSecret] = field(default_factory=list)
     unapplied_patches: list[tuple[Location, str]] = field(default_factory=list)  # an Application's, and why
+    patch_problems: list[tuple[Location, str]] = field(default_factory=list)  # patches kustomize would refuse
 
 
 @dataclass
@@ -244,10 +247,11 @@ class Model:
     repo_root: Path | None
     rendered: Rendered
     helm: dict[str, HelmValues] = field(default_factory=dict)  # helm_release address -> values
-    # Objects of charts in the checked tree that helm_releases install (harness.gate.charts), and what of
-    # them could not be rendered offline (reported as notes).
+    # Objects of charts in the checked tree that helm_releases install (harness.gate.local_charts).
     local_charts: list[Manifest] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
+    # --render-charts: one harness.gate.charts.Rendering per release; None when not asked (or helm is missing)
+    renderings: list[Any] | None = None
+    notes: list[str] = field(default_factory=list)  # what the gate could not check, for the report's notes
 
     def helm_releases(self) -> Iterator[tuple[TfResource, HelmValues]]:
         for release in self.terraform.of_type("helm_release"):

@@ -29,6 +29,7 @@ from harness.gate.hcl import (
 )
 from harness.gate.model import ProviderRequirement, TerraformModel, TfResource
 from harness.gate.module_adapters import Expansion, Inputs
+from harness.gate.plan import Plan, check_unique, overlay, root_of
 from harness.gate.text import read_text
 
 _META_ARGS = frozenset({"count", "for_each", "depends_on", "provider", "providers", "lifecycle", "source", "version"})
@@ -148,6 +149,9 @@ class Instance:
 
     def var(self, name: str) -> Any:
         def compute() -> Any:
+            plan = self.project.plans.get(self.root) if not self.path else None
+            if plan is not None and name in plan.variables:  # a root's variables: the plan's values
+                return plan.variables[name]
             if name in self.inputs:
                 node, env = self.inputs[name]
                 return evaluate(node, env, lazy=True)
@@ -322,13 +326,31 @@ class Project:
             self.root_dirs[name] = directory
             _load_tfvars(self.modules[directory])
         self.roots = {name: Instance(self, self.modules[d], "", name, {}) for name, d in self.root_dirs.items()}
+        self.plans: dict[str, Plan] = {}  # root name -> the plan every value of that root comes from
+
+    def attach(self, plans: Sequence[Plan]) -> None:
+        """Plans for some roots (each matched to its root by variables and resources): their values replace the
+        static evaluation of that root everywhere (call before anything is evaluated)."""
+        roots = {
+            name: (set(root.module.variables),
+                   {f"{b.labels[0]}.{b.labels[1]}" if b.type == "resource" else f"data.{b.labels[0]}.{b.labels[1]}"
+                    for b in root.module.resources})
+            for name, root in self.roots.items()
+        }
+        self.plans = check_unique([(root_of(plan, roots), plan) for plan in plans])
 
     def remote_output(self, name: str) -> Any:
         """An output of a sibling root read through terraform_remote_state: resolved when exactly one root has it."""
         owners = [root for root in self.roots.values() if name in root.module.outputs]
         if len(owners) == 1:
-            return owners[0].output(name)
+            owner = owners[0]
+            return planned_output(self, owner.root, name) if owner.root in self.plans else owner.output(name)
         return Unknown(f"remote_state.outputs.{name}")
+
+
+def planned_output(project: Project, root: str, name: str) -> Any:
+    plan = project.plans[root]
+    return plan.outputs[name] if name in plan.outputs else Unknown(f"output.{name}")
 
 
 def _tf_dirs(path: Path) -> list[Path]:
@@ -368,7 +390,11 @@ def collect(project: Project) -> TerraformModel:
     for root_name, root in project.roots.items():
         default_tags = _default_tags(root)
         _collect_instance(root, model, default_tags)
-        model.outputs[root_name] = {name: concrete(root.output(name), "") for name in root.module.outputs}
+        model.outputs[root_name] = {
+            name: planned_output(project, root_name, name) if root_name in project.plans
+            else concrete(root.output(name), "")
+            for name in root.module.outputs
+        }
     for module in project.modules.values():
         root_name = next((n for n, d in project.root_dirs.items() if d == module.path), module.path.name)
         for block in module.blocks:
@@ -394,6 +420,7 @@ def collect(project: Project) -> TerraformModel:
                                 required.attr_lines.get(name, required.line),
                             )
                         )
+    overlay(model, project.plans)
     return model
 
 

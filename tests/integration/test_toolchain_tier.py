@@ -14,10 +14,9 @@ from typing import Any
 import pytest
 import yaml
 
-from harness.gate.api import build_model
+from harness.gate.api import build_model, check
+from harness.gate.charts import render, validator_for
 from harness.gate.hcl import Unknown
-from harness.gate.loaders import crd_schemas, load_reference
-from harness.gate.schema import SchemaValidator
 from harness.project import reference_dir, repo_root, versions
 from harness.targets.controlplane import control_plane
 from harness.toolchain.build import locate, missing
@@ -142,7 +141,6 @@ def _concrete(value: Any, outputs: dict[str, Any], read_path: Callable[[str], tu
 @pytest.mark.parametrize("address", sorted(RELEASES))
 def test_chart_renders_with_the_addons_values_into_valid_objects(
     address: str,
-    tmp_path: Path,
     harness_platform_outputs: dict[str, Any],
     platform_read_path: Callable[[str], tuple[str, ...] | None],
 ) -> None:
@@ -153,35 +151,13 @@ def test_chart_renders_with_the_addons_values_into_valid_objects(
     model = build_model([repo_root() / "infra" / "addons"], [], reference)
     release = next(r for r in model.terraform.of_type("helm_release") if r.address == address)
     values = _concrete(model.helm[address].values, harness_platform_outputs, platform_read_path)
-    values_file = tmp_path / "values.yaml"
-    values_file.write_text(yaml.safe_dump(values), encoding="utf-8")
     namespace = _concrete(release.attrs.get("namespace"), harness_platform_outputs, platform_read_path)
-    rendered = subprocess.run(
-        [
-            str(locate("helm")),
-            "template",
-            chart_name,
-            str(chart),
-            "--namespace",
-            str(namespace),
-            "--kube-version",
-            versions()["kubernetes"],
-            "--values",
-            str(values_file),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert rendered.returncode == 0, rendered.stderr
-    documents = [o for o in yaml.safe_load_all(rendered.stdout) if o]
-    # A v1 List is applied item by item (kubectl, helm and Argo CD all flatten it).
-    objects = [i for o in documents for i in (o["items"] if o["kind"] == "List" else [o])]
+    # The gate's own rendering (harness check --render-charts), cached by chart and values.
+    objects, error = render(locate("helm"), chart, chart_name, str(namespace), values, versions()["kubernetes"])
+    assert error is None, error
     assert len(objects) >= 5
     # Custom resources validate against the pinned CRDs, and against those the chart installs itself.
-    schemas = {**load_reference(reference).crd_schemas, **crd_schemas(sorted((chart / "crds").glob("*.yaml")))}
-    validator = SchemaValidator(versions()["kubernetes"], schemas)
+    validator = validator_for(model, [chart])
     problems = {f"{o['kind']}/{o['metadata']['name']}": validator.problems(o) for o in objects}
     problems = {name: found for name, found in problems.items() if found}
     assert problems == {}
@@ -191,5 +167,19 @@ def test_chart_renders_with_the_addons_values_into_valid_objects(
         for o in objects
         if o["kind"] in ("Deployment", "StatefulSet")
     ]
-    ops_labels = set(harness_platform_outputs["ops_node_labels"].items())
-    assert selectors and all(set(s.items()) & ops_labels for s in selectors)
+    ops = set(harness_platform_outputs["ops_node_labels"].items())
+    assert selectors and all(set(s.items()) & ops for s in selectors)
+
+
+@pytest.mark.parametrize("tree", ["repository", "gate fixture"])
+def test_harness_check_render_charts_passes_with_the_pinned_helm(tree: str) -> None:
+    """The gate's --render-charts on this repository and on the gate's platform fixture: every release renders
+    into valid objects (EKS044), and no value it sets is lost (EKS045), with the pinned helm."""
+    needs("helm")
+    root = repo_root() if tree == "repository" else repo_root() / "tests" / "unit" / "gate" / "fixtures" / "platform"
+
+    report = check([root / "infra"], [root / "gitops"], reference_dir(), select=("EKS044", "EKS045"),
+                   render_charts=True)
+
+    assert [(f.rule_id, f.message) for f in report.findings] == []
+    assert not any("no helm" in note for note in report.notes)

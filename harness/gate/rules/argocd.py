@@ -55,7 +55,7 @@ def _secret_of(app: Manifest, secrets: Sequence[ClusterSecret]) -> ClusterSecret
 
 def symbolic(value: Any, app: Manifest, secrets: Sequence[ClusterSecret]) -> str | None:
     """A static value; or, where a template reads a cluster secret annotation known only at apply time, that
-    annotation's Terraform expression as `${...}` (how harness.gate.charts renders such values too)."""
+    annotation's Terraform expression as `${...}` (how harness.gate.local_charts renders such values too)."""
     if isinstance(value, str) and "{{" in value and (secret := _secret_of(app, secrets)) is not None:
         params = {"metadata": {"annotations": secret.annotations, "labels": secret.labels}, "name": secret.name,
                   "server": secret.server}

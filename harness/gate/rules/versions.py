@@ -214,6 +214,17 @@ REMOVED_APIS = {
     "autoscaling/v2beta2": "autoscaling/v2",
     "apiextensions.k8s.io/v1beta1": "apiextensions.k8s.io/v1",
     "rbac.authorization.k8s.io/v1beta1": "rbac.authorization.k8s.io/v1",
+    # Kubernetes API removals up to the pinned 1.35 (kubernetes.io/docs/reference/using-api/deprecation-guide).
+    "discovery.k8s.io/v1beta1": "discovery.k8s.io/v1 (removed in Kubernetes 1.25)",
+    "node.k8s.io/v1beta1": "node.k8s.io/v1 (removed in Kubernetes 1.25)",
+    "storage.k8s.io/v1beta1": "storage.k8s.io/v1 (CSIStorageCapacity: removed in Kubernetes 1.27)",
+    "flowcontrol.apiserver.k8s.io/v1beta1": "flowcontrol.apiserver.k8s.io/v1 (removed in Kubernetes 1.26)",
+    "flowcontrol.apiserver.k8s.io/v1beta2": "flowcontrol.apiserver.k8s.io/v1 (removed in Kubernetes 1.29)",
+    "flowcontrol.apiserver.k8s.io/v1beta3": "flowcontrol.apiserver.k8s.io/v1 (removed in Kubernetes 1.32)",
+    "admissionregistration.k8s.io/v1beta1": "admissionregistration.k8s.io/v1 (removed in Kubernetes 1.22)",
+    "scheduling.k8s.io/v1beta1": "scheduling.k8s.io/v1 (removed in Kubernetes 1.22)",
+    "coordination.k8s.io/v1beta1": "coordination.k8s.io/v1 (removed in Kubernetes 1.22)",
+    "certificates.k8s.io/v1beta1": "certificates.k8s.io/v1 (removed in Kubernetes 1.22)",
 }
 DEPRECATED_ANNOTATIONS = {
     "kubernetes.io/ingress.class": "spec.ingressClassName",

@@ -42,8 +42,8 @@ def platform_tree(tmp_path: Path) -> Callable[..., Path]:
 def platform(platform_tree: Callable[..., Path], reference: Path) -> Callable[..., Report]:
     """Check a copy of the platform fixture with the given edits applied."""
 
-    def run(*edits: Edit, select: tuple[str, ...] = ()) -> Report:
+    def run(*edits: Edit, select: tuple[str, ...] = (), render_charts: bool = False) -> Report:
         root = platform_tree(*edits)
-        return check([root / "infra"], [root / "gitops"], reference, select=select)
+        return check([root / "infra"], [root / "gitops"], reference, select=select, render_charts=render_charts)
 
     return run

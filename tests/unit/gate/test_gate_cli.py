@@ -209,3 +209,24 @@ def test_machine_readable_reports_carry_the_notes(
     suite = ET.fromstring(junit(noted)).find("./testsuite/system-out")
     assert suite is not None and suite.text == f"note: {note}"
     assert ET.fromstring(junit(full)).find("./testsuite/system-out") is None
+
+
+def test_plan_json_repeats_per_root_and_render_charts_without_helm_notes_the_fallback(
+    platform_tree: Callable[..., Path], reference: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from harness.gate import charts
+    from harness.gate.__main__ import main as gate_main
+
+    root = platform_tree()
+    plans = []
+    for name in ("a", "b"):
+        plans += ["--plan-json", str(tmp_path / f"{name}.json")]
+        (tmp_path / f"{name}.json").write_text(json.dumps({"variables": {"cluster_name": {"value": "demo"}},
+                                                           "planned_values": {"root_module": {}}}), encoding="utf-8")
+    monkeypatch.setattr(charts, "helm_binary", lambda: (None, "helm is not built"))
+
+    assert gate_main([*args(root, reference)[1:], *plans]) == 2
+    assert "a second plan for root platform" in capsys.readouterr().err
+    assert gate_main([*args(root, reference)[1:], *plans[:2], "--render-charts"]) == 0
+    assert "note: --render-charts: no helm (helm is not built)" in capsys.readouterr().err

@@ -10,7 +10,7 @@ import pytest
 from harness.errors import InputError
 from harness.gate.effective import build, render
 from harness.gate.loaders import load_manifests, load_plan, load_reference, suppressions
-from harness.gate.model import TerraformModel
+from harness.gate.model import Location, TerraformModel
 from harness.gate.schema import SchemaValidator
 
 
@@ -317,3 +317,29 @@ def test_kustomize_images_set_tags_and_point_at_the_kustomization(tmp_path: Path
     assert [c["image"] for c in web.get("spec", "template", "spec", "containers")] == [
         "example/web:2.0", "example/other:1.0"]
     assert web.where("spec", "template", "spec", "containers", 0, "image").file.name == "kustomization.yaml"
+
+
+KUSTOMIZE_CASES = Path(__file__).parent / "fixtures" / "kustomize"
+
+
+@pytest.mark.parametrize(("case", "replicas", "why"), [
+    ("applies", 3, None),
+    ("replace-missing", 1, "replace /spec/replica: the path does not exist (RFC 6902 requires it; kustomize adds"),
+    ("remove-missing", 1, "remove /metadata/annotations/example.com~1absent: the path does not exist"),
+    ("add-missing-parent", 1, "add /spec/strategy/rollingUpdate: its parent does not exist"),
+    ("test-fails", 1, "test /spec/replicas: the test fails"),
+])
+def test_json6902_patches_follow_rfc_6902(case: str, replicas: int, why: str | None) -> None:
+    """Each refused patch is reported; the object is what kustomize builds (tests/integration/test_gate_oracles.py
+    compares with the real kustomize): unchanged, except that kustomize applies a replace of a missing key as add."""
+    problems: list[tuple[Location, str]] = []
+
+    deployment = next(m for m in build((KUSTOMIZE_CASES / case).resolve(), {}, set(), problems=problems)
+                      if m.kind == "Deployment")
+
+    assert deployment.get("spec", "replicas") == replicas
+    assert [why in message for _, message in problems] == ([True] if why else [])
+    if case == "replace-missing":
+        assert deployment.get("spec", "replica") == 3
+    if why:
+        assert problems[0][0].file.name == "kustomization.yaml"

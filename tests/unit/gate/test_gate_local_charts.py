@@ -1,4 +1,4 @@
-"""Local Helm charts (harness.gate.charts): the constructs rendered, and everything else left out with a note."""
+"""Local Helm charts (harness.gate.local_charts): the constructs rendered, and everything else left out with a note."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from harness.gate.api import build_model
-from harness.gate.charts import _Unsupported, render_line
 from harness.gate.hcl import Unknown
+from harness.gate.local_charts import _Unsupported, render_line
 
 PARAMS = {"Values": {"repo": "https://example.com/r.git", "nested": {"key": 'say "hi"'}, "later": Unknown("var.x"),
                      "list": [1]},
