@@ -43,7 +43,7 @@ class Component:
     version_key: str  # its entry in versions.yaml
     purpose: str
     binaries: tuple[Binary, ...]
-    cold_minutes: int  # measured one-time build on a 2-core machine (docs/toolchain.md)
+    cold_minutes: int  # measured one-time build, rounded up, on a 2-core machine (docs/toolchain.md)
     stamps: Callable[[BuildFacts], dict[str, str]] = field(default=lambda facts: {})
     data: tuple[str, ...] = ()  # files of the pinned module the binaries need at run time, copied beside them
 
@@ -108,7 +108,7 @@ KUBERNETES = Component(
         ),
         Binary("kubectl", "k8s.io/kubernetes/cmd/kubectl", ("version", "--client"), r"Client Version: v(\S+)"),
     ),
-    cold_minutes=25,
+    cold_minutes=8,
     stamps=_kubernetes_stamps,
 )
 
@@ -120,7 +120,7 @@ COMPONENTS: tuple[Component, ...] = (
         version_key="etcd",
         purpose="the API server's storage",
         binaries=(Binary("etcd", "go.etcd.io/etcd/server/v3", ("--version",), r"etcd Version: (\S+)"),),
-        cold_minutes=3,
+        cold_minutes=1,
     ),
     Component(
         name="kwok",
@@ -128,7 +128,7 @@ COMPONENTS: tuple[Component, ...] = (
         version_key="kwok",
         purpose="stands in for kubelets: makes Nodes Ready and runs their pods",
         binaries=(Binary("kwok", "sigs.k8s.io/kwok/cmd/kwok", ("--version",), r"kwok version v?(\S+)"),),
-        cold_minutes=6,
+        cold_minutes=2,
         # The stages kwokctl embeds: Nodes initialize and heartbeat, pods become Ready, complete and go.
         data=tuple(
             f"kustomize/stage/{stage}.yaml"
@@ -147,7 +147,7 @@ COMPONENTS: tuple[Component, ...] = (
         version_key="helm",
         purpose="renders charts for Argo CD's repo-server and the tests",
         binaries=(Binary("helm", "helm.sh/helm/v3/cmd/helm", ("version", "--short"), r"v(\d[^+\s]*)"),),
-        cold_minutes=5,
+        cold_minutes=2,
         stamps=_helm_stamps,
     ),
     Component(
@@ -156,7 +156,7 @@ COMPONENTS: tuple[Component, ...] = (
         version_key="kustomize",
         purpose="renders gitops/ for Argo CD's repo-server and the gate's oracle test",
         binaries=(Binary("kustomize", "sigs.k8s.io/kustomize/kustomize/v5", ("version",), r"v(\S+)"),),
-        cold_minutes=2,
+        cold_minutes=1,
         stamps=lambda facts: {"sigs.k8s.io/kustomize/api/provenance.version": f"kustomize/v{facts.version}"},
     ),
     Component(
@@ -175,7 +175,7 @@ COMPONENTS: tuple[Component, ...] = (
                 )
             ),
         ),
-        cold_minutes=15,
+        cold_minutes=6,
         stamps=_argo_cd_stamps,
     ),
     Component(
@@ -207,7 +207,7 @@ COMPONENTS: tuple[Component, ...] = (
                 r"(?:mod|dep)\s+sigs\.k8s\.io/aws-load-balancer-controller\s+v(\S+)",
             ),
         ),
-        cold_minutes=10,
+        cold_minutes=3,
         stamps=lambda facts: {
             "sigs.k8s.io/aws-load-balancer-controller/pkg/version.GitVersion": f"v{facts.version}",
             "sigs.k8s.io/aws-load-balancer-controller/pkg/version.BuildDate": facts.module_time,
