@@ -27,10 +27,11 @@ COMMANDS = {
     "bench": "harness.bench",
     "pin-image": "harness.images.pin",
     "toolchain": "harness.toolchain.cli",
+    "eks-token": "harness.kube.exec_credential",
 }
 # The extra (pyproject.toml) whose libraries a command needs beyond the core install, which is what `check` needs.
 EXTRAS = {"demo": "stack", "up": "stack", "verify": "stack", "down": "stack", "sweep": "stack", "e2e": "e2e",
-          "pin-image": "pin"}
+          "pin-image": "pin", "eks-token": "e2e"}
 
 
 def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:

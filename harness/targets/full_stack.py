@@ -7,6 +7,8 @@ Clock and sleep are injectable; nothing here decides a verdict (harness.targets.
 from __future__ import annotations
 
 import os
+import shutil
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -79,6 +81,7 @@ class FullStack:
             "expires_at": self.run.expires_at,
             "gitops_repo_url": url or self.run.settings.get("gitops_repo_url", ""),
             "gitops_revision": revision or self.run.settings.get("gitops_revision", "main"),
+            "kube_token_command": kube_token_command(),
         }
 
     def destroy(self, root: str) -> None:
@@ -155,3 +158,10 @@ def teardown_run(full: FullStack) -> list[Result]:
         return teardown.execute(plan)
     finally:
         stack.down()  # nothing left in state by now: this only stops the run's emulator
+
+
+def kube_token_command() -> list[str]:
+    """What prints the add-ons providers' EKS token: the AWS CLI where installed, else this harness itself."""
+    if shutil.which("aws"):
+        return ["aws", "eks", "get-token"]
+    return [sys.executable, "-m", "harness", "eks-token"]

@@ -120,3 +120,14 @@ variable "argocd_allowed_cidrs" {
     error_message = "argocd_allowed_cidrs must not contain 0.0.0.0/0 or ::/0: list the addresses that may reach Argo CD."
   }
 }
+
+variable "kube_token_command" {
+  description = "Command (with its leading arguments) that prints an EKS ExecCredential for the Kubernetes and Helm providers; `--cluster-name <cluster> --region <region>` is appended. The AWS CLI by default; `[\"harness\", \"eks-token\"]` takes the same arguments."
+  type        = list(string)
+  default     = ["aws", "eks", "get-token"]
+
+  validation {
+    condition     = length(var.kube_token_command) > 0 && alltrue([for part in var.kube_token_command : length(trimspace(part)) > 0])
+    error_message = "kube_token_command must name a command, for example [\"aws\", \"eks\", \"get-token\"] or [\"harness\", \"eks-token\"]."
+  }
+}

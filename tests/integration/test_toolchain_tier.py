@@ -7,6 +7,7 @@ Each test skips with one line naming `make toolchain` and its one-time cost when
 from __future__ import annotations
 
 import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -178,8 +179,59 @@ def test_harness_check_render_charts_passes_with_the_pinned_helm(tree: str) -> N
     needs("helm")
     root = repo_root() if tree == "repository" else repo_root() / "tests" / "unit" / "gate" / "fixtures" / "platform"
 
-    report = check([root / "infra"], [root / "gitops"], reference_dir(), select=("EKS044", "EKS045"),
-                   render_charts=True)
+    report = check(
+        [root / "infra"], [root / "gitops"], reference_dir(), select=("EKS044", "EKS045"), render_charts=True
+    )
 
     assert [(f.rule_id, f.message) for f in report.findings] == []
     assert not any("no helm" in note for note in report.notes)
+
+
+@pytest.mark.parametrize(
+    ("plugin", "expected"),
+    [
+        # client-go parses the ExecCredential and sends its token: this API server does not know EKS tokens.
+        ("harness", "the server has asked for the client to provide credentials"),
+        # A plugin printing anything else is refused by client-go itself.
+        ("broken", "decoding stdout"),
+    ],
+)
+def test_kubectl_accepts_harness_eks_token_as_an_exec_credential(
+    plugin: str, expected: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    needs("etcd", "kube-apiserver", "kubectl")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secret")
+    if plugin == "harness":
+        command, args = (
+            sys.executable,
+            ["-m", "harness", "eks-token", "--cluster-name", "eks-demo", "--region", "eu-west-1"],
+        )
+    else:
+        command, args = "sh", ["-c", "echo not-a-credential"]
+    with control_plane(tmp_path, full=False) as cluster:
+        config = yaml.safe_load(cluster.kubeconfig.read_text())
+        config["users"] = [
+            {
+                "name": "admin",
+                "user": {
+                    "exec": {
+                        "apiVersion": "client.authentication.k8s.io/v1beta1",
+                        "command": command,
+                        "args": args,
+                        "interactiveMode": "Never",
+                    }
+                },
+            }
+        ]
+        exec_config = tmp_path / "exec-kubeconfig"
+        exec_config.write_text(yaml.safe_dump(config))
+        done = subprocess.run(
+            [str(locate("kubectl")), "--kubeconfig", str(exec_config), "get", "namespaces"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert done.returncode != 0
+    assert expected in done.stderr, done.stderr
