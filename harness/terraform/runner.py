@@ -88,7 +88,7 @@ def find_cli(env: Mapping[str, str] | None = None) -> TerraformCli:
         if found := shutil.which(name, path=search_path):
             return TerraformCli(Path(found), name)
     raise EnvironmentProblem(
-        f"Terraform not found on PATH: install Terraform >= 1.6 or OpenTofu, or set {TERRAFORM_ENV}=/path/to/terraform"
+        f"Terraform not found on PATH: install Terraform >= 1.7 or OpenTofu, or set {TERRAFORM_ENV}=/path/to/terraform"
     )
 
 

@@ -10,7 +10,10 @@ from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from harness.errors import EnvironmentProblem
+from harness.errors import EnvironmentProblem, HarnessError
+from harness.project import versions
+from harness.terraform.providers import REGISTRY_HOST, find_machine_mirror, mirror_holding, registry_reachable
+from harness.terraform.runner import find_cli
 from harness.toolchain.build import (
     Entry,
     cache_root,
@@ -45,9 +48,45 @@ def run(args: argparse.Namespace) -> int:
     console = Console(highlight=False, soft_wrap=True)
     cache = args.cache or cache_root()
     entries = [entry_for(component, cache=cache) for component in select(args.only)]
-    if args.check:
-        return check(entries, console)
-    return build(entries, cache, console)
+    code = check(entries, console) if args.check else build(entries, cache, console)
+    for line in terraform_status():
+        console.print(line, markup=False)
+    return code
+
+
+def terraform_status() -> list[str]:
+    """Where the Terraform CLI and the providers come from. None of them can be built from the Go module proxy
+    (docs/toolchain.md), so a missing one is said, with what to install, instead of built."""
+    pins = versions()
+    try:
+        cli = f"Terraform CLI: {find_cli().path}"
+    except HarnessError as exc:
+        cli = f"Terraform CLI: {exc} (it cannot be built from the Go module proxy: docs/toolchain.md)"
+    aws = find_machine_mirror(pins["aws_provider"])
+    addons = {name: pins[f"{name}_provider"] for name in ("helm", "kubernetes")}
+    addons_mirror = mirror_holding(addons)
+    reachable = registry_reachable() if aws is None or addons_mirror is None else True
+    names = ", ".join(f"hashicorp/{name} {version}" for name, version in addons.items())
+    return [
+        cli,
+        f"hashicorp/aws {pins['aws_provider']}: "
+        + (
+            f"filesystem mirror {aws}"
+            if aws
+            else f"registry {REGISTRY_HOST}"
+            if reachable
+            else f"NOT AVAILABLE: no mirror holds it and {REGISTRY_HOST} is unreachable; the emulator tier skips"
+        ),
+        f"{names}: "
+        + (
+            f"filesystem mirror {addons_mirror}"
+            if addons_mirror
+            else f"registry {REGISTRY_HOST}"
+            if reachable
+            else f"NOT AVAILABLE: no mirror holds them, {REGISTRY_HOST} is unreachable, and the Go module proxy "
+            "serves no version of them to build (docs/toolchain.md); `terraform validate` of infra/addons skips"
+        ),
+    ]
 
 
 def check(entries: list[Entry], console: Console) -> int:

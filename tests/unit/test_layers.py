@@ -20,7 +20,7 @@ import harness
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("harness.__main__",),  # `python -m harness`
     ("harness.cli", "harness.plugin"),  # entry points: the command table, the pytest plugin
-    ("harness.bench", "harness.images.pin"),  # commands that measure or rewrite across rooms
+    ("harness.bench", "harness.images.pin", "harness.toolchain.cli"),  # commands that measure or rewrite across rooms
     ("harness.e2e",),  # the staged end-to-end run: safety, stages, orchestration, evidence, report
     ("harness.targets",),  # standing a target up and tearing it down (emulator, aws; local next)
     ("harness.aws", "harness.kube", "harness.gate"),  # the AWS side, the Kubernetes side, the offline gate

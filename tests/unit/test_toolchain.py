@@ -354,3 +354,17 @@ def test_missing_is_none_once_built(hello_repo: Path, tmp_path: Path, monkeypatc
     assert build.missing(["hello"], hello_repo, cache) is not None
     build.ensure_built(build.find_go((1, 22, 0)), build.entry_for(HELLO, hello_repo, cache))
     assert build.missing(["hello"], hello_repo, cache) is None
+
+
+def test_terraform_status_says_what_is_missing_instead_of_building_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    from harness.toolchain.cli import terraform_status
+
+    monkeypatch.setenv("HARNESS_TERRAFORM", "no-such-terraform")
+    cli, aws, addons = terraform_status()
+    assert cli.startswith("Terraform CLI: HARNESS_TERRAFORM=no-such-terraform: no such executable")
+    assert "cannot be built from the Go module proxy" in cli
+    assert aws.startswith(f"hashicorp/aws {versions()['aws_provider']}: ")
+    assert addons.startswith(f"hashicorp/helm {versions()['helm_provider']}, hashicorp/kubernetes ")
+    monkeypatch.delenv("HARNESS_TERRAFORM")
+    if shutil.which("terraform"):
+        assert terraform_status()[0] == f"Terraform CLI: {shutil.which('terraform')}"
