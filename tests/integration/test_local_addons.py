@@ -18,10 +18,12 @@ from typing import Any
 
 import pytest
 import yaml
+from kubernetes.config import new_client_from_config
 
 from harness.e2e.orchestration import expected_applications
 from harness.gate.api import build_model
 from harness.kube import core, ingress
+from harness.kube.client import KubernetesApiClient
 from harness.project import reference_dir, repo_root
 from harness.results import Result, Status
 from harness.targets import argo_cd, lb_controller
@@ -29,6 +31,7 @@ from harness.targets.controlplane import ControlPlane, control_plane
 from harness.targets.git_endpoint import serve as serve_git
 from harness.targets.nodes import ops_nodes
 from harness.targets.releases import chart_folder, install, release, secret
+from harness.targets.teardown import KUBERNETES_STEPS, Teardown, TeardownFacts, plan_teardown, teardown_ok
 from harness.toolchain.build import locate, missing
 from harness.waits import wait_for
 
@@ -42,6 +45,7 @@ GAME_KINDS = ("Namespace", "Service", "Ingress")
 @pytest.fixture(scope="module")
 def cluster_with_lb_controller(
     tmp_path_factory: pytest.TempPathFactory,
+    harness_platform: Any,
     harness_platform_outputs: dict[str, Any],
     harness_aws_clients: Callable[[str], Any],
     harness_aws_target: Any,
@@ -67,7 +71,16 @@ def cluster_with_lb_controller(
         )
         env = lb_controller.aws_environment(harness_aws_target.endpoint_url, outputs["region"], os.environ)
         lb_controller.start(cluster.supervisor, cluster, namespace=chosen.namespace, release=chosen.name, aws_env=env)
-        yield cluster
+        try:
+            yield cluster
+        finally:
+            # The AWS run's controller-aware teardown, while the controllers still run: Argo CD's Applications,
+            # then the Ingresses, and wait until the LB controller has deleted their ALBs (else they leak).
+            kube = KubernetesApiClient(new_client_from_config(config_file=str(cluster.kubeconfig)))
+            teardown = Teardown(harness_platform.run, harness_aws_clients, lambda: kube, lambda root: None)
+            facts = TeardownFacts("", "local", addons_applied=True, platform_applied=True)
+            results = teardown.execute([s for s in plan_teardown(facts) if s.name in KUBERNETES_STEPS])
+            assert teardown_ok(results), [(r.name, r.status.value, r.why) for r in results]
 
 
 def game_objects() -> list[dict[str, Any]]:
