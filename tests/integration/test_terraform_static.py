@@ -44,12 +44,20 @@ def platform_copy(cli: TerraformCli, tmp_path_factory: pytest.TempPathFactory) -
     if reason := unavailable_reason(version):
         pytest.skip(reason)
     work = tmp_path_factory.mktemp("static")
+    source = provider_source(work / "config", find_machine_mirror(version))
+    return initialised_copy(cli, work, "platform", source.env, source.unset)
+
+
+def initialised_copy(
+    cli: TerraformCli, work: Path, root_name: str, source_env: dict[str, str], unset: tuple[str, ...] = ()
+) -> tuple[Path, dict[str, str]]:
+    """infra/ and versions.yaml copied into `work` (init leaves nothing in the checkout), infra/<root_name>
+    initialised with the providers from `source_env`; the root and the environment that reaches them."""
     shutil.copytree(repo_root() / "infra", work / "infra")
     shutil.copy(repo_root() / "versions.yaml", work / "versions.yaml")
-    source = provider_source(work / "config", find_machine_mirror(version))
-    env = {k: v for k, v in os.environ.items() if k not in source.unset}
-    env.update(source.env, TF_IN_AUTOMATION="1", CHECKPOINT_DISABLE="1", TF_DATA_DIR=str(work / "data"))
-    root = work / "infra" / "platform"
+    env = {k: v for k, v in os.environ.items() if k not in unset}
+    env.update(source_env, TF_IN_AUTOMATION="1", CHECKPOINT_DISABLE="1", TF_DATA_DIR=str(work / "data"))
+    root = work / "infra" / root_name
     run(cli, root, env, "init", "-backend=false", "-input=false")
     return root, env
 
@@ -78,17 +86,24 @@ def test_platform_root_validates(cli: TerraformCli, platform_copy: tuple[Path, d
 
 
 def test_a_broken_platform_root_fails_validate(cli: TerraformCli, platform_copy: tuple[Path, dict[str, str]]) -> None:
-    root, env = platform_copy
-    broken = root / "zz_broken.tf"
-    broken.write_text('output "broken" {\n  value = var.no_such_variable\n}\n', encoding="utf-8")
+    done = validate_with(cli, platform_copy, 'output "broken" {\n  value = var.no_such_variable\n}\n')
+    assert done.returncode != 0
+    assert "no_such_variable" in done.stderr + done.stdout
+
+
+def validate_with(
+    cli: TerraformCli, copy: tuple[Path, dict[str, str]], broken: str
+) -> subprocess.CompletedProcess[str]:
+    """`terraform validate` of the initialised copy with one more file, `broken`, removed again afterwards."""
+    root, env = copy
+    extra = root / "zz_broken.tf"
+    extra.write_text(broken, encoding="utf-8")
     try:
-        done = subprocess.run(
+        return subprocess.run(
             [str(cli.path), f"-chdir={root}", "validate", "-no-color"], env=env, capture_output=True, text=True
         )
     finally:
-        broken.unlink()
-    assert done.returncode != 0
-    assert "no_such_variable" in done.stderr + done.stdout
+        extra.unlink()
 
 
 def test_platform_terraform_test_suite_passes(cli: TerraformCli, platform_copy: tuple[Path, dict[str, str]]) -> None:
@@ -111,23 +126,15 @@ def addons_copy(cli: TerraformCli, tmp_path_factory: pytest.TempPathFactory) -> 
     mirror = mirror_holding(pins)
     if mirror is not None:
         (work / "terraform.rc").write_text(cli_config(mirror, pins), encoding="utf-8")
-        source_env = {"TF_CLI_CONFIG_FILE": str(work / "terraform.rc")}
-    elif registry_reachable():
+        return initialised_copy(cli, work, "addons", {"TF_CLI_CONFIG_FILE": str(work / "terraform.rc")})
+    if registry_reachable():
         source = provider_source(work / "config", find_machine_mirror(pins["aws"]))
-        source_env = source.env
-    else:
-        pytest.skip(
-            f"hashicorp/helm {pins['helm']} and hashicorp/kubernetes {pins['kubernetes']}: no provider mirror "
-            f"holds them and {REGISTRY_HOST} is unreachable; `make toolchain` cannot build them "
-            "(the Go module proxy serves no version of their modules at those tags, docs/toolchain.md)"
-        )
-    shutil.copytree(repo_root() / "infra", work / "infra")
-    shutil.copy(repo_root() / "versions.yaml", work / "versions.yaml")
-    env = {k: v for k, v in os.environ.items() if k != "TF_CLI_CONFIG_FILE"}
-    env.update(source_env, TF_IN_AUTOMATION="1", CHECKPOINT_DISABLE="1", TF_DATA_DIR=str(work / "data"))
-    root = work / "infra" / "addons"
-    run(cli, root, env, "init", "-backend=false", "-input=false")
-    return root, env
+        return initialised_copy(cli, work, "addons", source.env, source.unset)
+    pytest.skip(
+        f"hashicorp/helm {pins['helm']} and hashicorp/kubernetes {pins['kubernetes']}: no provider mirror "
+        f"holds them and {REGISTRY_HOST} is unreachable; `make toolchain` cannot build them "
+        "(the Go module proxy serves no version of their modules at those tags, docs/toolchain.md)"
+    )
 
 
 def test_addons_root_validates(cli: TerraformCli, addons_copy: tuple[Path, dict[str, str]]) -> None:
@@ -136,14 +143,6 @@ def test_addons_root_validates(cli: TerraformCli, addons_copy: tuple[Path, dict[
 
 
 def test_a_broken_addons_root_fails_validate(cli: TerraformCli, addons_copy: tuple[Path, dict[str, str]]) -> None:
-    root, env = addons_copy
-    broken = root / "zz_broken.tf"
-    broken.write_text('resource "helm_release" "broken" {\n  no_such_argument = 1\n}\n', encoding="utf-8")
-    try:
-        done = subprocess.run(
-            [str(cli.path), f"-chdir={root}", "validate", "-no-color"], env=env, capture_output=True, text=True
-        )
-    finally:
-        broken.unlink()
+    done = validate_with(cli, addons_copy, 'resource "helm_release" "broken" {\n  no_such_argument = 1\n}\n')
     assert done.returncode != 0
     assert "no_such_argument" in done.stderr
