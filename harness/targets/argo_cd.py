@@ -15,21 +15,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-import requests
-
 from harness.errors import EnvironmentProblem
 from harness.processes import HOST, Supervisor, free_port
-from harness.targets.controlplane import ControlPlane
+from harness.targets.controlplane import ControlPlane, answers
 from harness.toolchain.build import locate
 
 READY_TIMEOUT_S = 90.0
-
-
-def _http_ok(url: str) -> bool:
-    try:
-        return requests.get(url, timeout=2).status_code == 200
-    except requests.RequestException:
-        return False
 
 
 @dataclass(frozen=True)
@@ -88,7 +79,7 @@ def start(
             f"--metrics-address={HOST}",
             f"--metrics-port={repo_metrics}",
         ],
-        ready=lambda: _http_ok(f"http://{HOST}:{repo_metrics}/healthz?full=true"),
+        ready=lambda: answers(f"http://{HOST}:{repo_metrics}/healthz?full=true"),
         timeout_s=READY_TIMEOUT_S,
         env=env,
         cwd=work,
@@ -105,7 +96,7 @@ def start(
             "--repo-server-plaintext",
             f"--metrics-port={controller_metrics}",
         ],
-        ready=lambda: _http_ok(f"http://{HOST}:{controller_metrics}/metrics"),
+        ready=lambda: answers(f"http://{HOST}:{controller_metrics}/metrics"),
         timeout_s=READY_TIMEOUT_S,
         env=env,
         cwd=work,
@@ -123,7 +114,7 @@ def start(
             f"--probe-addr={HOST}:{free_port()}",
             f"--webhook-addr={HOST}:{free_port()}",
         ],
-        ready=lambda: _http_ok(f"http://{HOST}:{metrics}/metrics"),
+        ready=lambda: answers(f"http://{HOST}:{metrics}/metrics"),
         timeout_s=READY_TIMEOUT_S,
         env=env,
         cwd=work,

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import requests
 import yaml
@@ -168,9 +169,10 @@ class ControlPlane:
         )
 
 
-def _answers(url: str, **kwargs: object) -> bool:
+def answers(url: str, **kwargs: Any) -> bool:
+    """A readiness probe: True once `url` answers 200 (requests' keywords: `verify`, `cert`)."""
     try:
-        return requests.get(url, timeout=2.0, **kwargs).status_code == 200  # type: ignore[arg-type]
+        return requests.get(url, timeout=2.0, **kwargs).status_code == 200
     except requests.RequestException:
         return False
 
@@ -189,7 +191,7 @@ def start_etcd(supervisor: Supervisor, data_dir: Path) -> str:
         "--unsafe-no-fsync",  # a throwaway run's store: durability buys nothing and costs seconds
         "--listen-metrics-urls=",
     ]
-    supervisor.start("etcd", command, ready=lambda: _answers(f"{client}/health"), timeout_s=READY_TIMEOUT_S)
+    supervisor.start("etcd", command, ready=lambda: answers(f"{client}/health"), timeout_s=READY_TIMEOUT_S)
     return client
 
 
@@ -218,7 +220,7 @@ def start_apiserver(supervisor: Supervisor, pki: Pki, etcd: str) -> str:
         "verify": str(pki.path("ca.crt")),
     }
     supervisor.start(
-        "kube-apiserver", command, ready=lambda: _answers(f"{server}/readyz", **auth), timeout_s=READY_TIMEOUT_S
+        "kube-apiserver", command, ready=lambda: answers(f"{server}/readyz", **auth), timeout_s=READY_TIMEOUT_S
     )
     return server
 
@@ -237,7 +239,7 @@ def _serving(pki: Pki) -> tuple[list[str], Callable[[], bool]]:
         ),
         "--leader-elect=false",
     ]
-    return flags, lambda: _answers(f"https://{HOST}:{port}/healthz", verify=str(pki.path("ca.crt")))
+    return flags, lambda: answers(f"https://{HOST}:{port}/healthz", verify=str(pki.path("ca.crt")))
 
 
 def start_controller_manager(supervisor: Supervisor, pki: Pki) -> None:
@@ -272,9 +274,7 @@ def start_kwok(supervisor: Supervisor, kubeconfig_path: Path) -> None:
         f"--server-address={HOST}:{port}",
         *(f"--config={entry.data(stage)}" for stage in entry.component.data),
     ]
-    supervisor.start(
-        "kwok", command, ready=lambda: _answers(f"http://{HOST}:{port}/healthz"), timeout_s=READY_TIMEOUT_S
-    )
+    supervisor.start("kwok", command, ready=lambda: answers(f"http://{HOST}:{port}/healthz"), timeout_s=READY_TIMEOUT_S)
 
 
 @contextmanager

@@ -12,10 +12,8 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-import requests
-
 from harness.processes import HOST, Supervised, Supervisor, free_port
-from harness.targets.controlplane import ControlPlane
+from harness.targets.controlplane import ControlPlane, answers
 from harness.toolchain.build import locate
 
 WEBHOOK_CONFIGURATIONS = ("mutatingwebhookconfiguration", "validatingwebhookconfiguration")
@@ -67,16 +65,10 @@ def start(
     chart_args = list(installed["spec"]["template"]["spec"]["containers"][0].get("args") or [])
     webhook_port, probe_port = free_port(), free_port()
 
-    def ready() -> bool:
-        try:
-            return requests.get(f"http://{HOST}:{probe_port}/readyz", timeout=2).status_code == 200
-        except requests.RequestException:
-            return False
-
     process = supervisor.start(
         "aws-load-balancer-controller",
         controller_command(chart_args, cluster, webhook_port, probe_port),
-        ready=ready,
+        ready=lambda: answers(f"http://{HOST}:{probe_port}/readyz"),
         timeout_s=READY_TIMEOUT_S,
         env=aws_env,
     )
