@@ -1,6 +1,7 @@
 """`harness bench toolchain`: what the toolchain costs. Target: a warm `harness toolchain` (everything built,
 nothing changed) finishes in under 5 s. Shown beside it, in the same run: `--check` (re-hashes every binary),
-and per component the disk of its cache entry and the cold build time its manifest recorded."""
+and per component the disk of its cache entry and how long the build that made it took (as its manifest recorded:
+cold only when Go's build cache was; docs/toolchain.md has the cold figures)."""
 
 from __future__ import annotations
 
@@ -34,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
     warm_s, warm_rc = _timed(["toolchain"])
     check_s, check_rc = _timed(["toolchain", "--check"])
     table = Table(title=f"toolchain cache {cache_root()}", title_justify="left")
-    for column in ("component", "version", "binaries", "disk MB", "cold build s"):
+    for column in ("component", "version", "binaries", "disk MB", "built in s"):
         table.add_column(column, justify="right" if column not in ("component", "version") else "left")
     total = 0
     for entry in entries:
