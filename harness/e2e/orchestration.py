@@ -202,15 +202,7 @@ class E2E(FullStack):
         results.append(address)
         hostname = ingress.ingress_hostname(k.get_ingress(GAME_NAMESPACE, GAME_DEPLOYMENT))
         if hostname:
-            facts = ingress.fetch_load_balancer(self.clients("elbv2"), self.clients("ec2"), hostname)
-            results.append(ingress.judge_load_balancer(facts))
-            results.append(
-                self.wait(
-                    lambda: ingress.fetch_load_balancer(self.clients("elbv2"), self.clients("ec2"), hostname),
-                    ingress.judge_target_groups,
-                    600,
-                )
-            )
+            results.extend(self.load_balancer(hostname))
             results.append(
                 self.wait(
                     lambda: ingress.probe_http(f"http://{hostname}/"),
@@ -219,6 +211,15 @@ class E2E(FullStack):
                 )
             )
         return results
+
+    def load_balancer(self, hostname: str) -> list[Result]:
+        """The ALB behind the Ingress, judged until it is active (a new ALB is `provisioning` for minutes, and
+        judging it once would fail a healthy platform), then its targets until they are healthy."""
+
+        def facts() -> ingress.LoadBalancerFacts:
+            return ingress.fetch_load_balancer(self.clients("elbv2"), self.clients("ec2"), hostname)
+
+        return [self.wait(facts, ingress.judge_load_balancer, 600), self.wait(facts, ingress.judge_target_groups, 600)]
 
     def karpenter(self) -> StageOutcome:
         k = self.kube()

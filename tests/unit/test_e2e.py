@@ -737,3 +737,83 @@ def test_a_run_whose_cluster_is_gone_converges_instead_of_failing_on_the_api(cle
     assert results["sweep"].status is Status.PASS and stack.downs == 1
     assert not run.path("addons.tfstate").exists() and run.path("addons.tfstate.orphaned").exists()
     assert "add-ons state kept as addons.tfstate.orphaned" in out.getvalue()
+
+
+class ProvisioningElbv2:
+    """A real (moto) elbv2 client whose load balancers read `provisioning` for the first `polls` describes: the
+    state a new ALB is in for minutes on AWS, and one moto never reports after CreateLoadBalancer."""
+
+    def __init__(self, real: Any, polls: int | None) -> None:
+        self.real, self.polls = real, polls
+
+    def get_paginator(self, name: str) -> Any:
+        paginator, outer = self.real.get_paginator(name), self
+
+        class Provisioning:
+            def paginate(self, **kwargs: Any) -> Iterator[dict[str, Any]]:
+                for page in paginator.paginate(**kwargs):
+                    if outer.polls is None or outer.polls > 0:
+                        for balancer in page["LoadBalancers"]:
+                            balancer["State"] = {"Code": "provisioning"}
+                    yield page
+                if outer.polls is not None:
+                    outer.polls -= 1
+
+        return Provisioning()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real, name)
+
+
+def _alb_behind_an_ingress() -> tuple[Any, Any, str]:
+    """A VPC with two public, ELB-tagged subnets and an internet-facing ALB with an ip target, in moto."""
+    import boto3
+
+    ec2, elbv2 = boto3.client("ec2", region_name="us-east-1"), boto3.client("elbv2", region_name="us-east-1")
+    vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+    gateway = ec2.create_internet_gateway()["InternetGateway"]["InternetGatewayId"]
+    ec2.attach_internet_gateway(InternetGatewayId=gateway, VpcId=vpc)
+    table = ec2.create_route_table(VpcId=vpc)["RouteTable"]["RouteTableId"]
+    ec2.create_route(RouteTableId=table, DestinationCidrBlock="0.0.0.0/0", GatewayId=gateway)
+    subnets = []
+    for index, zone in enumerate(("us-east-1a", "us-east-1b")):
+        subnet = ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.0.{index}.0/24", AvailabilityZone=zone)["Subnet"]
+        ec2.create_tags(Resources=[subnet["SubnetId"]], Tags=[{"Key": "kubernetes.io/role/elb", "Value": "1"}])
+        ec2.associate_route_table(RouteTableId=table, SubnetId=subnet["SubnetId"])
+        subnets.append(subnet["SubnetId"])
+    balancer = elbv2.create_load_balancer(Name="k8s-game", Subnets=subnets, Scheme="internet-facing")
+    arn, dns = balancer["LoadBalancers"][0]["LoadBalancerArn"], balancer["LoadBalancers"][0]["DNSName"]
+    group = elbv2.create_target_group(Name="k8s-game-tg", Protocol="HTTP", Port=80, VpcId=vpc, TargetType="ip")
+    group_arn = group["TargetGroups"][0]["TargetGroupArn"]
+    elbv2.create_listener(LoadBalancerArn=arn, Protocol="HTTP", Port=80,
+                          DefaultActions=[{"Type": "forward", "TargetGroupArn": group_arn}])
+    elbv2.register_targets(TargetGroupArn=group_arn, Targets=[{"Id": "10.0.0.10", "Port": 80}])
+    return ec2, elbv2, dns
+
+
+@pytest.mark.parametrize(("polls", "passes"), [(2, True), (None, False)])
+def test_the_checks_stage_waits_for_a_provisioning_alb(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, polls: int | None, passes: bool
+) -> None:
+    from moto import mock_aws
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    clock = Clock()
+
+    def sleep(seconds: float) -> None:
+        clock.now += seconds
+
+    with mock_aws():
+        ec2, elbv2, dns = _alb_behind_an_ingress()
+        runner = karpenter_e2e(tmp_path, FakeKarpenterCluster(clock), clock)
+        runner.sleep = sleep
+        clients = {"ec2": ec2, "elbv2": ProvisioningElbv2(elbv2, polls)}
+        monkeypatch.setattr(runner, "clients", clients.__getitem__)
+        balancer, targets = runner.load_balancer(dns)
+    assert balancer.ok is passes, balancer.why
+    if passes:
+        assert targets.ok, targets.why
+        assert clock.now > 1000.0  # it waited while the ALB was provisioning
+    else:
+        assert balancer.status is not Status.PASS and "provisioning" in balancer.why
