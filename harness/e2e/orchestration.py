@@ -69,15 +69,17 @@ def expected_applications(root: Path | None = None) -> tuple[str, ...]:
         raise InputError(f"{root / 'infra'}: cannot tell which Applications Argo CD will show (cluster secrets: "
                          f"{len(secrets)}; unrendered names: {unresolved}; {'; '.join(charts.notes)})")
     return tuple(sorted(set(names)))
+# What the Kubernetes checks report, by the judges' own names: a target without Kubernetes reports the same rows
+# as not applicable, so reports and JUnit rows line up between targets.
 KUBERNETES_CHECK_NAMES = (
-    "argo cd applications synced and healthy",
-    "ops nodes ready, labelled and tainted",
-    "controllers run on ops nodes",
-    "game-2048 stays off ops nodes",
-    "ingress has an ALB address",
-    "ALB internet-facing in public subnets",
-    "target groups healthy",
-    "game page served through the ALB",
+    argocd.APPLICATIONS_CHECK,
+    core.OPS_NODES_CHECK,
+    core.CONTROLLERS_CHECK,
+    core.off_ops_check(core.GAME_PODS.name),
+    ingress.INGRESS_ADDRESS_CHECK,
+    ingress.LOAD_BALANCER_CHECK,
+    ingress.TARGET_GROUPS_CHECK,
+    ingress.GAME_PAGE_CHECK,
 )
 
 

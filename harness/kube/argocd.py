@@ -36,6 +36,9 @@ APP_TREE_NOTE = (
 )
 
 
+# The name of each judgement: the same on every target, so reports and JUnit rows line up.
+APPLICATIONS_CHECK = "argo cd applications synced and healthy"
+
 def _status(app: KubeObject) -> Mapping[str, Any]:
     return app.get("status") or {}
 
@@ -167,7 +170,7 @@ def judge_applications(apps: Sequence[KubeObject], *, expected: Iterable[str] = 
     FAIL if any Application fails (evidence lists each with its summary); PENDING while one is missing
     (its ApplicationSet has not generated it yet) or still converging; PASS otherwise.
     """
-    name = "argo cd applications synced and healthy"
+    name = APPLICATIONS_CHECK
     present = {str((a.get("metadata") or {}).get("name")) for a in apps}
     missing = sorted(set(expected) - present)
     verdicts = [judge_application(app) for app in apps]

@@ -47,6 +47,15 @@ GAME_PODS = PodGroup("game-2048", "game-2048", "app.kubernetes.io/name=game-2048
 # ---------------------------------------------------------------- accessors
 
 
+# The names of the judgements: the same on every target, so reports and JUnit rows line up.
+OPS_NODES_CHECK = "ops nodes carry their labels and taint"
+CONTROLLERS_CHECK = "controllers run on ops nodes"
+
+
+def off_ops_check(workload: str) -> str:
+    return f"no {workload} pod on ops nodes"
+
+
 def name_of(obj: KubeObject) -> str:
     """``namespace/name`` for namespaced objects, ``name`` otherwise."""
     meta = obj.get("metadata") or {}
@@ -130,7 +139,7 @@ def judge_ops_nodes(nodes: Sequence[KubeObject], *, nodegroup: str | None = None
     given). PENDING while none has registered or one is not Ready yet; FAIL when a label or the taint is
     missing (the node group's configuration is wrong and waiting will not fix it).
     """
-    name = "ops nodes carry their labels and taint"
+    name = OPS_NODES_CHECK
     group_nodes = [
         node
         for node in nodes
@@ -171,7 +180,7 @@ def judge_controllers_on_ops(pods_by_group: Mapping[str, Sequence[KubeObject]], 
     ``pods_by_group`` maps a ``PodGroup.name`` to its pods. PENDING while a group has no pods yet or a pod is
     unscheduled/not Ready; FAIL when a pod runs on a node that is not an ops node.
     """
-    name = "controllers run on ops nodes"
+    name = CONTROLLERS_CHECK
     by_name = _nodes_by_name(nodes)
     misplaced: list[dict[str, str]] = []
     waiting: list[dict[str, str]] = []
@@ -207,7 +216,7 @@ def judge_workload_off_ops(
     PENDING while no pod of the workload is scheduled anywhere yet (nothing to judge); FAIL naming every pod
     that landed on an ops node.
     """
-    name = f"no {workload} pod on ops nodes"
+    name = off_ops_check(workload)
     by_name = _nodes_by_name(nodes)
     scheduled = [pod for pod in pods if (pod.get("spec") or {}).get("nodeName")]
     on_ops = [

@@ -32,6 +32,12 @@ TITLE = re.compile(r"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
 HTTP_TIMEOUT_SECONDS = 10.0
 
 
+# The names of the judgements: the same on every target, so reports and JUnit rows line up.
+INGRESS_ADDRESS_CHECK = "ingress has a load balancer address"
+LOAD_BALANCER_CHECK = "ALB exists, is internet-facing, in public subnets"
+TARGET_GROUPS_CHECK = "ALB target groups are ip type with healthy targets"
+GAME_PAGE_CHECK = "game page is served through the ALB"
+
 def ingress_hostname(ingress: KubeObject | None) -> str | None:
     """The load balancer DNS name the controller wrote into the Ingress status, if any."""
     for entry in ((ingress or {}).get("status") or {}).get("loadBalancer", {}).get("ingress") or []:
@@ -42,7 +48,7 @@ def ingress_hostname(ingress: KubeObject | None) -> str | None:
 
 def judge_ingress_address(ingress: KubeObject | None, events: Sequence[KubeObject] = ()) -> Result:
     """The Ingress has an ALB hostname. PENDING until then, with the controller's warnings as the why."""
-    name = "ingress has a load balancer address"
+    name = INGRESS_ADDRESS_CHECK
     if ingress is None:
         return Result.pending(name, "the Ingress does not exist yet")
     label = name_of(ingress)
@@ -133,7 +139,7 @@ def _internet_route(table: Mapping[str, Any] | None) -> bool:
 
 def judge_load_balancer(facts: LoadBalancerFacts, *, subnet_tag: str = ELB_SUBNET_TAG) -> Result:
     """An active internet-facing ALB with that DNS name, in ELB-tagged public subnets."""
-    name = "ALB exists, is internet-facing, in public subnets"
+    name = LOAD_BALANCER_CHECK
     lb = facts.load_balancer
     if lb is None:
         return Result.failed(name, f"no load balancer has DNS name {facts.dns_name}", dns_name=facts.dns_name)
@@ -190,7 +196,7 @@ def judge_target_groups(facts: LoadBalancerFacts) -> Result:
     none yet); FAIL when a group is not ``ip`` type or every target answers the health check with the
     wrong HTTP code (the path/port is wrong, waiting will not help).
     """
-    name = "ALB target groups are ip type with healthy targets"
+    name = TARGET_GROUPS_CHECK
     if facts.load_balancer is None:
         return Result.failed(name, f"no load balancer has DNS name {facts.dns_name}")
     rows: list[dict[str, Any]] = []
@@ -276,7 +282,7 @@ def judge_game_page(probe: HttpProbe, *, expect_in_title: str = "2048") -> Resul
     PENDING on network errors (the ALB name is still propagating through DNS) and 5xx (targets still
     registering: 502/503); FAIL on any other status or a 200 that is not the game page.
     """
-    name = "game page is served through the ALB"
+    name = GAME_PAGE_CHECK
     evidence = {"url": probe.url, "status": probe.status, "error": probe.error}
     if probe.error is not None:
         return Result.pending(name, f"GET {probe.url}: {probe.error}", **evidence)

@@ -817,3 +817,22 @@ def test_the_checks_stage_waits_for_a_provisioning_alb(
         assert clock.now > 1000.0  # it waited while the ALB was provisioning
     else:
         assert balancer.status is not Status.PASS and "provisioning" in balancer.why
+
+
+def test_the_not_applicable_rows_carry_the_judges_own_names() -> None:
+    """What a target without Kubernetes reports as n/a is named exactly as the judges name their results on AWS."""
+    from harness.e2e.orchestration import KUBERNETES_CHECK_NAMES
+    from harness.kube import argocd, core, ingress
+
+    facts = ingress.LoadBalancerFacts("k8s-game.example", None)
+    judged = [
+        argocd.judge_applications([]),
+        core.judge_ops_nodes([]),
+        core.judge_controllers_on_ops({}, []),
+        core.judge_workload_off_ops([], []),
+        ingress.judge_ingress_address(None),
+        ingress.judge_load_balancer(facts),
+        ingress.judge_target_groups(facts),
+        ingress.judge_game_page(ingress.HttpProbe("http://k8s-game.example/", None, "", "no answer")),
+    ]
+    assert [r.name for r in judged] == list(KUBERNETES_CHECK_NAMES)
