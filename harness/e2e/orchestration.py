@@ -32,7 +32,7 @@ from harness.gate.local_charts import render_local_charts
 from harness.gate.values import helm_values
 from harness.kube import argocd, core, ingress
 from harness.kube import karpenter as kk
-from harness.kube.api import APPLICATION, NODE_CLAIM
+from harness.kube.api import APPLICATION, EC2_NODE_CLASS, NODE_CLAIM, NODE_POOL
 from harness.kube.client import describe_cluster, eks_token, write_kubeconfig
 from harness.kube.core import GAME_PODS
 from harness.kube.karpenter import SCALE_OUT_ANNOTATION, ScaleOutTimeline
@@ -231,11 +231,23 @@ class E2E(FullStack):
         baseline = int((deployment.get("spec") or {}).get("replicas") or 0)
         replicas = scale_out_replicas(deployment)
 
-        def observe() -> tuple[Any, Any, Any]:
+        def pool() -> tuple[Any, Any]:
+            nodepool = k.get_custom(NODE_POOL, KARPENTER_NODEPOOL)
+            ref = ((((nodepool or {}).get("spec") or {}).get("template") or {}).get("spec") or {}).get("nodeClassRef")
+            return nodepool, k.get_custom(EC2_NODE_CLASS, str(ref["name"])) if ref else None
+
+        # Scaling out against a NodePool Karpenter cannot use would only time out: say why instead.
+        ready = self.wait(pool, lambda seen: kk.judge_pool_ready(*seen), 600)
+        if not ready.ok:
+            return StageOutcome(f"not scaled: {ready.why}", (ready,))
+
+        def observe() -> tuple[Any, Any, Any, Any]:
             return (
                 k.list_pods(GAME_NAMESPACE, GAME_PODS.label_selector),
                 k.list_custom(NODE_CLAIM),
                 k.list_nodes(),
+                # Karpenter's Nominated events are on the pods; a NodeClaim's (cluster-scoped) go to default.
+                [*k.list_events(GAME_NAMESPACE), *k.list_events("default")],
             )
 
         checked: list[Result] = []
@@ -245,12 +257,12 @@ class E2E(FullStack):
             out = self.wait(
                 observe,
                 lambda seen: kk.judge_scale_out(
-                    seen[0], seen[1], seen[2], replicas=replicas, nodepool=KARPENTER_NODEPOOL
+                    seen[0], seen[1], seen[2], replicas=replicas, nodepool=KARPENTER_NODEPOOL, events=seen[3]
                 ),
                 900,
             )
-            pods, claims, nodes = observe()
-            self.timeline = kk.build_timeline(pods, claims, nodes)
+            pods, claims, nodes, events = observe()
+            self.timeline = kk.build_timeline(pods, claims, nodes, events)
             self.run.path("karpenter-timeline.json").write_text(
                 json.dumps(_timeline_rows(self.timeline), indent=2, default=str) + "\n", encoding="utf-8"
             )
@@ -272,7 +284,7 @@ class E2E(FullStack):
         )
         if back.ok:
             self.scale_in_seconds = round(self.clock() - scaled_back, 3)
-        return StageOutcome(f"scaled to {replicas} and back to {baseline}", (out, *checked, back))
+        return StageOutcome(f"scaled to {replicas} and back to {baseline}", (ready, out, *checked, back))
 
     def teardown(self) -> StageOutcome:
         return StageOutcome("controller-aware teardown, terraform destroy, tag sweep", tuple(teardown_run(self)))

@@ -335,8 +335,9 @@ class FakeKarpenterCluster:
     Time only moves when the code under test sleeps."""
 
     def __init__(self, clock: Clock, *, launch_after: float | None = 60, consolidate_after: float = 120,
-                 tag_moved: bool = False) -> None:
+                 tag_moved: bool = False, subnets_found: bool = True) -> None:
         self.clock, self.launch_after, self.consolidate_after = clock, launch_after, consolidate_after
+        self.subnets_found = subnets_found
         self.replicas, self.scaled_at = 2, clock.now
         self.scale_calls: list[int] = []
         self.image = versions()["game_2048_image"]
@@ -437,7 +438,23 @@ class FakeKarpenterCluster:
         return pods
 
     def list_events(self, namespace: str | None = None, field_selector: str = "") -> list[Any]:
-        return []
+        if namespace != "game-2048" or self.replicas <= 2:
+            return []
+        return [  # Karpenter nominates the first pod for the NodeClaim it launches
+            {"involvedObject": {"kind": "Pod", "name": "game-2048-0", "namespace": "game-2048"}, "reason": "Nominated",
+             "message": "Pod should schedule on: nodeclaim/apps-x", "firstTimestamp": self.stamp(5)}
+        ]
+
+    def get_custom(self, resource: Any, name: str, namespace: str | None = None) -> dict[str, Any]:
+        """The NodePool `apps` and its EC2NodeClass, Ready unless the EC2NodeClass's subnet selector finds none."""
+        if resource.plural == "nodepools":
+            return {"kind": "NodePool", "metadata": {"name": name},
+                    "spec": {"template": {"spec": {"nodeClassRef": {"name": "apps"}}}},
+                    "status": {"conditions": [{"type": "Ready", "status": "True"}]}}
+        subnets = {"type": "SubnetsReady", "status": "True" if self.subnets_found else "False",
+                   "reason": "" if self.subnets_found else "SubnetsNotFound", "message": "no subnets matched"}
+        ready = {"type": "Ready", "status": "True" if self.subnets_found else "False"}
+        return {"kind": "EC2NodeClass", "metadata": {"name": name}, "status": {"conditions": [subnets, ready]}}
 
 
 class FakeStack:
@@ -471,7 +488,12 @@ def test_karpenter_stage_scales_out_judges_measures_and_scales_back(tmp_path: Pa
     runner = karpenter_e2e(tmp_path, cluster, clock)
     outcome = runner.karpenter()
     assert outcome.ok, [(r.name, r.why) for r in outcome.results]
-    assert [r.name for r in outcome.results][1] == "game-2048 pods run the pinned image"
+    assert [r.name for r in outcome.results][:3] == [
+        "karpenter nodepool and ec2nodeclass ready",
+        "karpenter scales apps out for 4 pod(s)",
+        "game-2048 pods run the pinned image",
+    ]
+    assert outcome.results[1].evidence["events"]  # Karpenter's Nominated event reached the judgement
     assert cluster.scale_calls == [4, 2]  # to the annotated count, then back to the baseline
     assert runner.timeline is not None and len(runner.timeline.pods) == 4 and len(runner.timeline.nodes) == 1
     assert runner.scale_in_seconds is not None and 120 <= runner.scale_in_seconds < 180
@@ -485,8 +507,8 @@ def test_karpenter_stage_fails_when_new_replicas_pulled_other_bits_under_the_sam
     cluster = FakeKarpenterCluster(clock, tag_moved=True)
     runner = karpenter_e2e(tmp_path, cluster, clock)
     outcome = runner.karpenter()
-    scale_out, image, scale_in = outcome.results
-    assert scale_out.ok and scale_in.ok
+    pool, scale_out, image, scale_in = outcome.results
+    assert pool.ok and scale_out.ok and scale_in.ok
     assert image.status is Status.FAIL and "2 different images under the moving tag" in image.why
     assert cluster.scale_calls == [4, 2]
 
@@ -497,9 +519,9 @@ def test_karpenter_stage_scales_back_even_when_no_node_ever_comes(tmp_path: Path
     runner = karpenter_e2e(tmp_path, cluster, clock)
     outcome = runner.karpenter()
     assert not outcome.ok
-    scale_out = outcome.results[0]
+    scale_out = outcome.results[1]
     assert scale_out.status is Status.FAIL and scale_out.why.startswith("timed out after 900s")
-    assert len(outcome.results) == 2  # no image to judge on pods that never ran
+    assert len(outcome.results) == 3  # no image to judge on pods that never ran
     assert cluster.scale_calls == [4, 2]
     assert runner.scale_in_seconds is not None  # nothing to consolidate: passes at once
 
@@ -836,3 +858,13 @@ def test_the_not_applicable_rows_carry_the_judges_own_names() -> None:
         ingress.judge_game_page(ingress.HttpProbe("http://k8s-game.example/", None, "", "no answer")),
     ]
     assert [r.name for r in judged] == list(KUBERNETES_CHECK_NAMES)
+
+
+def test_karpenter_stage_does_not_scale_against_a_nodepool_karpenter_cannot_use(tmp_path: Path) -> None:
+    clock = Clock()
+    cluster = FakeKarpenterCluster(clock, subnets_found=False)
+    runner = karpenter_e2e(tmp_path, cluster, clock)
+    outcome = runner.karpenter()
+    (ready,) = outcome.results
+    assert not outcome.ok and "SubnetsReady=False (SubnetsNotFound" in ready.why
+    assert cluster.scale_calls == []  # nothing scaled, so nothing to scale back
