@@ -14,11 +14,11 @@ import pytest
 from harness.errors import InputError
 from harness.project import reference_dir, repo_root
 from harness.run import RUNS_ENV
+from harness.targets.releases import PATH_STEP
 from harness.terraform.runner import TerraformCli
 
 # `local.platform.a.b["c"]` in infra/addons: one read of the platform's outputs (through terraform_remote_state).
 PLATFORM_READ = re.compile(r'(?P<try>try\(\s*)?local\.platform(?P<path>(?:\.[A-Za-z_]\w*|\["[^"]+"\])+)')
-PATH_STEP = re.compile(r'\.([A-Za-z_]\w*)|\["([^"]+)"\]')
 
 
 def _output_path(steps: str) -> tuple[str, ...]:
@@ -34,20 +34,6 @@ def addons_platform_reads() -> dict[tuple[str, ...], bool]:
             path = _output_path(match["path"])
             reads[path] = reads.get(path, True) and match["try"] is not None
     return reads
-
-
-@pytest.fixture(scope="session")
-def platform_read_path() -> Callable[[str], tuple[str, ...] | None]:
-    """The output path one expression reads (`local.platform.a["b"]` -> ("a", "b")), or None for any other.
-
-    Also takes the form the gate leaves a remote-state read it cannot resolve in: `remote_state.outputs.a`.
-    """
-
-    def path(expression: str) -> tuple[str, ...] | None:
-        match = PLATFORM_READ.fullmatch(expression.strip().replace("remote_state.outputs", "local.platform", 1))
-        return _output_path(match["path"]) if match and not match["try"] else None
-
-    return path
 
 
 MINIMAL_ROOT = """\

@@ -8,7 +8,6 @@ Skips with one line when the toolchain is not built (`make toolchain`) or Terraf
 from __future__ import annotations
 
 import json
-import subprocess
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -19,7 +18,7 @@ from harness.kube import core
 from harness.results import Status
 from harness.targets.controlplane import ControlPlane, control_plane
 from harness.targets.nodes import ops_nodes
-from harness.toolchain.build import locate, missing
+from harness.toolchain.build import missing
 
 BINARIES = ["etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok", "kubectl"]
 UNBUILT = missing(BINARIES)  # decided before any fixture applies the platform
@@ -32,21 +31,8 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
         yield running
 
 
-def kubectl(cluster: ControlPlane, *args: str, stdin: str | None = None) -> str:
-    done = subprocess.run(
-        [str(locate("kubectl")), "--kubeconfig", str(cluster.kubeconfig), *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    return done.stdout
-
-
 def items(cluster: ControlPlane, *args: str) -> list[dict[str, Any]]:
-    return list(json.loads(kubectl(cluster, "get", *args, "-o", "json"))["items"])
+    return list(json.loads(cluster.kubectl("get", *args, "-o", "json"))["items"])
 
 
 def test_the_ops_node_group_registers_as_ready_ops_nodes(
@@ -57,8 +43,8 @@ def test_the_ops_node_group_registers_as_ready_ops_nodes(
         harness_aws_clients("eks"), harness_aws_clients("ec2"), outputs["cluster_name"], outputs["ops_node_group_name"]
     )
     assert nodes, "the emulator's node group has a desired size of 0"
-    kubectl(cluster, "apply", "-f", "-", stdin=yaml.safe_dump_all(nodes))
-    kubectl(cluster, "wait", "nodes", "--all", "--for=condition=Ready", "--timeout=60s")
+    cluster.kubectl("apply", "-f", "-", stdin=yaml.safe_dump_all(nodes))
+    cluster.kubectl("wait", "nodes", "--all", "--for=condition=Ready", "--timeout=60s")
     live = items(cluster, "nodes")
     result = core.judge_ops_nodes(live, nodegroup=outputs["ops_node_group_name"])
     assert result.status is Status.PASS, result.why

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +16,9 @@ import yaml
 
 from harness.gate.api import build_model, check
 from harness.gate.charts import render, validator_for
-from harness.gate.hcl import Unknown
 from harness.project import reference_dir, repo_root, versions
 from harness.targets.controlplane import control_plane
+from harness.targets.releases import chart_folder, release
 from harness.toolchain.build import locate, missing
 
 pytestmark = pytest.mark.integration
@@ -83,13 +82,7 @@ spec:
 def test_kwok_nodes_run_what_the_scheduler_places_on_them(tmp_path: Path) -> None:
     needs("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok", "kubectl")
     with control_plane(tmp_path) as cluster:
-        kubectl = [str(locate("kubectl")), "--kubeconfig", str(cluster.kubeconfig)]
-
-        def run(*args: str, stdin: str | None = None) -> str:
-            done = subprocess.run([*kubectl, *args], input=stdin, capture_output=True, text=True, timeout=120)
-            assert done.returncode == 0, done.stderr
-            return done.stdout
-
+        run = cluster.kubectl
         run("apply", "-f", "-", stdin=NODE)
         run("wait", "node/ops-1", "--for=condition=Ready", "--timeout=60s")
         # The Deployment controller, the scheduler and KWOK's pod stages, all real: Available with both replicas.
@@ -115,46 +108,23 @@ def test_a_crashed_control_plane_process_is_one_line_with_its_log(tmp_path: Path
 
 # --- charts ---------------------------------------------------------------------------------------------------
 
-# helm_release address in infra/addons -> the pinned chart folder's name and the versions.yaml key of its version.
-RELEASES = {
-    "helm_release.aws_load_balancer_controller": ("aws-load-balancer-controller", "aws_load_balancer_controller_chart"),
-    "helm_release.karpenter": ("karpenter", "karpenter"),
-    "helm_release.argocd": ("argo-cd", "argo_cd_chart"),
-}
+# infra/addons' releases of the pinned upstream charts.
+RELEASES = ("helm_release.aws_load_balancer_controller", "helm_release.karpenter", "helm_release.argocd")
 
 
-def _concrete(value: Any, outputs: dict[str, Any], read_path: Callable[[str], tuple[str, ...] | None]) -> Any:
-    """The release's values with each read of the platform's outputs replaced by the real output."""
-    if isinstance(value, Unknown):
-        path = read_path(value.text)
-        assert path is not None, f"a value the test cannot make concrete: {value.text}"
-        found: Any = outputs
-        for step in path:
-            found = found[step]
-        return found
-    if isinstance(value, dict):
-        return {k: _concrete(v, outputs, read_path) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_concrete(v, outputs, read_path) for v in value]
-    return value
-
-
-@pytest.mark.parametrize("address", sorted(RELEASES))
+@pytest.mark.parametrize("address", RELEASES)
 def test_chart_renders_with_the_addons_values_into_valid_objects(
-    address: str,
-    harness_platform_outputs: dict[str, Any],
-    platform_read_path: Callable[[str], tuple[str, ...] | None],
+    address: str, harness_platform_outputs: dict[str, Any]
 ) -> None:
     needs("helm")
-    chart_name, version_key = RELEASES[address]
-    reference = reference_dir()
-    chart = reference / "charts" / f"{chart_name}-{versions()[version_key]}"
-    model = build_model([repo_root() / "infra" / "addons"], [], reference)
-    release = next(r for r in model.terraform.of_type("helm_release") if r.address == address)
-    values = _concrete(model.helm[address].values, harness_platform_outputs, platform_read_path)
-    namespace = _concrete(release.attrs.get("namespace"), harness_platform_outputs, platform_read_path)
+    model = build_model([repo_root() / "infra" / "addons"], [], reference_dir())
+    # The release as the local target installs it: values with the platform's real outputs filled in.
+    chosen = release(model, address, harness_platform_outputs)
+    chart = chart_folder(reference_dir(), chosen.chart, chosen.version)
     # The gate's own rendering (harness check --render-charts), cached by chart and values.
-    objects, error = render(locate("helm"), chart, chart_name, str(namespace), values, versions()["kubernetes"])
+    objects, error = render(
+        locate("helm"), chart, chosen.chart, chosen.namespace, chosen.values, versions()["kubernetes"]
+    )
     assert error is None, error
     assert len(objects) >= 5
     # Custom resources validate against the pinned CRDs, and against those the chart installs itself.
