@@ -8,6 +8,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+import jsonpatch
 import yaml
 
 from harness.errors import InputError
@@ -82,6 +83,74 @@ def capabilities(target: str, root: Path | None = None) -> TargetCapabilities:
         raise InputError(f"{path}: unknown target {target!r} (known: {', '.join(sorted(targets))})")
     entry = targets[target] or {}
     return TargetCapabilities(target, str(entry.get("description", "")), dict(entry.get("unsupported") or {}))
+
+
+@dataclass(frozen=True)
+class Overlay:
+    """A JSON patch (RFC 6902) the local target applies to one gitops/ object, and why."""
+
+    kind: str
+    name: str
+    why: str
+    patch: list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class LocalTarget:
+    """infra/targets.yaml `local`: the emulator gaps (name: reason) patched into the moto server, the images it
+    serves, and the overlays that replace in gitops/ objects only what the emulator cannot serve."""
+
+    emulator_gaps: dict[str, str]
+    emulator_images: list[dict[str, Any]]
+    overlays: list[Overlay]
+
+    def overlaid(self, doc: dict[str, Any]) -> dict[str, Any]:
+        """`doc` with every overlay that targets its kind and name applied (a copy; `doc` is left alone)."""
+        for overlay in self.overlays:
+            if doc.get("kind") == overlay.kind and (doc.get("metadata") or {}).get("name") == overlay.name:
+                try:
+                    doc = jsonpatch.apply_patch(doc, overlay.patch)
+                except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException) as exc:
+                    raise InputError(f"infra/targets.yaml local overlay {overlay.kind}/{overlay.name}: {exc}") from None
+        return doc
+
+
+def _mapping(value: Any, where: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise InputError(f"{where}: expected a mapping")
+    return value
+
+
+def _list(value: Any, where: str) -> list[Any]:
+    if not isinstance(value, list):
+        raise InputError(f"{where}: expected a list")
+    return value
+
+
+def local_target(root: Path | None = None) -> LocalTarget:
+    """The `local` section of infra/targets.yaml, checked: every gap has a reason, every image an id and a name,
+    every overlay a target kind/name, a why and a JSON patch."""
+    path = (root or repo_root()) / "infra" / "targets.yaml"
+    section = _mapping((read_yaml(path) or {}).get("local"), f"{path}: local")
+    gaps = _mapping(section.get("emulator_gaps") or {}, f"{path}: local.emulator_gaps")
+    for name, reason in gaps.items():
+        if not isinstance(reason, str) or not reason.strip():
+            raise InputError(f"{path}: local.emulator_gaps.{name} needs its reason")
+    images = _list(section.get("emulator_images") or [], f"{path}: local.emulator_images")
+    for index, image in enumerate(images):
+        if not isinstance(image, dict) or not {"ami_id", "name"} <= set(image):
+            raise InputError(f"{path}: local.emulator_images[{index}] needs ami_id and name")
+    overlays = []
+    for index, entry in enumerate(_list(section.get("overlays") or [], f"{path}: local.overlays")):
+        where = f"{path}: local.overlays[{index}]"
+        target = _mapping(_mapping(entry, where).get("target"), f"{where}.target")
+        patch = _list(entry.get("patch"), f"{where}.patch")
+        if not {"kind", "name"} <= set(target) or not str(entry.get("why", "")).strip():
+            raise InputError(f"{where}: needs target kind and name, and why")
+        if not all(isinstance(op, dict) and {"op", "path"} <= set(op) for op in patch):
+            raise InputError(f"{where}.patch: every operation needs op and path (RFC 6902)")
+        overlays.append(Overlay(str(target["kind"]), str(target["name"]), str(entry["why"]), patch))
+    return LocalTarget({str(k): str(v) for k, v in gaps.items()}, images, overlays)
 
 
 def reference_dir(explicit: str | os.PathLike[str] | None = None, root: Path | None = None) -> Path:

@@ -1,5 +1,8 @@
 """The local AWS emulator: a moto server process on 127.0.0.1, or the endpoint in AWS_ENDPOINT_URL.
 
+The process is harness.aws.moto_server (moto's server with the gaps infra/targets.yaml declares patched), serving
+the images declared there.
+
 The process runs in its own session, so it outlives `harness up` (the run records its pid and port) and
 a terminal Ctrl-C does not reach it; `stop` ends it (SIGTERM, then SIGKILL) and is safe to call twice.
 Nothing here starts containers.
@@ -8,6 +11,7 @@ Nothing here starts containers.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -24,6 +28,7 @@ from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wa
 
 from harness.errors import EnvironmentProblem
 from harness.processes import HOST, free_port, port_free
+from harness.project import local_target
 
 ENDPOINT_ENV = "AWS_ENDPOINT_URL"
 PORT_ENV = "HARNESS_EMULATOR_PORT"
@@ -138,8 +143,15 @@ def external(env: Mapping[str, str] | None = None) -> Emulator | None:
 
 
 def server_command(port: int) -> list[str]:
-    """The moto server, from this interpreter's environment (no container engine involved)."""
-    return [sys.executable, "-m", "moto.server", "-H", HOST, "-p", str(port)]
+    """The harness's moto server, from this interpreter's environment (no container engine involved)."""
+    return [sys.executable, "-m", "harness.aws.moto_server", "-H", HOST, "-p", str(port)]
+
+
+def images_file(folder: Path) -> Path:
+    """The images the emulator serves (infra/targets.yaml local.emulator_images), written for MOTO_AMIS_PATH."""
+    path = folder / "emulator-images.json"
+    path.write_text(json.dumps(local_target().emulator_images, indent=2), encoding="utf-8")
+    return path
 
 
 def start(log_path: Path, *, port: int | None = None, ready_timeout_s: float = READY_TIMEOUT_S) -> Emulator:
@@ -159,7 +171,7 @@ def start(log_path: Path, *, port: int | None = None, ready_timeout_s: float = R
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            env={**os.environ, **MOTO_SETTINGS},
+            env={**os.environ, **MOTO_SETTINGS, "MOTO_AMIS_PATH": str(images_file(log_path.parent))},
         )
     emulator = Emulator(f"http://{HOST}:{chosen}", process.pid, log_path, process)
     try:

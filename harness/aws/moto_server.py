@@ -1,0 +1,180 @@
+"""The harness's moto server: moto's own server, with the emulator gaps that infra/targets.yaml declares
+(`local.emulator_gaps`: name and reason) patched into moto's EC2 models before it serves.
+
+Each gap is one named patch here, and nowhere else: a patch wraps one moto method so that moto answers as EC2
+does for the calls the real Karpenter makes (CreateFleet with a launch template, DescribeInstances,
+DescribeSpotPriceHistory, DescribeInstanceStatus). `python -m harness.aws.moto_server -H HOST -p PORT` takes
+moto.server's arguments.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import wraps
+from typing import Any
+
+from moto.ec2.models.fleets import Fleet, FleetsBackend
+from moto.ec2.models.instance_types import INSTANCE_TYPES
+from moto.ec2.models.instances import InstanceBackend
+from moto.ec2.models.spot_requests import SpotFleetLaunchSpec, SpotInstanceRequest
+from moto.ec2.responses.spot_instances import SpotInstances
+
+from harness.errors import InputError
+from harness.project import local_target
+
+# A spot price model in USD per hour: spot prices that grow with the instance's size, so that Karpenter's
+# price ordering and EC2's lowest-price choice mean something (moto answers 0.00001 for every type).
+SPOT_USD_PER_VCPU_HOUR = 0.012
+SPOT_USD_PER_GIB_HOUR = 0.0015
+# DescribeInstanceStatus filters moto ignores (it answers every instance); Karpenter's health poll uses them.
+STATUS_FILTERS = ("instance-status.status", "system-status.status", "event.code")
+
+
+@dataclass(frozen=True)
+class Patch:
+    """Replace `owner.attribute` by `wrap(original)`."""
+
+    owner: type
+    attribute: str
+    wrap: Callable[[Any], Any]
+
+
+def spot_price(instance_type: str) -> float:
+    """The modelled spot price of `instance_type` (vCPUs and memory from moto's own instance type data)."""
+    info = INSTANCE_TYPES[instance_type]
+    gib = int(info["MemoryInfo"]["SizeInMiB"]) / 1024
+    return round(int(info["VCpuInfo"]["DefaultVCpus"]) * SPOT_USD_PER_VCPU_HOUR + gib * SPOT_USD_PER_GIB_HOUR, 6)
+
+
+def _template_groups(backend: Any, launch_spec: SpotFleetLaunchSpec | None) -> list[str]:
+    """The security groups of the launch template version an instance was launched from: Karpenter writes them
+    as SecurityGroupIds, or as the first network interface's Groups (moto reads only a GroupSet field)."""
+    spec = (launch_spec.launch_template_spec if launch_spec else None) or {}
+    if "LaunchTemplateId" not in spec:
+        return []
+    data = backend.get_launch_template(spec["LaunchTemplateId"]).get_version(spec["Version"]).data
+    interfaces = data.get("NetworkInterfaces") or [{}]
+    return list(data.get("SecurityGroupIds") or interfaces[0].get("Groups") or [])
+
+
+def fleet_security_groups(create_fleet: Callable[..., Fleet]) -> Callable[..., Fleet]:
+    @wraps(create_fleet)
+    def patched(self: Any, *args: Any, **kwargs: Any) -> Fleet:
+        fleet = create_fleet(self, *args, **kwargs)
+        launched = [(r.instance, r.launch_spec) for r in fleet.spot_requests] + [
+            (item["instance"], item.get("launch_spec")) for item in fleet.on_demand_instances
+        ]
+        for instance, launch_spec in launched:
+            if groups := _template_groups(self, launch_spec):
+                self.modify_instance_security_groups(instance.id, groups)
+        return fleet
+
+    return patched
+
+
+def lowest_price_override(
+    get_launch_spec_counts: Callable[[Fleet, float], tuple[dict[SpotFleetLaunchSpec, int], float]],
+) -> Callable[[Fleet, float], tuple[dict[SpotFleetLaunchSpec, int], float]]:
+    """Spot capacity from the cheapest override, as EC2's lowest-price and price-capacity-optimized strategies
+    choose when capacity is unlimited (moto sorts by an override's SpotPrice, which Karpenter never sets, so the
+    first override wins)."""
+
+    @wraps(get_launch_spec_counts)
+    def patched(self: Fleet, weight_to_add: float) -> tuple[dict[SpotFleetLaunchSpec, int], float]:
+        if (self.spot_options or {}).get("AllocationStrategy") == "diversified":
+            return get_launch_spec_counts(self, weight_to_add)
+        cheapest = min(self.launch_specs, key=lambda spec: spot_price(spec.instance_type))
+        count = int(-(-weight_to_add // cheapest.weighted_capacity))  # whole instances covering the weight
+        return {cheapest: count}, count * cheapest.weighted_capacity
+
+    return patched
+
+
+def spot_price_history(describe: Callable[[SpotInstances], Any]) -> Callable[[SpotInstances], Any]:
+    @wraps(describe)
+    def patched(self: SpotInstances) -> Any:
+        result = describe(self)
+        for entry in result.result["SpotPriceHistory"]:
+            entry["SpotPrice"] = f"{spot_price(entry['InstanceType']):.6f}"
+        return result
+
+    return patched
+
+
+def spot_instance_request_id(launch_instance: Callable[[SpotInstanceRequest], Any]) -> Callable[..., Any]:
+    """Instances launched for a spot request carry its id (Karpenter reads spot vs on-demand from it)."""
+
+    @wraps(launch_instance)
+    def patched(self: SpotInstanceRequest) -> Any:
+        instance = launch_instance(self)
+        instance.spot_instance_request_id = self.id
+        return instance
+
+    return patched
+
+
+def _status_matches(instance: Any, name: str, values: Sequence[str]) -> bool:
+    # moto models no impaired instance and no scheduled event: a running instance is "ok", others have no checks.
+    if name == "event.code":
+        return False
+    return ("ok" if instance.is_running() else "not-applicable") in values
+
+
+def instance_status_filters(describe: Callable[..., list[Any]]) -> Callable[..., list[Any]]:
+    @wraps(describe)
+    def patched(self: Any, instance_ids: list[str], include_all_instances: bool, filters: Any) -> list[Any]:
+        status = [f for f in filters or [] if f["name"] in STATUS_FILTERS]
+        rest = [f for f in filters or [] if f["name"] not in STATUS_FILTERS]
+        found = describe(self, instance_ids, include_all_instances, rest)
+        return [i for i in found if all(_status_matches(i, f["name"], f["values"]) for f in status)]
+
+    return patched
+
+
+GAPS: dict[str, Patch] = {
+    "fleet_launch_template_security_groups": Patch(FleetsBackend, "create_fleet", fleet_security_groups),
+    "spot_allocation_lowest_price": Patch(Fleet, "get_launch_spec_counts", lowest_price_override),
+    "spot_price_history_flat": Patch(SpotInstances, "describe_spot_price_history", spot_price_history),
+    "instance_status_filters_ignored": Patch(InstanceBackend, "describe_instance_status", instance_status_filters),
+    "spot_instance_request_id_missing": Patch(SpotInstanceRequest, "launch_instance", spot_instance_request_id),
+}
+
+
+def _patches(names: Iterable[str]) -> list[Patch]:
+    unknown = sorted(set(names) - set(GAPS))
+    if unknown:
+        raise InputError(f"infra/targets.yaml local.emulator_gaps: no patch for {unknown} in harness.aws.moto_server")
+    return [GAPS[name] for name in names]
+
+
+def apply(names: Iterable[str]) -> None:
+    """Patch moto for the named gaps, for the life of this process (the server's)."""
+    for patch in _patches(names):
+        setattr(patch.owner, patch.attribute, patch.wrap(getattr(patch.owner, patch.attribute)))
+
+
+@contextmanager
+def patched(names: Iterable[str]) -> Iterator[None]:
+    """The named gaps patched for the block only (moto in-process, in tests)."""
+    chosen = _patches(names)
+    originals = [(p, p.owner.__dict__[p.attribute]) for p in chosen]
+    try:
+        apply(names)
+        yield
+    finally:
+        for patch, original in reversed(originals):
+            setattr(patch.owner, patch.attribute, original)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    from moto.server import main as serve
+
+    apply(local_target().emulator_gaps)
+    serve(list(sys.argv[1:] if argv is None else argv))
+
+
+if __name__ == "__main__":
+    main()

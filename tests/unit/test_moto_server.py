@@ -1,0 +1,122 @@
+"""The emulator gaps (infra/targets.yaml local.emulator_gaps), each patched into moto in one place
+(harness.aws.moto_server): every test calls moto in-process as Karpenter calls EC2, and fails without its patch."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from harness.aws import moto_server
+from harness.errors import InputError
+from harness.project import local_target
+
+REGION = "eu-west-1"
+TYPES = ("m7i.2xlarge", "c7i.large", "r7i.xlarge")  # not cheapest first: the first override must not win
+
+
+@pytest.fixture
+def ec2() -> Iterator[Any]:
+    with mock_aws():
+        yield boto3.client("ec2", region_name=REGION)
+
+
+def launch_as_karpenter(ec2: Any, *, interface_groups: bool = False) -> tuple[dict[str, Any], str]:
+    """A launch template with the node security group, then CreateFleet instant/spot with one override per type
+    (the fleet answer's first instance, and the node security group)."""
+    vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.1.0/24", AvailabilityZone=f"{REGION}a")["Subnet"]["SubnetId"]
+    group = ec2.create_security_group(GroupName="nodes", Description="nodes", VpcId=vpc)["GroupId"]
+    image = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+    groups: dict[str, Any] = (
+        {"NetworkInterfaces": [{"DeviceIndex": 0, "Groups": [group]}]} if interface_groups else {"SecurityGroupIds": [group]}
+    )
+    template = ec2.create_launch_template(
+        LaunchTemplateName="karpenter-apps", LaunchTemplateData={"ImageId": image, **groups}
+    )["LaunchTemplate"]["LaunchTemplateId"]
+    fleet = ec2.create_fleet(
+        Type="instant",
+        TargetCapacitySpecification={"TotalTargetCapacity": 1, "DefaultTargetCapacityType": "spot"},
+        SpotOptions={"AllocationStrategy": "price-capacity-optimized"},
+        LaunchTemplateConfigs=[
+            {
+                "LaunchTemplateSpecification": {"LaunchTemplateId": template, "Version": "$Latest"},
+                "Overrides": [{"InstanceType": t, "SubnetId": subnet, "ImageId": image} for t in TYPES],
+            }
+        ],
+    )
+    return fleet["Instances"][0], group
+
+
+def described(ec2: Any, instance_id: str) -> dict[str, Any]:
+    return dict(ec2.describe_instances(InstanceIds=[instance_id])["Reservations"][0]["Instances"][0])
+
+
+def test_every_declared_gap_has_exactly_one_patch() -> None:
+    assert set(local_target().emulator_gaps) == set(moto_server.GAPS)
+
+
+def test_an_undeclared_gap_name_is_one_line() -> None:
+    with pytest.raises(InputError, match=r"no patch for \['moon'\]"), moto_server.patched(["moon"]):
+        pass
+
+
+@pytest.mark.parametrize("interface_groups", [False, True], ids=["SecurityGroupIds", "NetworkInterfaces"])
+def test_fleet_instances_get_the_launch_template_security_groups(ec2: Any, interface_groups: bool) -> None:
+    with moto_server.patched(["fleet_launch_template_security_groups"]):
+        launched, group = launch_as_karpenter(ec2, interface_groups=interface_groups)
+    instance = described(ec2, launched["InstanceIds"][0])
+    assert [g["GroupId"] for g in instance["SecurityGroups"]] == [group]
+
+
+def test_the_cheapest_override_is_launched(ec2: Any) -> None:
+    with moto_server.patched(["spot_allocation_lowest_price"]):
+        launched, _ = launch_as_karpenter(ec2)
+    assert launched["InstanceType"] == "c7i.large"
+    assert launched["LaunchTemplateAndOverrides"]["Overrides"]["InstanceType"] == "c7i.large"
+    assert len(launched["InstanceIds"]) == 1
+
+
+def test_spot_prices_grow_with_the_instance_size(ec2: Any) -> None:
+    with moto_server.patched(["spot_price_history_flat"]):
+        history = ec2.describe_spot_price_history(InstanceTypes=list(TYPES))["SpotPriceHistory"]
+    price = {h["InstanceType"]: float(h["SpotPrice"]) for h in history}
+    assert price["c7i.large"] < price["r7i.xlarge"] < price["m7i.2xlarge"]
+    assert price["c7i.large"] == moto_server.spot_price("c7i.large") == pytest.approx(2 * 0.012 + 4 * 0.0015)
+
+
+def test_instance_status_filters_answer_only_what_matches(ec2: Any) -> None:
+    with moto_server.patched(["instance_status_filters_ignored"]):
+        launched, _ = launch_as_karpenter(ec2)
+
+        def statuses(name: str, values: list[str]) -> list[str]:
+            answer = ec2.describe_instance_status(Filters=[{"Name": name, "Values": values}])["InstanceStatuses"]
+            return [s["InstanceId"] for s in answer]
+
+        # Karpenter's health poll: nothing is impaired and nothing has a scheduled event in the emulator.
+        assert statuses("instance-status.status", ["impaired"]) == []
+        assert statuses("system-status.status", ["impaired"]) == []
+        assert statuses("event.code", ["instance-retirement", "system-reboot"]) == []
+        assert statuses("instance-status.status", ["ok"]) == launched["InstanceIds"]
+
+
+def test_spot_instances_carry_their_spot_request_id(ec2: Any) -> None:
+    with moto_server.patched(["spot_instance_request_id_missing"]):
+        launched, _ = launch_as_karpenter(ec2)
+    instance = described(ec2, launched["InstanceIds"][0])
+    assert instance["SpotInstanceRequestId"].startswith("sir-")
+    assert instance["InstanceLifecycle"] == "spot"
+
+
+def test_the_patches_are_undone_after_the_block(ec2: Any) -> None:
+    with moto_server.patched(list(moto_server.GAPS)):
+        pass
+    launched, group = launch_as_karpenter(ec2)
+    instance = described(ec2, launched["InstanceIds"][0])
+    # moto's own answers again: the first override, the default group, no spot request id.
+    assert launched["InstanceType"] == TYPES[0]
+    assert [g["GroupId"] for g in instance["SecurityGroups"]] != [group]
+    assert "SpotInstanceRequestId" not in instance
