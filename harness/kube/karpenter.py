@@ -154,6 +154,52 @@ def judge_pool_ready(nodepool: KubeObject | None, nodeclass: KubeObject | None) 
     return Result.pending(name, reasons or "not reconciled by Karpenter yet", conditions=evidence)
 
 
+def judge_node_class_discovery(
+    nodeclass: KubeObject | None,
+    *,
+    subnets: Sequence[str],
+    security_groups: Sequence[str],
+    amis: Sequence[str],
+) -> Result:
+    """The EC2NodeClass is Ready and resolved exactly the platform's private subnets, its discovery security
+    group and the expected AMIs (its selectors found what the platform tagged, and nothing else).
+
+    PENDING while it is missing or not Ready (the why names each False condition); FAIL when Ready but any
+    resolved set differs, naming what is missing and what is extra.
+    """
+    name = "karpenter ec2nodeclass discovers the platform's subnets, security group and ami"
+    if nodeclass is None:
+        return Result.pending(name, "EC2NodeClass not created yet")
+    status = nodeclass.get("status") or {}
+    resolved = {
+        "subnets": sorted(str(s.get("id")) for s in status.get("subnets") or []),
+        "securityGroups": sorted(str(g.get("id")) for g in status.get("securityGroups") or []),
+        "amis": sorted(str(a.get("id")) for a in status.get("amis") or []),
+    }
+    expected = {"subnets": sorted(subnets), "securityGroups": sorted(security_groups), "amis": sorted(amis)}
+    evidence = {"resolved": resolved, "expected": expected, "instanceProfile": status.get("instanceProfile")}
+    if not condition_true(nodeclass, "Ready"):
+        false = [
+            f"{c.get('type')}=False ({c.get('reason')}: {c.get('message', '')})"
+            for c in status.get("conditions") or []
+            if c.get("status") == "False"
+        ]
+        return Result.pending(name, "; ".join(false) or "not reconciled by Karpenter yet", **evidence)
+    wrong = [
+        f"{field}: missing {sorted(set(expected[field]) - set(found))}, extra {sorted(set(found) - set(expected[field]))}"
+        for field, found in resolved.items()
+        if found != expected[field]
+    ]
+    if wrong:
+        return Result.failed(name, f"EC2NodeClass/{_name(nodeclass)} resolved " + "; ".join(wrong), **evidence)
+    return Result.passed(
+        name,
+        f"EC2NodeClass/{_name(nodeclass)} Ready with {len(subnets)} subnet(s), {len(security_groups)} security "
+        f"group(s), {len(amis)} AMI(s)",
+        **evidence,
+    )
+
+
 def judge_scale_out(
     pods: Sequence[KubeObject],
     nodeclaims: Sequence[KubeObject],

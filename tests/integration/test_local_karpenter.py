@@ -1,0 +1,317 @@
+"""Karpenter on the local tier, for real: the AWS provider (the toolchain's build) as a host process against the
+local API server and the moto server (with the emulator gaps infra/targets.yaml declares patched), configured
+from its chart as infra/addons installs it; the node registrar plays the kubelets. gitops/'s NodePool and
+EC2NodeClass (the EC2NodeClass with the local overlay) and the game make Karpenter launch spot instances in the
+emulator for pending pods, join them as Nodes, drain them on a spot interruption warning and consolidate them
+away, judged by the same judges the AWS run uses. Skips with one line when the toolchain is not built.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import statistics
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from harness.gate.api import build_model
+from harness.keys import NODEPOOL_LABEL
+from harness.kube import karpenter as judges
+from harness.project import local_target, reference_dir, repo_root
+from harness.results import Result, Status
+from harness.targets import karpenter, lb_controller, node_registrar
+from harness.targets.controlplane import ControlPlane, control_plane
+from harness.targets.nodes import ops_nodes
+from harness.targets.releases import chart_folder, install, release, secret
+from harness.toolchain.build import locate, missing
+from harness.waits import wait_for
+
+BINARIES = ["etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok", "kubectl", "helm"]
+UNBUILT = missing([*BINARIES, "karpenter"])
+pytestmark = [pytest.mark.integration, pytest.mark.skipif(UNBUILT is not None, reason=str(UNBUILT))]
+RELEASES = ("helm_release.karpenter_crd", "helm_release.karpenter")
+POOL = "apps"
+GAME = "game-2048"
+KARPENTER_KINDS = ("NodePool", "EC2NodeClass")
+KARPENTER_TEMPLATE_PREFIX = "karpenter.k8s.aws/"
+GAME_KINDS = ("Namespace", "Deployment", "Service", "PodDisruptionBudget")
+
+
+@dataclass
+class Local:
+    cluster: ControlPlane
+    outputs: dict[str, Any]
+    aws: Callable[[str], Any]
+    measured: dict[str, Any]
+
+    def json(self, *args: str) -> Any:
+        return json.loads(self.cluster.kubectl(*args, "-o", "json"))
+
+    def state(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+        """Pods of the game, NodeClaims, Nodes, events: what the judges read."""
+        pods = self.json("-n", GAME, "get", "pods", "-l", f"app.kubernetes.io/name={GAME}")["items"]
+        claims = self.json("get", "nodeclaims")["items"]
+        nodes = self.json("get", "nodes")["items"]
+        events = self.json("get", "events", "-A")["items"]
+        return pods, claims, nodes, events
+
+    def run_instances(self, states: tuple[str, ...] = ("pending", "running")) -> list[dict[str, Any]]:
+        """The emulator's instances tagged with the run id and launched by Karpenter for the pool."""
+        reservations = self.aws("ec2").describe_instances(
+            Filters=[
+                {"Name": "tag:run-id", "Values": [self.outputs["tags"]["run-id"]]},
+                {"Name": f"tag:{NODEPOOL_LABEL}", "Values": [POOL]},
+                {"Name": "instance-state-name", "Values": list(states)},
+            ]
+        )["Reservations"]
+        return [i for r in reservations for i in r["Instances"]]
+
+
+def rendered(kinds: tuple[str, ...], namespace: str, outputs: dict[str, Any], work: Path) -> list[dict[str, Any]]:
+    """gitops/ objects of `kinds` as Argo CD applies them for the cluster secret infra/addons writes (filled from
+    the platform's real outputs and the run's tags): the gate renders the ApplicationSets for that secret."""
+    addons = build_model([repo_root() / "infra" / "addons"], [], reference_dir())
+    manifest = secret(addons, "kubernetes_secret_v1.in_cluster", outputs, {"gitops_repo_url": ""})
+    # var.run_id and var.expires_at default to "" in the model; the run passes its own, as `harness up` does.
+    annotations = manifest["metadata"]["annotations"]
+    annotations["eks-platform/run-id"], annotations["eks-platform/expires-at"] = (
+        outputs["tags"]["run-id"],
+        outputs["tags"]["expires-at"],
+    )
+    folder = work / "cluster-secret"
+    folder.mkdir(exist_ok=True)
+    (folder / "in-cluster.yaml").write_text(yaml.safe_dump(manifest), encoding="utf-8")
+    model = build_model([], [repo_root() / "gitops", folder], reference_dir())
+    return [o.doc for o in model.effective if o.kind in kinds and o.namespace in (namespace, "")]
+
+
+@pytest.fixture(scope="module")
+def local(
+    tmp_path_factory: pytest.TempPathFactory,
+    harness_platform: Any,
+    harness_platform_outputs: dict[str, Any],
+    harness_aws_clients: Callable[[str], Any],
+    harness_aws_target: Any,
+) -> Iterator[Local]:
+    outputs = harness_platform_outputs
+    work = tmp_path_factory.mktemp("local-karpenter")
+    with control_plane(work) as cluster:
+        nodes = ops_nodes(
+            harness_aws_clients("eks"), harness_aws_clients("ec2"), outputs["cluster_name"], outputs["ops_node_group_name"]
+        )
+        cluster.kubectl("apply", "-f", "-", stdin=yaml.safe_dump_all(nodes))
+        model = build_model([repo_root() / "infra" / "addons"], [], reference_dir())
+        for address in RELEASES:
+            chosen = release(model, address, outputs)
+            install(
+                locate("helm"), cluster.kubeconfig, chart_folder(reference_dir(), chosen.chart, chosen.version), chosen, work
+            )
+        env = lb_controller.aws_environment(harness_aws_target.endpoint_url, outputs["region"], os.environ)
+        karpenter.start(cluster.supervisor, cluster, namespace=chosen.namespace, release=chosen.name, aws_env=env)
+        node_registrar.start(
+            cluster.supervisor,
+            cluster.pki.path("admin.kubeconfig"),
+            endpoint=harness_aws_target.endpoint_url,
+            region=outputs["region"],
+            env=env,
+        )
+        target = local_target()
+        pool_objects = [target.overlaid(doc) for doc in rendered(KARPENTER_KINDS, "", outputs, work)]
+        assert sorted(o["kind"] for o in pool_objects) == sorted(KARPENTER_KINDS)
+        cluster.kubectl("apply", "-f", "-", stdin=yaml.safe_dump_all(pool_objects))
+        game = [o for o in rendered(GAME_KINDS, GAME, outputs, work) if o["metadata"]["name"] == GAME]
+        cluster.kubectl("apply", "-f", "-", stdin=yaml.safe_dump_all(game))
+        state = Local(cluster, outputs, harness_aws_clients, {})
+        try:
+            yield state
+        finally:
+            print(f"\nkarpenter on the local tier, measured: {json.dumps(state.measured)}")
+            teardown(state)
+
+
+def teardown(state: Local) -> None:
+    """What the AWS teardown does for Karpenter: delete the NodePools and the EC2NodeClasses while Karpenter
+    runs, and wait until it has terminated their instances and deleted launch templates and instance profiles."""
+    cluster = state.cluster
+    # The game first, as Argo CD's Application deletion does: its PodDisruptionBudget would hold the last drain.
+    cluster.kubectl("delete", "namespace", GAME, "--wait=true", "--timeout=60s")
+    cluster.kubectl("delete", "nodepools", "--all", "--wait=true", "--timeout=120s")
+    cluster.kubectl("delete", "ec2nodeclasses", "--all", "--wait=true", "--timeout=120s")
+    ec2, iam = state.aws("ec2"), state.aws("iam")
+
+    def leftovers() -> dict[str, list[str]]:
+        run = state.outputs["tags"]["run-id"]
+        templates = [  # Karpenter's own (the platform's node group has one too)
+            t
+            for t in ec2.describe_launch_templates(Filters=[{"Name": "tag:run-id", "Values": [run]}])["LaunchTemplates"]
+            if t["LaunchTemplateName"].startswith(KARPENTER_TEMPLATE_PREFIX)
+        ]
+        # Karpenter names the instance profiles it creates <cluster>_<hash> (moto has no ListInstanceProfileTags).
+        profiles = [
+            p["InstanceProfileName"]
+            for p in iam.list_instance_profiles()["InstanceProfiles"]
+            if p["InstanceProfileName"].startswith(f"{state.outputs['cluster_name']}_")
+        ]
+        return {
+            "instances": [i["InstanceId"] for i in state.run_instances()],
+            "launch_templates": [t["LaunchTemplateName"] for t in templates],
+            "instance_profiles": profiles,
+        }
+
+    def judge(found: dict[str, list[str]]) -> Result:
+        if any(found.values()):
+            return Result.pending("karpenter leaves nothing of the run", "left", **found)
+        return Result.passed("karpenter leaves nothing of the run", "no instance, launch template, profile", **found)
+
+    done = wait_for(leftovers, judge, timeout=60, interval=2)
+    assert done.status is Status.PASS, done.evidence
+
+
+def read_nodeclass(state: Local) -> dict[str, Any] | None:
+    found = state.json("get", "ec2nodeclasses")["items"]
+    return found[0] if found else None
+
+
+def test_the_ec2nodeclass_discovers_the_platforms_subnets_security_group_and_ami(local: Local) -> None:
+    pool = wait_for(
+        lambda: (local.json("get", "nodepool", POOL), read_nodeclass(local)),
+        lambda objs: judges.judge_pool_ready(*objs),
+        timeout=90,
+        interval=2,
+    )
+    assert pool.status is Status.PASS, f"{pool.why}: {pool.evidence}"
+    discovered = judges.judge_node_class_discovery(
+        read_nodeclass(local),
+        subnets=local.outputs["private_subnet_ids"],
+        security_groups=[local.outputs["discovery_security_group_id"]],
+        amis=[image["ami_id"] for image in local_target().emulator_images],
+    )
+    assert discovered.status is Status.PASS, f"{discovered.why}: {discovered.evidence}"
+    assert not local.cluster.supervisor.crashed()
+
+
+def test_pending_game_pods_become_spot_instances_and_nodes(local: Local) -> None:
+    deployment = local.json("-n", GAME, "get", "deployment", GAME)
+    replicas = judges.scale_out_replicas(deployment, 16)
+    nodepool = local.json("get", "nodepool", POOL)
+    scaled_at = time.monotonic()
+    local.cluster.kubectl("-n", GAME, "scale", "deployment", GAME, f"--replicas={replicas}")
+
+    def judge(state: tuple[Any, ...]) -> Result:
+        pods, claims, nodes, events = state
+        return judges.judge_scale_out(
+            pods, claims, nodes, replicas=replicas, nodepool=POOL,
+            node_labels=judges.nodepool_template_labels(nodepool), events=events,
+        )
+
+    out = wait_for(local.state, judge, timeout=180, interval=2)
+    assert out.status is Status.PASS, f"{out.why}: {json.dumps(out.evidence, default=str)[:3000]}"
+    local.measured["scale_out_s"] = round(time.monotonic() - scaled_at, 1)
+    pods, claims, nodes, events = local.state()
+    pool_nodes = [n for n in nodes if judges.labels_of(n).get(NODEPOOL_LABEL) == POOL]
+    # The NodePool's taint and the spot capacity type on every node; each node is an instance in the emulator.
+    for node in pool_nodes:
+        assert {"key": "eks-platform/pool", "value": "apps", "effect": "NoSchedule"} in node["spec"]["taints"]
+    instances = {i["InstanceId"]: i for i in local.run_instances()}
+    assert {judges.labels_of(n)["kubernetes.io/hostname"] for n in pool_nodes} == set(instances)
+    assert {i.get("InstanceLifecycle") for i in instances.values()} == {"spot"}
+    assert all(
+        [g["GroupId"] for g in i["SecurityGroups"]] == [local.outputs["discovery_security_group_id"]]
+        for i in instances.values()
+    )
+    # The NodePool's CPU limit holds.
+    launched_cpu = sum(int(c["status"]["capacity"]["cpu"]) for c in claims if c.get("status", {}).get("capacity"))
+    assert launched_cpu <= int(nodepool["spec"]["limits"]["cpu"])
+    timeline = judges.build_timeline(pods, claims, nodes, events)
+    to_running = sorted(
+        s for p in timeline.pods if (s := timeline.seconds(p.ready)) is not None
+    )
+    first_node = min(s for n in timeline.nodes if (s := timeline.seconds(n.node_ready)) is not None)
+    requested = replicas * 0.5
+    largest = max(float(c["status"]["allocatable"]["cpu"].rstrip("m")) / (1000 if "m" in c["status"]["allocatable"]["cpu"] else 1) for c in claims)
+    local.measured.update(
+        replicas=replicas,
+        nodes=len(pool_nodes),
+        bin_packing_minimum=math.ceil(requested / largest),
+        instance_types=sorted(judges.labels_of(n)["node.kubernetes.io/instance-type"] for n in pool_nodes),
+        first_node_ready_s=first_node,
+        pending_to_running_p50_s=statistics.median(to_running),
+        pending_to_running_p90_s=to_running[max(0, math.ceil(0.9 * len(to_running)) - 1)],
+    )
+    assert not local.cluster.supervisor.crashed()
+
+
+def interruption_warning(instance_id: str, region: str) -> dict[str, Any]:
+    """EventBridge's EC2 Spot Instance Interruption Warning, as the platform's rule forwards it to the queue."""
+    return {
+        "version": "0",
+        "id": "local-spot-interruption",
+        "detail-type": "EC2 Spot Instance Interruption Warning",
+        "source": "aws.ec2",
+        "account": "123456789012",
+        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "region": region,
+        "resources": [f"arn:aws:ec2:{region}:123456789012:instance/{instance_id}"],
+        "detail": {"instance-id": instance_id, "instance-action": "terminate"},
+    }
+
+
+def test_a_spot_interruption_warning_drains_and_replaces_the_node(local: Local) -> None:
+    before = {i["InstanceId"] for i in local.run_instances()}
+    assert before, "the scale-out left no instance to interrupt"
+    victim = sorted(before)[0]
+    sqs = local.aws("sqs")
+    queue = sqs.get_queue_url(QueueName=local.outputs["karpenter_interruption_queue_name"])["QueueUrl"]
+    sent_at = time.monotonic()
+    sqs.send_message(QueueUrl=queue, MessageBody=json.dumps(interruption_warning(victim, local.outputs["region"])))
+    replicas = judges.scale_out_replicas(local.json("-n", GAME, "get", "deployment", GAME), 16)
+
+    def judge(state: tuple[Any, ...]) -> Result:
+        pods, claims, nodes, events = state
+        name = "karpenter replaces an interrupted spot node"
+        if any(judges.labels_of(n).get("kubernetes.io/hostname") == victim for n in nodes):
+            return Result.pending(name, f"node {victim} still there")
+        if local.run_instances(("pending", "running", "shutting-down", "stopping")) and victim in {
+            i["InstanceId"] for i in local.run_instances()
+        }:
+            return Result.pending(name, f"instance {victim} not terminated")
+        return judges.judge_scale_out(pods, claims, nodes, replicas=replicas, nodepool=POOL, events=events)
+
+    replaced = wait_for(local.state, judge, timeout=180, interval=2)
+    assert replaced.status is Status.PASS, f"{replaced.why}: {json.dumps(replaced.evidence, default=str)[:3000]}"
+    local.measured["interruption_replaced_s"] = round(time.monotonic() - sent_at, 1)
+    after = {i["InstanceId"] for i in local.run_instances()}
+    assert victim not in after and after - before, (before, after)
+    (terminated,) = local.aws("ec2").describe_instances(InstanceIds=[victim])["Reservations"][0]["Instances"]
+    assert terminated["State"]["Name"] in ("shutting-down", "terminated")
+    _, _, _, events = local.state()
+    reasons = {e.get("reason") for e in events if (e.get("involvedObject") or {}).get("name") == victim}
+    assert reasons & {"SpotInterrupted", "Disrupted", "DisruptionTerminating"}, reasons
+    assert not local.cluster.supervisor.crashed()
+
+
+def test_scaling_back_in_consolidates_the_nodes_away(local: Local) -> None:
+    scaled_at = time.monotonic()
+    local.cluster.kubectl("-n", GAME, "scale", "deployment", GAME, "--replicas=0")
+
+    def judge(state: tuple[Any, ...]) -> Result:
+        pods, claims, nodes, _ = state
+        return judges.judge_scale_in(claims, nodes, nodepool=POOL, pods=pods)
+
+    gone = wait_for(local.state, judge, timeout=240, interval=3)
+    assert gone.status is Status.PASS, f"{gone.why}: {json.dumps(gone.evidence, default=str)[:3000]}"
+    local.measured["consolidation_s"] = round(time.monotonic() - scaled_at, 1)
+    assert wait_for(
+        local.run_instances,
+        lambda left: Result.passed("terminated", "none") if not left else Result.pending("terminated", str(left)),
+        timeout=30,
+        interval=1,
+    ).status is Status.PASS
+    assert not local.cluster.supervisor.crashed()
