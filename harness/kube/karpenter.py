@@ -186,9 +186,9 @@ def judge_node_class_discovery(
         ]
         return Result.pending(name, "; ".join(false) or "not reconciled by Karpenter yet", **evidence)
     wrong = [
-        f"{field}: missing {sorted(set(expected[field]) - set(found))}, extra {sorted(set(found) - set(expected[field]))}"
+        f"{field}: missing {sorted(set(want) - set(found))}, extra {sorted(set(found) - set(want))}"
         for field, found in resolved.items()
-        if found != expected[field]
+        if found != (want := expected[field])
     ]
     if wrong:
         return Result.failed(name, f"EC2NodeClass/{_name(nodeclass)} resolved " + "; ".join(wrong), **evidence)

@@ -15,9 +15,11 @@ from harness.targets.controlplane import ControlPlane, answers
 from harness.toolchain.build import locate
 
 READY_TIMEOUT_S = 90.0
-# Out-of-cluster settings the chart cannot know: one replica without a lease; no pricing API in the emulator
-# (ISOLATED_VPC: static prices); no ARC zonal shift in the emulator (a failed lookup panics).
-OUT_OF_CLUSTER = {"DISABLE_LEADER_ELECTION": "true", "ISOLATED_VPC": "true", "ENABLE_ZONAL_SHIFT": "false"}
+# Out-of-cluster settings the chart cannot know: one replica without a lease; no ARC zonal shift in the emulator
+# (a failed lookup panics). ISOLATED_VPC stays off although moto has no Pricing API: with it, Karpenter 1.14 skips
+# deleting its instance profiles (EC2NodeClass finalizer, IAM garbage collection) and leaks them; without it,
+# GetProducts fails with backoff and Karpenter keeps its built-in on-demand prices.
+OUT_OF_CLUSTER = {"DISABLE_LEADER_ELECTION": "true", "ENABLE_ZONAL_SHIFT": "false"}
 
 
 def chart_environment(deployment: Mapping[str, Any], namespace: str) -> dict[str, str]:

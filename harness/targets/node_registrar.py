@@ -106,9 +106,10 @@ def run(kubeconfig: Path, endpoint: str, region: str, ready_file: Path, interval
 
     from harness.kube.client import KubernetesApiClient
 
-    api = new_client_from_config(config_file=str(kubeconfig))
-    kube, core = KubernetesApiClient(api), k8s.CoreV1Api(api)
-    ec2 = boto3.client("ec2", endpoint_url=endpoint, region_name=region)
+    api = new_client_from_config(config_file=str(kubeconfig))  # type: ignore[no-untyped-call]
+    kube = KubernetesApiClient(api)
+    core: Any = k8s.CoreV1Api(api)  # takes manifests as dicts
+    ec2: Any = boto3.client("ec2", endpoint_url=endpoint, region_name=region)
     types: dict[str, Mapping[str, Any]] = {}
 
     def describe_type(name: str) -> Mapping[str, Any]:
@@ -127,15 +128,15 @@ def run(kubeconfig: Path, endpoint: str, region: str, ready_file: Path, interval
         core.patch_node_status(manifest["metadata"]["name"], {"status": status})
 
     while True:
-        for name in register_once(
-            lambda: kube.list_custom(NODE_CLAIM), kube.list_nodes, describe_type, create_node
-        ):
+        for name in register_once(lambda: kube.list_custom(NODE_CLAIM), kube.list_nodes, describe_type, create_node):
             print(f"registered node {name}", flush=True)
         ready_file.touch()
         time.sleep(interval)
 
 
-def start(supervisor: Supervisor, kubeconfig: Path, *, endpoint: str, region: str, env: Mapping[str, str]) -> Supervised:
+def start(
+    supervisor: Supervisor, kubeconfig: Path, *, endpoint: str, region: str, env: Mapping[str, str]
+) -> Supervised:
     """The registrar as a supervised process; ready after its first pass over the NodeClaims."""
     ready_file = supervisor.log_dir / "node-registrar.ready"
     ready_file.unlink(missing_ok=True)

@@ -21,9 +21,11 @@ from typing import Any
 import pytest
 import yaml
 
+from harness.aws import leaks
 from harness.gate.api import build_model
 from harness.keys import NODEPOOL_LABEL
 from harness.kube import karpenter as judges
+from harness.kube.core import labels_of
 from harness.project import local_target, reference_dir, repo_root
 from harness.results import Result, Status
 from harness.targets import karpenter, lb_controller, node_registrar
@@ -40,7 +42,6 @@ RELEASES = ("helm_release.karpenter_crd", "helm_release.karpenter")
 POOL = "apps"
 GAME = "game-2048"
 KARPENTER_KINDS = ("NodePool", "EC2NodeClass")
-KARPENTER_TEMPLATE_PREFIX = "karpenter.k8s.aws/"
 GAME_KINDS = ("Namespace", "Deployment", "Service", "PodDisruptionBudget")
 
 
@@ -50,6 +51,7 @@ class Local:
     outputs: dict[str, Any]
     aws: Callable[[str], Any]
     measured: dict[str, Any]
+    platform_resources: dict[str, list[str]]
 
     def json(self, *args: str) -> Any:
         return json.loads(self.cluster.kubectl(*args, "-o", "json"))
@@ -104,15 +106,23 @@ def local(
     work = tmp_path_factory.mktemp("local-karpenter")
     with control_plane(work) as cluster:
         nodes = ops_nodes(
-            harness_aws_clients("eks"), harness_aws_clients("ec2"), outputs["cluster_name"], outputs["ops_node_group_name"]
+            harness_aws_clients("eks"),
+            harness_aws_clients("ec2"),
+            outputs["cluster_name"],
+            outputs["ops_node_group_name"],
         )
         cluster.kubectl("apply", "-f", "-", stdin=yaml.safe_dump_all(nodes))
         model = build_model([repo_root() / "infra" / "addons"], [], reference_dir())
         for address in RELEASES:
             chosen = release(model, address, outputs)
             install(
-                locate("helm"), cluster.kubeconfig, chart_folder(reference_dir(), chosen.chart, chosen.version), chosen, work
+                locate("helm"),
+                cluster.kubeconfig,
+                chart_folder(reference_dir(), chosen.chart, chosen.version),
+                chosen,
+                work,
             )
+        before = run_leftovers(harness_aws_clients, outputs["tags"]["run-id"])  # the platform's own
         env = lb_controller.aws_environment(harness_aws_target.endpoint_url, outputs["region"], os.environ)
         karpenter.start(cluster.supervisor, cluster, namespace=chosen.namespace, release=chosen.name, aws_env=env)
         node_registrar.start(
@@ -128,7 +138,7 @@ def local(
         cluster.kubectl("apply", "-f", "-", stdin=yaml.safe_dump_all(pool_objects))
         game = [o for o in rendered(GAME_KINDS, GAME, outputs, work) if o["metadata"]["name"] == GAME]
         cluster.kubectl("apply", "-f", "-", stdin=yaml.safe_dump_all(game))
-        state = Local(cluster, outputs, harness_aws_clients, {})
+        state = Local(cluster, outputs, harness_aws_clients, {}, before)
         try:
             yield state
         finally:
@@ -144,34 +154,26 @@ def teardown(state: Local) -> None:
     cluster.kubectl("delete", "namespace", GAME, "--wait=true", "--timeout=60s")
     cluster.kubectl("delete", "nodepools", "--all", "--wait=true", "--timeout=120s")
     cluster.kubectl("delete", "ec2nodeclasses", "--all", "--wait=true", "--timeout=120s")
-    ec2, iam = state.aws("ec2"), state.aws("iam")
-
-    def leftovers() -> dict[str, list[str]]:
-        run = state.outputs["tags"]["run-id"]
-        templates = [  # Karpenter's own (the platform's node group has one too)
-            t
-            for t in ec2.describe_launch_templates(Filters=[{"Name": "tag:run-id", "Values": [run]}])["LaunchTemplates"]
-            if t["LaunchTemplateName"].startswith(KARPENTER_TEMPLATE_PREFIX)
-        ]
-        # Karpenter names the instance profiles it creates <cluster>_<hash> (moto has no ListInstanceProfileTags).
-        profiles = [
-            p["InstanceProfileName"]
-            for p in iam.list_instance_profiles()["InstanceProfiles"]
-            if p["InstanceProfileName"].startswith(f"{state.outputs['cluster_name']}_")
-        ]
-        return {
-            "instances": [i["InstanceId"] for i in state.run_instances()],
-            "launch_templates": [t["LaunchTemplateName"] for t in templates],
-            "instance_profiles": profiles,
-        }
 
     def judge(found: dict[str, list[str]]) -> Result:
-        if any(found.values()):
-            return Result.pending("karpenter leaves nothing of the run", "left", **found)
-        return Result.passed("karpenter leaves nothing of the run", "no instance, launch template, profile", **found)
+        name = "karpenter leaves nothing of the run"
+        left = {kind: sorted(set(refs) - set(state.platform_resources[kind])) for kind, refs in found.items()}
+        if any(left.values()):
+            return Result.pending(name, "Karpenter's resources remain", **left)
+        return Result.passed(name, "no instance, launch template or instance profile beyond the platform's", **left)
 
-    done = wait_for(leftovers, judge, timeout=60, interval=2)
+    done = wait_for(lambda: run_leftovers(state.aws, state.outputs["tags"]["run-id"]), judge, timeout=60, interval=2)
     assert done.status is Status.PASS, done.evidence
+
+
+def run_leftovers(clients: Callable[[str], Any], run_id: str) -> dict[str, list[str]]:
+    """The run's instances, launch templates and instance profiles, found as the sweep finds leaks."""
+    finders = {
+        "instances": leaks.find_instances,
+        "launch_templates": leaks.find_launch_templates,
+        "instance_profiles": leaks.find_instance_profiles,
+    }
+    return {kind: [leak.ref for leak in find(clients, run_id)] for kind, find in finders.items()}
 
 
 def read_nodeclass(state: Local) -> dict[str, Any] | None:
@@ -207,45 +209,58 @@ def test_pending_game_pods_become_spot_instances_and_nodes(local: Local) -> None
     def judge(state: tuple[Any, ...]) -> Result:
         pods, claims, nodes, events = state
         return judges.judge_scale_out(
-            pods, claims, nodes, replicas=replicas, nodepool=POOL,
-            node_labels=judges.nodepool_template_labels(nodepool), events=events,
+            pods,
+            claims,
+            nodes,
+            replicas=replicas,
+            nodepool=POOL,
+            node_labels=judges.nodepool_template_labels(nodepool),
+            events=events,
         )
 
     out = wait_for(local.state, judge, timeout=180, interval=2)
     assert out.status is Status.PASS, f"{out.why}: {json.dumps(out.evidence, default=str)[:3000]}"
     local.measured["scale_out_s"] = round(time.monotonic() - scaled_at, 1)
     pods, claims, nodes, events = local.state()
-    pool_nodes = [n for n in nodes if judges.labels_of(n).get(NODEPOOL_LABEL) == POOL]
+    pool_nodes = [n for n in nodes if labels_of(n).get(NODEPOOL_LABEL) == POOL]
     # The NodePool's taint and the spot capacity type on every node; each node is an instance in the emulator.
     for node in pool_nodes:
         assert {"key": "eks-platform/pool", "value": "apps", "effect": "NoSchedule"} in node["spec"]["taints"]
     instances = {i["InstanceId"]: i for i in local.run_instances()}
-    assert {judges.labels_of(n)["kubernetes.io/hostname"] for n in pool_nodes} == set(instances)
+    assert {labels_of(n)["kubernetes.io/hostname"] for n in pool_nodes} == set(instances)
     assert {i.get("InstanceLifecycle") for i in instances.values()} == {"spot"}
     assert all(
         [g["GroupId"] for g in i["SecurityGroups"]] == [local.outputs["discovery_security_group_id"]]
         for i in instances.values()
     )
+    # What the teardown must remove later: Karpenter's launch template and instance profile, with the run's tags.
+    created = run_leftovers(local.aws, local.outputs["tags"]["run-id"])
+    for kind in ("launch_templates", "instance_profiles"):
+        assert set(created[kind]) - set(local.platform_resources[kind]), f"Karpenter created no {kind} for the run"
     # The NodePool's CPU limit holds.
     launched_cpu = sum(int(c["status"]["capacity"]["cpu"]) for c in claims if c.get("status", {}).get("capacity"))
     assert launched_cpu <= int(nodepool["spec"]["limits"]["cpu"])
     timeline = judges.build_timeline(pods, claims, nodes, events)
-    to_running = sorted(
-        s for p in timeline.pods if (s := timeline.seconds(p.ready)) is not None
-    )
+    to_running = sorted(s for p in timeline.pods if (s := timeline.seconds(p.ready)) is not None)
     first_node = min(s for n in timeline.nodes if (s := timeline.seconds(n.node_ready)) is not None)
-    requested = replicas * 0.5
-    largest = max(float(c["status"]["allocatable"]["cpu"].rstrip("m")) / (1000 if "m" in c["status"]["allocatable"]["cpu"] else 1) for c in claims)
+    # The fewest nodes the pool's largest launched allocatable could hold the replicas' CPU requests on.
+    requested = replicas * cpu(deployment["spec"]["template"]["spec"]["containers"][0]["resources"]["requests"]["cpu"])
+    largest = max(cpu(c["status"]["allocatable"]["cpu"]) for c in claims if c.get("status", {}).get("allocatable"))
     local.measured.update(
         replicas=replicas,
         nodes=len(pool_nodes),
         bin_packing_minimum=math.ceil(requested / largest),
-        instance_types=sorted(judges.labels_of(n)["node.kubernetes.io/instance-type"] for n in pool_nodes),
+        instance_types=sorted(labels_of(n)["node.kubernetes.io/instance-type"] for n in pool_nodes),
         first_node_ready_s=first_node,
         pending_to_running_p50_s=statistics.median(to_running),
         pending_to_running_p90_s=to_running[max(0, math.ceil(0.9 * len(to_running)) - 1)],
     )
     assert not local.cluster.supervisor.crashed()
+
+
+def cpu(quantity: str) -> float:
+    """A Kubernetes CPU quantity in cores ("500m", "2")."""
+    return float(quantity[:-1]) / 1000 if quantity.endswith("m") else float(quantity)
 
 
 def interruption_warning(instance_id: str, region: str) -> dict[str, Any]:
@@ -276,7 +291,7 @@ def test_a_spot_interruption_warning_drains_and_replaces_the_node(local: Local) 
     def judge(state: tuple[Any, ...]) -> Result:
         pods, claims, nodes, events = state
         name = "karpenter replaces an interrupted spot node"
-        if any(judges.labels_of(n).get("kubernetes.io/hostname") == victim for n in nodes):
+        if any(labels_of(n).get("kubernetes.io/hostname") == victim for n in nodes):
             return Result.pending(name, f"node {victim} still there")
         if local.run_instances(("pending", "running", "shutting-down", "stopping")) and victim in {
             i["InstanceId"] for i in local.run_instances()
@@ -308,10 +323,13 @@ def test_scaling_back_in_consolidates_the_nodes_away(local: Local) -> None:
     gone = wait_for(local.state, judge, timeout=240, interval=3)
     assert gone.status is Status.PASS, f"{gone.why}: {json.dumps(gone.evidence, default=str)[:3000]}"
     local.measured["consolidation_s"] = round(time.monotonic() - scaled_at, 1)
-    assert wait_for(
-        local.run_instances,
-        lambda left: Result.passed("terminated", "none") if not left else Result.pending("terminated", str(left)),
-        timeout=30,
-        interval=1,
-    ).status is Status.PASS
+    assert (
+        wait_for(
+            local.run_instances,
+            lambda left: Result.passed("terminated", "none") if not left else Result.pending("terminated", str(left)),
+            timeout=30,
+            interval=1,
+        ).status
+        is Status.PASS
+    )
     assert not local.cluster.supervisor.crashed()

@@ -13,6 +13,7 @@ from harness.errors import InputError
 from harness.kube.api import EC2_NODE_CLASS, NODE_CLAIM, NODE_POOL
 from harness.kube.karpenter import (
     build_timeline,
+    judge_node_class_discovery,
     judge_pool_ready,
     judge_scale_in,
     judge_scale_out,
@@ -316,3 +317,44 @@ def test_scale_in_passes_once_no_claim_or_node_of_the_pool_is_left() -> None:
     assert judge_scale_in([], ops_only, nodepool=POOL).status is Status.PASS
     other_pool = items("nodeclaims.yaml")
     assert judge_scale_in(other_pool, ops_only, nodepool="batch").status is Status.PASS
+
+
+PRIVATE_SUBNETS = ["subnet-0aa1bb2cc3dd4ee5f", "subnet-0bb2cc3dd4ee5ff60", "subnet-0cc3dd4ee5ff60718"]
+DISCOVERY_GROUP = "sg-0a1b2c3d4e5f60718"
+AMI = "ami-0e1f2a3b4c5d6e7f8"
+
+
+def discovery(nodeclass: dict[str, Any] | None, subnets: list[str] = PRIVATE_SUBNETS) -> Any:
+    return judge_node_class_discovery(nodeclass, subnets=subnets, security_groups=[DISCOVERY_GROUP], amis=[AMI])
+
+
+def test_a_node_class_that_found_the_platforms_subnets_group_and_ami_passes() -> None:
+    result = discovery(pool()[1])
+    assert result.status is Status.PASS, result.why
+    assert result.evidence["resolved"]["subnets"] == sorted(PRIVATE_SUBNETS)
+
+
+def test_a_node_class_that_found_a_public_subnet_too_fails_naming_it() -> None:
+    _, nodeclass = pool()
+    nodeclass["status"]["subnets"].append({"id": "subnet-public", "zone": "eu-west-1a"})
+    result = discovery(nodeclass)
+    assert result.status is Status.FAIL
+    assert "subnets: missing [], extra ['subnet-public']" in result.why
+
+
+def test_a_node_class_missing_a_private_subnet_or_with_another_ami_fails() -> None:
+    _, nodeclass = pool()
+    nodeclass["status"]["amis"] = [{"id": "ami-other", "name": "al2023"}]
+    result = discovery(nodeclass, subnets=[*PRIVATE_SUBNETS, "subnet-0dd"])
+    assert result.status is Status.FAIL
+    assert "missing ['subnet-0dd']" in result.why and "amis: missing ['ami-0e1f2a3b4c5d6e7f8']" in result.why
+
+
+def test_a_node_class_not_ready_or_missing_is_pending_with_karpenters_reason() -> None:
+    _, nodeclass = pool()
+    set_condition(nodeclass, "Ready", "False", "UnhealthyDependents", "SubnetsReady=False")
+    set_condition(nodeclass, "SubnetsReady", "False", "SubnetsNotFound", "SubnetSelector did not match any Subnets")
+    result = discovery(nodeclass)
+    assert result.status is Status.PENDING
+    assert "SubnetsReady=False (SubnetsNotFound: SubnetSelector did not match any Subnets)" in result.why
+    assert discovery(None).status is Status.PENDING

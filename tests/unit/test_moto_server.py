@@ -32,7 +32,9 @@ def launch_as_karpenter(ec2: Any, *, interface_groups: bool = False) -> tuple[di
     group = ec2.create_security_group(GroupName="nodes", Description="nodes", VpcId=vpc)["GroupId"]
     image = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
     groups: dict[str, Any] = (
-        {"NetworkInterfaces": [{"DeviceIndex": 0, "Groups": [group]}]} if interface_groups else {"SecurityGroupIds": [group]}
+        {"NetworkInterfaces": [{"DeviceIndex": 0, "Groups": [group]}]}
+        if interface_groups
+        else {"SecurityGroupIds": [group]}
     )
     template = ec2.create_launch_template(
         LaunchTemplateName="karpenter-apps", LaunchTemplateData={"ImageId": image, **groups}

@@ -1,0 +1,148 @@
+"""Pure parts of Karpenter on the local target: its environment from the chart's Deployment, the node registrar's
+Node for a NodeClaim, and the local overlay of the EC2NodeClass."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from harness.errors import EnvironmentProblem
+from harness.processes import Supervisor
+from harness.project import local_target, repo_root, versions
+from harness.targets.controlplane import ControlPlane, Pki
+from harness.targets.karpenter import chart_environment, controller_environment
+from harness.targets.node_registrar import UNREGISTERED_TAINT, node_manifest, register_once, unregistered
+
+PROVIDER_ID = "aws:///eu-west-1b/i-0123456789abcdef0"
+C7I_LARGE = {
+    "InstanceType": "c7i.large",
+    "VCpuInfo": {"DefaultVCpus": 2},
+    "MemoryInfo": {"SizeInMiB": 4096},
+    "ProcessorInfo": {"SupportedArchitectures": ["x86_64"]},
+    "NetworkInfo": {"MaximumNetworkInterfaces": 3, "Ipv4AddressesPerInterface": 10},
+}
+
+
+def deployment(env: list[dict[str, Any]]) -> dict[str, Any]:
+    containers = [{"name": "controller", "env": env}]
+    return {"spec": {"template": {"spec": {"containers": containers}}}}
+
+
+CHART_ENV = [
+    {"name": "CLUSTER_NAME", "value": "eks-r1"},
+    {"name": "INTERRUPTION_QUEUE", "value": "eks-r1-karpenter-interruption"},
+    {"name": "METRICS_PORT", "value": "8080"},
+    {"name": "HEALTH_PROBE_PORT", "value": "8081"},
+    {"name": "SYSTEM_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+    {"name": "MEMORY_LIMIT", "valueFrom": {"resourceFieldRef": {"resource": "limits.memory", "divisor": "0"}}},
+]
+
+
+def cluster(tmp_path: Path) -> ControlPlane:
+    return ControlPlane("https://127.0.0.1:6443", tmp_path / "kubeconfig", Pki(tmp_path / "pki"), Supervisor(tmp_path))
+
+
+def test_karpenter_takes_the_charts_settings_and_the_host_overrides_what_only_it_knows(tmp_path: Path) -> None:
+    chart = chart_environment(deployment(CHART_ENV), "kube-system")
+    assert chart["SYSTEM_NAMESPACE"] == "kube-system" and "MEMORY_LIMIT" not in chart
+    env = controller_environment(
+        chart, cluster(tmp_path), {"AWS_ENDPOINT_URL": "http://127.0.0.1:5000"}, metrics_port=40001, health_port=40002
+    )
+    assert env["CLUSTER_NAME"] == "eks-r1" and env["INTERRUPTION_QUEUE"] == "eks-r1-karpenter-interruption"
+    assert (env["METRICS_PORT"], env["HEALTH_PROBE_PORT"]) == ("40001", "40002")  # never 8081 (Argo CD's)
+    assert env["CLUSTER_ENDPOINT"] == "https://127.0.0.1:6443"
+    assert env["KUBECONFIG"] == str(tmp_path / "pki" / "admin.kubeconfig")
+    assert (env["DISABLE_LEADER_ELECTION"], env["ENABLE_ZONAL_SHIFT"]) == ("true", "false")
+    assert "ISOLATED_VPC" not in env  # with it, Karpenter would leave its instance profiles behind
+    assert env["AWS_ENDPOINT_URL"] == "http://127.0.0.1:5000"
+
+
+def test_a_chart_without_a_cluster_name_is_one_line(tmp_path: Path) -> None:
+    with pytest.raises(EnvironmentProblem, match="no CLUSTER_NAME"):
+        controller_environment({}, cluster(tmp_path), {}, metrics_port=1, health_port=2)
+
+
+def claim(**status: Any) -> dict[str, Any]:
+    return {
+        "metadata": {
+            "name": "apps-x7k2p",
+            "labels": {
+                "karpenter.sh/nodepool": "apps",
+                "karpenter.sh/capacity-type": "spot",
+                "node.kubernetes.io/instance-type": "c7i.large",
+                "topology.kubernetes.io/zone": "eu-west-1b",
+                "eks-platform/pool": "apps",
+            },
+        },
+        "spec": {
+            "taints": [{"key": "eks-platform/pool", "value": "apps", "effect": "NoSchedule"}],
+            "startupTaints": [{"key": "example.com/agent-not-ready", "effect": "NoSchedule"}],
+        },
+        "status": {"providerID": PROVIDER_ID, **status},
+    }
+
+
+def test_the_node_is_what_the_kubelet_registers_for_the_claims_instance() -> None:
+    node = node_manifest(claim(allocatable={"cpu": "1930m", "memory": "3114Mi", "pods": "29"}), C7I_LARGE)
+    assert node["metadata"]["name"] == "i-0123456789abcdef0"
+    assert node["spec"]["providerID"] == PROVIDER_ID
+    labels = node["metadata"]["labels"]
+    assert labels["karpenter.sh/capacity-type"] == "spot" and labels["eks-platform/pool"] == "apps"
+    assert labels["kubernetes.io/hostname"] == "i-0123456789abcdef0" and labels["kubernetes.io/arch"] == "amd64"
+    assert node["spec"]["taints"] == [
+        {"key": "eks-platform/pool", "value": "apps", "effect": "NoSchedule"},
+        {"key": "example.com/agent-not-ready", "effect": "NoSchedule"},
+        UNREGISTERED_TAINT,
+    ]
+    assert node["status"]["capacity"] == {"cpu": "2", "memory": "4096Mi", "pods": "29", "ephemeral-storage": "20Gi"}
+    assert node["status"]["allocatable"]["cpu"] == "1930m"  # the kubelet Karpenter configured reserves the rest
+    assert node["metadata"]["annotations"] == {"kwok.x-k8s.io/node": "fake"}
+
+
+def test_only_launched_claims_without_a_node_and_not_being_deleted_are_registered() -> None:
+    launched, waiting, deleting = claim(), claim(), claim()
+    del waiting["status"]["providerID"]
+    deleting["metadata"]["deletionTimestamp"] = "2026-11-29T02:00:00Z"
+    assert unregistered([launched, waiting, deleting], []) == [launched]
+    joined = {"spec": {"providerID": PROVIDER_ID}}
+    assert unregistered([launched], [joined]) == []
+
+
+def test_one_pass_creates_each_missing_node_once() -> None:
+    created: list[dict[str, Any]] = []
+    asked: list[str] = []
+
+    def describe(name: str) -> dict[str, Any]:
+        asked.append(name)
+        return C7I_LARGE
+
+    names = register_once(lambda: [claim()], lambda: [], describe, created.append)
+    assert names == ["i-0123456789abcdef0"] and asked == ["c7i.large"] and len(created) == 1
+    assert register_once(lambda: [claim()], lambda: created, describe, created.append) == []
+
+
+def ec2nodeclass() -> dict[str, Any]:
+    return dict(yaml.safe_load((repo_root() / "gitops" / "ops" / "karpenter" / "ec2nodeclass.yaml").read_text()))
+
+
+def test_the_local_overlay_selects_the_emulators_image_of_the_pinned_release() -> None:
+    target = local_target()
+    original = ec2nodeclass()
+    overlaid = target.overlaid(copy.deepcopy(original))
+    (term,) = overlaid["spec"]["amiSelectorTerms"]
+    assert term["name"] in {image["name"] for image in target.emulator_images}
+    assert term["name"].endswith(versions()["karpenter_ami_alias"].split("@")[1])  # the alias's release
+    assert overlaid["spec"]["amiFamily"] == "AL2023"
+    assert original == ec2nodeclass()  # on AWS the manifest keeps its alias
+    assert {k: v for k, v in overlaid["spec"].items() if k not in ("amiSelectorTerms", "amiFamily")} == {
+        k: v for k, v in original["spec"].items() if k != "amiSelectorTerms"
+    }
+
+
+def test_objects_no_overlay_targets_are_left_alone() -> None:
+    nodepool = yaml.safe_load((repo_root() / "gitops" / "ops" / "karpenter" / "nodepool.yaml").read_text())
+    assert local_target().overlaid(copy.deepcopy(nodepool)) == nodepool
