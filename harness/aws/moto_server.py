@@ -41,6 +41,9 @@ class Patch:
     attribute: str
     wrap: Callable[[Any], Any]
 
+    def install(self) -> None:
+        setattr(self.owner, self.attribute, self.wrap(getattr(self.owner, self.attribute)))
+
 
 def spot_price(instance_type: str) -> float:
     """The modelled spot price of `instance_type` (vCPUs and memory from moto's own instance type data)."""
@@ -144,16 +147,17 @@ GAPS: dict[str, Patch] = {
 
 
 def _patches(names: Iterable[str]) -> list[Patch]:
-    unknown = sorted(set(names) - set(GAPS))
+    wanted = list(names)
+    unknown = sorted(set(wanted) - set(GAPS))
     if unknown:
         raise InputError(f"infra/targets.yaml local.emulator_gaps: no patch for {unknown} in harness.aws.moto_server")
-    return [GAPS[name] for name in names]
+    return [GAPS[name] for name in wanted]
 
 
 def apply(names: Iterable[str]) -> None:
     """Patch moto for the named gaps, for the life of this process (the server's)."""
     for patch in _patches(names):
-        setattr(patch.owner, patch.attribute, patch.wrap(getattr(patch.owner, patch.attribute)))
+        patch.install()
 
 
 @contextmanager
@@ -162,7 +166,8 @@ def patched(names: Iterable[str]) -> Iterator[None]:
     chosen = _patches(names)
     originals = [(p, p.owner.__dict__[p.attribute]) for p in chosen]
     try:
-        apply(names)
+        for patch in chosen:
+            patch.install()
         yield
     finally:
         for patch, original in reversed(originals):

@@ -4,17 +4,20 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
 from moto import mock_aws
 
+from harness.aws import emulator as emu
 from harness.aws import moto_server
 from harness.errors import InputError
 from harness.project import local_target
 
 REGION = "eu-west-1"
+CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
 TYPES = ("m7i.2xlarge", "c7i.large", "r7i.xlarge")  # not cheapest first: the first override must not win
 
 
@@ -122,3 +125,15 @@ def test_the_patches_are_undone_after_the_block(ec2: Any) -> None:
     assert launched["InstanceType"] == TYPES[0]
     assert [g["GroupId"] for g in instance["SecurityGroups"]] != [group]
     assert "SpotInstanceRequestId" not in instance
+
+
+def test_the_harness_emulator_serves_the_declared_images_with_the_gaps_patched(tmp_path: Path) -> None:
+    server = emu.start(tmp_path / "emulator.log")
+    try:
+        ec2 = boto3.client("ec2", endpoint_url=server.endpoint, region_name=REGION, **CREDENTIALS)
+        images = ec2.describe_images(Owners=["amazon"])["Images"]
+        assert [i["Name"] for i in images] == [i["name"] for i in local_target().emulator_images]
+        history = ec2.describe_spot_price_history(InstanceTypes=["c7i.large"])["SpotPriceHistory"]
+        assert {float(h["SpotPrice"]) for h in history} == {moto_server.spot_price("c7i.large")}
+    finally:
+        server.stop()
