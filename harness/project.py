@@ -14,6 +14,9 @@ from harness.errors import InputError
 
 REFERENCE_ENV = "HARNESS_REFERENCE"
 REPO_ENV = "HARNESS_REPO"
+TARGETS = ("emulator", "local", "aws")  # infra/targets.yaml's targets, in the order the CLIs offer them
+AWS_SIDES = ("account", "emulator")  # infra/targets.yaml `aws`: who serves a target's AWS APIs
+KUBERNETES_SIDES = ("eks", "local")  # infra/targets.yaml `kubernetes`: EKS's API server, or processes here
 KUBERNETES_CAPABILITY = "kubernetes"  # infra/targets.yaml: a target without it has no Kubernetes API
 
 
@@ -67,6 +70,8 @@ class TargetCapabilities:
     name: str
     description: str
     unsupported: dict[str, str]
+    emulated: bool = False  # the AWS APIs are served by the emulator (moto), not by a real account
+    local_kubernetes: bool = False  # the Kubernetes side runs as processes on this machine (harness.targets.local)
 
     def supports(self, capability: str) -> bool:
         return capability not in self.unsupported
@@ -81,7 +86,26 @@ def capabilities(target: str, root: Path | None = None) -> TargetCapabilities:
     if target not in targets:
         raise InputError(f"{path}: unknown target {target!r} (known: {', '.join(sorted(targets))})")
     entry = targets[target] or {}
-    return TargetCapabilities(target, str(entry.get("description", "")), dict(entry.get("unsupported") or {}))
+    aws = entry.get("aws", "account")
+    if aws not in AWS_SIDES:
+        raise InputError(f"{path}: target {target}: aws must be one of {', '.join(AWS_SIDES)} (got {aws!r})")
+    kubernetes = entry.get("kubernetes", "eks")
+    if kubernetes not in KUBERNETES_SIDES:
+        raise InputError(
+            f"{path}: target {target}: kubernetes must be one of {', '.join(KUBERNETES_SIDES)} (got {kubernetes!r})"
+        )
+    return TargetCapabilities(
+        target,
+        str(entry.get("description", "")),
+        dict(entry.get("unsupported") or {}),
+        emulated=aws == "emulator",
+        local_kubernetes=kubernetes == "local",
+    )
+
+
+def emulated(target: str) -> bool:
+    """Whether the emulator serves `target`'s AWS APIs (infra/targets.yaml `aws: emulator`)."""
+    return capabilities(target).emulated
 
 
 def reference_dir(explicit: str | os.PathLike[str] | None = None, root: Path | None = None) -> Path:

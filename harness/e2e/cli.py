@@ -27,7 +27,7 @@ from harness.e2e.orchestration import E2E, GITOPS_REPO_ENV, GITOPS_REVISION_ENV,
 from harness.e2e.safety import confirm, creation_summary
 from harness.e2e.stages import STAGES, Watchdog, execute_stages, passed_stages, select_stages, write_stage_log
 from harness.errors import InputError
-from harness.project import KUBERNETES_CAPABILITY, capabilities, repo_root
+from harness.project import KUBERNETES_CAPABILITY, TARGETS, capabilities, repo_root
 from harness.targets.cli import progress_shown
 from harness.targets.stack import Stack
 from harness.terraform.runner import find_cli
@@ -90,10 +90,10 @@ def cmd_e2e(args: argparse.Namespace) -> int:
     watchdog = Watchdog(args.max_minutes * 60)
     e2e = E2E(stack, console, gitops=gitops, watchdog=watchdog)
     try:
-        if args.target == "emulator":
+        if caps.emulated:
             stack.emulator(start=True)
             region = resolve_region(args.target, args.region, env, stack.region)
-            check_account(account, caller_account(e2e.clients("sts"), "emulator"), "emulator")
+            check_account(account, caller_account(e2e.clients("sts"), args.target), args.target)
         run.settings["region"] = region
         run.save()
         preflight(stack, to_run)
@@ -104,7 +104,7 @@ def cmd_e2e(args: argparse.Namespace) -> int:
         e2e.watchdog = watchdog = Watchdog(args.max_minutes * 60)
         e2e.run_started = time.monotonic()
     except BaseException:
-        if args.target == "emulator":
+        if caps.emulated:
             stack.down()  # stop the emulator this command started; nothing else exists yet
         raise
     console.print(f"run directory: {run.dir}", markup=False)
@@ -134,12 +134,11 @@ def cmd_e2e(args: argparse.Namespace) -> int:
     return 0 if all(r.status in rpt.OK_STAGE_STATES for r in records) else 1
 
 
-
 def register(subparsers: Any) -> None:
     e2e = subparsers.add_parser("e2e", help="staged end-to-end run on a real AWS account (or the emulator)")
     e2e.add_argument(
         "--target",
-        choices=("aws", "emulator"),
+        choices=TARGETS,
         default="aws",
         help="aws (needs E2E_AWS_ACCOUNT_ID and a region) or emulator",
     )

@@ -136,7 +136,7 @@ def teardown_run(full: FullStack) -> list[Result]:
     """The full, re-runnable teardown of a run; also what `harness down` does. Stops the emulator last."""
     stack = full.stack
     emulator = stack.emulator(start=False)
-    if stack.target == "emulator" and (emulator is None or not emulator.alive()):
+    if stack.capabilities.emulated and (emulator is None or not emulator.alive()):
         stack.down()  # the emulator held everything in memory: nothing can be left
         gone = Result.passed("teardown", "the run's emulator is stopped, and everything it held went with it")
         full.say(f"teardown: {gone.why}")

@@ -7,7 +7,16 @@ from pathlib import Path
 import pytest
 
 from harness.errors import InputError
-from harness.project import REFERENCE_ENV, capabilities, read_yaml, reference_dir, repo_root, versions
+from harness.project import (
+    KUBERNETES_CAPABILITY,
+    REFERENCE_ENV,
+    TARGETS,
+    capabilities,
+    read_yaml,
+    reference_dir,
+    repo_root,
+    versions,
+)
 
 
 def test_versions_come_from_versions_yaml() -> None:
@@ -24,8 +33,30 @@ def test_the_emulator_lacks_what_targets_yaml_says_and_aws_lacks_nothing() -> No
     assert aws.supports("eks_access_entries") and aws.reason("eks_access_entries") == ""
 
 
+def test_targets_yaml_says_who_serves_each_side_and_the_code_knows_every_target() -> None:
+    sides = {name: (capabilities(name).emulated, capabilities(name).local_kubernetes) for name in TARGETS}
+    assert sides == {"aws": (False, False), "emulator": (True, False), "local": (True, True)}
+    # The emulator's AWS gaps are declared once and hold for every target it serves.
+    assert (
+        capabilities("local").unsupported.items()
+        >= {k: v for k, v in capabilities("emulator").unsupported.items() if k != KUBERNETES_CAPABILITY}.items()
+    )
+    assert capabilities("local").supports(KUBERNETES_CAPABILITY)
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [("aws: cloud", "aws must be one of account, emulator"), ("kubernetes: kind", "kubernetes must be one of eks")],
+)
+def test_a_target_with_an_unknown_side_is_refused(tmp_path: Path, entry: str, message: str) -> None:
+    (tmp_path / "infra").mkdir()
+    (tmp_path / "infra" / "targets.yaml").write_text(f"targets:\n  moon:\n    {entry}\n", encoding="utf-8")
+    with pytest.raises(InputError, match=message):
+        capabilities("moon", tmp_path)
+
+
 def test_an_unknown_target_names_the_known_ones() -> None:
-    with pytest.raises(InputError, match=r"unknown target 'moon' \(known: aws, emulator\)"):
+    with pytest.raises(InputError, match=r"unknown target 'moon' \(known: aws, emulator, local\)"):
         capabilities("moon")
 
 
