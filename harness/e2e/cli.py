@@ -86,7 +86,9 @@ def cmd_e2e(args: argparse.Namespace) -> int:
         kubernetes_unsupported=caps.reason(KUBERNETES_CAPABILITY),
     )
     to_run = [s.stage for s in selections if not s.status]
-    gitops = gitops_source(args.gitops_repo_url, args.gitops_revision, env) if "addons" in to_run else ("", "")
+    # The local target serves this working tree from its own Git endpoint (harness.targets.local).
+    needs_git_url = "addons" in to_run and not caps.local_kubernetes
+    gitops = gitops_source(args.gitops_repo_url, args.gitops_revision, env) if needs_git_url else ("", "")
     watchdog = Watchdog(args.max_minutes * 60)
     e2e = E2E(stack, console, gitops=gitops, watchdog=watchdog)
     try:

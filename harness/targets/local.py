@@ -35,6 +35,7 @@ from harness.toolchain.build import locate, missing
 PROCESSES = "processes"  # run settings: the records of every process the run started, in start order
 CLUSTER = "cluster"  # run settings: {"server": the local API server's URL}
 GITOPS_URL = "gitops_repo_url"  # run settings: what the cluster secret points Argo CD at
+ADDONS = "addons_installed"  # run settings: set before the first release goes in
 ADDONS_ROOT = ("infra", "addons")
 # Binaries the local target runs (harness.toolchain), checked before anything is created.
 BINARIES = (
@@ -84,7 +85,7 @@ def cluster(run: Run) -> ControlPlane | None:
 def stop(run: Run) -> None:
     """Stop every process of the run, last started first; safe to repeat, from any shell."""
     stop_recorded(records(run))
-    for key in (PROCESSES, CLUSTER, GITOPS_URL):
+    for key in (PROCESSES, CLUSTER, GITOPS_URL, ADDONS):
         run.settings.pop(key, None)
     run.save()
 
@@ -143,6 +144,8 @@ def install_addons(
     model = build_model([root], [], reference_dir())
     work = run.path("addons")
     work.mkdir(parents=True, exist_ok=True)
+    run.settings[ADDONS] = True
+    run.save()
     installed = []
     for address in addon_addresses(root):
         if address.startswith("kubernetes_secret_v1."):
