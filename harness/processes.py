@@ -65,8 +65,28 @@ def runs(pid: int, executable: str) -> bool:
     return state != "Z" and executable.encode() in command
 
 
+def group_alive(pgid: int) -> bool:
+    """Whether any live (not zombie) process is still in process group `pgid`."""
+    proc = Path("/proc")
+    if not proc.is_dir():
+        try:
+            os.killpg(pgid, 0)
+        except (ProcessLookupError, PermissionError):
+            return False
+        return True
+    for stat in proc.glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text(encoding="ascii").rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # gone while we looked
+        if fields[0] != "Z" and int(fields[2]) == pgid:
+            return True
+    return False
+
+
 def stop_group(pid: int, still_running: Callable[[], bool], timeout_s: float = STOP_TIMEOUT_S) -> None:
-    """SIGTERM the process group of `pid`, SIGKILL what is left after `timeout_s`; returns once it is gone."""
+    """SIGTERM the process group of `pid`, SIGKILL what is left after `timeout_s`; returns once the leader and
+    every process it forked are gone."""
     for sig in (signal.SIGTERM, signal.SIGKILL):
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pid, sig)
@@ -74,7 +94,7 @@ def stop_group(pid: int, still_running: Callable[[], bool], timeout_s: float = S
         while time.monotonic() < deadline:
             with contextlib.suppress(ChildProcessError):
                 os.waitpid(pid, os.WNOHANG)  # reap it when it is our child; a zombie is not "gone" otherwise
-            if not still_running():
+            if not still_running() and not group_alive(pid):
                 return
             time.sleep(0.05)
 

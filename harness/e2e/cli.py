@@ -29,6 +29,7 @@ from harness.e2e.stages import STAGES, Watchdog, execute_stages, passed_stages, 
 from harness.errors import InputError
 from harness.project import KUBERNETES_CAPABILITY, TARGETS, capabilities, repo_root
 from harness.targets.cli import progress_shown
+from harness.targets.local import unavailable
 from harness.targets.stack import Stack
 from harness.terraform.runner import find_cli
 
@@ -142,7 +143,7 @@ def register(subparsers: Any) -> None:
         "--target",
         choices=TARGETS,
         default="aws",
-        help="aws (needs E2E_AWS_ACCOUNT_ID and a region) or emulator",
+        help="aws (needs E2E_AWS_ACCOUNT_ID and a region), local (`make toolchain`) or emulator",
     )
     e2e.add_argument("--run-id", help="name the run (default: a new id); with --resume, the run to continue")
     e2e.add_argument("--region", help="AWS region (else AWS_REGION; there is no default on aws)")
@@ -164,3 +165,39 @@ def register(subparsers: Any) -> None:
     e2e.add_argument("--gitops-revision", help=f"branch, tag or commit (else ${GITOPS_REVISION_ENV}, else main)")
     e2e.add_argument("--live", action="store_true", help="stream Terraform's output")
     e2e.set_defaults(func=cmd_e2e)
+
+    demo = subparsers.add_parser(
+        "demo", help="offline: every stage on the local target (the emulator's AWS half without the toolchain)"
+    )
+    demo.add_argument("--run-id", help="name the run (default: a new id)")
+    demo.add_argument("--keep-stack", action="store_true", help="leave the run up (tear down later with `down`)")
+    demo.add_argument("--live", action="store_true", help="stream Terraform's output")
+    demo.set_defaults(func=cmd_demo)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """The e2e's stages on the best offline target this machine has: `local` with the toolchain, else the
+    emulator, whose Kubernetes stages then report not applicable, after one line on what brings them."""
+    console = Console(highlight=False, soft_wrap=True)
+    reason = unavailable()
+    if reason:
+        console.print(
+            f"demo on the emulator, the AWS half; the Kubernetes half (cluster, add-ons, Argo CD, the ALB, "
+            f"Karpenter) runs on the local target once the toolchain is built: {reason}",
+            markup=False,
+        )
+    e2e_args = argparse.Namespace(
+        target="emulator" if reason else "local",
+        run_id=args.run_id,
+        region=None,
+        yes=True,  # offline: nothing is billed, nothing to confirm
+        max_minutes=DEFAULT_MAX_MINUTES,
+        skip=["teardown"] if args.keep_stack else [],
+        only=[],
+        resume=False,
+        api_cidrs=None,
+        gitops_repo_url=None,
+        gitops_revision=None,
+        live=args.live,
+    )
+    return cmd_e2e(e2e_args)

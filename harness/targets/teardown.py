@@ -151,7 +151,8 @@ def judge_gone(name: str) -> Callable[[Sequence[str]], Result]:
 @dataclass
 class Teardown:
     """Carries out plan_teardown for one run. `connect_kube` is called once, lazily; `destroy(root)` runs
-    terraform destroy of infra/<root> (or says what it did instead); `on_start` and `on_step` see each step start and its Result (progress)."""
+    terraform destroy of infra/<root> (or returns what it did instead); `on_start` and `on_step` see each step
+    start and its Result (progress)."""
 
     run: Run
     clients: ClientFactory

@@ -11,6 +11,7 @@ from harness.kube.argocd import (
     failing_resources,
     judge_application,
     judge_application_set,
+    judge_application_sets,
     judge_applications,
 )
 from harness.results import Status
@@ -179,3 +180,14 @@ def test_an_applicationset_without_status_is_pending() -> None:
     fresh = named(items("applicationsets.yaml"), "ops")
     del fresh["status"]
     assert judge_application_set(fresh).status is Status.PENDING
+
+
+def test_the_applicationsets_pass_together_only_when_each_expected_one_generated_its_applications() -> None:
+    sets = items("applicationsets.yaml")
+    ops = named(sets, "ops")
+    together = judge_application_sets([ops], expected=["ops"])
+    assert together.status is Status.PASS, together.why
+    assert judge_application_sets(sets, expected=["ops", "game"]).status is Status.FAIL  # game's template error
+    missing = judge_application_sets([ops], expected=["ops", "game"])
+    assert missing.status is Status.PENDING and "game" in missing.why
+    assert judge_application_sets([]).status is Status.PENDING
