@@ -27,12 +27,15 @@ def test_a_record_lets_another_shell_see_and_stop_the_process_group(tmp_path: Pa
     recorded: list[ProcessRecord] = []
     supervisor = Supervisor(tmp_path, on_start=recorded.append)
     # A shell that forks a child: the stop must reach the whole group, not just the parent.
-    child = supervisor.start("pair", ["/bin/sh", "-c", f"{SLEEP} 300 & wait"], ready=lambda: True, timeout_s=5)
+    # Ready once the record sees it (right after exec, /proc/PID/cmdline is briefly empty) and the child forked.
+    command = ["/bin/sh", "-c", f"{SLEEP} 300 & wait"]
+    child = supervisor.start(
+        "pair", command, ready=lambda: recorded[0].running() and len(members(recorded[0].pid)) == 2, timeout_s=10
+    )
     (record,) = recorded
-    assert record.pid == child.process.pid and record.running() and record.crashed() is None
+    assert record.pid == child.process.pid and record.crashed() is None
     # "Another shell": only the record, as it comes back from the run's settings.
     again = ProcessRecord.from_settings(record.settings())
-    assert len(members(record.pid)) == 2
     stop_recorded([again])
     child.process.wait(timeout=5)
     assert not again.running()

@@ -1,4 +1,5 @@
-"""Ctrl-C on the local target leaves nothing: not a process of the run, not a listening port, not an emulator.
+"""Ctrl-C on the local target leaves nothing: not a process of the run, not a listening port, not an emulator;
+and a run left up by `harness up` is taken down whole by `harness down` from another process.
 
 A terminal's Ctrl-C reaches the harness's foreground process group only; the run's processes live in sessions
 of their own (so that `harness up` can return and leave them running), so it is the harness that must stop
@@ -98,3 +99,32 @@ def test_ctrl_c_leaves_no_process_port_or_emulator(tmp_path: Path, command: list
     assert not Path(f"/proc/{emulator_pid}").exists() or "Z" in Path(f"/proc/{emulator_pid}/stat").read_text()
     assert ports and not ports & listening_ports(), f"still listening: {sorted(ports & listening_ports())}"
     assert settings(runs).get("processes") in (None, [])
+
+
+def test_up_returns_leaving_the_run_up_and_down_from_another_shell_leaves_nothing(tmp_path: Path) -> None:
+    """`harness up --target local` exits with the cluster running; `harness down --run-id` in a new process
+    finds every process from run.json and stops it, then destroys the platform and stops the emulator."""
+    try:
+        find_cli()
+    except HarnessError as exc:
+        pytest.skip(str(exc))
+    env = {**os.environ, RUNS_ENV: str(tmp_path / "runs")}
+
+    def harness(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "harness", *args], env=env, capture_output=True, text=True, timeout=900
+        )
+
+    up = harness("up", "--target", "local")
+    assert up.returncode == 0, up.stdout + up.stderr
+    current = settings(tmp_path / "runs")
+    records = [ProcessRecord.from_settings(row) for row in current["processes"]]
+    assert {r.name for r in records} >= {"etcd", "kube-apiserver", "kube-scheduler", "kwok"}
+    assert all(r.running() for r in records), [r.crashed() for r in records]
+    run_id = next((tmp_path / "runs").iterdir()).name
+    down = harness("down", "--run-id", run_id)
+    assert down.returncode == 0, down.stdout + down.stderr
+    assert "torn down, nothing left" in down.stdout
+    assert [r.name for r in records if r.running()] == []
+    emulator_pid = current["emulator"]["pid"]
+    assert not Path(f"/proc/{emulator_pid}").exists() or "Z" in Path(f"/proc/{emulator_pid}/stat").read_text()
