@@ -141,7 +141,9 @@ def install_addons(
 ) -> list[str]:
     """infra/addons' releases and secret, each controller started right after its release; returns what went in."""
     root = repo_root().joinpath(*ADDONS_ROOT)
-    model = build_model([root], [], reference_dir())
+    # The run's input values, as `terraform apply -var` would give them (run id and expiry tag what the
+    # controllers create; without them the defaults, empty, would stand).
+    model = build_model([root], [], reference_dir(), variables=variables)
     work = run.path("addons")
     work.mkdir(parents=True, exist_ok=True)
     run.settings[ADDONS] = True

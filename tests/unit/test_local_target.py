@@ -14,7 +14,7 @@ from harness.project import reference_dir, repo_root
 from harness.targets.lb_controller import point_webhooks_at
 from harness.targets.local import addon_addresses, chart_dir
 from harness.targets.nodes import node_manifests
-from harness.targets.releases import platform_value, release
+from harness.targets.releases import platform_value, release, secret
 
 OUTPUTS = {
     "cluster_name": "eks-x",
@@ -25,6 +25,7 @@ OUTPUTS = {
     "lb_controller_service_account": {"name": "aws-load-balancer-controller", "namespace": "kube-system"},
     "karpenter_service_account": {"name": "karpenter", "namespace": "kube-system"},
     "karpenter_interruption_queue_name": "q",
+    "karpenter_node_role_name": "eks-x-karpenter-node",
 }
 
 
@@ -153,3 +154,25 @@ def test_chart_sources_are_the_addons_own_folder_or_the_pinned_reference_folders
     assert chart_dir(bootstrap, root) == root / "charts" / "bootstrap"
     argocd = release(model, "helm_release.argocd", OUTPUTS, {"gitops_repo_url": "https://h/r.git"})
     assert chart_dir(argocd, root) == reference_dir() / "charts" / f"argo-cd-{argocd.version}"
+
+
+def test_the_runs_input_values_reach_the_cluster_secret_as_apply_var_would_give_them() -> None:
+    """The cluster secret's run-id and expiry annotations tag everything the controllers create; infra/addons
+    defaults them to empty, so the run's values must win over the defaults (they did not, once)."""
+    root = repo_root() / "infra" / "addons"
+    variables = {
+        "gitops_repo_url": "https://h/r.git",
+        "run_id": "r20261129-0000-abcd",
+        "expires_at": "2026-11-29T06:00:00Z",
+    }
+    given = secret(
+        build_model([root], [], reference_dir(), variables=variables),
+        "kubernetes_secret_v1.in_cluster",
+        OUTPUTS,
+        variables,
+    )
+    annotations = given["metadata"]["annotations"]
+    assert annotations["eks-platform/run-id"] == "r20261129-0000-abcd"
+    assert annotations["eks-platform/expires-at"] == "2026-11-29T06:00:00Z"
+    defaults = secret(build_model([root], [], reference_dir()), "kubernetes_secret_v1.in_cluster", OUTPUTS, variables)
+    assert defaults["metadata"]["annotations"]["eks-platform/run-id"] == ""
