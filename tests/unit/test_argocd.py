@@ -18,7 +18,6 @@ from harness.kube.argocd import (
 )
 from harness.results import Status
 
-
 # The Applications a run of this tree shows (harness.e2e.orchestration.expected_applications).
 BOOTSTRAP, GAME, OPS = "bootstrap", "game-2048-in-cluster", "ops-karpenter-in-cluster"
 REVISION = "b8b27c9be1b041a06ff43622d588374be3395710"  # the commit the run's Git endpoint served
