@@ -39,7 +39,13 @@ def syncing(name: str) -> dict[str, Any]:
     return named(items(SYNCING_APPS), name)
 
 
+def deadline(name: str) -> dict[str, Any]:
+    """Recorded 10 minutes after synced(): the game's Deployment exceeded its progress deadline."""
+    return named(items(DEADLINE_APPS), name)
+
+
 SYNCED_APPS, SYNCING_APPS = "recorded/synced/applications.yaml", "recorded/syncing/applications.yaml"
+DEADLINE_APPS = "recorded/deadline/applications.yaml"
 SYNCED_SETS, SYNCING_SETS = "recorded/synced/applicationsets.yaml", "recorded/syncing/applicationsets.yaml"
 
 
@@ -122,14 +128,13 @@ def test_degraded_fails_with_each_failing_resource_and_its_message() -> None:
 
 
 def test_degraded_without_inline_resource_health_says_where_health_is_kept() -> None:
-    degraded = app("degraded")
-    degraded["status"]["resourceHealthSource"] = "appTree"
-    for resource in degraded["status"]["resources"]:
-        del resource["health"]
-    result = judge_application(degraded)
+    # Recorded 10 minutes on: the game's pods never scheduled and its Deployment passed its progress deadline.
+    result = judge_application(deadline(GAME))
     assert result.status is Status.FAIL
+    assert result.why == f"argocd/{GAME}: Degraded ({APP_TREE_NOTE})"
     assert "controller.resource.health.persist" in result.why
     assert result.evidence["resource_health_source"] == "appTree"
+    assert result.evidence["sync"] == "Synced"
 
 
 def test_comparison_error_fails_with_the_condition_message() -> None:
@@ -209,11 +214,18 @@ def test_a_missing_application_keeps_the_whole_pending() -> None:
 
 
 def test_one_failing_application_fails_the_whole_with_its_summary() -> None:
+    result = judge_applications(items(DEADLINE_APPS), expected=[BOOTSTRAP, GAME, OPS])
+    assert result.status is Status.FAIL
+    assert result.why == f"argocd/{GAME}: Degraded ({APP_TREE_NOTE})"
+    failed, waiting = result.evidence["problems"]  # the failure first, then the one still converging
+    assert (failed["application"], failed["health"]) == (f"argocd/{GAME}", "Degraded")
+    assert (waiting["application"], waiting["health"]) == (f"argocd/{OPS}", "Progressing")
+
     result = judge_applications([synced(BOOTSTRAP), app("degraded")], expected=[BOOTSTRAP])
     assert result.status is Status.FAIL
     (problem,) = result.evidence["problems"]
     assert problem["application"] == "argocd/game-2048"
-    assert problem["failing_resources"][0]["health"] == "Degraded"
+    assert problem["failing_resources"][0]["health"] == "Degraded"  # inline health names the resource
 
 
 def test_failures_outrank_pending_applications() -> None:
