@@ -18,8 +18,9 @@ $(STAMP): pyproject.toml
 demo: setup ## the main job, offline: emulator up -> verify -> report -> down
 	$(BIN)/harness demo
 
-test: setup ## the whole suite; the emulator tier runs when Terraform + AWS provider are present
-	$(BIN)/python -m pytest tests
+test: setup ## the whole suite; tests/e2e as its own session, on local when the toolchain is built
+	$(BIN)/python -m pytest tests --ignore=tests/e2e
+	$(BIN)/python -m pytest tests/e2e
 
 unit: setup
 	$(BIN)/python -m pytest tests/unit

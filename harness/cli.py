@@ -17,7 +17,7 @@ from harness.errors import EnvironmentProblem, HarnessError
 # Each module defines register(subparsers) and sets a `func(args) -> int` default on its parsers.
 # Only the chosen command's module is imported: `harness check` must not pay for boto3 or matplotlib.
 COMMANDS = {
-    "demo": "harness.targets.cli",
+    "demo": "harness.e2e.cli",
     "up": "harness.targets.cli",
     "verify": "harness.targets.cli",
     "down": "harness.targets.cli",

@@ -1,7 +1,7 @@
 """pytest plugin (entry point `harness`): the platform stack as session fixtures.
 
 Options and fixtures carry a `harness` prefix, so they never collide with another plugin's:
-Options: --harness-target emulator|aws (default $HARNESS_TARGET or emulator), --harness-keep-stack,
+Options: --harness-target emulator|local|aws (default $HARNESS_TARGET or emulator), --harness-keep-stack,
 --harness-run-id ID.
 Fixtures:
     harness_target            TargetCapabilities of the chosen target (what it cannot serve, and why)
@@ -11,6 +11,12 @@ Fixtures:
     harness_platform_outputs  the platform root's outputs (dict)
     harness_aws_target        AwsTarget bound to the platform's target (region, emulator endpoint)
     harness_aws_clients       service name -> boto3 client bound to that target
+    harness_e2e               the e2e's stages (harness.e2e.orchestration.E2E) over the session's platform: the
+                              same stages and judges `harness e2e` runs, so tests/e2e has no second copy
+    harness_cluster           the Kubernetes client of the platform's cluster; skips (n/a, with the target's
+                              reason) on a target without a Kubernetes API
+    harness_addons            infra/addons applied once (the e2e's addons stage); fails with the stage's reason
+    harness_synced            Argo CD has synced gitops/ (its own status: every Application Synced and Healthy)
 
 pytest loads this module in every session of an environment where the harness is installed, so it imports
 only what the core install has; the stack's libraries (boto3, the Terraform runner) load when a fixture runs.
@@ -25,17 +31,22 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from harness.errors import HarnessError
-from harness.project import TargetCapabilities, capabilities, versions
+from harness.project import KUBERNETES_CAPABILITY, TargetCapabilities, capabilities, versions
 from harness.targets import TARGETS, default_target
 
 if TYPE_CHECKING:
     from harness.aws.clients import AwsTarget
+    from harness.e2e.orchestration import E2E
+    from harness.e2e.stages import StageOutcome
+    from harness.kube.api import KubeClient
     from harness.targets.stack import Stack
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("harness", "EKS platform harness")
-    group.addoption("--harness-target", choices=TARGETS, default=None, help="emulator (default, offline) or aws")
+    group.addoption(
+        "--harness-target", choices=TARGETS, default=None, help="emulator (default, offline), local or aws"
+    )
     group.addoption("--harness-keep-stack", action="store_true", help="leave the platform up after the session")
     group.addoption("--harness-run-id", default=None, help="run id to use (default: a new one)")
 
@@ -56,6 +67,11 @@ def stack_skip_reason(target: str) -> str | None:
         return str(exc)
     if target == "aws" and not os.environ.get(ACCOUNT_ENV):
         return f"the aws target touches a real account: set {ACCOUNT_ENV} to opt in"
+    if capabilities(target).local_kubernetes:
+        from harness.targets.local import unavailable
+
+        if reason := unavailable():
+            return reason
     return unavailable_reason(versions()["aws_provider"])
 
 
@@ -81,7 +97,14 @@ def harness_platform(request: pytest.FixtureRequest, harness_target: TargetCapab
         if request.config.getoption("harness_keep_stack"):
             print(f"\nkept run {stack.run.id}: harness down --run-id {stack.run.id}")
         else:
-            stack.down()
+            # The controller-aware teardown `harness down` does: what the controllers made goes first.
+            from harness.targets.full_stack import FullStack, teardown_run
+            from harness.targets.teardown import teardown_ok
+
+            results = teardown_run(FullStack(stack, stack.console))
+            if not teardown_ok(results):
+                left = "; ".join(f"{r.name}: {r.why}" for r in results if not r.ok)
+                pytest.fail(f"run {stack.run.id} was not torn down cleanly: {left}", pytrace=False)
 
 
 @pytest.fixture(scope="session")
@@ -97,3 +120,44 @@ def harness_aws_target(harness_platform: Stack) -> AwsTarget:
 @pytest.fixture(scope="session")
 def harness_aws_clients(harness_aws_target: AwsTarget) -> Callable[[str], Any]:
     return harness_aws_target.client
+
+
+@pytest.fixture(scope="session")
+def harness_e2e(harness_platform: Stack) -> E2E:
+    from harness.e2e.orchestration import E2E, gitops_source
+
+    caps = harness_platform.capabilities
+    # The local target serves this working tree itself; elsewhere Argo CD needs a Git URL it can clone.
+    serves_itself = caps.local_kubernetes or not caps.supports(KUBERNETES_CAPABILITY)
+    gitops = ("", "") if serves_itself else gitops_source(None, None, os.environ)
+    return E2E(harness_platform, harness_platform.console, gitops=gitops)
+
+
+@pytest.fixture(scope="session")
+def harness_cluster(harness_e2e: E2E) -> KubeClient:
+    if reason := harness_e2e.caps.reason(KUBERNETES_CAPABILITY):
+        pytest.skip(f"not applicable on {harness_e2e.run.target}: {reason}")
+    return harness_e2e.kube()
+
+
+@pytest.fixture(scope="session")
+def harness_addons(harness_e2e: E2E, harness_cluster: KubeClient) -> E2E:
+    outcome = _stage(harness_e2e.addons, "addons")
+    if not outcome.ok:
+        pytest.fail(f"the addons stage failed: {outcome.why}", pytrace=False)
+    return harness_e2e
+
+
+@pytest.fixture(scope="session")
+def harness_synced(harness_addons: E2E) -> E2E:
+    synced = harness_addons.applications_synced()
+    if not synced.ok:
+        pytest.fail(f"Argo CD did not sync gitops/: {synced.why}", pytrace=False)
+    return harness_addons
+
+
+def _stage(action: Callable[[], StageOutcome], name: str) -> StageOutcome:
+    try:
+        return action()
+    except HarnessError as exc:
+        pytest.fail(f"the {name} stage failed: {exc}", pytrace=False)

@@ -1,5 +1,9 @@
 """Supervised host processes: each with its own log file, a readiness probe, a crash report naming the
-last lines of its log, and a stop that takes its whole process group (nothing of a run keeps running)."""
+last lines of its log, and a stop that takes its whole process group (nothing of a run keeps running).
+
+Each process runs in its own session, so it outlives the shell that started it (`harness up`); its record
+(name, pid, executable, log) is enough for another shell to judge it or stop it (`harness down`).
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,8 @@ import os
 import signal
 import socket
 import subprocess
-from collections.abc import Callable, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -46,11 +51,96 @@ def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
     return " | ".join(kept) if kept else f"empty log {path}"
 
 
+def runs(pid: int, executable: str) -> bool:
+    """The pid is alive and (where /proc exists) still runs `executable`: never signal a recycled pid."""
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    try:
+        command = Path(f"/proc/{pid}/cmdline").read_bytes()
+        state = Path(f"/proc/{pid}/stat").read_text(encoding="ascii").rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return not Path("/proc").is_dir()  # no /proc to read: trust the recorded pid
+    return state != "Z" and executable.encode() in command
+
+
+def group_alive(pgid: int) -> bool:
+    """Whether any live (not zombie) process is still in process group `pgid`."""
+    proc = Path("/proc")
+    if not proc.is_dir():
+        try:
+            os.killpg(pgid, 0)
+        except (ProcessLookupError, PermissionError):
+            return False
+        return True
+    for stat in proc.glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text(encoding="ascii").rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # gone while we looked
+        if fields[0] != "Z" and int(fields[2]) == pgid:
+            return True
+    return False
+
+
+def stop_group(pid: int, still_running: Callable[[], bool], timeout_s: float = STOP_TIMEOUT_S) -> None:
+    """SIGTERM the process group of `pid`, SIGKILL what is left after `timeout_s`; returns once the leader and
+    every process it forked are gone."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, sig)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, os.WNOHANG)  # reap it when it is our child; a zombie is not "gone" otherwise
+            if not still_running() and not group_alive(pid):
+                return
+            time.sleep(0.05)
+
+
+@dataclass(frozen=True)
+class ProcessRecord:
+    """What another shell needs to judge or stop a supervised process (kept in the run's settings)."""
+
+    name: str
+    pid: int
+    executable: str
+    log: str
+
+    def running(self) -> bool:
+        return runs(self.pid, self.executable)
+
+    def crashed(self) -> str | None:
+        """One line when the process is gone (with its log tail), else None."""
+        if self.running():
+            return None
+        return f"{self.name} (pid {self.pid}) is not running: {log_tail(Path(self.log))} (log: {self.log})"
+
+    def stop(self) -> None:
+        if self.running():
+            stop_group(self.pid, self.running)
+
+    def settings(self) -> dict[str, str | int]:
+        return {"name": self.name, "pid": self.pid, "executable": self.executable, "log": self.log}
+
+    @classmethod
+    def from_settings(cls, data: Mapping[str, str | int]) -> ProcessRecord:
+        return cls(str(data["name"]), int(data["pid"]), str(data["executable"]), str(data["log"]))
+
+
+def stop_recorded(records: Iterable[ProcessRecord]) -> None:
+    """Stop recorded processes, last started first (what `harness down` does from any shell)."""
+    for record in reversed(list(records)):
+        record.stop()
+
+
 @dataclass
 class Supervised:
     name: str
     process: subprocess.Popen[bytes]
     log: Path
+    executable: str
 
     def crashed(self) -> str | None:
         """One line when the process has exited (with its code and log tail), else None."""
@@ -59,16 +149,12 @@ class Supervised:
             return None
         return f"{self.name} exited with code {code}: {log_tail(self.log)} (log: {self.log})"
 
+    def record(self) -> ProcessRecord:
+        return ProcessRecord(self.name, self.process.pid, self.executable, str(self.log))
+
     def stop(self) -> None:
         if self.process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
+            stop_group(self.process.pid, lambda: self.process.poll() is None)
 
 
 @dataclass
@@ -77,6 +163,9 @@ class Supervisor:
 
     log_dir: Path
     running: list[Supervised] = field(default_factory=list)
+    # Called with each process's record as soon as it is started, before it is ready: a run that is
+    # interrupted while waiting still knows every process it must stop.
+    on_start: Callable[[ProcessRecord], None] = lambda _record: None
 
     def start(
         self,
@@ -104,8 +193,9 @@ class Supervisor:
                 )
             except OSError as exc:
                 raise EnvironmentProblem(f"{name}: cannot start {command[0]} ({exc.strerror})") from None
-        supervised = Supervised(name, process, log)
+        supervised = Supervised(name, process, log, str(command[0]))
         self.running.append(supervised)
+        self.on_start(supervised.record())
         self._wait_ready(supervised, ready, timeout_s)
         return supervised
 

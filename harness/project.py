@@ -15,6 +15,9 @@ from harness.errors import InputError
 
 REFERENCE_ENV = "HARNESS_REFERENCE"
 REPO_ENV = "HARNESS_REPO"
+TARGETS = ("emulator", "local", "aws")  # infra/targets.yaml's targets, in the order the CLIs offer them
+AWS_SIDES = ("account", "emulator")  # infra/targets.yaml `aws`: who serves a target's AWS APIs
+KUBERNETES_SIDES = ("eks", "local")  # infra/targets.yaml `kubernetes`: EKS's API server, or processes here
 KUBERNETES_CAPABILITY = "kubernetes"  # infra/targets.yaml: a target without it has no Kubernetes API
 
 
@@ -68,6 +71,8 @@ class TargetCapabilities:
     name: str
     description: str
     unsupported: dict[str, str]
+    emulated: bool = False  # the AWS APIs are served by the emulator (moto), not by a real account
+    local_kubernetes: bool = False  # the Kubernetes side runs as processes on this machine (harness.targets.local)
 
     def supports(self, capability: str) -> bool:
         return capability not in self.unsupported
@@ -82,7 +87,26 @@ def capabilities(target: str, root: Path | None = None) -> TargetCapabilities:
     if target not in targets:
         raise InputError(f"{path}: unknown target {target!r} (known: {', '.join(sorted(targets))})")
     entry = targets[target] or {}
-    return TargetCapabilities(target, str(entry.get("description", "")), dict(entry.get("unsupported") or {}))
+    aws = entry.get("aws", "account")
+    if aws not in AWS_SIDES:
+        raise InputError(f"{path}: target {target}: aws must be one of {', '.join(AWS_SIDES)} (got {aws!r})")
+    kubernetes = entry.get("kubernetes", "eks")
+    if kubernetes not in KUBERNETES_SIDES:
+        raise InputError(
+            f"{path}: target {target}: kubernetes must be one of {', '.join(KUBERNETES_SIDES)} (got {kubernetes!r})"
+        )
+    return TargetCapabilities(
+        target,
+        str(entry.get("description", "")),
+        dict(entry.get("unsupported") or {}),
+        emulated=aws == "emulator",
+        local_kubernetes=kubernetes == "local",
+    )
+
+
+def emulated(target: str) -> bool:
+    """Whether the emulator serves `target`'s AWS APIs (infra/targets.yaml `aws: emulator`)."""
+    return capabilities(target).emulated
 
 
 @dataclass(frozen=True)
@@ -97,7 +121,7 @@ class Overlay:
 
 @dataclass(frozen=True)
 class LocalTarget:
-    """infra/targets.yaml `local`: the emulator gaps (name: reason) patched into the moto server, the images it
+    """infra/targets.yaml `local_target`: the emulator gaps (name: reason) patched into the moto server, the images it
     serves, and the overlays that replace in gitops/ objects only what the emulator cannot serve."""
 
     emulator_gaps: dict[str, str]
@@ -111,7 +135,7 @@ class LocalTarget:
                 try:
                     doc = jsonpatch.apply_patch(doc, overlay.patch)
                 except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException) as exc:
-                    raise InputError(f"infra/targets.yaml local overlay {overlay.kind}/{overlay.name}: {exc}") from None
+                    raise InputError(f"infra/targets.yaml local_target overlay {overlay.kind}/{overlay.name}: {exc}") from None
         return doc
 
 
@@ -128,21 +152,21 @@ def _list(value: Any, where: str) -> list[Any]:
 
 
 def local_target(root: Path | None = None) -> LocalTarget:
-    """The `local` section of infra/targets.yaml, checked: every gap has a reason, every image an id and a name,
+    """The `local_target` section of infra/targets.yaml, checked: every gap has a reason, every image an id and a name,
     every overlay a target kind/name, a why and a JSON patch."""
     path = (root or repo_root()) / "infra" / "targets.yaml"
-    section = _mapping((read_yaml(path) or {}).get("local"), f"{path}: local")
-    gaps = _mapping(section.get("emulator_gaps") or {}, f"{path}: local.emulator_gaps")
+    section = _mapping((read_yaml(path) or {}).get("local_target"), f"{path}: local_target")
+    gaps = _mapping(section.get("emulator_gaps") or {}, f"{path}: local_target.emulator_gaps")
     for name, reason in gaps.items():
         if not isinstance(reason, str) or not reason.strip():
-            raise InputError(f"{path}: local.emulator_gaps.{name} needs its reason")
-    images = _list(section.get("emulator_images") or [], f"{path}: local.emulator_images")
+            raise InputError(f"{path}: local_target.emulator_gaps.{name} needs its reason")
+    images = _list(section.get("emulator_images") or [], f"{path}: local_target.emulator_images")
     for index, image in enumerate(images):
         if not isinstance(image, dict) or not {"ami_id", "name"} <= set(image):
-            raise InputError(f"{path}: local.emulator_images[{index}] needs ami_id and name")
+            raise InputError(f"{path}: local_target.emulator_images[{index}] needs ami_id and name")
     overlays = []
-    for index, entry in enumerate(_list(section.get("overlays") or [], f"{path}: local.overlays")):
-        where = f"{path}: local.overlays[{index}]"
+    for index, entry in enumerate(_list(section.get("overlays") or [], f"{path}: local_target.overlays")):
+        where = f"{path}: local_target.overlays[{index}]"
         target = _mapping(_mapping(entry, where).get("target"), f"{where}.target")
         patch = _list(entry.get("patch"), f"{where}.patch")
         if not {"kind", "name"} <= set(target) or not str(entry.get("why", "")).strip():

@@ -15,7 +15,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from harness.aws.emulator import DUMMY_CREDENTIALS
 from harness.errors import EnvironmentProblem, InputError
-from harness.project import TargetCapabilities
+from harness.project import TargetCapabilities, emulated
 
 EMULATOR_REGION = "us-east-1"
 ACCOUNT_ENV = "E2E_AWS_ACCOUNT_ID"
@@ -26,7 +26,7 @@ _CLIENT_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, connect
 def region_for(target: str, env: Mapping[str, str] | None = None) -> str:
     """The emulator's fixed region; on aws, AWS_REGION / AWS_DEFAULT_REGION (required)."""
     env = os.environ if env is None else env
-    if target == "emulator":
+    if emulated(target):
         return env.get("AWS_REGION") or EMULATOR_REGION
     region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION")
     if not region:
@@ -92,7 +92,7 @@ def expected_account(target: str, env: Mapping[str, str]) -> str:
         if not (named.isdigit() and len(named) == 12):
             raise InputError(f"{ACCOUNT_ENV}={named!r}: an AWS account id is 12 digits")
         return named
-    if target == "emulator":
+    if emulated(target):
         return EMULATOR_ACCOUNT
     raise EnvironmentProblem(
         f"the aws target creates billable resources: set {ACCOUNT_ENV}=<12-digit account id> to name the account"
@@ -119,7 +119,6 @@ def resolve_region(target: str, explicit: str | None, env: Mapping[str, str], em
     region = explicit or env.get("AWS_REGION", "").strip()
     if region:
         return region
-    if target == "emulator":
+    if emulated(target):
         return emulator_region
     raise EnvironmentProblem("no AWS region: pass --region or set AWS_REGION (e.g. eu-west-1); there is no default")
-

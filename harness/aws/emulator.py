@@ -148,7 +148,7 @@ def server_command(port: int) -> list[str]:
 
 
 def images_file(folder: Path) -> Path:
-    """The images the emulator serves (infra/targets.yaml local.emulator_images), written for MOTO_AMIS_PATH."""
+    """The images the emulator serves (infra/targets.yaml local_target.emulator_images), written for MOTO_AMIS_PATH."""
     path = folder / "emulator-images.json"
     path.write_text(json.dumps(local_target().emulator_images, indent=2), encoding="utf-8")
     return path

@@ -1,5 +1,5 @@
 """The harness's moto server: moto's own server, with the emulator gaps that infra/targets.yaml declares
-(`local.emulator_gaps`: name and reason) patched into moto's EC2 models before it serves.
+(`local_target.emulator_gaps`: name and reason) patched into moto's EC2 models before it serves.
 
 Each gap is one named patch here, and nowhere else: a patch wraps one moto method so that moto answers as EC2
 does for the calls the real Karpenter makes (CreateFleet with a launch template, DescribeInstances,
@@ -150,7 +150,7 @@ def _patches(names: Iterable[str]) -> list[Patch]:
     wanted = list(names)
     unknown = sorted(set(wanted) - set(GAPS))
     if unknown:
-        raise InputError(f"infra/targets.yaml local.emulator_gaps: no patch for {unknown} in harness.aws.moto_server")
+        raise InputError(f"infra/targets.yaml local_target.emulator_gaps: no patch for {unknown} in harness.aws.moto_server")
     return [GAPS[name] for name in wanted]
 
 

@@ -27,7 +27,7 @@ from harness.aws.clients import (
 from harness.aws.emulator import Emulator, external
 from harness.aws.leaks import KINDS, ClientFactory, Kind, Leak, error_code, find_leaks, find_undeletable, is_gone
 from harness.errors import EnvironmentProblem
-from harness.project import capabilities
+from harness.project import TARGETS, capabilities, emulated
 from harness.run import Run, load_run, runs_dir, validate_run_id
 
 Sleep = Callable[[float], None]
@@ -160,7 +160,7 @@ def sweep_clients(run_id: str, target: str | None, region: str | None) -> tuple[
         run = load_run(run_id)
     target = target or (run.target if run else "aws")
     recorded_region = str(run.settings.get("region", "")) if run else ""
-    if target == "emulator":
+    if emulated(target):
         recorded = run.settings.get("emulator") if run else None
         emulator = Emulator.from_settings(recorded) if recorded else external(env)
         if emulator is None or not emulator.alive():
@@ -169,7 +169,7 @@ def sweep_clients(run_id: str, target: str | None, region: str | None) -> tuple[
                 "(set AWS_ENDPOINT_URL to sweep another emulator)"
             )
         chosen = region or recorded_region or EMULATOR_REGION
-        aws_target = AwsTarget(capabilities("emulator"), chosen, emulator.endpoint)
+        aws_target = AwsTarget(capabilities(target), chosen, emulator.endpoint)
     else:
         resolved = resolve_region(target, region or recorded_region or None, env, "")
         aws_target = AwsTarget(capabilities("aws"), resolved)
@@ -194,7 +194,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("sweep", help="list (--dry-run) or delete everything tagged with a run id")
     parser.add_argument("--run-id", required=True, help="the run whose leftovers to find")
-    parser.add_argument("--target", choices=("aws", "emulator"), help="default: the run's target, else aws")
+    parser.add_argument("--target", choices=TARGETS, help="default: the run's target, else aws")
     parser.add_argument("--region", help="AWS region (else the run's, else AWS_REGION)")
     parser.add_argument("--dry-run", action="store_true", help="only list; delete nothing")
     parser.set_defaults(func=cmd_sweep)

@@ -8,10 +8,11 @@ from typing import Any
 
 from harness.errors import InputError
 
-# Each section module defines add_arguments(parser) and run(args) -> int.
+# Each section module defines run(args) -> int.
 SECTIONS = {
     "emulator": "harness.bench.emulator",
     "gate": "harness.bench.gate",
+    "local": "harness.bench.local",
     "toolchain": "harness.bench.toolchain",
 }
 

@@ -27,8 +27,9 @@ from harness.e2e.orchestration import E2E, GITOPS_REPO_ENV, GITOPS_REVISION_ENV,
 from harness.e2e.safety import confirm, creation_summary
 from harness.e2e.stages import STAGES, Watchdog, execute_stages, passed_stages, select_stages, write_stage_log
 from harness.errors import InputError
-from harness.project import KUBERNETES_CAPABILITY, capabilities, repo_root
+from harness.project import KUBERNETES_CAPABILITY, TARGETS, capabilities, repo_root
 from harness.targets.cli import progress_shown
+from harness.targets.local import unavailable
 from harness.targets.stack import Stack
 from harness.terraform.runner import find_cli
 
@@ -86,14 +87,16 @@ def cmd_e2e(args: argparse.Namespace) -> int:
         kubernetes_unsupported=caps.reason(KUBERNETES_CAPABILITY),
     )
     to_run = [s.stage for s in selections if not s.status]
-    gitops = gitops_source(args.gitops_repo_url, args.gitops_revision, env) if "addons" in to_run else ("", "")
+    # The local target serves this working tree from its own Git endpoint (harness.targets.local).
+    needs_git_url = "addons" in to_run and not caps.local_kubernetes
+    gitops = gitops_source(args.gitops_repo_url, args.gitops_revision, env) if needs_git_url else ("", "")
     watchdog = Watchdog(args.max_minutes * 60)
     e2e = E2E(stack, console, gitops=gitops, watchdog=watchdog)
     try:
-        if args.target == "emulator":
+        if caps.emulated:
             stack.emulator(start=True)
             region = resolve_region(args.target, args.region, env, stack.region)
-            check_account(account, caller_account(e2e.clients("sts"), "emulator"), "emulator")
+            check_account(account, caller_account(e2e.clients("sts"), args.target), args.target)
         run.settings["region"] = region
         run.save()
         preflight(stack, to_run)
@@ -104,7 +107,7 @@ def cmd_e2e(args: argparse.Namespace) -> int:
         e2e.watchdog = watchdog = Watchdog(args.max_minutes * 60)
         e2e.run_started = time.monotonic()
     except BaseException:
-        if args.target == "emulator":
+        if caps.emulated:
             stack.down()  # stop the emulator this command started; nothing else exists yet
         raise
     console.print(f"run directory: {run.dir}", markup=False)
@@ -134,14 +137,13 @@ def cmd_e2e(args: argparse.Namespace) -> int:
     return 0 if all(r.status in rpt.OK_STAGE_STATES for r in records) else 1
 
 
-
 def register(subparsers: Any) -> None:
     e2e = subparsers.add_parser("e2e", help="staged end-to-end run on a real AWS account (or the emulator)")
     e2e.add_argument(
         "--target",
-        choices=("aws", "emulator"),
+        choices=TARGETS,
         default="aws",
-        help="aws (needs E2E_AWS_ACCOUNT_ID and a region) or emulator",
+        help="aws (needs E2E_AWS_ACCOUNT_ID and a region), local (`make toolchain`) or emulator",
     )
     e2e.add_argument("--run-id", help="name the run (default: a new id); with --resume, the run to continue")
     e2e.add_argument("--region", help="AWS region (else AWS_REGION; there is no default on aws)")
@@ -163,3 +165,39 @@ def register(subparsers: Any) -> None:
     e2e.add_argument("--gitops-revision", help=f"branch, tag or commit (else ${GITOPS_REVISION_ENV}, else main)")
     e2e.add_argument("--live", action="store_true", help="stream Terraform's output")
     e2e.set_defaults(func=cmd_e2e)
+
+    demo = subparsers.add_parser(
+        "demo", help="offline: every stage on the local target (the emulator's AWS half without the toolchain)"
+    )
+    demo.add_argument("--run-id", help="name the run (default: a new id)")
+    demo.add_argument("--keep-stack", action="store_true", help="leave the run up (tear down later with `down`)")
+    demo.add_argument("--live", action="store_true", help="stream Terraform's output")
+    demo.set_defaults(func=cmd_demo)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """The e2e's stages on the best offline target this machine has: `local` with the toolchain, else the
+    emulator, whose Kubernetes stages then report not applicable, after one line on what brings them."""
+    console = Console(highlight=False, soft_wrap=True)
+    reason = unavailable()
+    if reason:
+        console.print(
+            f"demo on the emulator, the AWS half; the Kubernetes half (cluster, add-ons, Argo CD, the ALB, "
+            f"Karpenter) runs on the local target once the toolchain is built: {reason}",
+            markup=False,
+        )
+    e2e_args = argparse.Namespace(
+        target="emulator" if reason else "local",
+        run_id=args.run_id,
+        region=None,
+        yes=True,  # offline: nothing is billed, nothing to confirm
+        max_minutes=DEFAULT_MAX_MINUTES,
+        skip=["teardown"] if args.keep_stack else [],
+        only=[],
+        resume=False,
+        api_cidrs=None,
+        gitops_repo_url=None,
+        gitops_revision=None,
+        live=args.live,
+    )
+    return cmd_e2e(e2e_args)

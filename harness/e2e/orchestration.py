@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import subprocess
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -32,18 +33,26 @@ from harness.gate.local_charts import render_local_charts
 from harness.gate.values import helm_values
 from harness.kube import argocd, core, ingress
 from harness.kube import karpenter as kk
-from harness.kube.api import APPLICATION, EC2_NODE_CLASS, NODE_CLAIM, NODE_POOL
+from harness.kube.api import APPLICATION, APPLICATION_SET, EC2_NODE_CLASS, NODE_CLAIM, NODE_POOL
 from harness.kube.client import describe_cluster, eks_token, write_kubeconfig
 from harness.kube.core import GAME_PODS
 from harness.kube.karpenter import SCALE_OUT_ANNOTATION, ScaleOutTimeline
 from harness.project import KUBERNETES_CAPABILITY, read_yaml, repo_root, versions
 from harness.results import Result, Status
+from harness.targets import git_endpoint, lb_controller, local
 from harness.targets import teardown as td
 from harness.targets.full_stack import FullStack, teardown_run
 from harness.terraform.runner import Terraform
 from harness.waits import wait_for
 
 T = TypeVar("T")
+# infra/targets.yaml capabilities a target may lack, and the rows reported in their place.
+ADDONS_BY_TERRAFORM = "addons_by_terraform"
+ADDONS_BY_TERRAFORM_CHECK = "add-ons applied by terraform apply infra/addons"
+EKS_AUTHENTICATION = "eks_authentication"
+LOAD_BALANCER_TRAFFIC = "load_balancer_traffic"
+EKS_ACCESS_CHECK = "kubernetes API reachable with an EKS token"
+LOCAL_ACCESS_CHECK = "kubernetes API reachable with the run's client certificate"
 GITOPS_REPO_ENV = "HARNESS_GITOPS_REPO_URL"
 GITOPS_REVISION_ENV = "HARNESS_GITOPS_REVISION"
 GAME_NAMESPACE, GAME_DEPLOYMENT = GAME_PODS.namespace, GAME_PODS.name
@@ -69,9 +78,16 @@ def expected_applications(root: Path | None = None) -> tuple[str, ...]:
         raise InputError(f"{root / 'infra'}: cannot tell which Applications Argo CD will show (cluster secrets: "
                          f"{len(secrets)}; unrendered names: {unresolved}; {'; '.join(charts.notes)})")
     return tuple(sorted(set(names)))
+def expected_application_sets(root: Path | None = None) -> tuple[str, ...]:
+    """The ApplicationSets gitops/ defines (the root Application creates them)."""
+    manifests = loaders.load_manifests([(root or repo_root()) / "gitops"])
+    return tuple(sorted(m.name for m in manifests if m.kind == "ApplicationSet" and m.group == "argoproj.io"))
+
+
 # What the Kubernetes checks report, by the judges' own names: a target without Kubernetes reports the same rows
 # as not applicable, so reports and JUnit rows line up between targets.
 KUBERNETES_CHECK_NAMES = (
+    argocd.APPLICATION_SETS_CHECK,
     argocd.APPLICATIONS_CHECK,
     core.OPS_NODES_CHECK,
     core.CONTROLLERS_CHECK,
@@ -143,6 +159,8 @@ class E2E(FullStack):
         return StageOutcome(f"applied infra/platform: cluster {outputs.get('cluster_name', '?')}")
 
     def addons(self) -> StageOutcome:
+        if self.caps.local_kubernetes:
+            return self.local_addons()
         terraform = self.addons_terraform()
         self.run.settings["gitops_repo_url"], self.run.settings["gitops_revision"] = self.gitops
         self.run.save()
@@ -151,19 +169,37 @@ class E2E(FullStack):
             terraform.apply(self.addons_variables())
         return StageOutcome("applied infra/addons: LB controller, Argo CD, Karpenter, bootstrap")
 
+    def local_addons(self) -> StageOutcome:
+        """infra/addons' releases into the local cluster, each controller started as a process right after its
+        release; Argo CD syncs this working tree from the run's Git endpoint (harness.targets.local)."""
+        plane = self.local_cluster()
+        url = local.start_git_endpoint(self.run, plane)
+        variables = {**self.addons_variables(), "gitops_repo_url": url, "gitops_revision": git_endpoint.BRANCH}
+        emulator = self.stack.emulator(start=False)
+        endpoint = emulator.endpoint if emulator else ""
+        aws_env = lb_controller.aws_environment(endpoint, self.stack.region, os.environ)
+        installed = local.install_addons(self.run, plane, self.stack.outputs(), variables, aws_env)
+        reason = self.caps.reason(ADDONS_BY_TERRAFORM)
+        results = (Result.not_applicable(ADDONS_BY_TERRAFORM_CHECK, self.run.target, reason),) if reason else ()
+        return StageOutcome(f"installed {len(installed)} of infra/addons' resources; Argo CD syncs {url}", results)
+
     def wait(self, fetch: Callable[[], T], judge: Callable[[T], Result], timeout: float) -> Result:
         """wait_for with the run's clock and sleep, bounded by what the watchdog leaves."""
         return wait_for(fetch, judge, self.watchdog.bound(timeout), clock=self.clock, sleep=self.sleep)
 
     def access(self) -> StageOutcome:
+        if self.caps.local_kubernetes:
+            server = self.local_cluster().server
+            listed = f"{len(self.kube().list_nodes())} node(s) listed"
+            reached = Result.passed(LOCAL_ACCESS_CHECK, listed, endpoint=server)
+            eks = Result.not_applicable(EKS_ACCESS_CHECK, self.run.target, self.caps.reason(EKS_AUTHENTICATION))
+            return StageOutcome("kubeconfig (the run's client certificate): cluster/kubeconfig", (reached, eks))
         session = self.stack.aws_target().session
         cluster = describe_cluster(self.cluster_name(), session=session)
         token = eks_token(cluster.name, session=session, region=cluster.region)
         path = write_kubeconfig(self.run.path("kubeconfig"), cluster, token)
         nodes = self.kube().list_nodes()
-        result = Result.passed(
-            "kubernetes API reachable with an EKS token", f"{len(nodes)} node(s) listed", endpoint=cluster.endpoint
-        )
+        result = Result.passed(EKS_ACCESS_CHECK, f"{len(nodes)} node(s) listed", endpoint=cluster.endpoint)
         return StageOutcome(f"kubeconfig (token valid 15 min): {path.name} in the run directory", (result,))
 
     def checks(self) -> StageOutcome:
@@ -178,22 +214,58 @@ class E2E(FullStack):
         return StageOutcome(f"{sum(r.status is Status.PASS for r in results)} passed of {len(results)}", tuple(results))
 
     def kubernetes_checks(self) -> list[Result]:
+        results = [
+            self.application_sets(),
+            self.applications_synced(),
+            self.ops_nodes(),
+            self.controllers_on_ops(),
+            self.game_off_ops(),
+        ]
+        address = self.ingress_address()
+        results.append(address)
+        hostname = ingress.ingress_hostname(self.kube().get_ingress(GAME_NAMESPACE, GAME_DEPLOYMENT))
+        if hostname:
+            results.extend(self.load_balancer(hostname))
+            results.append(self.game_page(hostname))
+        return results
+
+    # Each Kubernetes check on its own: `harness e2e` runs them all (kubernetes_checks), tests/e2e one a test.
+    def applications_synced(self) -> Result:
+        """Argo CD's own status: every Application gitops/ and infra/addons make is Synced and Healthy."""
         k = self.kube()
         expected = expected_applications()
-        results = [
-            self.wait(
-                lambda: k.list_custom(APPLICATION, td.ARGOCD_NAMESPACE),
-                lambda apps: argocd.judge_applications(apps, expected=expected),
-                900,
-            ),
-            core.judge_ops_nodes(k.list_nodes()),
-        ]
-        nodes = k.list_nodes()
+        return self.wait(
+            lambda: k.list_custom(APPLICATION, td.ARGOCD_NAMESPACE),
+            lambda apps: argocd.judge_applications(apps, expected=expected),
+            900,
+        )
+
+    def application_sets(self) -> Result:
+        """Each ApplicationSet of gitops/ generated its Applications without errors (Argo CD's conditions)."""
+        k = self.kube()
+        expected = expected_application_sets()
+        return self.wait(
+            lambda: k.list_custom(APPLICATION_SET, td.ARGOCD_NAMESPACE),
+            lambda appsets: argocd.judge_application_sets(appsets, expected=expected),
+            300,
+        )
+
+    def ops_nodes(self) -> Result:
+        return core.judge_ops_nodes(self.kube().list_nodes())
+
+    def controllers_on_ops(self) -> Result:
+        k = self.kube()
         pods = {g.name: k.list_pods(g.namespace, g.label_selector) for g in core.CONTROLLER_PODS}
-        results.append(core.judge_controllers_on_ops(pods, nodes))
+        return core.judge_controllers_on_ops(pods, k.list_nodes())
+
+    def game_off_ops(self) -> Result:
+        k = self.kube()
         game = core.GAME_PODS
-        results.append(core.judge_workload_off_ops(k.list_pods(game.namespace, game.label_selector), nodes))
-        address = self.wait(
+        return core.judge_workload_off_ops(k.list_pods(game.namespace, game.label_selector), k.list_nodes())
+
+    def ingress_address(self) -> Result:
+        k = self.kube()
+        return self.wait(
             lambda: (
                 k.get_ingress(GAME_NAMESPACE, GAME_DEPLOYMENT),
                 k.list_events(GAME_NAMESPACE, "involvedObject.kind=Ingress"),
@@ -201,18 +273,11 @@ class E2E(FullStack):
             lambda seen: ingress.judge_ingress_address(*seen),
             600,
         )
-        results.append(address)
-        hostname = ingress.ingress_hostname(k.get_ingress(GAME_NAMESPACE, GAME_DEPLOYMENT))
-        if hostname:
-            results.extend(self.load_balancer(hostname))
-            results.append(
-                self.wait(
-                    lambda: ingress.probe_http(f"http://{hostname}/"),
-                    ingress.judge_game_page,
-                    600,
-                )
-            )
-        return results
+
+    def game_page(self, hostname: str) -> Result:
+        if reason := self.caps.reason(LOAD_BALANCER_TRAFFIC):
+            return Result.not_applicable(ingress.GAME_PAGE_CHECK, self.run.target, reason)
+        return self.wait(lambda: ingress.probe_http(f"http://{hostname}/"), ingress.judge_game_page, 600)
 
     def load_balancer(self, hostname: str) -> list[Result]:
         """The ALB behind the Ingress, judged until it is active (a new ALB is `provisioning` for minutes, and

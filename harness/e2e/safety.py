@@ -12,6 +12,7 @@ from typing import TextIO
 
 from harness.e2e.stages import STAGES
 from harness.errors import InputError
+from harness.project import emulated
 from harness.run import Run
 
 # Rough on-demand list prices in USD per hour (us-east-1/eu-west-1 are within ~10% of these).
@@ -73,7 +74,7 @@ def creation_summary(run: Run, region: str, account: str, stages: Sequence[str],
         out.append("  Karpenter spot instances for the scale-out experiment (removed again by consolidation)")
     out += [f"  ~${line.total:.3f}/h  {line.what}" + (f" x{line.count:g}" if line.count != 1 else "") for line in lines]
     watchdog_cost = hourly * max_minutes / 60
-    if run.target == "emulator":
+    if emulated(run.target):
         out.append(f"cost: none on the emulator (the same on aws: ~${hourly:.2f}/hour)")
     else:
         out.append(
@@ -92,4 +93,3 @@ def confirm(yes: bool, stdin: TextIO, ask: Callable[[str], str], account: str) -
     answer = ask(f"type the account id {account} to create these resources (anything else aborts): ").strip()
     if answer != account:
         raise InputError("not confirmed: nothing was created")
-

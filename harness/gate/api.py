@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import gc
 import os
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from harness import project
 from harness.errors import InputError
@@ -67,13 +68,14 @@ def build_model(
     reference: Path | None,
     plan_json: PlanFiles = None,
     render_charts: bool = False,
+    variables: Mapping[str, Any] | None = None,
 ) -> Model:
     infra, gitops = [Path(p) for p in infra], [Path(p) for p in gitops]
     repo = _repo_root([*infra, *gitops])
     beside_checked_repo = repo is not None and (repo.parent / "shared" / "reference" / "crds").is_dir()
     reference_dir = project.reference_dir(reference, root=repo if beside_checked_repo else None)
     plans = [] if plan_json is None else [Path(plan_json)] if isinstance(plan_json, str | Path) else list(plan_json)
-    terraform = loaders.load_terraform(infra, plans) if infra else TerraformModel()
+    terraform = loaders.load_terraform(infra, plans, variables) if infra else TerraformModel()
     manifests = loaders.load_manifests(gitops)
     rendered = effective.render(terraform, manifests, gitops)
     versions, versions_file, versions_lines = loaders.load_versions(_checked_root([*infra, *gitops]))

@@ -7,7 +7,7 @@ import hashlib
 import json
 import os
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,11 +25,14 @@ _SUPPRESSION = re.compile(r"(?:#|//)\s*harness:ignore\s+(?P<rules>[A-Z]+[0-9]+(?
 _NOT_MANIFESTS = re.compile(r"^(Chart|values([.-].*)?|\.?pre-commit-config|\.yamllint)\.ya?ml$")
 
 
-def load_terraform(paths: Sequence[Path], plans: Sequence[Path] = ()) -> TerraformModel:
+def load_terraform(
+    paths: Sequence[Path], plans: Sequence[Path] = (), variables: Mapping[str, Any] | None = None
+) -> TerraformModel:
     """Every *.tf under the given directories, evaluated: roots, module instances, remote state outputs. A plan
-    (`terraform show -json`) for a root gives every value of that root (harness.gate.plan)."""
+    (`terraform show -json`) for a root gives every value of that root (harness.gate.plan); `variables` are the
+    roots' input values, as `-var` gives them."""
     try:
-        project = Project([Path(p) for p in paths])
+        project = Project([Path(p) for p in paths], variables)
         project.attach([read_plan(Path(p)) for p in plans])
         return collect(project)
     except RecursionError:

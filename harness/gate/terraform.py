@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import json
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -300,7 +301,8 @@ def _dynamic(block: Block, env: Env) -> list[dict[str, Any]]:
 class Project:
     """All directories of .tf files under the given paths, their roots and module instances."""
 
-    def __init__(self, paths: Sequence[Path]) -> None:
+    def __init__(self, paths: Sequence[Path], variables: Mapping[str, Any] | None = None) -> None:
+        """`variables`: input values for the roots (as `-var` gives them), over their tfvars and defaults."""
         self.modules: dict[Path, ModuleDir] = {}
         self.files: list[Path] = []
         for path in paths:
@@ -325,6 +327,7 @@ class Project:
             name = directory.name if directory.name not in self.root_dirs else str(directory)
             self.root_dirs[name] = directory
             _load_tfvars(self.modules[directory])
+            _set_variables(self.modules[directory], variables or {})
         self.roots = {name: Instance(self, self.modules[d], "", name, {}) for name, d in self.root_dirs.items()}
         self.plans: dict[str, Plan] = {}  # root name -> the plan every value of that root comes from
 
@@ -382,6 +385,15 @@ def _load_tfvars(module: ModuleDir) -> None:
             if getattr(child, "data", None) == "attribute":
                 key_node, _eq, expr = child.children
                 module.tfvars[str(key_node.children[0])] = (expr, text)
+
+
+def _set_variables(module: ModuleDir, variables: Mapping[str, Any]) -> None:
+    """Values given on the command line win over tfvars, as with `terraform apply -var`. JSON is HCL syntax."""
+    for name, value in variables.items():
+        if name in module.variables:
+            text = f"{name} = {json.dumps(value)}\n"
+            _key, _eq, expr = hcl2.parses_to_tree(text).children[0].children[0].children
+            module.tfvars[name] = (expr, text)
 
 
 def collect(project: Project) -> TerraformModel:

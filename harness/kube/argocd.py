@@ -38,6 +38,7 @@ APP_TREE_NOTE = (
 
 # The name of each judgement: the same on every target, so reports and JUnit rows line up.
 APPLICATIONS_CHECK = "argo cd applications synced and healthy"
+APPLICATION_SETS_CHECK = "argo cd applicationsets generated their applications"
 
 def _status(app: KubeObject) -> Mapping[str, Any]:
     return app.get("status") or {}
@@ -209,3 +210,21 @@ def judge_application_set(appset: KubeObject) -> Result:
     if up_to_date is not None and up_to_date.get("status") == "True":
         return Result.passed(name, f"{label}: {up_to_date.get('message', 'up to date')}", conditions=conditions)
     return Result.pending(name, f"{label}: not reconciled yet", conditions=conditions)
+
+
+def judge_application_sets(appsets: Sequence[KubeObject], *, expected: Iterable[str] = ()) -> Result:
+    """Every ApplicationSet in ``expected`` exists and each one generated its Applications.
+
+    FAIL if any reports ``ErrorOccurred``; PENDING while one is missing or not reconciled yet; PASS otherwise.
+    """
+    present = {str((a.get("metadata") or {}).get("name")) for a in appsets}
+    missing = sorted(set(expected) - present)
+    verdicts = [judge_application_set(appset) for appset in appsets]
+    evidence: dict[str, Any] = {"verdicts": {v.name: v.status.value for v in verdicts}, "missing": missing}
+    if failed := [v for v in verdicts if v.status is Status.FAIL]:
+        return Result.failed(APPLICATION_SETS_CHECK, "; ".join(v.why for v in failed), **evidence)
+    if missing or not verdicts:
+        return Result.pending(APPLICATION_SETS_CHECK, f"not created yet: {', '.join(missing) or 'any'}", **evidence)
+    if waiting := [v for v in verdicts if v.status is Status.PENDING]:
+        return Result.pending(APPLICATION_SETS_CHECK, "; ".join(v.why for v in waiting), **evidence)
+    return Result.passed(APPLICATION_SETS_CHECK, f"{len(verdicts)} generated their applications", **evidence)

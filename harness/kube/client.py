@@ -45,6 +45,7 @@ PRESIGN_EXPIRES_SECONDS = 60
 # EKS honours a token for 15 minutes; mint a new one well before that.
 TOKEN_REFRESH_SECONDS = 10 * 60
 
+
 @dataclass(frozen=True)
 class ClusterAccess:
     """What a client needs to reach one EKS cluster's API."""
@@ -166,6 +167,14 @@ def connect(cluster_name: str, *, session: boto3.Session | None = None) -> Kuber
     cluster = describe_cluster(cluster_name, session=session)
     tokens = TokenSource(lambda: eks_token(cluster_name, session=session, region=cluster.region))
     return KubernetesApiClient(api_client(cluster.endpoint, cluster.ca_data, tokens), endpoint=cluster.endpoint)
+
+
+def connect_kubeconfig(path: Path) -> KubernetesApiClient:
+    """A ``KubernetesApiClient`` from a kubeconfig file (the local target's, with the run's client certificate)."""
+    from kubernetes.config import new_client_from_config
+
+    client = new_client_from_config(config_file=str(path))  # type: ignore[no-untyped-call]  # untyped upstream
+    return KubernetesApiClient(client, endpoint=str(client.configuration.host))
 
 
 def write_kubeconfig(path: Path, cluster: ClusterAccess, token: str) -> Path:

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import os
 
-TARGETS = ("emulator", "aws")
+from harness.project import TARGETS
+
+__all__ = ["TARGETS", "TARGET_ENV", "default_target"]
 TARGET_ENV = "HARNESS_TARGET"
 
 

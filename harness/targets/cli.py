@@ -1,4 +1,4 @@
-"""`harness up | verify | down | demo`: one run of the platform on a target, from the command line.
+"""`harness up | verify | down`: one run of the platform on a target, from the command line.
 
 `down` is the full teardown of a run (harness.targets.full_stack): controllers' resources first, add-ons,
 platform, tag sweep, then the emulator; `make e2e-down` lands here too.
@@ -37,27 +37,6 @@ def results_table(results: Sequence[Result], title: str) -> Table:
     return table
 
 
-def write_report(stack: Stack, results: Sequence[Result]) -> Path:
-    """A Markdown report of the run in its directory."""
-    lines = [
-        f"# Run {stack.run.id} on {stack.target}",
-        "",
-        f"Created {stack.run.created_at}, expires {stack.run.expires_at}.",
-        "",
-        "| check | verdict | why |",
-        "|---|---|---|",
-        *(f"| {r.name} | {r.status.value} | {r.why.replace('|', '/')} |" for r in results),
-        "",
-        "| step | seconds |",
-        "|---|---|",
-        *(f"| {name} | {seconds:.1f} |" for name, seconds in stack.timings.items()),
-        "",
-    ]
-    path = stack.run.path("report.md")
-    path.write_text("\n".join(lines), encoding="utf-8")
-    return path
-
-
 def register(subparsers: Any) -> None:
     def common(parser: argparse.ArgumentParser, *, run_id_required: bool) -> None:
         parser.add_argument("--run-id", required=run_id_required, help="the run to act on")
@@ -80,11 +59,6 @@ def register(subparsers: Any) -> None:
     common(down, run_id_required=True)
     down.set_defaults(func=cmd_down)
 
-    demo = subparsers.add_parser("demo", help="offline: emulator up -> verify -> report -> down")
-    demo.add_argument("--stack", type=Path, help="Terraform root to apply (default infra/platform)")
-    demo.add_argument("--keep-stack", action="store_true", help="leave the run up (tear down later with `down`)")
-    common(demo, run_id_required=False)
-    demo.set_defaults(func=cmd_demo)
 
 
 @contextlib.contextmanager
@@ -133,35 +107,3 @@ def cmd_down(args: argparse.Namespace) -> int:
         f"down: run {stack.run.id} " + ("torn down, nothing left" if ok else "NOT clean (see above)"), markup=False
     )
     return 0 if ok else 1
-
-
-def cmd_demo(args: argparse.Namespace) -> int:
-    console = Console(highlight=False, soft_wrap=True)
-    stack = Stack.create("emulator", args.run_id, root=args.stack, live=args.live, console=console)
-    console.print(f"demo run {stack.run.id}: {stack.run.dir}", markup=False)
-    results: list[Result] = []
-    try:
-        with progress_shown(stack, console, args.live):
-            stack.up()
-            results = stack.verify()
-    finally:
-        if not args.keep_stack:
-            with progress_shown(stack, console, args.live):
-                stack.down()
-    report = write_report(stack, results)
-    console.print(results_table(results, f"demo run {stack.run.id} on the emulator"))
-    timings = Table(title="timings")
-    timings.add_column("step")
-    timings.add_column("seconds", justify="right")
-    for name, seconds in stack.timings.items():
-        timings.add_row(escape(name), f"{seconds:.1f}")
-    console.print(timings)
-    counts = {s: sum(r.status is s for r in results) for s in Status}
-    console.print(
-        f"{counts[Status.PASS]} passed, {counts[Status.FAIL]} failed, {counts[Status.NOT_APPLICABLE]} not applicable; "
-        f"report: {report}",
-        markup=False,
-    )
-    if args.keep_stack:
-        console.print(f"kept: harness down --run-id {stack.run.id}", markup=False)
-    return 0 if all_ok(results) else 1

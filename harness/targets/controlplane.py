@@ -277,24 +277,34 @@ def start_kwok(supervisor: Supervisor, kubeconfig_path: Path) -> None:
     supervisor.start("kwok", command, ready=lambda: answers(f"http://{HOST}:{port}/healthz"), timeout_s=READY_TIMEOUT_S)
 
 
-@contextmanager
-def control_plane(run_dir: Path, *, full: bool = True) -> Iterator[ControlPlane]:
-    """The control plane for the duration of the block, stopped however the block ends.
+def start_control_plane(run_dir: Path, supervisor: Supervisor, *, full: bool = True) -> ControlPlane:
+    """Start the control plane into `supervisor` (the caller stops it).
 
     `full`: also the controller-manager, the scheduler and KWOK; without it only etcd and the API server.
     """
+    pki = create_pki(run_dir / "pki")
+    etcd = start_etcd(supervisor, run_dir / "etcd")
+    server = start_apiserver(supervisor, pki, etcd)
+    path = run_dir / "kubeconfig"
+    path.write_text(yaml.safe_dump(kubeconfig(server, pki)), encoding="utf-8")
+    shutil.copyfile(path, pki.path("admin.kubeconfig"))  # what the components use; `path` is the user's
+    if full:
+        start_controller_manager(supervisor, pki)
+        start_scheduler(supervisor, pki)
+        start_kwok(supervisor, path)
+    return ControlPlane(server, path, pki, supervisor)
+
+
+def attach(run_dir: Path, server: str) -> ControlPlane:
+    """A control plane another process started in `run_dir` (its processes are stopped by their records)."""
+    return ControlPlane(server, run_dir / "kubeconfig", Pki(run_dir / "pki"), Supervisor(run_dir / "logs"))
+
+
+@contextmanager
+def control_plane(run_dir: Path, *, full: bool = True) -> Iterator[ControlPlane]:
+    """The control plane for the duration of the block, stopped however the block ends."""
     supervisor = Supervisor(run_dir / "logs")
     try:
-        pki = create_pki(run_dir / "pki")
-        etcd = start_etcd(supervisor, run_dir / "etcd")
-        server = start_apiserver(supervisor, pki, etcd)
-        path = run_dir / "kubeconfig"
-        path.write_text(yaml.safe_dump(kubeconfig(server, pki)), encoding="utf-8")
-        shutil.copyfile(path, pki.path("admin.kubeconfig"))  # what the components use; `path` is the user's
-        if full:
-            start_controller_manager(supervisor, pki)
-            start_scheduler(supervisor, pki)
-            start_kwok(supervisor, path)
-        yield ControlPlane(server, path, pki, supervisor)
+        yield start_control_plane(run_dir, supervisor, full=full)
     finally:
         supervisor.stop_all()

@@ -24,7 +24,9 @@ from harness.kube.api import KubeClient
 from harness.project import KUBERNETES_CAPABILITY, TargetCapabilities, repo_root
 from harness.results import Result
 from harness.run import Run
+from harness.targets import local
 from harness.targets import teardown as td
+from harness.targets.controlplane import ControlPlane
 from harness.targets.stack import Stack
 from harness.terraform.runner import Terraform
 
@@ -84,20 +86,40 @@ class FullStack:
             "kube_token_command": kube_token_command(),
         }
 
-    def destroy(self, root: str) -> None:
+    def destroy(self, root: str) -> str | None:
+        if root == "addons" and self.caps.local_kubernetes:
+            # The add-ons live in the run's own etcd, their controllers are its processes: stopping the
+            # processes removes them all, as destroying the EKS cluster would.
+            stopped = len(local.records(self.run))
+            with self.stack.step("stop the local cluster and its controllers"):
+                local.stop(self.run)
+            return f"stopped the run's {stopped} local processes; the add-ons were in its etcd"
         runner = self.addons_terraform() if root == "addons" else self.stack.terraform
         with self.stack.step(f"terraform destroy infra/{root}"):
             if not runner.initialized:
                 runner.init()
             runner.destroy(self.addons_variables() if root == "addons" else self.stack.variables())
+        return None
 
     # --- the cluster
     def kube(self) -> KubeClient:
         if self._kube is None:
-            from harness.kube.client import connect  # the Kubernetes client library: only once a cluster is reached
+            # The Kubernetes client library: only once a cluster is reached.
+            from harness.kube.client import connect, connect_kubeconfig
 
-            self._kube = connect(self.cluster_name(), session=self.stack.aws_target().session)
+            if self.caps.local_kubernetes:
+                self._kube = connect_kubeconfig(self.local_cluster().kubeconfig)
+            else:
+                self._kube = connect(self.cluster_name(), session=self.stack.aws_target().session)
         return self._kube
+
+    def local_cluster(self) -> ControlPlane:
+        """The run's local control plane, refusing when it or any process of the run is gone."""
+        plane = local.cluster(self.run)
+        if plane is None:
+            raise EnvironmentProblem(f"run {self.run.id} has no local cluster: `harness up --run-id {self.run.id}`")
+        local.require_running(self.run)
+        return plane
 
     def cluster_name(self) -> str:
         name = self.run.settings.get("cluster_name") or self.stack.variables()["cluster_name"]
@@ -114,13 +136,24 @@ class FullStack:
 
     # --- teardown
     def teardown_facts(self) -> td.TeardownFacts:
+        platform_applied = bool(self.stack.terraform.managed_resources())
+        if self.caps.local_kubernetes:
+            addons_applied = bool(local.records(self.run)) and bool(self.run.settings.get(local.ADDONS))
+            plane = local.cluster(self.run)
+            return td.TeardownFacts(
+                kubernetes_unsupported="",
+                target=self.run.target,
+                addons_applied=addons_applied,
+                platform_applied=platform_applied,
+                cluster_exists=plane is not None and not local.crashed(self.run),
+            )
         # The add-ons need a Kubernetes API: on a target without one they were never applied.
         addons_applied = self.caps.supports(KUBERNETES_CAPABILITY) and bool(self.addons_terraform().managed_resources())
         return td.TeardownFacts(
             kubernetes_unsupported=self.caps.reason(KUBERNETES_CAPABILITY),
             target=self.run.target,
             addons_applied=addons_applied,
-            platform_applied=bool(self.stack.terraform.managed_resources()),
+            platform_applied=platform_applied,
             cluster_exists=self.cluster_exists() if addons_applied else True,
         )
 
@@ -136,7 +169,7 @@ def teardown_run(full: FullStack) -> list[Result]:
     """The full, re-runnable teardown of a run; also what `harness down` does. Stops the emulator last."""
     stack = full.stack
     emulator = stack.emulator(start=False)
-    if stack.target == "emulator" and (emulator is None or not emulator.alive()):
+    if stack.capabilities.emulated and (emulator is None or not emulator.alive()):
         stack.down()  # the emulator held everything in memory: nothing can be left
         gone = Result.passed("teardown", "the run's emulator is stopped, and everything it held went with it")
         full.say(f"teardown: {gone.why}")
@@ -157,7 +190,7 @@ def teardown_run(full: FullStack) -> list[Result]:
         )
         return teardown.execute(plan)
     finally:
-        stack.down()  # nothing left in state by now: this only stops the run's emulator
+        stack.down()  # nothing left in state by now: this only stops the run's processes and its emulator
 
 
 def kube_token_command() -> list[str]:

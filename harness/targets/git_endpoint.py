@@ -8,10 +8,13 @@ without a commit, and never touches your branch, index or remote. The snapshot i
 
 from __future__ import annotations
 
+import argparse
 import os
 import shutil
+import signal
 import ssl
 import subprocess
+import sys
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -111,20 +114,57 @@ class GitEndpoint:
     commit: str
 
 
+def _server(project_root: Path, certificate: Path, key: Path, port: int = 0) -> ThreadingHTTPServer:
+    server = ThreadingHTTPServer((HOST, port), _handler(project_root))
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(str(certificate), str(key))
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    return server
+
+
+def url(port: int) -> str:
+    return f"https://{HOST}:{port}/{REPOSITORY}"
+
+
 @contextmanager
 def serve(checkout: Path, folder: Path, certificate: Path, key: Path) -> Iterator[GitEndpoint]:
     """Snapshot `checkout` and serve it over HTTPS on loopback for the duration of the block."""
     folder.mkdir(parents=True, exist_ok=True)
     bare, commit = snapshot(checkout, folder)
-    server = ThreadingHTTPServer((HOST, 0), _handler(bare.parent))
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(str(certificate), str(key))
-    server.socket = context.wrap_socket(server.socket, server_side=True)
+    server = _server(bare.parent, certificate, key)
     thread = threading.Thread(target=server.serve_forever, name="git-endpoint", daemon=True)
     thread.start()
     try:
-        yield GitEndpoint(f"https://{HOST}:{server.server_address[1]}/{REPOSITORY}", commit)
+        yield GitEndpoint(url(server.server_address[1]), commit)
     finally:
         server.shutdown()
         server.server_close()
         thread.join(timeout=5)
+
+
+def command(folder: Path, certificate: Path, key: Path, port: int) -> list[str]:
+    """The endpoint as a process of its own (the local target's runs outlive the shell that started them)."""
+    return [
+        sys.executable, "-m", "harness.targets.git_endpoint",
+        "--folder", str(folder), "--certificate", str(certificate), "--key", str(key), "--port", str(port),
+    ]  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="serve a snapshot made by `snapshot` over HTTPS on loopback")
+    parser.add_argument("--folder", type=Path, required=True, help=f"folder holding {REPOSITORY}")
+    parser.add_argument("--certificate", type=Path, required=True)
+    parser.add_argument("--key", type=Path, required=True)
+    parser.add_argument("--port", type=int, required=True)
+    args = parser.parse_args(argv)
+    server = _server(args.folder, args.certificate, args.key, args.port)
+    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
+    try:
+        server.serve_forever()
+    finally:
+        server.server_close()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

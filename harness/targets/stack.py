@@ -26,7 +26,7 @@ from harness.errors import EnvironmentProblem, HarnessError, InputError
 from harness.project import TargetCapabilities, capabilities, reference_dir, repo_root, versions
 from harness.results import Result
 from harness.run import Run, create_run, load_run
-from harness.targets import TARGETS
+from harness.targets import TARGETS, local
 from harness.terraform.providers import find_machine_mirror, provider_source
 from harness.terraform.runner import Terraform, check_root, find_cli
 
@@ -76,6 +76,8 @@ class Stack:
         if target not in TARGETS:
             raise InputError(f"unknown target {target!r} (known: {', '.join(TARGETS)})")
         find_cli()  # no Terraform, no run: fail before anything is created
+        if capabilities(target).local_kubernetes and (reason := local.unavailable()):
+            raise EnvironmentProblem(f"the {target} target cannot run here: {reason}")
         run = create_run(target, run_id)
         if run.target != target:
             raise InputError(f"run {run.id} is on target {run.target}, not {target}")
@@ -104,7 +106,7 @@ class Stack:
         """infra/platform's input variables for this run (saved, so `down` from another shell uses the same)."""
         cidrs = self.run.settings.get("api_public_cidrs")
         if not cidrs:
-            cidrs = list(EMULATOR_API_CIDRS) if self.target == "emulator" else _cidrs_from_env()
+            cidrs = list(EMULATOR_API_CIDRS) if self.capabilities.emulated else _cidrs_from_env()
         return {
             "region": self.region,
             "cluster_name": cluster_name_for(self.run.id),
@@ -118,7 +120,7 @@ class Stack:
     # --- the emulator ----------------------------------------------------------------------------------
     def emulator(self, *, start: bool = False) -> emu.Emulator | None:
         """The run's emulator (None on aws): the recorded one, AWS_ENDPOINT_URL, or (start=True) a new one."""
-        if self.target != "emulator":
+        if not self.capabilities.emulated:
             return None
         if self._emulator is not None:
             return self._emulator
@@ -141,7 +143,7 @@ class Stack:
     def aws_target(self) -> AwsTarget:
         """boto3 clients bound to this run's target (the emulator must be running)."""
         emulator = self.emulator(start=False)
-        if self.target == "emulator" and (emulator is None or not emulator.alive()):
+        if self.capabilities.emulated and (emulator is None or not emulator.alive()):
             raise EnvironmentProblem(
                 f"run {self.run.id} has no running emulator: `harness up --run-id {self.run.id}` first"
             )
@@ -196,7 +198,12 @@ class Stack:
                 self.terraform.init()
             with self.step("terraform apply"):
                 self.terraform.apply(variables)
-            return self.outputs()
+            outputs = self.outputs()
+            if self.capabilities.local_kubernetes:
+                # What EKS and the node group are on aws: an API server, and the ops Nodes joined to it.
+                with self.step("start the local control plane and the ops nodes"):
+                    local.start_cluster(self.run, outputs, self.aws_target().client)
+            return outputs
         except BaseException:
             with contextlib.suppress(HarnessError):
                 self.down()
@@ -232,8 +239,12 @@ class Stack:
         return results
 
     def down(self) -> None:
-        """Destroy what the run created and stop its emulator. Safe to repeat; works from another shell."""
+        """Stop the run's local processes, destroy what the run created and stop its emulator. Safe to repeat;
+        works from another shell."""
         emulator = self.emulator(start=False)
+        if local.records(self.run):
+            with self.step("stop the local processes"):
+                local.stop(self.run)
         try:
             if emulator is not None and emulator.owned and not emulator.alive():
                 # The emulator kept everything in memory: with the process gone, so are the resources.

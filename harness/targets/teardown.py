@@ -151,12 +151,13 @@ def judge_gone(name: str) -> Callable[[Sequence[str]], Result]:
 @dataclass
 class Teardown:
     """Carries out plan_teardown for one run. `connect_kube` is called once, lazily; `destroy(root)` runs
-    terraform destroy of infra/<root>; `on_start` and `on_step` see each step start and its Result (progress)."""
+    terraform destroy of infra/<root> (or returns what it did instead); `on_start` and `on_step` see each step
+    start and its Result (progress)."""
 
     run: Run
     clients: ClientFactory
     connect_kube: Callable[[], KubeClient]
-    destroy: Callable[[str], None]
+    destroy: Callable[[str], str | None]
     timeouts: TeardownTimeouts = field(default_factory=TeardownTimeouts)
     clock: Callable[[], float] = time.monotonic
     sleep: Callable[[float], None] = time.sleep
@@ -250,8 +251,8 @@ class Teardown:
         return _step_result("remove-nodepools", waited, deleted=deleted)
 
     def destroy_root(self, root: str) -> Result:
-        self.destroy(root)
-        return Result.passed(f"destroy-{root}", f"terraform destroy of infra/{root} finished")
+        done = self.destroy(root)
+        return Result.passed(f"destroy-{root}", done or f"terraform destroy of infra/{root} finished")
 
     def sweep(self) -> Result:
         report = sweep.sweep(self.clients, self.run.id, policy=self.sweep_policy, sleep=self.sleep)

@@ -21,13 +21,13 @@ variable "cluster_name" {
 }
 
 variable "target" {
-  description = "Where this runs: \"aws\" (a real account) or \"emulator\" (a moto server). infra/targets.yaml lists what each target cannot serve."
+  description = "Where this runs: \"aws\" (a real account), \"emulator\" (a moto server) or \"local\" (a moto server plus a local Kubernetes control plane). infra/targets.yaml lists what each target cannot serve."
   type        = string
   default     = "aws"
 
   validation {
-    condition     = contains(["aws", "emulator"], var.target)
-    error_message = "target must be one of the targets in infra/targets.yaml: aws or emulator."
+    condition     = contains(["aws", "emulator", "local"], var.target)
+    error_message = "target must be one of the targets in infra/targets.yaml: aws, emulator or local."
   }
 }
 

@@ -78,18 +78,13 @@ class Local:
 
 
 def rendered(kinds: tuple[str, ...], namespace: str, outputs: dict[str, Any], work: Path) -> list[dict[str, Any]]:
-    """gitops/ objects of `kinds` as Argo CD applies them for the cluster secret infra/addons writes (filled from
-    the platform's real outputs and the run's tags): the gate renders the ApplicationSets for that secret."""
-    addons = build_model([repo_root() / "infra" / "addons"], [], reference_dir())
-    manifest = secret(addons, "kubernetes_secret_v1.in_cluster", outputs, {"gitops_repo_url": ""})
-    # var.run_id and var.expires_at default to "" in the model; the run passes its own, as `harness up` does.
-    annotations = manifest["metadata"]["annotations"]
-    annotations["eks-platform/run-id"], annotations["eks-platform/expires-at"] = (
-        outputs["tags"]["run-id"],
-        outputs["tags"]["expires-at"],
-    )
+    """gitops/ objects of `kinds` as Argo CD applies them for the cluster secret infra/addons writes (the
+    platform's real outputs, the run's id and expiry as `harness up` passes them): the gate renders them."""
+    variables = {"run_id": outputs["tags"]["run-id"], "expires_at": outputs["tags"]["expires-at"], "gitops_repo_url": ""}
+    addons = build_model([repo_root() / "infra" / "addons"], [], reference_dir(), variables=variables)
     folder = work / "cluster-secret"
     folder.mkdir(exist_ok=True)
+    manifest = secret(addons, "kubernetes_secret_v1.in_cluster", outputs, variables)
     (folder / "in-cluster.yaml").write_text(yaml.safe_dump(manifest), encoding="utf-8")
     model = build_model([], [repo_root() / "gitops", folder], reference_dir())
     return [o.doc for o in model.effective if o.kind in kinds and o.namespace in (namespace, "")]

@@ -1,4 +1,10 @@
-"""Recorded Kubernetes API objects (tests/fixtures/kube) and a KubeClient fake that serves them."""
+"""Kubernetes API objects (tests/fixtures/kube) and a KubeClient fake that serves them.
+
+tests/fixtures/kube/recorded/<state>/ holds list responses recorded from a local-target run by
+scripts/capture_kube_objects.py (each file's header says when, and the state the cluster was in). The other
+files are hand-written, each labelled ``# hand-written: <why a run cannot produce this state here>``;
+tests/unit/test_kube_fixtures.py holds every file to one of the two.
+"""
 
 from __future__ import annotations
 
@@ -15,7 +21,7 @@ FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "kube"
 
 
 def load(name: str) -> Any:
-    """One fixture file as the API served it (a fresh copy: tests may mutate it)."""
+    """One fixture file, ``recorded/synced/nodes.yaml`` or ``nodes.yaml`` (a fresh copy: tests may mutate it)."""
     return yaml.safe_load((FIXTURES / name).read_text(encoding="utf-8"))
 
 

@@ -1,4 +1,5 @@
-"""Argo CD judges on recorded Applications and ApplicationSets in each state they go through."""
+"""Argo CD judges on Applications and ApplicationSets in each state they go through: recorded from a local-target
+run (tests/fixtures/kube/recorded) where a run reaches the state, hand-written (and labelled so) where it cannot."""
 
 from __future__ import annotations
 
@@ -8,24 +9,62 @@ from kube_fixtures import FakeKubeClient, items, load, named
 
 from harness.kube.api import APPLICATION
 from harness.kube.argocd import (
+    APP_TREE_NOTE,
     failing_resources,
     judge_application,
     judge_application_set,
+    judge_application_sets,
     judge_applications,
 )
 from harness.results import Status
 
+# The Applications a run of this tree shows (harness.e2e.orchestration.expected_applications).
+BOOTSTRAP, GAME, OPS = "bootstrap", "game-2048-in-cluster", "ops-karpenter-in-cluster"
+REVISION = "b8b27c9be1b041a06ff43622d588374be3395710"  # the commit the run's Git endpoint served
+
 
 def app(state: str) -> dict[str, Any]:
-    recorded: dict[str, Any] = load(f"applications/{state}.yaml")
-    return recorded
+    """A hand-written Application in a state a local run does not reach (see each file's label)."""
+    written: dict[str, Any] = load(f"applications/{state}.yaml")
+    return written
+
+
+def synced(name: str) -> dict[str, Any]:
+    """Recorded once Argo CD had synced gitops/: bootstrap Healthy, the game and ops-karpenter Progressing."""
+    return named(items(SYNCED_APPS), name)
+
+
+def syncing(name: str) -> dict[str, Any]:
+    """Recorded while the first sync of bootstrap was still running."""
+    return named(items(SYNCING_APPS), name)
+
+
+def deadline(name: str) -> dict[str, Any]:
+    """Recorded 10 minutes after synced(): the game's Deployment exceeded its progress deadline."""
+    return named(items(DEADLINE_APPS), name)
+
+
+SYNCED_APPS, SYNCING_APPS = "recorded/synced/applications.yaml", "recorded/syncing/applications.yaml"
+DEADLINE_APPS = "recorded/deadline/applications.yaml"
+SYNCED_SETS, SYNCING_SETS = "recorded/synced/applicationsets.yaml", "recorded/syncing/applicationsets.yaml"
 
 
 def test_synced_and_healthy_passes() -> None:
-    result = judge_application(app("synced_healthy"))
+    result = judge_application(synced(BOOTSTRAP))
     assert result.status is Status.PASS
-    assert result.why == "argocd/ops-karpenter: Synced and Healthy at 9c1e4b7a2d3f5e6a8b0c1d2e3f4a5b6c7d8e9f01"
+    assert result.why == f"argocd/bootstrap: Synced and Healthy at {REVISION}"
     assert result.evidence["failing_resources"] == []
+    assert result.evidence["operation"]["phase"] == "Succeeded"
+
+
+def test_progressing_without_inline_health_is_pending_and_says_where_health_is_kept() -> None:
+    # The game's pods stay Pending (no Karpenter nodes yet), so its Deployment is still rolling out.
+    for name in (GAME, OPS):
+        result = judge_application(synced(name))
+        assert result.status is Status.PENDING
+        assert result.why == f"argocd/{name}: Synced/Progressing ({APP_TREE_NOTE})"
+        assert result.evidence["failing_resources"] == []  # every row Synced, no health kept in the CR
+        assert result.evidence["resource_health_source"] == "appTree"
 
 
 def test_progressing_is_pending_and_names_the_resource_still_converging() -> None:
@@ -42,21 +81,31 @@ def test_progressing_is_pending_and_names_the_resource_still_converging() -> Non
 
 
 def test_out_of_sync_with_a_running_operation_is_pending_with_the_operation_message() -> None:
-    result = judge_application(app("out_of_sync_running"))
+    result = judge_application(syncing(BOOTSTRAP))
     assert result.status is Status.PENDING
     assert result.why == (
-        "argocd/game-2048: OutOfSync/Missing, sync operation Running: waiting for healthy state of /Namespace/game-2048"
+        "argocd/bootstrap: OutOfSync/Healthy, sync operation Running: "
+        "waiting for healthy state of argoproj.io/ApplicationSet/ops"
     )
     assert result.evidence["operation"]["phase"] == "Running"
+    assert [(r["kind"], r["name"], r["sync"]) for r in result.evidence["failing_resources"]] == [
+        ("ApplicationSet", "game", "OutOfSync")
+    ]
 
 
 def test_out_of_sync_without_an_operation_is_pending_until_automated_sync_starts() -> None:
-    idle = app("out_of_sync_running")
+    idle = syncing(BOOTSTRAP)
     del idle["status"]["operationState"]
     result = judge_application(idle)
     assert result.status is Status.PENDING
     assert result.evidence["operation"] is None
-    assert "Namespace game-2048: OutOfSync/None" in result.why
+    assert result.why == "argocd/bootstrap: OutOfSync/Healthy (ApplicationSet argocd/game: OutOfSync/None)"
+
+
+def test_a_just_generated_application_without_status_is_pending() -> None:
+    result = judge_application(syncing(OPS))
+    assert result.status is Status.PENDING
+    assert result.why == f"argocd/{OPS}: Unknown/Unknown (no resource reports a problem)"
 
 
 def test_degraded_fails_with_each_failing_resource_and_its_message() -> None:
@@ -79,14 +128,13 @@ def test_degraded_fails_with_each_failing_resource_and_its_message() -> None:
 
 
 def test_degraded_without_inline_resource_health_says_where_health_is_kept() -> None:
-    degraded = app("degraded")
-    degraded["status"]["resourceHealthSource"] = "appTree"
-    for resource in degraded["status"]["resources"]:
-        del resource["health"]
-    result = judge_application(degraded)
+    # Recorded 10 minutes on: the game's pods never scheduled and its Deployment passed its progress deadline.
+    result = judge_application(deadline(GAME))
     assert result.status is Status.FAIL
+    assert result.why == f"argocd/{GAME}: Degraded ({APP_TREE_NOTE})"
     assert "controller.resource.health.persist" in result.why
     assert result.evidence["resource_health_source"] == "appTree"
+    assert result.evidence["sync"] == "Synced"
 
 
 def test_comparison_error_fails_with_the_condition_message() -> None:
@@ -118,7 +166,7 @@ def test_a_failed_operation_fails_even_without_an_error_condition() -> None:
 
 
 def test_warning_conditions_do_not_fail_an_application() -> None:
-    warned = app("synced_healthy")
+    warned = synced(BOOTSTRAP)
     warned["status"]["conditions"] = [
         {"type": "OrphanedResourceWarning", "message": "Application has 1 orphaned resources"}
     ]
@@ -132,50 +180,90 @@ def test_sync_result_rows_add_resources_missing_from_the_tree() -> None:
     assert [(r["kind"], r["sync"]) for r in rows] == [("EC2NodeClass", "SyncFailed")]
 
 
-def test_all_applications_pass_only_when_every_one_passes_and_all_exist() -> None:
-    healthy = app("synced_healthy")
-    game = app("degraded")
-    game["status"]["health"] = {"status": "Healthy"}
-    game["status"]["resources"][2]["health"] = {"status": "Healthy"}
-    reader = FakeKubeClient(healthy, game)
-    result = judge_applications(reader.list_custom(APPLICATION, "argocd"), expected=["ops-karpenter", "game-2048"])
-    assert result.status is Status.PASS
+def test_the_recorded_run_is_pending_on_the_two_applications_still_progressing() -> None:
+    reader = FakeKubeClient(load(SYNCED_APPS))
+    result = judge_applications(reader.list_custom(APPLICATION, "argocd"), expected=[BOOTSTRAP, GAME, OPS])
+    assert result.status is Status.PENDING
     assert result.evidence["applications"] == {
-        "argocd/ops-karpenter": "Synced/Healthy",
-        "argocd/game-2048": "Synced/Healthy",
+        "argocd/bootstrap": "Synced/Healthy",
+        f"argocd/{GAME}": "Synced/Progressing",
+        f"argocd/{OPS}": "Synced/Progressing",
+    }
+    assert [p["application"] for p in result.evidence["problems"]] == [f"argocd/{GAME}", f"argocd/{OPS}"]
+
+
+def test_all_applications_pass_only_when_every_one_passes_and_all_exist() -> None:
+    recorded = load(SYNCED_APPS)
+    for application in recorded["items"]:  # as they turn once Karpenter runs and the game's pods are Ready
+        application["status"]["health"]["status"] = "Healthy"
+    reader = FakeKubeClient(recorded)
+    result = judge_applications(reader.list_custom(APPLICATION, "argocd"), expected=[BOOTSTRAP, GAME, OPS])
+    assert result.status is Status.PASS, result.why
+    assert result.why == "3 Application(s) Synced and Healthy"
+    assert result.evidence["applications"] == {
+        "argocd/bootstrap": "Synced/Healthy",
+        f"argocd/{GAME}": "Synced/Healthy",
+        f"argocd/{OPS}": "Synced/Healthy",
     }
 
 
 def test_a_missing_application_keeps_the_whole_pending() -> None:
-    result = judge_applications([app("synced_healthy")], expected=["ops-karpenter", "game-2048"])
-    assert (result.status, result.why) == (Status.PENDING, "not generated yet: game-2048")
+    result = judge_applications(items(SYNCING_APPS), expected=[BOOTSTRAP, GAME, OPS])
+    assert (result.status, result.why) == (Status.PENDING, f"not generated yet: {GAME}")
     assert judge_applications([]).status is Status.PENDING
 
 
 def test_one_failing_application_fails_the_whole_with_its_summary() -> None:
-    result = judge_applications([app("synced_healthy"), app("degraded")], expected=["ops-karpenter"])
+    result = judge_applications(items(DEADLINE_APPS), expected=[BOOTSTRAP, GAME, OPS])
+    assert result.status is Status.FAIL
+    assert result.why == f"argocd/{GAME}: Degraded ({APP_TREE_NOTE})"
+    failed, waiting = result.evidence["problems"]  # the failure first, then the one still converging
+    assert (failed["application"], failed["health"]) == (f"argocd/{GAME}", "Degraded")
+    assert (waiting["application"], waiting["health"]) == (f"argocd/{OPS}", "Progressing")
+
+    result = judge_applications([synced(BOOTSTRAP), app("degraded")], expected=[BOOTSTRAP])
     assert result.status is Status.FAIL
     (problem,) = result.evidence["problems"]
     assert problem["application"] == "argocd/game-2048"
-    assert problem["failing_resources"][0]["health"] == "Degraded"
+    assert problem["failing_resources"][0]["health"] == "Degraded"  # inline health names the resource
 
 
 def test_failures_outrank_pending_applications() -> None:
-    result = judge_applications([app("progressing"), app("comparison_error")])
+    result = judge_applications([synced(GAME), app("comparison_error")])
     assert result.status is Status.FAIL
-    assert [p["application"] for p in result.evidence["problems"]] == ["argocd/ops-karpenter", "argocd/game-2048"]
+    assert [p["application"] for p in result.evidence["problems"]] == ["argocd/ops-karpenter", f"argocd/{GAME}"]
 
 
 def test_applicationsets_generated_or_failing_with_the_template_error() -> None:
-    sets = items("applicationsets.yaml")
-    ops = judge_application_set(named(sets, "ops"))
-    assert (ops.status, ops.why) == (Status.PASS, "argocd/ops: All applications have been generated successfully")
-    game = judge_application_set(named(sets, "game"))
+    sets = items(SYNCED_SETS)
+    for name in ("ops", "game"):
+        verdict = judge_application_set(named(sets, name))
+        assert (verdict.status, verdict.why) == (
+            Status.PASS,
+            f"argocd/{name}: All applications have been generated successfully",
+        )
+    game = judge_application_set(named(items("applicationset_template_error.yaml"), "game"))
     assert game.status is Status.FAIL
     assert game.why.startswith("argocd/game: ApplicationGenerationFromParamsError: failed to execute go template")
 
 
 def test_an_applicationset_without_status_is_pending() -> None:
-    fresh = named(items("applicationsets.yaml"), "ops")
-    del fresh["status"]
-    assert judge_application_set(fresh).status is Status.PENDING
+    fresh = named(items(SYNCING_SETS), "game")  # created by bootstrap's sync, not reconciled yet
+    assert fresh["status"] == {}  # as the API serves it before the controller writes conditions
+    assert (judge_application_set(fresh).status, judge_application_set(fresh).why) == (
+        Status.PENDING,
+        "argocd/game: not reconciled yet",
+    )
+
+
+def test_the_applicationsets_pass_together_only_when_each_expected_one_generated_its_applications() -> None:
+    sets = items(SYNCED_SETS)
+    together = judge_application_sets(sets, expected=["game", "ops"])
+    assert together.status is Status.PASS, together.why
+    failing = [named(sets, "ops"), *items("applicationset_template_error.yaml")]
+    assert judge_application_sets(failing, expected=["ops", "game"]).status is Status.FAIL  # game's template error
+    early = judge_application_sets(items(SYNCING_SETS), expected=["ops", "game"])
+    assert (early.status, early.why) == (Status.PENDING, "argocd/game: not reconciled yet")
+    missing = judge_application_sets([named(sets, "ops")], expected=["ops", "game"])
+    assert missing.status is Status.PENDING and "game" in missing.why
+    assert judge_application_sets([]).status is Status.PENDING

@@ -848,6 +848,7 @@ def test_the_not_applicable_rows_carry_the_judges_own_names() -> None:
 
     facts = ingress.LoadBalancerFacts("k8s-game.example", None)
     judged = [
+        argocd.judge_application_sets([]),
         argocd.judge_applications([]),
         core.judge_ops_nodes([]),
         core.judge_controllers_on_ops({}, []),

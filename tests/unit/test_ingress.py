@@ -1,4 +1,5 @@
-"""The ALB chain: recorded Ingress objects, a real ALB + target group built in moto, and an injected HTTP getter."""
+"""The ALB chain: the Ingress as a local-target run recorded it (a hand-written one for the address not there yet),
+a real ALB + target group built in moto, and an injected HTTP getter."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Any
 import boto3
 import pytest
 import requests
-from kube_fixtures import FakeKubeClient, load
+from kube_fixtures import FakeKubeClient, items, load
 from moto import mock_aws
 
 from harness.kube.ingress import (
@@ -41,11 +42,29 @@ GAME_PAGE = """<!DOCTYPE html>
 # ---------------------------------------------------------------- the Ingress
 
 
+RECORDED = "recorded/synced"
+
+
 def test_ingress_with_an_alb_hostname_passes() -> None:
-    result = judge_ingress_address(load("ingress_ready.yaml"))
+    reader = FakeKubeClient(load(f"{RECORDED}/ingresses.yaml"), load(f"{RECORDED}/events_game-2048.yaml"))
+    result = judge_ingress_address(reader.get_ingress("game-2048", "game-2048"), reader.list_events("game-2048"))
     assert result.status is Status.PASS
-    assert result.evidence["hostname"] == "k8s-game2048-game2048-3f9c2a1b7d-1234567890.eu-west-1.elb.amazonaws.com"
+    hostname = "k8s-game2048-game2048-2346cb3380-1.us-east-1.elb.amazonaws.com"  # the emulator's ALB
+    assert result.why == f"game-2048/game-2048 -> {hostname}"
+    assert result.evidence["hostname"] == hostname
+    assert result.evidence["class"] == "alb"
     assert result.evidence["annotations"]["alb.ingress.kubernetes.io/scheme"] == "internet-facing"
+    assert result.evidence["warnings"] == []  # the recorded Warnings are the Pending pods', not the Ingress's
+
+
+def test_the_recorded_ingress_without_its_address_is_pending_without_quoting_pod_warnings() -> None:
+    (ingress,) = items(f"{RECORDED}/ingresses.yaml")
+    ingress["status"]["loadBalancer"] = {}  # as before the controller's first reconcile
+    events = items(f"{RECORDED}/events_game-2048.yaml")
+    assert {e["reason"] for e in events if e["type"] == "Warning"} == {"FailedScheduling"}
+    result = judge_ingress_address(ingress, events)
+    assert (result.status, result.why) == (Status.PENDING, "game-2048/game-2048 has no address yet")
+    assert result.evidence["warnings"] == []
 
 
 def test_ingress_without_address_is_pending_and_quotes_the_controllers_last_warning() -> None:

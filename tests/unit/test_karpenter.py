@@ -1,4 +1,5 @@
-"""Karpenter judges and the scale-out timeline on one recorded scale-out (in progress, done, scaled in)."""
+"""Karpenter judges and the scale-out timeline on one hand-written scale-out (in progress, done, scaled in): the
+local target runs no Karpenter yet, so only the NodePool and EC2NodeClass as Argo CD applies them are recorded."""
 
 from __future__ import annotations
 
@@ -62,6 +63,17 @@ def pool() -> tuple[dict[str, Any], dict[str, Any]]:
 def set_condition(obj: dict[str, Any], kind: str, status: str, reason: str, message: str) -> None:
     entry = next(c for c in obj["status"]["conditions"] if c["type"] == kind)
     entry.update(status=status, reason=reason, message=message)
+
+
+def test_a_pool_karpenter_has_not_reconciled_is_pending() -> None:
+    # Recorded: Argo CD applied gitops/ops/karpenter, but no Karpenter controller runs to give them a status.
+    reader = FakeKubeClient(load("recorded/synced/nodepools.yaml"), load("recorded/synced/ec2nodeclasses.yaml"))
+    nodepool, nodeclass = reader.get_custom(NODE_POOL, POOL), reader.get_custom(EC2_NODE_CLASS, POOL)
+    assert nodepool is not None and nodeclass is not None
+    result = judge_pool_ready(nodepool, nodeclass)
+    assert (result.status, result.why) == (Status.PENDING, "not reconciled by Karpenter yet")
+    assert result.evidence["conditions"] == {"NodePool/apps": {}, "EC2NodeClass/apps": {}}
+    assert judge_pool_ready(nodepool, None).why == "EC2NodeClass not created yet"
 
 
 def test_a_resolved_pool_is_ready() -> None:

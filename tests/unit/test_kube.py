@@ -29,7 +29,7 @@ from moto import mock_aws
 
 from harness.errors import EnvironmentProblem, InputError
 from harness.kube import client as kube
-from harness.kube.api import APPLICATION, NODE_CLAIM
+from harness.kube.api import APPLICATION, NODE_CLAIM, NODE_POOL
 from harness.kube.client import (
     ClusterAccess,
     KubernetesApiClient,
@@ -267,11 +267,13 @@ def reader_for(endpoint: str, token: str = "k8s-aws-v1.test") -> KubernetesApiCl
 
 def test_reader_lists_pods_with_selector_and_bearer_token(api: tuple[type[FakeApiServer], str]) -> None:
     handler, endpoint = api
-    handler.routes[("GET", "/api/v1/namespaces/game-2048/pods")] = (200, load("pods_game_scaling.yaml"))
+    recorded = "recorded/synced/pods_game-2048.yaml"  # the PodList a local-target run's API server served
+    handler.routes[("GET", "/api/v1/namespaces/game-2048/pods")] = (200, load(recorded))
     pods = reader_for(endpoint).list_pods("game-2048", "app.kubernetes.io/name=game-2048")
-    assert [p["metadata"]["name"] for p in pods] == [p["metadata"]["name"] for p in items("pods_game_scaling.yaml")]
+    assert [p["metadata"]["name"] for p in pods] == ["game-2048-665967d87f-dt5n5", "game-2048-665967d87f-r7pxb"]
     # objects come back as the API's own JSON, camelCase and RFC 3339 strings
-    assert pods[0]["metadata"]["creationTimestamp"] == "2026-11-25T19:00:01Z"
+    assert pods == items(recorded)
+    assert pods[0]["metadata"]["creationTimestamp"] == "2026-11-29T02:12:21Z"
     (request,) = handler.seen
     assert request["query"] == {"labelSelector": "app.kubernetes.io/name=game-2048"}
     assert request["auth"] == "Bearer k8s-aws-v1.test"
@@ -281,7 +283,7 @@ def test_every_request_asks_the_token_source_so_long_runs_get_fresh_tokens(
     api: tuple[type[FakeApiServer], str],
 ) -> None:
     handler, endpoint = api
-    handler.routes[("GET", "/api/v1/nodes")] = (200, load("nodes.yaml"))
+    handler.routes[("GET", "/api/v1/nodes")] = (200, load("recorded/synced/nodes.yaml"))
     tokens = iter(["k8s-aws-v1.first", "k8s-aws-v1.first", "k8s-aws-v1.second"])
     reader = KubernetesApiClient(api_client(endpoint, None, lambda: next(tokens)))
     reader.list_nodes()
@@ -291,13 +293,13 @@ def test_every_request_asks_the_token_source_so_long_runs_get_fresh_tokens(
 
 def test_reader_reads_custom_objects_cluster_and_namespace_scoped(api: tuple[type[FakeApiServer], str]) -> None:
     handler, endpoint = api
-    handler.routes[("GET", "/apis/karpenter.sh/v1/nodeclaims")] = (200, load("nodeclaims.yaml"))
-    app = load("applications/synced_healthy.yaml")
-    handler.routes[("GET", "/apis/argoproj.io/v1alpha1/namespaces/argocd/applications/ops-karpenter")] = (200, app)
+    handler.routes[("GET", "/apis/karpenter.sh/v1/nodepools")] = (200, load("recorded/synced/nodepools.yaml"))
+    app = items("recorded/synced/applications.yaml")[0]
+    handler.routes[("GET", "/apis/argoproj.io/v1alpha1/namespaces/argocd/applications/bootstrap")] = (200, app)
     reader = reader_for(endpoint)
-    assert len(reader.list_custom(NODE_CLAIM)) == 3
-    assert reader.get_custom(APPLICATION, "ops-karpenter", "argocd") == app
-    assert reader.get_custom(APPLICATION, "game-2048", "argocd") is None  # 404: not there (yet)
+    assert [pool["metadata"]["name"] for pool in reader.list_custom(NODE_POOL)] == ["apps"]
+    assert reader.get_custom(APPLICATION, "bootstrap", "argocd") == app
+    assert reader.get_custom(APPLICATION, "game-2048-in-cluster", "argocd") is None  # 404: not there (yet)
 
 
 def test_reader_needs_a_namespace_for_namespaced_kinds(api: tuple[type[FakeApiServer], str]) -> None:
@@ -338,7 +340,7 @@ def test_connect_sends_an_eks_token_for_the_described_cluster(
     api: tuple[type[FakeApiServer], str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     handler, endpoint = api
-    handler.routes[("GET", "/api/v1/nodes")] = (200, load("nodes.yaml"))
+    handler.routes[("GET", "/api/v1/nodes")] = (200, load("recorded/synced/nodes.yaml"))
     ca = base64.b64encode(PEM.encode()).decode()
     described: list[str] = []
 
@@ -348,7 +350,7 @@ def test_connect_sends_an_eks_token_for_the_described_cluster(
 
     monkeypatch.setattr(kube, "describe_cluster", describe)
     nodes = kube.connect("platform-demo", session=session()).list_nodes()
-    assert len(nodes) == 4 and described == ["platform-demo"]
+    assert [n["metadata"]["name"] for n in nodes] == ["ops-0", "ops-1"] and described == ["platform-demo"]
     auth = handler.seen[0]["auth"]
     assert auth.startswith("Bearer k8s-aws-v1.")
     url = decode(auth.removeprefix("Bearer "))

@@ -1,4 +1,5 @@
-"""Placement judges on recorded nodes and pods: ops nodes, controllers on them, the game kept off them."""
+"""Placement judges on nodes and pods recorded from a local-target run (ops nodes, controllers on them, the game's
+pods Pending off them), and on the hand-written Karpenter scale-out for the states that need Karpenter nodes."""
 
 from __future__ import annotations
 
@@ -19,13 +20,26 @@ from harness.kube.core import (
 )
 from harness.results import Status
 
-OPS_A = "ip-10-0-1-23.eu-west-1.compute.internal"
-OPS_B = "ip-10-0-2-87.eu-west-1.compute.internal"
-SPOT = "ip-10-0-3-142.eu-west-1.compute.internal"
+OPS_A, OPS_B = "ops-0", "ops-1"  # the ops node group's nodes, as the local target registers them
+SPOT = "ip-10-0-3-142.eu-west-1.compute.internal"  # a Karpenter node of the hand-written scale-out
+RECORDED = "recorded/synced"
 
 
 def nodes() -> list[dict[str, Any]]:
-    return items("nodes.yaml")
+    """The recorded ops nodes."""
+    return items(f"{RECORDED}/nodes.yaml")
+
+
+def karpenter_nodes() -> list[dict[str, Any]]:
+    """The Karpenter nodes of the hand-written scale-out (nodes.yaml; no Karpenter on the local target yet)."""
+    return [n for n in items("nodes.yaml") if "karpenter.sh/nodepool" in n["metadata"]["labels"]]
+
+
+def recorded_reader(pods_argocd: str = f"{RECORDED}/pods_argocd.yaml") -> FakeKubeClient:
+    return FakeKubeClient(
+        load(pods_argocd), load(f"{RECORDED}/pods_kube-system.yaml"), load(f"{RECORDED}/nodes.yaml"),
+        {"kind": "NodeList", "items": karpenter_nodes()},
+    )
 
 
 def controller_pods(reader: FakeKubeClient) -> dict[str, list[dict[str, Any]]]:
@@ -38,7 +52,10 @@ def controller_pods(reader: FakeKubeClient) -> dict[str, list[dict[str, Any]]]:
 def test_ops_nodes_with_labels_taint_and_ready_pass() -> None:
     result = judge_ops_nodes(nodes(), nodegroup="ops")
     assert result.status is Status.PASS, result.why
-    assert result.evidence["nodes"] == [OPS_A, OPS_B]  # the Karpenter nodes are not judged as ops nodes
+    assert result.why == "2 ops node(s) Ready, labelled and tainted"
+    assert result.evidence["nodes"] == [OPS_A, OPS_B]
+    with_spot = judge_ops_nodes([*nodes(), *karpenter_nodes()], nodegroup="ops")
+    assert with_spot.evidence["nodes"] == [OPS_A, OPS_B]  # the Karpenter nodes are not judged as ops nodes
 
 
 def test_an_ops_node_without_its_label_fails_naming_it() -> None:
@@ -66,8 +83,7 @@ def test_a_taint_with_another_effect_is_not_the_ops_taint() -> None:
 
 
 def test_ops_nodes_pending_while_not_registered_or_not_ready() -> None:
-    spot_only = [n for n in nodes() if "eks.amazonaws.com/nodegroup" not in n["metadata"]["labels"]]
-    assert judge_ops_nodes(spot_only).status is Status.PENDING
+    assert judge_ops_nodes(karpenter_nodes()).status is Status.PENDING
     assert judge_ops_nodes(nodes(), nodegroup="other").status is Status.PENDING
     recorded = nodes()
     ready = condition(named(recorded, OPS_B), "Ready")
@@ -81,60 +97,73 @@ def test_ops_nodes_pending_while_not_registered_or_not_ready() -> None:
 
 
 def test_all_controller_pods_ready_on_ops_nodes_pass() -> None:
-    reader = FakeKubeClient(load("pods_controllers.yaml"), load("nodes.yaml"))
+    reader = recorded_reader()
     result = judge_controllers_on_ops(controller_pods(reader), reader.list_nodes())
     assert result.status is Status.PASS, result.why
-    assert result.why == "all 7 controller pod(s) Ready on ops nodes"  # the finished hook pod does not count
-    assert set(result.evidence["placement"]) == {"argo-cd", "karpenter", "aws-load-balancer-controller"}
+    assert result.why == "all 10 controller pod(s) Ready on ops nodes"
+    assert {group: len(pods) for group, pods in result.evidence["placement"].items()} == {
+        "argo-cd": 6,
+        "karpenter": 2,
+        "aws-load-balancer-controller": 2,
+    }
+    nodes_used = {row.rpartition(" -> ")[2] for rows in result.evidence["placement"].values() for row in rows}
+    assert nodes_used == {OPS_A, OPS_B}
+
+
+def test_a_finished_hook_pod_does_not_count() -> None:
+    # Recorded right after the Argo CD release went in (another run of the same tree: same ops node names).
+    reader = recorded_reader("recorded/addons/pods_argocd.yaml")
+    pods = controller_pods(reader)
+    assert [p["metadata"]["name"] for p in pods["argo-cd"] if p["status"]["phase"] == "Succeeded"] == [
+        "argocd-redis-secret-init-vtnrh"
+    ]
+    result = judge_controllers_on_ops(pods, reader.list_nodes())
+    assert result.status is Status.PASS, result.why
+    assert result.why == "all 10 controller pod(s) Ready on ops nodes"  # 7 Argo CD pods, the hook not counted
+    assert not any("redis-secret-init" in row for row in result.evidence["placement"]["argo-cd"])
 
 
 def test_a_controller_pod_on_a_karpenter_node_fails() -> None:
-    reader = FakeKubeClient(load("pods_controllers.yaml"), load("nodes.yaml"))
+    reader = recorded_reader()
     pods = controller_pods(reader)
     pods["karpenter"][1]["spec"]["nodeName"] = SPOT
     result = judge_controllers_on_ops(pods, reader.list_nodes())
     assert result.status is Status.FAIL
     assert result.evidence["misplaced"] == [
-        {"pod": "kube-system/karpenter-5c7d9f8b6-v8tjn", "group": "karpenter", "node": SPOT}
+        {"pod": "kube-system/karpenter-6cb59f67db-mvqzx", "group": "karpenter", "node": SPOT}
     ]
 
 
 def test_controllers_pending_while_a_group_has_no_pods_or_a_pod_is_unscheduled() -> None:
-    reader = FakeKubeClient(load("pods_controllers.yaml"), load("nodes.yaml"))
+    reader = recorded_reader()
     pods = controller_pods(reader)
     result = judge_controllers_on_ops({**pods, "aws-load-balancer-controller": []}, reader.list_nodes())
     assert result.status is Status.PENDING and "aws-load-balancer-controller" in result.why
 
     unscheduled = pods["argo-cd"][0]
     del unscheduled["spec"]["nodeName"]
-    unscheduled["status"] = {
-        "phase": "Pending",
-        "conditions": [
-            {
-                "type": "PodScheduled",
-                "status": "False",
-                "reason": "Unschedulable",
-                "message": "0/4 nodes are available: 4 Insufficient memory.",
-                "lastTransitionTime": "2026-11-25T18:31:02Z",
-            }
-        ],
-    }
+    # the status the scheduler gave the recorded game pods, which do not tolerate the ops taint
+    unscheduled["status"] = items(f"{RECORDED}/pods_game-2048.yaml")[0]["status"]
     result = judge_controllers_on_ops(pods, reader.list_nodes())
     assert result.status is Status.PENDING
     assert result.evidence["waiting"][0]["state"] == (
-        "Pending, not scheduled, Unschedulable: 0/4 nodes are available: 4 Insufficient memory."
+        "Pending, not scheduled, Unschedulable: 0/2 nodes are available: 2 node(s) had untolerated taint(s). "
+        "no new claims to deallocate, preemption: 0/2 nodes are available: 2 Preemption is not helpful for scheduling."
     )
 
 
 def test_pod_summary_names_the_waiting_container_reason() -> None:
-    pod = items("pods_controllers.yaml")[0]
-    pod["status"]["conditions"] = [{"type": "PodScheduled", "status": "True"}, {"type": "Ready", "status": "False"}]
+    pod = named(items(f"{RECORDED}/pods_argocd.yaml"), "argocd-application-controller-0")
+    assert pod_phase_summary(pod) == f"Running, on {OPS_B}"  # as recorded: Ready, nothing to add
+    image = pod["spec"]["containers"][0]["image"]
+    ready = condition(pod, "Ready")
+    assert ready is not None
+    ready["status"] = "False"
     pod["status"]["containerStatuses"][0]["state"] = {
-        "waiting": {"reason": "ImagePullBackOff", "message": 'Back-off pulling image "quay.io/argoproj/argocd:v9"'}
+        "waiting": {"reason": "ImagePullBackOff", "message": f'Back-off pulling image "{image}"'}
     }
     assert pod_phase_summary(pod) == (
-        f"Running, on {OPS_A}, application-controller: ImagePullBackOff "
-        'Back-off pulling image "quay.io/argoproj/argocd:v9"'
+        f'Running, on {OPS_B}, application-controller: ImagePullBackOff Back-off pulling image "{image}"'
     )
 
 
@@ -142,6 +171,7 @@ def test_pod_summary_names_the_waiting_container_reason() -> None:
 
 
 def test_game_pods_on_karpenter_nodes_pass_and_pending_ones_are_ignored() -> None:
+    # hand-written: game pods scheduled on Karpenter nodes need Karpenter (see the fixture's label)
     reader = FakeKubeClient(load("pods_game_scaling.yaml"), load("nodes.yaml"))
     pods = reader.list_pods(GAME_PODS.namespace, GAME_PODS.label_selector)
     result = judge_workload_off_ops(pods, reader.list_nodes())
@@ -150,16 +180,20 @@ def test_game_pods_on_karpenter_nodes_pass_and_pending_ones_are_ignored() -> Non
 
 
 def test_a_game_pod_on_an_ops_node_fails() -> None:
-    pods = items("pods_game_scaling.yaml")
-    pods[0]["spec"]["nodeName"] = OPS_B
+    pods = items(f"{RECORDED}/pods_game-2048.yaml")
+    pods[0]["spec"]["nodeName"] = OPS_B  # as if it tolerated the ops taint
     result = judge_workload_off_ops(pods, nodes())
     assert result.status is Status.FAIL
-    assert result.evidence["on_ops"] == [{"pod": "game-2048/game-2048-6f7c8d9b5c-4jx7r", "node": OPS_B}]
+    assert result.evidence["on_ops"] == [{"pod": "game-2048/game-2048-665967d87f-dt5n5", "node": OPS_B}]
 
 
 def test_no_scheduled_game_pod_is_pending() -> None:
-    pending = [p for p in items("pods_game_scaling.yaml") if p["status"]["phase"] == "Pending"]
-    assert judge_workload_off_ops(pending, nodes()).status is Status.PENDING
+    # The recorded run: no Karpenter nodes, so the game's pods are Pending, kept off the ops nodes by their taint.
+    reader = FakeKubeClient(load(f"{RECORDED}/pods_game-2048.yaml"), load(f"{RECORDED}/nodes.yaml"))
+    pods = reader.list_pods(GAME_PODS.namespace, GAME_PODS.label_selector)
+    assert [p["status"]["phase"] for p in pods] == ["Pending", "Pending"]
+    result = judge_workload_off_ops(pods, reader.list_nodes())
+    assert (result.status, result.why) == (Status.PENDING, "no game-2048 pod is scheduled yet")
 
 
 def test_api_times_parse_to_aware_utc() -> None:

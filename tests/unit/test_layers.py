@@ -22,7 +22,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("harness.cli", "harness.plugin"),  # entry points: the command table, the pytest plugin
     ("harness.bench", "harness.images.pin", "harness.toolchain.cli"),  # commands that measure or rewrite across rooms
     ("harness.e2e",),  # the staged end-to-end run: safety, stages, orchestration, evidence, report
-    ("harness.targets",),  # standing a target up and tearing it down (emulator, aws; local next)
+    ("harness.targets",),  # standing a target up and tearing it down (emulator, local, aws)
     ("harness.aws", "harness.kube", "harness.gate"),  # the AWS side, the Kubernetes side, the offline gate
     ("harness.terraform", "harness.images"),  # the Terraform runner; image references and the registry client
     ("harness.toolchain",),  # pinned Go modules -> cached binaries (make toolchain)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from pathlib import Path
 
 import pytest
 
@@ -11,8 +12,9 @@ from harness.gate.api import build_model
 from harness.gate.hcl import Unknown
 from harness.project import reference_dir, repo_root
 from harness.targets.lb_controller import point_webhooks_at
+from harness.targets.local import addon_addresses, chart_dir
 from harness.targets.nodes import node_manifests
-from harness.targets.releases import platform_value, release
+from harness.targets.releases import platform_value, release, secret
 
 OUTPUTS = {
     "cluster_name": "eks-x",
@@ -23,6 +25,7 @@ OUTPUTS = {
     "lb_controller_service_account": {"name": "aws-load-balancer-controller", "namespace": "kube-system"},
     "karpenter_service_account": {"name": "karpenter", "namespace": "kube-system"},
     "karpenter_interruption_queue_name": "q",
+    "karpenter_node_role_name": "eks-x-karpenter-node",
 }
 
 
@@ -102,3 +105,74 @@ def test_node_manifests_follow_the_node_group() -> None:
     assert nodes[0]["spec"]["taints"] == [{"key": "CriticalAddonsOnly", "value": "true", "effect": "NoSchedule"}]
     assert nodes[0]["status"]["capacity"]["pods"] == "29"  # the VPC CNI's limit for m7i.large
     assert nodes[0]["metadata"]["labels"]["workload-type"] == "ops"
+
+
+def test_the_addons_go_in_in_an_order_that_honours_every_depends_on() -> None:
+    """local.addon_addresses installs in declaration order; that is only right while each depends_on names an
+    earlier resource, which this holds infra/addons to."""
+    import hcl2
+
+    root = repo_root() / "infra" / "addons"
+    order = addon_addresses(root)
+    assert order[0] == "helm_release.aws_load_balancer_controller" and order[-1] == "helm_release.bootstrap"
+    for path in sorted(root.glob("*.tf")):
+        with path.open(encoding="utf-8") as handle:
+            parsed = hcl2.load(handle)
+        for block in parsed.get("resource", []):
+            for kind, named in block.items():
+                for name, body in named.items():
+                    address = f"{kind}.{name}"
+                    if address not in order:
+                        continue
+                    for needed in body.get("depends_on", []):
+                        needed = needed.strip("${}")
+                        if needed in order:
+                            assert order.index(needed) < order.index(address), f"{address} needs {needed} first"
+
+
+def test_a_depends_on_against_the_declaration_order_is_caught(tmp_path: Path) -> None:
+    """The failing case of the test above: a release declared before what it depends on."""
+    root = repo_root() / "infra" / "addons"
+    text = (root / "main.tf").read_text(encoding="utf-8")
+    first, rest = text.split('resource "helm_release" "karpenter_crd"', 1)
+    crd_block, after = rest.split("\n}\n", 1)
+    moved = 'resource "helm_release" "karpenter_crd"' + crd_block + "\n}\n"
+    # karpenter_crd moved to the end: karpenter (which depends on it) now comes first.
+    (tmp_path / "main.tf").write_text(first + after + "\n" + moved, encoding="utf-8")
+    for other in root.glob("*.tf"):
+        if other.name != "main.tf":
+            (tmp_path / other.name).write_text(other.read_text(encoding="utf-8"), encoding="utf-8")
+    (tmp_path / "charts").symlink_to(root / "charts")
+    order = addon_addresses(tmp_path)
+    assert order.index("helm_release.karpenter") < order.index("helm_release.karpenter_crd")
+
+
+def test_chart_sources_are_the_addons_own_folder_or_the_pinned_reference_folders() -> None:
+    root = repo_root() / "infra" / "addons"
+    model = build_model([root], [], reference_dir())
+    bootstrap = release(model, "helm_release.bootstrap", OUTPUTS, {"gitops_repo_url": "https://h/r.git"})
+    assert chart_dir(bootstrap, root) == root / "charts" / "bootstrap"
+    argocd = release(model, "helm_release.argocd", OUTPUTS, {"gitops_repo_url": "https://h/r.git"})
+    assert chart_dir(argocd, root) == reference_dir() / "charts" / f"argo-cd-{argocd.version}"
+
+
+def test_the_runs_input_values_reach_the_cluster_secret_as_apply_var_would_give_them() -> None:
+    """The cluster secret's run-id and expiry annotations tag everything the controllers create; infra/addons
+    defaults them to empty, so the run's values must win over the defaults (they did not, once)."""
+    root = repo_root() / "infra" / "addons"
+    variables = {
+        "gitops_repo_url": "https://h/r.git",
+        "run_id": "r20261129-0000-abcd",
+        "expires_at": "2026-11-29T06:00:00Z",
+    }
+    given = secret(
+        build_model([root], [], reference_dir(), variables=variables),
+        "kubernetes_secret_v1.in_cluster",
+        OUTPUTS,
+        variables,
+    )
+    annotations = given["metadata"]["annotations"]
+    assert annotations["eks-platform/run-id"] == "r20261129-0000-abcd"
+    assert annotations["eks-platform/expires-at"] == "2026-11-29T06:00:00Z"
+    defaults = secret(build_model([root], [], reference_dir()), "kubernetes_secret_v1.in_cluster", OUTPUTS, variables)
+    assert defaults["metadata"]["annotations"]["eks-platform/run-id"] == ""

@@ -7,7 +7,17 @@ from pathlib import Path
 import pytest
 
 from harness.errors import InputError
-from harness.project import REFERENCE_ENV, capabilities, local_target, read_yaml, reference_dir, repo_root, versions
+from harness.project import (
+    KUBERNETES_CAPABILITY,
+    REFERENCE_ENV,
+    TARGETS,
+    capabilities,
+    local_target,
+    read_yaml,
+    reference_dir,
+    repo_root,
+    versions,
+)
 
 
 def test_versions_come_from_versions_yaml() -> None:
@@ -24,8 +34,30 @@ def test_the_emulator_lacks_what_targets_yaml_says_and_aws_lacks_nothing() -> No
     assert aws.supports("eks_access_entries") and aws.reason("eks_access_entries") == ""
 
 
+def test_targets_yaml_says_who_serves_each_side_and_the_code_knows_every_target() -> None:
+    sides = {name: (capabilities(name).emulated, capabilities(name).local_kubernetes) for name in TARGETS}
+    assert sides == {"aws": (False, False), "emulator": (True, False), "local": (True, True)}
+    # The emulator's AWS gaps are declared once and hold for every target it serves.
+    assert (
+        capabilities("local").unsupported.items()
+        >= {k: v for k, v in capabilities("emulator").unsupported.items() if k != KUBERNETES_CAPABILITY}.items()
+    )
+    assert capabilities("local").supports(KUBERNETES_CAPABILITY)
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [("aws: cloud", "aws must be one of account, emulator"), ("kubernetes: kind", "kubernetes must be one of eks")],
+)
+def test_a_target_with_an_unknown_side_is_refused(tmp_path: Path, entry: str, message: str) -> None:
+    (tmp_path / "infra").mkdir()
+    (tmp_path / "infra" / "targets.yaml").write_text(f"targets:\n  moon:\n    {entry}\n", encoding="utf-8")
+    with pytest.raises(InputError, match=message):
+        capabilities("moon", tmp_path)
+
+
 def test_an_unknown_target_names_the_known_ones() -> None:
-    with pytest.raises(InputError, match=r"unknown target 'moon' \(known: aws, emulator\)"):
+    with pytest.raises(InputError, match=r"unknown target 'moon' \(known: aws, emulator, local\)"):
         capabilities("moon")
 
 
@@ -66,21 +98,21 @@ def test_the_local_section_names_each_emulator_gap_with_its_reason_and_the_overl
 
 def write_targets(root: Path, local: str) -> Path:
     (root / "infra").mkdir(parents=True, exist_ok=True)
-    (root / "infra" / "targets.yaml").write_text(f"targets: {{}}\nlocal:\n{local}", encoding="utf-8")
+    (root / "infra" / "targets.yaml").write_text(f"targets: {{}}\nlocal_target:\n{local}", encoding="utf-8")
     return root
 
 
 @pytest.mark.parametrize(
     ("local", "message"),
     [
-        ("  emulator_gaps: {spot_prices: ''}\n", r"local.emulator_gaps.spot_prices needs its reason"),
-        ("  emulator_images: [{name: al2023}]\n", r"local.emulator_images\[0\] needs ami_id and name"),
+        ("  emulator_gaps: {spot_prices: ''}\n", r"local_target.emulator_gaps.spot_prices needs its reason"),
+        ("  emulator_images: [{name: al2023}]\n", r"local_target.emulator_images\[0\] needs ami_id and name"),
         ("  overlays: [{target: {kind: EC2NodeClass}, why: w, patch: []}]\n", r"needs target kind and name, and why"),
         (
             "  overlays: [{target: {kind: K, name: n}, why: w, patch: [{value: 1}]}]\n",
             r"every operation needs op and path",
         ),
-        ("  overlays: {a: b}\n", r"local.overlays: expected a list"),
+        ("  overlays: {a: b}\n", r"local_target.overlays: expected a list"),
     ],
     ids=["gap-without-reason", "image-without-id", "overlay-without-name", "patch-without-op", "overlays-not-a-list"],
 )
@@ -92,5 +124,5 @@ def test_a_malformed_local_section_is_one_line_naming_the_entry(tmp_path: Path, 
 def test_an_overlay_that_cannot_apply_is_one_line(tmp_path: Path) -> None:
     patch = "[{op: replace, path: /spec/x, value: 1}]"
     root = write_targets(tmp_path, f"  overlays: [{{target: {{kind: K, name: n}}, why: w, patch: {patch}}}]\n")
-    with pytest.raises(InputError, match="local overlay K/n"):
+    with pytest.raises(InputError, match="local_target overlay K/n"):
         local_target(root).overlaid({"kind": "K", "metadata": {"name": "n"}, "spec": {}})

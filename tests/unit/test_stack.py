@@ -12,7 +12,7 @@ from harness.aws import emulator as emu
 from harness.errors import EnvironmentProblem, InputError
 from harness.results import Result
 from harness.run import load_run
-from harness.targets.cli import results_table, write_report
+from harness.targets.cli import results_table
 from harness.targets.stack import (
     API_CIDRS_ENV,
     CLUSTER_NAME_MAX,
@@ -156,18 +156,11 @@ def test_verify_needs_a_running_emulator(runs_dir: Path) -> None:
         stack.verify()
 
 
-def test_the_report_lists_every_verdict_and_step(runs_dir: Path) -> None:
-    stack = Stack.create("emulator", "r-report")
-    stack.timings["terraform apply"] = 70.25
+def test_the_verify_table_lists_every_verdict() -> None:
     results = [
         Result.passed("public subnets", "3 subnets"),
         Result.failed("queue policy", "no Allow | for events"),
         Result.not_applicable("access entry", "emulator", "no EKS access-entry API"),
     ]
-    text = write_report(stack, results).read_text()
-    assert "| public subnets | pass | 3 subnets |" in text
-    assert "| queue policy | fail | no Allow / for events |" in text
-    assert "| access entry | n/a | not applicable on emulator: no EKS access-entry API |" in text
-    assert "| terraform apply | 70.2 |" in text
     table = results_table(results, "t")
     assert table.row_count == 3

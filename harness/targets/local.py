@@ -1,0 +1,181 @@
+"""The local target's Kubernetes side of a run: the control plane, the ops nodes, the Git endpoint, infra/addons'
+releases and the controllers, all as processes on this machine that outlive the shell that started them.
+
+Every process is recorded in the run's settings the moment it starts (harness.processes.ProcessRecord), so
+`harness down` from any shell, an interrupted `up`, or a failed stage stops exactly what the run started.
+
+The add-ons are installed release by release, in the order infra/addons declares them (its depends_on order),
+with the helm CLI from that root's own definitions (harness.targets.releases): each controller must be running
+as a host process before the next chart goes in (the LB controller's webhooks must answer before any chart
+creates a Service), which one `terraform apply` of every release cannot interleave. infra/targets.yaml
+declares this difference (`addons_by_terraform`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from harness.errors import EnvironmentProblem
+from harness.gate.api import build_model
+from harness.processes import ProcessRecord, Supervisor, free_port, stop_recorded
+from harness.project import reference_dir, repo_root
+from harness.run import Run
+from harness.targets import argo_cd, git_endpoint, lb_controller
+from harness.targets.controlplane import ControlPlane, answers, attach, start_control_plane
+from harness.targets.nodes import ops_nodes
+from harness.targets.releases import Release, chart_folder, install, release, secret
+from harness.toolchain.build import locate, missing
+
+PROCESSES = "processes"  # run settings: the records of every process the run started, in start order
+CLUSTER = "cluster"  # run settings: {"server": the local API server's URL}
+GITOPS_URL = "gitops_repo_url"  # run settings: what the cluster secret points Argo CD at
+ADDONS = "addons_installed"  # run settings: set before the first release goes in
+ADDONS_ROOT = ("infra", "addons")
+# Binaries the local target runs (harness.toolchain), checked before anything is created.
+BINARIES = (
+    "etcd",
+    "kube-apiserver",
+    "kube-controller-manager",
+    "kube-scheduler",
+    "kwok",
+    "kubectl",
+    "helm",
+    "kustomize",
+    "aws-load-balancer-controller",
+    "argocd",
+)
+
+
+def unavailable() -> str | None:
+    """Why this machine cannot run the local target (one line naming the fix), or None."""
+    return missing(list(BINARIES))
+
+
+def supervisor(run: Run) -> Supervisor:
+    """A Supervisor whose every start is recorded in the run (saved at once: a Ctrl-C may follow)."""
+
+    def remember(record: ProcessRecord) -> None:
+        run.settings.setdefault(PROCESSES, []).append(record.settings())
+        run.save()
+
+    return Supervisor(run.path("logs"), on_start=remember)
+
+
+def records(run: Run) -> list[ProcessRecord]:
+    return [ProcessRecord.from_settings(row) for row in run.settings.get(PROCESSES) or []]
+
+
+def crashed(run: Run) -> list[str]:
+    """One line for each process of the run that is no longer running."""
+    return [line for record in records(run) if (line := record.crashed())]
+
+
+def cluster(run: Run) -> ControlPlane | None:
+    """The run's control plane, from any shell; None before it was started or after it was stopped."""
+    recorded = run.settings.get(CLUSTER)
+    return attach(run.path("cluster"), str(recorded["server"])) if recorded else None
+
+
+def stop(run: Run) -> None:
+    """Stop every process of the run, last started first; safe to repeat, from any shell."""
+    stop_recorded(records(run))
+    for key in (PROCESSES, CLUSTER, GITOPS_URL, ADDONS):
+        run.settings.pop(key, None)
+    run.save()
+
+
+def start_cluster(run: Run, outputs: Mapping[str, Any], clients: Callable[[str], Any]) -> ControlPlane:
+    """The API server and friends, then the Nodes of the ops node group Terraform created in the emulator."""
+    plane = start_control_plane(run.path("cluster"), supervisor(run))
+    run.settings[CLUSTER] = {"server": plane.server}
+    run.save()
+    nodes = ops_nodes(clients("eks"), clients("ec2"), outputs["cluster_name"], outputs["ops_node_group_name"])
+    plane.kubectl("apply", "-f", "-", stdin=yaml.safe_dump_all(nodes))
+    return plane
+
+
+def start_git_endpoint(run: Run, plane: ControlPlane) -> str:
+    """Snapshot this working tree and serve it to Argo CD (harness.targets.git_endpoint); returns its URL."""
+    folder = run.path("git")
+    folder.mkdir(parents=True, exist_ok=True)
+    git_endpoint.snapshot(repo_root(), folder)
+    port = free_port()
+    url = git_endpoint.url(port)
+    probe = f"{url}/info/refs?service=git-upload-pack"
+    supervisor(run).start(
+        "git-endpoint",
+        git_endpoint.command(folder, plane.pki.path("apiserver.crt"), plane.pki.path("apiserver.key"), port),
+        ready=lambda: answers(probe, verify=str(plane.pki.path("ca.crt"))),
+        timeout_s=30.0,
+    )
+    run.settings[GITOPS_URL] = url
+    run.save()
+    return url
+
+
+def addon_addresses(root: Path) -> list[str]:
+    """infra/addons' in-cluster resources in declaration order, which is their depends_on order
+    (tests/unit/test_local_target.py holds every depends_on to it)."""
+    model = build_model([root], [], reference_dir())
+    kinds = ("helm_release", "kubernetes_secret_v1")
+    resources = sorted((r for r in model.terraform.resources if r.type in kinds), key=lambda r: (str(r.file), r.line))
+    return [r.address for r in resources]
+
+
+def chart_dir(chosen: Release, root: Path) -> Path:
+    """A release's chart: a folder of infra/addons itself, else the pinned chart folder of the reference data."""
+    local = Path(chosen.chart)
+    if local.is_absolute() or (root / local).is_dir():
+        return root / local
+    return chart_folder(reference_dir(), chosen.chart, chosen.version)
+
+
+def install_addons(
+    run: Run, plane: ControlPlane, outputs: Mapping[str, Any], variables: Mapping[str, Any], aws_env: Mapping[str, str]
+) -> list[str]:
+    """infra/addons' releases and secret, each controller started right after its release; returns what went in."""
+    root = repo_root().joinpath(*ADDONS_ROOT)
+    # The run's input values, as `terraform apply -var` would give them (run id and expiry tag what the
+    # controllers create; without them the defaults, empty, would stand).
+    model = build_model([root], [], reference_dir(), variables=variables)
+    work = run.path("addons")
+    work.mkdir(parents=True, exist_ok=True)
+    run.settings[ADDONS] = True
+    run.save()
+    installed = []
+    for address in addon_addresses(root):
+        if address.startswith("kubernetes_secret_v1."):
+            plane.kubectl("apply", "-f", "-", stdin=json.dumps(secret(model, address, outputs, variables)))
+        else:
+            chosen = release(model, address, outputs, variables)
+            install(locate("helm"), plane.kubeconfig, chart_dir(chosen, root), chosen, work)
+            start_controller(run, plane, chosen, aws_env)
+        installed.append(address)
+    return installed
+
+
+def start_controller(run: Run, plane: ControlPlane, chosen: Release, aws_env: Mapping[str, str]) -> None:
+    """The host process(es) standing in for a release's Deployment, if it has any."""
+    if chosen.chart == "aws-load-balancer-controller":
+        lb_controller.start(supervisor(run), plane, namespace=chosen.namespace, release=chosen.name, aws_env=aws_env)
+    elif chosen.chart == "argo-cd":
+        argo_cd.start(
+            supervisor(run),
+            plane,
+            namespace=chosen.namespace,
+            work=run.path("argocd"),
+            git_ca=plane.pki.path("ca.crt"),
+            base_env=os.environ,
+        )
+
+
+def require_running(run: Run) -> None:
+    """Refuse to go on with a run whose processes died: name the first and its log's last words."""
+    if dead := crashed(run):
+        raise EnvironmentProblem(f"{dead[0]}; `harness down --run-id {run.id}` stops the rest")

@@ -1,0 +1,34 @@
+"""The game's Ingress, synced by Argo CD, becomes an internet-facing ALB that the LB controller builds in the
+public subnets, with ip targets; where the target can serve traffic, the page answers through it."""
+
+from __future__ import annotations
+
+import pytest
+
+from harness.e2e.orchestration import E2E, GAME_DEPLOYMENT, GAME_NAMESPACE
+from harness.kube import ingress
+from harness.results import Status
+
+pytestmark = pytest.mark.e2e_any_target
+
+
+@pytest.fixture(scope="module")
+def hostname(harness_addons: E2E) -> str:
+    address = harness_addons.ingress_address()
+    assert address.status is Status.PASS, address.why
+    name = ingress.ingress_hostname(harness_addons.kube().get_ingress(GAME_NAMESPACE, GAME_DEPLOYMENT))
+    assert name, "the Ingress status names no load balancer"
+    return name
+
+
+def test_the_ingress_gets_an_active_internet_facing_alb(harness_addons: E2E, hostname: str) -> None:
+    balancer, targets = harness_addons.load_balancer(hostname)
+    assert balancer.status is Status.PASS, balancer.why
+    assert targets.status is Status.PASS, targets.why
+
+
+def test_the_game_page_answers_through_the_alb(harness_addons: E2E, hostname: str) -> None:
+    page = harness_addons.game_page(hostname)
+    if page.status is Status.NOT_APPLICABLE:
+        pytest.skip(page.why)
+    assert page.status is Status.PASS, page.why

@@ -1,0 +1,65 @@
+"""Supervised processes across shells: a process started by one harness process is judged and stopped by
+another from its record alone, and a record never signals a process that is not the one it names."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from harness.errors import EnvironmentProblem
+from harness.processes import ProcessRecord, Supervisor, stop_recorded
+
+SLEEP = shutil.which("sleep") or "/bin/sleep"
+
+
+def members(pgid: int) -> list[str]:
+    """Live processes of a group, by pgrep. Zombies (state Z) are not running: where PID 1 does not reap
+    orphans they linger as entries only."""
+    found = subprocess.run(["pgrep", "-g", str(pgid), "--runstates", "D,R,S,T"], capture_output=True, text=True)
+    return found.stdout.split()
+
+
+def test_a_record_lets_another_shell_see_and_stop_the_process_group(tmp_path: Path) -> None:
+    recorded: list[ProcessRecord] = []
+    supervisor = Supervisor(tmp_path, on_start=recorded.append)
+    # A shell that forks a child: the stop must reach the whole group, not just the parent.
+    # Ready once the record sees it (right after exec, /proc/PID/cmdline is briefly empty) and the child forked.
+    command = ["/bin/sh", "-c", f"{SLEEP} 300 & wait"]
+    child = supervisor.start(
+        "pair", command, ready=lambda: recorded[0].running() and len(members(recorded[0].pid)) == 2, timeout_s=10
+    )
+    (record,) = recorded
+    assert record.pid == child.process.pid and record.crashed() is None
+    # "Another shell": only the record, as it comes back from the run's settings.
+    again = ProcessRecord.from_settings(record.settings())
+    stop_recorded([again])
+    child.process.wait(timeout=5)
+    assert not again.running()
+    assert members(record.pid) == []
+
+
+def test_a_record_whose_pid_now_runs_something_else_is_not_signalled(tmp_path: Path) -> None:
+    other = subprocess.Popen([SLEEP, "300"], start_new_session=True)
+    try:
+        stale = ProcessRecord("kube-apiserver", other.pid, "/opt/kube-apiserver", str(tmp_path / "x.log"))
+        assert not stale.running()
+        stale.stop()
+        assert other.poll() is None  # still alive: the pid was reused by an unrelated program
+    finally:
+        other.kill()
+        other.wait()
+
+
+def test_a_dead_process_is_reported_with_its_log_tail(tmp_path: Path) -> None:
+    recorded: list[ProcessRecord] = []
+    supervisor = Supervisor(tmp_path, on_start=recorded.append)
+    code = "import sys; print('listen tcp 127.0.0.1:1: bind: address already in use'); sys.exit(3)"
+    with pytest.raises(EnvironmentProblem, match=r"exited with code 3: listen tcp .* address already in use"):
+        supervisor.start("flaky", [sys.executable, "-c", code], ready=lambda: False, timeout_s=10)
+    (record,) = recorded  # recorded before it was ready: an interrupted start still knows what to stop
+    crash = record.crashed()
+    assert crash is not None and "flaky (pid" in crash and "address already in use" in crash
