@@ -135,7 +135,8 @@ class LocalTarget:
                 try:
                     doc = jsonpatch.apply_patch(doc, overlay.patch)
                 except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException) as exc:
-                    raise InputError(f"infra/targets.yaml local_target overlay {overlay.kind}/{overlay.name}: {exc}") from None
+                    where = f"infra/targets.yaml local_target overlay {overlay.kind}/{overlay.name}"
+                    raise InputError(f"{where}: {exc}") from None
         return doc
 
 

@@ -150,7 +150,9 @@ def _patches(names: Iterable[str]) -> list[Patch]:
     wanted = list(names)
     unknown = sorted(set(wanted) - set(GAPS))
     if unknown:
-        raise InputError(f"infra/targets.yaml local_target.emulator_gaps: no patch for {unknown} in harness.aws.moto_server")
+        raise InputError(
+            f"infra/targets.yaml local_target.emulator_gaps: no patch for {unknown} in harness.aws.moto_server"
+        )
     return [GAPS[name] for name in wanted]
 
 

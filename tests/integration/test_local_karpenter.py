@@ -80,7 +80,8 @@ class Local:
 def rendered(kinds: tuple[str, ...], namespace: str, outputs: dict[str, Any], work: Path) -> list[dict[str, Any]]:
     """gitops/ objects of `kinds` as Argo CD applies them for the cluster secret infra/addons writes (the
     platform's real outputs, the run's id and expiry as `harness up` passes them): the gate renders them."""
-    variables = {"run_id": outputs["tags"]["run-id"], "expires_at": outputs["tags"]["expires-at"], "gitops_repo_url": ""}
+    tags = outputs["tags"]
+    variables = {"run_id": tags["run-id"], "expires_at": tags["expires-at"], "gitops_repo_url": ""}
     addons = build_model([repo_root() / "infra" / "addons"], [], reference_dir(), variables=variables)
     folder = work / "cluster-secret"
     folder.mkdir(exist_ok=True)
