@@ -16,6 +16,7 @@ from harness.project import local_target, repo_root, versions
 from harness.targets.controlplane import ControlPlane, Pki
 from harness.targets.karpenter import chart_environment, controller_environment
 from harness.targets.node_registrar import UNREGISTERED_TAINT, node_manifest, register_once, unregistered
+from harness.targets.overlays import overlaid_files
 
 PROVIDER_ID = "aws:///eu-west-1b/i-0123456789abcdef0"
 C7I_LARGE = {
@@ -146,3 +147,11 @@ def test_the_local_overlay_selects_the_emulators_image_of_the_pinned_release() -
 def test_objects_no_overlay_targets_are_left_alone() -> None:
     nodepool = yaml.safe_load((repo_root() / "gitops" / "ops" / "karpenter" / "nodepool.yaml").read_text())
     assert local_target().overlaid(copy.deepcopy(nodepool)) == nodepool
+
+
+def test_the_overlaid_gitops_files_are_the_ec2nodeclass_only() -> None:
+    gitops = repo_root() / "gitops"
+    changed = overlaid_files(gitops, local_target())
+    assert list(changed) == [gitops / "ops" / "karpenter" / "ec2nodeclass.yaml"]
+    (doc,) = yaml.safe_load_all(changed[gitops / "ops" / "karpenter" / "ec2nodeclass.yaml"])
+    assert doc == local_target().overlaid(ec2nodeclass())
