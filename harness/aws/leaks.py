@@ -143,6 +143,15 @@ def find_instances(clients: ClientFactory, run_id: str) -> list[Leak]:
     return found
 
 
+def find_spot_requests(clients: ClientFactory, run_id: str) -> list[Leak]:
+    """Open or active spot requests of the run (Karpenter's launch templates tag them). A closed one is no leak:
+    EC2 closes a request when its instance ends, and forgets it after a few hours; it cannot be deleted."""
+    ec2 = clients("ec2")
+    live = {"Name": "state", "Values": ["open", "active"]}
+    items = ec2_run_items(ec2, "describe_spot_instance_requests", "SpotInstanceRequests", run_id, live)
+    return [Leak("spot_request", r["SpotInstanceRequestId"], r.get("InstanceId", "")) for r in items]
+
+
 def find_volumes(clients: ClientFactory, run_id: str) -> list[Leak]:
     # In use: they go with their instance (deleteOnTermination); a detached one is a leak of its own.
     available = {"Name": "status", "Values": ["available"]}
@@ -402,6 +411,10 @@ def delete_target_group(clients: ClientFactory, leak: Leak) -> None:
     clients("elbv2").delete_target_group(TargetGroupArn=leak.ref)
 
 
+def cancel_spot_request(clients: ClientFactory, leak: Leak) -> None:
+    clients("ec2").cancel_spot_instance_requests(SpotInstanceRequestIds=[leak.ref])
+
+
 def delete_launch_template(clients: ClientFactory, leak: Leak) -> None:
     clients("ec2").delete_launch_template(LaunchTemplateId=leak.ref)
 
@@ -551,6 +564,7 @@ KINDS: tuple[Kind, ...] = (
     Kind("eks_nodegroup", find_eks_nodegroups, delete_eks_nodegroup, ("eks:nodegroup",)),
     Kind("eks_cluster", find_eks_clusters, delete_eks_cluster, ("eks:cluster",)),
     Kind("instance", find_instances, delete_instance, ("ec2:instance",)),
+    Kind("spot_request", find_spot_requests, cancel_spot_request, ("ec2:spot-instance-request",)),
     Kind("ebs_volume", find_volumes, delete_volume, ("ec2:volume",)),
     Kind("load_balancer", find_load_balancers, delete_load_balancer, ("elasticloadbalancing:loadbalancer",)),
     Kind("target_group", find_target_groups, delete_target_group, ("elasticloadbalancing:targetgroup",)),

@@ -137,12 +137,29 @@ def instance_status_filters(describe: Callable[..., list[Any]]) -> Callable[...,
     return patched
 
 
+def close_spot_requests(terminate: Callable[..., list[Any]]) -> Callable[..., list[Any]]:
+    """A spot request whose instance is terminated is closed, as EC2 closes it (moto leaves it active)."""
+
+    @wraps(terminate)
+    def patched(self: Any, instance_ids: list[str]) -> list[Any]:
+        terminated = terminate(self, instance_ids)
+        gone = {instance.id for instance, _ in terminated}
+        for request in self.spot_instance_requests.values():
+            if request.instance.id in gone:
+                request.state, request._status_code = "closed", "instance-terminated-by-user"
+                request.status_message = "Spot Instance terminated due to user-initiated termination."
+        return terminated
+
+    return patched
+
+
 GAPS: dict[str, Patch] = {
     "fleet_launch_template_security_groups": Patch(FleetsBackend, "create_fleet", fleet_security_groups),
     "spot_allocation_lowest_price": Patch(Fleet, "get_launch_spec_counts", lowest_price_override),
     "spot_price_history_flat": Patch(SpotInstances, "describe_spot_price_history", spot_price_history),
     "instance_status_filters_ignored": Patch(InstanceBackend, "describe_instance_status", instance_status_filters),
     "spot_instance_request_id_missing": Patch(SpotInstanceRequest, "launch_instance", spot_instance_request_id),
+    "spot_request_open_after_termination": Patch(InstanceBackend, "terminate_instances", close_spot_requests),
 }
 
 

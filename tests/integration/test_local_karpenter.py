@@ -239,8 +239,10 @@ def test_pending_game_pods_become_spot_instances_and_nodes(local: Local) -> None
     launched_cpu = sum(int(c["status"]["capacity"]["cpu"]) for c in claims if c.get("status", {}).get("capacity"))
     assert launched_cpu <= int(nodepool["spec"]["limits"]["cpu"])
     timeline = judges.build_timeline(pods, claims, nodes, events)
-    # Each pod from its creation (Pending) to Ready; the first node the scale-out itself launched, from the scale.
-    to_running = sorted((p.ready - p.created).total_seconds() for p in timeline.pods if p.ready and p.created)
+    # Each pod the scale-out created, from creation (Pending) to Ready; the first node it launched, from the scale.
+    to_running = sorted(
+        (p.ready - p.created).total_seconds() for p in timeline.pods if p.ready and p.created and p.created >= scaled_wall
+    )
     first_node = min(
         (n.node_ready - scaled_wall).total_seconds()
         for n in timeline.nodes

@@ -116,6 +116,14 @@ def test_spot_instances_carry_their_spot_request_id(ec2: Any) -> None:
     assert instance["InstanceLifecycle"] == "spot"
 
 
+def test_terminating_a_spot_instance_closes_its_request(ec2: Any) -> None:
+    with moto_server.patched(["spot_request_open_after_termination"]):
+        launched, _ = launch_as_karpenter(ec2)
+        ec2.terminate_instances(InstanceIds=launched["InstanceIds"])
+    (request,) = ec2.describe_spot_instance_requests()["SpotInstanceRequests"]
+    assert (request["State"], request["Status"]["Code"]) == ("closed", "instance-terminated-by-user")
+
+
 def test_the_patches_are_undone_after_the_block(ec2: Any) -> None:
     with moto_server.patched(list(moto_server.GAPS)):
         pass

@@ -12,7 +12,7 @@ import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
-from harness.aws import leaks, sweep
+from harness.aws import leaks, moto_server, sweep
 from harness.aws.leaks import KIND_ORDER, Kind, Leak, deletion_order
 from harness.aws.sweep import RetryPolicy
 
@@ -101,6 +101,11 @@ def plant_leaks(clients: Callable[[str], Any], tags: dict[str, str], cidr: str, 
         TagSpecifications=spec("launch-template", tags),
     )
     volume = ec2.create_volume(AvailabilityZone=f"{REGION}a", Size=20, TagSpecifications=spec("volume", tags))
+    # Karpenter's launch templates tag the spot requests of its spot instances.
+    spot = ec2.request_spot_instances(
+        LaunchSpecification={"ImageId": image, "InstanceType": "t3.micro", "SubnetId": net["subnet"]},
+        TagSpecifications=spec("spot-instances-request", tags),
+    )["SpotInstanceRequests"][0]["SpotInstanceRequestId"]
     eip = ec2.allocate_address(Domain="vpc", TagSpecifications=spec("elastic-ip", tags))
     nat_eip = ec2.allocate_address(Domain="vpc", TagSpecifications=spec("elastic-ip", tags))
     nat = ec2.create_nat_gateway(
@@ -157,6 +162,7 @@ def plant_leaks(clients: Callable[[str], Any], tags: dict[str, str], cidr: str, 
         "eni": eni["NetworkInterfaceId"],
         "instance": instance["Instances"][0]["InstanceId"],
         "volume": volume["VolumeId"],
+        "spot": spot,
         "template": template["LaunchTemplate"]["LaunchTemplateId"],
         "eip": eip["AllocationId"],
         "nat": nat,
@@ -373,3 +379,13 @@ def test_tagged_kinds_without_a_deleter_are_reported_not_ignored() -> None:
 )
 def test_tags_match_requires_run_and_project(tags: Any, expected: bool) -> None:
     assert leaks.tags_match(tags, RUN) is expected
+
+
+def test_a_spot_request_closed_with_its_instance_is_no_leak(clients: Callable[[str], Any]) -> None:
+    ours = plant_leaks(clients, TAGS, "10.1.0.0/16", "ours")
+    assert [leak.ref for leak in leaks.find_spot_requests(clients, RUN)] == [ours["spot"]]
+    ec2 = clients("ec2")
+    (request,) = ec2.describe_spot_instance_requests(SpotInstanceRequestIds=[ours["spot"]])["SpotInstanceRequests"]
+    with moto_server.patched(["spot_request_open_after_termination"]):  # EC2 closes it, as it does
+        ec2.terminate_instances(InstanceIds=[request["InstanceId"]])
+    assert leaks.find_spot_requests(clients, RUN) == []
