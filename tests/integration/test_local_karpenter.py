@@ -240,9 +240,8 @@ def test_pending_game_pods_become_spot_instances_and_nodes(local: Local) -> None
     assert launched_cpu <= int(nodepool["spec"]["limits"]["cpu"])
     timeline = judges.build_timeline(pods, claims, nodes, events)
     # Each pod the scale-out created, from creation (Pending) to Ready; the first node it launched, from the scale.
-    to_running = sorted(
-        (p.ready - p.created).total_seconds() for p in timeline.pods if p.ready and p.created and p.created >= scaled_wall
-    )
+    scaled_pods = [p for p in timeline.pods if p.ready and p.created and p.created >= scaled_wall]
+    to_running = sorted((p.ready - p.created).total_seconds() for p in scaled_pods if p.ready and p.created)
     first_node = min(
         (n.node_ready - scaled_wall).total_seconds()
         for n in timeline.nodes
