@@ -200,6 +200,7 @@ def test_pending_game_pods_become_spot_instances_and_nodes(local: Local) -> None
     deployment = local.json("-n", GAME, "get", "deployment", GAME)
     replicas = judges.scale_out_replicas(deployment, 16)
     nodepool = local.json("get", "nodepool", POOL)
+    claims_before = {c["metadata"]["name"] for c in local.json("get", "nodeclaims")["items"]}
     scaled_at = time.monotonic()
     scaled_wall = datetime.now(timezone.utc).replace(microsecond=0)  # API times have whole seconds
     local.cluster.kubectl("-n", GAME, "scale", "deployment", GAME, f"--replicas={replicas}")
@@ -242,11 +243,8 @@ def test_pending_game_pods_become_spot_instances_and_nodes(local: Local) -> None
     # Each pod the scale-out created, from creation (Pending) to Ready; the first node it launched, from the scale.
     scaled_pods = [p for p in timeline.pods if p.ready and p.created and p.created >= scaled_wall]
     to_running = sorted((p.ready - p.created).total_seconds() for p in scaled_pods if p.ready and p.created)
-    first_node = min(
-        (n.node_ready - scaled_wall).total_seconds()
-        for n in timeline.nodes
-        if n.node_ready and n.claim_created and n.claim_created >= scaled_wall
-    )
+    launched = [n for n in timeline.nodes if n.nodeclaim not in claims_before]
+    first_node = min(((n.node_ready - scaled_wall).total_seconds() for n in launched if n.node_ready), default=None)
     # The fewest nodes the pool's largest launched allocatable could hold the replicas' CPU requests on.
     requested = replicas * cpu(deployment["spec"]["template"]["spec"]["containers"][0]["resources"]["requests"]["cpu"])
     largest = max(cpu(c["status"]["allocatable"]["cpu"]) for c in claims if c.get("status", {}).get("allocatable"))
@@ -256,6 +254,7 @@ def test_pending_game_pods_become_spot_instances_and_nodes(local: Local) -> None
         bin_packing_minimum=math.ceil(requested / largest),
         instance_types=sorted(labels_of(n)["node.kubernetes.io/instance-type"] for n in pool_nodes),
         first_scale_out_node_ready_s=first_node,
+        scale_out_nodes={n.node: (n.instance_type, str(n.claim_created), str(n.node_ready)) for n in launched},
         pending_to_running_p50_s=statistics.median(to_running),
         pending_to_running_p90_s=to_running[max(0, math.ceil(0.9 * len(to_running)) - 1)],
     )
