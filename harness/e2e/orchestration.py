@@ -37,7 +37,7 @@ from harness.kube.api import APPLICATION, APPLICATION_SET, EC2_NODE_CLASS, NODE_
 from harness.kube.client import describe_cluster, eks_token, write_kubeconfig
 from harness.kube.core import GAME_PODS
 from harness.kube.karpenter import SCALE_OUT_ANNOTATION, ScaleOutTimeline
-from harness.project import KUBERNETES_CAPABILITY, read_yaml, repo_root, versions
+from harness.project import KUBERNETES_CAPABILITY, local_target, read_yaml, repo_root, versions
 from harness.results import Result, Status
 from harness.targets import git_endpoint, lb_controller, local
 from harness.targets import teardown as td
@@ -51,6 +51,7 @@ ADDONS_BY_TERRAFORM = "addons_by_terraform"
 ADDONS_BY_TERRAFORM_CHECK = "add-ons applied by terraform apply infra/addons"
 EKS_AUTHENTICATION = "eks_authentication"
 LOAD_BALANCER_TRAFFIC = "load_balancer_traffic"
+IMAGE_PULLS = "image_pulls"
 EKS_ACCESS_CHECK = "kubernetes API reachable with an EKS token"
 LOCAL_ACCESS_CHECK = "kubernetes API reachable with the run's client certificate"
 GITOPS_REPO_ENV = "HARNESS_GITOPS_REPO_URL"
@@ -288,68 +289,149 @@ class E2E(FullStack):
 
         return [self.wait(facts, ingress.judge_load_balancer, 600), self.wait(facts, ingress.judge_target_groups, 600)]
 
-    def karpenter(self) -> StageOutcome:
+    # --- Karpenter: each step on its own (tests/e2e runs one a test), the stage runs them in order.
+    def karpenter_objects(self) -> tuple[Any, Any]:
+        """The NodePool the experiment uses and the EC2NodeClass it references."""
         k = self.kube()
-        deployment = k.get_deployment(GAME_NAMESPACE, GAME_DEPLOYMENT)
-        if deployment is None:
-            raise EnvironmentProblem(f"deployment {GAME_NAMESPACE}/{GAME_DEPLOYMENT} not found: did Argo CD sync it?")
-        baseline = int((deployment.get("spec") or {}).get("replicas") or 0)
-        replicas = scale_out_replicas(deployment)
+        nodepool = k.get_custom(NODE_POOL, KARPENTER_NODEPOOL)
+        ref = ((((nodepool or {}).get("spec") or {}).get("template") or {}).get("spec") or {}).get("nodeClassRef")
+        return nodepool, k.get_custom(EC2_NODE_CLASS, str(ref["name"])) if ref else None
 
-        def pool() -> tuple[Any, Any]:
-            nodepool = k.get_custom(NODE_POOL, KARPENTER_NODEPOOL)
-            ref = ((((nodepool or {}).get("spec") or {}).get("template") or {}).get("spec") or {}).get("nodeClassRef")
-            return nodepool, k.get_custom(EC2_NODE_CLASS, str(ref["name"])) if ref else None
+    def karpenter_pool(self) -> Result:
+        """The NodePool and its EC2NodeClass are Ready (scaling out against one Karpenter cannot use would only
+        time out: this says why instead)."""
+        return self.wait(self.karpenter_objects, lambda seen: kk.judge_pool_ready(*seen), 600)
 
-        # Scaling out against a NodePool Karpenter cannot use would only time out: say why instead.
-        ready = self.wait(pool, lambda seen: kk.judge_pool_ready(*seen), 600)
-        if not ready.ok:
-            return StageOutcome(f"not scaled: {ready.why}", (ready,))
+    def node_class_discovery(self) -> Result:
+        """The EC2NodeClass's selectors resolved the platform's private subnets and discovery security group (the
+        real test of the discovery tags) and an AMI: on the emulator the one it serves, on AWS the alias's."""
+        outputs = self.stack.outputs()
+        amis = [image["ami_id"] for image in local_target().emulator_images] if self.caps.emulated else None
+        return self.wait(
+            lambda: self.karpenter_objects()[1],
+            lambda nodeclass: kk.judge_node_class_discovery(
+                nodeclass,
+                subnets=outputs["private_subnet_ids"],
+                security_groups=[outputs["discovery_security_group_id"]],
+                amis=amis,
+            ),
+            300,
+        )
 
-        def observe() -> tuple[Any, Any, Any, Any]:
-            return (
-                k.list_pods(GAME_NAMESPACE, GAME_PODS.label_selector),
-                k.list_custom(NODE_CLAIM),
-                k.list_nodes(),
-                # Karpenter's Nominated events are on the pods; a NodeClaim's (cluster-scoped) go to default.
-                [*k.list_events(GAME_NAMESPACE), *k.list_events("default")],
-            )
+    def karpenter_state(self) -> tuple[Any, Any, Any, Any]:
+        """The game's pods, the NodeClaims, the Nodes and the events the Karpenter judges read."""
+        k = self.kube()
+        return (
+            k.list_pods(GAME_NAMESPACE, GAME_PODS.label_selector),
+            k.list_custom(NODE_CLAIM),
+            k.list_nodes(),
+            # Karpenter's Nominated events are on the pods; a NodeClaim's (cluster-scoped) go to default.
+            [*k.list_events(GAME_NAMESPACE), *k.list_events("default")],
+        )
 
-        checked: list[Result] = []
-        self.say(f"scaling {GAME_DEPLOYMENT} from {baseline} to {replicas} replicas")
+    def scale_out(self, replicas: int) -> list[Result]:
+        """Scale the game to `replicas`; judge the spot scale-out, record its timeline, check the pulled image."""
+        k = self.kube()
+        nodepool, _ = self.karpenter_objects()
+        labels = kk.nodepool_template_labels(nodepool or {})
+        self.say(f"scaling {GAME_DEPLOYMENT} to {replicas} replicas")
         k.scale_deployment(GAME_NAMESPACE, GAME_DEPLOYMENT, replicas)
-        try:
-            out = self.wait(
-                observe,
-                lambda seen: kk.judge_scale_out(
-                    seen[0], seen[1], seen[2], replicas=replicas, nodepool=KARPENTER_NODEPOOL, events=seen[3]
-                ),
-                900,
-            )
-            pods, claims, nodes, events = observe()
-            self.timeline = kk.build_timeline(pods, claims, nodes, events)
-            self.run.path("karpenter-timeline.json").write_text(
-                json.dumps(_timeline_rows(self.timeline), indent=2, default=str) + "\n", encoding="utf-8"
-            )
-            if out.ok:  # the new nodes pulled the image themselves: did they get the same bits?
-                pinned = versions().get(GAME_IMAGE_PIN, "")
-                checked.append(self.wait(
-                    lambda: k.list_pods(GAME_NAMESPACE, GAME_PODS.label_selector),
-                    lambda pods: core.judge_pinned_image(pods, pinned),
-                    300,
-                ))
-        finally:
-            self.say(f"scaling {GAME_DEPLOYMENT} back to {baseline}")
-            k.scale_deployment(GAME_NAMESPACE, GAME_DEPLOYMENT, baseline)
+        out = self.wait(
+            self.karpenter_state,
+            lambda seen: kk.judge_scale_out(
+                seen[0], seen[1], seen[2], replicas=replicas, nodepool=KARPENTER_NODEPOOL, node_labels=labels,
+                events=seen[3],
+            ),
+            900,
+        )
+        pods, claims, nodes, events = self.karpenter_state()
+        self.timeline = kk.build_timeline(pods, claims, nodes, events)
+        self.run.path("karpenter-timeline.json").write_text(
+            json.dumps(_timeline_rows(self.timeline), indent=2, default=str) + "\n", encoding="utf-8"
+        )
+        if not out.ok:
+            return [out]
+        if reason := self.caps.reason(IMAGE_PULLS):
+            return [out, Result.not_applicable(core.pinned_image_check(), self.run.target, reason)]
+        # The new nodes pulled the image themselves: did they get the same bits?
+        pinned = versions().get(GAME_IMAGE_PIN, "")
+        image = self.wait(
+            lambda: k.list_pods(GAME_NAMESPACE, GAME_PODS.label_selector),
+            lambda pods: core.judge_pinned_image(pods, pinned),
+            300,
+        )
+        return [out, image]
+
+    def spot_interruption(self, replicas: int) -> Result:
+        """An EventBridge-shaped spot interruption warning for one of the pool's instances, on the platform's
+        interruption queue: Karpenter must drain the node, launch a replacement and terminate the instance,
+        while every replica keeps running somewhere on the pool."""
+        _, claims, _, _ = self.karpenter_state()
+        victim = kk.interruption_victim(claims, KARPENTER_NODEPOOL)
+        if victim is None:
+            return Result.failed(kk.INTERRUPTION_CHECK, f"no NodeClaim of {KARPENTER_NODEPOOL} has an instance")
+        outputs = self.stack.outputs()
+        sqs = self.clients("sqs")
+        queue = sqs.get_queue_url(QueueName=outputs["karpenter_interruption_queue_name"])["QueueUrl"]
+        message = kk.spot_interruption_warning(victim, outputs["region"], self.caller_account())
+        sqs.send_message(QueueUrl=queue, MessageBody=json.dumps(message))
+        self.say(f"sent a spot interruption warning for {victim.instance_id} (node {victim.node})")
+
+        def observe() -> tuple[Any, Any, Any, Any, str | None]:
+            pods, claims, nodes, events = self.karpenter_state()
+            return pods, claims, nodes, events, self.instance_state(victim.instance_id)
+
+        return self.wait(
+            observe,
+            lambda seen: kk.judge_interruption(
+                victim, seen[0], seen[1], seen[2], instance_state=seen[4], replicas=replicas,
+                nodepool=KARPENTER_NODEPOOL,
+            ),
+            600,
+        )
+
+    def caller_account(self) -> str:
+        return str(self.clients("sts").get_caller_identity()["Account"])
+
+    def instance_state(self, instance_id: str) -> str | None:
+        found = self.clients("ec2").describe_instances(InstanceIds=[instance_id])["Reservations"]
+        return str(found[0]["Instances"][0]["State"]["Name"]) if found else None
+
+    def scale_in(self, baseline: int) -> Result:
+        """Scale the game back to `baseline`: consolidation must delete the spare nodes and their instances."""
+        k = self.kube()
+        self.say(f"scaling {GAME_DEPLOYMENT} back to {baseline}")
+        k.scale_deployment(GAME_NAMESPACE, GAME_DEPLOYMENT, baseline)
         scaled_back = self.clock()
         back = self.wait(
-            lambda: (k.list_custom(NODE_CLAIM), k.list_nodes(), k.list_pods(GAME_NAMESPACE)),
-            lambda seen: kk.judge_scale_in(seen[0], seen[1], nodepool=KARPENTER_NODEPOOL, pods=seen[2]),
+            lambda: (k.list_custom(NODE_CLAIM), k.list_nodes(), k.list_pods(GAME_NAMESPACE, GAME_PODS.label_selector)),
+            lambda seen: kk.judge_scale_in(
+                seen[0], seen[1], nodepool=KARPENTER_NODEPOOL, pods=seen[2], replicas=baseline
+            ),
             900,
         )
         if back.ok:
             self.scale_in_seconds = round(self.clock() - scaled_back, 3)
-        return StageOutcome(f"scaled to {replicas} and back to {baseline}", (ready, out, *checked, back))
+        return back
+
+    def karpenter(self) -> StageOutcome:
+        deployment = self.kube().get_deployment(GAME_NAMESPACE, GAME_DEPLOYMENT)
+        if deployment is None:
+            raise EnvironmentProblem(f"deployment {GAME_NAMESPACE}/{GAME_DEPLOYMENT} not found: did Argo CD sync it?")
+        baseline = int((deployment.get("spec") or {}).get("replicas") or 0)
+        replicas = scale_out_replicas(deployment)
+        ready = self.karpenter_pool()
+        if not ready.ok:
+            return StageOutcome(f"not scaled: {ready.why}", (ready,))
+        results = [ready, self.node_class_discovery()]
+        try:
+            out = self.scale_out(replicas)
+            results += out
+            if out[0].ok:
+                results.append(self.spot_interruption(replicas))
+        finally:
+            results.append(self.scale_in(baseline))  # even after a failure: the spot nodes must not linger
+        return StageOutcome(f"scaled to {replicas}, interrupted one spot node, back to {baseline}", tuple(results))
 
     def teardown(self) -> StageOutcome:
         return StageOutcome("controller-aware teardown, terraform destroy, tag sweep", tuple(teardown_run(self)))

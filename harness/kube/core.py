@@ -237,6 +237,10 @@ def _container(pod: KubeObject, group: str, name: str) -> Mapping[str, Any]:
     return next((c for c in source.get(group) or [] if isinstance(c, Mapping) and c.get("name") == name), {})
 
 
+def pinned_image_check(container: str = "game-2048") -> str:
+    return f"{container} pods run the pinned image"
+
+
 def judge_pinned_image(pods: Sequence[KubeObject], pinned: str, *, container: str = "game-2048") -> Result:
     """Every pod runs the image versions.yaml pins, and every replica runs the same bits.
 
@@ -244,7 +248,7 @@ def judge_pinned_image(pods: Sequence[KubeObject], pinned: str, *, container: st
     must be that digest; with a moving tag, replicas that Karpenter started later must still agree with the
     first ones (FAIL when they differ: the tag moved mid-run). PENDING until every pod has pulled.
     """
-    name = f"{container} pods run the pinned image"
+    name = pinned_image_check(container)
     if not pinned:
         return Result.failed(name, "versions.yaml pins no image for it, so nothing says what should run")
     if not pods:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 from harness.errors import InputError
@@ -159,10 +159,11 @@ def judge_node_class_discovery(
     *,
     subnets: Sequence[str],
     security_groups: Sequence[str],
-    amis: Sequence[str],
+    amis: Sequence[str] | None,
 ) -> Result:
     """The EC2NodeClass is Ready and resolved exactly the platform's private subnets, its discovery security
-    group and the expected AMIs (its selectors found what the platform tagged, and nothing else).
+    group and the expected AMIs (its selectors found what the platform tagged, and nothing else). `amis` None:
+    any AMI will do, as long as one resolved (on AWS the alias names a release, not an id known beforehand).
 
     PENDING while it is missing or not Ready (the why names each False condition); FAIL when Ready but any
     resolved set differs, naming what is missing and what is extra.
@@ -176,7 +177,8 @@ def judge_node_class_discovery(
         "securityGroups": sorted(str(g.get("id")) for g in status.get("securityGroups") or []),
         "amis": sorted(str(a.get("id")) for a in status.get("amis") or []),
     }
-    expected = {"subnets": sorted(subnets), "securityGroups": sorted(security_groups), "amis": sorted(amis)}
+    expected_amis = sorted(amis) if amis is not None else resolved["amis"] or ["(any AMI)"]
+    expected = {"subnets": sorted(subnets), "securityGroups": sorted(security_groups), "amis": expected_amis}
     evidence = {"resolved": resolved, "expected": expected, "instanceProfile": status.get("instanceProfile")}
     if not condition_true(nodeclass, "Ready"):
         false = [
@@ -195,7 +197,7 @@ def judge_node_class_discovery(
     return Result.passed(
         name,
         f"EC2NodeClass/{_name(nodeclass)} Ready with {len(subnets)} subnet(s), {len(security_groups)} security "
-        f"group(s), {len(amis)} AMI(s)",
+        f"group(s), {len(resolved['amis'])} AMI(s)",
         **evidence,
     )
 
@@ -288,24 +290,48 @@ def _condition_is(obj: KubeObject, kind: str, status: str = "True") -> bool:
 
 
 def judge_scale_in(
-    nodeclaims: Sequence[KubeObject], nodes: Sequence[KubeObject], *, nodepool: str, pods: Sequence[KubeObject] = ()
+    nodeclaims: Sequence[KubeObject],
+    nodes: Sequence[KubeObject],
+    *,
+    nodepool: str,
+    pods: Sequence[KubeObject] = (),
+    replicas: int = 0,
 ) -> Result:
-    """Consolidation removed every NodeClaim and Node of ``nodepool`` (the wait's timeout is the bound).
+    """Consolidation removed the spare nodes of ``nodepool``: ``replicas`` workload pods are left (the baseline
+    scale-in went to) and every NodeClaim and Node of the pool still there holds one of them; none when
+    ``replicas`` is 0. The wait's timeout is the bound.
 
-    PENDING while any remain; the evidence says which, whether Karpenter is disrupting them (deletion
-    started, ``karpenter.sh/disrupted`` taint, NodeClaim conditions) and which non-DaemonSet pods still
-    hold them.
+    PENDING while the scale-in is under way or a spare node remains; the evidence says which, whether Karpenter
+    is disrupting them (deletion started, ``karpenter.sh/disrupted`` taint, NodeClaim conditions) and which
+    non-DaemonSet pods hold them.
     """
     name = f"karpenter consolidates {nodepool} away"
     claims, pool_nodes = _in_pool(nodeclaims, nodepool), _in_pool(nodes, nodepool)
-    if not claims and not pool_nodes:
-        return Result.passed(name, f"no NodeClaim or Node of {nodepool} left", nodeclaims=[], nodes=[])
+    workload = [
+        pod
+        for pod in _live(pods)
+        if not any(ref.get("kind") == "DaemonSet" for ref in _meta(pod).get("ownerReferences") or [])
+    ]
+    held = {str((pod.get("spec") or {}).get("nodeName")) for pod in workload}
+    spare_nodes = [node for node in pool_nodes if _name(node) not in held]
+    spare_claims = [
+        claim
+        for claim in claims
+        if (claim.get("status") or {}).get("nodeName") not in held or _meta(claim).get("deletionTimestamp")
+    ]
+    if len(workload) == replicas and not spare_nodes and not spare_claims:
+        if not pool_nodes:
+            return Result.passed(name, f"no NodeClaim or Node of {nodepool} left", nodeclaims=[], nodes=[])
+        return Result.passed(
+            name,
+            f"{len(pool_nodes)} node(s) of {nodepool} left, each running some of the {replicas} replica(s)",
+            nodes=sorted(_name(node) for node in pool_nodes),
+        )
     remaining_nodes = {_name(node) for node in pool_nodes}
     holding = [
         f"{name_of(pod)} on {pod['spec']['nodeName']}"
-        for pod in _live(pods)
+        for pod in workload
         if (pod.get("spec") or {}).get("nodeName") in remaining_nodes
-        and not any(ref.get("kind") == "DaemonSet" for ref in _meta(pod).get("ownerReferences") or [])
     ]
     node_rows = [
         {
@@ -315,10 +341,11 @@ def judge_scale_in(
         }
         for node in pool_nodes
     ]
+    waiting = f"{len(workload)} pod(s) left of the {replicas} scaled to; " if len(workload) != replicas else ""
     return Result.pending(
         name,
-        f"{len(claims)} NodeClaim(s) and {len(pool_nodes)} Node(s) of {nodepool} remain"
-        + (f"; held by {len(holding)} pod(s)" if holding else ""),
+        f"{waiting}{len(spare_claims)} spare NodeClaim(s) and {len(spare_nodes)} spare Node(s) of {nodepool} remain"
+        + (f"; held by {len(holding)} pod(s)" if holding and len(workload) != replicas else ""),
         nodeclaims=[{**nodeclaim_state(c), "conditions": _other_conditions(c)} for c in claims],
         nodes=node_rows,
         pods_holding_nodes=holding,
@@ -467,3 +494,78 @@ def build_timeline(
         row.claim_created for row in node_rows if row.claim_created
     ]
     return ScaleOutTimeline(start=min(starts) if starts else None, pods=tuple(pod_rows), nodes=tuple(node_rows))
+
+
+# ---------------------------------------------------------------- spot interruption
+
+INTERRUPTION_CHECK = "karpenter drains and replaces an interrupted spot node"
+GONE_STATES = ("shutting-down", "terminated")
+
+
+@dataclass(frozen=True)
+class InterruptionVictim:
+    """The pool node a spot interruption warning is sent for, with its NodeClaim and EC2 instance."""
+
+    nodeclaim: str
+    node: str
+    instance_id: str
+
+
+def interruption_victim(nodeclaims: Sequence[KubeObject], nodepool: str) -> InterruptionVictim | None:
+    """The first (by name) NodeClaim of `nodepool` with a node and an instance (providerID aws:///zone/id)."""
+    for claim in sorted(_in_pool(nodeclaims, nodepool), key=_name):
+        status = claim.get("status") or {}
+        provider_id, node = str(status.get("providerID") or ""), str(status.get("nodeName") or "")
+        if provider_id.startswith("aws:///") and node:
+            return InterruptionVictim(_name(claim), node, provider_id.rsplit("/", 1)[1])
+    return None
+
+
+def spot_interruption_warning(victim: InterruptionVictim, region: str, account: str) -> dict[str, Any]:
+    """EC2's Spot Instance Interruption Warning, as the platform's EventBridge rule puts it on the queue."""
+    return {
+        "version": "0",
+        "id": f"eks-platform-interruption-{victim.instance_id}",
+        "detail-type": "EC2 Spot Instance Interruption Warning",
+        "source": "aws.ec2",
+        "account": account,
+        "time": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "region": region,
+        "resources": [f"arn:aws:ec2:{region}:{account}:instance/{victim.instance_id}"],
+        "detail": {"instance-id": victim.instance_id, "instance-action": "terminate"},
+    }
+
+
+def judge_interruption(
+    victim: InterruptionVictim,
+    pods: Sequence[KubeObject],
+    nodeclaims: Sequence[KubeObject],
+    nodes: Sequence[KubeObject],
+    *,
+    instance_state: str | None,
+    replicas: int,
+    nodepool: str,
+) -> Result:
+    """After a spot interruption warning: the victim's NodeClaim and Node are gone, its instance is terminating or
+    terminated, and every replica is Ready on a spot node of the pool again (on the replacement).
+
+    PENDING while any of that is still under way; FAIL only as judge_scale_out fails (a replica placed off the
+    pool or on a node that is not spot).
+    """
+    name = INTERRUPTION_CHECK
+    evidence: dict[str, Any] = {"victim": victim.__dict__, "instance_state": instance_state}
+    if any(_name(claim) == victim.nodeclaim for claim in nodeclaims):
+        return Result.pending(name, f"NodeClaim {victim.nodeclaim} still there (draining)", **evidence)
+    if any(_name(node) == victim.node for node in nodes):
+        return Result.pending(name, f"node {victim.node} still there", **evidence)
+    if instance_state is not None and instance_state not in GONE_STATES:
+        return Result.pending(name, f"instance {victim.instance_id} is {instance_state}", **evidence)
+    placed = judge_scale_out(pods, nodeclaims, nodes, replicas=replicas, nodepool=nodepool)
+    if not placed.ok:
+        return Result(name, placed.status, f"after the interruption: {placed.why}", {**evidence, **placed.evidence})
+    return Result.passed(
+        name,
+        f"node {victim.node} drained and gone, instance {victim.instance_id} {instance_state or 'gone'}, "
+        f"{replicas} replica(s) Ready on the pool again",
+        **evidence,
+    )

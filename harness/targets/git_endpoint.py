@@ -30,26 +30,34 @@ BRANCH = "main"
 REPOSITORY = "eks-platform.git"
 
 
-def _git(*args: str, cwd: Path, env: Mapping[str, str] | None = None) -> str:
+def _git(*args: str, cwd: Path, env: Mapping[str, str] | None = None, stdin: str | None = None) -> str:
     git = shutil.which("git")
     if git is None:
         raise EnvironmentProblem("git: not found on PATH; the local target serves the repository to Argo CD with it")
     done = subprocess.run(
-        [git, *args], cwd=cwd, env=dict(env or os.environ), capture_output=True, text=True, check=False
+        [git, *args], cwd=cwd, env=dict(env or os.environ), input=stdin, capture_output=True, text=True, check=False
     )
     if done.returncode != 0:
         raise EnvironmentProblem(f"git {args[0]} in {cwd}: {done.stderr.strip().splitlines()[-1:]}")
     return done.stdout.strip()
 
 
-def snapshot(checkout: Path, folder: Path) -> tuple[Path, str]:
-    """Commit the working tree of `checkout` into a new bare repository under `folder`; (repository, commit)."""
+def snapshot(checkout: Path, folder: Path, replaced: Mapping[Path, str] | None = None) -> tuple[Path, str]:
+    """Commit the working tree of `checkout` into a new bare repository under `folder`; (repository, commit).
+
+    `replaced`: files of the checkout whose text the snapshot holds instead (the target's overlays); the working
+    tree itself is not touched."""
+    folder.mkdir(parents=True, exist_ok=True)
     bare = folder / REPOSITORY
     _git("init", "--quiet", "--bare", f"--initial-branch={BRANCH}", str(bare), cwd=folder)
     index = folder / "snapshot.index"
     # A private index: the user's index and branch are untouched; `add -A` honours .gitignore.
     env = {**os.environ, "GIT_INDEX_FILE": str(index)}
     _git("add", "--all", cwd=checkout, env=env)
+    for path, text in (replaced or {}).items():
+        blob = _git("hash-object", "-w", "--stdin", cwd=checkout, env=env, stdin=text)
+        relative = path.resolve().relative_to(checkout.resolve()).as_posix()
+        _git("update-index", "--cacheinfo", f"100644,{blob},{relative}", cwd=checkout, env=env)
     tree = _git("write-tree", cwd=checkout, env=env)
     identity = {"GIT_AUTHOR_NAME": "harness", "GIT_AUTHOR_EMAIL": "harness@localhost"}
     identity |= {"GIT_COMMITTER_NAME": "harness", "GIT_COMMITTER_EMAIL": "harness@localhost"}
@@ -129,7 +137,6 @@ def url(port: int) -> str:
 @contextmanager
 def serve(checkout: Path, folder: Path, certificate: Path, key: Path) -> Iterator[GitEndpoint]:
     """Snapshot `checkout` and serve it over HTTPS on loopback for the duration of the block."""
-    folder.mkdir(parents=True, exist_ok=True)
     bare, commit = snapshot(checkout, folder)
     server = _server(bare.parent, certificate, key)
     thread = threading.Thread(target=server.serve_forever, name="git-endpoint", daemon=True)

@@ -24,11 +24,12 @@ import yaml
 from harness.errors import EnvironmentProblem
 from harness.gate.api import build_model
 from harness.processes import ProcessRecord, Supervisor, free_port, stop_recorded
-from harness.project import reference_dir, repo_root
+from harness.project import local_target, reference_dir, repo_root
 from harness.run import Run
-from harness.targets import argo_cd, git_endpoint, lb_controller
+from harness.targets import argo_cd, git_endpoint, karpenter, lb_controller, node_registrar
 from harness.targets.controlplane import ControlPlane, answers, attach, start_control_plane
 from harness.targets.nodes import ops_nodes
+from harness.targets.overlays import overlaid_files
 from harness.targets.releases import Release, chart_folder, install, release, secret
 from harness.toolchain.build import locate, missing
 
@@ -49,6 +50,7 @@ BINARIES = (
     "kustomize",
     "aws-load-balancer-controller",
     "argocd",
+    "karpenter",
 )
 
 
@@ -103,8 +105,8 @@ def start_cluster(run: Run, outputs: Mapping[str, Any], clients: Callable[[str],
 def start_git_endpoint(run: Run, plane: ControlPlane) -> str:
     """Snapshot this working tree and serve it to Argo CD (harness.targets.git_endpoint); returns its URL."""
     folder = run.path("git")
-    folder.mkdir(parents=True, exist_ok=True)
-    git_endpoint.snapshot(repo_root(), folder)
+    # What Argo CD syncs is gitops/ with the local overlays (infra/targets.yaml local_target) applied.
+    git_endpoint.snapshot(repo_root(), folder, overlaid_files(repo_root() / "gitops", local_target()))
     port = free_port()
     url = git_endpoint.url(port)
     probe = f"{url}/info/refs?service=git-upload-pack"
@@ -164,6 +166,16 @@ def start_controller(run: Run, plane: ControlPlane, chosen: Release, aws_env: Ma
     """The host process(es) standing in for a release's Deployment, if it has any."""
     if chosen.chart == "aws-load-balancer-controller":
         lb_controller.start(supervisor(run), plane, namespace=chosen.namespace, release=chosen.name, aws_env=aws_env)
+    elif chosen.chart == "karpenter":
+        karpenter.start(supervisor(run), plane, namespace=chosen.namespace, release=chosen.name, aws_env=aws_env)
+        # The kubelets' part: a Node for each NodeClaim Karpenter launched (harness.targets.node_registrar).
+        node_registrar.start(
+            supervisor(run),
+            plane.pki.path("admin.kubeconfig"),
+            endpoint=aws_env["AWS_ENDPOINT_URL"],
+            region=aws_env["AWS_REGION"],
+            env=aws_env,
+        )
     elif chosen.chart == "argo-cd":
         argo_cd.start(
             supervisor(run),

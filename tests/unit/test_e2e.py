@@ -23,7 +23,7 @@ from harness.e2e.orchestration import E2E
 from harness.e2e.stages import Selection, StageOutcome, Watchdog, execute_stages, select_stages
 from harness.errors import EnvironmentProblem, InputError
 from harness.kube.karpenter import SCALE_OUT_ANNOTATION
-from harness.project import versions
+from harness.project import capabilities, versions
 from harness.results import Result, Status
 from harness.run import create_run
 from harness.targets.full_stack import FullStack, teardown_run
@@ -331,14 +331,14 @@ def test_cli_sweep_refuses_the_wrong_account(
 
 class FakeKarpenterCluster:
     """Scaling game-2048 makes pods pending; Karpenter launches spot nodes `launch_after` seconds later and
-    the pods become Ready; scaling back lets consolidation remove the nodes `consolidate_after` seconds later.
-    Time only moves when the code under test sleeps."""
+    the pods become Ready; scaling back to the baseline (0 here, so that no pod holds a node) lets consolidation
+    remove the nodes `consolidate_after` seconds later. Time only moves when the code under test sleeps."""
 
     def __init__(self, clock: Clock, *, launch_after: float | None = 60, consolidate_after: float = 120,
                  tag_moved: bool = False, subnets_found: bool = True) -> None:
         self.clock, self.launch_after, self.consolidate_after = clock, launch_after, consolidate_after
         self.subnets_found = subnets_found
-        self.replicas, self.scaled_at = 2, clock.now
+        self.replicas, self.scaled_at = 0, clock.now
         self.scale_calls: list[int] = []
         self.image = versions()["game_2048_image"]
         # What each kubelet pulled; with tag_moved, every other replica got newer bits under the same tag.
@@ -460,6 +460,7 @@ class FakeKarpenterCluster:
 class FakeStack:
     def __init__(self, run: Any) -> None:
         self.run = run
+        self.capabilities = capabilities(run.target)
         self.steps: list[str] = []
 
     @contextlib.contextmanager
@@ -472,7 +473,7 @@ def karpenter_e2e(tmp_path: Path, cluster: FakeKarpenterCluster, clock: Clock) -
     from rich.console import Console
 
     run = create_run("aws", "r-karpenter-1", base=tmp_path)
-    return E2E(
+    runner = E2E(
         FakeStack(run),
         Console(file=io.StringIO()),
         watchdog=Watchdog(3600, clock),
@@ -480,6 +481,11 @@ def karpenter_e2e(tmp_path: Path, cluster: FakeKarpenterCluster, clock: Clock) -
         sleep=cluster.sleep,
         _kube=cluster,
     )
+    # Stand-ins for the two steps that need AWS (the EC2NodeClass's discovery, the interruption queue): their
+    # judges are tested in test_karpenter.py and the steps for real on the local target (tests/e2e).
+    runner.node_class_discovery = lambda: Result.passed("discovery", "stand-in")  # type: ignore[method-assign]
+    runner.spot_interruption = lambda replicas: Result.passed("interruption", "stand-in")  # type: ignore[method-assign]
+    return runner
 
 
 def test_karpenter_stage_scales_out_judges_measures_and_scales_back(tmp_path: Path) -> None:
@@ -488,13 +494,16 @@ def test_karpenter_stage_scales_out_judges_measures_and_scales_back(tmp_path: Pa
     runner = karpenter_e2e(tmp_path, cluster, clock)
     outcome = runner.karpenter()
     assert outcome.ok, [(r.name, r.why) for r in outcome.results]
-    assert [r.name for r in outcome.results][:3] == [
+    assert [r.name for r in outcome.results] == [
         "karpenter nodepool and ec2nodeclass ready",
+        "discovery",
         "karpenter scales apps out for 4 pod(s)",
         "game-2048 pods run the pinned image",
+        "interruption",
+        "karpenter consolidates apps away",
     ]
-    assert outcome.results[1].evidence["events"]  # Karpenter's Nominated event reached the judgement
-    assert cluster.scale_calls == [4, 2]  # to the annotated count, then back to the baseline
+    assert outcome.results[2].evidence["events"]  # Karpenter's Nominated event reached the judgement
+    assert cluster.scale_calls == [4, 0]  # to the annotated count, then back to the baseline
     assert runner.timeline is not None and len(runner.timeline.pods) == 4 and len(runner.timeline.nodes) == 1
     assert runner.scale_in_seconds is not None and 120 <= runner.scale_in_seconds < 180
     figures = rpt.figures_from(runner.timeline, scale_in=runner.scale_in_seconds)
@@ -507,10 +516,10 @@ def test_karpenter_stage_fails_when_new_replicas_pulled_other_bits_under_the_sam
     cluster = FakeKarpenterCluster(clock, tag_moved=True)
     runner = karpenter_e2e(tmp_path, cluster, clock)
     outcome = runner.karpenter()
-    pool, scale_out, image, scale_in = outcome.results
+    pool, _discovery, scale_out, image, _interruption, scale_in = outcome.results
     assert pool.ok and scale_out.ok and scale_in.ok
     assert image.status is Status.FAIL and "2 different images under the moving tag" in image.why
-    assert cluster.scale_calls == [4, 2]
+    assert cluster.scale_calls == [4, 0]
 
 
 def test_karpenter_stage_scales_back_even_when_no_node_ever_comes(tmp_path: Path) -> None:
@@ -519,10 +528,10 @@ def test_karpenter_stage_scales_back_even_when_no_node_ever_comes(tmp_path: Path
     runner = karpenter_e2e(tmp_path, cluster, clock)
     outcome = runner.karpenter()
     assert not outcome.ok
-    scale_out = outcome.results[1]
+    scale_out = outcome.results[2]
     assert scale_out.status is Status.FAIL and scale_out.why.startswith("timed out after 900s")
-    assert len(outcome.results) == 3  # no image to judge on pods that never ran
-    assert cluster.scale_calls == [4, 2]
+    assert len(outcome.results) == 4  # no image to judge on pods that never ran, no node to interrupt
+    assert cluster.scale_calls == [4, 0]
     assert runner.scale_in_seconds is not None  # nothing to consolidate: passes at once
 
 

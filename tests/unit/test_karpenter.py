@@ -13,13 +13,17 @@ from kube_fixtures import FakeKubeClient, items, load, named
 from harness.errors import InputError
 from harness.kube.api import EC2_NODE_CLASS, NODE_CLAIM, NODE_POOL
 from harness.kube.karpenter import (
+    InterruptionVictim,
     build_timeline,
+    interruption_victim,
+    judge_interruption,
     judge_node_class_discovery,
     judge_pool_ready,
     judge_scale_in,
     judge_scale_out,
     nodepool_template_labels,
     scale_out_replicas,
+    spot_interruption_warning,
 )
 from harness.project import repo_root
 from harness.results import Status
@@ -303,7 +307,7 @@ def test_scale_in_is_pending_while_a_pool_node_is_being_removed() -> None:
     reader = FakeKubeClient(load("scale_in_draining.yaml"))
     result = judge_scale_in(reader.list_custom(NODE_CLAIM), reader.list_nodes(), nodepool=POOL, pods=reader.list_pods())
     assert result.status is Status.PENDING
-    assert result.why == "1 NodeClaim(s) and 1 Node(s) of apps remain"
+    assert result.why == "1 spare NodeClaim(s) and 1 spare Node(s) of apps remain"
     assert result.evidence["nodes"] == [
         {"node": "ip-10-0-2-19.eu-west-1.compute.internal", "deleting": True, "disrupted": True}
     ]
@@ -322,6 +326,23 @@ def test_scale_in_names_a_workload_pod_that_still_holds_a_node() -> None:
         "game-2048/game-2048-6f7c8d9b5c-t2r5b on ip-10-0-2-19.eu-west-1.compute.internal"
     ]
     assert result.why.endswith("held by 1 pod(s)")
+
+
+def test_scale_in_to_a_baseline_passes_once_every_pool_node_left_holds_its_pods() -> None:
+    """The baseline's replicas keep a pool node (the ops nodes are tainted against them): only spare nodes go."""
+    pods, claims, nodes = scaled_out()
+    (kept_claim, kept_node) = (
+        claims[0],
+        next(n for n in nodes if n["metadata"]["name"] == claims[0]["status"]["nodeName"]),
+    )
+    on_kept = [dict(p, spec={**p["spec"], "nodeName": kept_node["metadata"]["name"]}) for p in pods[:2]]
+    spare = judge_scale_in(claims, nodes, nodepool=POOL, pods=on_kept, replicas=2)
+    assert spare.status is Status.PENDING and "2 spare NodeClaim(s) and 2 spare Node(s)" in spare.why
+    consolidated = judge_scale_in([kept_claim], [kept_node], nodepool=POOL, pods=on_kept, replicas=2)
+    assert consolidated.status is Status.PASS, consolidated.why
+    # Right after the scale call the old replicas are all still there: not yet a scale-in to judge.
+    early = judge_scale_in([kept_claim], [kept_node], nodepool=POOL, pods=[*on_kept, *pods[2:]], replicas=2)
+    assert early.status is Status.PENDING and early.why.startswith(f"{len(pods)} pod(s) left of the 2 scaled to")
 
 
 def test_scale_in_passes_once_no_claim_or_node_of_the_pool_is_left() -> None:
@@ -370,3 +391,65 @@ def test_a_node_class_not_ready_or_missing_is_pending_with_karpenters_reason() -
     assert result.status is Status.PENDING
     assert "SubnetsReady=False (SubnetsNotFound: SubnetSelector did not match any Subnets)" in result.why
     assert discovery(None).status is Status.PENDING
+
+
+def test_on_aws_any_resolved_ami_will_do_but_one_must_resolve() -> None:
+    _, nodeclass = pool()
+    any_ami = judge_node_class_discovery(
+        nodeclass, subnets=PRIVATE_SUBNETS, security_groups=[DISCOVERY_GROUP], amis=None
+    )
+    assert any_ami.status is Status.PASS, any_ami.why
+    nodeclass["status"]["amis"] = []
+    none = judge_node_class_discovery(nodeclass, subnets=PRIVATE_SUBNETS, security_groups=[DISCOVERY_GROUP], amis=None)
+    assert none.status is Status.FAIL and "amis: missing ['(any AMI)']" in none.why
+
+
+def scaled_out() -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+    return (
+        items("scale_out_done.yaml", "Pod"),
+        items("scale_out_done.yaml", "NodeClaim"),
+        [*items("scale_out_done.yaml", "Node"), *items("nodes.yaml")[:2]],
+    )
+
+
+def test_the_interruption_victim_is_a_pool_nodeclaim_with_its_node_and_instance() -> None:
+    _, claims, _ = scaled_out()
+    victim = interruption_victim(claims, POOL)
+    assert victim == InterruptionVictim("apps-m3v8z", "ip-10-0-2-19.eu-west-1.compute.internal", "i-0e2a7c5d6f8b9c031")
+    assert interruption_victim(claims, "batch") is None
+    warning = spot_interruption_warning(victim, "eu-west-1", "111122223333")
+    assert warning["detail-type"] == "EC2 Spot Instance Interruption Warning"
+    assert warning["detail"] == {"instance-id": "i-0e2a7c5d6f8b9c031", "instance-action": "terminate"}
+
+
+def test_an_interruption_passes_once_the_node_is_gone_and_every_replica_runs_on_the_pool_again() -> None:
+    pods, claims, nodes = scaled_out()
+    victim = interruption_victim(claims, POOL)
+    assert victim is not None
+    draining = judge_interruption(
+        victim, pods, claims, nodes, instance_state="running", replicas=len(pods), nodepool=POOL
+    )
+    assert draining.status is Status.PENDING and "apps-m3v8z still there" in draining.why
+    # The replacement: the victim's NodeClaim and Node gone, its pods moved to another pool node.
+    others = [c for c in claims if c["metadata"]["name"] != victim.nodeclaim]
+    kept = [n for n in nodes if n["metadata"]["name"] != victim.node]
+    moved = [dict(p, spec={**p["spec"], "nodeName": "ip-10-0-3-142.eu-west-1.compute.internal"}) for p in pods]
+    terminating = judge_interruption(
+        victim, moved, others, kept, instance_state="running", replicas=len(pods), nodepool=POOL
+    )
+    assert terminating.status is Status.PENDING and "is running" in terminating.why
+    done = judge_interruption(
+        victim, moved, others, kept, instance_state="terminated", replicas=len(pods), nodepool=POOL
+    )
+    assert done.status is Status.PASS, done.why
+    # A replica that went to an ops node instead fails, as the scale-out judge says.
+    ops = [
+        dict(moved[0], spec={**moved[0]["spec"], "nodeName": items("nodes.yaml")[0]["metadata"]["name"]}),
+        *moved[1:],
+    ]
+    assert (
+        judge_interruption(
+            victim, ops, others, kept, instance_state="terminated", replicas=len(pods), nodepool=POOL
+        ).status
+        is Status.FAIL
+    )
