@@ -10,13 +10,10 @@ Nothing here starts containers.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Mapping
@@ -27,13 +24,12 @@ from typing import Any
 from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_exponential, wait_random
 
 from harness.errors import EnvironmentProblem
-from harness.processes import HOST, free_port, port_free
+from harness.processes import HOST, free_port, port_free, runs, stop_group
 from harness.project import local_target
 
 ENDPOINT_ENV = "AWS_ENDPOINT_URL"
 PORT_ENV = "HARNESS_EMULATOR_PORT"
 READY_TIMEOUT_S = 30.0
-STOP_TIMEOUT_S = 10.0
 DUMMY_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
 # moto knows AWS managed IAM policies (e.g. AmazonEKSClusterPolicy) only when asked to load them.
 MOTO_SETTINGS = {"MOTO_IAM_LOAD_MANAGED_POLICIES": "true"}
@@ -104,9 +100,11 @@ class Emulator:
         if self.pid is None:
             return
         if self.process is not None:
-            _terminate_child(self.process)
+            process = self.process
+            stop_group(process.pid, lambda: process.poll() is None)
         elif is_moto_process(self.pid):
-            _terminate_detached(self.pid)
+            pid = self.pid
+            stop_group(pid, lambda: is_moto_process(pid))
         self.process = None
 
 
@@ -122,18 +120,8 @@ def answers(endpoint: str, timeout: float = 2.0) -> bool:
 
 
 def is_moto_process(pid: int) -> bool:
-    """The pid is alive and (where /proc exists) runs moto.server: never signal a recycled pid."""
-    try:
-        os.kill(pid, 0)
-    except (ProcessLookupError, PermissionError):
-        return False
-    if not Path("/proc").is_dir():
-        return True  # no way to read the command line here: trust the recorded pid
-    try:
-        text = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return False
-    return b"moto.server" in text or b"moto_server" in text
+    """The pid is alive and (where /proc exists) runs a moto server: never signal a recycled pid."""
+    return runs(pid, "moto_server") or runs(pid, "moto.server")
 
 
 def external(env: Mapping[str, str] | None = None) -> Emulator | None:
@@ -212,26 +200,3 @@ def _log_tail(log_path: Path | None) -> str:
     return lines[-1].strip() if lines else f"empty log {log_path}"
 
 
-def _terminate_child(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-
-
-def _terminate_detached(pid: int) -> None:
-    """Stop a moto server started by another harness process (we cannot wait() on it, so poll)."""
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pid, signal.SIGTERM)
-    deadline = time.monotonic() + STOP_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if not is_moto_process(pid):
-            return
-        time.sleep(0.1)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pid, signal.SIGKILL)
