@@ -23,6 +23,7 @@ import os
 import subprocess
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -141,6 +142,7 @@ class E2E(FullStack):
     time_to_green: float | None = None
     scale_in_seconds: float | None = None
     timeline: ScaleOutTimeline | None = None
+    scale_out_figures: kk.ScaleOutFigures | None = None
 
     @contextlib.contextmanager
     def guarded(self, runner: Terraform) -> Iterator[None]:
@@ -335,6 +337,7 @@ class E2E(FullStack):
         nodepool, _ = self.karpenter_objects()
         labels = kk.nodepool_template_labels(nodepool or {})
         self.say(f"scaling {GAME_DEPLOYMENT} to {replicas} replicas")
+        scaled_at = datetime.now(timezone.utc).replace(microsecond=0)  # the API's times are whole seconds
         k.scale_deployment(GAME_NAMESPACE, GAME_DEPLOYMENT, replicas)
         out = self.wait(
             self.karpenter_state,
@@ -346,6 +349,14 @@ class E2E(FullStack):
         )
         pods, claims, nodes, events = self.karpenter_state()
         self.timeline = kk.build_timeline(pods, claims, nodes, events)
+        self.scale_out_figures = kk.scale_out_figures(
+            self.timeline,
+            claims,
+            scaled_at=scaled_at,
+            replicas=replicas,
+            cpu_request=kk.cpu_request(k.get_deployment(GAME_NAMESPACE, GAME_DEPLOYMENT) or {}),
+            nodepool=KARPENTER_NODEPOOL,
+        )
         self.run.path("karpenter-timeline.json").write_text(
             json.dumps(_timeline_rows(self.timeline), indent=2, default=str) + "\n", encoding="utf-8"
         )

@@ -14,6 +14,7 @@ time of every step) that the report plots.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -569,3 +570,64 @@ def judge_interruption(
         f"{replicas} replica(s) Ready on the pool again",
         **evidence,
     )
+
+
+# ---------------------------------------------------------------- the scale-out's numbers (bench, tests)
+
+
+def cpu_cores(quantity: str) -> float:
+    """A Kubernetes CPU quantity in cores ("500m" -> 0.5, "2" -> 2.0)."""
+    return float(quantity[:-1]) / 1000 if quantity.endswith("m") else float(quantity)
+
+
+def cpu_request(deployment: KubeObject) -> str:
+    """The CPU request of a Deployment's first container ("0" when it sets none)."""
+    containers = (((deployment.get("spec") or {}).get("template") or {}).get("spec") or {}).get("containers") or []
+    return str(((containers[0].get("resources") or {}).get("requests") or {}).get("cpu", "0")) if containers else "0"
+
+
+@dataclass(frozen=True)
+class ScaleOutFigures:
+    """What one scale-out measured: per new pod Pending -> Running, the first new node, nodes vs the minimum."""
+
+    pending_to_running_p50: float | None
+    pending_to_running_p90: float | None
+    first_node_ready: float | None  # seconds from the scale to the first new node's Ready
+    nodes: int
+    bin_packing_minimum: int | None  # fewest nodes of the largest launched size that hold the replicas' CPU
+
+
+def scale_out_figures(
+    timeline: ScaleOutTimeline,
+    nodeclaims: Sequence[KubeObject],
+    *,
+    scaled_at: datetime,
+    replicas: int,
+    cpu_request: str,
+    nodepool: str,
+) -> ScaleOutFigures:
+    """The numbers of the scale-out that started at `scaled_at` (pods and nodes created before it are the
+    baseline's and are left out)."""
+    new_pods = [p for p in timeline.pods if p.created and p.created >= scaled_at and p.ready]
+    durations = sorted((p.ready - p.created).total_seconds() for p in new_pods if p.ready and p.created)
+    new_nodes = [
+        n for n in timeline.nodes if n.claim_created and n.claim_created >= scaled_at and n.nodepool == nodepool
+    ]
+    first = min((n.node_ready for n in new_nodes if n.node_ready), default=None)
+    allocatable = [
+        cpu_cores(str(c["status"]["allocatable"]["cpu"]))
+        for c in _in_pool(nodeclaims, nodepool)
+        if ((c.get("status") or {}).get("allocatable") or {}).get("cpu")
+    ]
+    return ScaleOutFigures(
+        pending_to_running_p50=_percentile(durations, 0.5),
+        pending_to_running_p90=_percentile(durations, 0.9),
+        first_node_ready=(first - scaled_at).total_seconds() if first else None,
+        nodes=len(_in_pool(nodeclaims, nodepool)),
+        bin_packing_minimum=math.ceil(replicas * cpu_cores(cpu_request) / max(allocatable)) if allocatable else None,
+    )
+
+
+def _percentile(values: Sequence[float], q: float) -> float | None:
+    """The nearest-rank percentile of sorted `values` (None when empty)."""
+    return values[max(0, math.ceil(q * len(values)) - 1)] if values else None

@@ -9,12 +9,10 @@ away, judged by the same judges the AWS run uses. Skips with one line when the t
 from __future__ import annotations
 
 import json
-import math
 import os
-import statistics
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -240,30 +238,23 @@ def test_pending_game_pods_become_spot_instances_and_nodes(local: Local) -> None
     launched_cpu = sum(int(c["status"]["capacity"]["cpu"]) for c in claims if c.get("status", {}).get("capacity"))
     assert launched_cpu <= int(nodepool["spec"]["limits"]["cpu"])
     timeline = judges.build_timeline(pods, claims, nodes, events)
-    # Each pod the scale-out created, from creation (Pending) to Ready; the first node it launched, from the scale.
-    scaled_pods = [p for p in timeline.pods if p.ready and p.created and p.created >= scaled_wall]
-    to_running = sorted((p.ready - p.created).total_seconds() for p in scaled_pods if p.ready and p.created)
+    figures = judges.scale_out_figures(
+        timeline,
+        claims,
+        scaled_at=scaled_wall,
+        replicas=replicas,
+        cpu_request=judges.cpu_request(deployment),
+        nodepool=POOL,
+    )
     launched = [n for n in timeline.nodes if n.nodeclaim not in claims_before]
-    first_node = min(((n.node_ready - scaled_wall).total_seconds() for n in launched if n.node_ready), default=None)
-    # The fewest nodes the pool's largest launched allocatable could hold the replicas' CPU requests on.
-    requested = replicas * cpu(deployment["spec"]["template"]["spec"]["containers"][0]["resources"]["requests"]["cpu"])
-    largest = max(cpu(c["status"]["allocatable"]["cpu"]) for c in claims if c.get("status", {}).get("allocatable"))
     local.measured.update(
         replicas=replicas,
-        nodes=len(pool_nodes),
-        bin_packing_minimum=math.ceil(requested / largest),
         instance_types=sorted(labels_of(n)["node.kubernetes.io/instance-type"] for n in pool_nodes),
-        first_scale_out_node_ready_s=first_node,
         scale_out_nodes={n.node: (n.instance_type, str(n.claim_created), str(n.node_ready)) for n in launched},
-        pending_to_running_p50_s=statistics.median(to_running),
-        pending_to_running_p90_s=to_running[max(0, math.ceil(0.9 * len(to_running)) - 1)],
+        **asdict(figures),
     )
+    assert figures.nodes >= (figures.bin_packing_minimum or 1)
     assert not local.cluster.supervisor.crashed()
-
-
-def cpu(quantity: str) -> float:
-    """A Kubernetes CPU quantity in cores ("500m", "2")."""
-    return float(quantity[:-1]) / 1000 if quantity.endswith("m") else float(quantity)
 
 
 def interruption_warning(instance_id: str, region: str) -> dict[str, Any]:

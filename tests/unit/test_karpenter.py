@@ -3,6 +3,7 @@ local target runs no Karpenter yet, so only the NodePool and EC2NodeClass as Arg
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 from typing import Any
 
@@ -15,6 +16,8 @@ from harness.kube.api import EC2_NODE_CLASS, NODE_CLAIM, NODE_POOL
 from harness.kube.karpenter import (
     InterruptionVictim,
     build_timeline,
+    cpu_cores,
+    cpu_request,
     interruption_victim,
     judge_interruption,
     judge_node_class_discovery,
@@ -22,6 +25,7 @@ from harness.kube.karpenter import (
     judge_scale_in,
     judge_scale_out,
     nodepool_template_labels,
+    scale_out_figures,
     scale_out_replicas,
     spot_interruption_warning,
 )
@@ -453,3 +457,24 @@ def test_an_interruption_passes_once_the_node_is_gone_and_every_replica_runs_on_
         ).status
         is Status.FAIL
     )
+
+
+def test_the_scale_out_figures_count_only_what_came_after_the_scale() -> None:
+    pods, claims, nodes = scaled_out()
+    timeline = build_timeline(pods, claims, nodes, items("events.yaml"))
+    start = timeline.start
+    assert start is not None
+    figures = scale_out_figures(timeline, claims, scaled_at=start, replicas=16, cpu_request="250m", nodepool=POOL)
+    assert figures.pending_to_running_p50 is not None and figures.pending_to_running_p90 is not None
+    assert 0 < figures.pending_to_running_p50 <= figures.pending_to_running_p90
+    assert figures.first_node_ready is not None and figures.first_node_ready > 0
+    sizes = [cpu_cores(c["status"]["allocatable"]["cpu"]) for c in claims if "allocatable" in c["status"]]
+    assert sizes, "the fixture's NodeClaims report no allocatable CPU"
+    assert figures.nodes == 3 and figures.bin_packing_minimum == math.ceil(16 * 0.25 / max(sizes))
+    later = start.replace(year=start.year + 1)
+    after = scale_out_figures(timeline, claims, scaled_at=later, replicas=16, cpu_request="250m", nodepool=POOL)
+    assert (after.pending_to_running_p50, after.first_node_ready) == (None, None)
+    assert cpu_cores("500m") == 0.5 and cpu_cores("2") == 2.0
+    game = yaml.safe_load((repo_root() / "gitops/apps/game-2048/deployment.yaml").read_text())
+    assert cpu_request(game) == game["spec"]["template"]["spec"]["containers"][0]["resources"]["requests"]["cpu"]
+    assert cpu_request({"spec": {}}) == "0"
