@@ -115,7 +115,7 @@ def capture(
     with ThreadPoolExecutor(max_workers=len(lists) or 1) as pool:
         responses = list(pool.map(lambda listed: get(kubectl, kubeconfig, listed[1]), lists))
     written = []
-    for (name, path), served in zip(lists, responses):
+    for (name, path), served in zip(lists, responses, strict=True):
         if served is None:
             continue
         header = [
