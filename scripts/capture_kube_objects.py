@@ -20,6 +20,7 @@ import os
 import re
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -109,9 +110,12 @@ def capture(
     paths = placeholders(kubeconfig, run_dir)
     when = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     out.mkdir(parents=True, exist_ok=True)
+    # All lists at once: the files are one moment of the cluster as near as separate GETs allow (a scale-out's
+    # pods, NodeClaims and nodes move within a second).
+    with ThreadPoolExecutor(max_workers=len(lists) or 1) as pool:
+        responses = list(pool.map(lambda listed: get(kubectl, kubeconfig, listed[1]), lists))
     written = []
-    for name, path in lists:
-        served = get(kubectl, kubeconfig, path)
+    for (name, path), served in zip(lists, responses, strict=True):
         if served is None:
             continue
         header = [

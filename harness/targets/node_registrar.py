@@ -98,6 +98,19 @@ def register_once(
     return created
 
 
+def create_node(core: Any, manifest: dict[str, Any], conflict: type[Exception]) -> None:
+    """Create the Node with its capacity in the same write, as a kubelet registers (the API server keeps a new
+    Node's status). KWOK (--manage-all-nodes) gives a Node it first sees without allocatable 1k CPU, 1Ti and 1M pods,
+    and a status patch sent after the create loses that race: Karpenter's node would then hold any number of pods
+    and a scale-out never needs a second one. A Node that exists (a previous pass) gets its status patched."""
+    try:
+        core.create_node(manifest)
+    except conflict as exc:
+        if getattr(exc, "status", None) != 409:
+            raise
+        core.patch_node_status(manifest["metadata"]["name"], {"status": manifest["status"]})
+
+
 def run(kubeconfig: Path, endpoint: str, region: str, ready_file: Path, interval: float = INTERVAL_S) -> None:
     import boto3
     from kubernetes import client as k8s
@@ -117,18 +130,11 @@ def run(kubeconfig: Path, endpoint: str, region: str, ready_file: Path, interval
             (types[name],) = ec2.describe_instance_types(InstanceTypes=[name])["InstanceTypes"]
         return types[name]
 
-    def create_node(manifest: dict[str, Any]) -> None:
-        status = manifest.pop("status")
-        try:
-            core.create_node(manifest)
-        except ApiException as exc:
-            if exc.status != 409:  # the Node exists: registered by the previous pass
-                raise
-        # A kubelet reports capacity in the status subresource, which a create ignores.
-        core.patch_node_status(manifest["metadata"]["name"], {"status": status})
+    def create(manifest: dict[str, Any]) -> None:
+        create_node(core, manifest, conflict=ApiException)
 
     while True:
-        for name in register_once(lambda: kube.list_custom(NODE_CLAIM), kube.list_nodes, describe_type, create_node):
+        for name in register_once(lambda: kube.list_custom(NODE_CLAIM), kube.list_nodes, describe_type, create):
             print(f"registered node {name}", flush=True)
         ready_file.touch()
         time.sleep(interval)

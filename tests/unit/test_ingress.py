@@ -68,7 +68,7 @@ def test_the_recorded_ingress_without_its_address_is_pending_without_quoting_pod
 
 
 def test_ingress_without_address_is_pending_and_quotes_the_controllers_last_warning() -> None:
-    reader = FakeKubeClient(load("ingress_pending.yaml"), load("events.yaml"))
+    reader = FakeKubeClient(load("ingress_pending.yaml"), load("events_ingress_no_subnets.yaml"))
     result = judge_ingress_address(reader.get_ingress("game-2048", "game-2048"), reader.list_events("game-2048"))
     assert result.status is Status.PENDING
     assert result.why.startswith("game-2048/game-2048 has no address yet; last controller warning: FailedBuildModel:")
@@ -77,7 +77,7 @@ def test_ingress_without_address_is_pending_and_quotes_the_controllers_last_warn
 
 
 def test_warnings_about_an_ingress_of_the_same_name_elsewhere_are_not_quoted() -> None:
-    events = load("events.yaml")
+    events = load("events_ingress_no_subnets.yaml")
     for event in events["items"]:
         event["involvedObject"]["namespace"] = "staging"
     result = judge_ingress_address(load("ingress_pending.yaml"), events["items"])

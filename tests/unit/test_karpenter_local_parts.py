@@ -15,7 +15,13 @@ from harness.processes import Supervisor
 from harness.project import local_target, repo_root, versions
 from harness.targets.controlplane import ControlPlane, Pki
 from harness.targets.karpenter import chart_environment, controller_environment
-from harness.targets.node_registrar import UNREGISTERED_TAINT, node_manifest, register_once, unregistered
+from harness.targets.node_registrar import (
+    UNREGISTERED_TAINT,
+    create_node,
+    node_manifest,
+    register_once,
+    unregistered,
+)
 from harness.targets.overlays import overlaid_files
 
 PROVIDER_ID = "aws:///eu-west-1b/i-0123456789abcdef0"
@@ -124,6 +130,43 @@ def test_one_pass_creates_each_missing_node_once() -> None:
     names = register_once(lambda: [claim()], lambda: [], describe, created.append)
     assert names == ["i-0123456789abcdef0"] and asked == ["c7i.large"] and len(created) == 1
     assert register_once(lambda: [claim()], lambda: created, describe, created.append) == []
+
+
+class Conflict(Exception):
+    def __init__(self, status: int) -> None:
+        super().__init__(status)
+        self.status = status
+
+
+class RecordingCore:
+    """CoreV1Api's two calls the registrar makes; `exists` answers the create with that status."""
+
+    def __init__(self, exists: int | None = None) -> None:
+        self.exists = exists
+        self.calls: list[tuple[str, Any]] = []
+
+    def create_node(self, body: dict[str, Any]) -> None:
+        self.calls.append(("create", copy.deepcopy(body)))
+        if self.exists:
+            raise Conflict(self.exists)
+
+    def patch_node_status(self, name: str, body: dict[str, Any]) -> None:
+        self.calls.append(("patch_status", (name, body)))
+
+
+def test_the_node_is_created_with_its_capacity_in_the_same_write() -> None:
+    """KWOK initializes a Node it first sees without allocatable to 1k CPU: a later status patch lost that race on a
+    real run (one spot node held all 16 replicas), so the capacity goes in the create, as a kubelet sends it."""
+    manifest = node_manifest(claim(), C7I_LARGE)
+    core = RecordingCore()
+    create_node(core, manifest, conflict=Conflict)
+    assert core.calls == [("create", manifest)]
+    assert core.calls[0][1]["status"]["allocatable"]["cpu"] == "2"
+    existing = RecordingCore(exists=409)
+    create_node(existing, manifest, conflict=Conflict)
+    assert existing.calls[1] == ("patch_status", ("i-0123456789abcdef0", {"status": manifest["status"]}))
+    with pytest.raises(Conflict):
+        create_node(RecordingCore(exists=403), manifest, conflict=Conflict)
 
 
 def ec2nodeclass() -> dict[str, Any]:

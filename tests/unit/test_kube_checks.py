@@ -1,5 +1,5 @@
 """Placement judges on nodes and pods recorded from a local-target run (ops nodes, controllers on them, the game's
-pods Pending off them), and on the hand-written Karpenter scale-out for the states that need Karpenter nodes."""
+pods Pending off them), and on the recorded Karpenter scale-out for the states that need Karpenter nodes."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from harness.kube.core import (
 from harness.results import Status
 
 OPS_A, OPS_B = "ops-0", "ops-1"  # the ops node group's nodes, as the local target registers them
-SPOT = "ip-10-0-3-142.eu-west-1.compute.internal"  # a Karpenter node of the hand-written scale-out
+SPOT = "i-10bb3987b8b6c7f86"  # the spot node of the recorded scale-out (EKS names a node after its instance)
 RECORDED = "recorded/synced"
 
 
@@ -31,8 +31,8 @@ def nodes() -> list[dict[str, Any]]:
 
 
 def karpenter_nodes() -> list[dict[str, Any]]:
-    """The Karpenter nodes of the hand-written scale-out (nodes.yaml; no Karpenter on the local target yet)."""
-    return [n for n in items("nodes.yaml") if "karpenter.sh/nodepool" in n["metadata"]["labels"]]
+    """The Karpenter nodes of the recorded scale-out (recorded/scaling: the baseline's spot node)."""
+    return [n for n in items("recorded/scaling/nodes.yaml") if "karpenter.sh/nodepool" in n["metadata"]["labels"]]
 
 
 def recorded_reader(pods_argocd: str = f"{RECORDED}/pods_argocd.yaml") -> FakeKubeClient:
@@ -171,12 +171,13 @@ def test_pod_summary_names_the_waiting_container_reason() -> None:
 
 
 def test_game_pods_on_karpenter_nodes_pass_and_pending_ones_are_ignored() -> None:
-    # hand-written: game pods scheduled on Karpenter nodes need Karpenter (see the fixture's label)
-    reader = FakeKubeClient(load("pods_game_scaling.yaml"), load("nodes.yaml"))
+    # Recorded mid scale-out: 3 pods on the baseline's spot node, 13 Pending for the NodeClaim being launched.
+    reader = FakeKubeClient(load("recorded/scaling/pods_game-2048.yaml"), load("recorded/scaling/nodes.yaml"))
     pods = reader.list_pods(GAME_PODS.namespace, GAME_PODS.label_selector)
+    assert len(pods) == 16
     result = judge_workload_off_ops(pods, reader.list_nodes())
     assert result.status is Status.PASS
-    assert result.why == "4 scheduled game-2048 pod(s), none on ops nodes"
+    assert result.why == "3 scheduled game-2048 pod(s), none on ops nodes"
 
 
 def test_a_game_pod_on_an_ops_node_fails() -> None:

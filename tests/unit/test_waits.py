@@ -167,7 +167,7 @@ def test_timeout_must_be_positive() -> None:
 def test_a_reader_fetch_and_a_judge_compose_into_a_wait() -> None:
     """The shape every e2e stage has: thin reads through KubeClient, a pure judge, wait_for around both."""
     time = FakeTime()
-    reader = FakeKubeClient(load("nodes.yaml"), load("pods_game_scaling.yaml"))
+    reader = FakeKubeClient(load("recorded/scaling/nodes.yaml"), load("recorded/scaling/pods_game-2048.yaml"))
     result = wait_for(
         lambda: (reader.list_pods(GAME_PODS.namespace, GAME_PODS.label_selector), reader.list_nodes()),
         lambda observed: judge_workload_off_ops(*observed),
