@@ -24,7 +24,7 @@ from harness.e2e.orchestration import E2E, GAME_DEPLOYMENT, GAME_NAMESPACE, expe
 from harness.errors import EnvironmentProblem
 from harness.kube import ingress
 from harness.kube.api import APPLICATION
-from harness.kube.karpenter import ScaleOutFigures
+from harness.kube.spot import ScaleOutFigures
 from harness.results import Result
 from harness.targets import local
 from harness.targets import teardown as td

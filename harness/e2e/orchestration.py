@@ -32,7 +32,7 @@ from harness.errors import EnvironmentProblem, InputError
 from harness.gate import effective, loaders
 from harness.gate.local_charts import render_local_charts
 from harness.gate.values import helm_values
-from harness.kube import argocd, core, ingress
+from harness.kube import argocd, core, ingress, spot
 from harness.kube import karpenter as kk
 from harness.kube.api import APPLICATION, APPLICATION_SET, EC2_NODE_CLASS, NODE_CLAIM, NODE_POOL
 from harness.kube.client import describe_cluster, eks_token, write_kubeconfig
@@ -142,7 +142,7 @@ class E2E(FullStack):
     time_to_green: float | None = None
     scale_in_seconds: float | None = None
     timeline: ScaleOutTimeline | None = None
-    scale_out_figures: kk.ScaleOutFigures | None = None
+    scale_out_figures: spot.ScaleOutFigures | None = None
 
     @contextlib.contextmanager
     def guarded(self, runner: Terraform) -> Iterator[None]:
@@ -349,12 +349,12 @@ class E2E(FullStack):
         )
         pods, claims, nodes, events = self.karpenter_state()
         self.timeline = kk.build_timeline(pods, claims, nodes, events)
-        self.scale_out_figures = kk.scale_out_figures(
+        self.scale_out_figures = spot.scale_out_figures(
             self.timeline,
             claims,
             scaled_at=scaled_at,
             replicas=replicas,
-            cpu_request=kk.cpu_request(k.get_deployment(GAME_NAMESPACE, GAME_DEPLOYMENT) or {}),
+            cpu_request=spot.cpu_request(k.get_deployment(GAME_NAMESPACE, GAME_DEPLOYMENT) or {}),
             nodepool=KARPENTER_NODEPOOL,
         )
         self.run.path("karpenter-timeline.json").write_text(
@@ -378,13 +378,13 @@ class E2E(FullStack):
         interruption queue: Karpenter must drain the node, launch a replacement and terminate the instance,
         while every replica keeps running somewhere on the pool."""
         _, claims, _, _ = self.karpenter_state()
-        victim = kk.interruption_victim(claims, KARPENTER_NODEPOOL)
+        victim = spot.interruption_victim(claims, KARPENTER_NODEPOOL)
         if victim is None:
-            return Result.failed(kk.INTERRUPTION_CHECK, f"no NodeClaim of {KARPENTER_NODEPOOL} has an instance")
+            return Result.failed(spot.INTERRUPTION_CHECK, f"no NodeClaim of {KARPENTER_NODEPOOL} has an instance")
         outputs = self.stack.outputs()
         sqs = self.clients("sqs")
         queue = sqs.get_queue_url(QueueName=outputs["karpenter_interruption_queue_name"])["QueueUrl"]
-        message = kk.spot_interruption_warning(victim, outputs["region"], self.caller_account())
+        message = spot.spot_interruption_warning(victim, outputs["region"], self.caller_account())
         sqs.send_message(QueueUrl=queue, MessageBody=json.dumps(message))
         self.say(f"sent a spot interruption warning for {victim.instance_id} (node {victim.node})")
 
@@ -394,7 +394,7 @@ class E2E(FullStack):
 
         return self.wait(
             observe,
-            lambda seen: kk.judge_interruption(
+            lambda seen: spot.judge_interruption(
                 victim, seen[0], seen[1], seen[2], instance_state=seen[4], replicas=replicas,
                 nodepool=KARPENTER_NODEPOOL,
             ),

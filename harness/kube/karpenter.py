@@ -14,10 +14,9 @@ time of every step) that the report plots.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 from harness.errors import InputError
@@ -64,7 +63,7 @@ def _meta(obj: KubeObject) -> Mapping[str, Any]:
     return obj.get("metadata") or {}
 
 
-def _name(obj: KubeObject) -> str:
+def object_name(obj: KubeObject) -> str:
     return str(_meta(obj).get("name", "?"))
 
 
@@ -73,7 +72,7 @@ def _live(objects: Sequence[KubeObject]) -> list[KubeObject]:
     return [obj for obj in objects if not _meta(obj).get("deletionTimestamp")]
 
 
-def _in_pool(objects: Sequence[KubeObject], nodepool: str) -> list[KubeObject]:
+def in_pool(objects: Sequence[KubeObject], nodepool: str) -> list[KubeObject]:
     return [obj for obj in objects if labels_of(obj).get(NODEPOOL_LABEL) == nodepool]
 
 
@@ -93,7 +92,7 @@ def nodeclaim_state(claim: KubeObject) -> dict[str, Any]:
     steps = {step: _step_state(claim, step) for step in NODECLAIM_STEPS}
     labels = labels_of(claim)
     return {
-        "nodeclaim": _name(claim),
+        "nodeclaim": object_name(claim),
         "node": (claim.get("status") or {}).get("nodeName"),
         "instance_type": labels.get("node.kubernetes.io/instance-type"),
         "capacity_type": labels.get(CAPACITY_TYPE_LABEL),
@@ -104,8 +103,8 @@ def nodeclaim_state(claim: KubeObject) -> dict[str, Any]:
 
 def related_events(events: Sequence[KubeObject], objects: Sequence[KubeObject]) -> list[str]:
     """The latest events about ``objects``, as ``time kind/name reason: message`` lines."""
-    names = {(str(obj.get("kind", "")), _name(obj)) for obj in objects}
-    names_only = {_name(obj) for obj in objects if not obj.get("kind")}
+    names = {(str(obj.get("kind", "")), object_name(obj)) for obj in objects}
+    names_only = {object_name(obj) for obj in objects if not obj.get("kind")}
     lines: list[tuple[str, str]] = []
     for event in events:
         involved = event.get("involvedObject") or {}
@@ -128,7 +127,7 @@ def judge_pool_ready(nodepool: KubeObject | None, nodeclass: KubeObject | None) 
     name = "karpenter nodepool and ec2nodeclass ready"
     present = [obj for obj in (nodepool, nodeclass) if obj is not None]
     evidence = {
-        f"{obj.get('kind')}/{_name(obj)}": {
+        f"{obj.get('kind')}/{object_name(obj)}": {
             str(c.get("type")): str(c.get("status")) for c in (obj.get("status") or {}).get("conditions") or []
         }
         for obj in present
@@ -143,14 +142,16 @@ def judge_pool_ready(nodepool: KubeObject | None, nodeclass: KubeObject | None) 
         if c.get("status") == "False"
     ]
     reasons = "; ".join(
-        f"{obj.get('kind')}/{_name(obj)} {c.get('type')}=False ({c.get('reason')}: {c.get('message', '')})"
+        f"{obj.get('kind')}/{object_name(obj)} {c.get('type')}=False ({c.get('reason')}: {c.get('message', '')})"
         for obj, c in false
     )
     if any(c.get("type") == "ValidationSucceeded" for _, c in false):
         return Result.failed(name, reasons, conditions=evidence)
     if all(condition_true(obj, "Ready") for obj in present):
         return Result.passed(
-            name, f"NodePool/{_name(nodepool)} and EC2NodeClass/{_name(nodeclass)} are Ready", conditions=evidence
+            name,
+            f"NodePool/{object_name(nodepool)} and EC2NodeClass/{object_name(nodeclass)} are Ready",
+            conditions=evidence,
         )
     return Result.pending(name, reasons or "not reconciled by Karpenter yet", conditions=evidence)
 
@@ -194,10 +195,10 @@ def judge_node_class_discovery(
         if found != (want := expected[field])
     ]
     if wrong:
-        return Result.failed(name, f"EC2NodeClass/{_name(nodeclass)} resolved " + "; ".join(wrong), **evidence)
+        return Result.failed(name, f"EC2NodeClass/{object_name(nodeclass)} resolved " + "; ".join(wrong), **evidence)
     return Result.passed(
         name,
-        f"EC2NodeClass/{_name(nodeclass)} Ready with {len(subnets)} subnet(s), {len(security_groups)} security "
+        f"EC2NodeClass/{object_name(nodeclass)} Ready with {len(subnets)} subnet(s), {len(security_groups)} security "
         f"group(s), {len(resolved['amis'])} AMI(s)",
         **evidence,
     )
@@ -223,9 +224,9 @@ def judge_scale_out(
     """
     name = f"karpenter scales {nodepool} out for {replicas} pod(s)"
     live_pods = _live(pods)
-    claims = _in_pool(nodeclaims, nodepool)
+    claims = in_pool(nodeclaims, nodepool)
     claimed_nodes = {(claim.get("status") or {}).get("nodeName") for claim in claims}
-    nodes_by_name = {_name(node): node for node in nodes}
+    nodes_by_name = {object_name(node): node for node in nodes}
     misplaced: list[dict[str, Any]] = []
     waiting: list[dict[str, str]] = []
     placed: dict[str, str] = {}
@@ -240,19 +241,23 @@ def judge_scale_out(
         missing_labels = {k: v for k, v in (node_labels or {}).items() if labels_of(node).get(k) != v}
         if pool != nodepool or capacity != SPOT:
             where = "an ops node" if is_ops_node(node) else f"nodepool={pool or '-'} capacity-type={capacity or '-'}"
-            misplaced.append({"pod": name_of(pod), "node": _name(node), "why": f"runs on {where}"})
+            misplaced.append({"pod": name_of(pod), "node": object_name(node), "why": f"runs on {where}"})
         elif missing_labels:
             misplaced.append(
-                {"pod": name_of(pod), "node": _name(node), "why": f"runs on a node without labels {missing_labels}"}
+                {
+                    "pod": name_of(pod),
+                    "node": object_name(node),
+                    "why": f"runs on a node without labels {missing_labels}",
+                }
             )
         elif not node_ready(node) or not pod_ready(pod):
             waiting.append({"pod": name_of(pod), "state": pod_phase_summary(pod)})
-        elif _name(node) not in claimed_nodes:
+        elif object_name(node) not in claimed_nodes:
             waiting.append(
-                {"pod": name_of(pod), "state": f"on {_name(node)}, which no NodeClaim of {nodepool} names yet"}
+                {"pod": name_of(pod), "state": f"on {object_name(node)}, which no NodeClaim of {nodepool} names yet"}
             )
         else:
-            placed[name_of(pod)] = _name(node)
+            placed[name_of(pod)] = object_name(node)
     evidence: dict[str, Any] = {
         "pods_ready_on_spot": placed,
         "misplaced": misplaced,
@@ -307,14 +312,14 @@ def judge_scale_in(
     non-DaemonSet pods hold them.
     """
     name = f"karpenter consolidates {nodepool} away"
-    claims, pool_nodes = _in_pool(nodeclaims, nodepool), _in_pool(nodes, nodepool)
+    claims, pool_nodes = in_pool(nodeclaims, nodepool), in_pool(nodes, nodepool)
     workload = [
         pod
         for pod in _live(pods)
         if not any(ref.get("kind") == "DaemonSet" for ref in _meta(pod).get("ownerReferences") or [])
     ]
     held = {str((pod.get("spec") or {}).get("nodeName")) for pod in workload}
-    spare_nodes = [node for node in pool_nodes if _name(node) not in held]
+    spare_nodes = [node for node in pool_nodes if object_name(node) not in held]
     spare_claims = [
         claim
         for claim in claims
@@ -326,9 +331,9 @@ def judge_scale_in(
         return Result.passed(
             name,
             f"{len(pool_nodes)} node(s) of {nodepool} left, each running some of the {replicas} replica(s)",
-            nodes=sorted(_name(node) for node in pool_nodes),
+            nodes=sorted(object_name(node) for node in pool_nodes),
         )
-    remaining_nodes = {_name(node) for node in pool_nodes}
+    remaining_nodes = {object_name(node) for node in pool_nodes}
     holding = [
         f"{name_of(pod)} on {pod['spec']['nodeName']}"
         for pod in workload
@@ -336,7 +341,7 @@ def judge_scale_in(
     ]
     node_rows = [
         {
-            "node": _name(node),
+            "node": object_name(node),
             "deleting": bool(_meta(node).get("deletionTimestamp")),
             "disrupted": any(t.get("key") == DISRUPTED_TAINT_KEY for t in (node.get("spec") or {}).get("taints") or []),
         }
@@ -448,7 +453,7 @@ def build_timeline(
     ``Initialized`` transitions. Node: its ``Ready`` transition. A pod is linked to its NodeClaim through
     ``spec.nodeName`` once scheduled, before that through the Nominated event.
     """
-    nodes_by_name = {_name(node): node for node in nodes}
+    nodes_by_name = {object_name(node): node for node in nodes}
     node_rows: list[NodeTimeline] = []
     for claim in sorted(nodeclaims, key=lambda c: str(_meta(c).get("creationTimestamp", ""))):
         node_name = (claim.get("status") or {}).get("nodeName")
@@ -456,7 +461,7 @@ def build_timeline(
         labels = labels_of(claim)
         node_rows.append(
             NodeTimeline(
-                nodeclaim=_name(claim),
+                nodeclaim=object_name(claim),
                 node=node_name,
                 nodepool=labels.get(NODEPOOL_LABEL),
                 instance_type=labels.get("node.kubernetes.io/instance-type"),
@@ -495,139 +500,3 @@ def build_timeline(
         row.claim_created for row in node_rows if row.claim_created
     ]
     return ScaleOutTimeline(start=min(starts) if starts else None, pods=tuple(pod_rows), nodes=tuple(node_rows))
-
-
-# ---------------------------------------------------------------- spot interruption
-
-INTERRUPTION_CHECK = "karpenter drains and replaces an interrupted spot node"
-GONE_STATES = ("shutting-down", "terminated")
-
-
-@dataclass(frozen=True)
-class InterruptionVictim:
-    """The pool node a spot interruption warning is sent for, with its NodeClaim and EC2 instance."""
-
-    nodeclaim: str
-    node: str
-    instance_id: str
-
-
-def interruption_victim(nodeclaims: Sequence[KubeObject], nodepool: str) -> InterruptionVictim | None:
-    """The first (by name) NodeClaim of `nodepool` with a node and an instance (providerID aws:///zone/id)."""
-    for claim in sorted(_in_pool(nodeclaims, nodepool), key=_name):
-        status = claim.get("status") or {}
-        provider_id, node = str(status.get("providerID") or ""), str(status.get("nodeName") or "")
-        if provider_id.startswith("aws:///") and node:
-            return InterruptionVictim(_name(claim), node, provider_id.rsplit("/", 1)[1])
-    return None
-
-
-def spot_interruption_warning(victim: InterruptionVictim, region: str, account: str) -> dict[str, Any]:
-    """EC2's Spot Instance Interruption Warning, as the platform's EventBridge rule puts it on the queue."""
-    return {
-        "version": "0",
-        "id": f"eks-platform-interruption-{victim.instance_id}",
-        "detail-type": "EC2 Spot Instance Interruption Warning",
-        "source": "aws.ec2",
-        "account": account,
-        "time": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "region": region,
-        "resources": [f"arn:aws:ec2:{region}:{account}:instance/{victim.instance_id}"],
-        "detail": {"instance-id": victim.instance_id, "instance-action": "terminate"},
-    }
-
-
-def judge_interruption(
-    victim: InterruptionVictim,
-    pods: Sequence[KubeObject],
-    nodeclaims: Sequence[KubeObject],
-    nodes: Sequence[KubeObject],
-    *,
-    instance_state: str | None,
-    replicas: int,
-    nodepool: str,
-) -> Result:
-    """After a spot interruption warning: the victim's NodeClaim and Node are gone, its instance is terminating or
-    terminated, and every replica is Ready on a spot node of the pool again (on the replacement).
-
-    PENDING while any of that is still under way; FAIL only as judge_scale_out fails (a replica placed off the
-    pool or on a node that is not spot).
-    """
-    name = INTERRUPTION_CHECK
-    evidence: dict[str, Any] = {"victim": victim.__dict__, "instance_state": instance_state}
-    if any(_name(claim) == victim.nodeclaim for claim in nodeclaims):
-        return Result.pending(name, f"NodeClaim {victim.nodeclaim} still there (draining)", **evidence)
-    if any(_name(node) == victim.node for node in nodes):
-        return Result.pending(name, f"node {victim.node} still there", **evidence)
-    if instance_state is not None and instance_state not in GONE_STATES:
-        return Result.pending(name, f"instance {victim.instance_id} is {instance_state}", **evidence)
-    placed = judge_scale_out(pods, nodeclaims, nodes, replicas=replicas, nodepool=nodepool)
-    if not placed.ok:
-        return Result(name, placed.status, f"after the interruption: {placed.why}", {**evidence, **placed.evidence})
-    return Result.passed(
-        name,
-        f"node {victim.node} drained and gone, instance {victim.instance_id} {instance_state or 'gone'}, "
-        f"{replicas} replica(s) Ready on the pool again",
-        **evidence,
-    )
-
-
-# ---------------------------------------------------------------- the scale-out's numbers (bench, tests)
-
-
-def cpu_cores(quantity: str) -> float:
-    """A Kubernetes CPU quantity in cores ("500m" -> 0.5, "2" -> 2.0)."""
-    return float(quantity[:-1]) / 1000 if quantity.endswith("m") else float(quantity)
-
-
-def cpu_request(deployment: KubeObject) -> str:
-    """The CPU request of a Deployment's first container ("0" when it sets none)."""
-    containers = (((deployment.get("spec") or {}).get("template") or {}).get("spec") or {}).get("containers") or []
-    return str(((containers[0].get("resources") or {}).get("requests") or {}).get("cpu", "0")) if containers else "0"
-
-
-@dataclass(frozen=True)
-class ScaleOutFigures:
-    """What one scale-out measured: per new pod Pending -> Running, the first new node, nodes vs the minimum."""
-
-    pending_to_running_p50: float | None
-    pending_to_running_p90: float | None
-    first_node_ready: float | None  # seconds from the scale to the first new node's Ready
-    nodes: int
-    bin_packing_minimum: int | None  # fewest nodes of the largest launched size that hold the replicas' CPU
-
-
-def scale_out_figures(
-    timeline: ScaleOutTimeline,
-    nodeclaims: Sequence[KubeObject],
-    *,
-    scaled_at: datetime,
-    replicas: int,
-    cpu_request: str,
-    nodepool: str,
-) -> ScaleOutFigures:
-    """The numbers of the scale-out that started at `scaled_at` (pods and nodes created before it are the
-    baseline's and are left out)."""
-    new_pods = [p for p in timeline.pods if p.created and p.created >= scaled_at and p.ready]
-    durations = sorted((p.ready - p.created).total_seconds() for p in new_pods if p.ready and p.created)
-    new_nodes = [
-        n for n in timeline.nodes if n.claim_created and n.claim_created >= scaled_at and n.nodepool == nodepool
-    ]
-    first = min((n.node_ready for n in new_nodes if n.node_ready), default=None)
-    allocatable = [
-        cpu_cores(str(c["status"]["allocatable"]["cpu"]))
-        for c in _in_pool(nodeclaims, nodepool)
-        if ((c.get("status") or {}).get("allocatable") or {}).get("cpu")
-    ]
-    return ScaleOutFigures(
-        pending_to_running_p50=_percentile(durations, 0.5),
-        pending_to_running_p90=_percentile(durations, 0.9),
-        first_node_ready=(first - scaled_at).total_seconds() if first else None,
-        nodes=len(_in_pool(nodeclaims, nodepool)),
-        bin_packing_minimum=math.ceil(replicas * cpu_cores(cpu_request) / max(allocatable)) if allocatable else None,
-    )
-
-
-def _percentile(values: Sequence[float], q: float) -> float | None:
-    """The nearest-rank percentile of sorted `values` (None when empty)."""
-    return values[max(0, math.ceil(q * len(values)) - 1)] if values else None

@@ -24,6 +24,7 @@ from harness.aws import leaks
 from harness.gate.api import build_model
 from harness.keys import NODEPOOL_LABEL
 from harness.kube import karpenter as judges
+from harness.kube import spot
 from harness.kube.core import labels_of
 from harness.project import local_target, reference_dir, repo_root
 from harness.results import Result, Status
@@ -238,12 +239,12 @@ def test_pending_game_pods_become_spot_instances_and_nodes(local: Local) -> None
     launched_cpu = sum(int(c["status"]["capacity"]["cpu"]) for c in claims if c.get("status", {}).get("capacity"))
     assert launched_cpu <= int(nodepool["spec"]["limits"]["cpu"])
     timeline = judges.build_timeline(pods, claims, nodes, events)
-    figures = judges.scale_out_figures(
+    figures = spot.scale_out_figures(
         timeline,
         claims,
         scaled_at=scaled_wall,
         replicas=replicas,
-        cpu_request=judges.cpu_request(deployment),
+        cpu_request=spot.cpu_request(deployment),
         nodepool=POOL,
     )
     launched = [n for n in timeline.nodes if n.nodeclaim not in claims_before]

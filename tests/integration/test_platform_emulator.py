@@ -200,8 +200,17 @@ def test_the_quirk_filter_still_sees_real_drift() -> None:
 
 def gone_for_good(arn: str, clients: Callable[[str], Any]) -> bool:
     """Deleted resources the tagging API still lists: a NAT gateway stays visible as `deleted` for a while,
-    and a KMS key waits out its deletion window as `PendingDeletion` (both on AWS too)."""
+    a KMS key waits out its deletion window as `PendingDeletion`, a terminated instance stays listed for about
+    an hour and a spot request it ended stays `closed` (all on AWS too; the local tier's Karpenter leaves the
+    last two in the session's emulator)."""
     resource = arn.split(":", 5)[5]
+    if resource.startswith("instance/"):
+        reservations = clients("ec2").describe_instances(InstanceIds=[resource.split("/", 1)[1]])["Reservations"]
+        return all(i["State"]["Name"] == "terminated" for r in reservations for i in r["Instances"])
+    if resource.startswith("spot-instance-request/"):
+        ids = [resource.split("/", 1)[1]]
+        found = clients("ec2").describe_spot_instance_requests(SpotInstanceRequestIds=ids)["SpotInstanceRequests"]
+        return all(r["State"] in ("closed", "cancelled") for r in found)
     if resource.startswith("natgateway/"):
         found = clients("ec2").describe_nat_gateways(NatGatewayIds=[resource.split("/", 1)[1]])["NatGateways"]
         return all(g["State"] in ("deleting", "deleted") for g in found)

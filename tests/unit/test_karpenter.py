@@ -16,19 +16,21 @@ from kube_fixtures import FakeKubeClient, items, load, named
 from harness.errors import InputError
 from harness.kube.api import EC2_NODE_CLASS, NODE_POOL
 from harness.kube.karpenter import (
-    InterruptionVictim,
     build_timeline,
-    cpu_cores,
-    cpu_request,
-    interruption_victim,
-    judge_interruption,
     judge_node_class_discovery,
     judge_pool_ready,
     judge_scale_in,
     judge_scale_out,
     nodepool_template_labels,
-    scale_out_figures,
     scale_out_replicas,
+)
+from harness.kube.spot import (
+    InterruptionVictim,
+    cpu_cores,
+    cpu_request,
+    interruption_victim,
+    judge_interruption,
+    scale_out_figures,
     spot_interruption_warning,
 )
 from harness.project import repo_root
