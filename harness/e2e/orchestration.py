@@ -239,7 +239,7 @@ class E2E(FullStack):
         expected = expected_applications()
         return self.wait(
             lambda: k.list_custom(APPLICATION, td.ARGOCD_NAMESPACE),
-            lambda apps: argocd.judge_applications(apps, expected=expected),
+            lambda apps: argocd.judge_applications(apps, expected=expected, now=datetime.now(timezone.utc)),
             900,
         )
 

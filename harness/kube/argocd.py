@@ -19,15 +19,19 @@ health (and its message) back into the Application.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
-from harness.kube.core import condition, name_of
+from harness.kube.core import condition, name_of, parse_time
 from harness.results import Result, Status
 
 KubeObject = Mapping[str, Any]
 
 FAILED_OPERATION_PHASES = frozenset({"Failed", "Error"})
 RUNNING_OPERATION_PHASES = frozenset({"Running", "Terminating"})
+# A resource that has just synced can report Degraded while its controller converges (a new EC2NodeClass is not
+# Ready until Karpenter resolved its subnets and AMI): Degraded fails once it outlasts this.
+DEGRADED_GRACE_S = 120.0
 # Health states that a resource reaches on its own: anything else in a resource row is worth showing.
 SETTLED_HEALTH = frozenset({"Healthy"})
 APP_TREE_NOTE = (
@@ -126,8 +130,10 @@ def application_summary(app: KubeObject) -> dict[str, Any]:
     }
 
 
-def judge_application(app: KubeObject) -> Result:
-    """One Application: PASS when Synced + Healthy and idle; PENDING while it converges; FAIL on error."""
+def judge_application(app: KubeObject, now: datetime | None = None) -> Result:
+    """One Application: PASS when Synced + Healthy and idle; PENDING while it converges; FAIL on error.
+
+    Degraded fails, unless `now` (the wall clock, for a wait) says it turned Degraded less than the grace ago."""
     status = _status(app)
     label = name_of(app)
     name = f"application {label} synced and healthy"
@@ -143,6 +149,12 @@ def judge_application(app: KubeObject) -> Result:
     if phase in FAILED_OPERATION_PHASES:
         return Result.failed(name, f"{label}: sync operation {phase}: {operation.get('message', '')}", **summary)
     if health == "Degraded":
+        degraded_for = _degraded_seconds(status, now)
+        if degraded_for is not None and degraded_for < DEGRADED_GRACE_S:
+            return Result.pending(
+                name, f"{label}: Degraded for {degraded_for:.0f} s, may still converge ({_first_problem(summary)})",
+                **summary,
+            )
         return Result.failed(name, f"{label}: Degraded ({_first_problem(summary)})", **summary)
     if phase in RUNNING_OPERATION_PHASES:
         return Result.pending(
@@ -151,6 +163,12 @@ def judge_application(app: KubeObject) -> Result:
     if sync == "Synced" and health == "Healthy":
         return Result.passed(name, f"{label}: Synced and Healthy at {summary['revision']}", **summary)
     return Result.pending(name, f"{label}: {sync}/{health} ({_first_problem(summary)})", **summary)
+
+
+def _degraded_seconds(status: Mapping[str, Any], now: datetime | None) -> float | None:
+    """How long the Application has been Degraded at `now` (None when either is unknown)."""
+    since = parse_time((status.get("health") or {}).get("lastTransitionTime"))
+    return (now - since).total_seconds() if since and now else None
 
 
 def _first_problem(summary: Mapping[str, Any]) -> str:
@@ -165,7 +183,9 @@ def _first_problem(summary: Mapping[str, Any]) -> str:
     return "no resource reports a problem"
 
 
-def judge_applications(apps: Sequence[KubeObject], *, expected: Iterable[str] = ()) -> Result:
+def judge_applications(
+    apps: Sequence[KubeObject], *, expected: Iterable[str] = (), now: datetime | None = None
+) -> Result:
     """All Applications Synced and Healthy, and every name in ``expected`` exists.
 
     FAIL if any Application fails (evidence lists each with its summary); PENDING while one is missing
@@ -174,7 +194,7 @@ def judge_applications(apps: Sequence[KubeObject], *, expected: Iterable[str] = 
     name = APPLICATIONS_CHECK
     present = {str((a.get("metadata") or {}).get("name")) for a in apps}
     missing = sorted(set(expected) - present)
-    verdicts = [judge_application(app) for app in apps]
+    verdicts = [judge_application(app, now) for app in apps]
     failed = [v for v in verdicts if v.status is Status.FAIL]
     waiting = [v for v in verdicts if v.status is Status.PENDING]
     evidence: dict[str, Any] = {

@@ -3,6 +3,7 @@ run (tests/fixtures/kube/recorded) where a run reaches the state, hand-written (
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from kube_fixtures import FakeKubeClient, items, load, named
@@ -10,12 +11,14 @@ from kube_fixtures import FakeKubeClient, items, load, named
 from harness.kube.api import APPLICATION
 from harness.kube.argocd import (
     APP_TREE_NOTE,
+    DEGRADED_GRACE_S,
     failing_resources,
     judge_application,
     judge_application_set,
     judge_application_sets,
     judge_applications,
 )
+from harness.kube.core import parse_time
 from harness.results import Status
 
 # The Applications a run of this tree shows (harness.e2e.orchestration.expected_applications).
@@ -125,6 +128,18 @@ def test_degraded_fails_with_each_failing_resource_and_its_message() -> None:
             "message": 'Deployment "game-2048" exceeded its progress deadline',
         }
     ]
+
+
+def test_a_freshly_degraded_application_is_pending_until_it_outlasts_the_grace() -> None:
+    # Recorded: the game's Deployment passed its progress deadline; judged as a wait would, with the wall clock.
+    app = deadline(GAME)
+    since = parse_time(app["status"]["health"]["lastTransitionTime"])
+    assert since is not None
+    fresh = judge_application(app, since + timedelta(seconds=10))
+    assert fresh.status is Status.PENDING and "Degraded for 10 s, may still converge" in fresh.why
+    assert judge_application(app, since + timedelta(seconds=DEGRADED_GRACE_S)).status is Status.FAIL
+    together = judge_applications(items(DEADLINE_APPS), now=since + timedelta(seconds=10))
+    assert together.status is Status.PENDING
 
 
 def test_degraded_without_inline_resource_health_says_where_health_is_kept() -> None:
