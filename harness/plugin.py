@@ -32,6 +32,7 @@ import pytest
 
 from harness.errors import HarnessError
 from harness.project import KUBERNETES_CAPABILITY, TargetCapabilities, capabilities, versions
+from harness.signals import interrupt_on_sigterm
 from harness.targets import TARGETS, default_target
 
 if TYPE_CHECKING:
@@ -40,6 +41,11 @@ if TYPE_CHECKING:
     from harness.e2e.stages import StageOutcome
     from harness.kube.api import KubeClient
     from harness.targets.stack import Stack
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # A cancelled CI job sends SIGTERM: the session fixtures' teardown must run then as on Ctrl-C.
+    interrupt_on_sigterm()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

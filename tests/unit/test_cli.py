@@ -78,7 +78,9 @@ if args[0] == 'destroy':
 """
 
 
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 def test_ctrl_c_during_apply_destroys_stops_the_emulator_and_exits_130(
+    stop: signal.Signals,
     runs_dir: Path,
     throwaway_root: Path,
     tmp_path: Path,
@@ -102,7 +104,7 @@ def test_ctrl_c_during_apply_destroys_stops_the_emulator_and_exits_130(
         assert time.monotonic() < deadline and harness.poll() is None, "apply never started"
         time.sleep(0.1)
     emulator_pid = json.loads((runs_dir / "r-ctrlc" / "run.json").read_text())["settings"]["emulator"]["pid"]
-    harness.send_signal(signal.SIGINT)
+    harness.send_signal(stop)
     _, err = harness.communicate(timeout=60)
     assert harness.returncode == 130
     assert err.strip().splitlines() == ["interrupted"]

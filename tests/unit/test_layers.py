@@ -28,7 +28,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("harness.toolchain",),  # pinned Go modules -> cached binaries (make toolchain)
     ("harness.run", "harness.waits", "harness.processes"),  # a run's id, dir, tags; polling; supervised processes
     ("harness.project", "harness.results", "harness.keys"),  # source-of-truth files; the verdict; shared tag keys
-    ("harness.errors",),  # one-line user errors
+    ("harness.errors", "harness.signals"),  # one-line user errors; SIGTERM as Ctrl-C
     ("harness",),  # the package itself: its version
 )
 
