@@ -60,7 +60,7 @@ class Figures:
             ("time to node (first pending pod -> first Karpenter node Ready)", _seconds(self.time_to_first_node)),
             ("time to last node", _seconds(self.time_to_last_node)),
             ("time to pod (first pending pod -> all scaled pods Ready)", _seconds(self.time_to_pods)),
-            ("scale-in time (scale back -> no Karpenter node left)", _seconds(self.scale_in)),
+            ("scale-in time (scale back -> no spare Karpenter node left)", _seconds(self.scale_in)),
             ("Karpenter nodes launched", str(self.nodes)),
             ("pods scaled out", str(self.pods)),
         ]

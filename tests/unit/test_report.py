@@ -142,7 +142,7 @@ def test_markdown_has_verdict_stages_figures_plot_and_recovery(tmp_path: Path) -
     assert text.startswith("# e2e run r-report-1: FAILED")
     assert "| checks | fail | 34 | 1 of 3 judgements failed |" in text
     assert "| time to node (first pending pod -> first Karpenter node Ready) | 50 s |" in text
-    assert "| scale-in time (scale back -> no Karpenter node left) | 140 s |" in text
+    assert "| scale-in time (scale back -> no spare Karpenter node left) | 140 s |" in text
     assert "![Karpenter scale-out timeline](karpenter-timeline.png)" in text
     assert "make e2e-down RUN_ID=r-report-1" in text and "harness sweep --run-id r-report-1" in text
 
