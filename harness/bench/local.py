@@ -120,6 +120,7 @@ def run(args: argparse.Namespace) -> int:
         console.print(f"bench local: skipped: {reason}", markup=False)
         return 0
     stack = Stack.create("local", console=console)
+    stack.emulator(start=True)  # before the stages, as `harness e2e` does: Terraform's environment names it
     e2e = E2E(stack, console)
     e2e.run_started = time.monotonic()
     seconds: dict[str, float] = {}
