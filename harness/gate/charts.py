@@ -117,9 +117,23 @@ def render(helm: Path, chart_dir: Path, release: str, namespace: str, values: Ma
     return objects, error
 
 
-def chart_folder(reference: Path, chart: str, version: str) -> Path | None:
+def chart_folder(reference: Path, chart: str, version: str, shipped: Mapping[str, Path] | None = None) -> Path | None:
+    """The pinned chart `chart` `version`: the one its controller's Go module ships (harness.toolchain's data), else
+    the reference data's folder; None when neither has it."""
+    for data in (shipped or {}).values():
+        folder = data / "helm" / chart
+        if (folder / "Chart.yaml").is_file() and _chart_version(folder) == version:
+            return folder
     folder = reference / "charts" / f"{chart}-{version}"
     return folder if (folder / "Chart.yaml").is_file() else None
+
+
+def _chart_version(folder: Path) -> str:
+    try:
+        meta = yaml.safe_load((folder / "Chart.yaml").read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        return ""
+    return str(meta.get("version", "")) if isinstance(meta, dict) else ""
 
 
 def render_releases(model: Model, reference: Path, helm: Path) -> list[Rendering]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from harness.toolchain.build import (
     find_go,
     read_manifest,
     required_go,
+    with_pinned_go,
 )
 from harness.toolchain.components import select
 
@@ -63,7 +65,7 @@ def terraform_status() -> list[str]:
     except HarnessError as exc:
         cli = f"Terraform CLI: {exc} (it cannot be built from the Go module proxy: docs/toolchain.md)"
     aws = find_machine_mirror(pins["aws_provider"])
-    addons = {name: pins[f"{name}_provider"] for name in ("helm", "kubernetes")}
+    addons = {name: pins[f"{name}_provider"] for name in ("helm", "kubernetes", "http")}
     addons_mirror = mirror_holding(addons)
     reachable = registry_reachable() if aws is None or addons_mirror is None else True
     names = ", ".join(f"hashicorp/{name} {version}" for name, version in addons.items())
@@ -125,6 +127,7 @@ def build(entries: list[Entry], cache: Path, console: Console) -> int:
         console.print(f"toolchain: all {len(entries)} components current in {cache}")
         return 0
     need = max(required_go((e.wrapper / "go.mod").read_text(encoding="utf-8")) for e in todo)
+    os.environ.update(with_pinned_go(os.environ, versions()))  # every go command of this build, stamps included
     go = find_go(need)
     minutes = sum(e.component.cold_minutes for e in todo)
     console.print(

@@ -177,4 +177,4 @@ def test_pins_match_versions_yaml() -> None:
     dests = {item.dest for item in fetch_reference.PINNED}
     assert f"charts/karpenter-{pinned['karpenter']}.values.yaml" in dests
     assert f"charts/argo-cd-{pinned['argo_cd_chart']}.values.yaml" in dests
-    assert f"charts/aws-load-balancer-controller-{pinned['aws_load_balancer_controller_chart']}.values.yaml" in dests
+    assert f"charts/aws-load-balancer-controller-{pinned['aws_load_balancer_controller']}.values.yaml" in dests

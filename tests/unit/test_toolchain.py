@@ -74,8 +74,9 @@ def test_a_wrapper_that_disagrees_with_versions_yaml_is_one_line_naming_both(tmp
     wrapper = tmp_path / "kubernetes"
     wrapper.mkdir()
     text = (repo_root() / "toolchain" / "kubernetes" / "go.mod").read_text(encoding="utf-8")
-    (wrapper / "go.mod").write_text(text.replace("k8s.io/kubernetes v1.35.4", "k8s.io/kubernetes v1.35.3"))
-    with pytest.raises(InputError, match=r"go.mod: requires k8s.io/kubernetes v1.35.3, versions.yaml pins "):
+    pinned = versions()["kubernetes_release"]
+    (wrapper / "go.mod").write_text(text.replace(f"k8s.io/kubernetes v{pinned}", "k8s.io/kubernetes v1.30.0"))
+    with pytest.raises(InputError, match=r"go.mod: requires k8s.io/kubernetes v1.30.0, versions.yaml pins "):
         check_pins(KUBERNETES, tmp_path, versions())
 
 
@@ -370,3 +371,32 @@ def test_terraform_status_says_what_is_missing_instead_of_building_it(monkeypatc
     monkeypatch.delenv("HARNESS_TERRAFORM")
     if shutil.which("terraform"):
         assert terraform_status()[0] == f"Terraform CLI: {shutil.which('terraform')}"
+
+
+def test_the_pinned_go_toolchain_is_used_unless_the_user_chose_one() -> None:
+    pins = {"go_toolchain": "1.27.3"}
+    assert build.with_pinned_go({"PATH": "/bin"}, pins)["GOTOOLCHAIN"] == "go1.27.3"
+    assert build.with_pinned_go({"GOTOOLCHAIN": "local"}, pins)["GOTOOLCHAIN"] == "local"
+    assert "GOTOOLCHAIN" not in build.with_pinned_go({}, {})
+
+
+def test_versions_yaml_pins_a_go_toolchain_that_every_wrapper_accepts() -> None:
+    pinned = versions(repo_root())
+    toolchain = build.parse_go_version("go" + pinned["go_toolchain"])
+    for component in COMPONENTS:
+        go_mod = (build.toolchain_dir(repo_root()) / component.name / "go.mod").read_text(encoding="utf-8")
+        assert build.required_go(go_mod) <= toolchain, component.name
+
+
+def test_the_module_time_comes_from_the_info_file_when_go_does_not_print_it(tmp_path: Path) -> None:
+    info = tmp_path / "v1.0.0.info"
+    info.write_text('{"Version":"v1.0.0","Time":"2026-09-23T18:59:36Z"}')
+    assert build._module_time({"Time": "2026-01-01T00:00:00Z", "Info": str(info)}) == "2026-01-01T00:00:00Z"
+    assert build._module_time({"Info": str(info)}) == "2026-09-23T18:59:36Z"
+    assert build._module_time({"Info": str(tmp_path / "missing.info")}) == ""
+
+
+def test_the_docs_name_the_pinned_go_toolchain_to_export() -> None:
+    export = f"export GOTOOLCHAIN=go{versions(repo_root())['go_toolchain']}"
+    for doc in ("README.md", "docs/toolchain.md"):
+        assert export in (repo_root() / doc).read_text(encoding="utf-8"), doc
