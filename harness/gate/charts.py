@@ -23,7 +23,7 @@ import yaml
 from harness.gate.hcl import Encoded, Unknown
 from harness.gate.loaders import crd_schemas
 from harness.gate.model import Model, TfResource, chart_name, text
-from harness.gate.schema import SchemaValidator
+from harness.gate.schema import DEFAULT_KUBERNETES, SchemaValidator
 
 UNKNOWN = "unknown-before-apply"  # what a value known only at apply time renders as
 TIMEOUT_S = 120
@@ -139,7 +139,7 @@ def _chart_version(folder: Path) -> str:
 def render_releases(model: Model, reference: Path, helm: Path) -> list[Rendering]:
     """Every helm_release whose chart is pinned in the reference data, rendered with its values."""
     renderings: list[Rendering] = []
-    kubernetes = model.versions.get("kubernetes", "1.35")
+    kubernetes = model.versions.get("kubernetes", DEFAULT_KUBERNETES)
     for release, values in model.helm_releases():
         chart = chart_name(release)
         pinned = model.reference.chart_values.get(chart)
@@ -159,4 +159,4 @@ def validator_for(model: Model, folders: Sequence[Path]) -> SchemaValidator:
     schemas = dict(model.reference.crd_schemas)
     for folder in folders:
         schemas.update(crd_schemas(sorted((folder / "crds").glob("*.yaml"))))
-    return SchemaValidator(model.versions.get("kubernetes", "1.35"), schemas)
+    return SchemaValidator(model.versions.get("kubernetes", DEFAULT_KUBERNETES), schemas)

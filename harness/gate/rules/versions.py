@@ -265,7 +265,8 @@ REMOVED_APIS = {
     "autoscaling/v2beta2": "autoscaling/v2",
     "apiextensions.k8s.io/v1beta1": "apiextensions.k8s.io/v1",
     "rbac.authorization.k8s.io/v1beta1": "rbac.authorization.k8s.io/v1",
-    # Kubernetes API removals up to the pinned 1.35 (kubernetes.io/docs/reference/using-api/deprecation-guide).
+    # Kubernetes API removals up to the pinned 1.36 (kubernetes.io/docs/reference/using-api/deprecation-guide; 1.36
+    # removed only alpha APIs, CHANGELOG-1.36).
     "discovery.k8s.io/v1beta1": "discovery.k8s.io/v1 (removed in Kubernetes 1.25)",
     "node.k8s.io/v1beta1": "node.k8s.io/v1 (removed in Kubernetes 1.25)",
     "storage.k8s.io/v1beta1": "storage.k8s.io/v1 (CSIStorageCapacity: removed in Kubernetes 1.27)",
