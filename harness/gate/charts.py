@@ -1,7 +1,8 @@
 """`harness check --render-charts`: the pinned charts rendered by the pinned helm with the values a helm_release
 passes, each rendering cached by chart, values and versions (a repeated check does not run helm again).
 
-The pinned chart folders are `<reference>/charts/<name>-<version>/`; helm comes from the toolchain
+The pinned chart folders are the controller module's (`helm/<name>/`, copied by the toolchain) or else
+`<reference>/charts/<name>-<version>/`; helm comes from the toolchain
 (`harness.toolchain.build.locate("helm")`). Without helm the gate falls back to checking value keys (EKS018) and
 says so in a note.
 """
@@ -117,10 +118,10 @@ def render(helm: Path, chart_dir: Path, release: str, namespace: str, values: Ma
     return objects, error
 
 
-def chart_folder(reference: Path, chart: str, version: str, shipped: Mapping[str, Path] | None = None) -> Path | None:
+def chart_folder(reference: Path, chart: str, version: str, shipped: Mapping[str, Path]) -> Path | None:
     """The pinned chart `chart` `version`: the one its controller's Go module ships (harness.toolchain's data), else
     the reference data's folder; None when neither has it."""
-    for data in (shipped or {}).values():
+    for data in shipped.values():
         folder = data / "helm" / chart
         if (folder / "Chart.yaml").is_file() and _chart_version(folder) == version:
             return folder
@@ -144,7 +145,7 @@ def render_releases(model: Model, reference: Path, helm: Path) -> list[Rendering
         chart = chart_name(release)
         pinned = model.reference.chart_values.get(chart)
         version = text(release.get("version")) or (pinned[0] if pinned else None)
-        folder = chart_folder(reference, chart, version) if version else None
+        folder = chart_folder(reference, chart, version, model.shipped) if version else None
         if folder is None:
             continue
         name = text(release.get("name")) or release.name
