@@ -32,7 +32,7 @@ from harness.targets.controlplane import ControlPlane, answers, attach, start_co
 from harness.targets.nodes import ops_nodes
 from harness.targets.overlays import overlaid_files
 from harness.targets.releases import Release, chart_folder, install, release, secret, upstream_file
-from harness.toolchain.build import entry_for, locate, missing, shipped_data
+from harness.toolchain.build import Entry, components_of, entry_for, locate, missing, shipped_data
 from harness.toolchain.components import BY_NAME
 
 PROCESSES = "processes"  # run settings: the records of every process the run started, in start order
@@ -59,6 +59,11 @@ BINARIES = (
 def unavailable() -> str | None:
     """Why this machine cannot run the local target (one line naming the fix), or None."""
     return missing(list(BINARIES))
+
+
+def toolchain_entries() -> list[Entry]:
+    """The cache entries of every toolchain component the local target runs (built or not)."""
+    return [entry_for(component) for component in components_of(BINARIES)]
 
 
 def supervisor(run: Run) -> Supervisor:

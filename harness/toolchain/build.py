@@ -16,7 +16,7 @@ import re
 import shutil
 import subprocess
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -112,6 +112,13 @@ def find_go(required: tuple[int, int, int], env: Mapping[str, str] | None = None
             "(or set GOTOOLCHAIN so go fetches it)"
         )
     return Go(path, version)
+
+
+def go_for(entries: list[Entry]) -> Go:
+    """The Go that can build every one of `entries` (the newest `go` line of their wrappers; see find_go), with
+    GOTOOLCHAIN pinned in this process's environment for every go command of the build, stamps included."""
+    os.environ.update(with_pinned_go(os.environ, versions()))
+    return find_go(max(required_go((e.wrapper / "go.mod").read_text(encoding="utf-8")) for e in entries))
 
 
 @dataclass(frozen=True)
@@ -396,13 +403,17 @@ def locate(name: str, root: Path | None = None, cache: Path | None = None) -> Pa
     return require_built(entry_for(BINARIES[name], root, cache)).binary(name)
 
 
+def components_of(names: Sequence[str]) -> list[Component]:
+    """The components that build the binaries `names`, each once, in the order first named."""
+    return list(dict.fromkeys(BINARIES[name] for name in names))
+
+
 def missing(names: list[str], root: Path | None = None, cache: Path | None = None) -> str | None:
     """A one-line reason when any of `names` is not built (for a skip): which, and the one-time cost; else None."""
     unknown = [name for name in names if name not in BINARIES]
     if unknown:
         raise InputError(f"unknown toolchain binary {', '.join(unknown)} (known: {', '.join(sorted(BINARIES))})")
-    components = list(dict.fromkeys(BINARIES[name] for name in names))
-    unbuilt = [c for c in components if entry_problem(entry_for(c, root, cache)) is not None]
+    unbuilt = [c for c in components_of(names) if entry_problem(entry_for(c, root, cache)) is not None]
     if not unbuilt:
         return None
     minutes = sum(c.cold_minutes for c in unbuilt)

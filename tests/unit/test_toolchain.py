@@ -8,11 +8,11 @@ import shutil
 import stat
 import subprocess
 import threading
-import zipfile
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from go_proxy import HELLO, needs_go
 
 from harness.cli import main
 from harness.errors import EnvironmentProblem, InputError
@@ -22,43 +22,12 @@ from harness.toolchain import build
 from harness.toolchain.components import (
     COMPONENTS,
     KUBERNETES,
-    Binary,
     BuildFacts,
     Component,
     check_pins,
     select,
     wrapper_pins,
 )
-
-GO = shutil.which("go")
-needs_go = pytest.mark.skipif(GO is None, reason="go is not on PATH: these tests run a real `go build`")
-
-HELLO_MODULE = "example.test/hello"
-HELLO_MAIN = """package main
-
-import (
-\t"fmt"
-\t"os"
-)
-
-var version = "dev"
-
-func main() {
-\tif len(os.Args) > 1 && os.Args[1] == "--version" {
-\t\tfmt.Println("hello version " + version)
-\t}
-}
-"""
-HELLO = Component(
-    name="hello",
-    module=HELLO_MODULE,
-    version_key="hello",
-    purpose="a test program",
-    binaries=(Binary("hello", HELLO_MODULE, ("--version",), r"hello version (\S+)"),),
-    cold_minutes=1,
-    stamps=lambda facts: {"main.version": facts.version},
-)
-
 
 # --- this repository's wrappers ---------------------------------------------------------------------------
 
@@ -162,44 +131,6 @@ def test_this_machines_go_is_accepted() -> None:
 
 
 # --- a real build through a file:// module proxy --------------------------------------------------------------
-
-
-def _serve_module(proxy: Path, module: str, version: str, files: dict[str, str]) -> None:
-    """Lay out `module@version` the way GOPROXY=file://... expects it."""
-    folder = proxy / module / "@v"
-    folder.mkdir(parents=True)
-    (folder / "list").write_text(f"{version}\n")
-    (folder / f"{version}.info").write_text(f'{{"Version":"{version}","Time":"2026-01-02T03:04:05Z"}}')
-    (folder / f"{version}.mod").write_text(files["go.mod"])
-    with zipfile.ZipFile(folder / f"{version}.zip", "w") as archive:
-        for name, text in files.items():
-            archive.writestr(f"{module}@{version}/{name}", text)
-
-
-@pytest.fixture
-def hello_repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A checkout with versions.yaml and toolchain/hello, and Go pointed at a file:// proxy serving the module."""
-    if GO is None:
-        pytest.skip("go is not on PATH: these tests run a real `go build`")
-    proxy = tmp_path / "proxy"
-    files = {"go.mod": f"module {HELLO_MODULE}\n\ngo 1.22\n", "main.go": HELLO_MAIN}
-    _serve_module(proxy, HELLO_MODULE, "v1.0.0", files)
-    repo = tmp_path / "repo"
-    (repo / "infra").mkdir(parents=True)
-    pins = ("aws_provider", "helm_provider", "kubernetes_provider")
-    providers = "".join(f'{key}: "{versions()[key]}"\n' for key in pins)
-    (repo / "versions.yaml").write_text('hello: "1.0.0"\n' + providers)
-    wrapper = repo / "toolchain" / "hello"
-    wrapper.mkdir(parents=True)
-    (wrapper / "go.mod").write_text(
-        f"module wrapper/hello\n\ngo 1.22\n\ntool {HELLO_MODULE}\n\nrequire {HELLO_MODULE} v1.0.0\n"
-    )
-    monkeypatch.setenv("GOPROXY", proxy.as_uri())
-    monkeypatch.setenv("GOSUMDB", "off")
-    monkeypatch.setenv("GOMODCACHE", str(tmp_path / "modcache"))
-    monkeypatch.setenv("GOFLAGS", "-modcacherw")  # so tmp_path's cleanup can delete the module cache
-    subprocess.run([GO, "mod", "tidy"], cwd=wrapper, check=True, capture_output=True)
-    return repo
 
 
 def _entry(repo: Path, cache: Path, component: Component = HELLO) -> build.Entry:
