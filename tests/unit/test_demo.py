@@ -21,6 +21,7 @@ from harness.targets import local
 from harness.toolchain import build
 
 UNBUILT = "toolchain not built: kwok; run `make toolchain` (one-time, about 2 min on 2 cores)"
+Runs = list[tuple[str, str | None]]  # (target, what the local target lacked) of each e2e run the demo started
 NO_GO = "go: not found on PATH; the toolchain is built from Go modules: install Go 1.26+"
 
 
@@ -55,9 +56,9 @@ def hello_toolchain(hello_repo: Path, tmp_path: Path, monkeypatch: pytest.Monkey
 
 
 @pytest.fixture
-def runs(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str | None]]:
+def runs(monkeypatch: pytest.MonkeyPatch) -> Runs:
     """Each e2e run the demo starts: its target, and what the local target still lacked when it started."""
-    started: list[tuple[str, str | None]] = []
+    started: Runs = []
 
     def record(args: argparse.Namespace) -> int:
         started.append((args.target, local.unavailable()))
@@ -68,7 +69,7 @@ def runs(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str | None]]:
 
 
 def test_the_demo_builds_the_missing_toolchain_then_runs_every_stage_on_local(
-    hello_toolchain: Path, runs: list[tuple[str, str | None]], capsys: pytest.CaptureFixture[str]
+    hello_toolchain: Path, runs: Runs, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert main(["demo"]) == 0
     out = capsys.readouterr().out
@@ -82,13 +83,9 @@ def test_the_demo_builds_the_missing_toolchain_then_runs_every_stage_on_local(
 
 
 def test_without_go_the_demo_runs_the_emulator_half_and_builds_nothing(
-    hello_toolchain: Path,
-    runs: list[tuple[str, str | None]],
-    capsys: pytest.CaptureFixture[str],
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
+    hello_toolchain: Path, runs: Runs, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("PATH", str(tmp_path / "no-go-here"))
+    monkeypatch.setenv("PATH", str(hello_toolchain / "no-go-here"))
     assert main(["demo"]) == 0
     (said, *_) = capsys.readouterr().out.splitlines()
     assert said.startswith("demo on the emulator, the AWS half;")
@@ -99,7 +96,7 @@ def test_without_go_the_demo_runs_the_emulator_half_and_builds_nothing(
 
 def test_a_build_that_fails_is_one_line_and_runs_nothing(
     hello_toolchain: Path,
-    runs: list[tuple[str, str | None]],
+    runs: Runs,
     capsys: pytest.CaptureFixture[str],
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
@@ -114,7 +111,7 @@ def test_a_build_that_fails_is_one_line_and_runs_nothing(
 
 def test_ctrl_c_while_the_demo_builds_leaves_no_half_built_toolchain(
     hello_toolchain: Path,
-    runs: list[tuple[str, str | None]],
+    runs: Runs,
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
