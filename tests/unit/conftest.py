@@ -21,7 +21,7 @@ def hello_repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     serve_module(proxy, HELLO_MODULE, "v1.0.0", files)
     repo = tmp_path / "repo"
     (repo / "infra").mkdir(parents=True)
-    pins = ("aws_provider", "helm_provider", "kubernetes_provider")
+    pins = ("aws_provider", "helm_provider", "kubernetes_provider", "http_provider")
     providers = "".join(f'{key}: "{versions()[key]}"\n' for key in pins)
     (repo / "versions.yaml").write_text('hello: "1.0.0"\n' + providers)
     wrapper = repo / "toolchain" / "hello"
