@@ -811,7 +811,7 @@ def test_the_app_project_admits_exactly_what_the_platform_applications_deliver(
     # Not by checking nothing: the gate rendered the chart's AppProject and root Application, and every platform
     # Application (root and generated) names that project.
     model = build_model([REPO / "infra"], [REPO / "gitops"], reference)
-    assert model.notes == []
+    assert model.local_chart_notes == []
     assert {(m.kind, m.name) for m in model.local_charts} == {("AppProject", "eks-platform"),
                                                                ("Application", "bootstrap")}
     apps = platform_applications(model)
