@@ -20,8 +20,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import subprocess
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -55,8 +54,7 @@ LOAD_BALANCER_TRAFFIC = "load_balancer_traffic"
 IMAGE_PULLS = "image_pulls"
 EKS_ACCESS_CHECK = "kubernetes API reachable with an EKS token"
 LOCAL_ACCESS_CHECK = "kubernetes API reachable with the run's client certificate"
-GITOPS_REPO_ENV = "HARNESS_GITOPS_REPO_URL"
-GITOPS_REVISION_ENV = "HARNESS_GITOPS_REVISION"
+GITOPS_COMMIT = "gitops_commit"  # run settings: the commit Argo CD synced gitops/ from, for the report
 GAME_NAMESPACE, GAME_DEPLOYMENT = GAME_PODS.namespace, GAME_PODS.name
 GAME_IMAGE_PIN = "game_2048_image"  # versions.yaml key of the image the Deployment must run
 KARPENTER_NODEPOOL = "apps"
@@ -99,26 +97,6 @@ KUBERNETES_CHECK_NAMES = (
     ingress.TARGET_GROUPS_CHECK,
     ingress.GAME_PAGE_CHECK,
 )
-
-
-def git_value(args: Sequence[str]) -> str:
-    try:
-        done = subprocess.run(["git", *args], cwd=repo_root(), capture_output=True, text=True, check=False, timeout=10)
-    except (OSError, subprocess.SubprocessError):
-        return ""
-    return done.stdout.strip() if done.returncode == 0 else ""
-
-
-def gitops_source(explicit_url: str | None, explicit_revision: str | None, env: Mapping[str, str]) -> tuple[str, str]:
-    """Where Argo CD reads gitops/ from: --gitops-repo-url/--gitops-revision, env, else this checkout's origin."""
-    url = explicit_url or env.get(GITOPS_REPO_ENV, "") or git_value(["remote", "get-url", "origin"])
-    revision = explicit_revision or env.get(GITOPS_REVISION_ENV, "") or "main"
-    if not url.startswith(("https://", "git@", "ssh://")):
-        raise InputError(
-            f"Argo CD needs a git URL it can clone for gitops/: pass --gitops-repo-url or set {GITOPS_REPO_ENV} "
-            f"(got {url!r})"
-        )
-    return url, revision
 
 
 def scale_out_replicas(deployment: Mapping[str, Any] | None) -> int:
@@ -165,26 +143,37 @@ class E2E(FullStack):
         if self.caps.local_kubernetes:
             return self.local_addons()
         terraform = self.addons_terraform()
-        self.run.settings["gitops_repo_url"], self.run.settings["gitops_revision"] = self.gitops
+        url, commit = self.gitops
+        self.run.settings["gitops_repo_url"] = url
+        # The revision is the commit itself: Argo CD syncs exactly what Terraform and the checks read here.
+        self.run.settings["gitops_revision"] = self.run.settings[GITOPS_COMMIT] = commit
         self.run.save()
         with self.guarded(terraform):
             terraform.init()
             terraform.apply(self.addons_variables())
-        return StageOutcome("applied infra/addons: LB controller, Argo CD, Karpenter, bootstrap")
+        return StageOutcome(
+            f"applied infra/addons: LB controller, Argo CD, Karpenter, bootstrap; Argo CD syncs {url} at {commit}"
+        )
 
     def local_addons(self) -> StageOutcome:
         """infra/addons' releases into the local cluster, each controller started as a process right after its
         release; Argo CD syncs this working tree from the run's Git endpoint (harness.targets.local)."""
         plane = self.local_cluster()
-        url = local.start_git_endpoint(self.run, plane)
-        variables = {**self.addons_variables(), "gitops_repo_url": url, "gitops_revision": git_endpoint.BRANCH}
+        served = local.start_git_endpoint(self.run, plane)
+        self.run.settings[GITOPS_COMMIT] = served.commit
+        self.run.save()
+        variables = {**self.addons_variables(), "gitops_repo_url": served.url, "gitops_revision": git_endpoint.BRANCH}
         emulator = self.stack.emulator(start=False)
         endpoint = emulator.endpoint if emulator else ""
         aws_env = lb_controller.aws_environment(endpoint, self.stack.region, os.environ)
         installed = local.install_addons(self.run, plane, self.stack.outputs(), variables, aws_env)
         reason = self.caps.reason(ADDONS_BY_TERRAFORM)
         results = (Result.not_applicable(ADDONS_BY_TERRAFORM_CHECK, self.run.target, reason),) if reason else ()
-        return StageOutcome(f"installed {len(installed)} of infra/addons' resources; Argo CD syncs {url}", results)
+        return StageOutcome(
+            f"installed {len(installed)} of infra/addons' resources; Argo CD syncs {served.url} at {served.commit} "
+            "(a snapshot of this working tree)",
+            results,
+        )
 
     def wait(self, fetch: Callable[[], T], judge: Callable[[T], Result], timeout: float) -> Result:
         """wait_for with the run's clock and sleep, bounded by what the watchdog leaves."""

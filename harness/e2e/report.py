@@ -76,6 +76,7 @@ class RunReport:
     figures: Figures = field(default_factory=Figures)
     timeline: ScaleOutTimeline | None = None
     notes: tuple[str, ...] = ()
+    gitops_commit: str = ""  # the commit Argo CD synced gitops/ from ("" when the add-ons did not go in)
 
     @property
     def ok(self) -> bool:
@@ -246,6 +247,7 @@ def markdown(report: RunReport, plot: str | None) -> str:
         f"# e2e run {report.run_id}: {verdict}",
         "",
         f"Target **{report.target}**, region {report.region}, started {report.started_at}.",
+        *([f"Argo CD synced gitops/ at commit `{report.gitops_commit}`."] if report.gitops_commit else []),
         "",
         "## Stages",
         "",

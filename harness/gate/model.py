@@ -51,6 +51,8 @@ class TfResource:
     attr_lines: dict[str, int]
     default_tags: Mapping[str, Any] = field(default_factory=dict)  # the aws provider's default_tags
     count_unknown: bool = False  # count/for_each not static: this stands for any number of instances
+    # helm_release only: strings its values and set entries write as literals (not read from a variable or output)
+    literal_strings: frozenset[str] = frozenset()
 
     @property
     def address(self) -> str:

@@ -245,15 +245,6 @@ def test_scale_out_count_comes_from_the_deployment_annotation() -> None:
         orchestration.scale_out_replicas({"metadata": {"annotations": {}}})
 
 
-def test_gitops_source_must_be_clonable() -> None:
-    assert orchestration.gitops_source("https://example.com/x.git", None, {}) == ("https://example.com/x.git", "main")
-    assert orchestration.gitops_source(
-        None, None, {orchestration.GITOPS_REPO_ENV: "git@example.com:x.git", orchestration.GITOPS_REVISION_ENV: "v1"}
-    ) == ("git@example.com:x.git", "v1")
-    with pytest.raises(InputError, match="--gitops-repo-url"):
-        orchestration.gitops_source("/some/local/dir", None, {})
-
-
 # ---------------------------------------------------------------- the CLI refuses before creating anything
 
 

@@ -94,6 +94,7 @@ def run_report(timeline: Any) -> RunReport:
         figures,
         timeline,
         notes=("evidence bundle: evidence/",),
+        gitops_commit="0123456789abcdef0123456789abcdef01234567",
     )
 
 
@@ -145,6 +146,7 @@ def test_markdown_has_verdict_stages_figures_plot_and_recovery(tmp_path: Path) -
     assert "| scale-in time (scale back -> no spare Karpenter node left) | 140 s |" in text
     assert "![Karpenter scale-out timeline](karpenter-timeline.png)" in text
     assert "make e2e-down RUN_ID=r-report-1" in text and "harness sweep --run-id r-report-1" in text
+    assert "Argo CD synced gitops/ at commit `0123456789abcdef0123456789abcdef01234567`." in text
 
 
 def test_plot_is_a_real_png_sized_to_its_rows(tmp_path: Path) -> None:
@@ -170,3 +172,4 @@ def test_no_timeline_no_plot_and_a_passing_run_says_passed(tmp_path: Path) -> No
     assert "plot" not in written and not (tmp_path / report.PLOT_FILE).exists()
     assert written["markdown"].read_text().startswith("# e2e run r-ok-1: PASSED")
     assert "## Karpenter timeline" not in written["markdown"].read_text()
+    assert "Argo CD synced" not in written["markdown"].read_text()  # no add-ons, no commit to name

@@ -407,13 +407,9 @@ def repo_model(reference: Path) -> Model:
 
 
 @pytest.fixture
-def tree(tmp_path: Path) -> Path:
-    """A copy of the checkout the gate reads (infra/, gitops/, versions.yaml) to plant defects in."""
-    root = tmp_path / "repo"
-    shutil.copytree(REPO / "gitops", root / "gitops")
-    shutil.copytree(REPO / "infra", root / "infra",
-                    ignore=shutil.ignore_patterns(".terraform*", "*.tfstate*", "terraform.tfvars*"))
-    shutil.copy(REPO / "versions.yaml", root / "versions.yaml")
+def tree(repo_copy: Path) -> Path:
+    """The checkout's copy (conftest repo_copy) with the sample cluster secret."""
+    root = repo_copy
     (root / SAMPLE_SECRET.relative_to(REPO)).parent.mkdir(parents=True)
     shutil.copy(SAMPLE_SECRET, root / SAMPLE_SECRET.relative_to(REPO))
     return root
