@@ -118,6 +118,24 @@ def pod_phase_summary(pod: KubeObject) -> str:
     return ", ".join(parts)
 
 
+def failed_pods(pods: Iterable[KubeObject]) -> list[dict[str, str]]:
+    """Pods the kubelet gave up on (phase Failed: evicted, out of memory, a container that exited for good), each
+    with the kubelet's reason and message; a Job's pods are left out (a failed hook is retried by a new pod)."""
+    return [
+        {
+            "pod": name_of(pod),
+            "why": f"{status.get('reason') or 'Failed'}: {status.get('message', '')}".strip(": "),
+        }
+        for pod in pods
+        if (status := pod.get("status") or {}).get("phase") == "Failed"
+        and not any(ref.get("kind") == "Job" for ref in (pod.get("metadata") or {}).get("ownerReferences") or [])
+    ]
+
+
+def _failed_why(failed: Sequence[Mapping[str, str]]) -> str:
+    return "; ".join(f"{row['pod']} ({row['why']})" for row in failed)
+
+
 def _has_taint(node: KubeObject, taint: Mapping[str, str]) -> bool:
     for entry in (node.get("spec") or {}).get("taints") or []:
         if all(entry.get(key) == value for key, value in taint.items()):
@@ -177,14 +195,20 @@ def judge_ops_nodes(nodes: Sequence[KubeObject], *, nodegroup: str | None = None
 def judge_controllers_on_ops(pods_by_group: Mapping[str, Sequence[KubeObject]], nodes: Sequence[KubeObject]) -> Result:
     """Every controller pod (Argo CD, Karpenter, LB controller) is Running and Ready on an ops node.
 
-    ``pods_by_group`` maps a ``PodGroup.name`` to its pods. PENDING while a group has no pods yet or a pod is
-    unscheduled/not Ready; FAIL when a pod runs on a node that is not an ops node.
+    ``pods_by_group`` maps a ``PodGroup.name`` to its pods. PENDING while a group has no running pod yet or a pod
+    is unscheduled/not Ready; FAIL when a pod runs on a node that is not an ops node, or a controller's pod Failed
+    (evicted, crashed for good: see ``failed_pods``), naming each.
     """
     name = CONTROLLERS_CHECK
     by_name = _nodes_by_name(nodes)
     misplaced: list[dict[str, str]] = []
     waiting: list[dict[str, str]] = []
-    empty = [group for group, pods in pods_by_group.items() if not pods]
+    failed = [row for pods in pods_by_group.values() for row in failed_pods(pods)]
+    empty = [
+        group
+        for group, pods in pods_by_group.items()
+        if all((pod.get("status") or {}).get("phase") in ("Succeeded", "Failed") for pod in pods)
+    ]
     placement: dict[str, list[str]] = {}
     for group, pods in pods_by_group.items():
         for pod in pods:
@@ -197,11 +221,19 @@ def judge_controllers_on_ops(pods_by_group: Mapping[str, Sequence[KubeObject]], 
                 misplaced.append({"pod": name_of(pod), "group": group, "node": str(node_name)})
             elif node is None or not pod_ready(pod):
                 waiting.append({"pod": name_of(pod), "group": group, "state": pod_phase_summary(pod)})
-    evidence = {"placement": placement, "misplaced": misplaced, "waiting": waiting, "groups_without_pods": empty}
+    evidence = {
+        "placement": placement,
+        "misplaced": misplaced,
+        "waiting": waiting,
+        "failed": failed,
+        "groups_without_pods": empty,
+    }
     if misplaced:
         return Result.failed(name, f"{len(misplaced)} controller pod(s) run outside the ops nodes", **evidence)
+    if failed:
+        return Result.failed(name, f"{len(failed)} controller pod(s) Failed: {_failed_why(failed)}", **evidence)
     if empty:
-        return Result.pending(name, f"no pods yet for {', '.join(empty)}", **evidence)
+        return Result.pending(name, f"no running pods yet for {', '.join(empty)}", **evidence)
     if waiting:
         return Result.pending(name, f"{len(waiting)} controller pod(s) not Running/Ready yet", **evidence)
     total = sum(len(v) for v in placement.values())
@@ -214,9 +246,10 @@ def judge_workload_off_ops(
     """No pod of ``workload`` is scheduled on an ops node (the taint keeps it off).
 
     PENDING while no pod of the workload is scheduled anywhere yet (nothing to judge); FAIL naming every pod
-    that landed on an ops node.
+    that landed on an ops node, and every pod that Failed (a workload whose pods all Failed is not "none on ops").
     """
     name = off_ops_check(workload)
+    failed = failed_pods(pods)
     by_name = _nodes_by_name(nodes)
     scheduled = [pod for pod in pods if (pod.get("spec") or {}).get("nodeName")]
     on_ops = [
@@ -224,9 +257,13 @@ def judge_workload_off_ops(
         for pod in scheduled
         if is_ops_node(by_name.get(str(pod["spec"]["nodeName"]), {}))
     ]
-    evidence = {"pods": {name_of(p): (p.get("spec") or {}).get("nodeName") for p in pods}, "on_ops": on_ops}
+    evidence = {
+        "pods": {name_of(p): (p.get("spec") or {}).get("nodeName") for p in pods}, "on_ops": on_ops, "failed": failed
+    }
     if on_ops:
         return Result.failed(name, f"{len(on_ops)} {workload} pod(s) run on ops nodes", **evidence)
+    if failed:
+        return Result.failed(name, f"{len(failed)} {workload} pod(s) Failed: {_failed_why(failed)}", **evidence)
     if not scheduled:
         return Result.pending(name, f"no {workload} pod is scheduled yet", **evidence)
     return Result.passed(name, f"{len(scheduled)} scheduled {workload} pod(s), none on ops nodes", **evidence)
