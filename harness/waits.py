@@ -90,8 +90,9 @@ def wait_for(
 
     ``retry_on`` lists exception types from ``fetch`` that count as "not yet" (PENDING with the error as
     the why) instead of ending the wait, e.g. DNS failures while a new load balancer's name propagates.
-    ``on_poll`` sees every verdict as it comes. ``terminal`` and ``progress``: see the module docstring. Waits double from ``interval`` up to
-    ``max_interval``, plus up to ``interval`` of random jitter, and never sleep past the deadline.
+    ``on_poll`` sees every verdict as it comes. ``terminal`` and ``progress``: see the module docstring. Waits
+    double from ``interval`` up to ``max_interval``, plus up to ``interval`` of random jitter, and never sleep
+    past the deadline.
     """
     if timeout <= 0:
         raise ValueError(f"timeout must be positive, got {timeout}")
