@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 import yaml
-from kube_fixtures import FakeKubeClient, items, load, named
+from kube_fixtures import RECORDED_BEFORE_SCALE, FakeKubeClient, items, load, named
 
 from harness.errors import InputError
 from harness.kube.api import EC2_NODE_CLASS, NODE_POOL
@@ -44,9 +44,7 @@ BASELINE_CLAIM, BASELINE_NODE = "apps-clcdp", "i-10bb3987b8b6c7f86"  # launched 
 NEW_CLAIM, NEW_NODE = "apps-vsbxl", "i-aa37b0adf2cf5a688"  # launched for the scale-out
 OPS_A = "ops-0"
 REQUEST = "500m"  # gitops/apps/game-2048's CPU request, as the run had it
-BASELINE_PODS = ("game-2048/game-2048-665967d87f-26xqr", "game-2048/game-2048-665967d87f-f4q5f")  # before the scale
-# What existed when the run raised the replicas from 2 to 16 (03:04:58): the baseline's 2 pods and NodeClaim.
-BEFORE_SCALE = Before(frozenset(BASELINE_PODS), frozenset({BASELINE_CLAIM}))
+BEFORE_SCALE = RECORDED_BEFORE_SCALE
 
 
 def at(clock: str) -> datetime:
@@ -203,7 +201,7 @@ def test_the_baseline_judged_as_a_scale_out_fails() -> None:
     # The baseline itself (2 replicas on the node launched for them) is no scale-out of 2 either.
     baseline = {k: [o for o in v if o["metadata"]["name"] != NEW_CLAIM and o["metadata"]["name"] != NEW_NODE]
                 for k, v in seen.items()}
-    baseline["pods"] = [p for p in seen["pods"] if f"game-2048/{p['metadata']['name']}" in BASELINE_PODS]
+    baseline["pods"] = [p for p in seen["pods"] if f"game-2048/{p['metadata']['name']}" in BEFORE_SCALE.pods]
     assert scale_out(baseline, Before.of(baseline["pods"], baseline["nodeclaims"]), replicas=2).status is Status.FAIL
 
 
