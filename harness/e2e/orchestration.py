@@ -143,6 +143,7 @@ class E2E(FullStack):
     scale_in_seconds: float | None = None
     timeline: ScaleOutTimeline | None = None
     scale_out_figures: spot.ScaleOutFigures | None = None
+    now: Callable[[], datetime] = lambda: datetime.now(timezone.utc)  # wall clock, compared with the API's times
 
     @contextlib.contextmanager
     def guarded(self, runner: Terraform) -> Iterator[None]:
@@ -199,7 +200,7 @@ class E2E(FullStack):
         ``ends``: the wait's name in harness.kube.terminal.ENDS and where the events are in what ``fetch`` returns;
         a final Warning among them (seen since the wait began) ends it at once, in the controller's words."""
         bound = self.watchdog.bound(timeout)
-        since = datetime.now(timezone.utc).replace(microsecond=0)  # the API's event times are whole seconds
+        since = self.now().replace(microsecond=0)  # the API's event times are whole seconds
         return wait_for(
             fetch,
             judge,
@@ -259,7 +260,7 @@ class E2E(FullStack):
         expected = expected_applications()
         return self.wait(
             lambda: (k.list_custom(APPLICATION, td.ARGOCD_NAMESPACE), self.karpenter_events()),
-            lambda seen: argocd.judge_applications(seen[0], expected=expected, now=datetime.now(timezone.utc)),
+            lambda seen: argocd.judge_applications(seen[0], expected=expected, now=self.now()),
             900,
             ends=(terminal.APPLICATIONS_WAIT, lambda seen: seen[1]),
         )

@@ -367,6 +367,8 @@ class FakeKarpenterCluster:
         self.scale_calls.append(replicas)
 
     def nodes_up(self) -> bool:
+        if not self.scale_calls:
+            return False  # before the scale-out no pod needs a node
         if self.replicas > 2:
             return self.launch_after is not None and self.elapsed() >= self.launch_after
         return self.elapsed() < self.consolidate_after  # scaled back: nodes linger until consolidation
@@ -390,7 +392,8 @@ class FakeKarpenterCluster:
                     "creationTimestamp": self.stamp(2),
                     "labels": {"karpenter.sh/nodepool": "apps", "karpenter.sh/capacity-type": "spot"},
                 },
-                "status": {"nodeName": "ip-spot" if self.nodes_up() else None, "conditions": [t, *ready]},
+                "status": {"nodeName": "ip-spot" if self.nodes_up() else None, "conditions": [t, *ready],
+                           "allocatable": {"cpu": "3920m"}},
             }
         ]
 
@@ -506,8 +509,8 @@ def test_karpenter_stage_scales_out_judges_measures_and_scales_back(tmp_path: Pa
     assert cluster.scale_calls == [4, 0]  # to the annotated count, then back to the baseline
     assert runner.timeline is not None and len(runner.timeline.pods) == 4 and len(runner.timeline.nodes) == 1
     assert runner.scale_in_seconds is not None and 120 <= runner.scale_in_seconds < 180
-    figures = rpt.figures_from(runner.timeline, scale_in=runner.scale_in_seconds)
-    assert (figures.time_to_first_node, figures.time_to_pods) == (50.0, 61.0)
+    figures = runner.scale_out_figures
+    assert figures is not None and (figures.first_node_ready, figures.all_pods_ready) == (50.0, 61.0)
     assert runner.run.path("karpenter-timeline.json").is_file()
 
 
