@@ -881,3 +881,59 @@ def test_karpenter_stage_does_not_scale_against_a_nodepool_karpenter_cannot_use(
     (ready,) = outcome.results
     assert not outcome.ok and "SubnetsReady=False (SubnetsNotFound" in ready.why
     assert cluster.scale_calls == []  # nothing scaled, so nothing to scale back
+
+
+# ---------------------------------------------------------------- the checks stage's placement waits
+
+
+def placement_e2e(tmp_path: Path, reader: Any, clock: Clock) -> E2E:
+    runner = karpenter_e2e(tmp_path, FakeKarpenterCluster(clock), clock)
+    runner._kube = reader
+    runner.sleep = lambda seconds: setattr(clock, "now", clock.now + seconds)
+    return runner
+
+
+def test_the_game_placement_wait_ends_at_once_on_karpenters_words(tmp_path: Path) -> None:
+    """The issue's run: a NodePool no instance type satisfies. The game's pods never schedule; Karpenter says why
+    within a minute, and the check ends on its words instead of waiting out its 600 s."""
+    from datetime import datetime, timezone
+
+    from kube_fixtures import FakeKubeClient, load
+
+    reader = FakeKubeClient(
+        load("recorded/deadline/pods_game-2048.yaml"), load("recorded/synced/nodes.yaml"),
+        load("events_nodepool_no_instance_types.yaml"),
+    )
+    clock = Clock()
+    runner = placement_e2e(tmp_path, reader, clock)
+    runner.now = lambda: datetime(2026, 11, 29, 2, 12, 30, tzinfo=timezone.utc)  # the wait began before the events
+    result = runner.game_off_ops()
+    assert result.status is Status.FAIL and clock.now == 1000.0  # at the first poll
+    assert result.why.startswith("karpenter: NodePool/apps NoCompatibleInstanceTypes:")
+    runner.now = lambda: datetime(2026, 11, 29, 2, 20, tzinfo=timezone.utc)  # changed: events older than the wait
+    stale = runner.game_off_ops()
+    assert stale.why == "timed out after 600s: no game-2048 pod is scheduled yet" and clock.now >= 1600.0
+
+
+def test_the_ops_placement_checks_wait_instead_of_judging_once(tmp_path: Path) -> None:
+    from kube_fixtures import FakeKubeClient, load
+
+    class NodesLate(FakeKubeClient):
+        """The recorded ops nodes, listed only from the third read on (the node group still joining)."""
+
+        reads = 0
+
+        def list_nodes(self, label_selector: str = "") -> list[Any]:
+            self.reads += 1
+            return super().list_nodes(label_selector) if self.reads >= 3 else []
+
+    reader = NodesLate(
+        load("recorded/synced/nodes.yaml"), load("recorded/synced/pods_argocd.yaml"),
+        load("recorded/synced/pods_kube-system.yaml"),
+    )
+    clock = Clock()
+    runner = placement_e2e(tmp_path, reader, clock)
+    nodes = runner.ops_nodes()
+    assert nodes.status is Status.PASS and nodes.evidence["polls"] == 3  # before: judged once, "not registered yet"
+    controllers = runner.controllers_on_ops()
+    assert controllers.status is Status.PASS, controllers.why
