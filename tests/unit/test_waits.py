@@ -185,20 +185,23 @@ def test_a_reader_fetch_and_a_judge_compose_into_a_wait() -> None:
 # ---------------------------------------------------------------- the controller's final words, progress
 
 
-def test_a_final_event_ends_a_pending_wait_at_once_in_the_controllers_words() -> None:
-    time = FakeTime()
-    # The recorded run whose game pods never scheduled, with Karpenter's words for why (hand-written, labelled).
-    pods = items("recorded/deadline/pods_game-2048.yaml")
-    nodes = items("recorded/synced/nodes.yaml")
-    events = items("events_nodepool_no_instance_types.yaml")
-    result = wait_for(
+def game_placement_wait(events: list[dict[str, object]], timeout: float, time: FakeTime) -> Result:
+    """The recorded run whose game pods never scheduled, waited on with the game placement's final events."""
+    pods, nodes = items("recorded/deadline/pods_game-2048.yaml"), items("recorded/synced/nodes.yaml")
+    return wait_for(
         lambda: (pods, nodes, events),
         lambda seen: judge_workload_off_ops(seen[0], seen[1]),
-        600,
+        timeout,
         clock=time.clock,
         sleep=time.sleep,
         terminal=ends(GAME_PLACEMENT_WAIT, lambda seen: seen[2], since=None),
     )
+
+
+def test_a_final_event_ends_a_pending_wait_at_once_in_the_controllers_words() -> None:
+    time = FakeTime()
+    # Karpenter's words for why the pods never scheduled (hand-written, labelled).
+    result = game_placement_wait(items("events_nodepool_no_instance_types.yaml"), 600, time)
     assert result.status is Status.FAIL and time.sleeps == []  # the first poll, not 600 s later
     assert result.why == (
         "karpenter: NodePool/apps NoCompatibleInstanceTypes: NodePool requirements filtered out all compatible "
@@ -208,19 +211,10 @@ def test_a_final_event_ends_a_pending_wait_at_once_in_the_controllers_words() ->
 
 
 def test_without_a_final_event_the_wait_runs_its_course() -> None:
-    time = FakeTime()
-    pods, nodes = items("recorded/deadline/pods_game-2048.yaml"), items("recorded/synced/nodes.yaml")
     # The kube-scheduler's FailedScheduling, recorded as the game waited for a node: how every scale-out starts.
     events = items("recorded/deadline/events_game-2048.yaml")
     assert any(e["reason"] == "FailedScheduling" for e in events)
-    result = wait_for(
-        lambda: (pods, nodes, events),
-        lambda seen: judge_workload_off_ops(seen[0], seen[1]),
-        120,
-        clock=time.clock,
-        sleep=time.sleep,
-        terminal=ends(GAME_PLACEMENT_WAIT, lambda seen: seen[2], since=None),
-    )
+    result = game_placement_wait(events, 120, FakeTime())
     assert result.why == "timed out after 120s: no game-2048 pod is scheduled yet"
 
 
