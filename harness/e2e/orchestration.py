@@ -375,9 +375,9 @@ class E2E(FullStack):
         k = self.kube()
         nodepool, _ = self.karpenter_objects()
         labels = kk.nodepool_template_labels(nodepool or {})
-        request = kk.cpu_request(k.get_deployment(GAME_NAMESPACE, GAME_DEPLOYMENT) or {})
+        request = core.cpu_request(k.get_deployment(GAME_NAMESPACE, GAME_DEPLOYMENT) or {})
         pods, claims, _, _ = self.karpenter_state()
-        before = kk.Before.of(pods, claims)  # the baseline: judged and timed apart from the scale-out
+        before = core.Before.of(pods, claims)  # the baseline: judged and timed apart from the scale-out
         self.say(f"scaling {GAME_DEPLOYMENT} to {replicas} replicas")
         k.scale_deployment(GAME_NAMESPACE, GAME_DEPLOYMENT, replicas)
         out = self.wait(
@@ -415,7 +415,7 @@ class E2E(FullStack):
         interruption queue: Karpenter must drain the node, launch a replacement and terminate the instance,
         while every replica keeps running somewhere on the pool."""
         pods, claims, _, _ = self.karpenter_state()
-        before = kk.Before.of(pods, claims)
+        before = core.Before.of(pods, claims)
         victim = spot.interruption_victim(claims, KARPENTER_NODEPOOL)
         if victim is None:
             return Result.failed(spot.INTERRUPTION_CHECK, f"no NodeClaim of {KARPENTER_NODEPOOL} has an instance")

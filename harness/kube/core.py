@@ -7,16 +7,20 @@ Balancer Controller) land there. Workloads such as game-2048 do not tolerate it 
 
 Every judge here is a pure function of API objects (dicts as the API serves them) returning a
 ``harness.results.Result``; PENDING means "not settled yet, poll again" (see ``harness.waits``). Small
-accessors (``condition``, ``parse_time``, ``pod_phase_summary``) are shared by the other judge modules.
+accessors (``condition``, ``parse_time``, ``pod_phase_summary``, ``failed_pods``) and what the Karpenter judges
+measure a trigger and a size against (``Before``, ``cpu_request``, ``bin_packing_minimum``) are shared by the
+other judge modules.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from harness.keys import NODEPOOL_LABEL
 from harness.results import Result
 
 KubeObject = Mapping[str, Any]
@@ -134,6 +138,43 @@ def failed_pods(pods: Iterable[KubeObject]) -> list[dict[str, str]]:
 
 def _failed_why(failed: Sequence[Mapping[str, str]]) -> str:
     return "; ".join(f"{row['pod']} ({row['why']})" for row in failed)
+
+
+@dataclass(frozen=True)
+class Before:
+    """The pods and NodeClaims that existed just before a trigger (raising the replicas, a spot interruption
+    warning): what came after it is judged and timed apart from them. Names, not times, so the API server's clock
+    and this machine's never need to agree."""
+
+    pods: frozenset[str]  # namespace/name
+    nodeclaims: frozenset[str]
+
+    @classmethod
+    def of(cls, pods: Sequence[KubeObject], nodeclaims: Sequence[KubeObject]) -> Before:
+        return cls(frozenset(name_of(pod) for pod in pods), frozenset(name_of(c) for c in nodeclaims))
+
+
+def cpu_cores(quantity: str) -> float:
+    """A Kubernetes CPU quantity in cores ("500m" -> 0.5, "2" -> 2.0)."""
+    return float(quantity[:-1]) / 1000 if quantity.endswith("m") else float(quantity)
+
+
+def cpu_request(deployment: KubeObject) -> str:
+    """The CPU request of a Deployment's first container ("0" when it sets none)."""
+    containers = (((deployment.get("spec") or {}).get("template") or {}).get("spec") or {}).get("containers") or []
+    return str(((containers[0].get("resources") or {}).get("requests") or {}).get("cpu", "0")) if containers else "0"
+
+
+def bin_packing_minimum(replicas: int, request: str, nodeclaims: Sequence[KubeObject], nodepool: str) -> int | None:
+    """The fewest nodes of the largest size Karpenter launched that hold the replicas' CPU (None before any NodeClaim
+    of the pool reports its allocatable CPU)."""
+    allocatable = [
+        cpu_cores(str(c["status"]["allocatable"]["cpu"]))
+        for c in nodeclaims
+        if labels_of(c).get(NODEPOOL_LABEL) == nodepool
+        and ((c.get("status") or {}).get("allocatable") or {}).get("cpu")
+    ]
+    return max(1, math.ceil(replicas * cpu_cores(request) / max(allocatable))) if allocatable else None
 
 
 def _has_taint(node: KubeObject, taint: Mapping[str, str]) -> bool:

@@ -14,7 +14,6 @@ time of every step) that the report plots.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -23,6 +22,8 @@ from typing import Any
 from harness.errors import InputError
 from harness.keys import CAPACITY_TYPE_LABEL, NODEPOOL_LABEL
 from harness.kube.core import (
+    Before,
+    bin_packing_minimum,
     condition,
     condition_true,
     failed_pods,
@@ -204,42 +205,6 @@ def judge_node_class_discovery(
         f"group(s), {len(resolved['amis'])} AMI(s)",
         **evidence,
     )
-
-
-@dataclass(frozen=True)
-class Before:
-    """The pods and NodeClaims that existed just before a trigger (raising the replicas, a spot interruption
-    warning): what came after it is judged and timed apart from them. Names, not times, so the API server's clock
-    and this machine's never need to agree."""
-
-    pods: frozenset[str]  # namespace/name
-    nodeclaims: frozenset[str]
-
-    @classmethod
-    def of(cls, pods: Sequence[KubeObject], nodeclaims: Sequence[KubeObject]) -> Before:
-        return cls(frozenset(name_of(pod) for pod in pods), frozenset(object_name(c) for c in nodeclaims))
-
-
-def cpu_cores(quantity: str) -> float:
-    """A Kubernetes CPU quantity in cores ("500m" -> 0.5, "2" -> 2.0)."""
-    return float(quantity[:-1]) / 1000 if quantity.endswith("m") else float(quantity)
-
-
-def cpu_request(deployment: KubeObject) -> str:
-    """The CPU request of a Deployment's first container ("0" when it sets none)."""
-    containers = (((deployment.get("spec") or {}).get("template") or {}).get("spec") or {}).get("containers") or []
-    return str(((containers[0].get("resources") or {}).get("requests") or {}).get("cpu", "0")) if containers else "0"
-
-
-def bin_packing_minimum(replicas: int, request: str, nodeclaims: Sequence[KubeObject], nodepool: str) -> int | None:
-    """The fewest nodes of the largest size Karpenter launched that hold the replicas' CPU (None before any NodeClaim
-    of the pool reports its allocatable CPU)."""
-    allocatable = [
-        cpu_cores(str(c["status"]["allocatable"]["cpu"]))
-        for c in in_pool(nodeclaims, nodepool)
-        if ((c.get("status") or {}).get("allocatable") or {}).get("cpu")
-    ]
-    return max(1, math.ceil(replicas * cpu_cores(request) / max(allocatable))) if allocatable else None
 
 
 @dataclass(frozen=True)

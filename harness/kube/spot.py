@@ -12,10 +12,9 @@ from datetime import datetime, timezone
 from typing import Any
 
 from harness.kube.api import KubeObject
+from harness.kube.core import Before, bin_packing_minimum
 from harness.kube.karpenter import (
-    Before,
     ScaleOutTimeline,
-    bin_packing_minimum,
     in_pool,
     object_name,
     placement,

@@ -24,7 +24,7 @@ from harness.gate.api import build_model
 from harness.keys import NODEPOOL_LABEL
 from harness.kube import karpenter as judges
 from harness.kube import spot
-from harness.kube.core import labels_of
+from harness.kube.core import Before, cpu_request, labels_of
 from harness.project import local_target, reference_dir, repo_root
 from harness.results import Result, Status
 from harness.targets import karpenter, lb_controller, node_registrar
@@ -198,8 +198,8 @@ def test_pending_game_pods_become_spot_instances_and_nodes(local: Local) -> None
     deployment = local.json("-n", GAME, "get", "deployment", GAME)
     replicas = judges.scale_out_replicas(deployment, 16)
     nodepool = local.json("get", "nodepool", POOL)
-    before = judges.Before.of(*local.state()[:2])  # the baseline: judged and timed apart from the scale-out
-    request = judges.cpu_request(deployment)
+    before = Before.of(*local.state()[:2])  # the baseline: judged and timed apart from the scale-out
+    request = cpu_request(deployment)
     scaled_at = time.monotonic()
     local.cluster.kubectl("-n", GAME, "scale", "deployment", GAME, f"--replicas={replicas}")
 
@@ -275,7 +275,7 @@ def test_a_spot_interruption_warning_drains_and_replaces_the_node(local: Local) 
     queue = sqs.get_queue_url(QueueName=local.outputs["karpenter_interruption_queue_name"])["QueueUrl"]
     deployment = local.json("-n", GAME, "get", "deployment", GAME)
     replicas = judges.scale_out_replicas(deployment, 16)
-    at_warning = judges.Before.of(*local.state()[:2])  # a replacement is a NodeClaim not in it
+    at_warning = Before.of(*local.state()[:2])  # a replacement is a NodeClaim not in it
     sent_at = time.monotonic()
     sqs.send_message(QueueUrl=queue, MessageBody=json.dumps(interruption_warning(victim, local.outputs["region"])))
 
@@ -288,7 +288,7 @@ def test_a_spot_interruption_warning_drains_and_replaces_the_node(local: Local) 
             return Result.pending(name, f"instance {victim} not terminated")
         return judges.judge_scale_out(
             pods, claims, nodes, replicas=replicas, nodepool=POOL, before=at_warning,
-            request=judges.cpu_request(deployment), events=events,
+            request=cpu_request(deployment), events=events,
         )
 
     replaced = wait_for(local.state, judge, timeout=180, interval=2)

@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 
 from harness.kube.api import CustomResource, KubeObject
-from harness.kube.karpenter import Before
+from harness.kube.core import Before
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "kube"
 # What existed in the recorded run when it raised game-2048 from 2 to 16 replicas (03:04:58): the baseline's two

@@ -15,11 +15,9 @@ from kube_fixtures import RECORDED_BEFORE_SCALE, FakeKubeClient, items, load, na
 
 from harness.errors import InputError
 from harness.kube.api import EC2_NODE_CLASS, NODE_POOL
+from harness.kube.core import Before, cpu_cores, cpu_request
 from harness.kube.karpenter import (
-    Before,
     build_timeline,
-    cpu_cores,
-    cpu_request,
     judge_node_class_discovery,
     judge_pool_ready,
     judge_scale_in,
