@@ -52,7 +52,7 @@ def preflight(stack: Any, stages: Sequence[str]) -> None:
 
 
 def build_report(e2e: E2E, records: Sequence[rpt.StageRecord], region: str, notes: Sequence[str]) -> rpt.RunReport:
-    figures = rpt.figures_from(e2e.timeline, time_to_green=e2e.time_to_green, scale_in=e2e.scale_in_seconds)
+    figures = rpt.Figures(e2e.time_to_green, e2e.scale_out_figures, e2e.scale_in_seconds)
     return rpt.RunReport(
         e2e.run.id,
         e2e.run.target,
