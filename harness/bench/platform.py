@@ -32,6 +32,7 @@ from harness.terraform.runner import DESTROY_FLAGS
 BASELINE = "2eb94e551fcb9a69a7cd1685a8cd7b08d0b9095a"
 BASELINE_PATHS = ("infra", "versions.yaml")
 COMMANDS = ("apply", "destroy")
+LINK_SHOWN_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -137,13 +138,20 @@ def parts_table(measured: dict[str, Measured]) -> Table:
 
 
 def path_lines(name: str, measured: Measured) -> list[str]:
+    """Per command, the critical path's links of at least LINK_SHOWN_S (the short ones, mostly waits for one of
+    Terraform's parallel slots, summed)."""
     lines = []
     for command in COMMANDS:
         found = measured.timelines[command]
         chain = tl.critical_path(found.changes)
+        shown = [c for c in chain if c.seconds >= LINK_SHOWN_S]
+        short_links = len(chain) - len(shown)
+        links = " -> ".join(f"{short(c.address)} {c.seconds:.1f}s" for c in shown) or "no changes"
+        if short_links:
+            rest = sum(c.seconds for c in chain) - sum(c.seconds for c in shown)
+            links += f" (+ {short_links} link(s) under {LINK_SHOWN_S:.0f} s: {rest:.1f} s)"
         walk = found.parts()["resource walk"]
-        links = " -> ".join(f"{short(c.address)} {c.seconds:.1f}s" for c in chain)
-        lines.append(f"{name} {command}: critical path of the {walk:.1f} s walk: {links or 'no changes'}")
+        lines.append(f"{name} {command}: critical path of the {walk:.1f} s walk: {links}")
     return lines
 
 

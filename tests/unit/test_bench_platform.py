@@ -28,7 +28,7 @@ def test_a_revision_git_does_not_have_is_one_line_naming_the_fix(tmp_path: Path)
 
 
 def measured(walk: float, eks: float) -> bench.Measured:
-    changes = [Change("module.network.aws_vpc.this", "delete", 5.0, 6.0), Change(EKS_CLUSTER, "delete", 6.0, 6 + eks)]
+    changes = [Change("module.network.aws_vpc.this", "delete", 5.1, 6.0), Change(EKS_CLUSTER, "delete", 6.0, 6 + eks)]
     destroy = Timeline(total=10.0 + walk, plan_started=3.0, walk_started=5.0, walk_ended=5.0 + walk, changes=changes)
     apply = Timeline(total=40.0, plan_started=3.0, walk_started=6.0, walk_ended=39.0)
     return bench.Measured(
@@ -54,5 +54,5 @@ def test_the_table_and_paths_show_both_sides() -> None:
     assert "destroy: resource walk" in text and "+-18.0" not in text and "-18.0" in text
     lines = bench.path_lines("after", sides["after"])
     walk = "after destroy: critical path of the 12.0 s walk"
-    assert lines[1] == f"{walk}: network.aws_vpc.this 1.0s -> cluster.aws_eks_cluster.this 2.0s"
+    assert lines[1] == f"{walk}: cluster.aws_eks_cluster.this 2.0s (+ 1 link(s) under 1 s: 0.9 s)"
     assert lines[0].endswith("no changes")
