@@ -54,11 +54,13 @@ def logged_destruction_seconds(logs: Path, pattern: str) -> float | None:
 
 @dataclass(frozen=True)
 class Step:
-    """One plain Terraform command: when it started (epoch seconds), how long it ran, where its output went."""
+    """One plain Terraform command: when it started (epoch seconds), how long it ran, where its output (and, when
+    asked for, the provider's DEBUG log) went."""
 
     launched: float
     seconds: float
     log: Path
+    provider_log: Path | None
 
 
 def terraform_cycle(
@@ -70,7 +72,7 @@ def terraform_cycle(
     provider_log: bool = False,
 ) -> dict[str, Step]:
     """init + apply + destroy with nothing but the Terraform CLI (and a fresh moto server to talk to); `extra_args`
-    are added per step, `provider_log` writes the provider's DEBUG log of each step to `work/STEP-provider.log`."""
+    are added per step, `provider_log` asks for the provider's DEBUG log of each step (Step.provider_log)."""
     server = emu.start(work / "emulator.log")
     try:
         env = server.child_env(str(variables["region"]))
@@ -87,9 +89,8 @@ def terraform_cycle(
         steps: dict[str, Step] = {}
         for step, args in commands.items():
             log_path = work / f"plain-{step}.log"
-            step_env = env | (
-                {"TF_LOG_PROVIDER": "DEBUG", "TF_LOG_PATH": str(work / f"{step}-provider.log")} if provider_log else {}
-            )
+            provider_path = work / f"{step}-provider.log" if provider_log else None
+            step_env = env | ({"TF_LOG_PROVIDER": "DEBUG", "TF_LOG_PATH": str(provider_path)} if provider_path else {})
             launched, started = time.time(), time.monotonic()
             with log_path.open("w") as log:
                 done = subprocess.run(
@@ -98,7 +99,7 @@ def terraform_cycle(
                     stdout=log,
                     stderr=subprocess.STDOUT,
                 )
-            steps[step] = Step(launched, time.monotonic() - started, log_path)
+            steps[step] = Step(launched, time.monotonic() - started, log_path, provider_path)
             if done.returncode != 0:
                 raise EnvironmentProblem(f"plain terraform {step} failed (log: {log_path})")
         return steps

@@ -62,9 +62,14 @@ class Measured:
 
 def export_baseline(repo: Path, revision: str, into: Path) -> Path:
     """infra/ and versions.yaml at `revision`, written under `into`; returns the platform root there."""
-    done = subprocess.run(
-        ["git", "-C", str(repo), "archive", "--format=tar", revision, *BASELINE_PATHS], capture_output=True
-    )
+    try:
+        done = subprocess.run(
+            ["git", "-C", str(repo), "archive", "--format=tar", revision, *BASELINE_PATHS], capture_output=True
+        )
+    except OSError as exc:
+        raise EnvironmentProblem(
+            f"bench platform: git is needed to read the baseline {revision[:12]} ({exc})"
+        ) from None
     if done.returncode != 0:
         why = done.stderr.decode(errors="replace").strip().splitlines()
         raise EnvironmentProblem(
@@ -88,9 +93,7 @@ def measure(side: Side, variables: dict[str, object], work: Path) -> Measured:
     return Measured(
         init=steps["init"].seconds,
         timelines={command: read_timeline(steps[command]) for command in COMMANDS},
-        emulator_busy={
-            command: emulator_busy(steps[command], work / f"{command}-provider.log") for command in COMMANDS
-        },
+        emulator_busy={command: emulator_busy(steps[command]) for command in COMMANDS},
     )
 
 
@@ -100,8 +103,10 @@ def read_timeline(step: Step) -> tl.Timeline:
     return tl.timeline(events, step.launched, step.seconds, str(step.log))
 
 
-def emulator_busy(step: Step, provider_log: Path) -> float:
-    with provider_log.open(encoding="utf-8", errors="replace") as lines:
+def emulator_busy(step: Step) -> float:
+    """Seconds with at least one request in flight at the emulator, from the step's provider log."""
+    assert step.provider_log is not None, "measure() asks terraform_cycle for the provider's log"
+    with step.provider_log.open(encoding="utf-8", errors="replace") as lines:
         return tl.busy_seconds(tl.request_intervals(lines, step.launched))
 
 
