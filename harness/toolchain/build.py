@@ -324,6 +324,8 @@ def build_entry(go: Go, entry: Entry) -> dict[str, object]:
                     shutil.copytree(source, copy)
                 else:
                     shutil.copyfile(source, copy)
+                    if source.read_bytes().startswith(b"#!"):  # module zips keep no file modes: a script the
+                        copy.chmod(0o755)  # binary runs needs the x bit it has in upstream's image
             except OSError as exc:
                 raise EnvironmentProblem(
                     f"{component.module}@v{entry.version} has no {relative} ({exc.strerror})"

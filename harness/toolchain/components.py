@@ -185,6 +185,8 @@ COMPONENTS: tuple[Component, ...] = (
         ),
         cold_minutes=6,
         stamps=_argo_cd_stamps,
+        # The image puts these on PATH: the repo-server runs git-verify-wrapper.sh for every manifest it generates.
+        data=("hack/git-verify-wrapper.sh", "hack/gpg-wrapper.sh"),
         ships=("manifests/crds",),  # the CRDs of this very version (infra/addons installs them, not the chart's)
         chart="argo-cd",
     ),
