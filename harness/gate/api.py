@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import project
-from harness.errors import InputError
+from harness.errors import HarnessError, InputError
 from harness.gate import effective, loaders
 from harness.gate.local_charts import render_local_charts
 from harness.gate.model import (
@@ -119,7 +119,10 @@ def _shipped(
     the reference data's copy (which then stands in)."""
     from harness.toolchain.build import entry_for, shipped_data  # reads the cache only when a model is built
 
-    built = shipped_data()
+    try:
+        built = shipped_data()
+    except HarnessError:  # no toolchain/ beside the checked-out harness (an installed package): nothing is shipped
+        built = {}
     deployed = {chart_name(r) for r in terraform.of_type("helm_release")}
     shipped, notes = {}, []
     for component in COMPONENTS:

@@ -4,6 +4,7 @@ data's older copies, for the gate and for the local target's installs (harness.t
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -106,3 +107,13 @@ def test_every_declared_upstream_file_is_a_resource_of_infra_addons(addons_model
     for declared in local_target().upstream_files:
         assert any(a.startswith(declared.resource + "[") for a in addresses), declared.resource
         assert any(a.startswith(declared.source + "[") for a in addresses), declared.source
+
+
+def test_a_harness_without_its_toolchain_folder_checks_with_the_reference_data_alone(
+    platform_tree: Callable[..., Path], reference: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tree = platform_tree()
+    monkeypatch.setenv("HARNESS_REPO", str(tree))  # a checkout without toolchain/: no module ships anything
+    model = build_model([tree / "infra"], [tree / "gitops"], reference)
+    assert model.shipped == {}
+    assert model.reference.chart_values[LB] == load_reference(reference).chart_values[LB]
