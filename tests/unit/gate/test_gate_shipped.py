@@ -114,6 +114,11 @@ def test_a_harness_without_its_toolchain_folder_checks_with_the_reference_data_a
 ) -> None:
     tree = platform_tree()
     monkeypatch.setenv("HARNESS_REPO", str(tree))  # a checkout without toolchain/: no module ships anything
-    model = build_model([tree / "infra"], [tree / "gitops"], reference)
+    repo_root.cache_clear()
+    try:
+        model = build_model([tree / "infra"], [tree / "gitops"], reference)
+    finally:
+        monkeypatch.delenv("HARNESS_REPO")
+        repo_root.cache_clear()
     assert model.shipped == {}
     assert model.reference.chart_values[LB] == load_reference(reference).chart_values[LB]
