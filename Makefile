@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'  # dev pulls in every extra (stack, e2e, pin)
 	touch $(STAMP)
 
-demo: setup ## the main job, offline: emulator up -> verify -> report -> down
+demo: setup ## the main job, offline: builds the toolchain first where Go is present, then up -> verify -> report -> down
 	$(BIN)/harness demo
 
 test: setup ## the whole suite; tests/e2e as its own session, on local when the toolchain is built

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -120,6 +120,18 @@ class Overlay:
 
 
 @dataclass(frozen=True)
+class UpstreamFiles:
+    """An infra/addons resource whose content Terraform downloads from an upstream release tag (`source`, a
+    data "http"): on local the same file of the same tag is read from the pinned Go module the toolchain extracted
+    (`component`'s `ships`), whose zip is that tag's tree."""
+
+    resource: str  # e.g. kubernetes_manifest.argocd_crd (every instance)
+    source: str  # e.g. data.http.argocd_crd: the instance of the same key holds the URL
+    url_prefix: str  # the tag's root; {version} stands for the component's pinned version
+    component: str
+
+
+@dataclass(frozen=True)
 class LocalTarget:
     """infra/targets.yaml `local_target`: the emulator gaps (name: reason) patched into the moto server, the images it
     serves, and the overlays that replace in gitops/ objects only what the emulator cannot serve."""
@@ -127,6 +139,7 @@ class LocalTarget:
     emulator_gaps: dict[str, str]
     emulator_images: list[dict[str, Any]]
     overlays: list[Overlay]
+    upstream_files: list[UpstreamFiles] = field(default_factory=list)
 
     def overlaid(self, doc: dict[str, Any]) -> dict[str, Any]:
         """`doc` with every overlay that targets its kind and name applied (a copy; `doc` is left alone)."""
@@ -175,7 +188,14 @@ def local_target(root: Path | None = None) -> LocalTarget:
         if not all(isinstance(op, dict) and {"op", "path"} <= set(op) for op in patch):
             raise InputError(f"{where}.patch: every operation needs op and path (RFC 6902)")
         overlays.append(Overlay(str(target["kind"]), str(target["name"]), str(entry["why"]), patch))
-    return LocalTarget({str(k): str(v) for k, v in gaps.items()}, images, overlays)
+    upstream = []
+    for index, entry in enumerate(_list(section.get("upstream_files") or [], f"{path}: local_target.upstream_files")):
+        fields = ("resource", "source", "url_prefix", "component")
+        if not all(str(_mapping(entry, f"{path}: local_target.upstream_files[{index}]").get(f, "")).strip()
+                   for f in fields):
+            raise InputError(f"{path}: local_target.upstream_files[{index}] needs {', '.join(fields)}")
+        upstream.append(UpstreamFiles(*(str(entry[f]) for f in fields)))
+    return LocalTarget({str(k): str(v) for k, v in gaps.items()}, images, overlays, upstream)
 
 
 def reference_dir(explicit: str | os.PathLike[str] | None = None, root: Path | None = None) -> Path:

@@ -44,6 +44,7 @@ from harness.errors import InputError
 from harness.gate.api import check
 from harness.gate.loaders import load_manifests
 from harness.gate.rules.versions import moving_tag
+from harness.gate.schema import DEFAULT_KUBERNETES
 from harness.project import reference_dir, repo_root, versions
 
 REPO_TARGET_S = 0.5
@@ -395,7 +396,7 @@ def generate_repo(root: Path, manifests: int, pins: dict[str, str]) -> int:
     """A repository of exactly `manifests` Kubernetes objects plus a Terraform root; returns files written."""
     (root / "infra" / "platform").mkdir(parents=True)
     (root / "infra" / "platform" / "main.tf").write_text(
-        TERRAFORM_ROOT.replace("KUBERNETES", pins.get("kubernetes", "1.35")), encoding="utf-8"
+        TERRAFORM_ROOT.replace("KUBERNETES", pins.get("kubernetes", DEFAULT_KUBERNETES)), encoding="utf-8"
     )
     (root / "versions.yaml").write_text("".join(f'{k}: "{v}"\n' for k, v in pins.items()), encoding="utf-8")
     ops, apps = root / "gitops" / "ops", root / "gitops" / "apps"
@@ -504,7 +505,7 @@ def run(args: argparse.Namespace) -> int:
                 repo_manifests,
             ),
             measure_checkov(infra, gitops, repeat, repo_manifests),
-            measure_kubernetes_validate(gitops, repeat, pins.get("kubernetes", "1.35"), repo_manifests),
+            measure_kubernetes_validate(gitops, repeat, pins.get("kubernetes", DEFAULT_KUBERNETES), repo_manifests),
         ]
         for size in sizes:
             console.print(f"gate bench: synthetic repo of {size:,} manifests ...")

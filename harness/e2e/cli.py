@@ -14,6 +14,7 @@ import os
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from rich.console import Console
@@ -26,12 +27,14 @@ from harness.e2e.evidence import collect_evidence
 from harness.e2e.orchestration import E2E, GITOPS_REPO_ENV, GITOPS_REVISION_ENV, gitops_source
 from harness.e2e.safety import confirm, creation_summary
 from harness.e2e.stages import STAGES, Watchdog, execute_stages, passed_stages, select_stages, write_stage_log
-from harness.errors import InputError
+from harness.errors import EnvironmentProblem, InputError
 from harness.project import KUBERNETES_CAPABILITY, TARGETS, capabilities, repo_root
 from harness.targets.cli import progress_shown
-from harness.targets.local import unavailable
+from harness.targets.local import toolchain_entries, unavailable
 from harness.targets.stack import Stack
 from harness.terraform.runner import find_cli
+from harness.toolchain.build import Entry, cache_root, entry_problem, go_for
+from harness.toolchain.progress import build_shown
 
 DEFAULT_MAX_MINUTES = 120.0
 
@@ -175,19 +178,53 @@ def register(subparsers: Any) -> None:
     demo.set_defaults(func=cmd_demo)
 
 
+@dataclass(frozen=True)
+class DemoPlan:
+    target: str  # "local" or "emulator"
+    build_toolchain: bool  # build what the local target lacks first
+    note: str | None  # one line said before anything runs
+
+
+def plan_demo(unbuilt: str | None, go_problem: str | None) -> DemoPlan:
+    """The best offline demo this machine can give: `local` when the toolchain is built, or once it is built when
+    Go can build it; else the emulator, after one line on what brings the Kubernetes half.
+
+    unbuilt: why the local target cannot run yet (None: it can); go_problem: why Go cannot build it (None: it can).
+    """
+    if unbuilt is None:
+        return DemoPlan("local", build_toolchain=False, note=None)
+    if go_problem is None:
+        return DemoPlan("local", build_toolchain=True, note=None)
+    return DemoPlan(
+        "emulator",
+        build_toolchain=False,
+        note=f"demo on the emulator, the AWS half; the Kubernetes half (cluster, add-ons, Argo CD, the ALB, "
+        f"Karpenter) runs on the local target once the toolchain is built: {unbuilt}; {go_problem}",
+    )
+
+
+def go_problem(entries: list[Entry]) -> str | None:
+    """Why the Go on PATH cannot build `entries` (one line with the fix), or None when it can."""
+    try:
+        go_for(entries)
+    except EnvironmentProblem as exc:
+        return str(exc)
+    return None
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
-    """The e2e's stages on the best offline target this machine has: `local` with the toolchain, else the
-    emulator, whose Kubernetes stages then report not applicable, after one line on what brings them."""
+    """The e2e's stages on the best offline target this machine has (plan_demo). A toolchain that Go can build is
+    built first, announced with its one-time cost and shown as it builds; a Ctrl-C leaves no half-built binary."""
     console = Console(highlight=False, soft_wrap=True)
-    reason = unavailable()
-    if reason:
-        console.print(
-            f"demo on the emulator, the AWS half; the Kubernetes half (cluster, add-ons, Argo CD, the ALB, "
-            f"Karpenter) runs on the local target once the toolchain is built: {reason}",
-            markup=False,
-        )
+    unbuilt = unavailable()
+    todo = [entry for entry in toolchain_entries() if entry_problem(entry) is not None] if unbuilt else []
+    plan = plan_demo(unbuilt, go_problem(todo) if todo else None)
+    if plan.note:
+        console.print(plan.note, markup=False)
+    if plan.build_toolchain:
+        build_shown(todo, cache_root(), console)
     e2e_args = argparse.Namespace(
-        target="emulator" if reason else "local",
+        target=plan.target,
         run_id=args.run_id,
         region=None,
         yes=True,  # offline: nothing is billed, nothing to confirm

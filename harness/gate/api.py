@@ -30,6 +30,7 @@ from harness.gate.model import (
 )
 from harness.gate.rules import Rule, all_rules
 from harness.gate.values import helm_values
+from harness.toolchain.components import COMPONENTS
 
 # `terraform show -json` output: one file, or one per root (a root without one is evaluated from its .tf files).
 PlanFiles = Path | Sequence[Path] | None
@@ -80,11 +81,12 @@ def build_model(
     rendered = effective.render(terraform, manifests, gitops)
     versions, versions_file, versions_lines = loaders.load_versions(_checked_root([*infra, *gitops]))
     files = [*terraform.files, *sorted({m.file for m in manifests})]
+    shipped, unbuilt = _shipped()
     model = Model(
         terraform=terraform,
         manifests=manifests,
         effective=rendered.objects,
-        reference=loaders.load_reference(reference_dir),
+        reference=loaders.load_reference(reference_dir, shipped),
         versions=versions,
         versions_file=versions_file,
         versions_lines=versions_lines,
@@ -92,7 +94,10 @@ def build_model(
         gitops_roots=gitops,
         repo_root=repo,
         rendered=rendered,
+        shipped=shipped,
+        shipped_charts={Path(s).name for c in COMPONENTS for s in c.ships if s.startswith("helm/")},
     )
+    model.notes.extend(unbuilt)
     model.helm = {r.address: helm_values(r) for r in terraform.of_type("helm_release")}
     charts = render_local_charts(terraform, model.helm)
     model.local_charts = charts.objects
@@ -100,6 +105,19 @@ def build_model(
     if render_charts:
         _render_charts(model, reference_dir)
     return model
+
+
+def _shipped() -> tuple[dict[str, Path], list[str]]:
+    """What the toolchain's pinned modules ship (charts, IAM policies, CRDs), and a note for each not extracted yet."""
+    from harness.toolchain.build import entry_for, shipped_data  # reads the cache only when a model is built
+
+    shipped = shipped_data()
+    notes = [
+        f"{c.name} {entry_for(c).version}: {', '.join(c.ships)} of its pinned module not read (not built: "
+        "`make toolchain` extracts them); the reference data's copies stand in"
+        for c in COMPONENTS if c.ships and c.name not in shipped
+    ]
+    return shipped, notes
 
 
 def _render_charts(model: Model, reference_dir: Path) -> None:

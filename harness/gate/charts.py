@@ -1,7 +1,8 @@
 """`harness check --render-charts`: the pinned charts rendered by the pinned helm with the values a helm_release
 passes, each rendering cached by chart, values and versions (a repeated check does not run helm again).
 
-The pinned chart folders are `<reference>/charts/<name>-<version>/`; helm comes from the toolchain
+The pinned chart folders are the controller module's (`helm/<name>/`, copied by the toolchain) or else
+`<reference>/charts/<name>-<version>/`; helm comes from the toolchain
 (`harness.toolchain.build.locate("helm")`). Without helm the gate falls back to checking value keys (EKS018) and
 says so in a note.
 """
@@ -23,7 +24,7 @@ import yaml
 from harness.gate.hcl import Encoded, Unknown
 from harness.gate.loaders import crd_schemas
 from harness.gate.model import Model, TfResource, chart_name, text
-from harness.gate.schema import SchemaValidator
+from harness.gate.schema import DEFAULT_KUBERNETES, SchemaValidator
 
 UNKNOWN = "unknown-before-apply"  # what a value known only at apply time renders as
 TIMEOUT_S = 120
@@ -117,20 +118,34 @@ def render(helm: Path, chart_dir: Path, release: str, namespace: str, values: Ma
     return objects, error
 
 
-def chart_folder(reference: Path, chart: str, version: str) -> Path | None:
+def chart_folder(reference: Path, chart: str, version: str, shipped: Mapping[str, Path]) -> Path | None:
+    """The pinned chart `chart` `version`: the one its controller's Go module ships (harness.toolchain's data), else
+    the reference data's folder; None when neither has it."""
+    for data in shipped.values():
+        folder = data / "helm" / chart
+        if (folder / "Chart.yaml").is_file() and _chart_version(folder) == version:
+            return folder
     folder = reference / "charts" / f"{chart}-{version}"
     return folder if (folder / "Chart.yaml").is_file() else None
+
+
+def _chart_version(folder: Path) -> str:
+    try:
+        meta = yaml.safe_load((folder / "Chart.yaml").read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        return ""
+    return str(meta.get("version", "")) if isinstance(meta, dict) else ""
 
 
 def render_releases(model: Model, reference: Path, helm: Path) -> list[Rendering]:
     """Every helm_release whose chart is pinned in the reference data, rendered with its values."""
     renderings: list[Rendering] = []
-    kubernetes = model.versions.get("kubernetes", "1.35")
+    kubernetes = model.versions.get("kubernetes", DEFAULT_KUBERNETES)
     for release, values in model.helm_releases():
         chart = chart_name(release)
         pinned = model.reference.chart_values.get(chart)
         version = text(release.get("version")) or (pinned[0] if pinned else None)
-        folder = chart_folder(reference, chart, version) if version else None
+        folder = chart_folder(reference, chart, version, model.shipped) if version else None
         if folder is None:
             continue
         name = text(release.get("name")) or release.name
@@ -145,4 +160,4 @@ def validator_for(model: Model, folders: Sequence[Path]) -> SchemaValidator:
     schemas = dict(model.reference.crd_schemas)
     for folder in folders:
         schemas.update(crd_schemas(sorted((folder / "crds").glob("*.yaml"))))
-    return SchemaValidator(model.versions.get("kubernetes", "1.35"), schemas)
+    return SchemaValidator(model.versions.get("kubernetes", DEFAULT_KUBERNETES), schemas)

@@ -14,7 +14,7 @@ from typing import Any
 import yaml
 
 from harness.errors import InputError
-from harness.gate.model import Manifest, Reference, Suppression, TerraformModel
+from harness.gate.model import Manifest, Reference, Suppression, TerraformModel, as_dict
 from harness.gate.plan import read_plan
 from harness.gate.terraform import Project, collect
 from harness.gate.text import read_text
@@ -234,18 +234,22 @@ def _plain_documents(path: Path) -> list[Any]:
         raise InputError(f"{path}{f':{mark.line + 1}' if mark else ''}: invalid YAML") from None
 
 
-def load_reference(directory: Path) -> Reference:
+def load_reference(directory: Path, shipped: Mapping[str, Path] | None = None) -> Reference:
     """CRD schemas, chart default values, upstream IAM actions and compatibility facts.
 
-    Parsed once per process and reference state (file names, sizes, modification times).
+    `shipped` (component -> folder) adds what a pinned Go module ships beside its binary (a chart, an IAM policy,
+    CRDs; harness.toolchain.build.shipped_data): for those the module's copy replaces the reference data's, since it
+    is the same version as the binary that runs. Parsed once per process and state (file names, sizes, times).
     """
     directory = directory.resolve()
     if not directory.is_dir():
         raise InputError(f"{directory}: reference data directory not found")
+    folders = (directory, *sorted((shipped or {}).values()))
     state = tuple(
-        (str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in sorted(directory.rglob("*")) if p.is_file()
+        (str(p), p.stat().st_size, p.stat().st_mtime_ns)
+        for folder in folders for p in sorted(folder.rglob("*")) if p.is_file()
     )
-    return _load_reference(directory, state)
+    return _load_reference(directory, tuple(sorted((shipped or {}).items())), state)
 
 
 def _cache_file(state: tuple[tuple[str, int, int], ...]) -> Path:
@@ -255,7 +259,9 @@ def _cache_file(state: tuple[tuple[str, int, int], ...]) -> Path:
 
 
 @functools.lru_cache(maxsize=4)
-def _load_reference(directory: Path, state: tuple[tuple[str, int, int], ...]) -> Reference:
+def _load_reference(
+    directory: Path, shipped: tuple[tuple[str, Path], ...], state: tuple[tuple[str, int, int], ...]
+) -> Reference:
     """Parsing the CRDs takes most of a check's time, so the parsed form is cached as JSON per reference state."""
     cache = _cache_file(state)
     try:
@@ -267,10 +273,11 @@ def _load_reference(directory: Path, state: tuple[tuple[str, int, int], ...]) ->
             {name: set(actions) for name, actions in data["iam"].items()},
             data["compatibility"],
             iam_statements=data["iam_statements"],
+            chart_app_versions=data["chart_app_versions"],
         )
     except (OSError, ValueError, KeyError, TypeError):
         pass
-    reference = _parse_reference(directory)
+    reference = _parse_reference(directory, dict(shipped))
     try:
         cache.parent.mkdir(parents=True, exist_ok=True)
         cache.write_text(json.dumps({
@@ -280,6 +287,7 @@ def _load_reference(directory: Path, state: tuple[tuple[str, int, int], ...]) ->
             "iam": {name: sorted(actions) for name, actions in reference.iam_actions.items()},
             "compatibility": reference.compatibility,
             "iam_statements": reference.iam_statements,
+            "chart_app_versions": reference.chart_app_versions,
         }, default=str), encoding="utf-8")
     except (OSError, TypeError, ValueError):
         pass  # a cache that cannot be written only costs time
@@ -308,34 +316,50 @@ def crd_schemas(
     return schemas
 
 
-def _parse_reference(directory: Path) -> Reference:
+def _parse_reference(directory: Path, shipped: Mapping[str, Path]) -> Reference:
     schemas: dict[tuple[str, str, str], dict[str, Any]] = {}
     kinds: dict[tuple[str, str], list[str]] = {}
     crd_schemas(sorted((directory / "crds").glob("*.yaml")), schemas, kinds)
+    for folder in shipped.values():
+        crd_schemas(sorted(folder.glob("manifests/crds/*-crd.yaml")), schemas, kinds)
     charts: dict[str, tuple[str, dict[str, Any]]] = {}
     for file in sorted((directory / "charts").glob("*.values.yaml")):
         match = re.match(r"^(?P<name>.+)-(?P<version>[0-9][^-]*)\.values\.yaml$", file.name)
         if match:
             values = _plain_documents(file)
             charts[match.group("name")] = (match.group("version"), values[0] if values and values[0] else {})
+    app_versions: dict[str, str] = {}
+    chart_files = [(False, f) for f in sorted((directory / "charts").glob("*/Chart.yaml"))]
+    chart_files += [(True, f) for folder in shipped.values() for f in sorted(folder.glob("helm/*/Chart.yaml"))]
+    for from_module, chart_file in chart_files:  # a module's chart comes last and wins
+        chart = as_dict((_plain_documents(chart_file) or [{}])[0])
+        name = str(chart.get("name"))
+        if from_module:
+            values = _plain_documents(chart_file.parent / "values.yaml")
+            charts[name] = (str(chart.get("version")), values[0] if values and values[0] else {})
+        if name in charts and str(chart.get("version")) == charts[name][0]:
+            app_versions[name] = str(chart.get("appVersion", ""))
     iam: dict[str, set[str]] = {}
     statements: dict[str, list[dict[str, Any]]] = {}
+    policies = [("aws-load-balancer-controller", f) for f in sorted((directory / "iam").glob("*.json"))]
+    policies += [(name, f) for name, folder in shipped.items() for f in folder.glob("docs/install/iam_policy.json")]
+    for controller, file in policies:  # a module's own policy comes last and wins
+        try:
+            document = json.loads(read_text(file))
+        except ValueError:
+            raise InputError(f"{file}: invalid JSON") from None
+        iam[controller] = _policy_actions(document)
+        statements[controller] = policy_statements(document)
     for file in sorted((directory / "iam").glob("*")):
         text = read_text(file)
-        if file.suffix == ".json":
-            try:
-                document = json.loads(text)
-            except ValueError:
-                raise InputError(f"{file}: invalid JSON") from None
-            iam["aws-load-balancer-controller"] = _policy_actions(document)
-            statements["aws-load-balancer-controller"] = policy_statements(document)
-        elif "karpenter" in file.name:
+        if file.suffix != ".json" and "karpenter" in file.name:
             documents = _karpenter_controller_documents(file, text)
             iam["karpenter"] = {a for d in documents for a in _policy_actions(d)}
             statements["karpenter"] = [s for d in documents for s in policy_statements(d)]
     compatibility_file = directory / "compatibility.yaml"
     compatibility = yaml_documents(compatibility_file)[0][0] if compatibility_file.is_file() else {}
-    return Reference(schemas, kinds, charts, iam, compatibility or {}, iam_statements=statements)
+    return Reference(schemas, kinds, charts, iam, compatibility or {}, iam_statements=statements,
+                     chart_app_versions=app_versions)
 
 
 def policy_statements(document: Any) -> list[dict[str, Any]]:

@@ -206,6 +206,7 @@ class Reference:
     validators: dict[Any, Any] = field(default_factory=dict)  # schema validators built from it, kept with it
     # controller -> upstream Allow statements: {"actions": [...], "resources": [...], "conditions": [[op, key, [v]]]}
     iam_statements: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    chart_app_versions: dict[str, str] = field(default_factory=dict)  # chart name -> its Chart.yaml appVersion
 
 
 @dataclass
@@ -252,6 +253,9 @@ class Model:
     # --render-charts: one harness.gate.charts.Rendering per release; None when not asked (or helm is missing)
     renderings: list[Any] | None = None
     notes: list[str] = field(default_factory=list)  # what the gate could not check, for the report's notes
+    # component -> data folder: what pinned Go modules ship beside the binaries (charts, IAM policies, CRDs)
+    shipped: dict[str, Path] = field(default_factory=dict)
+    shipped_charts: set[str] = field(default_factory=set)  # charts a pinned module publishes, built or not
 
     def helm_releases(self) -> Iterator[tuple[TfResource, HelmValues]]:
         for release in self.terraform.of_type("helm_release"):

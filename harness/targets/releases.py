@@ -18,8 +18,10 @@ from typing import Any
 import yaml
 
 from harness.errors import EnvironmentProblem, InputError
+from harness.gate.charts import chart_folder as pinned_chart
 from harness.gate.hcl import Unknown
 from harness.gate.model import Model
+from harness.project import UpstreamFiles
 
 # A read of the platform's outputs, as infra/addons writes it or as the gate leaves it unresolved.
 PLATFORM_READ = re.compile(r"(?:local\.platform|remote_state\.outputs)(?P<path>(?:\.[A-Za-z_]\w*|\[\"[^\"]+\"\])+)")
@@ -112,12 +114,38 @@ def install(helm: Path, kubeconfig: Path, chart_dir: Path, release: Release, wor
         raise EnvironmentProblem(f"helm install {release.name} ({chart_dir.name}) failed: {last.strip()}")
 
 
-def chart_folder(reference: Path, chart: str, version: str) -> Path:
-    """The pinned chart folder the local target installs `chart` from (the reference data's charts/)."""
-    folder = reference / "charts" / f"{chart}-{version}"
-    if not (folder / "Chart.yaml").is_file():
-        raise EnvironmentProblem(f"{folder}: no pinned chart folder for {chart} {version} in the reference data")
+def chart_folder(reference: Path, chart: str, version: str, shipped: Mapping[str, Path]) -> Path:
+    """The pinned chart folder the local target installs `chart` from: its controller module's, else the reference
+    data's charts/."""
+    folder = pinned_chart(reference, chart, version, shipped)
+    if folder is None:
+        raise EnvironmentProblem(
+            f"no pinned chart folder for {chart} {version}: neither a built toolchain module ships it nor "
+            f"{reference / 'charts'} has it"
+        )
     return folder
+
+
+def upstream_file(
+    model: Model, declared: UpstreamFiles, address: str, version: str, shipped: Mapping[str, Path]
+) -> Path:
+    """The file of the pinned module that stands in for what `address` (an instance of `declared.resource`)
+    downloads: the URL of the `declared.source` instance of the same key, less the tag's root."""
+    key = address[len(declared.resource):]
+    source = next((r for r in model.terraform.resources if r.address == declared.source + key), None)
+    url = source.get("url") if source is not None else None
+    prefix = declared.url_prefix.format(version=version)
+    if not isinstance(url, str) or not url.startswith(prefix):
+        raise InputError(f"infra/targets.yaml local_target.upstream_files: {declared.source}{key} has no URL under "
+                         f"{prefix} (found {url!r})")
+    if declared.component not in shipped:
+        raise EnvironmentProblem(f"{address}: the toolchain's {declared.component} {version} is not built; run "
+                                 "`make toolchain`")
+    path = shipped[declared.component] / url[len(prefix):]
+    if not path.is_file():
+        raise InputError(f"{address}: {url[len(prefix):]} is not among what the pinned {declared.component} module "
+                         f"ships (harness.toolchain Component.ships)")
+    return path
 
 
 def secret(model: Model, address: str, outputs: Mapping[str, Any], variables: Mapping[str, Any]) -> dict[str, Any]:

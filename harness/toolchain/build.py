@@ -16,14 +16,14 @@ import re
 import shutil
 import subprocess
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from harness.errors import EnvironmentProblem, InputError
 from harness.project import repo_root, versions
-from harness.toolchain.components import BINARIES, Binary, BuildFacts, Component, check_pins
+from harness.toolchain.components import BINARIES, COMPONENTS, Binary, BuildFacts, Component, check_pins
 
 CACHE_ENV = "HARNESS_TOOLCHAIN_CACHE"
 MANIFEST = "manifest.json"
@@ -83,6 +83,15 @@ class Go:
         return "go" + ".".join(map(str, self.version))
 
 
+def with_pinned_go(env: Mapping[str, str], pins: Mapping[str, str]) -> dict[str, str]:
+    """`env` with GOTOOLCHAIN set to versions.yaml `go_toolchain`, unless the user chose one: the go command then
+    fetches that approved release from the module proxy when the installed Go is older than a wrapper needs."""
+    chosen = dict(env)
+    if pins.get("go_toolchain") and not chosen.get("GOTOOLCHAIN"):
+        chosen["GOTOOLCHAIN"] = f"go{pins['go_toolchain']}"
+    return chosen
+
+
 def find_go(required: tuple[int, int, int], env: Mapping[str, str] | None = None) -> Go:
     """The `go` command on PATH, refusing a missing or too old one with the fix in one line."""
     env = dict(os.environ if env is None else env)
@@ -103,6 +112,13 @@ def find_go(required: tuple[int, int, int], env: Mapping[str, str] | None = None
             "(or set GOTOOLCHAIN so go fetches it)"
         )
     return Go(path, version)
+
+
+def go_for(entries: list[Entry]) -> Go:
+    """The Go that can build every one of `entries` (the newest `go` line of their wrappers; see find_go), with
+    GOTOOLCHAIN pinned in this process's environment for every go command of the build, stamps included."""
+    os.environ.update(with_pinned_go(os.environ, versions()))
+    return find_go(max(required_go((e.wrapper / "go.mod").read_text(encoding="utf-8")) for e in entries))
 
 
 @dataclass(frozen=True)
@@ -131,7 +147,7 @@ def entry_for(component: Component, root: Path | None = None, cache: Path | None
     tc = toolchain_dir(root)
     version = check_pins(component, tc, versions(root))
     # What is built and copied is part of the key; the stamps are checked after every build instead.
-    digest = hashlib.sha256(repr((component.name, component.packages(), component.data)).encode())
+    digest = hashlib.sha256(repr((component.name, component.packages(), component.copied)).encode())
     for name in ("go.mod", "go.sum"):
         path = tc / component.name / name
         try:
@@ -159,6 +175,14 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+def sha256_data(path: Path) -> str:
+    """A data file's sha256; for a folder (a chart, a CRD set), the sha256 of its files' paths and sha256s."""
+    if not path.is_dir():
+        return sha256_file(path)
+    files = sorted(p for p in path.rglob("*") if p.is_file())
+    return hashlib.sha256("".join(f"{p.relative_to(path)}\0{sha256_file(p)}\n" for p in files).encode()).hexdigest()
+
+
 def entry_problem(entry: Entry, *, deep: bool = False) -> str | None:
     """Why `entry` cannot be trusted ('not built', a corrupt binary), or None when it is complete.
 
@@ -181,11 +205,11 @@ def entry_problem(entry: Entry, *, deep: bool = False) -> str | None:
         if deep and sha256_file(path) != facts.get("sha256"):
             return f"{path} does not match the sha256 in {MANIFEST}"
     data = manifest.get("data") or {}
-    if not isinstance(data, dict) or set(data) != set(entry.component.data):
+    if not isinstance(data, dict) or set(data) != set(entry.component.copied):
         return f"{entry.manifest_path} does not list this component's data files"
     for relative, digest in data.items():
         path = entry.data(relative)
-        if not path.is_file() or (deep and sha256_file(path) != digest):
+        if not path.exists() or (deep and sha256_data(path) != digest):
             return f"{path} is missing or does not match the sha256 in {MANIFEST}"
     return None
 
@@ -236,7 +260,18 @@ def build_facts(go: Go, entry: Entry, log: Path) -> BuildFacts:
     info = json.loads(_run_go(go, ["mod", "download", "-json", module], entry.wrapper, log))
     listed = _run_go(go, ["list", "-m", "-f", "{{.Path}} {{.Version}}", "all"], entry.wrapper, log)
     dependencies = dict(line.split(" ", 1) for line in listed.splitlines() if " " in line)
-    return BuildFacts(entry.version, str(info.get("Time", "")), dependencies, Path(str(info.get("Dir", ""))))
+    return BuildFacts(entry.version, _module_time(info), dependencies, Path(str(info.get("Dir", ""))))
+
+
+def _module_time(download: Mapping[str, object]) -> str:
+    """The pinned module's commit time: `go mod download -json` prints it only when it fetched the module, so a
+    module already in the cache is read from its .info file."""
+    if download.get("Time"):
+        return str(download["Time"])
+    try:
+        return str(json.loads(Path(str(download.get("Info", ""))).read_text(encoding="utf-8")).get("Time", ""))
+    except (OSError, ValueError):
+        return ""
 
 
 def reported_version(go: Go, binary: Binary, path: Path) -> str:
@@ -281,16 +316,19 @@ def build_entry(go: Go, entry: Entry) -> dict[str, object]:
             else:  # an alias: the binary dispatches on the name it is started under (Argo CD)
                 target.symlink_to(main.name)
         data: dict[str, str] = {}
-        for relative in component.data:
+        for relative in component.copied:
             source, copy = facts.module_dir / relative, staging / DATA_DIR / relative
             copy.parent.mkdir(parents=True, exist_ok=True)
             try:
-                shutil.copyfile(source, copy)
+                if source.is_dir():
+                    shutil.copytree(source, copy)
+                else:
+                    shutil.copyfile(source, copy)
             except OSError as exc:
                 raise EnvironmentProblem(
                     f"{component.module}@v{entry.version} has no {relative} ({exc.strerror})"
                 ) from None
-            data[relative] = sha256_file(copy)
+            data[relative] = sha256_data(copy)
         main_reports = reported_version(go, main, staging / main.name)
         for binary in component.binaries:
             target = staging / binary.name
@@ -347,6 +385,17 @@ def require_built(entry: Entry) -> Entry:
     return entry
 
 
+def shipped_data(root: Path | None = None, cache: Path | None = None) -> dict[str, Path]:
+    """Component name -> the data folder of its current build, for the components whose pinned module ships a
+    chart, IAM policy or CRDs (`Component.ships`); a component not built yet is left out."""
+    found = {}
+    for component in COMPONENTS:
+        entry = entry_for(component, root, cache)
+        if component.ships and entry_problem(entry) is None:
+            found[component.name] = entry.path / DATA_DIR
+    return found
+
+
 def locate(name: str, root: Path | None = None, cache: Path | None = None) -> Path:
     """The built binary `name` for the pinned versions (see require_built for what a missing one says)."""
     if name not in BINARIES:
@@ -354,13 +403,17 @@ def locate(name: str, root: Path | None = None, cache: Path | None = None) -> Pa
     return require_built(entry_for(BINARIES[name], root, cache)).binary(name)
 
 
+def components_of(names: Sequence[str]) -> list[Component]:
+    """The components that build the binaries `names`, each once, in the order first named."""
+    return list(dict.fromkeys(BINARIES[name] for name in names))
+
+
 def missing(names: list[str], root: Path | None = None, cache: Path | None = None) -> str | None:
     """A one-line reason when any of `names` is not built (for a skip): which, and the one-time cost; else None."""
     unknown = [name for name in names if name not in BINARIES]
     if unknown:
         raise InputError(f"unknown toolchain binary {', '.join(unknown)} (known: {', '.join(sorted(BINARIES))})")
-    components = list(dict.fromkeys(BINARIES[name] for name in names))
-    unbuilt = [c for c in components if entry_problem(entry_for(c, root, cache)) is not None]
+    unbuilt = [c for c in components_of(names) if entry_problem(entry_for(c, root, cache)) is not None]
     if not unbuilt:
         return None
     minutes = sum(c.cold_minutes for c in unbuilt)

@@ -3,28 +3,18 @@
 from __future__ import annotations
 
 import argparse
-import time
 from pathlib import Path
 
 from rich.console import Console
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from harness.errors import EnvironmentProblem, HarnessError
+from harness.errors import HarnessError
 from harness.project import versions
 from harness.terraform.providers import REGISTRY_HOST, find_machine_mirror, mirror_holding, registry_reachable
 from harness.terraform.runner import find_cli
-from harness.toolchain.build import (
-    Entry,
-    cache_root,
-    ensure_built,
-    entry_for,
-    entry_problem,
-    find_go,
-    read_manifest,
-    required_go,
-)
+from harness.toolchain.build import Entry, cache_root, entry_for, entry_problem, read_manifest
 from harness.toolchain.components import select
+from harness.toolchain.progress import build_shown
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -48,7 +38,11 @@ def run(args: argparse.Namespace) -> int:
     console = Console(highlight=False, soft_wrap=True)
     cache = args.cache or cache_root()
     entries = [entry_for(component, cache=cache) for component in select(args.only)]
-    code = check(entries, console) if args.check else build(entries, cache, console)
+    if args.check:
+        code = check(entries, console)
+    else:
+        build_shown(entries, cache, console)
+        code = 0
     for line in terraform_status():
         console.print(line, markup=False)
     return code
@@ -63,7 +57,7 @@ def terraform_status() -> list[str]:
     except HarnessError as exc:
         cli = f"Terraform CLI: {exc} (it cannot be built from the Go module proxy: docs/toolchain.md)"
     aws = find_machine_mirror(pins["aws_provider"])
-    addons = {name: pins[f"{name}_provider"] for name in ("helm", "kubernetes")}
+    addons = {name: pins[f"{name}_provider"] for name in ("helm", "kubernetes", "http")}
     addons_mirror = mirror_holding(addons)
     reachable = registry_reachable() if aws is None or addons_mirror is None else True
     names = ", ".join(f"hashicorp/{name} {version}" for name, version in addons.items())
@@ -116,42 +110,3 @@ def check(entries: list[Entry], console: Console) -> int:
     if bad:
         console.print(f"{bad} component(s) not current: run `make toolchain`")
     return 1 if bad else 0
-
-
-def build(entries: list[Entry], cache: Path, console: Console) -> int:
-    """Build what is not current, announcing what and the one-time cost first, with progress per component."""
-    todo = [e for e in entries if entry_problem(e) is not None]
-    if not todo:
-        console.print(f"toolchain: all {len(entries)} components current in {cache}")
-        return 0
-    need = max(required_go((e.wrapper / "go.mod").read_text(encoding="utf-8")) for e in todo)
-    go = find_go(need)
-    minutes = sum(e.component.cold_minutes for e in todo)
-    console.print(
-        f"toolchain: building {', '.join(f'{e.component.name} {e.version}' for e in todo)} with {go.label} into "
-        f"{cache}; one-time cost about {minutes} min on 2 cores when Go's build cache is cold"
-    )
-    columns = (SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn())
-    started = time.monotonic()
-    with Progress(*columns, console=console, transient=False, disable=not console.is_terminal) as progress:
-        for entry in todo:
-            component = entry.component
-            task = progress.add_task(f"{component.name} {entry.version}: {component.purpose}", total=1)
-            try:
-                manifest = ensure_built(go, entry)
-            except EnvironmentProblem:
-                progress.update(task, description=f"[red]{component.name}: failed[/]")
-                raise
-            if manifest is None:
-                progress.update(task, completed=1, description=f"{component.name}: built by another process")
-                continue
-            size = sum(p.stat().st_size for p in entry.path.iterdir() if p.is_file() and not p.is_symlink())
-            done = (
-                f"{component.name} {entry.version}: {len(entry.component.binaries)} binaries, "
-                f"{size / 1e6:.0f} MB, built in {manifest['build_seconds']} s"
-            )
-            progress.update(task, completed=1, description=done)
-            if not console.is_terminal:  # a log (CI) gets a line as each component finishes, not only at the end
-                console.print(done)
-    console.print(f"toolchain: done in {time.monotonic() - started:.0f} s")
-    return 0

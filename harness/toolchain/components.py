@@ -46,6 +46,13 @@ class Component:
     cold_minutes: int  # measured one-time build, rounded up, on a 2-core machine (docs/toolchain.md)
     stamps: Callable[[BuildFacts], dict[str, str]] = field(default=lambda facts: {})
     data: tuple[str, ...] = ()  # files of the pinned module the binaries need at run time, copied beside them
+    # what the pinned module publishes for this very version (its chart, IAM policy, CRDs), copied beside the
+    # binaries too: the gate and the local target read these instead of older copies (harness.gate.loaders)
+    ships: tuple[str, ...] = ()
+
+    @property
+    def copied(self) -> tuple[str, ...]:
+        return self.data + self.ships
 
     def packages(self) -> list[str]:
         return [b.package for b in self.binaries if b.package]
@@ -177,6 +184,7 @@ COMPONENTS: tuple[Component, ...] = (
         ),
         cold_minutes=6,
         stamps=_argo_cd_stamps,
+        ships=("manifests/crds",),  # the CRDs of this very version (infra/addons installs them, not the chart's)
     ),
     Component(
         name="karpenter",
@@ -196,22 +204,25 @@ COMPONENTS: tuple[Component, ...] = (
     ),
     Component(
         name="aws-load-balancer-controller",
-        module="sigs.k8s.io/aws-load-balancer-controller",
+        module="sigs.k8s.io/aws-load-balancer-controller/v3",
         version_key="aws_load_balancer_controller",
         purpose="turns the game's Ingress into an ALB",
         binaries=(
             Binary(
                 "aws-load-balancer-controller",
-                "sigs.k8s.io/aws-load-balancer-controller",
+                "sigs.k8s.io/aws-load-balancer-controller/v3",
                 (),
-                r"(?:mod|dep)\s+sigs\.k8s\.io/aws-load-balancer-controller\s+v(\S+)",
+                r"(?:mod|dep)\s+sigs\.k8s\.io/aws-load-balancer-controller/v3\s+v(\S+)",
             ),
         ),
         cold_minutes=3,
         stamps=lambda facts: {
-            "sigs.k8s.io/aws-load-balancer-controller/pkg/version.GitVersion": f"v{facts.version}",
-            "sigs.k8s.io/aws-load-balancer-controller/pkg/version.BuildDate": facts.module_time,
+            "sigs.k8s.io/aws-load-balancer-controller/v3/pkg/version.GitVersion": f"v{facts.version}",
+            "sigs.k8s.io/aws-load-balancer-controller/v3/pkg/version.BuildDate": facts.module_time,
         },
+        # The chart and IAM policy published with the binary: the release installs this chart, and
+        # infra/modules/lb-controller's policy must equal this document (gate EKS023/EKS024).
+        ships=("helm/aws-load-balancer-controller", "docs/install/iam_policy.json"),
     ),
 )
 

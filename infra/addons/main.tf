@@ -9,6 +9,7 @@ locals {
   }
 
   argocd_namespace   = "argocd"
+  argocd_crds        = toset(["application", "applicationset", "appproject"])
   in_cluster_server  = "https://kubernetes.default.svc"
   argocd_behind_alb  = var.argocd_exposure != "port-forward"
   argocd_alb_scheme  = var.argocd_exposure == "internet-facing-https" ? "internet-facing" : "internal"
@@ -39,7 +40,7 @@ resource "helm_release" "aws_load_balancer_controller" {
   name       = "aws-load-balancer-controller"
   repository = "https://aws.github.io/eks-charts"
   chart      = "aws-load-balancer-controller"
-  version    = local.versions.aws_load_balancer_controller_chart
+  version    = local.versions.aws_load_balancer_controller
   namespace  = local.platform.lb_controller_service_account.namespace
 
   # Region and VPC given explicitly: with IMDS hop limit 1 the pods cannot look them up.
@@ -115,6 +116,29 @@ resource "helm_release" "karpenter" {
   depends_on = [helm_release.aws_load_balancer_controller, helm_release.karpenter_crd]
 }
 
+# Argo CD's CRDs at the version that runs (versions.yaml argo_cd), from that release's tag: the chart
+# (argo_cd_chart) would install those of the version it ships, which lack fields the newer controllers read
+# and write (the API server prunes unknown fields silently). On `local` the same files come from the pinned
+# module the toolchain extracted (infra/targets.yaml local_target.upstream_files).
+data "http" "argocd_crd" {
+  for_each = local.argocd_crds
+  url      = "https://raw.githubusercontent.com/argoproj/argo-cd/v${local.versions.argo_cd}/manifests/crds/${each.key}-crd.yaml"
+
+  lifecycle {
+    postcondition {
+      condition     = self.status_code == 200
+      error_message = "Argo CD v${local.versions.argo_cd} has no CRD ${each.key} (HTTP ${self.status_code}): check versions.yaml argo_cd."
+    }
+  }
+}
+
+resource "kubernetes_manifest" "argocd_crd" {
+  for_each = data.http.argocd_crd
+  manifest = yamldecode(each.value.response_body)
+
+  depends_on = [helm_release.aws_load_balancer_controller]
+}
+
 resource "helm_release" "argocd" {
   name             = "argocd"
   repository       = "https://argoproj.github.io/argo-helm"
@@ -124,7 +148,13 @@ resource "helm_release" "argocd" {
   create_namespace = true
 
   values = [yamlencode({
+    # The CRDs are kubernetes_manifest.argocd_crd's, at the version that runs.
+    crds = {
+      install = false
+    }
     global = {
+      # The version the local target builds and proves (binary = image; gate EKS046).
+      image        = { tag = "v${local.versions.argo_cd}" }
       domain       = local.argocd_ui_hostname
       nodeSelector = { "workload-type" = local.platform.ops_node_labels["workload-type"] }
       tolerations  = [local.ops_toleration]
@@ -160,7 +190,7 @@ resource "helm_release" "argocd" {
     }
   }
 
-  depends_on = [helm_release.aws_load_balancer_controller]
+  depends_on = [helm_release.aws_load_balancer_controller, kubernetes_manifest.argocd_crd]
 }
 
 # Registers the cluster Argo CD runs in; its annotations carry the cluster-specific values the

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ import yaml
 from kubernetes.config import new_client_from_config
 
 from harness.e2e.orchestration import expected_applications
+from harness.errors import EnvironmentProblem
 from harness.gate.api import build_model
 from harness.kube import core, ingress
 from harness.kube.client import KubernetesApiClient
@@ -186,8 +186,10 @@ def test_argo_cd_syncs_gitops_from_the_local_git_endpoint(
 ) -> None:
     """Argo CD's own processes, configured by its chart (installed above), sync this working tree: the root
     Application creates the ApplicationSets, and their Applications sync gitops/ into the cluster."""
-    if shutil.which("redis-server") is None:
-        pytest.skip("redis-server is not installed (Debian: apt-get install redis-server); Argo CD needs it")
+    try:
+        argo_cd.redis_server()
+    except EnvironmentProblem as exc:
+        pytest.skip(str(exc))
     cluster = cluster_with_lb_controller
     with serve_git(
         repo_root(), tmp_path / "git", cluster.pki.path("apiserver.crt"), cluster.pki.path("apiserver.key")

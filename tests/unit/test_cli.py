@@ -1,4 +1,4 @@
-"""`harness up|verify|down|demo`: one clear line and a non-zero exit for bad input; Ctrl-C leaves nothing."""
+"""`harness up|verify|down`: one clear line and a non-zero exit for bad input; Ctrl-C leaves nothing."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -111,21 +110,3 @@ def test_ctrl_c_during_apply_destroys_stops_the_emulator_and_exits_130(
     assert [json.loads(line)[1] for line in record.read_text().splitlines()] == ["init", "apply", "destroy"]
     assert not pid_alive(emulator_pid) and not emu.is_moto_process(emulator_pid)
     assert "emulator" not in load_run("r-ctrlc", runs_dir).settings
-
-
-@pytest.mark.parametrize(
-    ("toolchain", "target"), [(None, "local"), ("toolchain not built: kwok; run `make toolchain`", "emulator")]
-)
-def test_the_demo_runs_every_stage_on_the_best_offline_target(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], toolchain: str | None, target: str
-) -> None:
-    from harness.e2e import cli as e2e_cli
-
-    seen: list[Any] = []
-    monkeypatch.setattr(e2e_cli, "unavailable", lambda: toolchain)
-    monkeypatch.setattr(e2e_cli, "cmd_e2e", lambda args: seen.append(args) or 0)
-    assert main(["demo"]) == 0
-    (args,) = seen
-    assert (args.target, args.yes, args.skip, args.only) == (target, True, [], [])
-    said = capsys.readouterr().out
-    assert ("make toolchain" in said) is (toolchain is not None)

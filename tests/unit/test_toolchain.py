@@ -8,11 +8,11 @@ import shutil
 import stat
 import subprocess
 import threading
-import zipfile
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from go_proxy import HELLO, needs_go
 
 from harness.cli import main
 from harness.errors import EnvironmentProblem, InputError
@@ -22,43 +22,12 @@ from harness.toolchain import build
 from harness.toolchain.components import (
     COMPONENTS,
     KUBERNETES,
-    Binary,
     BuildFacts,
     Component,
     check_pins,
     select,
     wrapper_pins,
 )
-
-GO = shutil.which("go")
-needs_go = pytest.mark.skipif(GO is None, reason="go is not on PATH: these tests run a real `go build`")
-
-HELLO_MODULE = "example.test/hello"
-HELLO_MAIN = """package main
-
-import (
-\t"fmt"
-\t"os"
-)
-
-var version = "dev"
-
-func main() {
-\tif len(os.Args) > 1 && os.Args[1] == "--version" {
-\t\tfmt.Println("hello version " + version)
-\t}
-}
-"""
-HELLO = Component(
-    name="hello",
-    module=HELLO_MODULE,
-    version_key="hello",
-    purpose="a test program",
-    binaries=(Binary("hello", HELLO_MODULE, ("--version",), r"hello version (\S+)"),),
-    cold_minutes=1,
-    stamps=lambda facts: {"main.version": facts.version},
-)
-
 
 # --- this repository's wrappers ---------------------------------------------------------------------------
 
@@ -74,8 +43,9 @@ def test_a_wrapper_that_disagrees_with_versions_yaml_is_one_line_naming_both(tmp
     wrapper = tmp_path / "kubernetes"
     wrapper.mkdir()
     text = (repo_root() / "toolchain" / "kubernetes" / "go.mod").read_text(encoding="utf-8")
-    (wrapper / "go.mod").write_text(text.replace("k8s.io/kubernetes v1.35.4", "k8s.io/kubernetes v1.35.3"))
-    with pytest.raises(InputError, match=r"go.mod: requires k8s.io/kubernetes v1.35.3, versions.yaml pins "):
+    pinned = versions()["kubernetes_release"]
+    (wrapper / "go.mod").write_text(text.replace(f"k8s.io/kubernetes v{pinned}", "k8s.io/kubernetes v1.30.0"))
+    with pytest.raises(InputError, match=r"go.mod: requires k8s.io/kubernetes v1.30.0, versions.yaml pins "):
         check_pins(KUBERNETES, tmp_path, versions())
 
 
@@ -161,44 +131,6 @@ def test_this_machines_go_is_accepted() -> None:
 
 
 # --- a real build through a file:// module proxy --------------------------------------------------------------
-
-
-def _serve_module(proxy: Path, module: str, version: str, files: dict[str, str]) -> None:
-    """Lay out `module@version` the way GOPROXY=file://... expects it."""
-    folder = proxy / module / "@v"
-    folder.mkdir(parents=True)
-    (folder / "list").write_text(f"{version}\n")
-    (folder / f"{version}.info").write_text(f'{{"Version":"{version}","Time":"2026-01-02T03:04:05Z"}}')
-    (folder / f"{version}.mod").write_text(files["go.mod"])
-    with zipfile.ZipFile(folder / f"{version}.zip", "w") as archive:
-        for name, text in files.items():
-            archive.writestr(f"{module}@{version}/{name}", text)
-
-
-@pytest.fixture
-def hello_repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A checkout with versions.yaml and toolchain/hello, and Go pointed at a file:// proxy serving the module."""
-    if GO is None:
-        pytest.skip("go is not on PATH: these tests run a real `go build`")
-    proxy = tmp_path / "proxy"
-    files = {"go.mod": f"module {HELLO_MODULE}\n\ngo 1.22\n", "main.go": HELLO_MAIN}
-    _serve_module(proxy, HELLO_MODULE, "v1.0.0", files)
-    repo = tmp_path / "repo"
-    (repo / "infra").mkdir(parents=True)
-    pins = ("aws_provider", "helm_provider", "kubernetes_provider")
-    providers = "".join(f'{key}: "{versions()[key]}"\n' for key in pins)
-    (repo / "versions.yaml").write_text('hello: "1.0.0"\n' + providers)
-    wrapper = repo / "toolchain" / "hello"
-    wrapper.mkdir(parents=True)
-    (wrapper / "go.mod").write_text(
-        f"module wrapper/hello\n\ngo 1.22\n\ntool {HELLO_MODULE}\n\nrequire {HELLO_MODULE} v1.0.0\n"
-    )
-    monkeypatch.setenv("GOPROXY", proxy.as_uri())
-    monkeypatch.setenv("GOSUMDB", "off")
-    monkeypatch.setenv("GOMODCACHE", str(tmp_path / "modcache"))
-    monkeypatch.setenv("GOFLAGS", "-modcacherw")  # so tmp_path's cleanup can delete the module cache
-    subprocess.run([GO, "mod", "tidy"], cwd=wrapper, check=True, capture_output=True)
-    return repo
 
 
 def _entry(repo: Path, cache: Path, component: Component = HELLO) -> build.Entry:
@@ -370,3 +302,32 @@ def test_terraform_status_says_what_is_missing_instead_of_building_it(monkeypatc
     monkeypatch.delenv("HARNESS_TERRAFORM")
     if shutil.which("terraform"):
         assert terraform_status()[0] == f"Terraform CLI: {shutil.which('terraform')}"
+
+
+def test_the_pinned_go_toolchain_is_used_unless_the_user_chose_one() -> None:
+    pins = {"go_toolchain": "1.27.3"}
+    assert build.with_pinned_go({"PATH": "/bin"}, pins)["GOTOOLCHAIN"] == "go1.27.3"
+    assert build.with_pinned_go({"GOTOOLCHAIN": "local"}, pins)["GOTOOLCHAIN"] == "local"
+    assert "GOTOOLCHAIN" not in build.with_pinned_go({}, {})
+
+
+def test_versions_yaml_pins_a_go_toolchain_that_every_wrapper_accepts() -> None:
+    pinned = versions(repo_root())
+    toolchain = build.parse_go_version("go" + pinned["go_toolchain"])
+    for component in COMPONENTS:
+        go_mod = (build.toolchain_dir(repo_root()) / component.name / "go.mod").read_text(encoding="utf-8")
+        assert build.required_go(go_mod) <= toolchain, component.name
+
+
+def test_the_module_time_comes_from_the_info_file_when_go_does_not_print_it(tmp_path: Path) -> None:
+    info = tmp_path / "v1.0.0.info"
+    info.write_text('{"Version":"v1.0.0","Time":"2026-09-23T18:59:36Z"}')
+    assert build._module_time({"Time": "2026-01-01T00:00:00Z", "Info": str(info)}) == "2026-01-01T00:00:00Z"
+    assert build._module_time({"Info": str(info)}) == "2026-09-23T18:59:36Z"
+    assert build._module_time({"Info": str(tmp_path / "missing.info")}) == ""
+
+
+def test_the_docs_name_the_pinned_go_toolchain_to_export() -> None:
+    export = f"export GOTOOLCHAIN=go{versions(repo_root())['go_toolchain']}"
+    for doc in ("README.md", "docs/toolchain.md"):
+        assert export in (repo_root() / doc).read_text(encoding="utf-8"), doc

@@ -53,7 +53,7 @@ KUSTOMIZATION_FIELDS = {
 }
 # Kinds whose API the pinned Kubernetes deprecates in favour of another (still served, removal announced).
 KINDS = {("", "Endpoints"): Replaced("kubernetes", "1.33", "discovery.k8s.io/v1 EndpointSlice")}
-NLB_IP = Replaced("aws_load_balancer_controller_chart", "1.2",
+NLB_IP = Replaced("aws_load_balancer_controller", "1.2",
                   "service.beta.kubernetes.io/aws-load-balancer-type: external with "
                   "service.beta.kubernetes.io/aws-load-balancer-nlb-target-type: ip")
 LOAD_BALANCER_IP = Replaced("kubernetes", "1.24", "the load balancer implementation's annotation "
@@ -104,7 +104,7 @@ def _label_keys(manifest: Manifest) -> Iterator[tuple[tuple[Any, ...], str]]:
 @rule("EKS042", "nothing the pinned versions deprecate or replace", Severity.WARNING)
 def deprecated_usage(model: Model) -> Iterator[Issue]:
     """What works today but the pinned versions have deprecated or replaced, judged against versions.yaml
-    (`kubernetes`, `kustomize`, `aws_load_balancer_controller_chart`): annotations superseded by fields
+    (`kubernetes`, `kustomize`, `aws_load_balancer_controller`): annotations superseded by fields
     (`seccomp.security.alpha.kubernetes.io/pod` by `securityContext.seccompProfile`, AppArmor annotations by
     `securityContext.appArmorProfile`, `scheduler.alpha.kubernetes.io/critical-pod` by `priorityClassName`,
     `volume.beta.kubernetes.io/storage-class` by `storageClassName`, ...), beta node labels in selectors

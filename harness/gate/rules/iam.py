@@ -125,7 +125,7 @@ def _grants(resource: TfResource) -> Iterator[_Grant]:
 @rule("EKS041", "controller IAM policies scope resources and conditions as upstream does")
 def iam_scope(model: Model) -> Iterator[Issue]:
     """Granting the right actions is half of a controller policy: upstream (Karpenter v1.14
-    getting-started CloudFormation, LB controller v3.5.0 iam_policy.json) also scopes each statement to
+    getting-started CloudFormation, the LB controller module's iam_policy.json) also scopes each statement to
     resources (`arn:...:ec2:<region>:*:launch-template/*`, the node role's ARN, the cluster's ARN) and
     conditions (`aws:ResourceTag/kubernetes.io/cluster/<name>: owned`, `aws:RequestedRegion`, the
     `elbv2.k8s.aws/cluster` tag checks). A statement that grants an action on a resource form upstream does not

@@ -7,9 +7,8 @@ from collections.abc import Iterator
 from harness.gate.model import Location, Model
 from harness.gate.rules import Issue, rule
 from harness.gate.rules.versions import REMOVED_APIS
-from harness.gate.schema import SchemaValidator
+from harness.gate.schema import DEFAULT_KUBERNETES, SchemaValidator
 
-DEFAULT_KUBERNETES = "1.35"
 # Configuration files of tools, never applied to a cluster.
 _TOOL_GROUPS = ("kustomize.config.k8s.io",)
 

@@ -164,8 +164,9 @@ def _covers(granted: str, action: str) -> bool:
 @rule("EKS023", "controller IAM policies grant exactly the upstream reference actions")
 def iam_policies(model: Model) -> Iterator[Issue]:
     """The Karpenter controller and the AWS Load Balancer Controller each need the actions of their
-    upstream reference policy (Karpenter v1.14 getting-started CloudFormation, LB controller v3.5.0
-    iam_policy.json, both in the reference data). A missing action fails at run time in the middle of a
+    upstream reference policy (Karpenter v1.14 getting-started CloudFormation in the reference data; the LB
+    controller's `docs/install/iam_policy.json` from its pinned module, the version of the binary that
+    runs). A missing action fails at run time in the middle of a
     launch or a target registration; a wildcard or an extra action grants more than the controller needs.
     The policies are found by module: the module instance whose policies grant the controller's signature
     action (ec2:CreateFleet, elasticloadbalancing:CreateLoadBalancer) is compared as a whole."""

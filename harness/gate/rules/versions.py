@@ -14,10 +14,18 @@ from harness.gate.model import Location, Manifest, Model, Severity, as_dict, as_
 from harness.gate.rules import Issue, rule
 from harness.images.reference import parse_reference
 
-CHART_PINS = {KARPENTER_CHART: "karpenter", ARGO_CHART: "argo_cd_chart", LB_CHART: "aws_load_balancer_controller_chart"}
+CHART_PINS = {KARPENTER_CHART: "karpenter", ARGO_CHART: "argo_cd_chart", LB_CHART: "aws_load_balancer_controller"}
+# Each controller's chart -> the versions.yaml version its binary is built at (the toolchain), and the values that
+# set its image tag, most specific first (Argo CD's components each take their own tag before the global one).
+CONTROLLER_IMAGES: dict[str, tuple[str, tuple[tuple[str, ...], ...]]] = {
+    LB_CHART: ("aws_load_balancer_controller", (("image", "tag"),)),
+    KARPENTER_CHART: ("karpenter", (("controller", "image", "tag"),)),
+    ARGO_CHART: ("argo_cd", tuple((*component, "image", "tag") for component in (
+        ("controller",), ("repoServer",), ("server",), ("applicationSet",), ("global",)))),
+}
 # required_version is recorded as the requirement of a provider named "terraform".
 PROVIDER_PINS = {"aws": "aws_provider", "helm": "helm_provider", "kubernetes": "kubernetes_provider",
-                 "terraform": "terraform"}
+                 "http": "http_provider", "terraform": "terraform"}
 
 
 def version_tuple(version: str) -> tuple[int, ...]:
@@ -100,6 +108,8 @@ def _unreleased(model: Model) -> Iterator[Issue]:
     for release, _values in model.helm_releases():
         key = CHART_PINS.get(chart_name(release))
         version = resolved(release.get("version"))
+        if chart_name(release) in model.shipped_charts:
+            continue  # published by the controller's own pinned module: that module vouches for it
         newest = latest.get(key) if key else None
         if version is not None and newest is not None and version_tuple(version) > version_tuple(str(newest)):
             yield Issue(f"{release.address}: chart version {version} is newer than the newest known release "
@@ -129,7 +139,7 @@ def pinned_versions(model: Model) -> Iterator[Issue]:
     """versions.yaml is the one place versions are chosen. Where a layer cannot read it (a literal in a
     `helm_release`, a `required_providers` constraint, the cluster version, the EC2NodeClass AMI alias, a
     container image) it must agree: chart versions equal `karpenter`, `argo_cd_chart`,
-    `aws_load_balancer_controller_chart`; provider constraints admit `aws_provider`, `helm_provider`,
+    `aws_load_balancer_controller`; provider constraints admit `aws_provider`, `helm_provider`,
     `kubernetes_provider`, and `required_version` admits `terraform`; `aws_eks_cluster.version` equals
     `kubernetes`; an EC2NodeClass alias equals `karpenter_ami_alias`; images of the same repository equal any
     `*_image` pin."""
@@ -170,6 +180,47 @@ def pinned_versions(model: Model) -> Iterator[Issue]:
             if _repository(image) == _repository(pinned) and image != pinned:
                 yield Issue(f"{label}: image {image} but versions.yaml {key} is {pinned}", where,
                             f"use {pinned}")
+
+
+def _lookup(values: Mapping[str, Any], path: tuple[str, ...]) -> Any:
+    for key in path:
+        values = values.get(key) if isinstance(values, Mapping) else None  # type: ignore[assignment]
+    return values
+
+
+@rule("EKS046", "each controller's image is the version the local target proves (binary = image)")
+def controller_images(model: Model) -> Iterator[Issue]:
+    """The local target runs each controller from a binary built at the version versions.yaml pins for it
+    (`aws_load_balancer_controller`, `karpenter`, `argo_cd`): a green local run says something about a real
+    account only when the cluster runs that same version. The image tag a release runs is the one its values set
+    (LB controller `image.tag`, Karpenter `controller.image.tag`, Argo CD per component or `global.image.tag`),
+    else the chart's `appVersion` (when the reference data or the controller's module holds that chart version); it
+    must equal the pinned version. The Argo CD chart 10.1.1 ships v3.4.4, so
+    infra/addons sets `global.image.tag` to `argo_cd`; removing it would deploy 3.4.4 while 3.6.2 is proven."""
+    pins = model.versions
+    for release, values in model.helm_releases():
+        chart = chart_name(release)
+        if chart not in CONTROLLER_IMAGES or CONTROLLER_IMAGES[chart][0] not in pins:
+            continue
+        key, paths = CONTROLLER_IMAGES[chart]
+        pinned = pins[key].lstrip("v")
+        for path in paths[:-1] if chart == ARGO_CHART else ():  # a component's own tag overrides the global one
+            tag = resolved(_lookup(values.values, path))
+            if tag is not None and str(tag).lstrip("v") != pinned:
+                yield Issue(f"{release.address}: {'.'.join(path)} {tag} but the toolchain builds {key} {pins[key]}",
+                            values.sources.get(path, Location(release.file, release.line_of("values"))),
+                            f"set it to v{pinned} (versions.yaml {key}), or leave it to the global tag")
+        path = paths[-1]
+        explicit = resolved(_lookup(values.values, path))
+        known = model.reference.chart_values.get(chart, ("", {}))[0] == resolved(release.get("version"))
+        tag = explicit if explicit is not None else model.reference.chart_app_versions.get(chart) if known else None
+        if tag is None or str(tag).lstrip("v") == pinned:
+            continue
+        source = f"{'.'.join(path)} {tag}" if explicit is not None else f"chart appVersion {tag} (no {'.'.join(path)})"
+        yield Issue(f"{release.address}: runs {source} but the toolchain builds and the local target proves "
+                    f"{key} {pins[key]}",
+                    values.sources.get(path, Location(release.file, release.line_of("values"))),
+                    f"set {'.'.join(path)} to the pinned version (versions.yaml {key}), or pin a chart that ships it")
 
 
 def moving_tag(image: str) -> bool:
@@ -214,7 +265,8 @@ REMOVED_APIS = {
     "autoscaling/v2beta2": "autoscaling/v2",
     "apiextensions.k8s.io/v1beta1": "apiextensions.k8s.io/v1",
     "rbac.authorization.k8s.io/v1beta1": "rbac.authorization.k8s.io/v1",
-    # Kubernetes API removals up to the pinned 1.35 (kubernetes.io/docs/reference/using-api/deprecation-guide).
+    # Kubernetes API removals up to the pinned 1.36 (kubernetes.io/docs/reference/using-api/deprecation-guide; 1.36
+    # removed only alpha APIs, CHANGELOG-1.36).
     "discovery.k8s.io/v1beta1": "discovery.k8s.io/v1 (removed in Kubernetes 1.25)",
     "node.k8s.io/v1beta1": "node.k8s.io/v1 (removed in Kubernetes 1.25)",
     "storage.k8s.io/v1beta1": "storage.k8s.io/v1 (CSIStorageCapacity: removed in Kubernetes 1.27)",

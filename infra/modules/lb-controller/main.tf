@@ -1,4 +1,4 @@
-# Transcription of upstream's docs/install/iam_policy.json at tag v3.5.0 (same statements,
+# Transcription of upstream's docs/install/iam_policy.json at v3.6.2, the pinned module (same statements,
 # actions, resources and conditions). Upstream publishes separate files for the aws-cn and
 # aws-us-gov partitions; this one is for the aws partition.
 data "aws_iam_policy_document" "controller" {
