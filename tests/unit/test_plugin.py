@@ -148,11 +148,12 @@ def test_under_xdist_the_platform_tests_share_one_worker_and_one_apply(
     assert calls.count("apply") == applies and calls.count("destroy") == applies
 
 
-@pytest.mark.parametrize(("plugins", "groups"), [(["-p", "no:xdist"], "[]"), ([], "['harness_platform']")])
-def test_the_group_is_marked_only_where_xdist_is_loaded(
-    plugins: list[str], groups: str, child: pytest.Pytester
+@pytest.mark.parametrize(("plugins", "group"), [(["-p", "no:xdist"], "[]"), ([], "['harness_platform']")])
+def test_the_platform_modules_are_grouped_only_where_xdist_is_loaded(
+    plugins: list[str], group: str, child: pytest.Pytester
 ) -> None:
-    """Without xdist no `xdist_group` mark is added: pytest would warn of an unknown mark."""
+    """A module with a test of the platform is grouped whole (its other tests share its module fixtures); a module
+    without one is not. Without xdist no `xdist_group` mark is added: pytest would warn of an unknown mark."""
     child.makeconftest(
         """
         def pytest_collection_finish(session):
@@ -160,7 +161,11 @@ def test_the_group_is_marked_only_where_xdist_is_loaded(
                 print("groups", item.name, [m.args[0] for m in item.iter_markers("xdist_group")])
         """
     )
-    child.makepyfile("def test_uses_platform(harness_platform_outputs): pass\n\ndef test_other(): pass\n")
+    child.makepyfile(
+        test_on_platform="def test_uses_platform(harness_platform_outputs): pass\n\ndef test_beside(): pass\n",
+        test_elsewhere="def test_other(): pass\n",
+    )
     result = child.runpytest_subprocess(*plugins, "--collect-only", "-W", "error::pytest.PytestUnknownMarkWarning")
     assert result.ret == 0
-    result.stdout.fnmatch_lines([f"groups test_uses_platform {groups}", "groups test_other []"])
+    groups = {line for line in result.outlines if line.startswith("groups ")}
+    assert groups == {f"groups test_uses_platform {group}", f"groups test_beside {group}", "groups test_other []"}
