@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from harness.errors import HarnessError
-from harness.project import KUBERNETES_CAPABILITY, TargetCapabilities, capabilities, versions
+from harness.project import KUBERNETES_CAPABILITY, TargetCapabilities, capabilities, repo_root, versions
 from harness.signals import interrupt_on_sigterm
 from harness.targets import TARGETS, default_target
 
@@ -157,12 +157,13 @@ def harness_aws_clients(harness_aws_target: AwsTarget) -> Callable[[str], Any]:
 
 @pytest.fixture(scope="session")
 def harness_e2e(harness_platform: Stack) -> E2E:
-    from harness.e2e.orchestration import E2E, gitops_source
+    from harness.e2e.gitops_source import gitops_source
+    from harness.e2e.orchestration import E2E
 
     caps = harness_platform.capabilities
     # The local target serves this working tree itself; elsewhere Argo CD needs a Git URL it can clone.
     serves_itself = caps.local_kubernetes or not caps.supports(KUBERNETES_CAPABILITY)
-    gitops = ("", "") if serves_itself else gitops_source(None, None, os.environ)
+    gitops = ("", "") if serves_itself else gitops_source(None, os.environ, repo_root())
     return E2E(harness_platform, harness_platform.console, gitops=gitops)
 
 

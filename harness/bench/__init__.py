@@ -13,6 +13,7 @@ SECTIONS = {
     "emulator": "harness.bench.emulator",
     "gate": "harness.bench.gate",
     "local": "harness.bench.local",
+    "platform": "harness.bench.platform",
     "suite": "harness.bench.suite",
     "toolchain": "harness.bench.toolchain",
 }

@@ -13,6 +13,8 @@ import re
 import subprocess
 import tempfile
 import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from rich.console import Console
@@ -50,8 +52,27 @@ def logged_destruction_seconds(logs: Path, pattern: str) -> float | None:
     return next((seconds for seconds in reversed(found) if seconds is not None), None)
 
 
-def plain_terraform_cycle(root: Path, variables: dict[str, object], work: Path) -> dict[str, float]:
-    """init + apply + destroy with nothing but the Terraform CLI (and a moto server to talk to)."""
+@dataclass(frozen=True)
+class Step:
+    """One plain Terraform command: when it started (epoch seconds), how long it ran, where its output (and, when
+    asked for, the provider's DEBUG log) went."""
+
+    launched: float
+    seconds: float
+    log: Path
+    provider_log: Path | None
+
+
+def terraform_cycle(
+    root: Path,
+    variables: dict[str, object],
+    work: Path,
+    *,
+    extra_args: Mapping[str, Sequence[str]] | None = None,
+    provider_log: bool = False,
+) -> dict[str, Step]:
+    """init + apply + destroy with nothing but the Terraform CLI (and a fresh moto server to talk to); `extra_args`
+    are added per step, `provider_log` asks for the provider's DEBUG log of each step (Step.provider_log)."""
     server = emu.start(work / "emulator.log")
     try:
         env = server.child_env(str(variables["region"]))
@@ -65,15 +86,23 @@ def plain_terraform_cycle(root: Path, variables: dict[str, object], work: Path) 
             "apply": ["apply", "-input=false", "-auto-approve", f"-var-file={var_file}"],
             "destroy": ["destroy", "-input=false", "-auto-approve", f"-var-file={var_file}"],
         }
-        timings: dict[str, float] = {}
+        steps: dict[str, Step] = {}
         for step, args in commands.items():
-            started = time.monotonic()
-            with (work / f"plain-{step}.log").open("w") as log:
-                done = subprocess.run([cli, f"-chdir={root}", *args], env=env, stdout=log, stderr=subprocess.STDOUT)
-            timings[step] = time.monotonic() - started
+            log_path = work / f"plain-{step}.log"
+            provider_path = work / f"{step}-provider.log" if provider_log else None
+            step_env = env | ({"TF_LOG_PROVIDER": "DEBUG", "TF_LOG_PATH": str(provider_path)} if provider_path else {})
+            launched, started = time.time(), time.monotonic()
+            with log_path.open("w") as log:
+                done = subprocess.run(
+                    [cli, f"-chdir={root}", *args, *(extra_args or {}).get(step, ())],
+                    env=step_env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
+            steps[step] = Step(launched, time.monotonic() - started, log_path, provider_path)
             if done.returncode != 0:
-                raise EnvironmentProblem(f"plain terraform {step} failed (log: {work / f'plain-{step}.log'})")
-        return timings
+                raise EnvironmentProblem(f"plain terraform {step} failed (log: {log_path})")
+        return steps
     finally:
         server.stop()
 
@@ -102,7 +131,10 @@ def run(args: argparse.Namespace) -> int:
     console = Console(highlight=False, soft_wrap=True)
     harness_stack, harness_times, in_terraform = harness_cycle(console)
     with tempfile.TemporaryDirectory(prefix="bench-plain-", dir=harness_stack.run.dir) as work:
-        plain_times = plain_terraform_cycle(platform_root(), harness_stack.variables(), Path(work))
+        plain_times = {
+            step: ran.seconds
+            for step, ran in terraform_cycle(platform_root(), harness_stack.variables(), Path(work)).items()
+        }
         plain_eks = logged_destruction_seconds(Path(work), "plain-destroy.log")
     harness_eks = logged_destruction_seconds(harness_stack.run.path("logs"), "*destroy.log")
 

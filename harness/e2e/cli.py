@@ -24,7 +24,8 @@ from rich.table import Table
 from harness.aws.clients import AwsTarget, caller_account, check_account, expected_account, resolve_region
 from harness.e2e import report as rpt
 from harness.e2e.evidence import collect_evidence
-from harness.e2e.orchestration import E2E, GITOPS_REPO_ENV, GITOPS_REVISION_ENV, gitops_source
+from harness.e2e.gitops_source import GITOPS_REPO_ENV, gitops_source
+from harness.e2e.orchestration import E2E, GITOPS_COMMIT
 from harness.e2e.safety import confirm, creation_summary
 from harness.e2e.stages import STAGES, Watchdog, execute_stages, passed_stages, select_stages, write_stage_log
 from harness.errors import EnvironmentProblem, InputError
@@ -51,9 +52,17 @@ def preflight(stack: Any, stages: Sequence[str]) -> None:
 
 
 def build_report(e2e: E2E, records: Sequence[rpt.StageRecord], region: str, notes: Sequence[str]) -> rpt.RunReport:
-    figures = rpt.figures_from(e2e.timeline, time_to_green=e2e.time_to_green, scale_in=e2e.scale_in_seconds)
+    figures = rpt.Figures(e2e.time_to_green, e2e.scale_out_figures, e2e.scale_in_seconds)
     return rpt.RunReport(
-        e2e.run.id, e2e.run.target, region, e2e.run.created_at, tuple(records), figures, e2e.timeline, tuple(notes)
+        e2e.run.id,
+        e2e.run.target,
+        region,
+        e2e.run.created_at,
+        tuple(records),
+        figures,
+        e2e.timeline,
+        tuple(notes),
+        gitops_commit=str(e2e.run.settings.get(GITOPS_COMMIT, "")),
     )
 
 
@@ -90,9 +99,10 @@ def cmd_e2e(args: argparse.Namespace) -> int:
         kubernetes_unsupported=caps.reason(KUBERNETES_CAPABILITY),
     )
     to_run = [s.stage for s in selections if not s.status]
-    # The local target serves this working tree from its own Git endpoint (harness.targets.local).
+    # The local target serves this working tree from its own Git endpoint (harness.targets.local); elsewhere
+    # Argo CD syncs the commit checked out here, which must be committed and pushed.
     needs_git_url = "addons" in to_run and not caps.local_kubernetes
-    gitops = gitops_source(args.gitops_repo_url, args.gitops_revision, env) if needs_git_url else ("", "")
+    gitops = gitops_source(args.gitops_repo_url, env, repo_root()) if needs_git_url else ("", "")
     watchdog = Watchdog(args.max_minutes * 60)
     e2e = E2E(stack, console, gitops=gitops, watchdog=watchdog)
     try:
@@ -163,9 +173,9 @@ def register(subparsers: Any) -> None:
     e2e.add_argument("--api-cidr", action="append", dest="api_cidrs", help="CIDR allowed to the Kubernetes API (aws)")
     e2e.add_argument(
         "--gitops-repo-url",
-        help=f"git URL Argo CD syncs gitops/ from (else ${GITOPS_REPO_ENV}, else this checkout's origin)",
+        help=f"git URL Argo CD syncs gitops/ from, at the commit checked out here (else ${GITOPS_REPO_ENV}, else "
+        "this checkout's origin)",
     )
-    e2e.add_argument("--gitops-revision", help=f"branch, tag or commit (else ${GITOPS_REVISION_ENV}, else main)")
     e2e.add_argument("--live", action="store_true", help="stream Terraform's output")
     e2e.set_defaults(func=cmd_e2e)
 
@@ -234,7 +244,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
         resume=False,
         api_cidrs=None,
         gitops_repo_url=None,
-        gitops_revision=None,
         live=args.live,
     )
     return cmd_e2e(e2e_args)

@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import subprocess
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -32,7 +31,7 @@ from harness.errors import EnvironmentProblem, InputError
 from harness.gate import effective, loaders
 from harness.gate.local_charts import render_local_charts
 from harness.gate.values import helm_values
-from harness.kube import argocd, core, ingress, spot
+from harness.kube import argocd, core, ingress, spot, terminal
 from harness.kube import karpenter as kk
 from harness.kube.api import APPLICATION, APPLICATION_SET, EC2_NODE_CLASS, NODE_CLAIM, NODE_POOL
 from harness.kube.client import describe_cluster, eks_token, write_kubeconfig
@@ -44,7 +43,7 @@ from harness.targets import git_endpoint, lb_controller, local
 from harness.targets import teardown as td
 from harness.targets.full_stack import FullStack, teardown_run
 from harness.terraform.runner import Terraform
-from harness.waits import wait_for
+from harness.waits import WaitProgress, wait_for
 
 T = TypeVar("T")
 # infra/targets.yaml capabilities a target may lack, and the rows reported in their place.
@@ -55,8 +54,7 @@ LOAD_BALANCER_TRAFFIC = "load_balancer_traffic"
 IMAGE_PULLS = "image_pulls"
 EKS_ACCESS_CHECK = "kubernetes API reachable with an EKS token"
 LOCAL_ACCESS_CHECK = "kubernetes API reachable with the run's client certificate"
-GITOPS_REPO_ENV = "HARNESS_GITOPS_REPO_URL"
-GITOPS_REVISION_ENV = "HARNESS_GITOPS_REVISION"
+GITOPS_COMMIT = "gitops_commit"  # run settings: the commit Argo CD synced gitops/ from, for the report
 GAME_NAMESPACE, GAME_DEPLOYMENT = GAME_PODS.namespace, GAME_PODS.name
 GAME_IMAGE_PIN = "game_2048_image"  # versions.yaml key of the image the Deployment must run
 KARPENTER_NODEPOOL = "apps"
@@ -101,26 +99,6 @@ KUBERNETES_CHECK_NAMES = (
 )
 
 
-def git_value(args: Sequence[str]) -> str:
-    try:
-        done = subprocess.run(["git", *args], cwd=repo_root(), capture_output=True, text=True, check=False, timeout=10)
-    except (OSError, subprocess.SubprocessError):
-        return ""
-    return done.stdout.strip() if done.returncode == 0 else ""
-
-
-def gitops_source(explicit_url: str | None, explicit_revision: str | None, env: Mapping[str, str]) -> tuple[str, str]:
-    """Where Argo CD reads gitops/ from: --gitops-repo-url/--gitops-revision, env, else this checkout's origin."""
-    url = explicit_url or env.get(GITOPS_REPO_ENV, "") or git_value(["remote", "get-url", "origin"])
-    revision = explicit_revision or env.get(GITOPS_REVISION_ENV, "") or "main"
-    if not url.startswith(("https://", "git@", "ssh://")):
-        raise InputError(
-            f"Argo CD needs a git URL it can clone for gitops/: pass --gitops-repo-url or set {GITOPS_REPO_ENV} "
-            f"(got {url!r})"
-        )
-    return url, revision
-
-
 def scale_out_replicas(deployment: Mapping[str, Any] | None) -> int:
     """The documented scale-out count: the Deployment's scale-out annotation (read from gitops/ when None)."""
     source = deployment
@@ -143,6 +121,7 @@ class E2E(FullStack):
     scale_in_seconds: float | None = None
     timeline: ScaleOutTimeline | None = None
     scale_out_figures: spot.ScaleOutFigures | None = None
+    now: Callable[[], datetime] = lambda: datetime.now(timezone.utc)  # wall clock, compared with the API's times
 
     @contextlib.contextmanager
     def guarded(self, runner: Terraform) -> Iterator[None]:
@@ -165,30 +144,61 @@ class E2E(FullStack):
         if self.caps.local_kubernetes:
             return self.local_addons()
         terraform = self.addons_terraform()
-        self.run.settings["gitops_repo_url"], self.run.settings["gitops_revision"] = self.gitops
+        url, commit = self.gitops
+        self.run.settings["gitops_repo_url"] = url
+        # The revision is the commit itself: Argo CD syncs exactly what Terraform and the checks read here.
+        self.run.settings["gitops_revision"] = self.run.settings[GITOPS_COMMIT] = commit
         self.run.save()
         with self.guarded(terraform):
             terraform.init()
             terraform.apply(self.addons_variables())
-        return StageOutcome("applied infra/addons: LB controller, Argo CD, Karpenter, bootstrap")
+        return StageOutcome(
+            f"applied infra/addons: LB controller, Argo CD, Karpenter, bootstrap; Argo CD syncs {url} at {commit}"
+        )
 
     def local_addons(self) -> StageOutcome:
         """infra/addons' releases into the local cluster, each controller started as a process right after its
         release; Argo CD syncs this working tree from the run's Git endpoint (harness.targets.local)."""
         plane = self.local_cluster()
-        url = local.start_git_endpoint(self.run, plane)
-        variables = {**self.addons_variables(), "gitops_repo_url": url, "gitops_revision": git_endpoint.BRANCH}
+        served = local.start_git_endpoint(self.run, plane)
+        self.run.settings[GITOPS_COMMIT] = served.commit
+        self.run.save()
+        variables = {**self.addons_variables(), "gitops_repo_url": served.url, "gitops_revision": git_endpoint.BRANCH}
         emulator = self.stack.emulator(start=False)
         endpoint = emulator.endpoint if emulator else ""
         aws_env = lb_controller.aws_environment(endpoint, self.stack.region, os.environ)
         installed = local.install_addons(self.run, plane, self.stack.outputs(), variables, aws_env)
         reason = self.caps.reason(ADDONS_BY_TERRAFORM)
         results = (Result.not_applicable(ADDONS_BY_TERRAFORM_CHECK, self.run.target, reason),) if reason else ()
-        return StageOutcome(f"installed {len(installed)} of infra/addons' resources; Argo CD syncs {url}", results)
+        return StageOutcome(
+            f"installed {len(installed)} of infra/addons' resources; Argo CD syncs {served.url} at {served.commit} "
+            "(a snapshot of this working tree)",
+            results,
+        )
 
-    def wait(self, fetch: Callable[[], T], judge: Callable[[T], Result], timeout: float) -> Result:
-        """wait_for with the run's clock and sleep, bounded by what the watchdog leaves."""
-        return wait_for(fetch, judge, self.watchdog.bound(timeout), clock=self.clock, sleep=self.sleep)
+    def wait(
+        self,
+        fetch: Callable[[], T],
+        judge: Callable[[T], Result],
+        timeout: float,
+        *,
+        ends: tuple[str, Callable[[T], Sequence[Any]]] | None = None,
+    ) -> Result:
+        """wait_for with the run's clock and sleep, bounded by what the watchdog leaves, showing its progress.
+
+        ``ends``: the wait's name in harness.kube.terminal.ENDS and where the events are in what ``fetch`` returns;
+        a final Warning among them (seen since the wait began) ends it at once, in the controller's words."""
+        bound = self.watchdog.bound(timeout)
+        since = self.now().replace(microsecond=0)  # the API's event times are whole seconds
+        return wait_for(
+            fetch,
+            judge,
+            bound,
+            clock=self.clock,
+            sleep=self.sleep,
+            terminal=terminal.ends(ends[0], ends[1], since) if ends else None,
+            progress=WaitProgress(self.console, bound),
+        )
 
     def access(self) -> StageOutcome:
         if self.caps.local_kubernetes:
@@ -238,9 +248,10 @@ class E2E(FullStack):
         k = self.kube()
         expected = expected_applications()
         return self.wait(
-            lambda: k.list_custom(APPLICATION, td.ARGOCD_NAMESPACE),
-            lambda apps: argocd.judge_applications(apps, expected=expected, now=datetime.now(timezone.utc)),
+            lambda: (k.list_custom(APPLICATION, td.ARGOCD_NAMESPACE), self.karpenter_events()),
+            lambda seen: argocd.judge_applications(seen[0], expected=expected, now=self.now()),
             900,
+            ends=(terminal.APPLICATIONS_WAIT, lambda seen: seen[1]),
         )
 
     def application_sets(self) -> Result:
@@ -253,18 +264,35 @@ class E2E(FullStack):
             300,
         )
 
+    def karpenter_events(self) -> list[Any]:
+        """Where Karpenter speaks: its Nominated and FailedScheduling events are on the game's pods, those about
+        cluster-scoped objects (NodePool, NodeClaim, Node) go to the default namespace."""
+        k = self.kube()
+        return [*k.list_events(GAME_NAMESPACE), *k.list_events("default")]
+
     def ops_nodes(self) -> Result:
-        return core.judge_ops_nodes(self.kube().list_nodes())
+        return self.wait(self.kube().list_nodes, core.judge_ops_nodes, 300)
 
     def controllers_on_ops(self) -> Result:
         k = self.kube()
-        pods = {g.name: k.list_pods(g.namespace, g.label_selector) for g in core.CONTROLLER_PODS}
-        return core.judge_controllers_on_ops(pods, k.list_nodes())
+        return self.wait(
+            lambda: (
+                {g.name: k.list_pods(g.namespace, g.label_selector) for g in core.CONTROLLER_PODS},
+                k.list_nodes(),
+            ),
+            lambda seen: core.judge_controllers_on_ops(*seen),
+            300,
+        )
 
     def game_off_ops(self) -> Result:
         k = self.kube()
         game = core.GAME_PODS
-        return core.judge_workload_off_ops(k.list_pods(game.namespace, game.label_selector), k.list_nodes())
+        return self.wait(
+            lambda: (k.list_pods(game.namespace, game.label_selector), k.list_nodes(), self.karpenter_events()),
+            lambda seen: core.judge_workload_off_ops(seen[0], seen[1]),
+            600,
+            ends=(terminal.GAME_PLACEMENT_WAIT, lambda seen: seen[2]),
+        )
 
     def ingress_address(self) -> Result:
         k = self.kube()
@@ -275,6 +303,7 @@ class E2E(FullStack):
             ),
             lambda seen: ingress.judge_ingress_address(*seen),
             600,
+            ends=(terminal.INGRESS_WAIT, lambda seen: seen[1]),
         )
 
     def game_page(self, hostname: str) -> Result:
@@ -327,8 +356,7 @@ class E2E(FullStack):
             k.list_pods(GAME_NAMESPACE, GAME_PODS.label_selector),
             k.list_custom(NODE_CLAIM),
             k.list_nodes(),
-            # Karpenter's Nominated events are on the pods; a NodeClaim's (cluster-scoped) go to default.
-            [*k.list_events(GAME_NAMESPACE), *k.list_events("default")],
+            self.karpenter_events(),
         )
 
     def scale_out(self, replicas: int) -> list[Result]:
@@ -336,26 +364,24 @@ class E2E(FullStack):
         k = self.kube()
         nodepool, _ = self.karpenter_objects()
         labels = kk.nodepool_template_labels(nodepool or {})
+        request = core.cpu_request(k.get_deployment(GAME_NAMESPACE, GAME_DEPLOYMENT) or {})
+        pods, claims, _, _ = self.karpenter_state()
+        before = core.Before.of(pods, claims)  # the baseline: judged and timed apart from the scale-out
         self.say(f"scaling {GAME_DEPLOYMENT} to {replicas} replicas")
-        scaled_at = datetime.now(timezone.utc).replace(microsecond=0)  # the API's times are whole seconds
         k.scale_deployment(GAME_NAMESPACE, GAME_DEPLOYMENT, replicas)
         out = self.wait(
             self.karpenter_state,
             lambda seen: kk.judge_scale_out(
-                seen[0], seen[1], seen[2], replicas=replicas, nodepool=KARPENTER_NODEPOOL, node_labels=labels,
-                events=seen[3],
+                seen[0], seen[1], seen[2], replicas=replicas, nodepool=KARPENTER_NODEPOOL, before=before,
+                request=request, node_labels=labels, events=seen[3],
             ),
             900,
+            ends=(terminal.SCALE_OUT_WAIT, lambda seen: seen[3]),
         )
         pods, claims, nodes, events = self.karpenter_state()
-        self.timeline = kk.build_timeline(pods, claims, nodes, events)
+        self.timeline = kk.build_timeline(pods, claims, nodes, events, before)
         self.scale_out_figures = spot.scale_out_figures(
-            self.timeline,
-            claims,
-            scaled_at=scaled_at,
-            replicas=replicas,
-            cpu_request=spot.cpu_request(k.get_deployment(GAME_NAMESPACE, GAME_DEPLOYMENT) or {}),
-            nodepool=KARPENTER_NODEPOOL,
+            self.timeline, claims, replicas=replicas, request=request, nodepool=KARPENTER_NODEPOOL
         )
         self.run.path("karpenter-timeline.json").write_text(
             json.dumps(_timeline_rows(self.timeline), indent=2, default=str) + "\n", encoding="utf-8"
@@ -377,7 +403,8 @@ class E2E(FullStack):
         """An EventBridge-shaped spot interruption warning for one of the pool's instances, on the platform's
         interruption queue: Karpenter must drain the node, launch a replacement and terminate the instance,
         while every replica keeps running somewhere on the pool."""
-        _, claims, _, _ = self.karpenter_state()
+        pods, claims, _, _ = self.karpenter_state()
+        before = core.Before.of(pods, claims)
         victim = spot.interruption_victim(claims, KARPENTER_NODEPOOL)
         if victim is None:
             return Result.failed(spot.INTERRUPTION_CHECK, f"no NodeClaim of {KARPENTER_NODEPOOL} has an instance")
@@ -395,10 +422,11 @@ class E2E(FullStack):
         return self.wait(
             observe,
             lambda seen: spot.judge_interruption(
-                victim, seen[0], seen[1], seen[2], instance_state=seen[4], replicas=replicas,
-                nodepool=KARPENTER_NODEPOOL,
+                victim, seen[0], seen[1], seen[2], seen[3], instance_state=seen[4], replicas=replicas,
+                nodepool=KARPENTER_NODEPOOL, before=before,
             ),
             600,
+            ends=(terminal.INTERRUPTION_WAIT, lambda seen: seen[3]),
         )
 
     def caller_account(self) -> str:

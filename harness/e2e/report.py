@@ -3,9 +3,10 @@ scale-out timeline. Everything here is pure over the run's records, except the f
 
 Figures (seconds):
 - time to green: from the start of the run until every check of stage "checks" passed;
-- time to node: from the first pending pod of the scale-out until the first (and last) Karpenter node is Ready;
-- time to pod: from the first pending pod until all scaled pods are Ready;
-- scale-in time: from scaling back until consolidation removed every Karpenter node.
+- time to first / last new node: from the scale (the replicas raised) until the first / last NodeClaim created
+  after it has its Node Ready; the baseline's nodes and pods, there before the scale, are counted apart, not timed;
+- time to new pods: from the scale until every pod it created is Ready;
+- scale-in time: from scaling back until consolidation removed every spare Karpenter node.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
-from harness.kube.karpenter import ScaleOutTimeline
+from harness.kube.karpenter import PodTimeline, ScaleOutTimeline
+from harness.kube.spot import ScaleOutFigures
 from harness.results import Result, Status
 
 JUNIT_FILE = "junit.xml"
@@ -47,23 +48,27 @@ class StageRecord:
 @dataclass(frozen=True)
 class Figures:
     time_to_green: float | None = None
-    time_to_first_node: float | None = None
-    time_to_last_node: float | None = None
-    time_to_pods: float | None = None
+    scale_out: ScaleOutFigures | None = None
     scale_in: float | None = None
-    nodes: int = 0
-    pods: int = 0
 
     def rows(self) -> list[tuple[str, str]]:
-        return [
-            ("time to green (run start -> all checks pass)", _seconds(self.time_to_green)),
-            ("time to node (first pending pod -> first Karpenter node Ready)", _seconds(self.time_to_first_node)),
-            ("time to last node", _seconds(self.time_to_last_node)),
-            ("time to pod (first pending pod -> all scaled pods Ready)", _seconds(self.time_to_pods)),
-            ("scale-in time (scale back -> no spare Karpenter node left)", _seconds(self.scale_in)),
-            ("Karpenter nodes launched", str(self.nodes)),
-            ("pods scaled out", str(self.pods)),
-        ]
+        out = self.scale_out
+        rows = [("time to green (run start -> all checks pass)", _seconds(self.time_to_green))]
+        if out is not None:
+            rows += [
+                ("time to first new node (scale -> first node created after it Ready)", _seconds(out.first_node_ready)),
+                ("time to last new node (scale -> last node created after it Ready)", _seconds(out.last_node_ready)),
+                ("time to new pods (scale -> every pod it created Ready)", _seconds(out.all_pods_ready)),
+                ("new pod Pending -> Running, p50 / p90", f"{_seconds(out.pending_to_running_p50)} / "
+                 f"{_seconds(out.pending_to_running_p90)}"),
+                ("nodes launched by the scale-out / bin-packing minimum",
+                 f"{out.nodes} / {out.bin_packing_minimum if out.bin_packing_minimum is not None else 'n/a'}"),
+                ("pods the scale created", str(out.pods)),
+                ("baseline before the scale (not timed)",
+                 f"{out.baseline_pods} pod(s) on {out.baseline_nodes} node(s)"),
+            ]
+        rows.append(("scale-in time (scale back -> no spare Karpenter node left)", _seconds(self.scale_in)))
+        return rows
 
 
 @dataclass(frozen=True)
@@ -76,6 +81,7 @@ class RunReport:
     figures: Figures = field(default_factory=Figures)
     timeline: ScaleOutTimeline | None = None
     notes: tuple[str, ...] = ()
+    gitops_commit: str = ""  # the commit Argo CD synced gitops/ from ("" when the add-ons did not go in)
 
     @property
     def ok(self) -> bool:
@@ -84,36 +90,6 @@ class RunReport:
 
 def _seconds(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.0f} s"
-
-
-def _latest(moments: Sequence[datetime | None]) -> datetime | None:
-    known = [m for m in moments if m is not None]
-    return max(known) if known else None
-
-
-def _earliest(moments: Sequence[datetime | None]) -> datetime | None:
-    known = [m for m in moments if m is not None]
-    return min(known) if known else None
-
-
-def figures_from(
-    timeline: ScaleOutTimeline | None, *, time_to_green: float | None = None, scale_in: float | None = None
-) -> Figures:
-    """The report's numbers from a scale-out timeline (pure)."""
-    if timeline is None:
-        return Figures(time_to_green=time_to_green, scale_in=scale_in)
-    all_pods_ready = None
-    if timeline.pods and all(p.ready is not None for p in timeline.pods):
-        all_pods_ready = timeline.seconds(_latest([p.ready for p in timeline.pods]))
-    return Figures(
-        time_to_green=time_to_green,
-        time_to_first_node=timeline.seconds(_earliest([n.node_ready for n in timeline.nodes])),
-        time_to_last_node=timeline.seconds(_latest([n.node_ready for n in timeline.nodes])),
-        time_to_pods=all_pods_ready,
-        scale_in=scale_in,
-        nodes=len(timeline.nodes),
-        pods=len(timeline.pods),
-    )
 
 
 # ---------------------------------------------------------------- JUnit
@@ -175,20 +151,37 @@ def _evidence_text(result: Result) -> str:
 # ---------------------------------------------------------------- plot
 
 
-def plot_timeline(timeline: ScaleOutTimeline, path: Path) -> Path:
-    """Gantt-style chart: one row per Karpenter node (claim -> launched -> registered -> node Ready) and per pod
-    (pending -> scheduled -> Ready), seconds from the first pending pod on the x axis."""
+def pod_labels(pods: Sequence[PodTimeline]) -> tuple[list[str], str]:
+    """Short row labels for pods and the legend line that declares them: the prefix all their names share (the
+    namespace and ReplicaSet, "game-2048/game-2048-665967d87f-") is said once, each row keeps the rest in full."""
+    names = [pod.pod for pod in pods]
+    prefix = names[0][: names[0].rfind("-") + 1] if len(names) > 1 else ""  # whole name parts ("-"-separated)
+    for name in names[1:]:  # the longest start they all share
+        while not name.startswith(prefix):
+            prefix = prefix[: prefix.rstrip("-").rfind("-") + 1]
+    return [f"pod …{name[len(prefix):]}" if prefix else f"pod {name}" for name in names], (
+        f"pod …x = {prefix}x" if prefix else ""
+    )
+
+
+def timeline_figure(timeline: ScaleOutTimeline) -> Figure:
+    """Gantt-style chart of the scale-out alone: one row per NodeClaim created after the scale (claim -> launched ->
+    registered -> node Ready) and per pod the scale created (pending -> scheduled -> Ready), seconds from the scale
+    on the x axis. The baseline (there before the scale) is only counted in the title."""
     node_steps = ("claim_created", "launched", "registered", "node_ready")
     node_colours = ("#c7c7c7", "#9ecae1", "#2171b5")
     pod_steps = ("created", "scheduled", "ready")
     pod_colours = ("#fdae6b", "#31a354")
-    rows: list[tuple[str, list[tuple[float, float, str]]]] = []
-    for node in timeline.nodes:
-        label = f"{node.nodeclaim} ({node.instance_type or '?'})"
-        rows.append((label, _segments(timeline, node, node_steps, node_colours)))
-    for pod in timeline.pods:
-        short = pod.pod.rsplit("/", 1)[-1]  # drop the namespace
-        rows.append((f"pod {short[-24:]}", _segments(timeline, pod, pod_steps, pod_colours)))
+    new_nodes = [node for node in timeline.nodes if node.new]
+    new_pods = [pod for pod in timeline.pods if pod.new]
+    labels, declared = pod_labels(new_pods)
+    rows: list[tuple[str, list[tuple[float, float, str]]]] = [
+        (f"{node.nodeclaim} ({node.instance_type or '?'})", _segments(timeline, node, node_steps, node_colours))
+        for node in new_nodes
+    ]
+    rows += [
+        (label, _segments(timeline, pod, pod_steps, pod_colours)) for label, pod in zip(labels, new_pods, strict=True)
+    ]
     height = max(2.5, 0.32 * len(rows) + 1.5)
     # The Agg canvas directly (no pyplot): files only, no display, no global figure state.
     fig = Figure(figsize=(12, height))
@@ -198,8 +191,15 @@ def plot_timeline(timeline: ScaleOutTimeline, path: Path) -> Path:
         for start, width, colour in segments:
             ax.broken_barh([(start, width)], (y - 0.35, 0.7), facecolors=colour)
     ax.set_yticks(range(len(rows)), [label for label, _ in reversed(rows)], fontsize=7)
-    ax.set_xlabel("seconds since the first pending pod")
-    ax.set_title(f"Karpenter scale-out: {len(timeline.pods)} pods, {len(timeline.nodes)} spot node(s)")
+    ax.set_xlabel("seconds since the scale")
+    baseline_pods = len(timeline.pods) - len(new_pods)
+    baseline_nodes = len(timeline.nodes) - len(new_nodes)
+    ax.set_title(
+        f"Karpenter scale-out: {len(new_pods)} new pods, {len(new_nodes)} new spot node(s)"
+        + (f" (baseline before the scale, not shown: {baseline_pods} pods, {baseline_nodes} node(s))"
+           if baseline_pods or baseline_nodes else ""),
+        fontsize=9,
+    )
     legend = [
         ("NodeClaim created -> launched", node_colours[0]),
         ("launched -> registered", node_colours[1]),
@@ -207,16 +207,19 @@ def plot_timeline(timeline: ScaleOutTimeline, path: Path) -> Path:
         ("pod pending", pod_colours[0]),
         ("pod scheduled -> Ready", pod_colours[1]),
     ]
-    ax.legend(
-        handles=[Patch(color=c, label=label) for label, c in legend],
-        fontsize=7,
-        loc="upper left",
-        bbox_to_anchor=(1.01, 1.0),
-    )
+    handles = [Patch(color=c, label=label) for label, c in legend]
+    if declared:
+        handles.append(Patch(color="none", label=declared))
+    ax.legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
+    return fig
+
+
+def plot_timeline(timeline: ScaleOutTimeline, path: Path) -> Path:
+    """``timeline_figure`` as a PNG at ``path``."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    timeline_figure(timeline).savefig(path, dpi=110)
     return path
 
 
@@ -246,6 +249,7 @@ def markdown(report: RunReport, plot: str | None) -> str:
         f"# e2e run {report.run_id}: {verdict}",
         "",
         f"Target **{report.target}**, region {report.region}, started {report.started_at}.",
+        *([f"Argo CD synced gitops/ at commit `{report.gitops_commit}`."] if report.gitops_commit else []),
         "",
         "## Stages",
         "",

@@ -24,9 +24,11 @@ from harness.gate.model import (
     HelmValues,
     Location,
     Model,
+    Reference,
     Severity,
     Suppression,
     TerraformModel,
+    chart_name,
 )
 from harness.gate.rules import Rule, all_rules
 from harness.gate.values import helm_values
@@ -81,12 +83,13 @@ def build_model(
     rendered = effective.render(terraform, manifests, gitops)
     versions, versions_file, versions_lines = loaders.load_versions(_checked_root([*infra, *gitops]))
     files = [*terraform.files, *sorted({m.file for m in manifests})]
-    shipped, unbuilt = _shipped()
+    plain_reference = loaders.load_reference(reference_dir)
+    shipped, unbuilt = _shipped(terraform, versions, plain_reference)
     model = Model(
         terraform=terraform,
         manifests=manifests,
         effective=rendered.objects,
-        reference=loaders.load_reference(reference_dir, shipped),
+        reference=loaders.load_reference(reference_dir, shipped) if shipped else plain_reference,
         versions=versions,
         versions_file=versions_file,
         versions_lines=versions_lines,
@@ -101,22 +104,36 @@ def build_model(
     model.helm = {r.address: helm_values(r) for r in terraform.of_type("helm_release")}
     charts = render_local_charts(terraform, model.helm)
     model.local_charts = charts.objects
+    model.local_chart_notes = charts.notes
     model.notes.extend(charts.notes)
     if render_charts:
         _render_charts(model, reference_dir)
     return model
 
 
-def _shipped() -> tuple[dict[str, Path], list[str]]:
-    """What the toolchain's pinned modules ship (charts, IAM policies, CRDs), and a note for each not extracted yet."""
+def _shipped(
+    terraform: TerraformModel, pins: Mapping[str, str], reference: Reference
+) -> tuple[dict[str, Path], list[str]]:
+    """What the toolchain's pinned modules ship (charts, IAM policies, CRDs) for the versions the checked repository
+    pins, and a note for each such version the checked tree deploys that is neither extracted yet nor the version of
+    the reference data's copy (which then stands in)."""
     from harness.toolchain.build import entry_for, shipped_data  # reads the cache only when a model is built
 
-    shipped = shipped_data()
-    notes = [
-        f"{c.name} {entry_for(c).version}: {', '.join(c.ships)} of its pinned module not read (not built: "
-        "`make toolchain` extracts them); the reference data's copies stand in"
-        for c in COMPONENTS if c.ships and c.name not in shipped
-    ]
+    built = shipped_data()
+    deployed = {chart_name(r) for r in terraform.of_type("helm_release")}
+    shipped, notes = {}, []
+    for component in COMPONENTS:
+        pinned = str(pins.get(component.version_key, "")).lstrip("v")
+        if not component.ships or not pinned:
+            continue
+        if component.name in built and entry_for(component).version == pinned:
+            shipped[component.name] = built[component.name]
+            continue
+        standing_in = reference.chart_app_versions.get(component.chart, "").lstrip("v")
+        if component.chart in deployed and standing_in != pinned:
+            notes.append(f"{component.name} {pinned}: {', '.join(component.ships)} of its pinned module not read "
+                         f"(not built: `make toolchain` extracts them); the reference data's copies ({standing_in}) "
+                         "stand in")
     return shipped, notes
 
 

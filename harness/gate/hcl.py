@@ -107,6 +107,21 @@ def _name(node: Any) -> str:
     return str(node.children[0])
 
 
+def string_literals(node: Any) -> set[str]:
+    """The quoted strings written as they are (no interpolation) anywhere in an expression or block body."""
+    found: set[str] = set()
+    if not isinstance(node, Tree):
+        return found
+    if node.data == "string":
+        parts = _trees(node)
+        if all(not _trees(part) for part in parts):
+            found.add(_name(node))
+            return found
+    for child in _trees(node):
+        found |= string_literals(child)
+    return found
+
+
 def parse_file(path: Path) -> list[Block]:
     """Top-level blocks of one .tf file; malformed HCL raises InputError naming file and line."""
     text = read_text(path)

@@ -51,6 +51,8 @@ class TfResource:
     attr_lines: dict[str, int]
     default_tags: Mapping[str, Any] = field(default_factory=dict)  # the aws provider's default_tags
     count_unknown: bool = False  # count/for_each not static: this stands for any number of instances
+    # helm_release only: strings its values and set entries write as literals (not read from a variable or output)
+    literal_strings: frozenset[str] = frozenset()
 
     @property
     def address(self) -> str:
@@ -250,6 +252,7 @@ class Model:
     helm: dict[str, HelmValues] = field(default_factory=dict)  # helm_release address -> values
     # Objects of charts in the checked tree that helm_releases install (harness.gate.local_charts).
     local_charts: list[Manifest] = field(default_factory=list)
+    local_chart_notes: list[str] = field(default_factory=list)  # templates of those charts the gate could not render
     # --render-charts: one harness.gate.charts.Rendering per release; None when not asked (or helm is missing)
     renderings: list[Any] | None = None
     notes: list[str] = field(default_factory=list)  # what the gate could not check, for the report's notes

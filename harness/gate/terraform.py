@@ -27,6 +27,7 @@ from harness.gate.hcl import (
     node_text,
     parse_file,
     parse_json_file,
+    string_literals,
 )
 from harness.gate.model import ProviderRequirement, TerraformModel, TfResource
 from harness.gate.module_adapters import Expansion, Inputs
@@ -465,6 +466,7 @@ def _collect_instance(instance: Instance, model: TerraformModel, default_tags: d
                     attr_lines=_lines(block),
                     default_tags=default_tags if type_.startswith("aws_") else {},
                     count_unknown=key is None and ("count" in block.attrs or "for_each" in block.attrs),
+                    literal_strings=_helm_literals(block) if type_ == "helm_release" else frozenset(),
                 )
             )
     for call_name, (_expand, call) in instance.registry_calls.items():
@@ -477,6 +479,22 @@ def _collect_instance(instance: Instance, model: TerraformModel, default_tags: d
             )
     for child in instance.children.values():
         _collect_instance(child, model, default_tags)
+
+
+_HELM_VALUE_ARGUMENTS = ("values", "set", "set_list", "set_sensitive")
+
+
+def _helm_literals(block: Block) -> frozenset[str]:
+    """Strings a helm_release's values and set entries (attributes or blocks) write literally."""
+    found: set[str] = set()
+    for name in _HELM_VALUE_ARGUMENTS:
+        if name in block.attrs:
+            found |= string_literals(block.attrs[name])
+    for nested in block.blocks:
+        if nested.type in _HELM_VALUE_ARGUMENTS:
+            for node in nested.attrs.values():
+                found |= string_literals(node)
+    return frozenset(found)
 
 
 def _lines(block: Block, prefix: str = "") -> dict[str, int]:

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from harness.errors import EnvironmentProblem
+
 KubeObject = dict[str, Any]
 
 
@@ -30,6 +32,10 @@ NODE_CLAIM = CustomResource("karpenter.sh", "v1", "nodeclaims", namespaced=False
 EC2_NODE_CLASS = CustomResource("karpenter.k8s.aws", "v1", "ec2nodeclasses", namespaced=False)
 
 
+class NotServed(EnvironmentProblem):
+    """The API does not serve a resource type (404 on its collection): its CRD was never installed, or is gone."""
+
+
 class KubeClient(Protocol):
     """What the e2e and the teardown do to a cluster: read, delete and scale. A missing object is ``None``."""
 
@@ -47,7 +53,9 @@ class KubeClient(Protocol):
 
     def list_custom(
         self, resource: CustomResource, namespace: str | None = None, label_selector: str = ""
-    ) -> list[KubeObject]: ...
+    ) -> list[KubeObject]:
+        """Raises ``NotServed`` when the API does not serve the resource type at all."""
+        ...
 
     def delete_custom(self, resource: CustomResource, name: str, namespace: str | None = None) -> bool:
         """Delete one custom object; ``False`` when it was already gone."""

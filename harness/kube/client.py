@@ -37,7 +37,7 @@ from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
 from harness.errors import EnvironmentProblem, InputError
-from harness.kube.api import CustomResource, KubeObject
+from harness.kube.api import CustomResource, KubeObject, NotServed
 
 TOKEN_PREFIX = "k8s-aws-v1."
 CLUSTER_ID_HEADER = "x-k8s-aws-id"
@@ -234,13 +234,28 @@ class KubernetesApiClient:
         self._custom = k8s.CustomObjectsApi(api)
         self._endpoint = endpoint or api.configuration.host
 
-    def _call(self, doing: str, request: Callable[[], Any], *, missing_ok: bool = False, text: bool = False) -> Any:
-        """Run one API request unparsed; decode its JSON (or text); map errors to one line (404 -> None if allowed)."""
+    def _call(
+        self,
+        doing: str,
+        request: Callable[[], Any],
+        *,
+        missing_ok: bool = False,
+        text: bool = False,
+        collection: CustomResource | None = None,
+    ) -> Any:
+        """Run one API request unparsed; decode its JSON (or text); map errors to one line (404 -> None if allowed;
+        404 on the list of a `collection` -> NotServed: a served kind answers an empty list, even in a namespace
+        that does not exist)."""
         try:
             response = request()
         except ApiException as exc:
             if missing_ok and exc.status == 404:
                 return None
+            if collection is not None and exc.status == 404:
+                raise NotServed(
+                    f"Kubernetes API {self._endpoint} does not serve {collection.plural}.{collection.group}/"
+                    f"{collection.version} (404 while {doing}): its CRD is not installed"
+                ) from None
             raise _api_problem(exc, self._endpoint, doing) from None
         except urllib3.exceptions.HTTPError as exc:
             reason = getattr(exc, "reason", None) or exc
@@ -254,8 +269,10 @@ class KubernetesApiClient:
         found: KubeObject | None = self._call(doing, request, missing_ok=True)
         return found
 
-    def _items(self, doing: str, request: Callable[[], Any]) -> list[KubeObject]:
-        return list(self._call(doing, request).get("items") or [])
+    def _items(
+        self, doing: str, request: Callable[[], Any], collection: CustomResource | None = None
+    ) -> list[KubeObject]:
+        return list(self._call(doing, request, collection=collection).get("items") or [])
 
     def list_nodes(self, label_selector: str = "") -> list[KubeObject]:
         return self._items(
@@ -320,6 +337,7 @@ class KubernetesApiClient:
                     label_selector=label_selector,
                     _preload_content=False,
                 ),
+                resource,
             )
         return self._items(
             doing,
@@ -330,6 +348,7 @@ class KubernetesApiClient:
                 label_selector=label_selector,
                 _preload_content=False,
             ),
+            resource,
         )
 
     def delete_custom(self, resource: CustomResource, name: str, namespace: str | None = None) -> bool:

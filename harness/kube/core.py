@@ -7,16 +7,20 @@ Balancer Controller) land there. Workloads such as game-2048 do not tolerate it 
 
 Every judge here is a pure function of API objects (dicts as the API serves them) returning a
 ``harness.results.Result``; PENDING means "not settled yet, poll again" (see ``harness.waits``). Small
-accessors (``condition``, ``parse_time``, ``pod_phase_summary``) are shared by the other judge modules.
+accessors (``condition``, ``parse_time``, ``pod_phase_summary``, ``failed_pods``) and what the Karpenter judges
+measure a trigger and a size against (``Before``, ``cpu_request``, ``bin_packing_minimum``) are shared by the
+other judge modules.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from harness.keys import NODEPOOL_LABEL
 from harness.results import Result
 
 KubeObject = Mapping[str, Any]
@@ -118,6 +122,61 @@ def pod_phase_summary(pod: KubeObject) -> str:
     return ", ".join(parts)
 
 
+def failed_pods(pods: Iterable[KubeObject]) -> list[dict[str, str]]:
+    """Pods the kubelet gave up on (phase Failed: evicted, out of memory, a container that exited for good), each
+    with the kubelet's reason and message; a Job's pods are left out (a failed hook is retried by a new pod)."""
+    return [
+        {
+            "pod": name_of(pod),
+            "why": f"{status.get('reason') or 'Failed'}: {status.get('message', '')}".strip(": "),
+        }
+        for pod in pods
+        if (status := pod.get("status") or {}).get("phase") == "Failed"
+        and not any(ref.get("kind") == "Job" for ref in (pod.get("metadata") or {}).get("ownerReferences") or [])
+    ]
+
+
+def _failed_why(failed: Sequence[Mapping[str, str]]) -> str:
+    return "; ".join(f"{row['pod']} ({row['why']})" for row in failed)
+
+
+@dataclass(frozen=True)
+class Before:
+    """The pods and NodeClaims that existed just before a trigger (raising the replicas, a spot interruption
+    warning): what came after it is judged and timed apart from them. Names, not times, so the API server's clock
+    and this machine's never need to agree."""
+
+    pods: frozenset[str]  # namespace/name
+    nodeclaims: frozenset[str]
+
+    @classmethod
+    def of(cls, pods: Sequence[KubeObject], nodeclaims: Sequence[KubeObject]) -> Before:
+        return cls(frozenset(name_of(pod) for pod in pods), frozenset(name_of(c) for c in nodeclaims))
+
+
+def cpu_cores(quantity: str) -> float:
+    """A Kubernetes CPU quantity in cores ("500m" -> 0.5, "2" -> 2.0)."""
+    return float(quantity[:-1]) / 1000 if quantity.endswith("m") else float(quantity)
+
+
+def cpu_request(deployment: KubeObject) -> str:
+    """The CPU request of a Deployment's first container ("0" when it sets none)."""
+    containers = (((deployment.get("spec") or {}).get("template") or {}).get("spec") or {}).get("containers") or []
+    return str(((containers[0].get("resources") or {}).get("requests") or {}).get("cpu", "0")) if containers else "0"
+
+
+def bin_packing_minimum(replicas: int, request: str, nodeclaims: Sequence[KubeObject], nodepool: str) -> int | None:
+    """The fewest nodes of the largest size Karpenter launched that hold the replicas' CPU (None before any NodeClaim
+    of the pool reports its allocatable CPU)."""
+    allocatable = [
+        cpu_cores(str(c["status"]["allocatable"]["cpu"]))
+        for c in nodeclaims
+        if labels_of(c).get(NODEPOOL_LABEL) == nodepool
+        and ((c.get("status") or {}).get("allocatable") or {}).get("cpu")
+    ]
+    return max(1, math.ceil(replicas * cpu_cores(request) / max(allocatable))) if allocatable else None
+
+
 def _has_taint(node: KubeObject, taint: Mapping[str, str]) -> bool:
     for entry in (node.get("spec") or {}).get("taints") or []:
         if all(entry.get(key) == value for key, value in taint.items()):
@@ -177,14 +236,20 @@ def judge_ops_nodes(nodes: Sequence[KubeObject], *, nodegroup: str | None = None
 def judge_controllers_on_ops(pods_by_group: Mapping[str, Sequence[KubeObject]], nodes: Sequence[KubeObject]) -> Result:
     """Every controller pod (Argo CD, Karpenter, LB controller) is Running and Ready on an ops node.
 
-    ``pods_by_group`` maps a ``PodGroup.name`` to its pods. PENDING while a group has no pods yet or a pod is
-    unscheduled/not Ready; FAIL when a pod runs on a node that is not an ops node.
+    ``pods_by_group`` maps a ``PodGroup.name`` to its pods. PENDING while a group has no running pod yet or a pod
+    is unscheduled/not Ready; FAIL when a pod runs on a node that is not an ops node, or a controller's pod Failed
+    (evicted, crashed for good: see ``failed_pods``), naming each.
     """
     name = CONTROLLERS_CHECK
     by_name = _nodes_by_name(nodes)
     misplaced: list[dict[str, str]] = []
     waiting: list[dict[str, str]] = []
-    empty = [group for group, pods in pods_by_group.items() if not pods]
+    failed = [row for pods in pods_by_group.values() for row in failed_pods(pods)]
+    empty = [
+        group
+        for group, pods in pods_by_group.items()
+        if all((pod.get("status") or {}).get("phase") in ("Succeeded", "Failed") for pod in pods)
+    ]
     placement: dict[str, list[str]] = {}
     for group, pods in pods_by_group.items():
         for pod in pods:
@@ -197,11 +262,19 @@ def judge_controllers_on_ops(pods_by_group: Mapping[str, Sequence[KubeObject]], 
                 misplaced.append({"pod": name_of(pod), "group": group, "node": str(node_name)})
             elif node is None or not pod_ready(pod):
                 waiting.append({"pod": name_of(pod), "group": group, "state": pod_phase_summary(pod)})
-    evidence = {"placement": placement, "misplaced": misplaced, "waiting": waiting, "groups_without_pods": empty}
+    evidence = {
+        "placement": placement,
+        "misplaced": misplaced,
+        "waiting": waiting,
+        "failed": failed,
+        "groups_without_pods": empty,
+    }
     if misplaced:
         return Result.failed(name, f"{len(misplaced)} controller pod(s) run outside the ops nodes", **evidence)
+    if failed:
+        return Result.failed(name, f"{len(failed)} controller pod(s) Failed: {_failed_why(failed)}", **evidence)
     if empty:
-        return Result.pending(name, f"no pods yet for {', '.join(empty)}", **evidence)
+        return Result.pending(name, f"no running pods yet for {', '.join(empty)}", **evidence)
     if waiting:
         return Result.pending(name, f"{len(waiting)} controller pod(s) not Running/Ready yet", **evidence)
     total = sum(len(v) for v in placement.values())
@@ -214,9 +287,10 @@ def judge_workload_off_ops(
     """No pod of ``workload`` is scheduled on an ops node (the taint keeps it off).
 
     PENDING while no pod of the workload is scheduled anywhere yet (nothing to judge); FAIL naming every pod
-    that landed on an ops node.
+    that landed on an ops node, and every pod that Failed (a workload whose pods all Failed is not "none on ops").
     """
     name = off_ops_check(workload)
+    failed = failed_pods(pods)
     by_name = _nodes_by_name(nodes)
     scheduled = [pod for pod in pods if (pod.get("spec") or {}).get("nodeName")]
     on_ops = [
@@ -224,9 +298,13 @@ def judge_workload_off_ops(
         for pod in scheduled
         if is_ops_node(by_name.get(str(pod["spec"]["nodeName"]), {}))
     ]
-    evidence = {"pods": {name_of(p): (p.get("spec") or {}).get("nodeName") for p in pods}, "on_ops": on_ops}
+    evidence = {
+        "pods": {name_of(p): (p.get("spec") or {}).get("nodeName") for p in pods}, "on_ops": on_ops, "failed": failed
+    }
     if on_ops:
         return Result.failed(name, f"{len(on_ops)} {workload} pod(s) run on ops nodes", **evidence)
+    if failed:
+        return Result.failed(name, f"{len(failed)} {workload} pod(s) Failed: {_failed_why(failed)}", **evidence)
     if not scheduled:
         return Result.pending(name, f"no {workload} pod is scheduled yet", **evidence)
     return Result.passed(name, f"{len(scheduled)} scheduled {workload} pod(s), none on ops nodes", **evidence)

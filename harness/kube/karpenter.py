@@ -15,15 +15,18 @@ time of every step) that the report plots.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
 from harness.errors import InputError
 from harness.keys import CAPACITY_TYPE_LABEL, NODEPOOL_LABEL
 from harness.kube.core import (
+    Before,
+    bin_packing_minimum,
     condition,
     condition_true,
+    failed_pods,
     is_ops_node,
     labels_of,
     name_of,
@@ -204,28 +207,30 @@ def judge_node_class_discovery(
     )
 
 
-def judge_scale_out(
+@dataclass(frozen=True)
+class Placement:
+    """Where the live pods of a workload stand against the spot nodes of one pool."""
+
+    placed: dict[str, str]  # pod -> node, Ready on a Ready spot node of the pool that a NodeClaim names
+    misplaced: list[dict[str, Any]]
+    waiting: list[dict[str, str]]
+    failed: list[dict[str, str]]
+    live: int
+
+
+def placement(
     pods: Sequence[KubeObject],
     nodeclaims: Sequence[KubeObject],
     nodes: Sequence[KubeObject],
     *,
-    replicas: int,
     nodepool: str,
     node_labels: Mapping[str, str] | None = None,
-    events: Sequence[KubeObject] = (),
-) -> Result:
-    """``replicas`` pods Ready, each on a Ready spot node of ``nodepool`` that one of its NodeClaims launched.
-
-    ``node_labels`` are further labels every pool node must carry (``nodepool_template_labels`` of the
-    NodePool). PENDING while pods are missing/unscheduled/not Ready or NodeClaims are still launching
-    (evidence: the pods' scheduling messages, every NodeClaim's conditions, related events). FAIL when a
-    pod runs on a node outside the pool (an ops node or any other), on a pool node that is not spot, or
-    on one without the pool's labels.
-    """
-    name = f"karpenter scales {nodepool} out for {replicas} pod(s)"
+) -> Placement:
+    """Each live pod: Ready on a Ready spot node of ``nodepool`` with ``node_labels`` that one of the pool's
+    NodeClaims names (placed), on a node outside the pool, not spot or without the labels (misplaced), Failed, or
+    still on its way (waiting, with the scheduler's or the kubelet's words)."""
     live_pods = _live(pods)
-    claims = in_pool(nodeclaims, nodepool)
-    claimed_nodes = {(claim.get("status") or {}).get("nodeName") for claim in claims}
+    claimed_nodes = {(claim.get("status") or {}).get("nodeName") for claim in in_pool(nodeclaims, nodepool)}
     nodes_by_name = {object_name(node): node for node in nodes}
     misplaced: list[dict[str, Any]] = []
     waiting: list[dict[str, str]] = []
@@ -258,36 +263,109 @@ def judge_scale_out(
             )
         else:
             placed[name_of(pod)] = object_name(node)
-    evidence: dict[str, Any] = {
-        "pods_ready_on_spot": placed,
-        "misplaced": misplaced,
-        "waiting": waiting,
-        "nodeclaims": [nodeclaim_state(c) for c in claims],
-        "events": related_events(events, [*live_pods, *claims]),
-    }
-    if misplaced:
+    return Placement(placed, misplaced, waiting, failed_pods(live_pods), len(live_pods))
+
+
+def placement_verdict(name: str, seen: Placement, replicas: int, nodepool: str, progress: str) -> Result | None:
+    """FAIL on a misplaced or Failed pod, PENDING while a replica is missing or on its way; None when all are placed."""
+    evidence = {"pods_ready_on_spot": seen.placed, "misplaced": seen.misplaced, "waiting": seen.waiting,
+                "failed": seen.failed}
+    if seen.misplaced:
         return Result.failed(
-            name, f"{len(misplaced)} pod(s) not on spot nodes of {nodepool}: {misplaced[0]['why']}", **evidence
+            name, f"{len(seen.misplaced)} pod(s) not on spot nodes of {nodepool}: {seen.misplaced[0]['why']}",
+            **evidence,
         )
-    if len(live_pods) < replicas:
-        return Result.pending(name, f"{len(live_pods)} of {replicas} pod(s) exist", **evidence)
-    if waiting:
-        progress = _claim_progress(claims)
-        return Result.pending(name, f"{len(placed)} of {replicas} pod(s) Ready on spot; {progress}", **evidence)
-    spot_nodes = sorted(set(placed.values()))
+    if seen.failed:
+        return Result.failed(
+            name, f"{len(seen.failed)} pod(s) Failed: " + "; ".join(f"{r['pod']} ({r['why']})" for r in seen.failed),
+            **evidence,
+        )
+    if seen.live < replicas:
+        return Result.pending(name, f"{seen.live} of {replicas} pod(s) exist", **evidence)
+    if seen.waiting:
+        return Result.pending(name, f"{len(seen.placed)} of {replicas} pod(s) Ready on spot; {progress}", **evidence)
+    return None
+
+
+def judge_scale_out(
+    pods: Sequence[KubeObject],
+    nodeclaims: Sequence[KubeObject],
+    nodes: Sequence[KubeObject],
+    *,
+    replicas: int,
+    nodepool: str,
+    before: Before,
+    request: str,
+    node_labels: Mapping[str, str] | None = None,
+    events: Sequence[KubeObject] = (),
+) -> Result:
+    """Karpenter scaled ``nodepool`` out for the pods the scale created: ``replicas`` pods Ready on Ready spot nodes
+    of the pool, at least one NodeClaim created after the scale (not in ``before``) with its Node Ready and new pods
+    on it, and no more NodeClaims in the pool than the bin-packing minimum for ``request`` CPU a pod, plus one.
+
+    ``node_labels`` are further labels every pool node must carry (``nodepool_template_labels`` of the NodePool).
+    PENDING while pods are missing/unscheduled/not Ready or NodeClaims are still launching (evidence: the pods'
+    scheduling messages, every NodeClaim's conditions, related events). FAIL when a pod runs off the pool's spot
+    nodes or without its labels, a pod Failed, every replica fits the nodes that were already there (the scale-out
+    showed nothing of Karpenter), or Karpenter launched more nodes than the replicas need.
+    """
+    name = f"karpenter scales {nodepool} out for {replicas} pod(s)"
+    claims = in_pool(nodeclaims, nodepool)
+    new_claims = [claim for claim in claims if object_name(claim) not in before.nodeclaims]
+    seen = placement(pods, nodeclaims, nodes, nodepool=nodepool, node_labels=node_labels)
+    evidence: dict[str, Any] = {
+        "nodeclaims": [{**nodeclaim_state(c), "new": c in new_claims} for c in claims],
+        "events": related_events(events, [*_live(pods), *claims]),
+    }
+    unsettled = placement_verdict(name, seen, replicas, nodepool, _claim_progress(new_claims, "new "))
+    if unsettled is not None:
+        return replace(unsettled, evidence={**unsettled.evidence, **evidence})
+    new_nodes = {str((c.get("status") or {}).get("nodeName")): object_name(c) for c in new_claims}
+    new_pods = {pod: node for pod, node in seen.placed.items() if pod not in before.pods}
+    on_new = {pod: node for pod, node in new_pods.items() if node in new_nodes}
+    minimum = bin_packing_minimum(replicas, request, claims, nodepool)
+    evidence.update(
+        pods_ready_on_spot=seen.placed, new_pods_on_new_nodeclaims=on_new, bin_packing_minimum=minimum,
+        nodes=sorted(set(seen.placed.values())),
+    )
+    if not new_claims:
+        return Result.failed(
+            name, f"all {replicas} pod(s) Ready, but no NodeClaim of {nodepool} was created after the scale: the nodes "
+            "already there held them, so this shows nothing of Karpenter", **evidence,
+        )
+    if not on_new:
+        return Result.failed(
+            name,
+            f"no new pod runs on the NodeClaim(s) created after the scale ({', '.join(sorted(new_nodes.values()))})",
+            **evidence,
+        )
+    if minimum is None:
+        return Result.failed(
+            name, f"no NodeClaim of {nodepool} reports its allocatable CPU: the bin-packing minimum is unknown",
+            **evidence,
+        )
+    if len(claims) > minimum + 1:
+        return Result.failed(
+            name, f"{len(claims)} NodeClaims of {nodepool} for {replicas} pod(s) of {request} CPU: more than the "
+            f"bin-packing minimum of {minimum} plus one", **evidence,
+        )
+    spare = len(new_pods) - len(on_new)
     return Result.passed(
         name,
-        f"{len(placed)} pod(s) Ready on {len(spot_nodes)} spot node(s) of {nodepool}",
+        f"{len(seen.placed)} pod(s) Ready on {len(set(seen.placed.values()))} spot node(s) of {nodepool}: "
+        f"{len(on_new)} of the {len(new_pods)} new on {len(new_claims)} NodeClaim(s) created after the scale "
+        f"({', '.join(sorted(new_nodes.values()))})"
+        + (f", {spare} on room the nodes already there had" if spare else "")
+        + f"; {len(claims)} NodeClaim(s) against a bin-packing minimum of {minimum}",
         **evidence,
-        nodes=spot_nodes,
     )
 
 
-def _claim_progress(claims: Sequence[KubeObject]) -> str:
+def _claim_progress(claims: Sequence[KubeObject], which: str = "") -> str:
     if not claims:
-        return "no NodeClaim yet"
+        return f"no {which}NodeClaim yet"
     counts = [f"{sum(1 for c in claims if _condition_is(c, step))} {step}" for step in NODECLAIM_STEPS]
-    return f"{len(claims)} NodeClaim(s): " + ", ".join(counts)
+    return f"{len(claims)} {which}NodeClaim(s): " + ", ".join(counts)
 
 
 def _condition_is(obj: KubeObject, kind: str, status: str = "True") -> bool:
@@ -385,6 +463,7 @@ class NodeTimeline:
     registered: datetime | None
     initialized: datetime | None
     node_ready: datetime | None
+    new: bool = True  # created after the scale; False for the baseline's
 
 
 @dataclass(frozen=True)
@@ -400,11 +479,13 @@ class PodTimeline:
     nodeclaim_launched: datetime | None
     node_ready: datetime | None
     ready: datetime | None
+    new: bool = True  # created by the scale; False for the baseline's
 
 
 @dataclass(frozen=True)
 class ScaleOutTimeline:
-    """Per-pod and per-node steps of one scale-out; ``start`` is the earliest pod creation."""
+    """Per-pod and per-node steps of one scale-out; ``start`` is the scale: the earliest creation of a pod it
+    created (the API's record of the moment the replicas were raised)."""
 
     start: datetime | None
     pods: tuple[PodTimeline, ...]
@@ -445,8 +526,10 @@ def build_timeline(
     nodeclaims: Sequence[KubeObject],
     nodes: Sequence[KubeObject],
     events: Sequence[KubeObject] = (),
+    before: Before | None = None,
 ) -> ScaleOutTimeline:
-    """The timeline of a scale-out from the objects' own timestamps and condition transition times.
+    """The timeline of a scale-out from the objects' own timestamps and condition transition times; rows of what
+    ``before`` names (the baseline) are marked ``new=False`` (without it, every row is the scale-out's).
 
     Pod: ``creationTimestamp`` (Pending from then), Karpenter's ``Nominated`` event, ``PodScheduled`` and
     ``Ready`` transitions. NodeClaim: ``creationTimestamp`` and its ``Launched``/``Registered``/
@@ -472,6 +555,7 @@ def build_timeline(
                 registered=_true_since(claim, "Registered"),
                 initialized=_true_since(claim, "Initialized"),
                 node_ready=_true_since(node, "Ready") if node is not None else None,
+                new=before is None or object_name(claim) not in before.nodeclaims,
             )
         )
     by_node = {row.node: row for row in node_rows if row.node}
@@ -494,9 +578,8 @@ def build_timeline(
                 nodeclaim_launched=claim_row.launched if claim_row else None,
                 node_ready=_true_since(node, "Ready") if node is not None else None,
                 ready=_true_since(pod, "Ready"),
+                new=before is None or name_of(pod) not in before.pods,
             )
         )
-    starts = [row.created for row in pod_rows if row.created] + [
-        row.claim_created for row in node_rows if row.claim_created
-    ]
+    starts = [row.created for row in pod_rows if row.created and row.new]
     return ScaleOutTimeline(start=min(starts) if starts else None, pods=tuple(pod_rows), nodes=tuple(node_rows))

@@ -1,17 +1,25 @@
 """The spot experiment beyond scale-out and scale-in: a spot interruption warning for one pool node and its
-judgement (drained, replaced, terminated), and the numbers of a scale-out (Pending -> Running per new pod, the
-first new node, nodes against the bin-packing minimum) that the bench and the report show."""
+judgement (Karpenter's event, drained, pods Ready again, terminated), and the numbers of a scale-out (from the
+scale: first and last new node Ready, all new pods Ready, Pending -> Running per new pod, nodes against the
+bin-packing minimum) that the report and the bench show."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import Any
 
 from harness.kube.api import KubeObject
-from harness.kube.karpenter import ScaleOutTimeline, in_pool, judge_scale_out, object_name
+from harness.kube.core import Before, bin_packing_minimum
+from harness.kube.karpenter import (
+    ScaleOutTimeline,
+    in_pool,
+    object_name,
+    placement,
+    placement_verdict,
+)
 from harness.results import Result
 
 # ---------------------------------------------------------------- spot interruption
@@ -54,63 +62,105 @@ def spot_interruption_warning(victim: InterruptionVictim, region: str, account: 
     }
 
 
+INTERRUPTION_EVENT = "SpotInterrupted"  # Karpenter 1.14 (pkg/controllers/interruption/events), on NodeClaim and Node
+INTERRUPTION_MESSAGE = "Spot interruption warning was triggered"
+
+
+def interruption_event(events: Sequence[KubeObject], victim: InterruptionVictim) -> str | None:
+    """Karpenter's SpotInterrupted Warning about the victim's NodeClaim or Node, as a line for the evidence."""
+    about = {("NodeClaim", victim.nodeclaim), ("Node", victim.node)}
+    for event in events:
+        involved = event.get("involvedObject") or {}
+        if (
+            event.get("reason") == INTERRUPTION_EVENT
+            and event.get("type") == "Warning"
+            and (involved.get("kind"), involved.get("name")) in about
+        ):
+            return f"{involved.get('kind')}/{involved.get('name')} {INTERRUPTION_EVENT}: {event.get('message', '')}"
+    return None
+
+
 def judge_interruption(
     victim: InterruptionVictim,
     pods: Sequence[KubeObject],
     nodeclaims: Sequence[KubeObject],
     nodes: Sequence[KubeObject],
+    events: Sequence[KubeObject],
     *,
     instance_state: str | None,
     replicas: int,
     nodepool: str,
+    before: Before,
 ) -> Result:
-    """After a spot interruption warning: the victim's NodeClaim and Node are gone, its instance is terminating or
-    terminated, and every replica is Ready on a spot node of the pool again (on the replacement).
+    """After a spot interruption warning for ``victim``: Karpenter said it saw it (its SpotInterrupted event on the
+    victim's NodeClaim or Node), the victim's NodeClaim and Node are gone (drained), its instance is terminating or
+    terminated, and every replica is Ready on a spot node of the pool again. The evidence and the why say where the
+    pods the drain evicted went: onto NodeClaims launched after the warning (not in ``before``, the pods and
+    NodeClaims at the warning) or onto room the nodes already there had.
 
-    PENDING while any of that is still under way; FAIL only as judge_scale_out fails (a replica placed off the
-    pool or on a node that is not spot).
+    PENDING while any of that is still under way; FAIL as a placement fails (a replica off the pool's spot nodes,
+    a Failed pod), or when the victim is gone but Karpenter never reported the interruption (something else
+    removed it: the judgement would otherwise credit Karpenter with it).
     """
     name = INTERRUPTION_CHECK
-    evidence: dict[str, Any] = {"victim": victim.__dict__, "instance_state": instance_state}
+    heard = interruption_event(events, victim)
+    evidence: dict[str, Any] = {"victim": victim.__dict__, "instance_state": instance_state, "karpenter_event": heard}
     if any(object_name(claim) == victim.nodeclaim for claim in nodeclaims):
         return Result.pending(name, f"NodeClaim {victim.nodeclaim} still there (draining)", **evidence)
     if any(object_name(node) == victim.node for node in nodes):
         return Result.pending(name, f"node {victim.node} still there", **evidence)
     if instance_state is not None and instance_state not in GONE_STATES:
         return Result.pending(name, f"instance {victim.instance_id} is {instance_state}", **evidence)
-    placed = judge_scale_out(pods, nodeclaims, nodes, replicas=replicas, nodepool=nodepool)
-    if not placed.ok:
-        return Result(name, placed.status, f"after the interruption: {placed.why}", {**evidence, **placed.evidence})
+    if heard is None:
+        return Result.failed(
+            name, f"NodeClaim {victim.nodeclaim} is gone, but Karpenter reported no {INTERRUPTION_EVENT} for it or "
+            f"node {victim.node}", **evidence,
+        )
+    seen = placement(pods, nodeclaims, nodes, nodepool=nodepool)
+    unsettled = placement_verdict(name, seen, replicas, nodepool, "after the interruption")
+    if unsettled is not None:
+        return replace(unsettled, evidence={**unsettled.evidence, **evidence})
+    replacements = {
+        str((c.get("status") or {}).get("nodeName")): object_name(c)
+        for c in in_pool(nodeclaims, nodepool)
+        if object_name(c) not in before.nodeclaims
+    }
+    moved = {pod: node for pod, node in seen.placed.items() if pod not in before.pods}
+    on_replacement = sorted(pod for pod, node in moved.items() if node in replacements)
+    on_spare = sorted(pod for pod in moved if pod not in on_replacement)
+    evidence.update(replacement_nodeclaims=sorted(replacements.values()), pods_on_replacement=on_replacement,
+                    pods_on_spare_capacity=on_spare)
+    where = [
+        f"{len(on_replacement)} on the replacement NodeClaim(s) {', '.join(sorted(replacements.values()))}"
+        if on_replacement else "",
+        f"{len(on_spare)} on room the other nodes had" if on_spare else "",
+    ]
     return Result.passed(
         name,
-        f"node {victim.node} drained and gone, instance {victim.instance_id} {instance_state or 'gone'}, "
-        f"{replicas} replica(s) Ready on the pool again",
+        f"Karpenter reported {INTERRUPTION_EVENT}; node {victim.node} drained and gone, instance {victim.instance_id} "
+        f"{instance_state or 'gone'}; {replicas} replica(s) Ready on the pool again, of the {len(moved)} evicted "
+        + (" and ".join(part for part in where if part) or "none moved"),
         **evidence,
     )
 
 
-# ---------------------------------------------------------------- the scale-out's numbers (bench, tests)
-
-
-def cpu_cores(quantity: str) -> float:
-    """A Kubernetes CPU quantity in cores ("500m" -> 0.5, "2" -> 2.0)."""
-    return float(quantity[:-1]) / 1000 if quantity.endswith("m") else float(quantity)
-
-
-def cpu_request(deployment: KubeObject) -> str:
-    """The CPU request of a Deployment's first container ("0" when it sets none)."""
-    containers = (((deployment.get("spec") or {}).get("template") or {}).get("spec") or {}).get("containers") or []
-    return str(((containers[0].get("resources") or {}).get("requests") or {}).get("cpu", "0")) if containers else "0"
+# ---------------------------------------------------------------- the scale-out's numbers (report, bench, tests)
 
 
 @dataclass(frozen=True)
 class ScaleOutFigures:
-    """What one scale-out measured: per new pod Pending -> Running, the first new node, nodes vs the minimum."""
+    """What one scale-out measured, in seconds from the scale (``ScaleOutTimeline.start``), of what the scale made:
+    the pods it created and the NodeClaims created after it. The baseline is counted apart, never timed."""
 
-    pending_to_running_p50: float | None
+    first_node_ready: float | None
+    last_node_ready: float | None
+    all_pods_ready: float | None  # None while any new pod is not Ready
+    pending_to_running_p50: float | None  # per new pod, its creation -> Ready
     pending_to_running_p90: float | None
-    first_node_ready: float | None  # seconds from the scale to the first new node's Ready
-    nodes: int
+    nodes: int  # NodeClaims created after the scale
+    pods: int  # pods the scale created
+    baseline_nodes: int
+    baseline_pods: int
     bin_packing_minimum: int | None  # fewest nodes of the largest launched size that hold the replicas' CPU
 
 
@@ -118,30 +168,27 @@ def scale_out_figures(
     timeline: ScaleOutTimeline,
     nodeclaims: Sequence[KubeObject],
     *,
-    scaled_at: datetime,
     replicas: int,
-    cpu_request: str,
+    request: str,
     nodepool: str,
 ) -> ScaleOutFigures:
-    """The numbers of the scale-out that started at `scaled_at` (pods and nodes created before it are the
-    baseline's and are left out)."""
-    new_pods = [p for p in timeline.pods if p.created and p.created >= scaled_at and p.ready]
+    """The numbers of the scale-out ``timeline`` holds (its rows marked new; the rest is the baseline)."""
+    new_pods = [p for p in timeline.pods if p.new]
+    new_nodes = [n for n in timeline.nodes if n.new and n.nodepool == nodepool]
     durations = sorted((p.ready - p.created).total_seconds() for p in new_pods if p.ready and p.created)
-    new_nodes = [
-        n for n in timeline.nodes if n.claim_created and n.claim_created >= scaled_at and n.nodepool == nodepool
-    ]
-    first = min((n.node_ready for n in new_nodes if n.node_ready), default=None)
-    allocatable = [
-        cpu_cores(str(c["status"]["allocatable"]["cpu"]))
-        for c in in_pool(nodeclaims, nodepool)
-        if ((c.get("status") or {}).get("allocatable") or {}).get("cpu")
-    ]
+    node_ready = [n.node_ready for n in new_nodes if n.node_ready]
+    all_ready = [p.ready for p in new_pods if p.ready]
     return ScaleOutFigures(
+        first_node_ready=timeline.seconds(min(node_ready)) if node_ready else None,
+        last_node_ready=timeline.seconds(max(node_ready)) if node_ready and len(node_ready) == len(new_nodes) else None,
+        all_pods_ready=timeline.seconds(max(all_ready)) if all_ready and len(all_ready) == len(new_pods) else None,
         pending_to_running_p50=_percentile(durations, 0.5),
         pending_to_running_p90=_percentile(durations, 0.9),
-        first_node_ready=(first - scaled_at).total_seconds() if first else None,
-        nodes=len(in_pool(nodeclaims, nodepool)),
-        bin_packing_minimum=math.ceil(replicas * cpu_cores(cpu_request) / max(allocatable)) if allocatable else None,
+        nodes=len(new_nodes),
+        pods=len(new_pods),
+        baseline_nodes=sum(1 for n in timeline.nodes if not n.new),
+        baseline_pods=sum(1 for p in timeline.pods if not p.new),
+        bin_packing_minimum=bin_packing_minimum(replicas, request, nodeclaims, nodepool),
     )
 
 

@@ -37,7 +37,7 @@ class FullStack:
 
     stack: Stack
     console: Console
-    gitops: tuple[str, str] = ("", "")  # (repo URL, revision) Argo CD syncs gitops/ from; else the run's record
+    gitops: tuple[str, str] = ("", "")  # (repo URL, commit SHA) Argo CD syncs gitops/ from; else the run's record
     clock: Callable[[], float] = time.monotonic
     sleep: Callable[[float], None] = time.sleep
     _kube: KubeClient | None = None

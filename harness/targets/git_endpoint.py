@@ -23,23 +23,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from harness.errors import EnvironmentProblem
+from harness.git import git
 from harness.processes import HOST
 
 BRANCH = "main"
 REPOSITORY = "eks-platform.git"
-
-
-def _git(*args: str, cwd: Path, env: Mapping[str, str] | None = None, stdin: str | None = None) -> str:
-    git = shutil.which("git")
-    if git is None:
-        raise EnvironmentProblem("git: not found on PATH; the local target serves the repository to Argo CD with it")
-    done = subprocess.run(
-        [git, *args], cwd=cwd, env=dict(env or os.environ), input=stdin, capture_output=True, text=True, check=False
-    )
-    if done.returncode != 0:
-        raise EnvironmentProblem(f"git {args[0]} in {cwd}: {done.stderr.strip().splitlines()[-1:]}")
-    return done.stdout.strip()
 
 
 def snapshot(checkout: Path, folder: Path, replaced: Mapping[Path, str] | None = None) -> tuple[Path, str]:
@@ -49,28 +37,28 @@ def snapshot(checkout: Path, folder: Path, replaced: Mapping[Path, str] | None =
     tree itself is not touched."""
     folder.mkdir(parents=True, exist_ok=True)
     bare = folder / REPOSITORY
-    _git("init", "--quiet", "--bare", f"--initial-branch={BRANCH}", str(bare), cwd=folder)
+    git("init", "--quiet", "--bare", f"--initial-branch={BRANCH}", str(bare), cwd=folder)
     index = folder / "snapshot.index"
     # A private index: the user's index and branch are untouched; `add -A` honours .gitignore.
     env = {**os.environ, "GIT_INDEX_FILE": str(index)}
-    _git("add", "--all", cwd=checkout, env=env)
+    git("add", "--all", cwd=checkout, env=env)
     for path, text in (replaced or {}).items():
-        blob = _git("hash-object", "-w", "--stdin", cwd=checkout, env=env, stdin=text)
+        blob = git("hash-object", "-w", "--stdin", cwd=checkout, env=env, stdin=text)
         relative = path.resolve().relative_to(checkout.resolve()).as_posix()
-        _git("update-index", "--cacheinfo", f"100644,{blob},{relative}", cwd=checkout, env=env)
-    tree = _git("write-tree", cwd=checkout, env=env)
+        git("update-index", "--cacheinfo", f"100644,{blob},{relative}", cwd=checkout, env=env)
+    tree = git("write-tree", cwd=checkout, env=env)
     identity = {"GIT_AUTHOR_NAME": "harness", "GIT_AUTHOR_EMAIL": "harness@localhost"}
     identity |= {"GIT_COMMITTER_NAME": "harness", "GIT_COMMITTER_EMAIL": "harness@localhost"}
-    commit = _git(
+    commit = git(
         "commit-tree", tree, "-m", "working tree snapshot for a local run", cwd=checkout, env={**env, **identity}
     )
-    _git("push", "--quiet", str(bare), f"{commit}:refs/heads/{BRANCH}", cwd=checkout)
+    git("push", "--quiet", str(bare), f"{commit}:refs/heads/{BRANCH}", cwd=checkout)
     index.unlink(missing_ok=True)
     return bare, commit
 
 
 def _handler(project_root: Path) -> type[BaseHTTPRequestHandler]:
-    git = shutil.which("git") or "git"
+    git_binary = shutil.which("git") or "git"
 
     class GitHttpBackend(BaseHTTPRequestHandler):
         """Runs `git http-backend` (CGI) for each request: clone and fetch, read-only."""
@@ -91,7 +79,7 @@ def _handler(project_root: Path) -> type[BaseHTTPRequestHandler]:
                 "GIT_PROTOCOL": self.headers.get("Git-Protocol", ""),
                 "REMOTE_ADDR": self.client_address[0],
             }
-            done = subprocess.run([git, "http-backend"], input=body, env=env, capture_output=True, check=False)
+            done = subprocess.run([git_binary, "http-backend"], input=body, env=env, capture_output=True, check=False)
             head, _, payload = done.stdout.partition(b"\r\n\r\n")
             status, headers = 200, []
             for line in head.decode("latin-1").split("\r\n"):

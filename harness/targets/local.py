@@ -109,11 +109,11 @@ def start_cluster(run: Run, outputs: Mapping[str, Any], clients: Callable[[str],
     return plane
 
 
-def start_git_endpoint(run: Run, plane: ControlPlane) -> str:
-    """Snapshot this working tree and serve it to Argo CD (harness.targets.git_endpoint); returns its URL."""
+def start_git_endpoint(run: Run, plane: ControlPlane) -> git_endpoint.GitEndpoint:
+    """Snapshot this working tree and serve it to Argo CD (harness.targets.git_endpoint): its URL and commit."""
     folder = run.path("git")
     # What Argo CD syncs is gitops/ with the local overlays (infra/targets.yaml local_target) applied.
-    git_endpoint.snapshot(repo_root(), folder, overlaid_files(repo_root() / "gitops", local_target()))
+    _bare, commit = git_endpoint.snapshot(repo_root(), folder, overlaid_files(repo_root() / "gitops", local_target()))
     port = free_port()
     url = git_endpoint.url(port)
     probe = f"{url}/info/refs?service=git-upload-pack"
@@ -125,7 +125,7 @@ def start_git_endpoint(run: Run, plane: ControlPlane) -> str:
     )
     run.settings[GITOPS_URL] = url
     run.save()
-    return url
+    return git_endpoint.GitEndpoint(url, commit)
 
 
 def addon_addresses(root: Path) -> list[str]:

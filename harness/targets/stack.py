@@ -66,6 +66,7 @@ class Stack:
         self.timings: dict[str, float] = {}
         self.progress: Progress | None = None
         self._emulator: emu.Emulator | None = None
+        self._aws_target: AwsTarget | None = None
         if api_public_cidrs:
             self.run.settings["api_public_cidrs"] = list(api_public_cidrs)
 
@@ -141,13 +142,17 @@ class Stack:
         return self._emulator
 
     def aws_target(self) -> AwsTarget:
-        """boto3 clients bound to this run's target (the emulator must be running)."""
+        """boto3 clients bound to this run's target (the emulator must be running); one per endpoint, so that its
+        clients are made once (a boto3 session and client cost 0.1-0.5 s, and the teardown asks for one per call)."""
         emulator = self.emulator(start=False)
         if self.capabilities.emulated and (emulator is None or not emulator.alive()):
             raise EnvironmentProblem(
                 f"run {self.run.id} has no running emulator: `harness up --run-id {self.run.id}` first"
             )
-        return AwsTarget(self.capabilities, self.region, emulator.endpoint if emulator else None)
+        endpoint = emulator.endpoint if emulator else None
+        if self._aws_target is None or self._aws_target.endpoint_url != endpoint:
+            self._aws_target = AwsTarget(self.capabilities, self.region, endpoint)
+        return self._aws_target
 
     # --- Terraform -------------------------------------------------------------------------------------
     @cached_property

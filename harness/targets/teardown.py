@@ -17,7 +17,9 @@ groups) then block the VPC's destroy. So, while the controllers still run:
 6. sweep             delete anything still tagged with the run id (harness.aws.sweep) and prove nothing is left.
 
 Every step runs even when an earlier one failed (a later step or the sweep may still clean up), and every
-step is idempotent: re-running after a crash, from another shell, is always safe. `plan_teardown` decides
+step is idempotent and judges what exists: a kind the API does not serve (a run interrupted before Argo CD or
+Karpenter installed their CRDs) has nothing to remove, while any other error (403, 500, unreachable) fails the
+step: re-running after a crash, from another shell, is always safe. `plan_teardown` decides
 which steps apply (pure); `Teardown` carries them out through injected clients, clock and sleep.
 """
 
@@ -33,7 +35,16 @@ from harness.aws import leaks, sweep
 from harness.aws.leaks import ClientFactory
 from harness.errors import HarnessError
 from harness.keys import NODEPOOL_LABEL
-from harness.kube.api import APPLICATION, APPLICATION_SET, EC2_NODE_CLASS, NODE_POOL, KubeClient
+from harness.kube.api import (
+    APPLICATION,
+    APPLICATION_SET,
+    EC2_NODE_CLASS,
+    NODE_POOL,
+    CustomResource,
+    KubeClient,
+    KubeObject,
+    NotServed,
+)
 from harness.results import Result, Status
 from harness.run import Run
 from harness.waits import wait_for
@@ -204,7 +215,7 @@ class Teardown:
 
     def remove_gitops(self) -> Result:
         kube = self.kube()
-        apps = kube.list_custom(APPLICATION, ARGOCD_NAMESPACE)
+        apps = existing(kube, APPLICATION, ARGOCD_NAMESPACE)
         # Roots first: a root Application left alive would re-create the ApplicationSets we delete next.
         roots = [app for app in apps if not _owned_by_application_set(app)]
         deleted = [
@@ -212,12 +223,12 @@ class Teardown:
             for app in roots
             if kube.delete_custom(APPLICATION, _name(app), ARGOCD_NAMESPACE)
         ]
-        for appset in kube.list_custom(APPLICATION_SET, ARGOCD_NAMESPACE):
+        for appset in existing(kube, APPLICATION_SET, ARGOCD_NAMESPACE):
             if kube.delete_custom(APPLICATION_SET, _name(appset), ARGOCD_NAMESPACE):
                 deleted.append(f"applicationset/{_name(appset)}")
         waited = self._wait(
             "applications gone",
-            lambda: [f"application/{_name(a)}" for a in kube.list_custom(APPLICATION, ARGOCD_NAMESPACE)],
+            lambda: [f"application/{_name(a)}" for a in existing(kube, APPLICATION, ARGOCD_NAMESPACE)],
             self.timeouts.applications,
         )
         return _step_result("remove-gitops", waited, deleted=deleted)
@@ -237,7 +248,7 @@ class Teardown:
     def remove_nodepools(self) -> Result:
         kube = self.kube()
         deleted = [
-            f"nodepool/{_name(p)}" for p in kube.list_custom(NODE_POOL) if kube.delete_custom(NODE_POOL, _name(p))
+            f"nodepool/{_name(p)}" for p in existing(kube, NODE_POOL) if kube.delete_custom(NODE_POOL, _name(p))
         ]
         waited = self._wait(
             "karpenter instances gone",
@@ -245,7 +256,7 @@ class Teardown:
             self.timeouts.karpenter_nodes,
         )
         # After the nodes: Karpenter removes the instance profile it made for a class when the class goes.
-        for node_class in kube.list_custom(EC2_NODE_CLASS):
+        for node_class in existing(kube, EC2_NODE_CLASS):
             if kube.delete_custom(EC2_NODE_CLASS, _name(node_class)):
                 deleted.append(f"ec2nodeclass/{_name(node_class)}")
         return _step_result("remove-nodepools", waited, deleted=deleted)
@@ -269,6 +280,14 @@ class Teardown:
         return Result.failed(
             "sweep", f"{len(evidence['remaining'])} resource(s) still tagged with the run id", **evidence
         )
+
+
+def existing(kube: KubeClient, resource: CustomResource, namespace: str | None = None) -> list[KubeObject]:
+    """The objects of a kind; none when the API does not serve the kind (its CRD was never installed)."""
+    try:
+        return kube.list_custom(resource, namespace)
+    except NotServed:
+        return []
 
 
 def _name(obj: dict[str, Any]) -> str:

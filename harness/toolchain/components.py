@@ -49,6 +49,7 @@ class Component:
     # what the pinned module publishes for this very version (its chart, IAM policy, CRDs), copied beside the
     # binaries too: the gate and the local target read these instead of older copies (harness.gate.loaders)
     ships: tuple[str, ...] = ()
+    chart: str = ""  # the Helm chart that deploys this binary's image in a cluster (gate EKS046 compares them)
 
     @property
     def copied(self) -> tuple[str, ...]:
@@ -185,6 +186,7 @@ COMPONENTS: tuple[Component, ...] = (
         cold_minutes=6,
         stamps=_argo_cd_stamps,
         ships=("manifests/crds",),  # the CRDs of this very version (infra/addons installs them, not the chart's)
+        chart="argo-cd",
     ),
     Component(
         name="karpenter",
@@ -201,6 +203,7 @@ COMPONENTS: tuple[Component, ...] = (
         ),
         cold_minutes=6,
         stamps=lambda facts: {"sigs.k8s.io/karpenter/pkg/operator.Version": facts.version},
+        chart="karpenter",
     ),
     Component(
         name="aws-load-balancer-controller",
@@ -223,6 +226,7 @@ COMPONENTS: tuple[Component, ...] = (
         # The chart and IAM policy published with the binary: the release installs this chart, and
         # infra/modules/lb-controller's policy must equal this document (gate EKS023/EKS024).
         ships=("helm/aws-load-balancer-controller", "docs/install/iam_policy.json"),
+        chart="aws-load-balancer-controller",
     ),
 )
 

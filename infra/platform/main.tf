@@ -68,7 +68,9 @@ module "cluster" {
 module "karpenter" {
   source = "../modules/karpenter"
 
-  cluster_name    = module.cluster.cluster_name
+  # The plain name, not module.cluster's output: the queue and roles need not wait for the cluster (the module
+  # makes what needs the cluster wait for it through cluster_arn).
+  cluster_name    = var.cluster_name
   cluster_arn     = module.cluster.cluster_arn
   region          = var.region
   service_account = local.karpenter_service_account

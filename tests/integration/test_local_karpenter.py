@@ -13,7 +13,6 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +24,7 @@ from harness.gate.api import build_model
 from harness.keys import NODEPOOL_LABEL
 from harness.kube import karpenter as judges
 from harness.kube import spot
-from harness.kube.core import labels_of
+from harness.kube.core import Before, cpu_request, labels_of
 from harness.project import local_target, reference_dir, repo_root
 from harness.results import Result, Status
 from harness.targets import karpenter, lb_controller, node_registrar
@@ -199,9 +198,9 @@ def test_pending_game_pods_become_spot_instances_and_nodes(local: Local) -> None
     deployment = local.json("-n", GAME, "get", "deployment", GAME)
     replicas = judges.scale_out_replicas(deployment, 16)
     nodepool = local.json("get", "nodepool", POOL)
-    claims_before = {c["metadata"]["name"] for c in local.json("get", "nodeclaims")["items"]}
+    before = Before.of(*local.state()[:2])  # the baseline: judged and timed apart from the scale-out
+    request = cpu_request(deployment)
     scaled_at = time.monotonic()
-    scaled_wall = datetime.now(timezone.utc).replace(microsecond=0)  # API times have whole seconds
     local.cluster.kubectl("-n", GAME, "scale", "deployment", GAME, f"--replicas={replicas}")
 
     def judge(state: tuple[Any, ...]) -> Result:
@@ -212,6 +211,8 @@ def test_pending_game_pods_become_spot_instances_and_nodes(local: Local) -> None
             nodes,
             replicas=replicas,
             nodepool=POOL,
+            before=before,
+            request=request,
             node_labels=judges.nodepool_template_labels(nodepool),
             events=events,
         )
@@ -238,16 +239,9 @@ def test_pending_game_pods_become_spot_instances_and_nodes(local: Local) -> None
     # The NodePool's CPU limit holds.
     launched_cpu = sum(int(c["status"]["capacity"]["cpu"]) for c in claims if c.get("status", {}).get("capacity"))
     assert launched_cpu <= int(nodepool["spec"]["limits"]["cpu"])
-    timeline = judges.build_timeline(pods, claims, nodes, events)
-    figures = spot.scale_out_figures(
-        timeline,
-        claims,
-        scaled_at=scaled_wall,
-        replicas=replicas,
-        cpu_request=spot.cpu_request(deployment),
-        nodepool=POOL,
-    )
-    launched = [n for n in timeline.nodes if n.nodeclaim not in claims_before]
+    timeline = judges.build_timeline(pods, claims, nodes, events, before)
+    figures = spot.scale_out_figures(timeline, claims, replicas=replicas, request=request, nodepool=POOL)
+    launched = [n for n in timeline.nodes if n.new]
     local.measured.update(
         replicas=replicas,
         instance_types=sorted(labels_of(n)["node.kubernetes.io/instance-type"] for n in pool_nodes),
@@ -279,9 +273,11 @@ def test_a_spot_interruption_warning_drains_and_replaces_the_node(local: Local) 
     victim = sorted(before)[0]
     sqs = local.aws("sqs")
     queue = sqs.get_queue_url(QueueName=local.outputs["karpenter_interruption_queue_name"])["QueueUrl"]
+    deployment = local.json("-n", GAME, "get", "deployment", GAME)
+    replicas = judges.scale_out_replicas(deployment, 16)
+    at_warning = Before.of(*local.state()[:2])  # a replacement is a NodeClaim not in it
     sent_at = time.monotonic()
     sqs.send_message(QueueUrl=queue, MessageBody=json.dumps(interruption_warning(victim, local.outputs["region"])))
-    replicas = judges.scale_out_replicas(local.json("-n", GAME, "get", "deployment", GAME), 16)
 
     def judge(state: tuple[Any, ...]) -> Result:
         pods, claims, nodes, events = state
@@ -290,7 +286,10 @@ def test_a_spot_interruption_warning_drains_and_replaces_the_node(local: Local) 
             return Result.pending(name, f"node {victim} still there")
         if victim in {i["InstanceId"] for i in local.run_instances()}:
             return Result.pending(name, f"instance {victim} not terminated")
-        return judges.judge_scale_out(pods, claims, nodes, replicas=replicas, nodepool=POOL, events=events)
+        return judges.judge_scale_out(
+            pods, claims, nodes, replicas=replicas, nodepool=POOL, before=at_warning,
+            request=cpu_request(deployment), events=events,
+        )
 
     replaced = wait_for(local.state, judge, timeout=180, interval=2)
     assert replaced.status is Status.PASS, f"{replaced.why}: {json.dumps(replaced.evidence, default=str)[:3000]}"

@@ -219,9 +219,16 @@ def gone_for_good(arn: str, clients: Callable[[str], Any]) -> bool:
     return False
 
 
-def test_destroy_leaves_nothing_tagged_with_the_run(
+def test_destroy_leaves_nothing_tagged_with_the_run_even_after_deletes_behind_its_back(
     harness_platform: Stack, harness_aws_target: AwsTarget, harness_aws_clients: Callable[[str], Any]
 ) -> None:
+    """The destroy plans without a refresh (runner.DESTROY_FLAGS): objects deleted outside Terraform stay in the
+    state, and their delete must count as done."""
+    outputs = harness_platform.outputs()
+    harness_aws_clients("sqs").delete_queue(QueueUrl=outputs["karpenter_interruption_queue_url"])
+    node_role = outputs["karpenter_node_role_name"]
+    attached = harness_aws_clients("iam").list_attached_role_policies(RoleName=node_role)["AttachedPolicies"]
+    harness_aws_clients("iam").detach_role_policy(RoleName=node_role, PolicyArn=attached[0]["PolicyArn"])
     harness_platform.terraform.destroy(harness_platform.variables())
     assert harness_platform.terraform.managed_resources() == []
     run_id = harness_platform.run.id

@@ -16,8 +16,15 @@ from typing import Any
 import yaml
 
 from harness.kube.api import CustomResource, KubeObject
+from harness.kube.core import Before
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "kube"
+# What existed in the recorded run when it raised game-2048 from 2 to 16 replicas (03:04:58): the baseline's two
+# pods and the NodeClaim launched for them (recorded/scaling/ and scaled_out/ hold them beside what came after).
+RECORDED_BEFORE_SCALE = Before(
+    frozenset({"game-2048/game-2048-665967d87f-26xqr", "game-2048/game-2048-665967d87f-f4q5f"}),
+    frozenset({"apps-clcdp"}),
+)
 
 
 def load(name: str) -> Any:

@@ -245,15 +245,6 @@ def test_scale_out_count_comes_from_the_deployment_annotation() -> None:
         orchestration.scale_out_replicas({"metadata": {"annotations": {}}})
 
 
-def test_gitops_source_must_be_clonable() -> None:
-    assert orchestration.gitops_source("https://example.com/x.git", None, {}) == ("https://example.com/x.git", "main")
-    assert orchestration.gitops_source(
-        None, None, {orchestration.GITOPS_REPO_ENV: "git@example.com:x.git", orchestration.GITOPS_REVISION_ENV: "v1"}
-    ) == ("git@example.com:x.git", "v1")
-    with pytest.raises(InputError, match="--gitops-repo-url"):
-        orchestration.gitops_source("/some/local/dir", None, {})
-
-
 # ---------------------------------------------------------------- the CLI refuses before creating anything
 
 
@@ -367,6 +358,8 @@ class FakeKarpenterCluster:
         self.scale_calls.append(replicas)
 
     def nodes_up(self) -> bool:
+        if not self.scale_calls:
+            return False  # before the scale-out no pod needs a node
         if self.replicas > 2:
             return self.launch_after is not None and self.elapsed() >= self.launch_after
         return self.elapsed() < self.consolidate_after  # scaled back: nodes linger until consolidation
@@ -390,7 +383,8 @@ class FakeKarpenterCluster:
                     "creationTimestamp": self.stamp(2),
                     "labels": {"karpenter.sh/nodepool": "apps", "karpenter.sh/capacity-type": "spot"},
                 },
-                "status": {"nodeName": "ip-spot" if self.nodes_up() else None, "conditions": [t, *ready]},
+                "status": {"nodeName": "ip-spot" if self.nodes_up() else None, "conditions": [t, *ready],
+                           "allocatable": {"cpu": "3920m"}},
             }
         ]
 
@@ -506,8 +500,8 @@ def test_karpenter_stage_scales_out_judges_measures_and_scales_back(tmp_path: Pa
     assert cluster.scale_calls == [4, 0]  # to the annotated count, then back to the baseline
     assert runner.timeline is not None and len(runner.timeline.pods) == 4 and len(runner.timeline.nodes) == 1
     assert runner.scale_in_seconds is not None and 120 <= runner.scale_in_seconds < 180
-    figures = rpt.figures_from(runner.timeline, scale_in=runner.scale_in_seconds)
-    assert (figures.time_to_first_node, figures.time_to_pods) == (50.0, 61.0)
+    figures = runner.scale_out_figures
+    assert figures is not None and (figures.first_node_ready, figures.all_pods_ready) == (50.0, 61.0)
     assert runner.run.path("karpenter-timeline.json").is_file()
 
 
@@ -878,3 +872,59 @@ def test_karpenter_stage_does_not_scale_against_a_nodepool_karpenter_cannot_use(
     (ready,) = outcome.results
     assert not outcome.ok and "SubnetsReady=False (SubnetsNotFound" in ready.why
     assert cluster.scale_calls == []  # nothing scaled, so nothing to scale back
+
+
+# ---------------------------------------------------------------- the checks stage's placement waits
+
+
+def placement_e2e(tmp_path: Path, reader: Any, clock: Clock) -> E2E:
+    runner = karpenter_e2e(tmp_path, FakeKarpenterCluster(clock), clock)
+    runner._kube = reader
+    runner.sleep = lambda seconds: setattr(clock, "now", clock.now + seconds)
+    return runner
+
+
+def test_the_game_placement_wait_ends_at_once_on_karpenters_words(tmp_path: Path) -> None:
+    """The issue's run: a NodePool no instance type satisfies. The game's pods never schedule; Karpenter says why
+    within a minute, and the check ends on its words instead of waiting out its 600 s."""
+    from datetime import datetime, timezone
+
+    from kube_fixtures import FakeKubeClient, load
+
+    reader = FakeKubeClient(
+        load("recorded/deadline/pods_game-2048.yaml"), load("recorded/synced/nodes.yaml"),
+        load("events_nodepool_no_instance_types.yaml"),
+    )
+    clock = Clock()
+    runner = placement_e2e(tmp_path, reader, clock)
+    runner.now = lambda: datetime(2026, 11, 29, 2, 12, 30, tzinfo=timezone.utc)  # the wait began before the events
+    result = runner.game_off_ops()
+    assert result.status is Status.FAIL and clock.now == 1000.0  # at the first poll
+    assert result.why.startswith("karpenter: NodePool/apps NoCompatibleInstanceTypes:")
+    runner.now = lambda: datetime(2026, 11, 29, 2, 20, tzinfo=timezone.utc)  # changed: events older than the wait
+    stale = runner.game_off_ops()
+    assert stale.why == "timed out after 600s: no game-2048 pod is scheduled yet" and clock.now >= 1600.0
+
+
+def test_the_ops_placement_checks_wait_instead_of_judging_once(tmp_path: Path) -> None:
+    from kube_fixtures import FakeKubeClient, load
+
+    class NodesLate(FakeKubeClient):
+        """The recorded ops nodes, listed only from the third read on (the node group still joining)."""
+
+        reads = 0
+
+        def list_nodes(self, label_selector: str = "") -> list[Any]:
+            self.reads += 1
+            return super().list_nodes(label_selector) if self.reads >= 3 else []
+
+    reader = NodesLate(
+        load("recorded/synced/nodes.yaml"), load("recorded/synced/pods_argocd.yaml"),
+        load("recorded/synced/pods_kube-system.yaml"),
+    )
+    clock = Clock()
+    runner = placement_e2e(tmp_path, reader, clock)
+    nodes = runner.ops_nodes()
+    assert nodes.status is Status.PASS and nodes.evidence["polls"] == 3  # before: judged once, "not registered yet"
+    controllers = runner.controllers_on_ops()
+    assert controllers.status is Status.PASS, controllers.why

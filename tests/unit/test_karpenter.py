@@ -11,10 +11,11 @@ from typing import Any
 
 import pytest
 import yaml
-from kube_fixtures import FakeKubeClient, items, load, named
+from kube_fixtures import RECORDED_BEFORE_SCALE, FakeKubeClient, items, load, named
 
 from harness.errors import InputError
 from harness.kube.api import EC2_NODE_CLASS, NODE_POOL
+from harness.kube.core import Before, cpu_cores, cpu_request
 from harness.kube.karpenter import (
     build_timeline,
     judge_node_class_discovery,
@@ -25,9 +26,8 @@ from harness.kube.karpenter import (
     scale_out_replicas,
 )
 from harness.kube.spot import (
+    INTERRUPTION_EVENT,
     InterruptionVictim,
-    cpu_cores,
-    cpu_request,
     interruption_victim,
     judge_interruption,
     scale_out_figures,
@@ -41,6 +41,8 @@ REPLICAS = 16  # gitops/apps/game-2048's eks-platform/scale-out-replicas, as the
 BASELINE_CLAIM, BASELINE_NODE = "apps-clcdp", "i-10bb3987b8b6c7f86"  # launched for the 2 baseline replicas
 NEW_CLAIM, NEW_NODE = "apps-vsbxl", "i-aa37b0adf2cf5a688"  # launched for the scale-out
 OPS_A = "ops-0"
+REQUEST = "500m"  # gitops/apps/game-2048's CPU request, as the run had it
+BEFORE_SCALE = RECORDED_BEFORE_SCALE
 
 
 def at(clock: str) -> datetime:
@@ -67,6 +69,12 @@ def in_progress() -> dict[str, list[dict[str, Any]]]:
 
 def done() -> dict[str, list[dict[str, Any]]]:
     return state("scaled_out")
+
+
+def scale_out(seen: dict[str, list[dict[str, Any]]], before: Before = BEFORE_SCALE, **changed: Any) -> Any:
+    """judge_scale_out on one recorded state, as the e2e calls it after raising the replicas to 16."""
+    arguments: dict[str, Any] = {"replicas": REPLICAS, "nodepool": POOL, "before": before, "request": REQUEST}
+    return judge_scale_out(seen["pods"], seen["nodeclaims"], seen["nodes"], **{**arguments, **changed})
 
 
 # ---------------------------------------------------------------- the pool itself
@@ -142,14 +150,13 @@ def test_a_pool_not_synced_yet_is_pending() -> None:
 
 def test_scale_out_in_progress_is_pending_with_the_launch_steps_and_the_schedulers_reason() -> None:
     seen = in_progress()
-    result = judge_scale_out(
-        seen["pods"], seen["nodeclaims"], seen["nodes"], replicas=REPLICAS, nodepool=POOL, events=seen["events"]
-    )
+    result = scale_out(seen, events=seen["events"])
     assert result.status is Status.PENDING
     assert result.why == (
-        "3 of 16 pod(s) Ready on spot; 2 NodeClaim(s): 2 Launched, 1 Registered, 1 Initialized, 1 Ready"
+        "3 of 16 pod(s) Ready on spot; 1 new NodeClaim(s): 1 Launched, 0 Registered, 0 Initialized, 0 Ready"
     )
     claims = {c["nodeclaim"]: c for c in result.evidence["nodeclaims"]}
+    assert (claims[NEW_CLAIM]["new"], claims[BASELINE_CLAIM]["new"]) == (True, False)
     assert claims[NEW_CLAIM]["Launched"] == "True"
     assert claims[NEW_CLAIM]["Registered"] == "Unknown (NodeNotFound: Node not registered with cluster)"
     assert (claims[NEW_CLAIM]["node"], claims[NEW_CLAIM]["capacity_type"]) == (None, "spot")
@@ -167,12 +174,59 @@ def test_scale_out_in_progress_is_pending_with_the_launch_steps_and_the_schedule
     assert not any("Ingress" in line for line in result.evidence["events"])  # only events about these objects
 
 
-def test_scale_out_done_passes_with_the_spot_nodes_used() -> None:
+def test_scale_out_done_passes_on_the_nodeclaim_created_after_the_scale() -> None:
     seen = done()
-    result = judge_scale_out(seen["pods"], seen["nodeclaims"], seen["nodes"], replicas=REPLICAS, nodepool=POOL)
+    result = scale_out(seen)
     assert result.status is Status.PASS, result.why
-    assert result.why == "16 pod(s) Ready on 2 spot node(s) of apps"
+    assert result.why == (
+        "16 pod(s) Ready on 2 spot node(s) of apps: 13 of the 14 new on 1 NodeClaim(s) created after the scale "
+        "(apps-vsbxl), 1 on room the nodes already there had; 2 NodeClaim(s) against a bin-packing minimum of 2"
+    )
     assert result.evidence["nodes"] == sorted([BASELINE_NODE, NEW_NODE])
+    assert set(result.evidence["new_pods_on_new_nodeclaims"].values()) == {NEW_NODE}
+
+
+def test_the_baseline_judged_as_a_scale_out_fails() -> None:
+    """The recorded end state, but with every NodeClaim counted as there before the scale: no node came for it."""
+    seen = done()
+    result = scale_out(seen, Before.of(seen["pods"], seen["nodeclaims"]))
+    # Before: no NodeClaim had to be new, so this passed as "16 pod(s) Ready on 2 spot node(s)".
+    assert result.status is Status.FAIL
+    assert result.why == (
+        "all 16 pod(s) Ready, but no NodeClaim of apps was created after the scale: the nodes already there held "
+        "them, so this shows nothing of Karpenter"
+    )
+    # The baseline itself (2 replicas on the node launched for them) is no scale-out of 2 either.
+    baseline = {k: [o for o in v if o["metadata"]["name"] != NEW_CLAIM and o["metadata"]["name"] != NEW_NODE]
+                for k, v in seen.items()}
+    baseline["pods"] = [p for p in seen["pods"] if f"game-2048/{p['metadata']['name']}" in BEFORE_SCALE.pods]
+    assert scale_out(baseline, Before.of(baseline["pods"], baseline["nodeclaims"]), replicas=2).status is Status.FAIL
+
+
+def test_more_nodes_than_the_bin_packing_minimum_plus_one_fail() -> None:
+    seen = done()
+    # Changed: a tenth of the CPU a pod, so 16 pods fit on one 7.91-CPU node, and 2 NodeClaims are 1 more than it.
+    assert scale_out(seen, request="50m").status is Status.PASS
+    # Changed: a third NodeClaim in the pool, each from the recorded new one, so 3 NodeClaims for a minimum of 1.
+    extra = yaml.safe_load(yaml.safe_dump(named(seen["nodeclaims"], NEW_CLAIM)))
+    extra["metadata"]["name"] = "apps-extra"
+    seen["nodeclaims"].append(extra)
+    result = scale_out(seen, request="50m")
+    assert result.status is Status.FAIL
+    assert result.why == (
+        "3 NodeClaims of apps for 16 pod(s) of 50m CPU: more than the bin-packing minimum of 1 plus one"
+    )
+
+
+def test_a_failed_replica_fails_the_scale_out_naming_it() -> None:
+    seen = done()
+    pod = named(seen["pods"], "game-2048-665967d87f-4w5pd")
+    pod["status"].update(phase="Failed", reason="Evicted", message="The node was low on resource: memory.")  # changed
+    result = scale_out(seen)
+    assert result.status is Status.FAIL
+    assert result.why == (
+        "1 pod(s) Failed: game-2048/game-2048-665967d87f-4w5pd (Evicted: The node was low on resource: memory.)"
+    )
 
 
 def test_scale_out_checks_the_labels_the_projects_nodepool_gives_its_nodes() -> None:
@@ -180,16 +234,12 @@ def test_scale_out_checks_the_labels_the_projects_nodepool_gives_its_nodes() -> 
     expected = nodepool_template_labels(manifest)
     assert expected  # the project's NodePool labels its nodes
     seen = done()
-    ok = judge_scale_out(
-        seen["pods"], seen["nodeclaims"], seen["nodes"], replicas=REPLICAS, nodepool=POOL, node_labels=expected
-    )
+    ok = scale_out(seen, node_labels=expected)
     assert ok.status is Status.PASS
     for node in seen["nodes"]:  # changed: the recorded nodes without the NodePool's labels
         for key in expected:
             node["metadata"]["labels"].pop(key, None)
-    missing = judge_scale_out(
-        seen["pods"], seen["nodeclaims"], seen["nodes"], replicas=REPLICAS, nodepool=POOL, node_labels=expected
-    )
+    missing = scale_out(seen, node_labels=expected)
     assert missing.status is Status.FAIL and "without labels" in missing.why
 
 
@@ -197,7 +247,7 @@ def test_a_pod_on_an_ops_node_fails_the_scale_out() -> None:
     seen = done()
     pod = seen["pods"][0]
     pod["spec"]["nodeName"] = OPS_A  # changed: as if it tolerated the ops taint
-    result = judge_scale_out(seen["pods"], seen["nodeclaims"], seen["nodes"], replicas=REPLICAS, nodepool=POOL)
+    result = scale_out(seen)
     assert result.status is Status.FAIL
     assert result.evidence["misplaced"] == [
         {"pod": f"game-2048/{pod['metadata']['name']}", "node": OPS_A, "why": "runs on an ops node"}
@@ -207,7 +257,7 @@ def test_a_pod_on_an_ops_node_fails_the_scale_out() -> None:
 def test_an_on_demand_node_in_the_pool_fails_the_scale_out() -> None:
     seen = done()
     named(seen["nodes"], NEW_NODE)["metadata"]["labels"]["karpenter.sh/capacity-type"] = "on-demand"  # changed
-    result = judge_scale_out(seen["pods"], seen["nodeclaims"], seen["nodes"], replicas=REPLICAS, nodepool=POOL)
+    result = scale_out(seen)
     assert result.status is Status.FAIL
     assert result.why.endswith("runs on nodepool=apps capacity-type=on-demand")
 
@@ -215,14 +265,14 @@ def test_an_on_demand_node_in_the_pool_fails_the_scale_out() -> None:
 def test_fewer_pods_than_replicas_is_pending_and_terminating_pods_do_not_count() -> None:
     seen = done()
     seen["pods"][0]["metadata"]["deletionTimestamp"] = "2026-11-29T03:05:10Z"  # changed: one replica terminating
-    result = judge_scale_out(seen["pods"], seen["nodeclaims"], seen["nodes"], replicas=REPLICAS, nodepool=POOL)
+    result = scale_out(seen)
     assert (result.status, result.why) == (Status.PENDING, "15 of 16 pod(s) exist")
 
 
 def test_a_pool_node_no_nodeclaim_names_yet_is_pending() -> None:
     seen = done()
     claims = [c for c in seen["nodeclaims"] if c["metadata"]["name"] != NEW_CLAIM]  # changed: its NodeClaim unseen
-    result = judge_scale_out(seen["pods"], claims, seen["nodes"], replicas=REPLICAS, nodepool=POOL)
+    result = scale_out({**seen, "nodeclaims": claims})
     assert result.status is Status.PENDING
     on_new = [p for p in seen["pods"] if p["spec"]["nodeName"] == NEW_NODE]
     assert len(on_new) == 13
@@ -237,7 +287,7 @@ def test_a_pool_node_no_nodeclaim_names_yet_is_pending() -> None:
 
 def test_nodeclaims_of_other_pools_are_not_counted() -> None:
     seen = in_progress()
-    result = judge_scale_out(seen["pods"], seen["nodeclaims"], seen["nodes"], replicas=REPLICAS, nodepool="other")
+    result = scale_out(seen, nodepool="other")
     assert result.status is Status.FAIL  # the pods run on "apps" nodes, not on "other" ones
     assert result.evidence["nodeclaims"] == []
 
@@ -452,62 +502,89 @@ def test_the_interruption_victim_is_a_pool_nodeclaim_with_its_node_and_instance(
     assert warning["resources"] == [f"arn:aws:ec2:us-east-1:123456789012:instance/{BASELINE_NODE}"]
 
 
-def test_an_interruption_passes_once_the_node_is_gone_and_every_replica_runs_on_the_pool_again() -> None:
-    before = done()
-    victim = interruption_victim(before["nodeclaims"], POOL)
-    assert victim is not None
-    draining = judge_interruption(
-        victim, before["pods"], before["nodeclaims"], before["nodes"], instance_state="running",
-        replicas=REPLICAS, nodepool=POOL,
+def interruption(after: dict[str, list[dict[str, Any]]], events: list[dict[str, Any]], state: str) -> Any:
+    victim = InterruptionVictim(BASELINE_CLAIM, BASELINE_NODE, BASELINE_NODE)
+    before = done()  # the recorded state the warning was sent in
+    return judge_interruption(
+        victim, after["pods"], after["nodeclaims"], after["nodes"], events, instance_state=state, replicas=REPLICAS,
+        nodepool=POOL, before=Before.of(before["pods"], before["nodeclaims"]),
     )
+
+
+def karpenters_interruption_events() -> list[dict[str, Any]]:
+    return items("events_spot_interrupted.yaml")
+
+
+def test_an_interruption_passes_once_karpenter_reported_it_drained_the_node_and_the_pods_run_again() -> None:
+    events = karpenters_interruption_events()
+    draining = interruption(done(), events, "running")
     assert draining.status is Status.PENDING and f"{BASELINE_CLAIM} still there" in draining.why
     # Recorded after the warning: the victim's NodeClaim and Node gone, apps-zq98s launched in its place.
     after = state("interrupted")
     assert {c["metadata"]["name"] for c in after["nodeclaims"]} == {NEW_CLAIM, "apps-zq98s"}
-    terminating = judge_interruption(
-        victim, after["pods"], after["nodeclaims"], after["nodes"], instance_state="running",  # changed: the state
-        replicas=REPLICAS, nodepool=POOL,
-    )
+    terminating = interruption(after, events, "running")  # changed: the instance still running
     assert terminating.status is Status.PENDING and "is running" in terminating.why
-    passed = judge_interruption(
-        victim, after["pods"], after["nodeclaims"], after["nodes"], instance_state="terminated",
-        replicas=REPLICAS, nodepool=POOL,
-    )
+    passed = interruption(after, events, "terminated")
     assert passed.status is Status.PASS, passed.why
-    # Changed: a replica that went to an ops node instead fails, as the scale-out judge says.
-    after["pods"][0]["spec"]["nodeName"] = OPS_A
-    failed = judge_interruption(
-        victim, after["pods"], after["nodeclaims"], after["nodes"], instance_state="terminated",
-        replicas=REPLICAS, nodepool=POOL,
+    # Of the victim's 3 pods, Karpenter put 2 on room apps-vsbxl had and 1 on the replacement it launched.
+    assert passed.why == (
+        f"Karpenter reported {INTERRUPTION_EVENT}; node {BASELINE_NODE} drained and gone, instance {BASELINE_NODE} "
+        "terminated; 16 replica(s) Ready on the pool again, of the 3 evicted 1 on the replacement NodeClaim(s) "
+        "apps-zq98s and 2 on room the other nodes had"
     )
-    assert failed.status is Status.FAIL
+    assert passed.evidence["karpenter_event"] == (
+        f"NodeClaim/{BASELINE_CLAIM} SpotInterrupted: Spot interruption warning was triggered"
+    )
+    assert passed.evidence["pods_on_replacement"] == ["game-2048/game-2048-665967d87f-kxhj9"]
 
 
-def test_the_scale_out_figures_count_only_what_came_after_the_scale() -> None:
+def test_an_interruption_karpenter_never_reported_fails() -> None:
+    after = state("interrupted")
+    # Changed: no SpotInterrupted (only Karpenter's TerminatingOnInterruption): the node went, but not for the warning.
+    others = [e for e in karpenters_interruption_events() if e["reason"] != INTERRUPTION_EVENT]
+    result = interruption(after, others, "terminated")
+    # Before: the judge read no events, so the same state passed.
+    assert result.status is Status.FAIL
+    assert result.why == (
+        f"NodeClaim {BASELINE_CLAIM} is gone, but Karpenter reported no SpotInterrupted for it or node {BASELINE_NODE}"
+    )
+
+
+def test_an_interruption_whose_pods_went_off_the_pool_fails() -> None:
+    after = state("interrupted")
+    named(after["pods"], "game-2048-665967d87f-kxhj9")["spec"]["nodeName"] = OPS_A  # changed: onto an ops node
+    result = interruption(after, karpenters_interruption_events(), "terminated")
+    assert result.status is Status.FAIL and result.why.endswith("runs on an ops node")
+
+
+def test_the_scale_out_figures_time_only_what_came_after_the_scale() -> None:
     seen = state("scaled_out", events=True)
     claims = seen["nodeclaims"]
-    timeline = build_timeline(seen["pods"], claims, seen["nodes"], seen["events"])
-    scaled_at = at("03:04:58")  # the scale from 2 to 16 (the new pods' creationTimestamp)
+    timeline = build_timeline(seen["pods"], claims, seen["nodes"], seen["events"], BEFORE_SCALE)
+    assert timeline.start == at("03:04:58")  # the scale from 2 to 16: its pods' creationTimestamp
     game = yaml.safe_load((repo_root() / "gitops/apps/game-2048/deployment.yaml").read_text())
     request = cpu_request(game)
-    figures = scale_out_figures(
-        timeline, claims, scaled_at=scaled_at, replicas=REPLICAS, cpu_request=request, nodepool=POOL
-    )
-    # 14 new pods, each Ready 3s after its creation; the new node Ready 3s after the scale.
+    figures = scale_out_figures(timeline, claims, replicas=REPLICAS, request=request, nodepool=POOL)
+    # 14 new pods, each Ready 3 s after its creation; the one new node (apps-vsbxl) Ready 3 s after the scale. The
+    # baseline's node (Ready 03:04:54, before the scale) is neither the first nor the last.
     assert (figures.pending_to_running_p50, figures.pending_to_running_p90) == (3.0, 3.0)
-    assert figures.first_node_ready == 3.0
+    assert (figures.first_node_ready, figures.last_node_ready, figures.all_pods_ready) == (3.0, 3.0, 3.0)
+    assert (figures.nodes, figures.pods, figures.baseline_nodes, figures.baseline_pods) == (1, 14, 1, 2)
     sizes = [cpu_cores(c["status"]["allocatable"]["cpu"]) for c in claims]
     assert sorted(sizes) == [1.93, 7.91]
-    # 16 x 500m = 8 vCPU does not fit on the largest node launched (7910m): 2 nodes, the run's 2.
-    assert figures.nodes == 2 and figures.bin_packing_minimum == math.ceil(REPLICAS * cpu_cores(request) / 7.91) == 2
-    baseline = scale_out_figures(
-        timeline, claims, scaled_at=timeline.start or scaled_at, replicas=REPLICAS, cpu_request=request,
-        nodepool=POOL,
+    # 16 x 500m = 8 vCPU does not fit on the largest node launched (7910m): 2 nodes.
+    assert figures.bin_packing_minimum == math.ceil(REPLICAS * cpu_cores(request) / 7.91) == 2
+    # Without the baseline set apart every row counts as the scale-out's: the baseline's node becomes "first".
+    everything = build_timeline(seen["pods"], claims, seen["nodes"], seen["events"])
+    mixed = scale_out_figures(everything, claims, replicas=REPLICAS, request=request, nodepool=POOL)
+    assert (everything.start, mixed.first_node_ready, mixed.nodes) == (at("03:04:51"), 3.0, 2)
+    # Mid scale-out: the new node is not Ready, so neither the last node nor all pods have a time yet.
+    going = in_progress()
+    partial = scale_out_figures(
+        build_timeline(going["pods"], going["nodeclaims"], going["nodes"], going["events"], BEFORE_SCALE),
+        going["nodeclaims"], replicas=REPLICAS, request=request, nodepool=POOL,
     )
-    assert baseline.first_node_ready == 3.0  # from the baseline's scale, its node (Ready 03:04:54) is the first
-    later = scaled_at.replace(year=scaled_at.year + 1)
-    after = scale_out_figures(timeline, claims, scaled_at=later, replicas=REPLICAS, cpu_request=request, nodepool=POOL)
-    assert (after.pending_to_running_p50, after.first_node_ready) == (None, None)
+    assert (partial.first_node_ready, partial.last_node_ready, partial.all_pods_ready) == (None, None, None)
     assert cpu_cores("500m") == 0.5 and cpu_cores("2") == 2.0
-    assert request == game["spec"]["template"]["spec"]["containers"][0]["resources"]["requests"]["cpu"]
+    assert request == game["spec"]["template"]["spec"]["containers"][0]["resources"]["requests"]["cpu"] == REQUEST
     assert cpu_request({"spec": {}}) == "0"

@@ -29,7 +29,7 @@ from moto import mock_aws
 
 from harness.errors import EnvironmentProblem, InputError
 from harness.kube import client as kube
-from harness.kube.api import APPLICATION, NODE_CLAIM, NODE_POOL
+from harness.kube.api import APPLICATION, NODE_CLAIM, NODE_POOL, NotServed
 from harness.kube.client import (
     ClusterAccess,
     KubernetesApiClient,
@@ -380,3 +380,24 @@ def test_unreachable_endpoint_is_one_line() -> None:
     with pytest.raises(EnvironmentProblem, match=f"cannot reach Kubernetes API http://127.0.0.1:{port}") as error:
         reader_for(f"http://127.0.0.1:{port}").list_pods("argocd")
     assert "\n" not in str(error.value)
+
+
+def test_a_kind_the_api_does_not_serve_is_told_apart_from_an_empty_list(api: tuple[type[FakeApiServer], str]) -> None:
+    handler, endpoint = api
+    applications = "/apis/argoproj.io/v1alpha1/namespaces/argocd/applications"
+    not_found = _status(404, "NotFound", "the server could not find the requested resource")
+    handler.routes[("GET", applications)] = (404, not_found)
+    with pytest.raises(NotServed, match=r"does not serve applications\.argoproj\.io/v1alpha1") as error:
+        reader_for(endpoint).list_custom(APPLICATION, "argocd")
+    assert "\n" not in str(error.value)
+    handler.routes[("GET", applications)] = (200, {"kind": "ApplicationList", "items": []})
+    assert reader_for(endpoint).list_custom(APPLICATION, "argocd") == []
+
+
+@pytest.mark.parametrize("status", [403, 500])
+def test_other_errors_listing_a_kind_stay_errors(api: tuple[type[FakeApiServer], str], status: int) -> None:
+    handler, endpoint = api
+    handler.routes[("GET", "/apis/karpenter.sh/v1/nodepools")] = (status, _status(status, "Failure", "no"))
+    with pytest.raises(EnvironmentProblem, match=f"{status}") as error:
+        reader_for(endpoint).list_custom(NODE_POOL)
+    assert not isinstance(error.value, NotServed)

@@ -152,6 +152,42 @@ def test_controllers_pending_while_a_group_has_no_pods_or_a_pod_is_unscheduled()
     )
 
 
+def evict(pod: dict[str, Any]) -> None:
+    """Changed: the pod as the kubelet leaves one it evicted (phase Failed, its reason and message)."""
+    pod["status"].update(
+        phase="Failed", reason="Evicted", message="The node was low on resource: memory.", conditions=[]
+    )
+
+
+def test_a_group_whose_pods_all_failed_fails_naming_them() -> None:
+    reader = recorded_reader()
+    pods = controller_pods(reader)
+    for pod in pods["karpenter"]:
+        evict(pod)
+    result = judge_controllers_on_ops(pods, reader.list_nodes())
+    # Before: both Failed pods were skipped as "finished", so the group counted 0 pods and the check passed.
+    assert result.status is Status.FAIL
+    assert result.why == (
+        "2 controller pod(s) Failed: kube-system/karpenter-6cb59f67db-fcwnq (Evicted: The node was low on resource: "
+        "memory.); kube-system/karpenter-6cb59f67db-mvqzx (Evicted: The node was low on resource: memory.)"
+    )
+    assert result.evidence["groups_without_pods"] == ["karpenter"]
+
+
+def test_an_evicted_controller_pod_fails_even_beside_running_ones_but_a_failed_hook_does_not() -> None:
+    reader = recorded_reader("recorded/addons/pods_argocd.yaml")
+    pods = controller_pods(reader)
+    hook = named(pods["argo-cd"], "argocd-redis-secret-init-vtnrh")
+    hook["status"]["phase"] = "Failed"  # changed: a hook Job's pod that failed (its Job retries with a new pod)
+    assert judge_controllers_on_ops(pods, reader.list_nodes()).status is Status.PASS
+    evict(named(pods["argo-cd"], "argocd-server-6b4cc4cdd6-dqd5w"))
+    result = judge_controllers_on_ops(pods, reader.list_nodes())
+    assert result.status is Status.FAIL
+    assert result.evidence["failed"] == [
+        {"pod": "argocd/argocd-server-6b4cc4cdd6-dqd5w", "why": "Evicted: The node was low on resource: memory."}
+    ]
+
+
 def test_pod_summary_names_the_waiting_container_reason() -> None:
     pod = named(items(f"{RECORDED}/pods_argocd.yaml"), "argocd-application-controller-0")
     assert pod_phase_summary(pod) == f"Running, on {OPS_B}"  # as recorded: Ready, nothing to add
@@ -195,6 +231,18 @@ def test_no_scheduled_game_pod_is_pending() -> None:
     assert [p["status"]["phase"] for p in pods] == ["Pending", "Pending"]
     result = judge_workload_off_ops(pods, reader.list_nodes())
     assert (result.status, result.why) == (Status.PENDING, "no game-2048 pod is scheduled yet")
+
+
+def test_failed_game_pods_fail_the_off_ops_check_naming_them() -> None:
+    reader = FakeKubeClient(load("recorded/scaling/pods_game-2048.yaml"), load("recorded/scaling/nodes.yaml"))
+    pods = reader.list_pods(GAME_PODS.namespace, GAME_PODS.label_selector)
+    for pod in pods:
+        evict(pod)
+    result = judge_workload_off_ops(pods, reader.list_nodes())
+    # Before: the 3 evicted pods still named a spot node, so "3 scheduled, none on ops nodes" passed.
+    assert result.status is Status.FAIL
+    assert result.why.startswith("16 game-2048 pod(s) Failed: game-2048/game-2048-665967d87f-")
+    assert len(result.evidence["failed"]) == 16
 
 
 def test_api_times_parse_to_aware_utc() -> None:

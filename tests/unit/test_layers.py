@@ -26,7 +26,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("harness.aws", "harness.kube", "harness.gate"),  # the AWS side, the Kubernetes side, the offline gate
     ("harness.terraform", "harness.images"),  # the Terraform runner; image references and the registry client
     ("harness.toolchain",),  # pinned Go modules -> cached binaries (make toolchain)
-    ("harness.run", "harness.waits", "harness.processes"),  # a run's id, dir, tags; polling; supervised processes
+    ("harness.run", "harness.waits", "harness.processes", "harness.git"),  # a run; polling; processes; git commands
     ("harness.project", "harness.results", "harness.keys"),  # source-of-truth files; the verdict; shared tag keys
     ("harness.errors", "harness.signals"),  # one-line user errors; SIGTERM as Ctrl-C
     ("harness",),  # the package itself: its version

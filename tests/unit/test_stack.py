@@ -83,6 +83,22 @@ def test_the_aws_target_needs_api_cidrs(runs_dir: Path, monkeypatch: pytest.Monk
     assert stack.variables()["api_public_cidrs"] == ["203.0.113.7/32", "203.0.113.8/32"]
 
 
+def test_the_aws_target_is_made_once_per_emulator(fake_terraform: Path) -> None:
+    stack = Stack.create("emulator", "r-clients")
+    try:
+        first = stack.emulator(start=True)
+        target = stack.aws_target()
+        assert stack.aws_target() is target and target.client("sts") is stack.aws_target().client("sts")
+        stack.down()  # nothing in state: stops the emulator
+        with pytest.raises(EnvironmentProblem, match="no running emulator"):
+            stack.aws_target()
+        second = stack.emulator(start=True)  # the run's next emulator: other clients
+        assert second is not None and first is not None and second.endpoint != first.endpoint
+        assert stack.aws_target() is not target and stack.aws_target().endpoint_url == second.endpoint
+    finally:
+        stack.down()
+
+
 def test_cluster_names_fit_the_platform_validation() -> None:
     name = cluster_name_for("r20261125-1920-abcd-and-more-xyz")
     assert len(name) <= CLUSTER_NAME_MAX and not name.endswith("-") and name.startswith("eks-")

@@ -14,7 +14,7 @@ from moto import mock_aws
 
 from harness.aws.sweep import RetryPolicy
 from harness.errors import EnvironmentProblem
-from harness.kube.api import APPLICATION, APPLICATION_SET, EC2_NODE_CLASS, NODE_POOL, CustomResource
+from harness.kube.api import APPLICATION, APPLICATION_SET, EC2_NODE_CLASS, NODE_POOL, CustomResource, NotServed
 from harness.results import Status
 from harness.run import create_run
 from harness.targets import teardown
@@ -55,10 +55,17 @@ class FakeCluster:
     and Karpenter simulated as delayed reactions (`lag` seconds, or never when None)."""
 
     def __init__(
-        self, world: World, aws: Any, *, alb_lag: float | None = 90, karpenter_lag: float | None = 120
+        self,
+        world: World,
+        aws: Any,
+        *,
+        alb_lag: float | None = 90,
+        karpenter_lag: float | None = 120,
+        listing_fails: Exception | None = None,
     ) -> None:
         self.world, self.aws = world, aws
         self.alb_lag, self.karpenter_lag = alb_lag, karpenter_lag
+        self.listing_fails = listing_fails  # what listing a custom resource raises instead of answering
         self.objects: dict[tuple[str, str | None, str], dict[str, Any]] = {}
         owner = [{"kind": "ApplicationSet", "name": "x"}]
         self.put(APPLICATION, "argocd", "bootstrap", {})
@@ -76,6 +83,8 @@ class FakeCluster:
     def list_custom(
         self, resource: CustomResource, namespace: str | None = None, label_selector: str = ""
     ) -> list[Any]:
+        if self.listing_fails is not None:
+            raise self.listing_fails
         return [
             obj
             for (plural, ns, _), obj in sorted(self.objects.items())
@@ -265,6 +274,27 @@ def test_unreachable_cluster_fails_kubernetes_steps_and_terraform_and_sweep_stil
     ] == ["destroy-addons", "destroy-platform"]
     assert results["sweep"].status is Status.PASS  # it deleted the stranded ALB and instances directly
     assert teardown.karpenter_leftovers(aws, h.run.id) == []
+
+
+def test_kinds_the_api_does_not_serve_have_nothing_to_remove(tmp_path: Path, aws: Callable[[str], Any]) -> None:
+    # Interrupted in the add-ons stage: the cluster is up, but Argo CD's and Karpenter's CRDs never went in.
+    h = Harness(tmp_path, aws, listing_fails=NotServed("Kubernetes API https://x does not serve applications"))
+    h.cluster.objects.clear()
+    ec2 = aws("ec2")  # and Karpenter never launched a node
+    launched = ec2.describe_instances(Filters=[{"Name": "tag-key", "Values": ["karpenter.sh/nodepool"]}])
+    ec2.terminate_instances(InstanceIds=[i["InstanceId"] for r in launched["Reservations"] for i in r["Instances"]])
+    results = {r.name: r for r in h.teardown.execute(plan_teardown(FULL))}
+    assert all(r.status is Status.PASS for r in results.values()), [(r.name, r.why) for r in results.values()]
+    assert results["remove-gitops"].evidence["deleted"] == [] and results["remove-nodepools"].evidence["deleted"] == []
+
+
+def test_a_forbidden_listing_still_fails_its_step(tmp_path: Path, aws: Callable[[str], Any]) -> None:
+    forbidden = EnvironmentProblem("Kubernetes API https://x forbids listing applications.argoproj.io (403): no")
+    h = Harness(tmp_path, aws, listing_fails=forbidden)
+    results = {r.name: r for r in h.teardown.execute(plan_teardown(FULL))}
+    assert results["remove-gitops"].status is Status.FAIL and "403" in results["remove-gitops"].why
+    assert results["remove-nodepools"].status is Status.FAIL
+    assert not teardown.teardown_ok(list(results.values()))
 
 
 def test_progress_is_recorded_in_the_run_dir_after_every_step(tmp_path: Path, aws: Callable[[str], Any]) -> None:

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import io
+import re
 from collections.abc import Iterator
 
 import pytest
-from kube_fixtures import FakeKubeClient, load
+from kube_fixtures import FakeKubeClient, items, load
+from rich.console import Console
 
 from harness.kube.core import GAME_PODS, judge_workload_off_ops
+from harness.kube.terminal import GAME_PLACEMENT_WAIT, ends
 from harness.results import Result, Status
-from harness.waits import wait_for
+from harness.waits import WaitProgress, wait_for
 
 
 class FakeTime:
@@ -176,3 +180,72 @@ def test_a_reader_fetch_and_a_judge_compose_into_a_wait() -> None:
         sleep=time.sleep,
     )
     assert result.status is Status.PASS and result.evidence["polls"] == 1
+
+
+# ---------------------------------------------------------------- the controller's final words, progress
+
+
+def game_placement_wait(events: list[dict[str, object]], timeout: float, time: FakeTime) -> Result:
+    """The recorded run whose game pods never scheduled, waited on with the game placement's final events."""
+    pods, nodes = items("recorded/deadline/pods_game-2048.yaml"), items("recorded/synced/nodes.yaml")
+    return wait_for(
+        lambda: (pods, nodes, events),
+        lambda seen: judge_workload_off_ops(seen[0], seen[1]),
+        timeout,
+        clock=time.clock,
+        sleep=time.sleep,
+        terminal=ends(GAME_PLACEMENT_WAIT, lambda seen: seen[2], since=None),
+    )
+
+
+def test_a_final_event_ends_a_pending_wait_at_once_in_the_controllers_words() -> None:
+    time = FakeTime()
+    # Karpenter's words for why the pods never scheduled (hand-written, labelled).
+    result = game_placement_wait(items("events_nodepool_no_instance_types.yaml"), 600, time)
+    assert result.status is Status.FAIL and time.sleeps == []  # the first poll, not 600 s later
+    assert result.why == (
+        "karpenter: NodePool/apps NoCompatibleInstanceTypes: NodePool requirements filtered out all compatible "
+        "available instance types"
+    )
+    assert result.evidence["last_verdict"] == "no game-2048 pod is scheduled yet"
+
+
+def test_without_a_final_event_the_wait_runs_its_course() -> None:
+    # The kube-scheduler's FailedScheduling, recorded as the game waited for a node: how every scale-out starts.
+    events = items("recorded/deadline/events_game-2048.yaml")
+    assert any(e["reason"] == "FailedScheduling" for e in events)
+    result = game_placement_wait(events, 120, FakeTime())
+    assert result.why == "timed out after 120s: no game-2048 pod is scheduled yet"
+
+
+def test_a_long_wait_says_a_line_a_minute_without_a_terminal() -> None:
+    time = FakeTime()
+    out = io.StringIO()
+    progress = WaitProgress(Console(file=out, width=200), 200)
+    wait_for(
+        lambda: None,
+        lambda _: Result.pending("game pods placed", "no game-2048 pod is scheduled yet"),
+        200,
+        interval=5,
+        max_interval=30,
+        clock=time.clock,
+        sleep=time.sleep,
+        progress=progress,
+    )
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 3  # about 60, 120 and 180 s in: not every poll
+    assert all(re.fullmatch(r"waiting \d+ s of 200 s for game pods placed: no game-2048 pod is scheduled yet", line)
+               for line in lines)
+    assert [int(line.split()[1]) // 60 for line in lines] == [1, 2, 3]
+
+
+def test_on_a_terminal_the_wait_is_one_live_line() -> None:
+    time = FakeTime()
+    out = io.StringIO()
+    console = Console(file=out, force_terminal=True, width=200)
+    sequence = verdicts(Status.PENDING, Status.PASS)
+    wait_for(lambda: next(sequence), lambda r: r, 60, clock=time.clock, sleep=time.sleep,
+             progress=WaitProgress(console, 60))
+    shown = out.getvalue()
+    assert re.search(r"waiting \d+ s of 60 s for judge: poll 2", shown)  # redrawn with the latest verdict
+    assert shown.endswith("\x1b[2K")  # and erases it when the wait ends: the stage's own result follows

@@ -175,7 +175,7 @@ def app_project(model: Model) -> Iterator[Issue]:
             continue
         project = known.get(name)
         if project is None:
-            if known and not model.notes:
+            if known and not model.local_chart_notes:
                 yield Issue(f"{app.label}: project {name!r} is not an AppProject of the checked tree "
                             f"({', '.join(sorted(known))})", app.where("spec", "project"),
                             "name the platform's project")

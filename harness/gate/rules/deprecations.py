@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from harness.gate.model import Manifest, Model, Severity, as_dict, as_list
+from harness.gate.model import HelmValues, Location, Manifest, Model, Severity, TfResource, as_dict, as_list
 from harness.gate.rules import Issue, rule
 from harness.gate.rules.versions import DEPRECATED_ANNOTATIONS
 
@@ -113,9 +113,13 @@ def deprecated_usage(model: Model) -> Iterator[Issue]:
     by EndpointSlice in 1.33), the AWS Load Balancer Controller's `aws-load-balancer-type: nlb-ip`, and
     kustomization fields kustomize v5 deprecates (`patchesStrategicMerge`, `patchesJson6902`, `bases`,
     `commonLabels`, `vars`). Each is a warning naming its replacement: deprecated settings are ignored or
-    removed in a later release, usually silently. (`kubernetes.io/ingress.class` and the Karpenter
+    removed in a later release, usually silently. Annotations and node selectors a `helm_release` passes in its
+    values (`podAnnotations`, `service.annotations`, any `...annotations` map; `nodeSelector` maps) are judged
+    the same way: the chart copies them into its objects. (`kubernetes.io/ingress.class` and the Karpenter
     annotations are EKS017's; removed API versions are errors, reported by EKS001.)"""
     versions = model.versions
+    for release, values in model.helm_releases():
+        yield from _chart_values(release, values, values.values, (), versions)
     for manifest in model.effective:
         yield from _annotations(manifest, versions)
         for path, key in _label_keys(manifest):
@@ -151,6 +155,31 @@ def deprecated_usage(model: Model) -> Iterator[Issue]:
                             manifest.where(field), f"use {replaced.replacement} (`kustomize edit fix` rewrites it)")
 
 
+def _replaced_annotation(key: str) -> Replaced | None:
+    return ANNOTATIONS.get(key) or next(
+        (r for prefix, r in ANNOTATIONS.items() if prefix.endswith("/") and key.startswith(prefix)), None)
+
+
+def _chart_values(release: TfResource, values: HelmValues, node: Any, path: tuple[str, ...],
+                  versions: dict[str, str]) -> Iterator[Issue]:
+    """Annotation and nodeSelector maps anywhere in a release's values, judged as the objects they end up in."""
+    for key, value in as_dict(node).items():
+        at = (*path, str(key))
+        if isinstance(value, dict) and (str(key).lower().endswith("annotations") or key == "nodeSelector"):
+            table = LABELS if key == "nodeSelector" else None
+            for inner in value:
+                replaced = table.get(str(inner)) if table is not None else _replaced_annotation(str(inner))
+                if inner in DEPRECATED_ANNOTATIONS or replaced is None or not _applies(replaced, versions):
+                    continue
+                what = "node label" if table is not None else "annotation"
+                yield Issue(f"{release.address}: chart value {'.'.join(at)} sets {what} {inner}, deprecated since "
+                            f"Kubernetes {replaced.since}",
+                            values.sources.get((*at, str(inner)), Location(release.file, release.line_of("values"))),
+                            f"use {replaced.replacement}")
+        elif isinstance(value, dict):
+            yield from _chart_values(release, values, value, at, versions)
+
+
 def _annotations(manifest: Manifest, versions: dict[str, str]) -> Iterator[Issue]:
     paths = [("metadata", "annotations"), *[(*p[:-1], "metadata", "annotations")
                                           for p in _pod_spec_paths(manifest) if p != ("spec",)]]
@@ -158,8 +187,7 @@ def _annotations(manifest: Manifest, versions: dict[str, str]) -> Iterator[Issue
         for key in manifest.map(*path):
             if key in DEPRECATED_ANNOTATIONS:
                 continue
-            replaced = ANNOTATIONS.get(key) or next(
-                (r for prefix, r in ANNOTATIONS.items() if prefix.endswith("/") and str(key).startswith(prefix)), None)
+            replaced = _replaced_annotation(str(key))
             if replaced and _applies(replaced, versions):
                 yield Issue(f"{manifest.label}: annotation {key} is deprecated since Kubernetes {replaced.since}",
                             manifest.where(*path, key), f"use {replaced.replacement}")

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from harness.gate.facts import resolved
-from harness.gate.model import Manifest, Model, Severity
+from harness.gate.model import Location, Manifest, Model, Severity
 from harness.gate.rules import Issue, rule
 
 _ACCOUNT_ARN = re.compile(r"arn:aws[\w-]*:[\w-]+:[\w-]*:(\d{12}):")
@@ -85,12 +85,15 @@ def literal_values(model: Model) -> Iterator[Issue]:
     the value, as `{{ index .metadata.annotations "..." }}` in the ApplicationSet (or, when no annotation
     carries it yet, to add one). The cluster secret itself is where the values belong and is not judged;
     the cluster name is looked for only where a cluster is meant (keys mentioning cluster or discovery), so a
-    project that shares the cluster's name is not mistaken for it. Judged only where that injection path
-    exists (a cluster secret and an ApplicationSet): a plain repository of literal manifests is checked as
-    written."""
+    project that shares the cluster's name is not mistaken for it. Manifests are judged only where that
+    injection path exists (a cluster secret and an ApplicationSet): a plain repository of literal manifests is
+    checked as written. The same values written as literals in a `helm_release`'s `values` or `set` entries
+    (`clusterName = "demo"` rather than the platform output) are reported too, wherever they are: the add-ons
+    root is applied once per cluster, and its fix is the Terraform output or variable that holds the value."""
+    clusters, roles, repos = _known_values(model)
+    yield from _helm_literals(model, clusters, roles, repos)
     if not model.rendered.cluster_secrets or not any(m.kind == "ApplicationSet" for m in model.manifests):
         return
-    clusters, roles, repos = _known_values(model)
     for manifest in model.manifests:
         # An AppProject's sourceRepos is policy (which repositories may be synced), and no ApplicationSet
         # renders it, so there is nothing to inject it from.
@@ -105,6 +108,23 @@ def literal_values(model: Model) -> Iterator[Issue]:
             what, known = found
             yield Issue(f"{manifest.label}: {what} written literally at {'.'.join(map(str, path))}",
                         manifest.where(*path), _fix(known))
+
+
+def _helm_literals(model: Model, clusters: dict[str, _Known], roles: dict[str, _Known],
+                   repos: dict[str, _Known]) -> Iterator[Issue]:
+    for release, values in model.helm_releases():
+        for path, text in _strings(values.values, ()):
+            written = text[5:] if text.startswith("\0key:") else text
+            found = _judge(path, text, clusters, roles, repos) if written in release.literal_strings else None
+            if found is None:
+                continue
+            what, _known = found
+            outputs = sorted(f"{root} output {name}" for root, named in model.terraform.outputs.items()
+                             for name, value in named.items() if resolved(value) == written)
+            source = f"the {' or '.join(outputs)}" if outputs else "a variable"
+            yield Issue(f"{release.address}: {what} written literally in chart value {'.'.join(map(str, path))}",
+                        values.sources.get(tuple(map(str, path)), Location(release.file, release.line_of("values"))),
+                        f"read it from {source} (infra/addons reads the platform's outputs as local.platform)")
 
 
 def _judge(path: tuple[Any, ...], text: str, clusters: dict[str, _Known], roles: dict[str, _Known],

@@ -13,15 +13,16 @@ from harness.gate.facts import ARGO_CHART, KARPENTER_CHART, LB_CHART, node_class
 from harness.gate.model import Location, Manifest, Model, Severity, as_dict, as_list, chart_name
 from harness.gate.rules import Issue, rule
 from harness.images.reference import parse_reference
+from harness.toolchain.components import COMPONENTS
 
 CHART_PINS = {KARPENTER_CHART: "karpenter", ARGO_CHART: "argo_cd_chart", LB_CHART: "aws_load_balancer_controller"}
-# Each controller's chart -> the versions.yaml version its binary is built at (the toolchain), and the values that
-# set its image tag, most specific first (Argo CD's components each take their own tag before the global one).
-CONTROLLER_IMAGES: dict[str, tuple[str, tuple[tuple[str, ...], ...]]] = {
-    LB_CHART: ("aws_load_balancer_controller", (("image", "tag"),)),
-    KARPENTER_CHART: ("karpenter", (("controller", "image", "tag"),)),
-    ARGO_CHART: ("argo_cd", tuple((*component, "image", "tag") for component in (
-        ("controller",), ("repoServer",), ("server",), ("applicationSet",), ("global",)))),
+# The values that set each controller chart's image tag, most specific first (Argo CD's components each take their
+# own tag before the global one); the version each must equal is its toolchain component's (Component.chart).
+IMAGE_TAG_VALUES: dict[str, tuple[tuple[str, ...], ...]] = {
+    LB_CHART: (("image", "tag"),),
+    KARPENTER_CHART: (("controller", "image", "tag"),),
+    ARGO_CHART: tuple((*component, "image", "tag") for component in (
+        ("controller",), ("repoServer",), ("server",), ("applicationSet",), ("global",))),
 }
 # required_version is recorded as the requirement of a provider named "terraform".
 PROVIDER_PINS = {"aws": "aws_provider", "helm": "helm_provider", "kubernetes": "kubernetes_provider",
@@ -198,11 +199,12 @@ def controller_images(model: Model) -> Iterator[Issue]:
     must equal the pinned version. The Argo CD chart 10.1.1 ships v3.4.4, so
     infra/addons sets `global.image.tag` to `argo_cd`; removing it would deploy 3.4.4 while 3.6.2 is proven."""
     pins = model.versions
+    built_at = {c.chart: c.version_key for c in COMPONENTS if c.chart}
     for release, values in model.helm_releases():
         chart = chart_name(release)
-        if chart not in CONTROLLER_IMAGES or CONTROLLER_IMAGES[chart][0] not in pins:
+        key, paths = built_at.get(chart, ""), IMAGE_TAG_VALUES.get(chart, ())
+        if key not in pins or not paths:
             continue
-        key, paths = CONTROLLER_IMAGES[chart]
         pinned = pins[key].lstrip("v")
         for path in paths[:-1] if chart == ARGO_CHART else ():  # a component's own tag overrides the global one
             tag = resolved(_lookup(values.values, path))

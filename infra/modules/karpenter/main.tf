@@ -5,7 +5,12 @@ data "aws_caller_identity" "current" {}
 locals {
   partition  = data.aws_partition.current.partition
   account_id = data.aws_caller_identity.current.account_id
-  ec2_arn    = "arn:${local.partition}:ec2:${var.region}"
+  # The cluster's name as its ARN carries it: what needs the cluster to exist (the nodes' access entry, the
+  # controller's Pod Identity association) takes this one and so waits for the cluster. Names take
+  # var.cluster_name, known before, so the queue, its rules and the roles are created while the cluster is
+  # (on the emulator the queue's 25 s attribute wait no longer follows the VPC and the cluster).
+  existing_cluster_name = split("/", var.cluster_arn)[1]
+  ec2_arn               = "arn:${local.partition}:ec2:${var.region}"
   # Karpenter tags everything it launches with these; the controller policy only lets it touch
   # resources that carry them.
   cluster_tag_key = "kubernetes.io/cluster/${var.cluster_name}"
@@ -65,9 +70,16 @@ resource "aws_iam_role_policy_attachment" "node" {
 resource "aws_eks_access_entry" "node" {
   count = var.enable_access_entries ? 1 : 0
 
-  cluster_name  = var.cluster_name
+  cluster_name  = local.existing_cluster_name
   principal_arn = aws_iam_role.node.arn
   type          = "EC2_LINUX"
+
+  lifecycle {
+    precondition {
+      condition     = local.existing_cluster_name == var.cluster_name
+      error_message = "cluster_arn names cluster ${local.existing_cluster_name}, not cluster_name ${var.cluster_name}: pass the same cluster's name and ARN."
+    }
+  }
 }
 
 # ---------------------------------------------------------------- interruption queue
@@ -514,7 +526,7 @@ module "controller_role" {
 
   name               = "${var.cluster_name}-karpenter-controller"
   description        = "Karpenter controller of ${var.cluster_name}, assumed through EKS Pod Identity"
-  cluster_name       = var.cluster_name
+  cluster_name       = local.existing_cluster_name
   cluster_arn        = var.cluster_arn
   service_account    = var.service_account
   enable_association = var.enable_pod_identity_associations

@@ -1,5 +1,5 @@
 variable "cluster_name" {
-  description = "Name of the EKS cluster Karpenter provisions nodes for; prefixes every name here."
+  description = "Name of the EKS cluster Karpenter provisions nodes for; prefixes every name here. Known before the cluster exists: what needs the cluster takes its name from cluster_arn."
   type        = string
 
   validation {

@@ -401,6 +401,11 @@ run "karpenter_queue_rules_and_access" {
   }
 
   assert {
+    condition     = one(aws_eks_access_entry.node).cluster_name == "eks-platform"
+    error_message = "the access entry takes the cluster's name from its ARN, so it waits for the cluster"
+  }
+
+  assert {
     condition     = length(module.controller_role.policy_arns) == 6
     error_message = "the controller gets upstream's six policies"
   }
@@ -459,6 +464,20 @@ run "karpenter_without_access_entries_or_pod_identity" {
     condition     = length(aws_eks_access_entry.node) == 0 && module.controller_role.association_service_account == null
     error_message = "a target without those APIs gets neither resource"
   }
+}
+
+run "karpenter_refuses_a_cluster_arn_of_another_cluster" {
+  command = plan
+
+  module {
+    source = "../modules/karpenter"
+  }
+
+  variables {
+    cluster_arn = "arn:aws:eks:eu-west-1:123456789012:cluster/another-cluster"
+  }
+
+  expect_failures = [aws_eks_access_entry.node]
 }
 
 run "karpenter_rejects_a_cluster_arn_that_is_not_one" {

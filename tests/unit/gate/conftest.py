@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from harness.gate.api import Report, check
+from harness.project import repo_root
 
 FIXTURES = Path(__file__).parent / "fixtures"
 PLATFORM = FIXTURES / "platform"
@@ -25,6 +26,17 @@ def copy_tree(source: Path, target: Path, edits: tuple[Edit, ...] = ()) -> Path:
         assert old in text, f"fixture {file} no longer contains {old!r}"
         path.write_text(text.replace(old, new, 1), encoding="utf-8")
     return target
+
+
+@pytest.fixture
+def repo_copy(tmp_path: Path) -> Path:
+    """A copy of what the gate reads of this checkout (infra/, gitops/, versions.yaml), to plant defects in."""
+    repo, root = repo_root(), tmp_path / "repo"
+    shutil.copytree(repo / "gitops", root / "gitops")
+    shutil.copytree(repo / "infra", root / "infra",
+                    ignore=shutil.ignore_patterns(".terraform*", "*.tfstate*", "terraform.tfvars*"))
+    shutil.copy(repo / "versions.yaml", root / "versions.yaml")
+    return root
 
 
 @pytest.fixture

@@ -407,13 +407,9 @@ def repo_model(reference: Path) -> Model:
 
 
 @pytest.fixture
-def tree(tmp_path: Path) -> Path:
-    """A copy of the checkout the gate reads (infra/, gitops/, versions.yaml) to plant defects in."""
-    root = tmp_path / "repo"
-    shutil.copytree(REPO / "gitops", root / "gitops")
-    shutil.copytree(REPO / "infra", root / "infra",
-                    ignore=shutil.ignore_patterns(".terraform*", "*.tfstate*", "terraform.tfvars*"))
-    shutil.copy(REPO / "versions.yaml", root / "versions.yaml")
+def tree(repo_copy: Path) -> Path:
+    """The checkout's copy (conftest repo_copy) with the sample cluster secret."""
+    root = repo_copy
     (root / SAMPLE_SECRET.relative_to(REPO)).parent.mkdir(parents=True)
     shutil.copy(SAMPLE_SECRET, root / SAMPLE_SECRET.relative_to(REPO))
     return root
@@ -811,7 +807,7 @@ def test_the_app_project_admits_exactly_what_the_platform_applications_deliver(
     # Not by checking nothing: the gate rendered the chart's AppProject and root Application, and every platform
     # Application (root and generated) names that project.
     model = build_model([REPO / "infra"], [REPO / "gitops"], reference)
-    assert model.notes == []
+    assert model.local_chart_notes == []
     assert {(m.kind, m.name) for m in model.local_charts} == {("AppProject", "eks-platform"),
                                                                ("Application", "bootstrap")}
     apps = platform_applications(model)
