@@ -43,7 +43,7 @@ if TYPE_CHECKING:
     from harness.targets.stack import Stack
 
 
-# pytest-xdist's group (with --dist loadgroup) of every test module that uses the session's platform.
+# pytest-xdist's group (with --dist loadgroup) of every test that uses the session's platform.
 PLATFORM_GROUP = "harness_platform"
 
 
@@ -52,26 +52,18 @@ def pytest_configure(config: pytest.Config) -> None:
     interrupt_on_sigterm()
 
 
-def module_of(item: pytest.Item) -> str:
-    """The path part of a test's node id: its module."""
-    return item.nodeid.split("::")[0]
-
-
-def platform_modules(items: list[pytest.Item]) -> set[str]:
-    """The test modules with a test that uses the session's platform."""
-    return {module_of(item) for item in items if "harness_platform" in getattr(item, "fixturenames", ())}
+def uses_platform(item: pytest.Item) -> bool:
+    return "harness_platform" in getattr(item, "fixturenames", ())
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    # Under pytest-xdist a session fixture runs once per worker: every module that uses the platform goes to one
-    # worker, so the platform is applied once and not once per worker. The whole module, so that its module
-    # fixtures (a control plane) are not set up again on another worker for its tests that do not use it.
+    # Under pytest-xdist a session fixture runs once per worker: every test that uses the platform goes to one
+    # worker, so the platform is applied once and not once per worker.
     if not config.pluginmanager.hasplugin("xdist"):
         return
-    modules = platform_modules(items)
     for item in items:
-        if module_of(item) in modules:
+        if uses_platform(item):
             item.add_marker(pytest.mark.xdist_group(PLATFORM_GROUP))
 
 

@@ -149,11 +149,11 @@ def test_under_xdist_the_platform_tests_share_one_worker_and_one_apply(
 
 
 @pytest.mark.parametrize(("plugins", "group"), [(["-p", "no:xdist"], "[]"), ([], "['harness_platform']")])
-def test_the_platform_modules_are_grouped_only_where_xdist_is_loaded(
+def test_the_platform_tests_are_grouped_only_where_xdist_is_loaded(
     plugins: list[str], group: str, child: pytest.Pytester
 ) -> None:
-    """A module with a test of the platform is grouped whole (its other tests share its module fixtures); a module
-    without one is not. Without xdist no `xdist_group` mark is added: pytest would warn of an unknown mark."""
+    """A test that uses the platform is in its group, a test beside it that does not is not. Without xdist no
+    `xdist_group` mark is added: pytest would warn of an unknown mark."""
     child.makeconftest(
         """
         def pytest_collection_finish(session):
@@ -168,4 +168,4 @@ def test_the_platform_modules_are_grouped_only_where_xdist_is_loaded(
     result = child.runpytest_subprocess(*plugins, "--collect-only", "-W", "error::pytest.PytestUnknownMarkWarning")
     assert result.ret == 0
     groups = {line for line in result.outlines if line.startswith("groups ")}
-    assert groups == {f"groups test_uses_platform {group}", f"groups test_beside {group}", "groups test_other []"}
+    assert groups == {f"groups test_uses_platform {group}", "groups test_beside []", "groups test_other []"}
