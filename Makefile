@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 demo: setup ## the main job, offline: builds the toolchain first where Go is present, then up -> verify -> report -> down
 	$(BIN)/harness demo
 
-# make test: the modules run on TEST_WORKERS processes (pytest-xdist); the modules on the session's platform share
+# make test: the modules run on TEST_WORKERS processes (pytest-xdist); the tests that use the session's platform share
 # one of them, so it is applied once (harness/plugin.py). TEST_WORKERS=0: one process.
 TEST_WORKERS ?= 2
 
