@@ -18,8 +18,12 @@ $(STAMP): pyproject.toml
 demo: setup ## the main job, offline: builds the toolchain first where Go is present, then up -> verify -> report -> down
 	$(BIN)/harness demo
 
+# make test: the modules run on TEST_WORKERS processes (pytest-xdist); the tests that use the session's platform share
+# one of them, so it is applied once (harness/plugin.py). TEST_WORKERS=0: one process.
+TEST_WORKERS ?= 2
+
 test: setup ## the whole suite; tests/e2e as its own session, on local when the toolchain is built
-	$(BIN)/python -m pytest tests --ignore=tests/e2e
+	$(BIN)/python -m pytest tests --ignore=tests/e2e -n $(TEST_WORKERS) --dist loadgroup
 	$(BIN)/python -m pytest tests/e2e
 
 unit: setup

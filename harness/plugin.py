@@ -43,9 +43,28 @@ if TYPE_CHECKING:
     from harness.targets.stack import Stack
 
 
+# pytest-xdist's group (with --dist loadgroup) of every test that uses the session's platform.
+PLATFORM_GROUP = "harness_platform"
+
+
 def pytest_configure(config: pytest.Config) -> None:
     # A cancelled CI job sends SIGTERM: the session fixtures' teardown must run then as on Ctrl-C.
     interrupt_on_sigterm()
+
+
+def uses_platform(item: pytest.Item) -> bool:
+    return "harness_platform" in getattr(item, "fixturenames", ())
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # Under pytest-xdist a session fixture runs once per worker: every test that uses the platform goes to one
+    # worker, so the platform is applied once and not once per worker.
+    if not config.pluginmanager.hasplugin("xdist"):
+        return
+    for item in items:
+        if uses_platform(item):
+            item.add_marker(pytest.mark.xdist_group(PLATFORM_GROUP))
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

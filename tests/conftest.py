@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from harness.errors import InputError
+from harness.plugin import uses_platform
 from harness.project import reference_dir, repo_root
 from harness.run import RUNS_ENV
 from harness.targets.releases import PATH_STEP
@@ -19,6 +20,18 @@ from harness.terraform.runner import TerraformCli
 
 # `local.platform.a.b["c"]` in infra/addons: one read of the platform's outputs (through terraform_remote_state).
 PLATFORM_READ = re.compile(r'(?P<try>try\(\s*)?local\.platform(?P<path>(?:\.[A-Za-z_]\w*|\["[^"]+"\])+)')
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under pytest-xdist (`make test`) the tests of a module are one unit of work: its module fixtures (a moto
+    server, an applied root, a control plane) are set up once, on one worker. The tests that use the session's
+    platform are the plugin's group instead (its worker would otherwise take their modules' other tests too)."""
+    if not config.pluginmanager.hasplugin("xdist"):
+        return
+    for item in items:
+        if not uses_platform(item):
+            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
 
 
 def _output_path(steps: str) -> tuple[str, ...]:

@@ -14,6 +14,7 @@ SECTIONS = {
     "gate": "harness.bench.gate",
     "local": "harness.bench.local",
     "platform": "harness.bench.platform",
+    "suite": "harness.bench.suite",
     "toolchain": "harness.bench.toolchain",
 }
 

@@ -115,3 +115,57 @@ def test_the_platform_is_destroyed_after_a_failing_session_unless_kept(
         settings = json.loads(kept.read_text())["settings"] if kept.exists() else {}
         if "emulator" in settings:
             Emulator.from_settings(settings["emulator"]).stop()
+
+
+
+SIX_PLATFORM_TESTS = """
+import pytest
+
+@pytest.mark.parametrize("n", range(6))
+def test_uses_platform(n, harness_platform_outputs):
+    assert harness_platform_outputs == {"vpc_id": "vpc-123"}
+"""
+
+
+@pytest.mark.parametrize(("dist", "applies"), [("loadgroup", 1), ("load", 2)])
+def test_under_xdist_the_platform_tests_share_one_worker_and_one_apply(
+    dist: str,
+    applies: int,
+    child: pytest.Pytester,
+    monkeypatch: pytest.MonkeyPatch,
+    fake_cli: Callable[..., TerraformCli],
+    tmp_path: Path,
+) -> None:
+    """With --dist loadgroup the plugin's group sends every test of the platform to one worker: one apply. With
+    plain --dist load (groups ignored) each worker applies a platform of its own: what the group prevents."""
+    record = tmp_path / "calls.jsonl"
+    monkeypatch.setenv(TERRAFORM_ENV, str(fake_cli(FAKE_PLATFORM).path))
+    monkeypatch.setenv("FAKE_TF_RECORD", str(record))
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")  # an emulator of our own: none is started
+    child.makepyfile(SIX_PLATFORM_TESTS)
+    child.runpytest_subprocess("-n", "2", "--dist", dist).assert_outcomes(passed=6)
+    calls = commands(record)
+    assert calls.count("apply") == applies and calls.count("destroy") == applies
+
+
+@pytest.mark.parametrize(("plugins", "group"), [(["-p", "no:xdist"], "[]"), ([], "['harness_platform']")])
+def test_the_platform_tests_are_grouped_only_where_xdist_is_loaded(
+    plugins: list[str], group: str, child: pytest.Pytester
+) -> None:
+    """A test that uses the platform is in its group, a test beside it that does not is not. Without xdist no
+    `xdist_group` mark is added: pytest would warn of an unknown mark."""
+    child.makeconftest(
+        """
+        def pytest_collection_finish(session):
+            for item in session.items:
+                print("groups", item.name, [m.args[0] for m in item.iter_markers("xdist_group")])
+        """
+    )
+    child.makepyfile(
+        test_on_platform="def test_uses_platform(harness_platform_outputs): pass\n\ndef test_beside(): pass\n",
+        test_elsewhere="def test_other(): pass\n",
+    )
+    result = child.runpytest_subprocess(*plugins, "--collect-only", "-W", "error::pytest.PytestUnknownMarkWarning")
+    assert result.ret == 0
+    groups = {line for line in result.outlines if line.startswith("groups ")}
+    assert groups == {f"groups test_uses_platform {group}", "groups test_beside []", "groups test_other []"}
