@@ -32,7 +32,7 @@ from harness.targets.git_endpoint import serve as serve_git
 from harness.targets.nodes import ops_nodes
 from harness.targets.releases import chart_folder, install, release, secret
 from harness.targets.teardown import KUBERNETES_STEPS, Teardown, TeardownFacts, plan_teardown, teardown_ok
-from harness.toolchain.build import locate, missing
+from harness.toolchain.build import locate, missing, shipped_data
 from harness.waits import wait_for
 
 BINARIES = ["etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok", "kubectl", "helm"]
@@ -65,7 +65,7 @@ def cluster_with_lb_controller(
         install(
             locate("helm"),
             cluster.kubeconfig,
-            chart_folder(reference_dir(), chosen.chart, chosen.version),
+            chart_folder(reference_dir(), chosen.chart, chosen.version, shipped_data()),
             chosen,
             work,
         )
@@ -162,7 +162,7 @@ def test_every_add_on_workload_is_placed_on_the_ops_nodes_by_the_real_scheduler(
         install(
             locate("helm"),
             cluster.kubeconfig,
-            chart_folder(reference_dir(), chosen.chart, chosen.version),
+            chart_folder(reference_dir(), chosen.chart, chosen.version, shipped_data()),
             chosen,
             tmp_path,
         )

@@ -31,7 +31,7 @@ from harness.targets import karpenter, lb_controller, node_registrar
 from harness.targets.controlplane import ControlPlane, control_plane
 from harness.targets.nodes import ops_nodes
 from harness.targets.releases import chart_folder, install, release, secret
-from harness.toolchain.build import locate, missing
+from harness.toolchain.build import locate, missing, shipped_data
 from harness.waits import wait_for
 
 BINARIES = ["etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok", "kubectl", "helm"]
@@ -113,7 +113,7 @@ def local(
             install(
                 locate("helm"),
                 cluster.kubeconfig,
-                chart_folder(reference_dir(), chosen.chart, chosen.version),
+                chart_folder(reference_dir(), chosen.chart, chosen.version, shipped_data()),
                 chosen,
                 work,
             )

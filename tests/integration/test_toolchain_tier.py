@@ -19,7 +19,7 @@ from harness.gate.charts import render, validator_for
 from harness.project import reference_dir, repo_root, versions
 from harness.targets.controlplane import control_plane
 from harness.targets.releases import chart_folder, release
-from harness.toolchain.build import locate, missing
+from harness.toolchain.build import locate, missing, shipped_data
 
 pytestmark = pytest.mark.integration
 
@@ -120,7 +120,7 @@ def test_chart_renders_with_the_addons_values_into_valid_objects(
     model = build_model([repo_root() / "infra" / "addons"], [], reference_dir())
     # The release as the local target installs it: values with the platform's real outputs filled in.
     chosen = release(model, address, harness_platform_outputs)
-    chart = chart_folder(reference_dir(), chosen.chart, chosen.version)
+    chart = chart_folder(reference_dir(), chosen.chart, chosen.version, shipped_data())
     # The gate's own rendering (harness check --render-charts), cached by chart and values.
     objects, error = render(
         locate("helm"), chart, chosen.chart, chosen.namespace, chosen.values, versions()["kubernetes"]
