@@ -23,8 +23,10 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from harness.errors import EnvironmentProblem
 from harness.processes import HOST, Supervisor, free_port
+from harness.results import Result
 from harness.toolchain.build import entry_for, locate
 from harness.toolchain.components import BINARIES
+from harness.waits import wait_for
 
 SERVICE_CIDR = "172.20.0.0/16"  # EKS's default service range for a 10.x VPC
 READY_TIMEOUT_S = 60.0
@@ -143,6 +145,22 @@ class ControlPlane:
     kubeconfig: Path
     pki: Pki
     supervisor: Supervisor
+
+    def crd_established(self, name: str, timeout: float = 120.0) -> None:
+        """Wait until the CRD `name` serves its kind. `kubectl wait --for=condition=Established` fails outright
+        on a CRD created a moment ago ("status.conditions accessor error": it has no status yet), so poll it."""
+        established = '{.status.conditions[?(@.type=="Established")].status}'
+        verdict = wait_for(
+            lambda: self.kubectl("get", f"crd/{name}", "-o", f"jsonpath={established}").strip(),
+            lambda status: Result.passed("crd", "Established") if status == "True"
+            else Result.pending("crd", f"Established is {status or 'not reported yet'}"),
+            timeout,
+            interval=0.5,
+            max_interval=2.0,
+            retry_on=(EnvironmentProblem,),
+        )
+        if not verdict.ok:
+            raise EnvironmentProblem(f"CRD {name} not Established within {timeout:.0f} s: {verdict.why}")
 
     def kubectl(self, *args: str, stdin: str | None = None, timeout: float = 180.0) -> str:
         """The toolchain's kubectl against this cluster; a failure is one line with kubectl's last words."""

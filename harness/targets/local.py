@@ -157,7 +157,7 @@ def apply_upstream_file(plane: ControlPlane, model: Model, address: str) -> None
     plane.kubectl("apply", "--server-side", "-f", str(path))
     manifest = yaml.safe_load(path.read_text(encoding="utf-8"))
     if manifest.get("kind") == "CustomResourceDefinition":  # what comes next creates objects of its kind
-        plane.kubectl("wait", "--for=condition=Established", f"crd/{manifest['metadata']['name']}", "--timeout=120s")
+        plane.crd_established(manifest["metadata"]["name"])
 
 
 def install_addons(

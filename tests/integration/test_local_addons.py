@@ -29,6 +29,7 @@ from harness.results import Result, Status
 from harness.targets import argo_cd, lb_controller
 from harness.targets.controlplane import ControlPlane, control_plane
 from harness.targets.git_endpoint import serve as serve_git
+from harness.targets.local import addon_addresses, apply_upstream_file
 from harness.targets.nodes import ops_nodes
 from harness.targets.releases import chart_folder, install, release, secret
 from harness.targets.teardown import KUBERNETES_STEPS, Teardown, TeardownFacts, plan_teardown, teardown_ok
@@ -156,7 +157,11 @@ def test_every_add_on_workload_is_placed_on_the_ops_nodes_by_the_real_scheduler(
     """The charts' nodeSelectors and tolerations (from infra/addons) against the node group's labels and taint
     (from infra/platform), decided by kube-scheduler itself; KWOK runs the pods it places."""
     cluster = cluster_with_lb_controller
-    model = build_model([repo_root() / "infra" / "addons"], [], reference_dir())
+    root = repo_root() / "infra" / "addons"
+    model = build_model([root], [], reference_dir())
+    for address in addon_addresses(root):  # Argo CD's CRDs, which its release leaves to infra/addons
+        if address.startswith("kubernetes_manifest."):
+            apply_upstream_file(cluster, model, address)
     for address in LATER_RELEASES:
         chosen = release(model, address, harness_platform_outputs)
         install(

@@ -35,9 +35,11 @@ def items(cluster: ControlPlane, *args: str) -> list[dict[str, Any]]:
     return list(json.loads(cluster.kubectl("get", *args, "-o", "json"))["items"])
 
 
-def test_the_ops_node_group_registers_as_ready_ops_nodes(
+@pytest.fixture(scope="module")
+def ops_cluster(
     cluster: ControlPlane, harness_platform_outputs: dict[str, Any], harness_aws_clients: Callable[[str], Any]
-) -> None:
+) -> ControlPlane:
+    """The control plane with the emulator's ops node group registered as Nodes (KWOK makes them Ready)."""
     outputs = harness_platform_outputs
     nodes = ops_nodes(
         harness_aws_clients("eks"), harness_aws_clients("ec2"), outputs["cluster_name"], outputs["ops_node_group_name"]
@@ -45,15 +47,22 @@ def test_the_ops_node_group_registers_as_ready_ops_nodes(
     assert nodes, "the emulator's node group has a desired size of 0"
     cluster.kubectl("apply", "-f", "-", stdin=yaml.safe_dump_all(nodes))
     cluster.kubectl("wait", "nodes", "--all", "--for=condition=Ready", "--timeout=60s")
-    live = items(cluster, "nodes")
+    return cluster
+
+
+def test_the_ops_node_group_registers_as_ready_ops_nodes(
+    ops_cluster: ControlPlane, harness_platform_outputs: dict[str, Any]
+) -> None:
+    outputs = harness_platform_outputs
+    live = items(ops_cluster, "nodes")
     result = core.judge_ops_nodes(live, nodegroup=outputs["ops_node_group_name"])
     assert result.status is Status.PASS, result.why
     for node in live:
         assert core.labels_of(node).items() >= outputs["ops_node_labels"].items()
 
 
-def test_a_node_without_the_ops_taint_fails_the_same_judge(cluster: ControlPlane) -> None:
-    untainted = next(n for n in items(cluster, "nodes") if core.is_ops_node(n))
+def test_a_node_without_the_ops_taint_fails_the_same_judge(ops_cluster: ControlPlane) -> None:
+    untainted = next(n for n in items(ops_cluster, "nodes") if core.is_ops_node(n))
     untainted["spec"]["taints"] = []
     result = core.judge_ops_nodes([untainted])
     assert result.status is Status.FAIL

@@ -61,7 +61,7 @@ def test_an_installed_crds_objects_are_removed(
     cluster: ControlPlane, aws: Callable[[str], Any], tmp_path: Path
 ) -> None:
     cluster.kubectl("apply", "-f", str(reference_dir() / "crds" / "argoproj.io_application.yaml"))
-    cluster.kubectl("wait", "--for=condition=Established", "crd/applications.argoproj.io", "--timeout=30s")
+    cluster.crd_established("applications.argoproj.io")
     cluster.kubectl("create", "namespace", "argocd")
     app = {"apiVersion": "argoproj.io/v1alpha1", "kind": "Application",
            "metadata": {"name": "bootstrap", "namespace": "argocd"},

@@ -68,7 +68,7 @@ def test_the_figures_time_the_scale_out_from_the_scale_and_set_the_baseline_apar
     assert rows["time to first new node (scale -> first node created after it Ready)"] == "3 s"
     assert rows["time to last new node (scale -> last node created after it Ready)"] == "3 s"
     assert rows["time to new pods (scale -> every pod it created Ready)"] == "3 s"
-    assert rows["nodes launched by the scale-out / bin-packing minimum"] == "1 / 2"
+    assert rows["pool nodes after the scale-out (baseline + new) / bin-packing minimum"] == "2 (1 + 1) / 2"
     assert rows["baseline before the scale (not timed)"] == "2 pod(s) on 1 node(s)"
     assert rows["scale-in time (scale back -> no spare Karpenter node left)"] == "140 s"
     assert report.Figures(time_to_green=5.0).rows() == [
