@@ -437,20 +437,27 @@ class E2E(FullStack):
         return str(found[0]["Instances"][0]["State"]["Name"]) if found else None
 
     def scale_in(self, baseline: int) -> Result:
-        """Scale the game back to `baseline`: consolidation must delete the spare nodes and their instances."""
+        """Scale the game back to `baseline`: consolidation must remove the pool's spare NodeClaims down to the
+        bin-packing minimum. The figure is the scale back to Karpenter's last consolidation decision (its
+        DisruptionTerminating event)."""
         k = self.kube()
+        request = core.cpu_request(k.get_deployment(GAME_NAMESPACE, GAME_DEPLOYMENT) or {})
+        pods, claims, _, _ = self.karpenter_state()
+        before = core.Before.of(pods, kk.in_pool(claims, KARPENTER_NODEPOOL))
         self.say(f"scaling {GAME_DEPLOYMENT} back to {baseline}")
         k.scale_deployment(GAME_NAMESPACE, GAME_DEPLOYMENT, baseline)
-        scaled_back = self.clock()
+        scaled_back = self.now().replace(microsecond=0)  # the API's event times are whole seconds
         back = self.wait(
-            lambda: (k.list_custom(NODE_CLAIM), k.list_nodes(), k.list_pods(GAME_NAMESPACE, GAME_PODS.label_selector)),
+            self.karpenter_state,
             lambda seen: kk.judge_scale_in(
-                seen[0], seen[1], nodepool=KARPENTER_NODEPOOL, pods=seen[2], replicas=baseline
+                seen[1], seen[2], seen[3], nodepool=KARPENTER_NODEPOOL, pods=seen[0], replicas=baseline,
+                request=request, before=before,
             ),
-            900,
+            600,
         )
-        if back.ok:
-            self.scale_in_seconds = round(self.clock() - scaled_back, 3)
+        decided = [row["at"] for row in back.evidence.get("consolidated", {}).values() if row["at"]]
+        if back.ok and decided:
+            self.scale_in_seconds = round((max(decided) - scaled_back).total_seconds(), 3)
         return back
 
     def karpenter(self) -> StageOutcome:

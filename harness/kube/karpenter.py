@@ -5,7 +5,8 @@ Pending (PodScheduled=False, reason Unschedulable) until Karpenter reacts: it cr
 spot NodePool, whose status conditions go ``Launched`` (EC2 instance created) -> ``Registered`` (the node
 joined) -> ``Initialized`` (node Ready, resources registered) -> ``Ready``. The Node carries
 ``karpenter.sh/nodepool=<pool>`` and ``karpenter.sh/capacity-type=spot``; the pods then schedule there and
-become Ready. Scaling back in leaves the nodes empty and consolidation deletes them.
+become Ready. Scaling back in leaves nodes empty or underutilized and consolidation deletes them (its
+``DisruptionTerminating`` event names the reason, ``Empty`` or ``Underutilized``).
 
 ``judge_scale_out`` and ``judge_scale_in`` are pure judges for ``harness.waits.wait_for``;
 ``build_timeline`` turns the same objects into plain dataclasses (one row per pod and per node, with the
@@ -41,7 +42,6 @@ KubeObject = Mapping[str, Any]
 
 SPOT = "spot"
 NODECLAIM_STEPS = ("Launched", "Registered", "Initialized", "Ready")
-DISRUPTED_TAINT_KEY = "karpenter.sh/disrupted"
 EVIDENCE_EVENTS = 20
 SCALE_OUT_ANNOTATION = "eks-platform/scale-out-replicas"
 NOMINATED_PREFIX = "Pod should schedule on: "
@@ -373,67 +373,127 @@ def _condition_is(obj: KubeObject, kind: str, status: str = "True") -> bool:
     return found is not None and found.get("status") == status
 
 
+CONSOLIDATION_EVENT = "DisruptionTerminating"  # Karpenter 1.14 (pkg/controllers/disruption/events), on NodeClaim
+CONSOLIDATION_REASONS = ("Empty", "Underutilized")  # the disruption reasons of consolidation (not Drifted, Expired)
+UNCONSOLIDATABLE_EVENT = "Unconsolidatable"  # why Karpenter leaves a Consolidatable node where it is
+DISRUPTING_PREFIX = "Disrupting NodeClaim: "
+
+
+def _event_time(event: KubeObject) -> datetime | None:
+    return parse_time(event.get("lastTimestamp") or event.get("eventTime") or event.get("firstTimestamp"))
+
+
+def consolidations(events: Sequence[KubeObject]) -> dict[str, tuple[str, datetime | None]]:
+    """NodeClaim -> (reason, time) of Karpenter's ``DisruptionTerminating`` "Disrupting NodeClaim: Empty" or
+    "...: Underutilized" event: the NodeClaims consolidation decided to remove."""
+    found: dict[str, tuple[str, datetime | None]] = {}
+    for event in events:
+        involved = event.get("involvedObject") or {}
+        message = str(event.get("message", ""))
+        if event.get("reason") != CONSOLIDATION_EVENT or involved.get("kind") != "NodeClaim":
+            continue
+        reason = message.removeprefix(DISRUPTING_PREFIX)
+        if message.startswith(DISRUPTING_PREFIX) and reason in CONSOLIDATION_REASONS:
+            found[str(involved.get("name"))] = (reason, _event_time(event))
+    return found
+
+
+def unconsolidatable(events: Sequence[KubeObject], claims: Sequence[KubeObject]) -> dict[str, str]:
+    """NodeClaim -> Karpenter's latest ``Unconsolidatable`` word on it (e.g. "SpotToSpotConsolidation is
+    disabled, can't replace a spot node with a spot node"), for ``claims``."""
+    names = {object_name(claim) for claim in claims}
+    latest: dict[str, tuple[str, str]] = {}
+    for event in events:
+        involved = event.get("involvedObject") or {}
+        name = str(involved.get("name"))
+        if event.get("reason") != UNCONSOLIDATABLE_EVENT or involved.get("kind") != "NodeClaim" or name not in names:
+            continue
+        when = str(event.get("lastTimestamp") or event.get("eventTime") or "")
+        if name not in latest or when >= latest[name][0]:
+            latest[name] = (when, str(event.get("message", "")))
+    return {name: message for name, (_, message) in sorted(latest.items())}
+
+
 def judge_scale_in(
     nodeclaims: Sequence[KubeObject],
     nodes: Sequence[KubeObject],
+    events: Sequence[KubeObject],
     *,
     nodepool: str,
-    pods: Sequence[KubeObject] = (),
-    replicas: int = 0,
+    pods: Sequence[KubeObject],
+    replicas: int,
+    request: str,
+    before: Before,
 ) -> Result:
-    """Consolidation removed the spare nodes of ``nodepool``: ``replicas`` workload pods are left (the baseline
-    scale-in went to) and every NodeClaim and Node of the pool still there holds one of them; none when
-    ``replicas`` is 0. The wait's timeout is the bound.
+    """Karpenter consolidated ``nodepool`` after the scale back to ``replicas``: the replicas are Ready on the
+    pool's spot nodes, the NodeClaims and Nodes left are no more than the bin-packing minimum for ``request`` CPU a
+    pod (none for 0 replicas), and at least one NodeClaim of ``before`` (the pool at the scale back) is gone by
+    consolidation: Karpenter's ``DisruptionTerminating`` event says ``Empty`` or ``Underutilized`` for it.
 
-    PENDING while the scale-in is under way or a spare node remains; the evidence says which, whether Karpenter
-    is disrupting them (deletion started, ``karpenter.sh/disrupted`` taint, NodeClaim conditions) and which
-    non-DaemonSet pods hold them.
+    PENDING while the old replicas terminate, a NodeClaim is being removed, or the pool is above the minimum (the
+    why quotes Karpenter's ``Unconsolidatable`` reason for each NodeClaim it keeps; the wait's timeout turns that
+    into the failure). FAIL when a replica runs off the pool's spot nodes or Failed, when the pool held no more than
+    the minimum at the scale back (nothing to consolidate: this shows nothing of Karpenter), or when NodeClaims of
+    ``before`` are gone without a consolidation event (something else removed them).
     """
-    name = f"karpenter consolidates {nodepool} away"
+    name = f"karpenter consolidates {nodepool} to the bin-packing minimum"
     claims, pool_nodes = in_pool(nodeclaims, nodepool), in_pool(nodes, nodepool)
-    workload = [
-        pod
-        for pod in _live(pods)
-        if not any(ref.get("kind") == "DaemonSet" for ref in _meta(pod).get("ownerReferences") or [])
-    ]
-    held = {str((pod.get("spec") or {}).get("nodeName")) for pod in workload}
-    spare_nodes = [node for node in pool_nodes if object_name(node) not in held]
-    spare_claims = [
-        claim
-        for claim in claims
-        if (claim.get("status") or {}).get("nodeName") not in held or _meta(claim).get("deletionTimestamp")
-    ]
-    if len(workload) == replicas and not spare_nodes and not spare_claims:
-        if not pool_nodes:
-            return Result.passed(name, f"no NodeClaim or Node of {nodepool} left", nodeclaims=[], nodes=[])
-        return Result.passed(
+    present = {object_name(claim) for claim in claims}
+    had = sorted(claim for claim in before.nodeclaims if claim not in present or claim in _deleting(claims))
+    at_scale_back = sorted(before.nodeclaims)
+    decided = consolidations(events)
+    consolidated = {claim: decided[claim][0] for claim in had if claim in decided}
+    kept = _live(claims)
+    declined = unconsolidatable(events, kept)
+    evidence: dict[str, Any] = {
+        "nodeclaims": [{**nodeclaim_state(c), "conditions": _other_conditions(c)} for c in claims],
+        "nodeclaims_at_scale_back": at_scale_back,
+        "consolidated": {claim: {"reason": decided[claim][0], "at": decided[claim][1]} for claim in consolidated},
+        "unconsolidatable": declined,
+    }
+    live = len(_live(pods))
+    if live != replicas:
+        return Result.pending(name, f"{live} pod(s) left of the {replicas} scaled to", **evidence)
+    seen = placement(pods, nodeclaims, nodes, nodepool=nodepool)
+    unsettled = placement_verdict(name, seen, replicas, nodepool, _claim_progress(kept))
+    if unsettled is not None:
+        return replace(unsettled, evidence={**unsettled.evidence, **evidence})
+    minimum = bin_packing_minimum(replicas, request, claims, nodepool) if replicas else 0
+    evidence["bin_packing_minimum"] = minimum
+    if minimum is None:
+        return Result.pending(name, f"no NodeClaim of {nodepool} reports its allocatable CPU yet", **evidence)
+    removing = sorted(_deleting(claims) | {object_name(n) for n in pool_nodes if _meta(n).get("deletionTimestamp")})
+    live_nodes = _live(pool_nodes)
+    if removing or len(kept) > minimum or len(live_nodes) > minimum:
+        why = "; ".join(f"{claim}: {message}" for claim, message in declined.items())
+        return Result.pending(
             name,
-            f"{len(pool_nodes)} node(s) of {nodepool} left, each running some of the {replicas} replica(s)",
-            nodes=sorted(object_name(node) for node in pool_nodes),
+            f"{len(kept)} NodeClaim(s) and {len(live_nodes)} Node(s) of {nodepool} for {replicas} pod(s) of {request} "
+            f"CPU, the bin-packing minimum is {minimum}"
+            + (f"; removing {', '.join(removing)}" if removing else "")
+            + (f"; Karpenter: Unconsolidatable ({why})" if why else ""),
+            **evidence,
         )
-    remaining_nodes = {object_name(node) for node in pool_nodes}
-    holding = [
-        f"{name_of(pod)} on {pod['spec']['nodeName']}"
-        for pod in workload
-        if (pod.get("spec") or {}).get("nodeName") in remaining_nodes
-    ]
-    node_rows = [
-        {
-            "node": object_name(node),
-            "deleting": bool(_meta(node).get("deletionTimestamp")),
-            "disrupted": any(t.get("key") == DISRUPTED_TAINT_KEY for t in (node.get("spec") or {}).get("taints") or []),
-        }
-        for node in pool_nodes
-    ]
-    waiting = f"{len(workload)} pod(s) left of the {replicas} scaled to; " if len(workload) != replicas else ""
-    return Result.pending(
+    if len(before.nodeclaims) <= minimum:
+        return Result.failed(
+            name, f"{nodepool} had {len(before.nodeclaims)} NodeClaim(s) at the scale back, no more than the "
+            f"bin-packing minimum of {minimum}: nothing to consolidate, so this shows nothing of Karpenter", **evidence,
+        )
+    if not consolidated:
+        return Result.failed(
+            name, f"{', '.join(had)} gone without Karpenter's {CONSOLIDATION_EVENT} event for consolidation "
+            f"({' or '.join(CONSOLIDATION_REASONS)}): something else removed them", **evidence,
+        )
+    return Result.passed(
         name,
-        f"{waiting}{len(spare_claims)} spare NodeClaim(s) and {len(spare_nodes)} spare Node(s) of {nodepool} remain"
-        + (f"; held by {len(holding)} pod(s)" if holding and len(workload) != replicas else ""),
-        nodeclaims=[{**nodeclaim_state(c), "conditions": _other_conditions(c)} for c in claims],
-        nodes=node_rows,
-        pods_holding_nodes=holding,
+        f"Karpenter consolidated {', '.join(f'{claim} ({reason})' for claim, reason in consolidated.items())}; "
+        f"{len(kept)} NodeClaim(s) of {nodepool} left for {replicas} pod(s), the bin-packing minimum",
+        **evidence,
     )
+
+
+def _deleting(claims: Sequence[KubeObject]) -> set[str]:
+    return {object_name(claim) for claim in claims if _meta(claim).get("deletionTimestamp")}
 
 
 def _other_conditions(claim: KubeObject) -> dict[str, str]:

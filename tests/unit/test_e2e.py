@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import io
 from collections.abc import Callable, Iterator
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -432,6 +433,10 @@ class FakeKarpenterCluster:
         return pods
 
     def list_events(self, namespace: str | None = None, field_selector: str = "") -> list[Any]:
+        decided = self.consolidate_after - 10  # Karpenter decides, then drains and deletes the node
+        if namespace == "default" and self.replicas <= 2 and self.scale_calls and self.elapsed() >= decided:
+            return [{"involvedObject": {"kind": "NodeClaim", "name": "apps-x"}, "reason": "DisruptionTerminating",
+                     "message": "Disrupting NodeClaim: Empty", "lastTimestamp": self.stamp(decided)}]
         if namespace != "game-2048" or self.replicas <= 2:
             return []
         return [  # Karpenter nominates the first pod for the NodeClaim it launches
@@ -473,6 +478,7 @@ def karpenter_e2e(tmp_path: Path, cluster: FakeKarpenterCluster, clock: Clock) -
         watchdog=Watchdog(3600, clock),
         clock=clock,
         sleep=cluster.sleep,
+        now=lambda: datetime.fromtimestamp(clock.now, tz=timezone.utc),
         _kube=cluster,
     )
     # Stand-ins for the two steps that need AWS (the EC2NodeClass's discovery, the interruption queue): their
@@ -494,12 +500,12 @@ def test_karpenter_stage_scales_out_judges_measures_and_scales_back(tmp_path: Pa
         "karpenter scales apps out for 4 pod(s)",
         "game-2048 pods run the pinned image",
         "interruption",
-        "karpenter consolidates apps away",
+        "karpenter consolidates apps to the bin-packing minimum",
     ]
     assert outcome.results[2].evidence["events"]  # Karpenter's Nominated event reached the judgement
     assert cluster.scale_calls == [4, 0]  # to the annotated count, then back to the baseline
     assert runner.timeline is not None and len(runner.timeline.pods) == 4 and len(runner.timeline.nodes) == 1
-    assert runner.scale_in_seconds is not None and 120 <= runner.scale_in_seconds < 180
+    assert runner.scale_in_seconds == 110.0  # the scale back to Karpenter's decision, not to the next poll
     figures = runner.scale_out_figures
     assert figures is not None and (figures.first_node_ready, figures.all_pods_ready) == (50.0, 61.0)
     assert runner.run.path("karpenter-timeline.json").is_file()
@@ -526,7 +532,7 @@ def test_karpenter_stage_scales_back_even_when_no_node_ever_comes(tmp_path: Path
     assert scale_out.status is Status.FAIL and scale_out.why.startswith("timed out after 900s")
     assert len(outcome.results) == 4  # no image to judge on pods that never ran, no node to interrupt
     assert cluster.scale_calls == [4, 0]
-    assert runner.scale_in_seconds is not None  # nothing to consolidate: passes at once
+    assert runner.scale_in_seconds == 110.0  # the NodeClaim still launching is consolidated away
 
 
 # ---------------------------------------------------------------- evidence bundle
