@@ -31,7 +31,7 @@ from harness.errors import EnvironmentProblem, InputError
 from harness.gate import effective, loaders
 from harness.gate.local_charts import render_local_charts
 from harness.gate.values import helm_values
-from harness.kube import argocd, core, ingress, spot, terminal
+from harness.kube import argocd, consolidation, core, ingress, spot, terminal
 from harness.kube import karpenter as kk
 from harness.kube.api import APPLICATION, APPLICATION_SET, EC2_NODE_CLASS, NODE_CLAIM, NODE_POOL
 from harness.kube.client import describe_cluster, eks_token, write_kubeconfig
@@ -449,7 +449,7 @@ class E2E(FullStack):
         scaled_back = self.now().replace(microsecond=0)  # the API's event times are whole seconds
         back = self.wait(
             self.karpenter_state,
-            lambda seen: kk.judge_scale_in(
+            lambda seen: consolidation.judge_scale_in(
                 seen[1], seen[2], seen[3], nodepool=KARPENTER_NODEPOOL, pods=seen[0], replicas=baseline,
                 request=request, before=before,
             ),

@@ -5,10 +5,10 @@ Pending (PodScheduled=False, reason Unschedulable) until Karpenter reacts: it cr
 spot NodePool, whose status conditions go ``Launched`` (EC2 instance created) -> ``Registered`` (the node
 joined) -> ``Initialized`` (node Ready, resources registered) -> ``Ready``. The Node carries
 ``karpenter.sh/nodepool=<pool>`` and ``karpenter.sh/capacity-type=spot``; the pods then schedule there and
-become Ready. Scaling back in leaves nodes empty or underutilized and consolidation deletes them (its
-``DisruptionTerminating`` event names the reason, ``Empty`` or ``Underutilized``).
+become Ready. Scaling back in leaves nodes empty or underutilized and consolidation deletes them
+(harness.kube.consolidation judges that).
 
-``judge_scale_out`` and ``judge_scale_in`` are pure judges for ``harness.waits.wait_for``;
+``judge_scale_out`` is a pure judge for ``harness.waits.wait_for``;
 ``build_timeline`` turns the same objects into plain dataclasses (one row per pod and per node, with the
 time of every step) that the report plots.
 """
@@ -70,7 +70,7 @@ def object_name(obj: KubeObject) -> str:
     return str(_meta(obj).get("name", "?"))
 
 
-def _live(objects: Sequence[KubeObject]) -> list[KubeObject]:
+def live_objects(objects: Sequence[KubeObject]) -> list[KubeObject]:
     """Objects not being deleted (a terminating pod of an old ReplicaSet is not one of the N)."""
     return [obj for obj in objects if not _meta(obj).get("deletionTimestamp")]
 
@@ -229,7 +229,7 @@ def placement(
     """Each live pod: Ready on a Ready spot node of ``nodepool`` with ``node_labels`` that one of the pool's
     NodeClaims names (placed), on a node outside the pool, not spot or without the labels (misplaced), Failed, or
     still on its way (waiting, with the scheduler's or the kubelet's words)."""
-    live_pods = _live(pods)
+    live_pods = live_objects(pods)
     claimed_nodes = {(claim.get("status") or {}).get("nodeName") for claim in in_pool(nodeclaims, nodepool)}
     nodes_by_name = {object_name(node): node for node in nodes}
     misplaced: list[dict[str, Any]] = []
@@ -315,9 +315,9 @@ def judge_scale_out(
     seen = placement(pods, nodeclaims, nodes, nodepool=nodepool, node_labels=node_labels)
     evidence: dict[str, Any] = {
         "nodeclaims": [{**nodeclaim_state(c), "new": c in new_claims} for c in claims],
-        "events": related_events(events, [*_live(pods), *claims]),
+        "events": related_events(events, [*live_objects(pods), *claims]),
     }
-    unsettled = placement_verdict(name, seen, replicas, nodepool, _claim_progress(new_claims, "new "))
+    unsettled = placement_verdict(name, seen, replicas, nodepool, claim_progress(new_claims, "new "))
     if unsettled is not None:
         return replace(unsettled, evidence={**unsettled.evidence, **evidence})
     new_nodes = {str((c.get("status") or {}).get("nodeName")): object_name(c) for c in new_claims}
@@ -361,7 +361,7 @@ def judge_scale_out(
     )
 
 
-def _claim_progress(claims: Sequence[KubeObject], which: str = "") -> str:
+def claim_progress(claims: Sequence[KubeObject], which: str = "") -> str:
     if not claims:
         return f"no {which}NodeClaim yet"
     counts = [f"{sum(1 for c in claims if _condition_is(c, step))} {step}" for step in NODECLAIM_STEPS]
@@ -371,138 +371,6 @@ def _claim_progress(claims: Sequence[KubeObject], which: str = "") -> str:
 def _condition_is(obj: KubeObject, kind: str, status: str = "True") -> bool:
     found = condition(obj, kind)
     return found is not None and found.get("status") == status
-
-
-CONSOLIDATION_EVENT = "DisruptionTerminating"  # Karpenter 1.14 (pkg/controllers/disruption/events), on NodeClaim
-CONSOLIDATION_REASONS = ("Empty", "Underutilized")  # the disruption reasons of consolidation (not Drifted, Expired)
-UNCONSOLIDATABLE_EVENT = "Unconsolidatable"  # why Karpenter leaves a Consolidatable node where it is
-DISRUPTING_PREFIX = "Disrupting NodeClaim: "
-
-
-def _event_time(event: KubeObject) -> datetime | None:
-    return parse_time(event.get("lastTimestamp") or event.get("eventTime") or event.get("firstTimestamp"))
-
-
-def consolidations(events: Sequence[KubeObject]) -> dict[str, tuple[str, datetime | None]]:
-    """NodeClaim -> (reason, time) of Karpenter's ``DisruptionTerminating`` "Disrupting NodeClaim: Empty" or
-    "...: Underutilized" event: the NodeClaims consolidation decided to remove."""
-    found: dict[str, tuple[str, datetime | None]] = {}
-    for event in events:
-        involved = event.get("involvedObject") or {}
-        message = str(event.get("message", ""))
-        if event.get("reason") != CONSOLIDATION_EVENT or involved.get("kind") != "NodeClaim":
-            continue
-        reason = message.removeprefix(DISRUPTING_PREFIX)
-        if message.startswith(DISRUPTING_PREFIX) and reason in CONSOLIDATION_REASONS:
-            found[str(involved.get("name"))] = (reason, _event_time(event))
-    return found
-
-
-def unconsolidatable(events: Sequence[KubeObject], claims: Sequence[KubeObject]) -> dict[str, str]:
-    """NodeClaim -> Karpenter's latest ``Unconsolidatable`` word on it (e.g. "SpotToSpotConsolidation is
-    disabled, can't replace a spot node with a spot node"), for ``claims``."""
-    names = {object_name(claim) for claim in claims}
-    latest: dict[str, tuple[str, str]] = {}
-    for event in events:
-        involved = event.get("involvedObject") or {}
-        name = str(involved.get("name"))
-        if event.get("reason") != UNCONSOLIDATABLE_EVENT or involved.get("kind") != "NodeClaim" or name not in names:
-            continue
-        when = str(event.get("lastTimestamp") or event.get("eventTime") or "")
-        if name not in latest or when >= latest[name][0]:
-            latest[name] = (when, str(event.get("message", "")))
-    return {name: message for name, (_, message) in sorted(latest.items())}
-
-
-def judge_scale_in(
-    nodeclaims: Sequence[KubeObject],
-    nodes: Sequence[KubeObject],
-    events: Sequence[KubeObject],
-    *,
-    nodepool: str,
-    pods: Sequence[KubeObject],
-    replicas: int,
-    request: str,
-    before: Before,
-) -> Result:
-    """Karpenter consolidated ``nodepool`` after the scale back to ``replicas``: the replicas are Ready on the
-    pool's spot nodes, the NodeClaims and Nodes left are no more than the bin-packing minimum for ``request`` CPU a
-    pod (none for 0 replicas), and at least one NodeClaim of ``before`` (the pool at the scale back) is gone by
-    consolidation: Karpenter's ``DisruptionTerminating`` event says ``Empty`` or ``Underutilized`` for it.
-
-    PENDING while the old replicas terminate, a NodeClaim is being removed, or the pool is above the minimum (the
-    why quotes Karpenter's ``Unconsolidatable`` reason for each NodeClaim it keeps; the wait's timeout turns that
-    into the failure). FAIL when a replica runs off the pool's spot nodes or Failed, when the pool held no more than
-    the minimum at the scale back (nothing to consolidate: this shows nothing of Karpenter), or when NodeClaims of
-    ``before`` are gone without a consolidation event (something else removed them).
-    """
-    name = f"karpenter consolidates {nodepool} to the bin-packing minimum"
-    claims, pool_nodes = in_pool(nodeclaims, nodepool), in_pool(nodes, nodepool)
-    present = {object_name(claim) for claim in claims}
-    had = sorted(claim for claim in before.nodeclaims if claim not in present or claim in _deleting(claims))
-    at_scale_back = sorted(before.nodeclaims)
-    decided = consolidations(events)
-    consolidated = {claim: decided[claim][0] for claim in had if claim in decided}
-    kept = _live(claims)
-    declined = unconsolidatable(events, kept)
-    evidence: dict[str, Any] = {
-        "nodeclaims": [{**nodeclaim_state(c), "conditions": _other_conditions(c)} for c in claims],
-        "nodeclaims_at_scale_back": at_scale_back,
-        "consolidated": {claim: {"reason": decided[claim][0], "at": decided[claim][1]} for claim in consolidated},
-        "unconsolidatable": declined,
-    }
-    live = len(_live(pods))
-    if live != replicas:
-        return Result.pending(name, f"{live} pod(s) left of the {replicas} scaled to", **evidence)
-    seen = placement(pods, nodeclaims, nodes, nodepool=nodepool)
-    unsettled = placement_verdict(name, seen, replicas, nodepool, _claim_progress(kept))
-    if unsettled is not None:
-        return replace(unsettled, evidence={**unsettled.evidence, **evidence})
-    minimum = bin_packing_minimum(replicas, request, claims, nodepool) if replicas else 0
-    evidence["bin_packing_minimum"] = minimum
-    if minimum is None:
-        return Result.pending(name, f"no NodeClaim of {nodepool} reports its allocatable CPU yet", **evidence)
-    removing = sorted(_deleting(claims) | {object_name(n) for n in pool_nodes if _meta(n).get("deletionTimestamp")})
-    live_nodes = _live(pool_nodes)
-    if removing or len(kept) > minimum or len(live_nodes) > minimum:
-        why = "; ".join(f"{claim}: {message}" for claim, message in declined.items())
-        return Result.pending(
-            name,
-            f"{len(kept)} NodeClaim(s) and {len(live_nodes)} Node(s) of {nodepool} for {replicas} pod(s) of {request} "
-            f"CPU, the bin-packing minimum is {minimum}"
-            + (f"; removing {', '.join(removing)}" if removing else "")
-            + (f"; Karpenter: Unconsolidatable ({why})" if why else ""),
-            **evidence,
-        )
-    if len(before.nodeclaims) <= minimum:
-        return Result.failed(
-            name, f"{nodepool} had {len(before.nodeclaims)} NodeClaim(s) at the scale back, no more than the "
-            f"bin-packing minimum of {minimum}: nothing to consolidate, so this shows nothing of Karpenter", **evidence,
-        )
-    if not consolidated:
-        return Result.failed(
-            name, f"{', '.join(had)} gone without Karpenter's {CONSOLIDATION_EVENT} event for consolidation "
-            f"({' or '.join(CONSOLIDATION_REASONS)}): something else removed them", **evidence,
-        )
-    return Result.passed(
-        name,
-        f"Karpenter consolidated {', '.join(f'{claim} ({reason})' for claim, reason in consolidated.items())}; "
-        f"{len(kept)} NodeClaim(s) of {nodepool} left for {replicas} pod(s), the bin-packing minimum",
-        **evidence,
-    )
-
-
-def _deleting(claims: Sequence[KubeObject]) -> set[str]:
-    return {object_name(claim) for claim in claims if _meta(claim).get("deletionTimestamp")}
-
-
-def _other_conditions(claim: KubeObject) -> dict[str, str]:
-    """Disruption-related conditions (Consolidatable, Drifted, Empty...): everything but the launch steps."""
-    return {
-        str(c.get("type")): str(c.get("status"))
-        for c in (claim.get("status") or {}).get("conditions") or []
-        if c.get("type") not in NODECLAIM_STEPS
-    }
 
 
 # ---------------------------------------------------------------- timeline
@@ -622,7 +490,7 @@ def build_timeline(
     by_claim = {row.nodeclaim: row for row in node_rows}
     nominations = _nominations(events)
     pod_rows: list[PodTimeline] = []
-    for pod in sorted(_live(pods), key=lambda p: str(_meta(p).get("creationTimestamp", ""))):
+    for pod in sorted(live_objects(pods), key=lambda p: str(_meta(p).get("creationTimestamp", ""))):
         node_name = (pod.get("spec") or {}).get("nodeName")
         nominated_at, nominated_claim = nominations.get(name_of(pod), (None, ""))
         claim_row = by_node.get(node_name) if node_name else by_claim.get(nominated_claim)

@@ -24,6 +24,7 @@ from harness.gate.api import build_model
 from harness.keys import NODEPOOL_LABEL
 from harness.kube import karpenter as judges
 from harness.kube import spot
+from harness.kube.consolidation import judge_scale_in
 from harness.kube.core import Before, cpu_request, labels_of
 from harness.project import local_target, reference_dir, repo_root
 from harness.results import Result, Status
@@ -312,7 +313,7 @@ def test_scaling_back_in_consolidates_the_nodes_away(local: Local) -> None:
 
     def judge(state: tuple[Any, ...]) -> Result:
         pods, claims, nodes, events = state
-        return judges.judge_scale_in(
+        return judge_scale_in(
             claims, nodes, events, nodepool=POOL, pods=pods, replicas=0, request="0", before=before
         )
 

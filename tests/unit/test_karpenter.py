@@ -1,7 +1,9 @@
-"""Karpenter judges and the scale-out timeline on one recorded local-target run (tests/fixtures/kube/recorded/):
+"""Karpenter judges and the scale-out timeline on recorded local-target runs (tests/fixtures/kube/recorded/): in one,
 game-2048 scaled from 2 to 16 replicas (scaling/, scaled_out/), one spot node interrupted (interrupted/), scaled
-back to 2 (scaled_in/) and, earlier in the same run, to 0 while consolidation deleted the empty node
-(consolidating/). Failing cases are those recorded objects with one field changed, as each test says."""
+back to 2 with a replica on each of two nodes Karpenter had not consolidated (scaled_in/) and, earlier, to 0 while
+consolidation deleted the empty node (consolidating/); in another, consolidation after the scale back (consolidated/,
+underutilized/, underutilized_consolidated/) and a spot interruption with Karpenter's events (interrupted_baseline/).
+Failing cases are those recorded objects with one field changed, as each test says."""
 
 from __future__ import annotations
 
@@ -15,12 +17,12 @@ from kube_fixtures import FIXTURES, RECORDED_BEFORE_SCALE, FakeKubeClient, items
 
 from harness.errors import InputError
 from harness.kube.api import EC2_NODE_CLASS, NODE_POOL
+from harness.kube.consolidation import judge_scale_in
 from harness.kube.core import Before, cpu_cores, cpu_request
 from harness.kube.karpenter import (
     build_timeline,
     judge_node_class_discovery,
     judge_pool_ready,
-    judge_scale_in,
     judge_scale_out,
     nodepool_template_labels,
     scale_out_replicas,
@@ -540,58 +542,53 @@ def test_the_interruption_victim_is_a_pool_nodeclaim_with_its_node_and_instance(
     assert warning["resources"] == [f"arn:aws:ec2:us-east-1:123456789012:instance/{BASELINE_NODE}"]
 
 
-def interruption(after: dict[str, list[dict[str, Any]]], events: list[dict[str, Any]], state: str) -> Any:
-    victim = InterruptionVictim(BASELINE_CLAIM, BASELINE_NODE, BASELINE_NODE)
-    before = done()  # the recorded state the warning was sent in
+# recorded/underutilized_consolidated/ (2 replicas on apps-9vrnt), then a spot interruption warning for it:
+# recorded/interrupted_baseline/ holds the state and Karpenter's events after it.
+VICTIM = InterruptionVictim("apps-9vrnt", "i-590f074bc039f3ef7", "i-590f074bc039f3ef7")
+REPLACEMENT = "apps-hbc67"
+
+
+def interruption(after: dict[str, list[dict[str, Any]]], events: list[dict[str, Any]], state_now: str) -> Any:
+    before = state("underutilized_consolidated")  # the recorded state the warning was sent in
     return judge_interruption(
-        victim, after["pods"], after["nodeclaims"], after["nodes"], events, instance_state=state, replicas=REPLICAS,
+        VICTIM, after["pods"], after["nodeclaims"], after["nodes"], events, instance_state=state_now, replicas=2,
         nodepool=POOL, before=Before.of(before["pods"], before["nodeclaims"]),
     )
 
 
-def karpenters_interruption_events() -> list[dict[str, Any]]:
-    return items("events_spot_interrupted.yaml")
-
-
 def test_an_interruption_passes_once_karpenter_reported_it_drained_the_node_and_the_pods_run_again() -> None:
-    events = karpenters_interruption_events()
-    draining = interruption(done(), events, "running")
-    assert draining.status is Status.PENDING and f"{BASELINE_CLAIM} still there" in draining.why
-    # Recorded after the warning: the victim's NodeClaim and Node gone, apps-zq98s launched in its place.
-    after = state("interrupted")
-    assert {c["metadata"]["name"] for c in after["nodeclaims"]} == {NEW_CLAIM, "apps-zq98s"}
+    after = state("interrupted_baseline", events=True)
+    events = after["events"]
+    draining = interruption(state("underutilized_consolidated"), events, "running")
+    assert draining.status is Status.PENDING and f"{VICTIM.nodeclaim} still there" in draining.why
+    assert {c["metadata"]["name"] for c in after["nodeclaims"]} == {REPLACEMENT}
     terminating = interruption(after, events, "running")  # changed: the instance still running
     assert terminating.status is Status.PENDING and "is running" in terminating.why
-    passed = interruption(after, events, "terminated")
+    passed = interruption(after, events, "terminated")  # as the emulator answered after the recording
     assert passed.status is Status.PASS, passed.why
-    # Of the victim's 3 pods, Karpenter put 2 on room apps-vsbxl had and 1 on the replacement it launched.
     assert passed.why == (
-        f"Karpenter reported {INTERRUPTION_EVENT}; node {BASELINE_NODE} drained and gone, instance {BASELINE_NODE} "
-        "terminated; 16 replica(s) Ready on the pool again, of the 3 evicted 1 on the replacement NodeClaim(s) "
-        "apps-zq98s and 2 on room the other nodes had"
+        f"Karpenter reported {INTERRUPTION_EVENT}; node {VICTIM.node} drained and gone, instance {VICTIM.instance_id} "
+        f"terminated; 2 replica(s) Ready on the pool again, of the 2 evicted 2 on the replacement NodeClaim(s) "
+        f"{REPLACEMENT}"
     )
-    assert passed.evidence["karpenter_event"] == (
-        f"NodeClaim/{BASELINE_CLAIM} SpotInterrupted: Spot interruption warning was triggered"
-    )
-    assert passed.evidence["pods_on_replacement"] == ["game-2048/game-2048-665967d87f-kxhj9"]
+    assert passed.evidence["karpenter_event"].endswith(f"{INTERRUPTION_EVENT}: Spot interruption warning was triggered")
 
 
 def test_an_interruption_karpenter_never_reported_fails() -> None:
-    after = state("interrupted")
+    after = state("interrupted_baseline", events=True)
     # Changed: no SpotInterrupted (only Karpenter's TerminatingOnInterruption): the node went, but not for the warning.
-    others = [e for e in karpenters_interruption_events() if e["reason"] != INTERRUPTION_EVENT]
+    others = [e for e in after["events"] if e["reason"] != INTERRUPTION_EVENT]
     result = interruption(after, others, "terminated")
-    # Before: the judge read no events, so the same state passed.
     assert result.status is Status.FAIL
     assert result.why == (
-        f"NodeClaim {BASELINE_CLAIM} is gone, but Karpenter reported no SpotInterrupted for it or node {BASELINE_NODE}"
+        f"NodeClaim {VICTIM.nodeclaim} is gone, but Karpenter reported no SpotInterrupted for it or node {VICTIM.node}"
     )
 
 
 def test_an_interruption_whose_pods_went_off_the_pool_fails() -> None:
-    after = state("interrupted")
-    named(after["pods"], "game-2048-665967d87f-kxhj9")["spec"]["nodeName"] = OPS_A  # changed: onto an ops node
-    result = interruption(after, karpenters_interruption_events(), "terminated")
+    after = state("interrupted_baseline", events=True)
+    after["pods"][0]["spec"]["nodeName"] = OPS_A  # changed: onto an ops node
+    result = interruption(after, after["events"], "terminated")
     assert result.status is Status.FAIL and result.why.endswith("runs on an ops node")
 
 
