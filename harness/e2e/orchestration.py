@@ -52,6 +52,7 @@ ADDONS_BY_TERRAFORM_CHECK = "add-ons applied by terraform apply infra/addons"
 EKS_AUTHENTICATION = "eks_authentication"
 LOAD_BALANCER_TRAFFIC = "load_balancer_traffic"
 IMAGE_PULLS = "image_pulls"
+TARGET_HEALTH_CHECKS = "target_health_checks"
 EKS_ACCESS_CHECK = "kubernetes API reachable with an EKS token"
 LOCAL_ACCESS_CHECK = "kubernetes API reachable with the run's client certificate"
 GITOPS_COMMIT = "gitops_commit"  # run settings: the commit Argo CD synced gitops/ from, for the report
@@ -95,6 +96,7 @@ KUBERNETES_CHECK_NAMES = (
     ingress.INGRESS_ADDRESS_CHECK,
     ingress.LOAD_BALANCER_CHECK,
     ingress.TARGET_GROUPS_CHECK,
+    ingress.TARGET_HEALTH_CHECK,
     ingress.GAME_PAGE_CHECK,
 )
 
@@ -313,12 +315,24 @@ class E2E(FullStack):
 
     def load_balancer(self, hostname: str) -> list[Result]:
         """The ALB behind the Ingress, judged until it is active (a new ALB is `provisioning` for minutes, and
-        judging it once would fail a healthy platform), then its targets until they are healthy."""
+        judging it once would fail a healthy platform), its target groups until they register exactly the game's
+        Ready pods, then (where ELB runs health checks) until those targets are healthy."""
+        k = self.kube()
 
         def facts() -> ingress.LoadBalancerFacts:
             return ingress.fetch_load_balancer(self.clients("elbv2"), self.clients("ec2"), hostname)
 
-        return [self.wait(facts, ingress.judge_load_balancer, 600), self.wait(facts, ingress.judge_target_groups, 600)]
+        def registered() -> tuple[ingress.LoadBalancerFacts, dict[str, str]]:
+            pods = k.list_pods(GAME_NAMESPACE, GAME_PODS.label_selector)
+            return facts(), ingress.pod_endpoints(pods, k.get_service(GAME_NAMESPACE, GAME_DEPLOYMENT))
+
+        results = [
+            self.wait(facts, ingress.judge_load_balancer, 600),
+            self.wait(registered, lambda seen: ingress.judge_target_groups(*seen), 600),
+        ]
+        if reason := self.caps.reason(TARGET_HEALTH_CHECKS):
+            return [*results, Result.not_applicable(ingress.TARGET_HEALTH_CHECK, self.run.target, reason)]
+        return [*results, self.wait(facts, ingress.judge_target_health, 600)]
 
     # --- Karpenter: each step on its own (tests/e2e runs one a test), the stage runs them in order.
     def karpenter_objects(self) -> tuple[Any, Any]:

@@ -12,6 +12,7 @@ from typing import Any
 
 import boto3
 import pytest
+import yaml
 from moto import mock_aws
 
 from harness.aws import clients as aws_clients
@@ -24,7 +25,7 @@ from harness.e2e.orchestration import E2E
 from harness.e2e.stages import Selection, StageOutcome, Watchdog, execute_stages, select_stages
 from harness.errors import EnvironmentProblem, InputError
 from harness.kube.karpenter import SCALE_OUT_ANNOTATION
-from harness.project import capabilities, versions
+from harness.project import capabilities, repo_root, versions
 from harness.results import Result, Status
 from harness.run import create_run
 from harness.targets.full_stack import FullStack, teardown_run
@@ -822,6 +823,19 @@ def _alb_behind_an_ingress() -> tuple[Any, Any, str]:
     return ec2, elbv2, dns
 
 
+class ServedGame(FakeKarpenterCluster):
+    """The game's Service as gitops/ declares it and one Ready replica at the IP the ALB registered."""
+
+    def get_service(self, namespace: str, name: str) -> Any:
+        return yaml.safe_load((repo_root() / "gitops/apps/game-2048/service.yaml").read_text(encoding="utf-8"))
+
+    def list_pods(self, namespace: str | None = None, label_selector: str = "") -> list[Any]:
+        return [{"metadata": {"name": "game-2048-0", "namespace": "game-2048"},
+                 "spec": {"containers": [{"name": "game-2048", "ports": [{"name": "http", "containerPort": 80}]}]},
+                 "status": {"phase": "Running", "podIP": "10.0.0.10",
+                            "conditions": [{"type": "Ready", "status": "True"}]}}]
+
+
 @pytest.mark.parametrize(("polls", "passes"), [(2, True), (None, False)])
 def test_the_checks_stage_waits_for_a_provisioning_alb(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, polls: int | None, passes: bool
@@ -837,14 +851,15 @@ def test_the_checks_stage_waits_for_a_provisioning_alb(
 
     with mock_aws():
         ec2, elbv2, dns = _alb_behind_an_ingress()
-        runner = karpenter_e2e(tmp_path, FakeKarpenterCluster(clock), clock)
+        runner = karpenter_e2e(tmp_path, ServedGame(clock), clock)
         runner.sleep = sleep
         clients = {"ec2": ec2, "elbv2": ProvisioningElbv2(elbv2, polls)}
         monkeypatch.setattr(runner, "clients", clients.__getitem__)
-        balancer, targets = runner.load_balancer(dns)
+        balancer, targets, health = runner.load_balancer(dns)
     assert balancer.ok is passes, balancer.why
     if passes:
-        assert targets.ok, targets.why
+        assert targets.ok and targets.evidence["pods"] == {"10.0.0.10:80": "game-2048/game-2048-0"}, targets.why
+        assert health.status is Status.PASS  # aws: ELB's health checks are judged
         assert clock.now > 1000.0  # it waited while the ALB was provisioning
     else:
         assert balancer.status is not Status.PASS and "provisioning" in balancer.why
@@ -864,7 +879,8 @@ def test_the_not_applicable_rows_carry_the_judges_own_names() -> None:
         core.judge_workload_off_ops([], []),
         ingress.judge_ingress_address(None),
         ingress.judge_load_balancer(facts),
-        ingress.judge_target_groups(facts),
+        ingress.judge_target_groups(facts, {}),
+        ingress.judge_target_health(facts),
         ingress.judge_game_page(ingress.HttpProbe("http://k8s-game.example/", None, "", "no answer")),
     ]
     assert [r.name for r in judged] == list(KUBERNETES_CHECK_NAMES)
