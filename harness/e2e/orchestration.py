@@ -322,13 +322,20 @@ class E2E(FullStack):
         def facts() -> ingress.LoadBalancerFacts:
             return ingress.fetch_load_balancer(self.clients("elbv2"), self.clients("ec2"), hostname)
 
-        def registered() -> tuple[ingress.LoadBalancerFacts, dict[str, str]]:
+        def registered() -> tuple[ingress.LoadBalancerFacts, dict[str, str], list[Any]]:
             pods = k.list_pods(GAME_NAMESPACE, GAME_PODS.label_selector)
-            return facts(), ingress.pod_endpoints(pods, k.get_service(GAME_NAMESPACE, GAME_DEPLOYMENT))
+            endpoints = ingress.pod_endpoints(pods, k.get_service(GAME_NAMESPACE, GAME_DEPLOYMENT))
+            return facts(), endpoints, self.karpenter_events()
 
         results = [
             self.wait(facts, ingress.judge_load_balancer, 600),
-            self.wait(registered, lambda seen: ingress.judge_target_groups(*seen), 600),
+            # Without a node for the game (Karpenter cannot launch one) no pod gets an IP: end in Karpenter's words.
+            self.wait(
+                registered,
+                lambda seen: ingress.judge_target_groups(seen[0], seen[1]),
+                600,
+                ends=(terminal.GAME_PLACEMENT_WAIT, lambda seen: seen[2]),
+            ),
         ]
         if reason := self.caps.reason(TARGET_HEALTH_CHECKS):
             return [*results, Result.not_applicable(ingress.TARGET_HEALTH_CHECK, self.run.target, reason)]
