@@ -31,7 +31,7 @@ from harness.errors import EnvironmentProblem, InputError
 from harness.gate import effective, loaders
 from harness.gate.local_charts import render_local_charts
 from harness.gate.values import helm_values
-from harness.kube import argocd, core, ingress, spot, terminal
+from harness.kube import argocd, consolidation, core, ingress, spot, terminal
 from harness.kube import karpenter as kk
 from harness.kube.api import APPLICATION, APPLICATION_SET, EC2_NODE_CLASS, NODE_CLAIM, NODE_POOL
 from harness.kube.client import describe_cluster, eks_token, write_kubeconfig
@@ -52,6 +52,7 @@ ADDONS_BY_TERRAFORM_CHECK = "add-ons applied by terraform apply infra/addons"
 EKS_AUTHENTICATION = "eks_authentication"
 LOAD_BALANCER_TRAFFIC = "load_balancer_traffic"
 IMAGE_PULLS = "image_pulls"
+TARGET_HEALTH_CHECKS = "target_health_checks"
 EKS_ACCESS_CHECK = "kubernetes API reachable with an EKS token"
 LOCAL_ACCESS_CHECK = "kubernetes API reachable with the run's client certificate"
 GITOPS_COMMIT = "gitops_commit"  # run settings: the commit Argo CD synced gitops/ from, for the report
@@ -95,6 +96,7 @@ KUBERNETES_CHECK_NAMES = (
     ingress.INGRESS_ADDRESS_CHECK,
     ingress.LOAD_BALANCER_CHECK,
     ingress.TARGET_GROUPS_CHECK,
+    ingress.TARGET_HEALTH_CHECK,
     ingress.GAME_PAGE_CHECK,
 )
 
@@ -313,12 +315,31 @@ class E2E(FullStack):
 
     def load_balancer(self, hostname: str) -> list[Result]:
         """The ALB behind the Ingress, judged until it is active (a new ALB is `provisioning` for minutes, and
-        judging it once would fail a healthy platform), then its targets until they are healthy."""
+        judging it once would fail a healthy platform), its target groups until they register exactly the game's
+        Ready pods, then (where ELB runs health checks) until those targets are healthy."""
+        k = self.kube()
 
         def facts() -> ingress.LoadBalancerFacts:
             return ingress.fetch_load_balancer(self.clients("elbv2"), self.clients("ec2"), hostname)
 
-        return [self.wait(facts, ingress.judge_load_balancer, 600), self.wait(facts, ingress.judge_target_groups, 600)]
+        def registered() -> tuple[ingress.LoadBalancerFacts, dict[str, str], list[Any]]:
+            pods = k.list_pods(GAME_NAMESPACE, GAME_PODS.label_selector)
+            endpoints = ingress.pod_endpoints(pods, k.get_service(GAME_NAMESPACE, GAME_DEPLOYMENT))
+            return facts(), endpoints, self.karpenter_events()
+
+        results = [
+            self.wait(facts, ingress.judge_load_balancer, 600),
+            # Without a node for the game (Karpenter cannot launch one) no pod gets an IP: end in Karpenter's words.
+            self.wait(
+                registered,
+                lambda seen: ingress.judge_target_groups(seen[0], seen[1]),
+                600,
+                ends=(terminal.GAME_PLACEMENT_WAIT, lambda seen: seen[2]),
+            ),
+        ]
+        if reason := self.caps.reason(TARGET_HEALTH_CHECKS):
+            return [*results, Result.not_applicable(ingress.TARGET_HEALTH_CHECK, self.run.target, reason)]
+        return [*results, self.wait(facts, ingress.judge_target_health, 600)]
 
     # --- Karpenter: each step on its own (tests/e2e runs one a test), the stage runs them in order.
     def karpenter_objects(self) -> tuple[Any, Any]:
@@ -437,20 +458,27 @@ class E2E(FullStack):
         return str(found[0]["Instances"][0]["State"]["Name"]) if found else None
 
     def scale_in(self, baseline: int) -> Result:
-        """Scale the game back to `baseline`: consolidation must delete the spare nodes and their instances."""
+        """Scale the game back to `baseline`: consolidation must remove the pool's spare NodeClaims down to the
+        bin-packing minimum. The figure is the scale back to Karpenter's last consolidation decision (its
+        DisruptionTerminating event)."""
         k = self.kube()
+        request = core.cpu_request(k.get_deployment(GAME_NAMESPACE, GAME_DEPLOYMENT) or {})
+        pods, claims, _, _ = self.karpenter_state()
+        before = core.Before.of(pods, kk.in_pool(claims, KARPENTER_NODEPOOL))
         self.say(f"scaling {GAME_DEPLOYMENT} back to {baseline}")
         k.scale_deployment(GAME_NAMESPACE, GAME_DEPLOYMENT, baseline)
-        scaled_back = self.clock()
+        scaled_back = self.now().replace(microsecond=0)  # the API's event times are whole seconds
         back = self.wait(
-            lambda: (k.list_custom(NODE_CLAIM), k.list_nodes(), k.list_pods(GAME_NAMESPACE, GAME_PODS.label_selector)),
-            lambda seen: kk.judge_scale_in(
-                seen[0], seen[1], nodepool=KARPENTER_NODEPOOL, pods=seen[2], replicas=baseline
+            self.karpenter_state,
+            lambda seen: consolidation.judge_scale_in(
+                seen[1], seen[2], seen[3], nodepool=KARPENTER_NODEPOOL, pods=seen[0], replicas=baseline,
+                request=request, before=before,
             ),
-            900,
+            600,
         )
-        if back.ok:
-            self.scale_in_seconds = round(self.clock() - scaled_back, 3)
+        decided = [row["at"] for row in back.evidence.get("consolidated", {}).values() if row["at"]]
+        if back.ok and decided:
+            self.scale_in_seconds = round((max(decided) - scaled_back).total_seconds(), 3)
         return back
 
     def karpenter(self) -> StageOutcome:

@@ -6,7 +6,8 @@ Figures (seconds):
 - time to first / last new node: from the scale (the replicas raised) until the first / last NodeClaim created
   after it has its Node Ready; the baseline's nodes and pods, there before the scale, are counted apart, not timed;
 - time to new pods: from the scale until every pod it created is Ready;
-- scale-in time: from scaling back until consolidation removed every spare Karpenter node.
+- consolidation: from scaling back until Karpenter decided to remove the last spare NodeClaim (its
+  DisruptionTerminating event, Empty or Underutilized), the pool then at the bin-packing minimum.
 """
 
 from __future__ import annotations
@@ -69,7 +70,9 @@ class Figures:
                 ("baseline before the scale (not timed)",
                  f"{out.baseline_pods} pod(s) on {out.baseline_nodes} node(s)"),
             ]
-        rows.append(("scale-in time (scale back -> no spare Karpenter node left)", _seconds(self.scale_in)))
+        rows.append(
+            ("consolidation (scale back -> Karpenter disrupts the last spare NodeClaim)", _seconds(self.scale_in))
+        )
         return rows
 
 

@@ -376,6 +376,12 @@ class KubernetesApiClient:
             )
         return result is not None
 
+    def get_service(self, namespace: str, name: str) -> KubeObject | None:
+        return self._object(
+            f"reading service {namespace}/{name}",
+            lambda: self._core.read_namespaced_service(name, namespace, _preload_content=False),
+        )
+
     def get_ingress(self, namespace: str, name: str) -> KubeObject | None:
         return self._object(
             f"reading ingress {namespace}/{name}",

@@ -6,8 +6,10 @@
 2. ``fetch_load_balancer`` (elbv2 + ec2) then ``judge_load_balancer``: a load balancer with that DNS name
    exists, is an active ``application`` load balancer, ``internet-facing``, in subnets tagged
    ``kubernetes.io/role/elb`` whose route table sends 0.0.0.0/0 to an internet gateway.
-3. ``judge_target_groups``: its target groups use target type ``ip`` (pods registered directly) and each
-   has healthy targets.
+3. ``judge_target_groups``: its target groups use target type ``ip`` and register exactly the game's Ready pods,
+   each by its IP and the container port the Service's ``targetPort`` names (the controller's own work);
+   ``judge_target_health``: ELB's health checks find them healthy (only where health checks run: the emulator
+   reports every registered target healthy by construction, infra/targets.yaml ``target_health_checks``).
 4. ``probe_http`` then ``judge_game_page``: ``GET http://<hostname>/`` answers 200 with the 2048 page. A new
    ALB name takes a while to resolve, so probe errors and 5xx answers are PENDING: poll with
    ``harness.waits.wait_for`` (``retry``/backoff) and an injectable HTTP getter.
@@ -23,7 +25,7 @@ from typing import Any
 import requests
 
 from harness.keys import ELB_SUBNET_TAG
-from harness.kube.core import name_of
+from harness.kube.core import name_of, pod_ready
 from harness.results import Result
 
 KubeObject = Mapping[str, Any]
@@ -35,7 +37,8 @@ HTTP_TIMEOUT_SECONDS = 10.0
 # The names of the judgements: the same on every target, so reports and JUnit rows line up.
 INGRESS_ADDRESS_CHECK = "ingress has a load balancer address"
 LOAD_BALANCER_CHECK = "ALB exists, is internet-facing, in public subnets"
-TARGET_GROUPS_CHECK = "ALB target groups are ip type with healthy targets"
+TARGET_GROUPS_CHECK = "ALB target groups are ip type and register exactly the game's pods"
+TARGET_HEALTH_CHECK = "ALB health checks find the game's targets healthy"
 GAME_PAGE_CHECK = "game page is served through the ALB"
 
 def ingress_hostname(ingress: KubeObject | None) -> str | None:
@@ -189,20 +192,32 @@ def judge_load_balancer(facts: LoadBalancerFacts, *, subnet_tag: str = ELB_SUBNE
     )
 
 
-def judge_target_groups(facts: LoadBalancerFacts) -> Result:
-    """Every target group of the ALB has target type ``ip`` and at least one healthy target.
+def pod_endpoints(pods: Sequence[KubeObject], service: KubeObject | None) -> dict[str, str]:
+    """``ip:port`` -> pod, for each Ready pod with an IP, at the container port the Service's first ``targetPort``
+    names (a number, or the name of a container port), as the LB controller registers ``ip`` targets."""
+    ports = ((service or {}).get("spec") or {}).get("ports") or []
+    target = ports[0].get("targetPort", ports[0].get("port")) if ports else None
+    endpoints: dict[str, str] = {}
+    for pod in pods:
+        ip = (pod.get("status") or {}).get("podIP")
+        if not ip or not pod_ready(pod) or (pod.get("metadata") or {}).get("deletionTimestamp"):
+            continue
+        declared = [
+            port
+            for container in (pod.get("spec") or {}).get("containers") or []
+            for port in container.get("ports") or []
+        ]
+        named = next((p.get("containerPort") for p in declared if p.get("name") == target), None)
+        number = target if isinstance(target, int) else named
+        if number is not None:
+            endpoints[f"{ip}:{number}"] = name_of(pod)
+    return endpoints
 
-    PENDING while targets register or pass their first health checks (``initial``, ``unhealthy``,
-    none yet); FAIL when a group is not ``ip`` type or every target answers the health check with the
-    wrong HTTP code (the path/port is wrong, waiting will not help).
-    """
-    name = TARGET_GROUPS_CHECK
-    if facts.load_balancer is None:
-        return Result.failed(name, f"no load balancer has DNS name {facts.dns_name}")
+
+def _target_rows(facts: LoadBalancerFacts) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     for tg in facts.target_groups:
-        arn = tg["TargetGroupArn"]
-        targets = facts.target_health.get(arn) or []
+        targets = facts.target_health.get(tg["TargetGroupArn"]) or []
         rows.append(
             {
                 "target_group": tg.get("TargetGroupName"),
@@ -221,12 +236,58 @@ def judge_target_groups(facts: LoadBalancerFacts) -> Result:
                 ],
             }
         )
-    evidence = {"target_groups": rows}
+    return rows
+
+
+def judge_target_groups(facts: LoadBalancerFacts, endpoints: Mapping[str, str]) -> Result:
+    """Every target group of the ALB has target type ``ip`` and registers exactly ``endpoints`` (``ip:port`` ->
+    pod, ``pod_endpoints``): the game's Ready pods, no other address (a target ELB is draining is on its way out).
+
+    PENDING while there is no target group or Ready pod yet, or the registered set differs (the controller follows
+    pods as they come and go; the why lists what is missing and what is extra); FAIL when a group is not ``ip``.
+    """
+    name = TARGET_GROUPS_CHECK
+    if facts.load_balancer is None:
+        return Result.failed(name, f"no load balancer has DNS name {facts.dns_name}")
+    rows = _target_rows(facts)
+    evidence = {"target_groups": rows, "pods": dict(endpoints)}
     if not rows:
         return Result.pending(name, "the load balancer has no target groups yet", **evidence)
     not_ip = [row["target_group"] for row in rows if row["type"] != "ip"]
     if not_ip:
         return Result.failed(name, f"target group(s) not of type ip: {', '.join(map(str, not_ip))}", **evidence)
+    if not endpoints:
+        return Result.pending(name, "no Ready game pod with an IP yet", **evidence)
+    wrong = []
+    for row in rows:
+        registered = {f"{t['id']}:{t['port']}" for t in row["targets"] if t["state"] != "draining"}
+        missing, extra = sorted(set(endpoints) - registered), sorted(registered - set(endpoints))
+        if missing or extra:
+            wrong.append(f"{row['target_group']}: missing {missing}, extra {extra}")
+    if wrong:
+        return Result.pending(name, "; ".join(wrong), **evidence)
+    return Result.passed(
+        name,
+        f"{len(rows)} ip target group(s), each registering exactly the {len(endpoints)} Ready game pod(s) "
+        f"({', '.join(sorted(endpoints))})",
+        **evidence,
+    )
+
+
+def judge_target_health(facts: LoadBalancerFacts) -> Result:
+    """Every target group has at least one target ELB's health checks find healthy.
+
+    PENDING while targets register or pass their first health checks (``initial``, ``unhealthy``, none yet); FAIL
+    when every target answers the health check with the wrong HTTP code (the path/port is wrong, waiting will not
+    help).
+    """
+    name = TARGET_HEALTH_CHECK
+    if facts.load_balancer is None:
+        return Result.failed(name, f"no load balancer has DNS name {facts.dns_name}")
+    rows = _target_rows(facts)
+    evidence = {"target_groups": rows}
+    if not rows:
+        return Result.pending(name, "the load balancer has no target groups yet", **evidence)
     wrong_code = [
         row["target_group"]
         for row in rows
@@ -243,7 +304,7 @@ def judge_target_groups(facts: LoadBalancerFacts) -> Result:
         states = ", ".join(f"{t['id']}={t['state']}" for row in unhealthy for t in row["targets"]) or "no targets"
         return Result.pending(name, f"no healthy target yet in {unhealthy[0]['target_group']} ({states})", **evidence)
     healthy = sum(1 for row in rows for t in row["targets"] if t["state"] == "healthy")
-    return Result.passed(name, f"{len(rows)} ip target group(s), {healthy} healthy target(s)", **evidence)
+    return Result.passed(name, f"{len(rows)} target group(s), {healthy} healthy target(s)", **evidence)
 
 
 # ---------------------------------------------------------------- the page itself

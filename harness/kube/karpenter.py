@@ -5,9 +5,10 @@ Pending (PodScheduled=False, reason Unschedulable) until Karpenter reacts: it cr
 spot NodePool, whose status conditions go ``Launched`` (EC2 instance created) -> ``Registered`` (the node
 joined) -> ``Initialized`` (node Ready, resources registered) -> ``Ready``. The Node carries
 ``karpenter.sh/nodepool=<pool>`` and ``karpenter.sh/capacity-type=spot``; the pods then schedule there and
-become Ready. Scaling back in leaves the nodes empty and consolidation deletes them.
+become Ready. Scaling back in leaves nodes empty or underutilized and consolidation deletes them
+(harness.kube.consolidation judges that).
 
-``judge_scale_out`` and ``judge_scale_in`` are pure judges for ``harness.waits.wait_for``;
+``judge_scale_out`` is a pure judge for ``harness.waits.wait_for``;
 ``build_timeline`` turns the same objects into plain dataclasses (one row per pod and per node, with the
 time of every step) that the report plots.
 """
@@ -41,7 +42,6 @@ KubeObject = Mapping[str, Any]
 
 SPOT = "spot"
 NODECLAIM_STEPS = ("Launched", "Registered", "Initialized", "Ready")
-DISRUPTED_TAINT_KEY = "karpenter.sh/disrupted"
 EVIDENCE_EVENTS = 20
 SCALE_OUT_ANNOTATION = "eks-platform/scale-out-replicas"
 NOMINATED_PREFIX = "Pod should schedule on: "
@@ -70,7 +70,7 @@ def object_name(obj: KubeObject) -> str:
     return str(_meta(obj).get("name", "?"))
 
 
-def _live(objects: Sequence[KubeObject]) -> list[KubeObject]:
+def live_objects(objects: Sequence[KubeObject]) -> list[KubeObject]:
     """Objects not being deleted (a terminating pod of an old ReplicaSet is not one of the N)."""
     return [obj for obj in objects if not _meta(obj).get("deletionTimestamp")]
 
@@ -229,7 +229,7 @@ def placement(
     """Each live pod: Ready on a Ready spot node of ``nodepool`` with ``node_labels`` that one of the pool's
     NodeClaims names (placed), on a node outside the pool, not spot or without the labels (misplaced), Failed, or
     still on its way (waiting, with the scheduler's or the kubelet's words)."""
-    live_pods = _live(pods)
+    live_pods = live_objects(pods)
     claimed_nodes = {(claim.get("status") or {}).get("nodeName") for claim in in_pool(nodeclaims, nodepool)}
     nodes_by_name = {object_name(node): node for node in nodes}
     misplaced: list[dict[str, Any]] = []
@@ -315,9 +315,9 @@ def judge_scale_out(
     seen = placement(pods, nodeclaims, nodes, nodepool=nodepool, node_labels=node_labels)
     evidence: dict[str, Any] = {
         "nodeclaims": [{**nodeclaim_state(c), "new": c in new_claims} for c in claims],
-        "events": related_events(events, [*_live(pods), *claims]),
+        "events": related_events(events, [*live_objects(pods), *claims]),
     }
-    unsettled = placement_verdict(name, seen, replicas, nodepool, _claim_progress(new_claims, "new "))
+    unsettled = placement_verdict(name, seen, replicas, nodepool, claim_progress(new_claims, "new "))
     if unsettled is not None:
         return replace(unsettled, evidence={**unsettled.evidence, **evidence})
     new_nodes = {str((c.get("status") or {}).get("nodeName")): object_name(c) for c in new_claims}
@@ -361,7 +361,7 @@ def judge_scale_out(
     )
 
 
-def _claim_progress(claims: Sequence[KubeObject], which: str = "") -> str:
+def claim_progress(claims: Sequence[KubeObject], which: str = "") -> str:
     if not claims:
         return f"no {which}NodeClaim yet"
     counts = [f"{sum(1 for c in claims if _condition_is(c, step))} {step}" for step in NODECLAIM_STEPS]
@@ -371,78 +371,6 @@ def _claim_progress(claims: Sequence[KubeObject], which: str = "") -> str:
 def _condition_is(obj: KubeObject, kind: str, status: str = "True") -> bool:
     found = condition(obj, kind)
     return found is not None and found.get("status") == status
-
-
-def judge_scale_in(
-    nodeclaims: Sequence[KubeObject],
-    nodes: Sequence[KubeObject],
-    *,
-    nodepool: str,
-    pods: Sequence[KubeObject] = (),
-    replicas: int = 0,
-) -> Result:
-    """Consolidation removed the spare nodes of ``nodepool``: ``replicas`` workload pods are left (the baseline
-    scale-in went to) and every NodeClaim and Node of the pool still there holds one of them; none when
-    ``replicas`` is 0. The wait's timeout is the bound.
-
-    PENDING while the scale-in is under way or a spare node remains; the evidence says which, whether Karpenter
-    is disrupting them (deletion started, ``karpenter.sh/disrupted`` taint, NodeClaim conditions) and which
-    non-DaemonSet pods hold them.
-    """
-    name = f"karpenter consolidates {nodepool} away"
-    claims, pool_nodes = in_pool(nodeclaims, nodepool), in_pool(nodes, nodepool)
-    workload = [
-        pod
-        for pod in _live(pods)
-        if not any(ref.get("kind") == "DaemonSet" for ref in _meta(pod).get("ownerReferences") or [])
-    ]
-    held = {str((pod.get("spec") or {}).get("nodeName")) for pod in workload}
-    spare_nodes = [node for node in pool_nodes if object_name(node) not in held]
-    spare_claims = [
-        claim
-        for claim in claims
-        if (claim.get("status") or {}).get("nodeName") not in held or _meta(claim).get("deletionTimestamp")
-    ]
-    if len(workload) == replicas and not spare_nodes and not spare_claims:
-        if not pool_nodes:
-            return Result.passed(name, f"no NodeClaim or Node of {nodepool} left", nodeclaims=[], nodes=[])
-        return Result.passed(
-            name,
-            f"{len(pool_nodes)} node(s) of {nodepool} left, each running some of the {replicas} replica(s)",
-            nodes=sorted(object_name(node) for node in pool_nodes),
-        )
-    remaining_nodes = {object_name(node) for node in pool_nodes}
-    holding = [
-        f"{name_of(pod)} on {pod['spec']['nodeName']}"
-        for pod in workload
-        if (pod.get("spec") or {}).get("nodeName") in remaining_nodes
-    ]
-    node_rows = [
-        {
-            "node": object_name(node),
-            "deleting": bool(_meta(node).get("deletionTimestamp")),
-            "disrupted": any(t.get("key") == DISRUPTED_TAINT_KEY for t in (node.get("spec") or {}).get("taints") or []),
-        }
-        for node in pool_nodes
-    ]
-    waiting = f"{len(workload)} pod(s) left of the {replicas} scaled to; " if len(workload) != replicas else ""
-    return Result.pending(
-        name,
-        f"{waiting}{len(spare_claims)} spare NodeClaim(s) and {len(spare_nodes)} spare Node(s) of {nodepool} remain"
-        + (f"; held by {len(holding)} pod(s)" if holding and len(workload) != replicas else ""),
-        nodeclaims=[{**nodeclaim_state(c), "conditions": _other_conditions(c)} for c in claims],
-        nodes=node_rows,
-        pods_holding_nodes=holding,
-    )
-
-
-def _other_conditions(claim: KubeObject) -> dict[str, str]:
-    """Disruption-related conditions (Consolidatable, Drifted, Empty...): everything but the launch steps."""
-    return {
-        str(c.get("type")): str(c.get("status"))
-        for c in (claim.get("status") or {}).get("conditions") or []
-        if c.get("type") not in NODECLAIM_STEPS
-    }
 
 
 # ---------------------------------------------------------------- timeline
@@ -562,7 +490,7 @@ def build_timeline(
     by_claim = {row.nodeclaim: row for row in node_rows}
     nominations = _nominations(events)
     pod_rows: list[PodTimeline] = []
-    for pod in sorted(_live(pods), key=lambda p: str(_meta(p).get("creationTimestamp", ""))):
+    for pod in sorted(live_objects(pods), key=lambda p: str(_meta(p).get("creationTimestamp", ""))):
         node_name = (pod.get("spec") or {}).get("nodeName")
         nominated_at, nominated_claim = nominations.get(name_of(pod), (None, ""))
         claim_row = by_node.get(node_name) if node_name else by_claim.get(nominated_claim)

@@ -24,6 +24,7 @@ from harness.gate.api import build_model
 from harness.keys import NODEPOOL_LABEL
 from harness.kube import karpenter as judges
 from harness.kube import spot
+from harness.kube.consolidation import judge_scale_in
 from harness.kube.core import Before, cpu_request, labels_of
 from harness.project import local_target, reference_dir, repo_root
 from harness.results import Result, Status
@@ -306,14 +307,18 @@ def test_a_spot_interruption_warning_drains_and_replaces_the_node(local: Local) 
 
 
 def test_scaling_back_in_consolidates_the_nodes_away(local: Local) -> None:
+    pods, claims, _, _ = local.state()
+    before = Before.of(pods, judges.in_pool(claims, POOL))
     scaled_at = time.monotonic()
     local.cluster.kubectl("-n", GAME, "scale", "deployment", GAME, "--replicas=0")
 
     def judge(state: tuple[Any, ...]) -> Result:
-        pods, claims, nodes, _ = state
-        return judges.judge_scale_in(claims, nodes, nodepool=POOL, pods=pods)
+        pods, claims, nodes, events = state
+        return judge_scale_in(
+            claims, nodes, events, nodepool=POOL, pods=pods, replicas=0, request="0", before=before
+        )
 
-    gone = wait_for(local.state, judge, timeout=240, interval=3)
+    gone = wait_for(local.state, judge, timeout=420, interval=3)  # consolidateAfter 1m + up to 5 min (docs/harness.md)
     assert gone.status is Status.PASS, f"{gone.why}: {json.dumps(gone.evidence, default=str)[:3000]}"
     local.measured["consolidation_s"] = round(time.monotonic() - scaled_at, 1)
     assert (

@@ -127,6 +127,10 @@ class FakeKubeClient:
             self._remove(found)
         return found is not None
 
+    def get_service(self, namespace: str, name: str) -> KubeObject | None:
+        found = [obj for obj in self._of_kind("Service", namespace) if obj["metadata"]["name"] == name]
+        return found[0] if found else None
+
     def get_ingress(self, namespace: str, name: str) -> KubeObject | None:
         found = [obj for obj in self._of_kind("Ingress", namespace) if obj["metadata"]["name"] == name]
         return found[0] if found else None

@@ -6,11 +6,13 @@ from __future__ import annotations
 import contextlib
 import io
 from collections.abc import Callable, Iterator
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
+import yaml
 from moto import mock_aws
 
 from harness.aws import clients as aws_clients
@@ -23,7 +25,7 @@ from harness.e2e.orchestration import E2E
 from harness.e2e.stages import Selection, StageOutcome, Watchdog, execute_stages, select_stages
 from harness.errors import EnvironmentProblem, InputError
 from harness.kube.karpenter import SCALE_OUT_ANNOTATION
-from harness.project import capabilities, versions
+from harness.project import capabilities, repo_root, versions
 from harness.results import Result, Status
 from harness.run import create_run
 from harness.targets.full_stack import FullStack, teardown_run
@@ -432,6 +434,10 @@ class FakeKarpenterCluster:
         return pods
 
     def list_events(self, namespace: str | None = None, field_selector: str = "") -> list[Any]:
+        decided = self.consolidate_after - 10  # Karpenter decides, then drains and deletes the node
+        if namespace == "default" and self.replicas <= 2 and self.scale_calls and self.elapsed() >= decided:
+            return [{"involvedObject": {"kind": "NodeClaim", "name": "apps-x"}, "reason": "DisruptionTerminating",
+                     "message": "Disrupting NodeClaim: Empty", "lastTimestamp": self.stamp(decided)}]
         if namespace != "game-2048" or self.replicas <= 2:
             return []
         return [  # Karpenter nominates the first pod for the NodeClaim it launches
@@ -473,6 +479,7 @@ def karpenter_e2e(tmp_path: Path, cluster: FakeKarpenterCluster, clock: Clock) -
         watchdog=Watchdog(3600, clock),
         clock=clock,
         sleep=cluster.sleep,
+        now=lambda: datetime.fromtimestamp(clock.now, tz=timezone.utc),
         _kube=cluster,
     )
     # Stand-ins for the two steps that need AWS (the EC2NodeClass's discovery, the interruption queue): their
@@ -494,12 +501,12 @@ def test_karpenter_stage_scales_out_judges_measures_and_scales_back(tmp_path: Pa
         "karpenter scales apps out for 4 pod(s)",
         "game-2048 pods run the pinned image",
         "interruption",
-        "karpenter consolidates apps away",
+        "karpenter consolidates apps to the bin-packing minimum",
     ]
     assert outcome.results[2].evidence["events"]  # Karpenter's Nominated event reached the judgement
     assert cluster.scale_calls == [4, 0]  # to the annotated count, then back to the baseline
     assert runner.timeline is not None and len(runner.timeline.pods) == 4 and len(runner.timeline.nodes) == 1
-    assert runner.scale_in_seconds is not None and 120 <= runner.scale_in_seconds < 180
+    assert runner.scale_in_seconds == 110.0  # the scale back to Karpenter's decision, not to the next poll
     figures = runner.scale_out_figures
     assert figures is not None and (figures.first_node_ready, figures.all_pods_ready) == (50.0, 61.0)
     assert runner.run.path("karpenter-timeline.json").is_file()
@@ -526,7 +533,7 @@ def test_karpenter_stage_scales_back_even_when_no_node_ever_comes(tmp_path: Path
     assert scale_out.status is Status.FAIL and scale_out.why.startswith("timed out after 900s")
     assert len(outcome.results) == 4  # no image to judge on pods that never ran, no node to interrupt
     assert cluster.scale_calls == [4, 0]
-    assert runner.scale_in_seconds is not None  # nothing to consolidate: passes at once
+    assert runner.scale_in_seconds == 110.0  # the NodeClaim still launching is consolidated away
 
 
 # ---------------------------------------------------------------- evidence bundle
@@ -816,6 +823,19 @@ def _alb_behind_an_ingress() -> tuple[Any, Any, str]:
     return ec2, elbv2, dns
 
 
+class ServedGame(FakeKarpenterCluster):
+    """The game's Service as gitops/ declares it and one Ready replica at the IP the ALB registered."""
+
+    def get_service(self, namespace: str, name: str) -> Any:
+        return yaml.safe_load((repo_root() / "gitops/apps/game-2048/service.yaml").read_text(encoding="utf-8"))
+
+    def list_pods(self, namespace: str | None = None, label_selector: str = "") -> list[Any]:
+        return [{"metadata": {"name": "game-2048-0", "namespace": "game-2048"},
+                 "spec": {"containers": [{"name": "game-2048", "ports": [{"name": "http", "containerPort": 80}]}]},
+                 "status": {"phase": "Running", "podIP": "10.0.0.10",
+                            "conditions": [{"type": "Ready", "status": "True"}]}}]
+
+
 @pytest.mark.parametrize(("polls", "passes"), [(2, True), (None, False)])
 def test_the_checks_stage_waits_for_a_provisioning_alb(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, polls: int | None, passes: bool
@@ -831,14 +851,15 @@ def test_the_checks_stage_waits_for_a_provisioning_alb(
 
     with mock_aws():
         ec2, elbv2, dns = _alb_behind_an_ingress()
-        runner = karpenter_e2e(tmp_path, FakeKarpenterCluster(clock), clock)
+        runner = karpenter_e2e(tmp_path, ServedGame(clock), clock)
         runner.sleep = sleep
         clients = {"ec2": ec2, "elbv2": ProvisioningElbv2(elbv2, polls)}
         monkeypatch.setattr(runner, "clients", clients.__getitem__)
-        balancer, targets = runner.load_balancer(dns)
+        balancer, targets, health = runner.load_balancer(dns)
     assert balancer.ok is passes, balancer.why
     if passes:
-        assert targets.ok, targets.why
+        assert targets.ok and targets.evidence["pods"] == {"10.0.0.10:80": "game-2048/game-2048-0"}, targets.why
+        assert health.status is Status.PASS  # aws: ELB's health checks are judged
         assert clock.now > 1000.0  # it waited while the ALB was provisioning
     else:
         assert balancer.status is not Status.PASS and "provisioning" in balancer.why
@@ -858,7 +879,8 @@ def test_the_not_applicable_rows_carry_the_judges_own_names() -> None:
         core.judge_workload_off_ops([], []),
         ingress.judge_ingress_address(None),
         ingress.judge_load_balancer(facts),
-        ingress.judge_target_groups(facts),
+        ingress.judge_target_groups(facts, {}),
+        ingress.judge_target_health(facts),
         ingress.judge_game_page(ingress.HttpProbe("http://k8s-game.example/", None, "", "no answer")),
     ]
     assert [r.name for r in judged] == list(KUBERNETES_CHECK_NAMES)

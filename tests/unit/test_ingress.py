@@ -10,6 +10,7 @@ from typing import Any
 import boto3
 import pytest
 import requests
+import yaml
 from kube_fixtures import FakeKubeClient, items, load
 from moto import mock_aws
 
@@ -22,8 +23,11 @@ from harness.kube.ingress import (
     judge_ingress_address,
     judge_load_balancer,
     judge_target_groups,
+    judge_target_health,
+    pod_endpoints,
     probe_http,
 )
+from harness.project import repo_root
 from harness.results import Status
 from harness.waits import wait_for
 
@@ -145,7 +149,7 @@ def build_alb(
         TargetType=target_type,
         HealthCheckPath="/",
     )["TargetGroups"][0]
-    targets = [{"Id": "10.0.0.17", "Port": 80}, {"Id": "10.0.1.219", "Port": 80}]
+    targets = [{"Id": ip, "Port": 80} for ip in GAME_POD_IPS]
     if target_type == "instance":
         targets = [{"Id": "i-0c9e5a3b4d6f7a819", "Port": 30080}]
     net.elbv2.register_targets(TargetGroupArn=tg["TargetGroupArn"], Targets=targets)
@@ -162,23 +166,55 @@ def facts_for(net: Network, dns_name: str) -> LoadBalancerFacts:
     return fetch_load_balancer(net.elbv2, net.ec2, dns_name)
 
 
-def test_an_internet_facing_alb_in_public_subnets_with_healthy_ip_targets_passes(network: Network) -> None:
+GAME_POD_IPS = ("10.0.0.12", "10.0.0.13")  # the 2 Ready replicas of recorded/consolidated/
+
+
+def game_endpoints() -> dict[str, str]:
+    """The recorded game pods at the port gitops/'s Service targets (its targetPort names the container's port)."""
+    service = yaml.safe_load((repo_root() / "gitops/apps/game-2048/service.yaml").read_text(encoding="utf-8"))
+    return pod_endpoints(items("recorded/consolidated/pods_game-2048.yaml"), service)
+
+
+def test_an_internet_facing_alb_in_public_subnets_registering_the_game_pods_passes(network: Network) -> None:
     dns = build_alb(network)
     facts = facts_for(network, dns.upper() + ".")  # DNS names compare case-insensitively, trailing dot or not
     lb = judge_load_balancer(facts)
     assert lb.status is Status.PASS, lb.why
     assert [s["subnet"] for s in lb.evidence["subnets"]] == network.public
     assert all(s["internet_route"] and s["elb_tag"] == "1" for s in lb.evidence["subnets"])
-    targets = judge_target_groups(facts)
+    endpoints = game_endpoints()
+    assert sorted(endpoints) == ["10.0.0.12:80", "10.0.0.13:80"]
+    targets = judge_target_groups(facts, endpoints)
     assert targets.status is Status.PASS, targets.why
-    assert targets.why == "1 ip target group(s), 2 healthy target(s)"
+    assert targets.why == (
+        "1 ip target group(s), each registering exactly the 2 Ready game pod(s) (10.0.0.12:80, 10.0.0.13:80)"
+    )
+    health = judge_target_health(facts)  # moto: healthy by construction (infra/targets.yaml target_health_checks)
+    assert (health.status, health.why) == (Status.PASS, "1 target group(s), 2 healthy target(s)")
+
+
+def test_targets_other_than_the_game_pods_are_pending_and_named(network: Network) -> None:
+    facts = facts_for(network, build_alb(network))
+    endpoints = game_endpoints()
+    # Changed: a third Ready replica the controller has not registered yet, and one registered pod gone.
+    moved = {**{k: v for k, v in endpoints.items() if k != "10.0.0.13:80"}, "10.0.0.14:80": "game-2048/new"}
+    result = judge_target_groups(facts, moved)
+    assert result.status is Status.PENDING
+    assert result.why == "k8s-game2048-game2048-0a1b2c3d4e: missing ['10.0.0.14:80'], extra ['10.0.0.13:80']"
+    service = {"spec": {"ports": [{"port": 80, "targetPort": 8080}]}}  # changed: the Service targets another port
+    wrong_port = pod_endpoints(items("recorded/consolidated/pods_game-2048.yaml"), service)
+    assert judge_target_groups(facts, wrong_port).status is Status.PENDING
+    pending_pods = pod_endpoints(items("recorded/synced/pods_game-2048.yaml"), service)  # Pending: no IP, not Ready
+    assert pending_pods == {}
+    assert judge_target_groups(facts, pending_pods).why == "no Ready game pod with an IP yet"
 
 
 def test_no_load_balancer_with_that_name_fails(network: Network) -> None:
     build_alb(network)
     facts = facts_for(network, "k8s-other-other-0000000000-1.eu-west-1.elb.amazonaws.com")
     assert judge_load_balancer(facts).status is Status.FAIL
-    assert judge_target_groups(facts).status is Status.FAIL
+    assert judge_target_groups(facts, game_endpoints()).status is Status.FAIL
+    assert judge_target_health(facts).status is Status.FAIL
 
 
 def test_an_internal_alb_fails(network: Network) -> None:
@@ -213,7 +249,7 @@ def test_a_provisioning_alb_is_pending(network: Network) -> None:
 
 
 def test_instance_target_groups_fail(network: Network) -> None:
-    result = judge_target_groups(facts_for(network, build_alb(network, target_type="instance")))
+    result = judge_target_groups(facts_for(network, build_alb(network, target_type="instance")), game_endpoints())
     assert result.status is Status.FAIL
     assert result.why == "target group(s) not of type ip: k8s-game2048-game2048-0a1b2c3d4e"
 
@@ -234,18 +270,18 @@ def with_health(facts: LoadBalancerFacts, *states: tuple[str, str | None]) -> Lo
 
 def test_targets_in_initial_health_checks_are_pending(network: Network) -> None:
     facts = facts_for(network, build_alb(network))
-    result = judge_target_groups(with_health(facts, ("initial", "Elb.InitialHealthChecking")))
+    result = judge_target_health(with_health(facts, ("initial", "Elb.InitialHealthChecking")))
     assert result.status is Status.PENDING
     assert result.why == "no healthy target yet in k8s-game2048-game2048-0a1b2c3d4e (10.0.0.17=initial)"
-    assert judge_target_groups(with_health(facts)).status is Status.PENDING  # nothing registered yet
+    assert judge_target_health(with_health(facts)).status is Status.PENDING  # nothing registered yet
 
 
 def test_every_target_failing_with_the_wrong_http_code_fails(network: Network) -> None:
     facts = facts_for(network, build_alb(network))
     mismatch = ("unhealthy", "Target.ResponseCodeMismatch")
-    assert judge_target_groups(with_health(facts, mismatch, mismatch)).status is Status.FAIL
+    assert judge_target_health(with_health(facts, mismatch, mismatch)).status is Status.FAIL
     one_healthy = with_health(facts, mismatch, ("healthy", None))
-    assert judge_target_groups(one_healthy).status is Status.PASS
+    assert judge_target_health(one_healthy).status is Status.PASS
 
 
 # ---------------------------------------------------------------- the page

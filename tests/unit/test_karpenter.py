@@ -1,7 +1,9 @@
-"""Karpenter judges and the scale-out timeline on one recorded local-target run (tests/fixtures/kube/recorded/):
+"""Karpenter judges and the scale-out timeline on recorded local-target runs (tests/fixtures/kube/recorded/): in one,
 game-2048 scaled from 2 to 16 replicas (scaling/, scaled_out/), one spot node interrupted (interrupted/), scaled
-back to 2 (scaled_in/) and, earlier in the same run, to 0 while consolidation deleted the empty node
-(consolidating/). Failing cases are those recorded objects with one field changed, as each test says."""
+back to 2 with a replica on each of two nodes Karpenter had not consolidated (scaled_in/) and, earlier, to 0 while
+consolidation deleted the empty node (consolidating/); in another, consolidation after the scale back (consolidated/,
+underutilized/, underutilized_consolidated/) and a spot interruption with Karpenter's events (interrupted_baseline/).
+Failing cases are those recorded objects with one field changed, as each test says."""
 
 from __future__ import annotations
 
@@ -11,16 +13,16 @@ from typing import Any
 
 import pytest
 import yaml
-from kube_fixtures import RECORDED_BEFORE_SCALE, FakeKubeClient, items, load, named
+from kube_fixtures import FIXTURES, RECORDED_BEFORE_SCALE, FakeKubeClient, items, load, named
 
 from harness.errors import InputError
 from harness.kube.api import EC2_NODE_CLASS, NODE_POOL
+from harness.kube.consolidation import judge_scale_in
 from harness.kube.core import Before, cpu_cores, cpu_request
 from harness.kube.karpenter import (
     build_timeline,
     judge_node_class_discovery,
     judge_pool_ready,
-    judge_scale_in,
     judge_scale_out,
     nodepool_template_labels,
     scale_out_replicas,
@@ -58,8 +60,9 @@ def state(name: str, events: bool = False) -> dict[str, list[dict[str, Any]]]:
         "nodeclaims": items(f"{folder}/nodeclaims.yaml"),
         "nodes": items(f"{folder}/nodes.yaml"),
     }
-    if events:
-        seen["events"] = [*items(f"{folder}/events_game-2048.yaml"), *items(f"{folder}/events_default.yaml")]
+    if events:  # the namespaces the state was recorded with
+        recorded = [f"{folder}/{ns}.yaml" for ns in ("events_game-2048", "events_default")]
+        seen["events"] = [event for path in recorded if (FIXTURES / path).is_file() for event in items(path)]
     return seen
 
 
@@ -379,59 +382,96 @@ def test_timeline_of_nothing_is_empty() -> None:
 
 # ---------------------------------------------------------------- scale-in
 
-CONSOLIDATED_CLAIM, CONSOLIDATED_NODE = "apps-dgm4h", "i-50768761a393b20c8"
+# recorded/consolidated/ (another run): scaled back from 16 to 2 with both replicas on apps-9vrnt; Karpenter deleted
+# the empty apps-psd9x (DisruptionTerminating "Disrupting NodeClaim: Empty") and kept apps-9vrnt (Unconsolidatable).
+KEPT_CLAIM, EMPTY_CLAIM = "apps-9vrnt", "apps-psd9x"
+SPOT_TO_SPOT = "SpotToSpotConsolidation is disabled, can't replace a spot node with a spot node"
 
 
-def test_scale_in_is_pending_while_a_pool_node_is_being_removed() -> None:
-    seen = state("consolidating")
-    assert seen["pods"] == []  # scaled to 0
-    result = judge_scale_in(seen["nodeclaims"], seen["nodes"], nodepool=POOL, pods=seen["pods"])
-    assert result.status is Status.PENDING
-    assert result.why == "1 spare NodeClaim(s) and 1 spare Node(s) of apps remain"
-    assert result.evidence["nodes"] == [{"node": CONSOLIDATED_NODE, "deleting": True, "disrupted": True}]
-    (claim,) = result.evidence["nodeclaims"]
-    assert (claim["nodeclaim"], claim["deleting"]) == (CONSOLIDATED_CLAIM, True)
-    assert claim["conditions"] == {"Consolidatable": "True", "DisruptionReason": "True", "Drained": "Unknown"}
-    assert result.evidence["pods_holding_nodes"] == []
+def scale_in(name: str, before: set[str], **changed: Any) -> Any:
+    """judge_scale_in on one recorded state, as the e2e calls it after scaling back to the baseline of 2."""
+    seen = state(name, events=True)
+    arguments: dict[str, Any] = {
+        "nodepool": POOL, "pods": seen["pods"], "replicas": 2, "request": REQUEST,
+        "before": Before(frozenset(), frozenset(before)),
+    }
+    return judge_scale_in(seen["nodeclaims"], seen["nodes"], seen.get("events", []), **{**arguments, **changed})
 
 
-def test_scale_in_names_a_workload_pod_that_still_holds_a_node() -> None:
-    seen = state("consolidating")
-    straggler = done()["pods"][0]
-    straggler["spec"]["nodeName"] = CONSOLIDATED_NODE  # changed: a replica of the scale-out left on that node
-    result = judge_scale_in(seen["nodeclaims"], seen["nodes"], nodepool=POOL, pods=[straggler])
-    assert result.evidence["pods_holding_nodes"] == [
-        f"game-2048/{straggler['metadata']['name']} on {CONSOLIDATED_NODE}"
-    ]
-    assert result.why.endswith("held by 1 pod(s)")
-
-
-def test_scale_in_to_a_baseline_passes_once_every_pool_node_left_holds_its_pods() -> None:
-    """Scaled back from 16 to 2: each replica holds one of the pool's two nodes, so neither is spare."""
-    seen = state("scaled_in")
-    assert len(seen["pods"]) == 2
-    passed = judge_scale_in(seen["nodeclaims"], seen["nodes"], nodepool=POOL, pods=seen["pods"], replicas=2)
-    assert passed.status is Status.PASS, passed.why
-    assert passed.why == "2 node(s) of apps left, each running some of the 2 replica(s)"
-    # Right after the scale call the old replicas are all still there: not yet a scale-in to judge.
-    scaled = state("interrupted")
-    early = judge_scale_in(
-        scaled["nodeclaims"], scaled["nodes"], nodepool=POOL, pods=scaled["pods"], replicas=2
+def test_scale_in_passes_on_a_nodeclaim_consolidation_removed_down_to_the_minimum() -> None:
+    result = scale_in("consolidated", {KEPT_CLAIM, EMPTY_CLAIM})
+    assert result.status is Status.PASS, result.why
+    assert result.why == (
+        f"Karpenter consolidated {EMPTY_CLAIM} (Empty); 1 NodeClaim(s) of apps left for 2 pod(s), "
+        "the bin-packing minimum"
     )
-    assert early.status is Status.PENDING and early.why.startswith("16 pod(s) left of the 2 scaled to")
-    # Changed: both replicas on one node, so the other is spare until consolidation removes it.
-    (first, second) = seen["pods"]
-    second["spec"]["nodeName"] = first["spec"]["nodeName"]
-    spare = judge_scale_in(seen["nodeclaims"], seen["nodes"], nodepool=POOL, pods=seen["pods"], replicas=2)
-    assert (spare.status, spare.why) == (Status.PENDING, "1 spare NodeClaim(s) and 1 spare Node(s) of apps remain")
+    assert result.evidence["consolidated"][EMPTY_CLAIM]["reason"] == "Empty"
+    assert result.evidence["unconsolidatable"] == {KEPT_CLAIM: SPOT_TO_SPOT}
 
 
-def test_scale_in_passes_once_no_claim_or_node_of_the_pool_is_left() -> None:
-    ops_only = [n for n in state("scaled_out")["nodes"] if n["metadata"]["name"].startswith("ops-")]
-    assert len(ops_only) == 2
-    assert judge_scale_in([], ops_only, nodepool=POOL).status is Status.PASS
-    other_pool = state("scaling")["nodeclaims"]
-    assert judge_scale_in(other_pool, ops_only, nodepool="batch").status is Status.PASS
+def test_scale_in_fails_when_the_nodeclaims_went_without_a_consolidation() -> None:
+    seen = state("consolidated", events=True)
+    # Changed: Karpenter's DisruptionTerminating events left out, so nothing says consolidation removed apps-psd9x.
+    quiet = [e for e in seen["events"] if e.get("reason") != "DisruptionTerminating"]
+    gone = judge_scale_in(
+        seen["nodeclaims"], seen["nodes"], quiet, nodepool=POOL, pods=seen["pods"], replicas=2, request=REQUEST,
+        before=Before(frozenset(), frozenset({KEPT_CLAIM, EMPTY_CLAIM})),
+    )
+    assert gone.status is Status.FAIL
+    assert gone.why.startswith(f"{EMPTY_CLAIM} gone without Karpenter's DisruptionTerminating event")
+
+
+def test_scale_in_fails_when_the_pool_had_nothing_to_consolidate() -> None:
+    # Changed: only the kept NodeClaim at the scale back, already the minimum.
+    result = scale_in("consolidated", {KEPT_CLAIM})
+    assert result.status is Status.FAIL
+    assert result.why.startswith("apps had 1 NodeClaim(s) at the scale back, no more than the bin-packing minimum of 1")
+
+
+def test_scale_in_of_two_half_used_nodes_karpenter_never_consolidated_does_not_pass() -> None:
+    """scaled_in/: one replica on each of the pool's two nodes, both Consolidatable, ~2.5 min after the scale back."""
+    result = scale_in("scaled_in", {NEW_CLAIM, "apps-zq98s"})
+    assert result.status is Status.PENDING
+    assert result.why == "2 NodeClaim(s) and 2 Node(s) of apps for 2 pod(s) of 500m CPU, the bin-packing minimum is 1"
+
+
+def test_scale_in_quotes_karpenter_on_the_nodeclaims_it_keeps() -> None:
+    """underutilized/: one replica on each node again; Karpenter's last word on apps-9vrnt was Unconsolidatable."""
+    seen = state("underutilized")
+    result = scale_in("underutilized", {c["metadata"]["name"] for c in seen["nodeclaims"]})
+    assert result.status is Status.PENDING
+    assert result.why.endswith(
+        f"the bin-packing minimum is 1; Karpenter: Unconsolidatable ({KEPT_CLAIM}: {SPOT_TO_SPOT})"
+    )
+
+
+def test_scale_in_passes_once_karpenter_deletes_an_underutilized_node_whose_pod_fits_the_other() -> None:
+    """underutilized_consolidated/: single-node consolidation deleted apps-9nk5k without a replacement."""
+    result = scale_in("underutilized_consolidated", {KEPT_CLAIM, "apps-9nk5k"})
+    assert result.status is Status.PASS, result.why
+    assert result.why.startswith("Karpenter consolidated apps-9nk5k (Underutilized); 1 NodeClaim(s) of apps left")
+
+
+def test_scale_in_is_pending_while_the_old_replicas_or_a_pool_node_are_being_removed() -> None:
+    scaled = state("interrupted")
+    early = scale_in("interrupted", set(), pods=scaled["pods"])
+    assert (early.status, early.why) == (Status.PENDING, "16 pod(s) left of the 2 scaled to")
+    seen = state("consolidating")  # scaled to 0 while Karpenter deletes the node
+    removing = scale_in("consolidating", {CONSOLIDATED_CLAIM}, pods=seen["pods"], replicas=0)
+    assert removing.status is Status.PENDING
+    assert removing.why.startswith("0 NodeClaim(s) and 0 Node(s) of apps for 0 pod(s)")
+    assert f"removing {CONSOLIDATED_CLAIM}, {CONSOLIDATED_NODE}" in removing.why
+
+
+def test_scale_in_fails_on_a_replica_off_the_pool() -> None:
+    seen = state("consolidated")
+    ops = next(n for n in seen["nodes"] if n["metadata"]["name"].startswith("ops-"))
+    seen["pods"][0]["spec"]["nodeName"] = ops["metadata"]["name"]  # changed: one replica on an ops node
+    result = scale_in("consolidated", {KEPT_CLAIM, EMPTY_CLAIM}, pods=seen["pods"])
+    assert result.status is Status.FAIL and "not on spot nodes of apps" in result.why
+
+
+CONSOLIDATED_CLAIM, CONSOLIDATED_NODE = "apps-dgm4h", "i-50768761a393b20c8"
 
 
 # What the platform created in the recorded run (its outputs): the EC2NodeClass resolved these.
@@ -502,58 +542,53 @@ def test_the_interruption_victim_is_a_pool_nodeclaim_with_its_node_and_instance(
     assert warning["resources"] == [f"arn:aws:ec2:us-east-1:123456789012:instance/{BASELINE_NODE}"]
 
 
-def interruption(after: dict[str, list[dict[str, Any]]], events: list[dict[str, Any]], state: str) -> Any:
-    victim = InterruptionVictim(BASELINE_CLAIM, BASELINE_NODE, BASELINE_NODE)
-    before = done()  # the recorded state the warning was sent in
+# recorded/underutilized_consolidated/ (2 replicas on apps-9vrnt), then a spot interruption warning for it:
+# recorded/interrupted_baseline/ holds the state and Karpenter's events after it.
+VICTIM = InterruptionVictim("apps-9vrnt", "i-590f074bc039f3ef7", "i-590f074bc039f3ef7")
+REPLACEMENT = "apps-hbc67"
+
+
+def interruption(after: dict[str, list[dict[str, Any]]], events: list[dict[str, Any]], state_now: str) -> Any:
+    before = state("underutilized_consolidated")  # the recorded state the warning was sent in
     return judge_interruption(
-        victim, after["pods"], after["nodeclaims"], after["nodes"], events, instance_state=state, replicas=REPLICAS,
+        VICTIM, after["pods"], after["nodeclaims"], after["nodes"], events, instance_state=state_now, replicas=2,
         nodepool=POOL, before=Before.of(before["pods"], before["nodeclaims"]),
     )
 
 
-def karpenters_interruption_events() -> list[dict[str, Any]]:
-    return items("events_spot_interrupted.yaml")
-
-
 def test_an_interruption_passes_once_karpenter_reported_it_drained_the_node_and_the_pods_run_again() -> None:
-    events = karpenters_interruption_events()
-    draining = interruption(done(), events, "running")
-    assert draining.status is Status.PENDING and f"{BASELINE_CLAIM} still there" in draining.why
-    # Recorded after the warning: the victim's NodeClaim and Node gone, apps-zq98s launched in its place.
-    after = state("interrupted")
-    assert {c["metadata"]["name"] for c in after["nodeclaims"]} == {NEW_CLAIM, "apps-zq98s"}
+    after = state("interrupted_baseline", events=True)
+    events = after["events"]
+    draining = interruption(state("underutilized_consolidated"), events, "running")
+    assert draining.status is Status.PENDING and f"{VICTIM.nodeclaim} still there" in draining.why
+    assert {c["metadata"]["name"] for c in after["nodeclaims"]} == {REPLACEMENT}
     terminating = interruption(after, events, "running")  # changed: the instance still running
     assert terminating.status is Status.PENDING and "is running" in terminating.why
-    passed = interruption(after, events, "terminated")
+    passed = interruption(after, events, "terminated")  # as the emulator answered after the recording
     assert passed.status is Status.PASS, passed.why
-    # Of the victim's 3 pods, Karpenter put 2 on room apps-vsbxl had and 1 on the replacement it launched.
     assert passed.why == (
-        f"Karpenter reported {INTERRUPTION_EVENT}; node {BASELINE_NODE} drained and gone, instance {BASELINE_NODE} "
-        "terminated; 16 replica(s) Ready on the pool again, of the 3 evicted 1 on the replacement NodeClaim(s) "
-        "apps-zq98s and 2 on room the other nodes had"
+        f"Karpenter reported {INTERRUPTION_EVENT}; node {VICTIM.node} drained and gone, instance {VICTIM.instance_id} "
+        f"terminated; 2 replica(s) Ready on the pool again, of the 2 evicted 2 on the replacement NodeClaim(s) "
+        f"{REPLACEMENT}"
     )
-    assert passed.evidence["karpenter_event"] == (
-        f"NodeClaim/{BASELINE_CLAIM} SpotInterrupted: Spot interruption warning was triggered"
-    )
-    assert passed.evidence["pods_on_replacement"] == ["game-2048/game-2048-665967d87f-kxhj9"]
+    assert passed.evidence["karpenter_event"].endswith(f"{INTERRUPTION_EVENT}: Spot interruption warning was triggered")
 
 
 def test_an_interruption_karpenter_never_reported_fails() -> None:
-    after = state("interrupted")
+    after = state("interrupted_baseline", events=True)
     # Changed: no SpotInterrupted (only Karpenter's TerminatingOnInterruption): the node went, but not for the warning.
-    others = [e for e in karpenters_interruption_events() if e["reason"] != INTERRUPTION_EVENT]
+    others = [e for e in after["events"] if e["reason"] != INTERRUPTION_EVENT]
     result = interruption(after, others, "terminated")
-    # Before: the judge read no events, so the same state passed.
     assert result.status is Status.FAIL
     assert result.why == (
-        f"NodeClaim {BASELINE_CLAIM} is gone, but Karpenter reported no SpotInterrupted for it or node {BASELINE_NODE}"
+        f"NodeClaim {VICTIM.nodeclaim} is gone, but Karpenter reported no SpotInterrupted for it or node {VICTIM.node}"
     )
 
 
 def test_an_interruption_whose_pods_went_off_the_pool_fails() -> None:
-    after = state("interrupted")
-    named(after["pods"], "game-2048-665967d87f-kxhj9")["spec"]["nodeName"] = OPS_A  # changed: onto an ops node
-    result = interruption(after, karpenters_interruption_events(), "terminated")
+    after = state("interrupted_baseline", events=True)
+    after["pods"][0]["spec"]["nodeName"] = OPS_A  # changed: onto an ops node
+    result = interruption(after, after["events"], "terminated")
     assert result.status is Status.FAIL and result.why.endswith("runs on an ops node")
 
 

@@ -70,10 +70,10 @@ def test_the_figures_time_the_scale_out_from_the_scale_and_set_the_baseline_apar
     assert rows["time to new pods (scale -> every pod it created Ready)"] == "3 s"
     assert rows["pool nodes after the scale-out (baseline + new) / bin-packing minimum"] == "2 (1 + 1) / 2"
     assert rows["baseline before the scale (not timed)"] == "2 pod(s) on 1 node(s)"
-    assert rows["scale-in time (scale back -> no spare Karpenter node left)"] == "140 s"
+    assert rows["consolidation (scale back -> Karpenter disrupts the last spare NodeClaim)"] == "140 s"
     assert report.Figures(time_to_green=5.0).rows() == [
         ("time to green (run start -> all checks pass)", "5 s"),
-        ("scale-in time (scale back -> no spare Karpenter node left)", "n/a"),
+        ("consolidation (scale back -> Karpenter disrupts the last spare NodeClaim)", "n/a"),
     ]
 
 
@@ -105,7 +105,7 @@ def test_markdown_has_verdict_stages_figures_plot_and_recovery(tmp_path: Path) -
     assert text.startswith("# e2e run r-report-1: FAILED")
     assert "| checks | fail | 34 | 1 of 3 judgements failed |" in text
     assert "| time to first new node (scale -> first node created after it Ready) | 3 s |" in text
-    assert "| scale-in time (scale back -> no spare Karpenter node left) | 140 s |" in text
+    assert "| consolidation (scale back -> Karpenter disrupts the last spare NodeClaim) | 140 s |" in text
     assert "![Karpenter scale-out timeline](karpenter-timeline.png)" in text
     assert "make e2e-down RUN_ID=r-report-1" in text and "harness sweep --run-id r-report-1" in text
     assert "Argo CD synced gitops/ at commit `0123456789abcdef0123456789abcdef01234567`." in text

@@ -32,6 +32,22 @@ def test_karpenters_no_compatible_instance_types_ends_the_wait_in_its_words() ->
     )
 
 
+def test_the_recorded_nodepool_no_instance_type_satisfies_ends_the_wait_in_karpenters_words() -> None:
+    """recorded/nodepool_no_instance_types/: gitops/'s NodePool with `instance-type In [x9.nothing]`, 75 s after the
+    sync: the same words as the hand-written file above, from Karpenter itself."""
+    folder = "recorded/nodepool_no_instance_types"
+    events = [*items(f"{folder}/events_default.yaml"), *items(f"{folder}/events_game-2048.yaml")]
+    assert terminal_reason(events, ENDS[SCALE_OUT_WAIT]) == (
+        "karpenter: NodePool/apps NoCompatibleInstanceTypes: NodePool requirements filtered out all compatible "
+        "available instance types"
+    )
+    on_pods = [e for e in events if e["involvedObject"]["kind"] == "Pod"]
+    reason = terminal_reason(on_pods, KARPENTER_CANNOT_LAUNCH)
+    assert reason is not None and reason.endswith(
+        "FailedScheduling: Failed to schedule pod, nodepool requirements filtered out all available instance types"
+    )
+
+
 def test_the_schedulers_failed_scheduling_and_karpenters_normal_events_are_not_final() -> None:
     only_scheduler = [e for e in items(NO_INSTANCE_TYPES) if e.get("reportingComponent") == "default-scheduler"]
     assert only_scheduler and terminal_reason(only_scheduler, [POD_FITS_NO_NODEPOOL]) is None
