@@ -2,9 +2,11 @@
 
 Options and fixtures carry a `harness` prefix, so they never collide with another plugin's:
 Options: --harness-target emulator|local|aws (default $HARNESS_TARGET or emulator), --harness-keep-stack,
---harness-run-id ID.
+--harness-run-id ID, --harness-max-minutes N (the watchdog `harness e2e --max-minutes` has: past it the apply and
+every wait stop, the remaining platform tests fail at once and the session's teardown runs).
 Fixtures:
     harness_target            TargetCapabilities of the chosen target (what it cannot serve, and why)
+    harness_watchdog          the session's watchdog, started with the platform
     harness_platform          session Stack: applied once, destroyed at the end (even on failure or Ctrl-C)
                               unless --harness-keep-stack; skips with the reason when Terraform or its provider
                               is missing
@@ -38,13 +40,14 @@ from harness.targets import TARGETS, default_target
 if TYPE_CHECKING:
     from harness.aws.clients import AwsTarget
     from harness.e2e.orchestration import E2E
-    from harness.e2e.stages import StageOutcome
+    from harness.e2e.stages import StageOutcome, Watchdog
     from harness.kube.api import KubeClient
     from harness.targets.stack import Stack
 
 
 # pytest-xdist's group (with --dist loadgroup) of every test that uses the session's platform.
 PLATFORM_GROUP = "harness_platform"
+WATCHDOG_KEY = pytest.StashKey["Watchdog"]()
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -69,11 +72,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("harness", "EKS platform harness")
-    group.addoption(
-        "--harness-target", choices=TARGETS, default=None, help="emulator (default, offline), local or aws"
-    )
+    group.addoption("--harness-target", choices=TARGETS, default=None, help="emulator (default, offline), local or aws")
     group.addoption("--harness-keep-stack", action="store_true", help="leave the platform up after the session")
     group.addoption("--harness-run-id", default=None, help="run id to use (default: a new one)")
+    group.addoption(
+        "--harness-max-minutes",
+        type=float,
+        default=None,
+        help="watchdog: stop the platform's apply and waits after this long, then tear down (default 120)",
+    )
 
 
 def target_name(config: pytest.Config) -> str:
@@ -106,14 +113,35 @@ def harness_target(request: pytest.FixtureRequest) -> TargetCapabilities:
 
 
 @pytest.fixture(scope="session")
-def harness_platform(request: pytest.FixtureRequest, harness_target: TargetCapabilities) -> Iterator[Stack]:
+def harness_watchdog(request: pytest.FixtureRequest) -> Watchdog:
+    from harness.e2e.stages import DEFAULT_MAX_MINUTES, Watchdog
+
+    minutes = request.config.getoption("harness_max_minutes") or DEFAULT_MAX_MINUTES
+    watchdog = Watchdog(minutes * 60, option="--harness-max-minutes")
+    request.config.stash[WATCHDOG_KEY] = watchdog
+    return watchdog
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    # Past the watchdog a platform test would only wait out its bound: it fails at once, with the reason.
+    watchdog = item.config.stash.get(WATCHDOG_KEY, None)
+    if watchdog is not None and uses_platform(item) and (reason := watchdog.reason()):
+        pytest.fail(reason, pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def harness_platform(
+    request: pytest.FixtureRequest, harness_target: TargetCapabilities, harness_watchdog: Watchdog
+) -> Iterator[Stack]:
     if reason := stack_skip_reason(harness_target.name):
         pytest.skip(reason)
+    from harness.e2e.stages import watched
     from harness.targets.stack import Stack
 
     stack = Stack.create(harness_target.name, request.config.getoption("harness_run_id"))
     try:
-        stack.up()  # tears down by itself when it fails or is interrupted
+        with watched(stack.terraform, harness_watchdog):
+            stack.up()  # tears down by itself when it fails or is interrupted
     except HarnessError as exc:
         pytest.fail(f"the platform did not come up (run {stack.run.id}): {exc}", pytrace=False)
     try:
@@ -148,7 +176,7 @@ def harness_aws_clients(harness_aws_target: AwsTarget) -> Callable[[str], Any]:
 
 
 @pytest.fixture(scope="session")
-def harness_e2e(harness_platform: Stack) -> E2E:
+def harness_e2e(harness_platform: Stack, harness_watchdog: Watchdog) -> E2E:
     from harness.e2e.gitops_source import gitops_source
     from harness.e2e.orchestration import E2E
 
@@ -156,7 +184,7 @@ def harness_e2e(harness_platform: Stack) -> E2E:
     # The local target serves this working tree itself; elsewhere Argo CD needs a Git URL it can clone.
     serves_itself = caps.local_kubernetes or not caps.supports(KUBERNETES_CAPABILITY)
     gitops = ("", "") if serves_itself else gitops_source(None, os.environ, repo_root())
-    return E2E(harness_platform, harness_platform.console, gitops=gitops)
+    return E2E(harness_platform, harness_platform.console, gitops=gitops, watchdog=harness_watchdog)
 
 
 @pytest.fixture(scope="session")

@@ -27,7 +27,15 @@ from harness.e2e.evidence import collect_evidence
 from harness.e2e.gitops_source import GITOPS_REPO_ENV, gitops_source
 from harness.e2e.orchestration import E2E, GITOPS_COMMIT
 from harness.e2e.safety import confirm, creation_summary
-from harness.e2e.stages import STAGES, Watchdog, execute_stages, passed_stages, select_stages, write_stage_log
+from harness.e2e.stages import (
+    DEFAULT_MAX_MINUTES,
+    STAGES,
+    Watchdog,
+    execute_stages,
+    passed_stages,
+    select_stages,
+    write_stage_log,
+)
 from harness.errors import EnvironmentProblem, InputError
 from harness.project import KUBERNETES_CAPABILITY, TARGETS, capabilities, repo_root
 from harness.targets.cli import progress_shown
@@ -36,8 +44,6 @@ from harness.targets.stack import Stack
 from harness.terraform.runner import find_cli
 from harness.toolchain.build import Entry, cache_root, entry_problem, go_for
 from harness.toolchain.progress import build_shown
-
-DEFAULT_MAX_MINUTES = 120.0
 
 
 def preflight(stack: Any, stages: Sequence[str]) -> None:

@@ -17,16 +17,15 @@ with --resume):
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, TypeVar
 
-from harness.e2e.stages import StageOutcome, Watchdog
+from harness.e2e.stages import StageOutcome, Watchdog, watched
 from harness.errors import EnvironmentProblem, InputError
 from harness.gate import effective, loaders
 from harness.gate.local_charts import render_local_charts
@@ -42,7 +41,6 @@ from harness.results import Result, Status
 from harness.targets import git_endpoint, lb_controller, local
 from harness.targets import teardown as td
 from harness.targets.full_stack import FullStack, teardown_run
-from harness.terraform.runner import Terraform
 from harness.waits import WaitProgress, wait_for
 
 T = TypeVar("T")
@@ -76,9 +74,13 @@ def expected_applications(root: Path | None = None) -> tuple[str, ...]:
     names += [a.name for a in apps if a.origin]
     unresolved = [n for n in names if "{{" in n or not n]
     if not secrets or unresolved or charts.notes:
-        raise InputError(f"{root / 'infra'}: cannot tell which Applications Argo CD will show (cluster secrets: "
-                         f"{len(secrets)}; unrendered names: {unresolved}; {'; '.join(charts.notes)})")
+        raise InputError(
+            f"{root / 'infra'}: cannot tell which Applications Argo CD will show (cluster secrets: "
+            f"{len(secrets)}; unrendered names: {unresolved}; {'; '.join(charts.notes)})"
+        )
     return tuple(sorted(set(names)))
+
+
 def expected_application_sets(root: Path | None = None) -> tuple[str, ...]:
     """The ApplicationSets gitops/ defines (the root Application creates them)."""
     manifests = loaders.load_manifests([(root or repo_root()) / "gitops"])
@@ -125,18 +127,8 @@ class E2E(FullStack):
     scale_out_figures: spot.ScaleOutFigures | None = None
     now: Callable[[], datetime] = lambda: datetime.now(timezone.utc)  # wall clock, compared with the API's times
 
-    @contextlib.contextmanager
-    def guarded(self, runner: Terraform) -> Iterator[None]:
-        """Let the watchdog stop a Terraform apply; never a destroy (teardown must be allowed to finish)."""
-        own = runner.watchdog
-        runner.watchdog = _either(own, self.watchdog.reason)
-        try:
-            yield
-        finally:
-            runner.watchdog = own
-
     def platform(self) -> StageOutcome:
-        with self.guarded(self.stack.terraform):
+        with watched(self.stack.terraform, self.watchdog):
             outputs = self.stack.up()
         self.run.settings["cluster_name"] = outputs.get("cluster_name", "")
         self.run.save()
@@ -151,7 +143,7 @@ class E2E(FullStack):
         # The revision is the commit itself: Argo CD syncs exactly what Terraform and the checks read here.
         self.run.settings["gitops_revision"] = self.run.settings[GITOPS_COMMIT] = commit
         self.run.save()
-        with self.guarded(terraform):
+        with watched(terraform, self.watchdog):
             terraform.init()
             terraform.apply(self.addons_variables())
         return StageOutcome(
@@ -393,8 +385,15 @@ class E2E(FullStack):
         out = self.wait(
             self.karpenter_state,
             lambda seen: kk.judge_scale_out(
-                seen[0], seen[1], seen[2], replicas=replicas, nodepool=KARPENTER_NODEPOOL, before=before,
-                request=request, node_labels=labels, events=seen[3],
+                seen[0],
+                seen[1],
+                seen[2],
+                replicas=replicas,
+                nodepool=KARPENTER_NODEPOOL,
+                before=before,
+                request=request,
+                node_labels=labels,
+                events=seen[3],
             ),
             900,
             ends=(terminal.SCALE_OUT_WAIT, lambda seen: seen[3]),
@@ -443,8 +442,15 @@ class E2E(FullStack):
         return self.wait(
             observe,
             lambda seen: spot.judge_interruption(
-                victim, seen[0], seen[1], seen[2], seen[3], instance_state=seen[4], replicas=replicas,
-                nodepool=KARPENTER_NODEPOOL, before=before,
+                victim,
+                seen[0],
+                seen[1],
+                seen[2],
+                seen[3],
+                instance_state=seen[4],
+                replicas=replicas,
+                nodepool=KARPENTER_NODEPOOL,
+                before=before,
             ),
             600,
             ends=(terminal.INTERRUPTION_WAIT, lambda seen: seen[3]),
@@ -471,8 +477,14 @@ class E2E(FullStack):
         back = self.wait(
             self.karpenter_state,
             lambda seen: consolidation.judge_scale_in(
-                seen[1], seen[2], seen[3], nodepool=KARPENTER_NODEPOOL, pods=seen[0], replicas=baseline,
-                request=request, before=before,
+                seen[1],
+                seen[2],
+                seen[3],
+                nodepool=KARPENTER_NODEPOOL,
+                pods=seen[0],
+                replicas=baseline,
+                request=request,
+                before=before,
             ),
             600,
         )
@@ -502,10 +514,6 @@ class E2E(FullStack):
 
     def teardown(self) -> StageOutcome:
         return StageOutcome("controller-aware teardown, terraform destroy, tag sweep", tuple(teardown_run(self)))
-
-
-def _either(first: Callable[[], str | None] | None, second: Callable[[], str | None]) -> Callable[[], str | None]:
-    return lambda: (first() if first else None) or second()
 
 
 def _timeline_rows(timeline: Any) -> dict[str, Any]:

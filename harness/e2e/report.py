@@ -60,15 +60,21 @@ class Figures:
                 ("time to first new node (scale -> first node created after it Ready)", _seconds(out.first_node_ready)),
                 ("time to last new node (scale -> last node created after it Ready)", _seconds(out.last_node_ready)),
                 ("time to new pods (scale -> every pod it created Ready)", _seconds(out.all_pods_ready)),
-                ("new pod Pending -> Running, p50 / p90", f"{_seconds(out.pending_to_running_p50)} / "
-                 f"{_seconds(out.pending_to_running_p90)}"),
+                (
+                    "new pod Pending -> Running, p50 / p90",
+                    f"{_seconds(out.pending_to_running_p50)} / {_seconds(out.pending_to_running_p90)}",
+                ),
                 # The minimum counts every replica, so it is compared with the baseline's nodes plus the new ones.
-                ("pool nodes after the scale-out (baseline + new) / bin-packing minimum",
-                 f"{out.baseline_nodes + out.nodes} ({out.baseline_nodes} + {out.nodes}) / "
-                 f"{out.bin_packing_minimum if out.bin_packing_minimum is not None else 'n/a'}"),
+                (
+                    "pool nodes after the scale-out (baseline + new) / bin-packing minimum",
+                    f"{out.baseline_nodes + out.nodes} ({out.baseline_nodes} + {out.nodes}) / "
+                    f"{out.bin_packing_minimum if out.bin_packing_minimum is not None else 'n/a'}",
+                ),
                 ("pods the scale created", str(out.pods)),
-                ("baseline before the scale (not timed)",
-                 f"{out.baseline_pods} pod(s) on {out.baseline_nodes} node(s)"),
+                (
+                    "baseline before the scale (not timed)",
+                    f"{out.baseline_pods} pod(s) on {out.baseline_nodes} node(s)",
+                ),
             ]
         rows.append(
             ("consolidation (scale back -> Karpenter disrupts the last spare NodeClaim)", _seconds(self.scale_in))
@@ -164,7 +170,7 @@ def pod_labels(pods: Sequence[PodTimeline]) -> tuple[list[str], str]:
     for name in names[1:]:  # the longest start they all share
         while not name.startswith(prefix):
             prefix = prefix[: prefix.rstrip("-").rfind("-") + 1]
-    return [f"pod …{name[len(prefix):]}" if prefix else f"pod {name}" for name in names], (
+    return [f"pod …{name[len(prefix) :]}" if prefix else f"pod {name}" for name in names], (
         f"pod …x = {prefix}x" if prefix else ""
     )
 
@@ -201,8 +207,11 @@ def timeline_figure(timeline: ScaleOutTimeline) -> Figure:
     baseline_nodes = len(timeline.nodes) - len(new_nodes)
     ax.set_title(
         f"Karpenter scale-out: {len(new_pods)} new pods, {len(new_nodes)} new spot node(s)"
-        + (f" (baseline before the scale, not shown: {baseline_pods} pods, {baseline_nodes} node(s))"
-           if baseline_pods or baseline_nodes else ""),
+        + (
+            f" (baseline before the scale, not shown: {baseline_pods} pods, {baseline_nodes} node(s))"
+            if baseline_pods or baseline_nodes
+            else ""
+        ),
         fontsize=9,
     )
     legend = [

@@ -6,22 +6,27 @@ Pure apart from the stage record: the stages themselves are callables (harness.e
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 import traceback
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.e2e import report as rpt
 from harness.errors import HarnessError, InputError
 from harness.results import Result
 from harness.run import Run
 
+if TYPE_CHECKING:
+    from harness.terraform.runner import Terraform
+
 STAGES = ("platform", "addons", "access", "checks", "karpenter", "teardown")
 KUBERNETES_STAGES = frozenset({"addons", "access", "karpenter"})
 STAGES_FILE = "stages.json"
+DEFAULT_MAX_MINUTES = 120.0  # the watchdog of `harness e2e` and of the pytest plugin
 
 
 @dataclass(frozen=True)
@@ -70,6 +75,7 @@ class Watchdog:
     max_seconds: float
     clock: Callable[[], float] = time.monotonic
     started: float = field(default=-1.0)
+    option: str = "--max-minutes"  # what sets the limit, named in the reason
 
     def __post_init__(self) -> None:
         if self.started < 0:
@@ -83,12 +89,23 @@ class Watchdog:
 
     def reason(self) -> str | None:
         if self.elapsed() >= self.max_seconds:
-            return f"watchdog: the run exceeded --max-minutes {self.max_seconds / 60:g}"
+            return f"watchdog: the run exceeded {self.option} {self.max_seconds / 60:g}"
         return None
 
     def bound(self, timeout: float) -> float:
         """A wait's timeout, cut to what the watchdog leaves (at least 1 s so the wait can still judge once)."""
         return max(1.0, min(timeout, self.remaining()))
+
+
+@contextlib.contextmanager
+def watched(runner: Terraform, watchdog: Watchdog) -> Iterator[None]:
+    """Let the watchdog stop a Terraform apply; never a destroy (teardown must be allowed to finish)."""
+    own = runner.watchdog
+    runner.watchdog = lambda: (own() if own else None) or watchdog.reason()
+    try:
+        yield
+    finally:
+        runner.watchdog = own
 
 
 @dataclass(frozen=True)
@@ -177,4 +194,3 @@ def execute_stages(
         records.append(record)
         on_record(record)
     return records
-

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -117,7 +118,6 @@ def test_the_platform_is_destroyed_after_a_failing_session_unless_kept(
             Emulator.from_settings(settings["emulator"]).stop()
 
 
-
 SIX_PLATFORM_TESTS = """
 import pytest
 
@@ -169,3 +169,68 @@ def test_the_platform_tests_are_grouped_only_where_xdist_is_loaded(
     assert result.ret == 0
     groups = {line for line in result.outlines if line.startswith("groups ")}
     assert groups == {f"groups test_uses_platform {group}", "groups test_beside []", "groups test_other []"}
+
+
+# An apply that has created the VPC (it is in the state) and is still creating the rest.
+SLOW_APPLY = FAKE_PLATFORM.replace(
+    "elif args[0] == 'destroy':", "    time.sleep(float(os.environ['FAKE_TF_APPLY_S']))\nelif args[0] == 'destroy':"
+)
+
+
+@pytest.mark.parametrize(("apply_seconds", "passed"), [(0, True), (60, False)])
+def test_the_watchdog_stops_the_platform_apply_and_the_session_still_tears_down(
+    apply_seconds: int,
+    passed: bool,
+    child: pytest.Pytester,
+    monkeypatch: pytest.MonkeyPatch,
+    fake_cli: Callable[..., TerraformCli],
+    tmp_path: Path,
+) -> None:
+    """The pytest path has `harness e2e`'s watchdog: an apply that outlives --harness-max-minutes is stopped, the
+    test fails naming the limit, and what was started is destroyed. Within the limit the same session passes."""
+    record = tmp_path / "calls.jsonl"
+    monkeypatch.setenv(TERRAFORM_ENV, str(fake_cli(SLOW_APPLY).path))
+    monkeypatch.setenv("FAKE_TF_RECORD", str(record))
+    monkeypatch.setenv("FAKE_TF_APPLY_S", str(apply_seconds))
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")  # an emulator of our own: none is started
+    child.makepyfile("def test_needs_platform(harness_platform_outputs):\n    pass\n")
+    started = time.monotonic()
+    result = child.runpytest_subprocess("--harness-max-minutes", "0.05")  # 3 s
+    if passed:
+        result.assert_outcomes(passed=1)
+    else:
+        result.assert_outcomes(errors=1)
+        result.stdout.fnmatch_lines(["*watchdog: the run exceeded --harness-max-minutes 0.05 during terraform apply*"])
+        assert time.monotonic() - started < 40, "the watchdog let the apply run on"
+    assert commands(record)[-1] == "destroy"
+
+
+def test_past_the_watchdog_the_remaining_platform_tests_fail_at_once(
+    child: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, fake_cli: Callable[..., TerraformCli], tmp_path: Path
+) -> None:
+    """A test that runs past the limit leaves the next platform tests nothing to wait for: they fail in setup with the
+    watchdog's reason, a test without the platform still runs, and the teardown destroys the platform."""
+    record = tmp_path / "calls.jsonl"
+    monkeypatch.setenv(TERRAFORM_ENV, str(fake_cli(FAKE_PLATFORM).path))
+    monkeypatch.setenv("FAKE_TF_RECORD", str(record))
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+    child.makepyfile(
+        """
+        import time
+
+        def test_first(harness_platform):
+            time.sleep(3.5)
+
+        def test_second(harness_platform):
+            pass
+
+        def test_without_platform():
+            pass
+        """
+    )
+    result = child.runpytest_subprocess("--harness-max-minutes", "0.05", "-rE")
+    result.assert_outcomes(passed=2, errors=1)
+    result.stdout.fnmatch_lines(
+        ["*ERROR at setup of test_second*", "watchdog: the run exceeded --harness-max-minutes 0.05"]
+    )
+    assert commands(record).count("destroy") == 1
