@@ -40,6 +40,7 @@ check: setup ## offline conformance gate on this repo
 
 lint: setup
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check harness tests scripts
 	$(BIN)/mypy
 	terraform fmt -check -recursive infra
 

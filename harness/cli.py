@@ -31,8 +31,16 @@ COMMANDS = {
     "eks-token": "harness.kube.exec_credential",
 }
 # The extra (pyproject.toml) whose libraries a command needs beyond the core install, which is what `check` needs.
-EXTRAS = {"demo": "stack", "up": "stack", "verify": "stack", "down": "stack", "sweep": "stack", "e2e": "e2e",
-          "pin-image": "pin", "eks-token": "e2e"}
+EXTRAS = {
+    "demo": "stack",
+    "up": "stack",
+    "verify": "stack",
+    "down": "stack",
+    "sweep": "stack",
+    "e2e": "e2e",
+    "pin-image": "pin",
+    "eks-token": "e2e",
+}
 
 
 def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:

@@ -191,8 +191,9 @@ def local_target(root: Path | None = None) -> LocalTarget:
     upstream = []
     for index, entry in enumerate(_list(section.get("upstream_files") or [], f"{path}: local_target.upstream_files")):
         fields = ("resource", "source", "url_prefix", "component")
-        if not all(str(_mapping(entry, f"{path}: local_target.upstream_files[{index}]").get(f, "")).strip()
-                   for f in fields):
+        if not all(
+            str(_mapping(entry, f"{path}: local_target.upstream_files[{index}]").get(f, "")).strip() for f in fields
+        ):
             raise InputError(f"{path}: local_target.upstream_files[{index}] needs {', '.join(fields)}")
         upstream.append(UpstreamFiles(*(str(entry[f]) for f in fields)))
     return LocalTarget({str(k): str(v) for k, v in gaps.items()}, images, overlays, upstream)

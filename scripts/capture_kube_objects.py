@@ -88,7 +88,10 @@ def get(kubectl: str, kubeconfig: Path, path: str) -> dict[str, Any] | None:
     """The API's JSON for ``path``, or None on 404; CaptureError on anything else."""
     done = subprocess.run(
         [kubectl, "--kubeconfig", str(kubeconfig), "get", "--raw", path],
-        capture_output=True, text=True, check=False, timeout=60,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
     )
     if done.returncode != 0:
         if "NotFound" in done.stderr or "(NotFound)" in done.stderr:
@@ -152,8 +155,9 @@ def main(argv: list[str] | None = None) -> int:
         if not kubeconfig.is_file():
             raise CaptureError(f"{kubeconfig}: no kubeconfig there (is the run's cluster up?)")
         kubectl = os.environ.get("KUBECTL") or str(locate("kubectl"))
-        written = capture(kubectl, kubeconfig.resolve(), args.out, run_dir.resolve() if run_dir else None, args.note,
-                          args.only)
+        written = capture(
+            kubectl, kubeconfig.resolve(), args.out, run_dir.resolve() if run_dir else None, args.note, args.only
+        )
     except (CaptureError, OSError, subprocess.SubprocessError, ValueError) as error:
         print(f"capture_kube_objects: {error}", file=sys.stderr)
         return 1

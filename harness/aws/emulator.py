@@ -198,5 +198,3 @@ def _log_tail(log_path: Path | None) -> str:
         return "no log"
     lines = [line for line in log_path.read_text(encoding="utf-8", errors="replace").splitlines() if line.strip()]
     return lines[-1].strip() if lines else f"empty log {log_path}"
-
-

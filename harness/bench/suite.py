@@ -64,9 +64,22 @@ def make_test(label: str, checkout: Path, log: Path) -> Timed:
     started = time.perf_counter()
     with log.open("w", encoding="utf-8") as out:
         subprocess.run(
-            ["make", "--no-print-directory", "--ignore-errors", "-o", str(stamp), f"BIN={venv_bin}",
-             f"STAMP={stamp}", "test"],
-            cwd=checkout, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, check=False,
+            [
+                "make",
+                "--no-print-directory",
+                "--ignore-errors",
+                "-o",
+                str(stamp),
+                f"BIN={venv_bin}",
+                f"STAMP={stamp}",
+                "test",
+            ],
+            cwd=checkout,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            check=False,
         )
     seconds = time.perf_counter() - started
     return Timed(label, seconds, summaries(log.read_text(encoding="utf-8", errors="replace")))

@@ -1,8 +1,8 @@
 """Public API of the gate: load the layers, run the rules, return a report.
 
-    from harness.gate.api import check
-    report = check([Path("infra")], [Path("gitops")], reference=None)
-    report.errors, report.findings
+from harness.gate.api import check
+report = check([Path("infra")], [Path("gitops")], reference=None)
+report.errors, report.findings
 """
 
 from __future__ import annotations
@@ -134,9 +134,11 @@ def _shipped(
             continue
         standing_in = reference.chart_app_versions.get(component.chart, "").lstrip("v")
         if component.chart in deployed and standing_in != pinned:
-            notes.append(f"{component.name} {pinned}: {', '.join(component.ships)} of its pinned module not read "
-                         f"(not built: `make toolchain` extracts them); the reference data's copies ({standing_in}) "
-                         "stand in")
+            notes.append(
+                f"{component.name} {pinned}: {', '.join(component.ships)} of its pinned module not read "
+                f"(not built: `make toolchain` extracts them); the reference data's copies ({standing_in}) "
+                "stand in"
+            )
     return shipped, notes
 
 
@@ -145,8 +147,9 @@ def _render_charts(model: Model, reference_dir: Path) -> None:
 
     helm, why = charts.helm_binary()
     if helm is None:
-        model.notes.append(f"--render-charts: no helm ({why}); chart values were checked by their keys only "
-                           "(EKS018), not rendered")
+        model.notes.append(
+            f"--render-charts: no helm ({why}); chart values were checked by their keys only (EKS018), not rendered"
+        )
         return
     model.renderings = charts.render_releases(model, reference_dir, helm)
 
@@ -196,13 +199,27 @@ def _check(
             issues = list(rule.check(model))
         except Exception as exc:  # a rule bug must not hide the other rules' findings
             problem = f"rule could not evaluate ({exc.__class__.__name__}: {str(exc)[:200]})"
-            findings.append(Finding(rule.id, Severity.ERROR, problem, _display(base, model.repo_root or base), 1,
-                                    "report this as a gate bug"))
+            findings.append(
+                Finding(
+                    rule.id,
+                    Severity.ERROR,
+                    problem,
+                    _display(base, model.repo_root or base),
+                    1,
+                    "report this as a gate bug",
+                )
+            )
             continue
         for issue in issues:
             findings.append(
-                Finding(rule.id, rule.severity, issue.message, _display(base, issue.location.file),
-                        max(issue.location.line, 1), issue.fix)
+                Finding(
+                    rule.id,
+                    rule.severity,
+                    issue.message,
+                    _display(base, issue.location.file),
+                    max(issue.location.line, 1),
+                    issue.fix,
+                )
             )
     kept, suppressed = _suppress(findings, model.suppressions, base)
     kept.sort(key=lambda f: (f.file, f.line, f.rule_id, f.message))
@@ -213,8 +230,9 @@ def _check(
 def _notes(model: Model, rules: Sequence[Rule]) -> list[str]:
     notes = list(model.notes)
     if "EKS015" in {r.id for r in rules} and not model.reference.compatibility:
-        notes.append("the reference data has no compatibility.yaml: EKS015 compared no Kubernetes and Karpenter "
-                     "versions")
+        notes.append(
+            "the reference data has no compatibility.yaml: EKS015 compared no Kubernetes and Karpenter versions"
+        )
     return notes
 
 

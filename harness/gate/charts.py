@@ -64,8 +64,11 @@ def plain(value: Any) -> Any:
 
 def _state(directory: Path) -> str:
     """What a chart folder holds, cheaply: every file's path, size and modification time."""
-    entries = sorted((str(p.relative_to(directory)), p.stat().st_size, p.stat().st_mtime_ns)
-                     for p in directory.rglob("*") if p.is_file())
+    entries = sorted(
+        (str(p.relative_to(directory)), p.stat().st_size, p.stat().st_mtime_ns)
+        for p in directory.rglob("*")
+        if p.is_file()
+    )
     return hashlib.sha256(repr(entries).encode()).hexdigest()
 
 
@@ -73,15 +76,19 @@ def _cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "harness" / "gate-charts"
 
 
-def render(helm: Path, chart_dir: Path, release: str, namespace: str, values: Mapping[str, Any],
-           kubernetes_version: str) -> tuple[list[dict[str, Any]], str | None]:
+def render(
+    helm: Path, chart_dir: Path, release: str, namespace: str, values: Mapping[str, Any], kubernetes_version: str
+) -> tuple[list[dict[str, Any]], str | None]:
     """`helm template` of a chart folder with these values: (objects, None) or ([], the error's first lines).
 
     A v1 List is flattened into its items, as kubectl, helm and Argo CD apply it. Cached by chart folder state,
     values, release, namespace, Kubernetes version and helm binary."""
     payload = json.dumps(plain(values), sort_keys=True, default=str)
-    key = hashlib.sha256("\0".join([str(helm), str(chart_dir.resolve()), _state(chart_dir), release, namespace,
-                                    kubernetes_version, payload]).encode()).hexdigest()[:24]
+    key = hashlib.sha256(
+        "\0".join(
+            [str(helm), str(chart_dir.resolve()), _state(chart_dir), release, namespace, kubernetes_version, payload]
+        ).encode()
+    ).hexdigest()[:24]
     cache = _cache_dir() / f"{key}.json"
     try:
         cached = json.loads(cache.read_text(encoding="utf-8"))
@@ -93,9 +100,22 @@ def render(helm: Path, chart_dir: Path, release: str, namespace: str, values: Ma
         values_file.write_text(yaml.safe_dump(json.loads(payload)), encoding="utf-8")
         try:
             done = subprocess.run(
-                [str(helm), "template", release, str(chart_dir), "--namespace", namespace,
-                 "--kube-version", kubernetes_version, "--values", str(values_file)],
-                capture_output=True, text=True, timeout=TIMEOUT_S, check=False,
+                [
+                    str(helm),
+                    "template",
+                    release,
+                    str(chart_dir),
+                    "--namespace",
+                    namespace,
+                    "--kube-version",
+                    kubernetes_version,
+                    "--values",
+                    str(values_file),
+                ],
+                capture_output=True,
+                text=True,
+                timeout=TIMEOUT_S,
+                check=False,
             )
         except (OSError, subprocess.TimeoutExpired) as exc:
             return [], f"helm did not run ({exc.__class__.__name__}: {exc})"
@@ -108,8 +128,12 @@ def render(helm: Path, chart_dir: Path, release: str, namespace: str, values: Ma
             documents = [d for d in yaml.safe_load_all(done.stdout) if isinstance(d, dict)]
         except yaml.YAMLError as exc:
             documents, error = [], f"helm printed invalid YAML ({exc.__class__.__name__})"
-        objects = [i for d in documents for i in (d.get("items") or [] if d.get("kind") == "List" else [d])
-                   if isinstance(i, dict)]
+        objects = [
+            i
+            for d in documents
+            for i in (d.get("items") or [] if d.get("kind") == "List" else [d])
+            if isinstance(i, dict)
+        ]
     try:
         cache.parent.mkdir(parents=True, exist_ok=True)
         cache.write_text(json.dumps({"objects": objects, "error": error}, default=str), encoding="utf-8")

@@ -29,16 +29,36 @@ def register(subparsers: Any) -> None:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--infra", action="append", type=Path, default=[], metavar="DIR",
-                        help="Terraform directory (repeatable; default: infra/ of this repo)")
-    parser.add_argument("--gitops", action="append", type=Path, default=[], metavar="DIR",
-                        help="GitOps directory (repeatable; default: gitops/ of this repo)")
+    parser.add_argument(
+        "--infra",
+        action="append",
+        type=Path,
+        default=[],
+        metavar="DIR",
+        help="Terraform directory (repeatable; default: infra/ of this repo)",
+    )
+    parser.add_argument(
+        "--gitops",
+        action="append",
+        type=Path,
+        default=[],
+        metavar="DIR",
+        help="GitOps directory (repeatable; default: gitops/ of this repo)",
+    )
     parser.add_argument("--reference", type=Path, metavar="DIR", help="pinned upstream data (CRDs, chart values, IAM)")
-    parser.add_argument("--plan-json", type=Path, metavar="FILE", action="append",
-                        help="`terraform show -json` output of a root: every value of that root comes from it "
-                             "(repeat for several roots)")
-    parser.add_argument("--render-charts", action="store_true",
-                        help="render the pinned charts with the pinned helm and check the objects (EKS044, EKS045)")
+    parser.add_argument(
+        "--plan-json",
+        type=Path,
+        metavar="FILE",
+        action="append",
+        help="`terraform show -json` output of a root: every value of that root comes from it "
+        "(repeat for several roots)",
+    )
+    parser.add_argument(
+        "--render-charts",
+        action="store_true",
+        help="render the pinned charts with the pinned helm and check the objects (EKS044, EKS045)",
+    )
     parser.add_argument("--format", choices=sorted(reporters.FORMATS), default="text")
     parser.add_argument("--output", type=Path, metavar="FILE", help="write the report here instead of stdout")
     parser.add_argument("--select", action="append", default=[], metavar="RULE", help="run only these rules")
@@ -84,8 +104,15 @@ def run(args: argparse.Namespace) -> int:
     if not infra and not gitops:
         root = project.repo_root()
         infra, gitops = [root / "infra"], [root / "gitops"]
-    result = check(infra, gitops, args.reference, select=set(args.select), ignore=set(args.ignore),
-                   plan_json=args.plan_json, render_charts=args.render_charts)
+    result = check(
+        infra,
+        gitops,
+        args.reference,
+        select=set(args.select),
+        ignore=set(args.ignore),
+        plan_json=args.plan_json,
+        render_charts=args.render_charts,
+    )
     for note in result.notes:
         Console(stderr=True, highlight=False, soft_wrap=True).print(f"note: {note}", markup=False)
     rendered = reporters.FORMATS[args.format](result)

@@ -129,8 +129,9 @@ reason suppresses nothing and is itself reported (EKS026).
 
 def render() -> str:
     rules = all_rules().values()
-    table = "\n".join(f"| [{r.id}](#{r.id.lower()}-{_anchor(r.title)}) | {r.severity.value} | {r.title} |"
-                      for r in rules)
+    table = "\n".join(
+        f"| [{r.id}](#{r.id.lower()}-{_anchor(r.title)}) | {r.severity.value} | {r.title} |" for r in rules
+    )
     sections = "\n".join(rule_markdown(r) for r in rules)
     return f"{INTRO}\n| rule | severity | checks that |\n|---|---|---|\n{table}\n\n{sections}"
 

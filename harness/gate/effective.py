@@ -196,8 +196,13 @@ def applications(manifests: Sequence[Manifest], secrets: Sequence[ClusterSecret]
                 secret = params.get("__secret__")
                 origin = f"ApplicationSet {appset.name}" + (f" for cluster {secret.name}" if secret else "")
                 apps.append(
-                    Manifest(doc, appset.file, appset.where("spec", "template").line,
-                             _shifted_lines(appset.lines, ("spec", "template")), origin)
+                    Manifest(
+                        doc,
+                        appset.file,
+                        appset.where("spec", "template").line,
+                        _shifted_lines(appset.lines, ("spec", "template")),
+                        origin,
+                    )
                 )
     return apps
 
@@ -438,8 +443,15 @@ def _json6902(
     return patched
 
 
-_PATCH_ERRORS = (jsonpatch.JsonPatchException, jsonpointer.JsonPointerException, TypeError, ValueError, KeyError,
-                 IndexError, AttributeError)
+_PATCH_ERRORS = (
+    jsonpatch.JsonPatchException,
+    jsonpointer.JsonPointerException,
+    TypeError,
+    ValueError,
+    KeyError,
+    IndexError,
+    AttributeError,
+)
 
 
 def _patch_problem(manifest: Manifest, operations: list[Any], exc: Exception) -> str:
@@ -452,8 +464,10 @@ def _patch_problem(manifest: Manifest, operations: list[Any], exc: Exception) ->
             op = operation.get("op") if isinstance(operation, dict) else None
             path = operation.get("path") if isinstance(operation, dict) else None
             if op == "replace" and _missing_key(doc, path):
-                why = "the path does not exist (RFC 6902 requires it; kustomize adds the key instead, beside the " \
-                      "field the patch meant to change)"
+                why = (
+                    "the path does not exist (RFC 6902 requires it; kustomize adds the key instead, beside the "
+                    "field the patch meant to change)"
+                )
             elif op == "remove":
                 why = "the path does not exist; kustomize and Argo CD fail the build"
             elif op == "add":
@@ -513,8 +527,10 @@ def _merge(
             base.pop(key, None)
         elif isinstance(value, dict) and isinstance(base.get(key), dict):
             _merge(base[key], value, (*path, key), manifest, where)
-        elif isinstance(value, list) and isinstance(base.get(key), list) and all(
-            isinstance(i, dict) and "name" in i for i in [*value, *base[key]]
+        elif (
+            isinstance(value, list)
+            and isinstance(base.get(key), list)
+            and all(isinstance(i, dict) and "name" in i for i in [*value, *base[key]])
         ):
             by_name = {item["name"]: item for item in base[key]}
             for item in value:

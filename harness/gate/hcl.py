@@ -924,8 +924,26 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
     "one": lambda items: (items[0] if items else None) if len(items) <= 1 else _fail("one"),
 }
 # Functions that look inside collections themselves (an unknown element need not spoil the result).
-_ACCEPT_UNKNOWN = frozenset({"merge", "concat", "lookup", "coalesce", "jsonencode", "yamlencode", "tolist", "toset",
-                             "tomap", "length", "compact", "flatten", "distinct", "one", "element", "slice"})
+_ACCEPT_UNKNOWN = frozenset(
+    {
+        "merge",
+        "concat",
+        "lookup",
+        "coalesce",
+        "jsonencode",
+        "yamlencode",
+        "tolist",
+        "toset",
+        "tomap",
+        "length",
+        "compact",
+        "flatten",
+        "distinct",
+        "one",
+        "element",
+        "slice",
+    }
+)
 
 
 def _slice(items: Any, start: int, end: int) -> list[Any]:

@@ -53,8 +53,10 @@ def yaml_documents(path: Path, text: str | None = None) -> list[tuple[Any, int, 
             if node is None:
                 break
             if may_expand and _expanded_size(node, {}) > MAX_EXPANDED_NODES:
-                raise InputError(f"{path}:{node.start_mark.line + 1}: YAML aliases expand to more than "
-                                 f"{MAX_EXPANDED_NODES} nodes (an alias bomb?)")
+                raise InputError(
+                    f"{path}:{node.start_mark.line + 1}: YAML aliases expand to more than "
+                    f"{MAX_EXPANDED_NODES} nodes (an alias bomb?)"
+                )
             data = loader.construct_document(node)
             lines: dict[tuple[Any, ...], int] = {}
             _index_lines(node, (), lines)
@@ -103,7 +105,10 @@ def _expanded_size(node: yaml.Node, sizes: dict[int, int]) -> int:
 
 
 def _index_lines(
-    node: yaml.Node, path: tuple[Any, ...], lines: dict[tuple[Any, ...], int], depth: int = 0,
+    node: yaml.Node,
+    path: tuple[Any, ...],
+    lines: dict[tuple[Any, ...], int],
+    depth: int = 0,
     seen: set[int] | None = None,
 ) -> None:
     seen = set() if seen is None else seen
@@ -247,7 +252,9 @@ def load_reference(directory: Path, shipped: Mapping[str, Path] | None = None) -
     folders = (directory, *sorted((shipped or {}).values()))
     state = tuple(
         (str(p), p.stat().st_size, p.stat().st_mtime_ns)
-        for folder in folders for p in sorted(folder.rglob("*")) if p.is_file()
+        for folder in folders
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
     )
     return _load_reference(directory, tuple(sorted((shipped or {}).items())), state)
 
@@ -280,15 +287,21 @@ def _load_reference(
     reference = _parse_reference(directory, dict(shipped))
     try:
         cache.parent.mkdir(parents=True, exist_ok=True)
-        cache.write_text(json.dumps({
-            "schemas": [[*key, schema] for key, schema in reference.crd_schemas.items()],
-            "kinds": [[*key, versions] for key, versions in reference.crd_kinds.items()],
-            "charts": [[name, version, values] for name, (version, values) in reference.chart_values.items()],
-            "iam": {name: sorted(actions) for name, actions in reference.iam_actions.items()},
-            "compatibility": reference.compatibility,
-            "iam_statements": reference.iam_statements,
-            "chart_app_versions": reference.chart_app_versions,
-        }, default=str), encoding="utf-8")
+        cache.write_text(
+            json.dumps(
+                {
+                    "schemas": [[*key, schema] for key, schema in reference.crd_schemas.items()],
+                    "kinds": [[*key, versions] for key, versions in reference.crd_kinds.items()],
+                    "charts": [[name, version, values] for name, (version, values) in reference.chart_values.items()],
+                    "iam": {name: sorted(actions) for name, actions in reference.iam_actions.items()},
+                    "compatibility": reference.compatibility,
+                    "iam_statements": reference.iam_statements,
+                    "chart_app_versions": reference.chart_app_versions,
+                },
+                default=str,
+            ),
+            encoding="utf-8",
+        )
     except (OSError, TypeError, ValueError):
         pass  # a cache that cannot be written only costs time
     return reference
@@ -358,8 +371,9 @@ def _parse_reference(directory: Path, shipped: Mapping[str, Path]) -> Reference:
             statements["karpenter"] = [s for d in documents for s in policy_statements(d)]
     compatibility_file = directory / "compatibility.yaml"
     compatibility = yaml_documents(compatibility_file)[0][0] if compatibility_file.is_file() else {}
-    return Reference(schemas, kinds, charts, iam, compatibility or {}, iam_statements=statements,
-                     chart_app_versions=app_versions)
+    return Reference(
+        schemas, kinds, charts, iam, compatibility or {}, iam_statements=statements, chart_app_versions=app_versions
+    )
 
 
 def policy_statements(document: Any) -> list[dict[str, Any]]:
@@ -372,12 +386,17 @@ def policy_statements(document: Any) -> list[dict[str, Any]]:
         actions, resources = statement.get("Action", []), statement.get("Resource", [])
         conditions = [
             [str(operator), str(key), [str(v) for v in (values if isinstance(values, list) else [values])]]
-            for operator, entries in (statement.get("Condition") or {}).items() if isinstance(entries, dict)
+            for operator, entries in (statement.get("Condition") or {}).items()
+            if isinstance(entries, dict)
             for key, values in entries.items()
         ]
-        found.append({"actions": [actions] if isinstance(actions, str) else list(actions),
-                      "resources": [resources] if isinstance(resources, str) else list(resources),
-                      "conditions": conditions})
+        found.append(
+            {
+                "actions": [actions] if isinstance(actions, str) else list(actions),
+                "resources": [resources] if isinstance(resources, str) else list(resources),
+                "conditions": conditions,
+            }
+        )
     return found
 
 

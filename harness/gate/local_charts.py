@@ -70,8 +70,11 @@ def _render_chart(release: TfResource, directory: Path, passed: HelmValues, note
     chart = documents[0][0] if documents and isinstance(documents[0][0], dict) else {}
     params = {
         "Values": values,
-        "Release": {"Name": decoded(release.get("name")) or release.name,
-                    "Namespace": decoded(release.get("namespace")) or "default", "Service": "Helm"},
+        "Release": {
+            "Name": decoded(release.get("name")) or release.name,
+            "Namespace": decoded(release.get("namespace")) or "default",
+            "Service": "Helm",
+        },
         "Chart": {"Name": chart.get("name"), "Version": chart.get("version")},
     }
     objects: list[Manifest] = []
@@ -82,9 +85,11 @@ def _render_chart(release: TfResource, directory: Path, passed: HelmValues, note
             rendered = "\n".join(render_line(line, params) for line in source.split("\n"))
         except _Unsupported as unsupported:
             line = next((n for n, t in enumerate(source.split("\n"), 1) if str(unsupported) in t), 1)
-            notes.append(f"{_shown(file)}:{line}: unsupported chart template action {{{{{unsupported}}}}} (the gate "
-                         f"renders a local chart's .Values, .Release, .Chart, `required` and `| quote` only): the "
-                         f"objects of {file.name} ({release.address}) were not checked")
+            notes.append(
+                f"{_shown(file)}:{line}: unsupported chart template action {{{{{unsupported}}}}} (the gate "
+                f"renders a local chart's .Values, .Release, .Chart, `required` and `| quote` only): the "
+                f"objects of {file.name} ({release.address}) were not checked"
+            )
             continue
         for data, first, lines in yaml_documents(file, rendered):
             if isinstance(data, dict) and data:

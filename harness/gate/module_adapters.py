@@ -51,11 +51,14 @@ def _vpc(inputs: Inputs) -> Expansion:
         extra = as_dict(decoded(inputs(f"{kind}_subnet_tags")))
         for index, cidr in enumerate(as_list(decoded(inputs(f"{kind}_subnets")))):
             zone = zones[index % len(zones)] if zones else Unknown(f"azs[{index}]")
-            resources.append(Synthesized(
-                "aws_subnet", f"{kind}[{index}]",
-                {"cidr_block": cidr, "availability_zone": zone, "tags": {**tags, **extra}},
-                {"tags": f"{kind}_subnet_tags", "cidr_block": f"{kind}_subnets"},
-            ))
+            resources.append(
+                Synthesized(
+                    "aws_subnet",
+                    f"{kind}[{index}]",
+                    {"cidr_block": cidr, "availability_zone": zone, "tags": {**tags, **extra}},
+                    {"tags": f"{kind}_subnet_tags", "cidr_block": f"{kind}_subnets"},
+                )
+            )
     return Expansion(resources, {})
 
 
@@ -69,39 +72,79 @@ def _eks(inputs: Inputs) -> Expansion:
     name = _first(inputs, "cluster_name", "name")
     tags = as_dict(decoded(inputs("tags")))
     public = _first(inputs, "cluster_endpoint_public_access", "endpoint_public_access", default=False)
-    cidrs = _first(inputs, "cluster_endpoint_public_access_cidrs", "endpoint_public_access_cidrs",
-                   default=["0.0.0.0/0"])
-    resources = [Synthesized(
-        "aws_eks_cluster", "this",
-        {"name": name, "version": _first(inputs, "cluster_version", "kubernetes_version"), "tags": tags,
-         "vpc_config": [{"endpoint_public_access": public, "public_access_cidrs": cidrs}]},
-        {"vpc_config.public_access_cidrs": "cluster_endpoint_public_access_cidrs",
-         "vpc_config": "cluster_endpoint_public_access", "name": "cluster_name", "version": "cluster_version"},
-    )]
+    cidrs = _first(
+        inputs, "cluster_endpoint_public_access_cidrs", "endpoint_public_access_cidrs", default=["0.0.0.0/0"]
+    )
+    resources = [
+        Synthesized(
+            "aws_eks_cluster",
+            "this",
+            {
+                "name": name,
+                "version": _first(inputs, "cluster_version", "kubernetes_version"),
+                "tags": tags,
+                "vpc_config": [{"endpoint_public_access": public, "public_access_cidrs": cidrs}],
+            },
+            {
+                "vpc_config.public_access_cidrs": "cluster_endpoint_public_access_cidrs",
+                "vpc_config": "cluster_endpoint_public_access",
+                "name": "cluster_name",
+                "version": "cluster_version",
+            },
+        )
+    ]
     if _first(inputs, "create_node_security_group", default=True) is not False:
         cluster_tag = {f"kubernetes.io/cluster/{name}": "owned"} if isinstance(name, str) else {}
         node_tags = as_dict(decoded(inputs("node_security_group_tags")))
-        resources.append(Synthesized("aws_security_group", "node", {"tags": {**tags, **cluster_tag, **node_tags}},
-                                     {"tags": "node_security_group_tags"}))
+        resources.append(
+            Synthesized(
+                "aws_security_group",
+                "node",
+                {"tags": {**tags, **cluster_tag, **node_tags}},
+                {"tags": "node_security_group_tags"},
+            )
+        )
     defaults = as_dict(decoded(inputs("eks_managed_node_group_defaults")))
     for key, group in as_dict(decoded(inputs("eks_managed_node_groups"))).items():
         group = {**defaults, **as_dict(group)}
         taints = group.get("taints")
         taint_list = list(as_dict(taints).values()) if isinstance(taints, dict) else as_list(taints)
-        resources.append(Synthesized("aws_eks_node_group", key, {
-            "node_group_name": group.get("name", key),
-            "labels": as_dict(group.get("labels")),
-            "taint": [{**as_dict(t), "effect": _TAINT_EFFECTS.get(str(as_dict(t).get("effect")),
-                                                                   as_dict(t).get("effect"))} for t in taint_list],
-            "capacity_type": group.get("capacity_type", "ON_DEMAND"),
-            "instance_types": group.get("instance_types", ["t3.medium"]),
-            "ami_type": group.get("ami_type", "AL2023_x86_64_STANDARD"),
-            "launch_template": [{"id": Unknown(f"module launch template {key}")}],
-        }, {"labels": "eks_managed_node_groups", "taint": "eks_managed_node_groups"}))
-        resources.append(Synthesized("aws_launch_template", key, {
-            "metadata_options": [{**_EKS_NODE_METADATA, **as_dict(group.get("metadata_options"))}],
-        }, {"metadata_options": "eks_managed_node_groups", "metadata_options.http_put_response_hop_limit":
-            "eks_managed_node_groups", "metadata_options.http_tokens": "eks_managed_node_groups"}))
+        resources.append(
+            Synthesized(
+                "aws_eks_node_group",
+                key,
+                {
+                    "node_group_name": group.get("name", key),
+                    "labels": as_dict(group.get("labels")),
+                    "taint": [
+                        {
+                            **as_dict(t),
+                            "effect": _TAINT_EFFECTS.get(str(as_dict(t).get("effect")), as_dict(t).get("effect")),
+                        }
+                        for t in taint_list
+                    ],
+                    "capacity_type": group.get("capacity_type", "ON_DEMAND"),
+                    "instance_types": group.get("instance_types", ["t3.medium"]),
+                    "ami_type": group.get("ami_type", "AL2023_x86_64_STANDARD"),
+                    "launch_template": [{"id": Unknown(f"module launch template {key}")}],
+                },
+                {"labels": "eks_managed_node_groups", "taint": "eks_managed_node_groups"},
+            )
+        )
+        resources.append(
+            Synthesized(
+                "aws_launch_template",
+                key,
+                {
+                    "metadata_options": [{**_EKS_NODE_METADATA, **as_dict(group.get("metadata_options"))}],
+                },
+                {
+                    "metadata_options": "eks_managed_node_groups",
+                    "metadata_options.http_put_response_hop_limit": "eks_managed_node_groups",
+                    "metadata_options.http_tokens": "eks_managed_node_groups",
+                },
+            )
+        )
     return Expansion(resources, {"cluster_name": name})
 
 

@@ -58,8 +58,7 @@ def read_plan(path: Path) -> Plan:
         plan.outputs[str(name)] = entry.get("value") if isinstance(entry, dict) and "value" in entry else None
     for name, change in _mapping(document.get("output_changes")).items():
         if isinstance(change, dict):
-            plan.outputs[str(name)] = _with_unknowns(change.get("after"), change.get("after_unknown"),
-                                                     f"output.{name}")
+            plan.outputs[str(name)] = _with_unknowns(change.get("after"), change.get("after_unknown"), f"output.{name}")
     configuration = _mapping(_mapping(document.get("configuration")).get("root_module"))
     plan.variable_names = {str(n) for n in _mapping(configuration.get("variables"))} or set(plan.variables)
     plan.root_addresses = {str(r.get("address")) for r in configuration.get("resources") or [] if isinstance(r, dict)}
@@ -79,8 +78,11 @@ def _base(address: str) -> str:
 def _module_resources(module: Any) -> list[tuple[str, dict[str, Any]]]:
     if not isinstance(module, dict):
         return []
-    found = [(str(r.get("address")), r["values"]) for r in module.get("resources") or []
-             if isinstance(r, dict) and isinstance(r.get("values"), dict)]
+    found = [
+        (str(r.get("address")), r["values"])
+        for r in module.get("resources") or []
+        if isinstance(r, dict) and isinstance(r.get("values"), dict)
+    ]
     for child in module.get("child_modules") or []:
         found.extend(_module_resources(child))
     return found
@@ -110,8 +112,10 @@ def root_of(plan: Plan, roots: Mapping[str, tuple[set[str], set[str]]]) -> str:
     best = max(scores.values(), default=0)
     chosen = [name for name, score in scores.items() if score == best]
     if best == 0 or len(chosen) != 1:
-        raise InputError(f"{plan.file}: the plan matches no single Terraform root under --infra "
-                         f"(roots: {', '.join(sorted(roots)) or 'none'})")
+        raise InputError(
+            f"{plan.file}: the plan matches no single Terraform root under --infra "
+            f"(roots: {', '.join(sorted(roots)) or 'none'})"
+        )
     return chosen[0]
 
 
@@ -148,10 +152,14 @@ def overlay(model: TerraformModel, plans: Mapping[str, Plan]) -> None:
         instances: list[tuple[TfResource, dict[str, Any] | None]] = [(resource, planned.get(resource.address))]
         if resource.address not in planned and resource.index is None:
             prefix = resource.address + "["
-            keys = [address[len(prefix):-1] for address in planned if address.startswith(prefix)]
+            keys = [address[len(prefix) : -1] for address in planned if address.startswith(prefix)]
             instances = [
-                (dataclasses.replace(resource, index=int(key) if key.isdigit() else key.strip('"'),
-                                     count_unknown=False), planned[f"{prefix}{key}]"])
+                (
+                    dataclasses.replace(
+                        resource, index=int(key) if key.isdigit() else key.strip('"'), count_unknown=False
+                    ),
+                    planned[f"{prefix}{key}]"],
+                )
                 for key in keys
             ] or instances
         for instance, values in instances:

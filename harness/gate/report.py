@@ -39,8 +39,9 @@ def text(report: Report, width: int | None = None) -> str:
         table.add_column("fix", overflow="fold", ratio=2)
         styles = {Severity.ERROR: "red", Severity.WARNING: "yellow", Severity.NOTE: "cyan"}
         for f in report.findings:
-            table.add_row(f"[{styles[f.severity]}]{f.severity.value}[/]", f.rule_id, f"{f.file}:{f.line}",
-                          f.message, f.fix)
+            table.add_row(
+                f"[{styles[f.severity]}]{f.severity.value}[/]", f.rule_id, f"{f.file}:{f.line}", f.message, f.fix
+            )
         console.print(table)
     console.print(("FAILED: " if report.errors else "passed: ") + _summary(report), markup=False)
     return buffer.getvalue()
@@ -60,8 +61,14 @@ def as_json(report: Report) -> str:
 
 
 def _finding(f: Any) -> dict[str, Any]:
-    return {"rule": f.rule_id, "severity": f.severity.value, "message": f.message, "file": f.file,
-            "line": f.line, "fix": f.fix}
+    return {
+        "rule": f.rule_id,
+        "severity": f.severity.value,
+        "message": f.message,
+        "file": f.file,
+        "line": f.line,
+        "fix": f.fix,
+    }
 
 
 def sarif(report: Report) -> str:

@@ -336,9 +336,13 @@ class Project:
         """Plans for some roots (each matched to its root by variables and resources): their values replace the
         static evaluation of that root everywhere (call before anything is evaluated)."""
         roots = {
-            name: (set(root.module.variables),
-                   {f"{b.labels[0]}.{b.labels[1]}" if b.type == "resource" else f"data.{b.labels[0]}.{b.labels[1]}"
-                    for b in root.module.resources})
+            name: (
+                set(root.module.variables),
+                {
+                    f"{b.labels[0]}.{b.labels[1]}" if b.type == "resource" else f"data.{b.labels[0]}.{b.labels[1]}"
+                    for b in root.module.resources
+                },
+            )
             for name, root in self.roots.items()
         }
         self.plans = check_unique([(root_of(plan, roots), plan) for plan in plans])
@@ -404,7 +408,8 @@ def collect(project: Project) -> TerraformModel:
         default_tags = _default_tags(root)
         _collect_instance(root, model, default_tags)
         model.outputs[root_name] = {
-            name: planned_output(project, root_name, name) if root_name in project.plans
+            name: planned_output(project, root_name, name)
+            if root_name in project.plans
             else concrete(root.output(name), "")
             for name in root.module.outputs
         }
@@ -416,8 +421,11 @@ def collect(project: Project) -> TerraformModel:
             if "required_version" in block.attrs:
                 constraint = evaluate(block.attrs["required_version"], Env(_no_names, block.source, module.path))
                 if isinstance(constraint, str):
-                    model.providers.append(ProviderRequirement("terraform", "", constraint, root_name, block.file,
-                                                               block.attr_lines["required_version"]))
+                    model.providers.append(
+                        ProviderRequirement(
+                            "terraform", "", constraint, root_name, block.file, block.attr_lines["required_version"]
+                        )
+                    )
             for required in (b for b in block.blocks if b.type == "required_providers"):
                 env = Env(_no_names, required.source, module.path)
                 for name, node in required.attrs.items():
@@ -474,8 +482,19 @@ def _collect_instance(instance: Instance, model: TerraformModel, default_tags: d
         for made in instance.expansion(call_name).resources:
             lines = {attr: call.attr_lines.get(source, call.line) for attr, source in made.inputs.items()}
             model.resources.append(
-                TfResource("resource", made.type, made.name, path, instance.root, None, made.attrs, call.file,
-                           call.line, lines, default_tags if made.type.startswith("aws_") else {})
+                TfResource(
+                    "resource",
+                    made.type,
+                    made.name,
+                    path,
+                    instance.root,
+                    None,
+                    made.attrs,
+                    call.file,
+                    call.line,
+                    lines,
+                    default_tags if made.type.startswith("aws_") else {},
+                )
             )
     for child in instance.children.values():
         _collect_instance(child, model, default_tags)

@@ -46,8 +46,11 @@ def node_architectures(documents: Iterable[Any]) -> set[str]:
             continue
         requirements = (((doc.get("spec") or {}).get("template") or {}).get("spec") or {}).get("requirements")
         for requirement in requirements or []:
-            if (isinstance(requirement, dict) and requirement.get("key") == ARCH_LABEL
-                    and requirement.get("operator") == "In"):
+            if (
+                isinstance(requirement, dict)
+                and requirement.get("key") == ARCH_LABEL
+                and requirement.get("operator") == "In"
+            ):
                 found.update(str(value) for value in requirement.get("values") or [])
     return found
 
@@ -113,8 +116,10 @@ def plan_pins(root: Path, keys: Sequence[str] | None, registry: RegistryClient) 
         resolved = registry.resolve(ref, old)
         if missing := missing_platforms(resolved, architectures):
             have = ", ".join(sorted(resolved.platforms)) or "none recorded"
-            raise InputError(f"image {old}: no build for {', '.join(missing)}, which the NodePools under "
-                             f"{gitops} may launch (image has: {have})")
+            raise InputError(
+                f"image {old}: no build for {', '.join(missing)}, which the NodePools under "
+                f"{gitops} may launch (image has: {have})"
+            )
         pins.append(Pin(key, old, ref.pinned(resolved.digest), resolved))
 
     contents: dict[Path, str] = {}
@@ -147,8 +152,9 @@ def run(args: argparse.Namespace) -> int:
         platforms = ", ".join(sorted(pin.resolved.platforms))
         console.print(f"{pin.key}: {pin.new} ({platforms}; {where})", markup=False)
         if pin.new != pin.old and pin.files == [root / "versions.yaml"]:
-            console.print(f"note: no manifest under gitops/ uses {pin.old}; `harness check` (EKS016) compares them",
-                          markup=False)
+            console.print(
+                f"note: no manifest under gitops/ uses {pin.old}; `harness check` (EKS016) compares them", markup=False
+            )
     if args.dry_run:
         console.print("dry run: nothing written")
         return 0
@@ -158,11 +164,17 @@ def run(args: argparse.Namespace) -> int:
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
-        "pin-image", help="pin versions.yaml images (and the manifests using them) to registry digests",
+        "pin-image",
+        help="pin versions.yaml images (and the manifests using them) to registry digests",
         description="Ask each image's registry for the digest its tag points at, check nodes can run it, and "
-                    "write name:tag@digest into versions.yaml and every gitops/ manifest using it. Needs "
-                    "access to the registry; writes nothing unless every image resolves.")
-    parser.add_argument("--key", action="append", metavar="KEY",
-                        help="only this versions.yaml entry (repeatable; default: every *_image)")
+        "write name:tag@digest into versions.yaml and every gitops/ manifest using it. Needs "
+        "access to the registry; writes nothing unless every image resolves.",
+    )
+    parser.add_argument(
+        "--key",
+        action="append",
+        metavar="KEY",
+        help="only this versions.yaml entry (repeatable; default: every *_image)",
+    )
     parser.add_argument("--dry-run", action="store_true", help="show what would change, write nothing")
     parser.set_defaults(func=run)

@@ -26,8 +26,10 @@ DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 INDEX_TYPES = (OCI_INDEX, DOCKER_LIST)
 IMAGE_TYPES = (OCI_MANIFEST, DOCKER_MANIFEST)
-SCHEMA1_TYPES = ("application/vnd.docker.distribution.manifest.v1+json",
-                 "application/vnd.docker.distribution.manifest.v1+prettyjws")
+SCHEMA1_TYPES = (
+    "application/vnd.docker.distribution.manifest.v1+json",
+    "application/vnd.docker.distribution.manifest.v1+prettyjws",
+)
 
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
 _REPOSITORY = re.compile(rf"{_COMPONENT}(?:/{_COMPONENT})*")
@@ -104,14 +106,18 @@ def judge_manifest(image: str, media_type: str, body: bytes, served_digest: str 
     """The manifest as JSON, once it is one a node can pull and its bytes match the digest served."""
     kind = media_type.split(";")[0].strip()
     if kind in SCHEMA1_TYPES:
-        raise InputError(f"image {image}: the registry serves a schema 1 manifest, which containerd 2 on EKS "
-                         f"nodes refuses to pull; choose an image pushed in the OCI or Docker v2 format")
+        raise InputError(
+            f"image {image}: the registry serves a schema 1 manifest, which containerd 2 on EKS "
+            f"nodes refuses to pull; choose an image pushed in the OCI or Docker v2 format"
+        )
     if kind not in INDEX_TYPES + IMAGE_TYPES:
         raise InputError(f"image {image}: unexpected manifest media type {kind or '(none)'}")
     actual = content_digest(body)
     if served_digest and served_digest != actual:
-        raise InputError(f"image {image}: registry says digest {served_digest} but the manifest hashes to "
-                         f"{actual}; not pinning to bytes that do not match")
+        raise InputError(
+            f"image {image}: registry says digest {served_digest} but the manifest hashes to "
+            f"{actual}; not pinning to bytes that do not match"
+        )
     try:
         manifest = json.loads(body)
     except ValueError:

@@ -48,8 +48,14 @@ class RegistryClient:
 
     ACCEPT = ", ".join(INDEX_TYPES + IMAGE_TYPES)
 
-    def __init__(self, session: requests.Session | None = None, *, attempts: int = 4, timeout: float = 20.0,
-                 sleep: Callable[[float], None] | None = None) -> None:
+    def __init__(
+        self,
+        session: requests.Session | None = None,
+        *,
+        attempts: int = 4,
+        timeout: float = 20.0,
+        sleep: Callable[[float], None] | None = None,
+    ) -> None:
         self.session = session or requests.Session()
         self.attempts = attempts
         self.timeout = timeout
@@ -91,8 +97,10 @@ class RegistryClient:
                     response = self._send(ref, url, image, accept)
         except RetryError as exc:
             cause = exc.last_attempt.exception()
-            raise EnvironmentProblem(f"cannot reach registry {ref.registry} for {image} after {self.attempts} "
-                                     f"tries ({cause}); pinning needs access to the registry") from None
+            raise EnvironmentProblem(
+                f"cannot reach registry {ref.registry} for {image} after {self.attempts} "
+                f"tries ({cause}); pinning needs access to the registry"
+            ) from None
         return response
 
     def _send(self, ref: ImageRef, url: str, image: str, accept: str | None) -> requests.Response:
@@ -109,17 +117,20 @@ class RegistryClient:
         if response.status_code == 429 or response.status_code >= 500:
             raise _Transient(f"HTTP {response.status_code} from {url}")
         if response.status_code == 404:
-            raise InputError(f"image {image}: {url.rsplit('/', 2)[-2]} {url.rsplit('/', 1)[-1]} "
-                             f"not found in {ref.registry}/{ref.repository}")
+            raise InputError(
+                f"image {image}: {url.rsplit('/', 2)[-2]} {url.rsplit('/', 1)[-1]} "
+                f"not found in {ref.registry}/{ref.repository}"
+            )
         if response.status_code in (401, 403):
-            raise EnvironmentProblem(f"image {image}: {ref.registry} refused an anonymous pull "
-                                     f"(HTTP {response.status_code}); is the repository public?")
+            raise EnvironmentProblem(
+                f"image {image}: {ref.registry} refused an anonymous pull "
+                f"(HTTP {response.status_code}); is the repository public?"
+            )
         if response.status_code != 200:
             raise EnvironmentProblem(f"image {image}: HTTP {response.status_code} from {url}")
         return response
 
-    def _request(self, url: str, headers: dict[str, str], params: dict[str, str] | None = None
-                 ) -> requests.Response:
+    def _request(self, url: str, headers: dict[str, str], params: dict[str, str] | None = None) -> requests.Response:
         try:
             return self.session.get(url, headers=headers, params=params, timeout=self.timeout)
         except (requests.ConnectionError, requests.Timeout) as exc:
@@ -128,8 +139,9 @@ class RegistryClient:
     def _token(self, ref: ImageRef, challenge: requests.Response, image: str) -> str:
         params = _bearer_challenge(challenge.headers.get("WWW-Authenticate", ""))
         if not params or "realm" not in params:
-            raise EnvironmentProblem(f"image {image}: {ref.registry} asks for credentials this command "
-                                     "does not have (no bearer challenge)")
+            raise EnvironmentProblem(
+                f"image {image}: {ref.registry} asks for credentials this command does not have (no bearer challenge)"
+            )
         query = {"scope": f"repository:{ref.repository}:pull"}
         if "service" in params:
             query["service"] = params["service"]
@@ -142,6 +154,7 @@ class RegistryClient:
             body = {}
         token = (body.get("token") or body.get("access_token")) if isinstance(body, dict) else None
         if not isinstance(token, str) or not token:
-            raise EnvironmentProblem(f"image {image}: {ref.registry} gave no pull token "
-                                     f"(HTTP {response.status_code} from {params['realm']})")
+            raise EnvironmentProblem(
+                f"image {image}: {ref.registry} gave no pull token (HTTP {response.status_code} from {params['realm']})"
+            )
         return token

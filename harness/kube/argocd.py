@@ -44,6 +44,7 @@ APP_TREE_NOTE = (
 APPLICATIONS_CHECK = "argo cd applications synced and healthy"
 APPLICATION_SETS_CHECK = "argo cd applicationsets generated their applications"
 
+
 def _status(app: KubeObject) -> Mapping[str, Any]:
     return app.get("status") or {}
 
@@ -152,7 +153,8 @@ def judge_application(app: KubeObject, now: datetime | None = None) -> Result:
         degraded_for = _degraded_seconds(status, now)
         if degraded_for is not None and degraded_for < DEGRADED_GRACE_S:
             return Result.pending(
-                name, f"{label}: Degraded for {degraded_for:.0f} s, may still converge ({_first_problem(summary)})",
+                name,
+                f"{label}: Degraded for {degraded_for:.0f} s, may still converge ({_first_problem(summary)})",
                 **summary,
             )
         return Result.failed(name, f"{label}: Degraded ({_first_problem(summary)})", **summary)

@@ -132,13 +132,17 @@ def judge_scale_in(
         )
     if len(before.nodeclaims) <= minimum:
         return Result.failed(
-            name, f"{nodepool} had {len(before.nodeclaims)} NodeClaim(s) at the scale back, no more than the "
-            f"bin-packing minimum of {minimum}: nothing to consolidate, so this shows nothing of Karpenter", **evidence,
+            name,
+            f"{nodepool} had {len(before.nodeclaims)} NodeClaim(s) at the scale back, no more than the "
+            f"bin-packing minimum of {minimum}: nothing to consolidate, so this shows nothing of Karpenter",
+            **evidence,
         )
     if not consolidated:
         return Result.failed(
-            name, f"{', '.join(had)} gone without Karpenter's {CONSOLIDATION_EVENT} event for consolidation "
-            f"({' or '.join(CONSOLIDATION_REASONS)}): something else removed them", **evidence,
+            name,
+            f"{', '.join(had)} gone without Karpenter's {CONSOLIDATION_EVENT} event for consolidation "
+            f"({' or '.join(CONSOLIDATION_REASONS)}): something else removed them",
+            **evidence,
         )
     return Result.passed(
         name,

@@ -299,7 +299,9 @@ def judge_workload_off_ops(
         if is_ops_node(by_name.get(str(pod["spec"]["nodeName"]), {}))
     ]
     evidence = {
-        "pods": {name_of(p): (p.get("spec") or {}).get("nodeName") for p in pods}, "on_ops": on_ops, "failed": failed
+        "pods": {name_of(p): (p.get("spec") or {}).get("nodeName") for p in pods},
+        "on_ops": on_ops,
+        "failed": failed,
     }
     if on_ops:
         return Result.failed(name, f"{len(on_ops)} {workload} pod(s) run on ops nodes", **evidence)
@@ -337,19 +339,30 @@ def judge_pinned_image(pods: Sequence[KubeObject], pinned: str, *, container: st
     digests = {pod: image_id.rpartition("@")[2] for pod, image_id in pulled.items() if "@sha256:" in image_id}
     evidence: dict[str, Any] = {"pinned": pinned, "digests": digests}
     if wrong:
-        return Result.failed(name, f"{len(wrong)} pod(s) use another image than versions.yaml pins ({pinned}): "
-                             + ", ".join(f"{pod}={image}" for pod, image in sorted(wrong.items())), **evidence)
+        return Result.failed(
+            name,
+            f"{len(wrong)} pod(s) use another image than versions.yaml pins ({pinned}): "
+            + ", ".join(f"{pod}={image}" for pod, image in sorted(wrong.items())),
+            **evidence,
+        )
     if len(digests) < len(pods):
-        return Result.pending(name, f"{len(pods) - len(digests)} of {len(pods)} pod(s) have not pulled yet",
-                              **evidence)
+        return Result.pending(name, f"{len(pods) - len(digests)} of {len(pods)} pod(s) have not pulled yet", **evidence)
     expected = pinned.rpartition("@")[2] if "@sha256:" in pinned else None
     off = sorted(pod for pod, digest in digests.items() if expected and digest != expected)
     if off:
-        return Result.failed(name, f"{len(off)} pod(s) run a digest other than the pinned {expected}: "
-                             + ", ".join(f"{pod}={digests[pod]}" for pod in off), **evidence)
+        return Result.failed(
+            name,
+            f"{len(off)} pod(s) run a digest other than the pinned {expected}: "
+            + ", ".join(f"{pod}={digests[pod]}" for pod in off),
+            **evidence,
+        )
     distinct = sorted(set(digests.values()))
     if len(distinct) > 1:
-        return Result.failed(name, f"replicas run {len(distinct)} different images under the moving tag {pinned}: "
-                             "pin it by digest (harness pin-image)", **evidence)
+        return Result.failed(
+            name,
+            f"replicas run {len(distinct)} different images under the moving tag {pinned}: "
+            "pin it by digest (harness pin-image)",
+            **evidence,
+        )
     note = "" if expected else f" (moving tag {pinned}: pin it with harness pin-image)"
     return Result.passed(name, f"all {len(pods)} pod(s) run {distinct[0]}{note}", **evidence)

@@ -41,6 +41,7 @@ TARGET_GROUPS_CHECK = "ALB target groups are ip type and register exactly the ga
 TARGET_HEALTH_CHECK = "ALB health checks find the game's targets healthy"
 GAME_PAGE_CHECK = "game page is served through the ALB"
 
+
 def ingress_hostname(ingress: KubeObject | None) -> str | None:
     """The load balancer DNS name the controller wrote into the Ingress status, if any."""
     for entry in ((ingress or {}).get("status") or {}).get("loadBalancer", {}).get("ingress") or []:

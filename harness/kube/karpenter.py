@@ -268,16 +268,22 @@ def placement(
 
 def placement_verdict(name: str, seen: Placement, replicas: int, nodepool: str, progress: str) -> Result | None:
     """FAIL on a misplaced or Failed pod, PENDING while a replica is missing or on its way; None when all are placed."""
-    evidence = {"pods_ready_on_spot": seen.placed, "misplaced": seen.misplaced, "waiting": seen.waiting,
-                "failed": seen.failed}
+    evidence = {
+        "pods_ready_on_spot": seen.placed,
+        "misplaced": seen.misplaced,
+        "waiting": seen.waiting,
+        "failed": seen.failed,
+    }
     if seen.misplaced:
         return Result.failed(
-            name, f"{len(seen.misplaced)} pod(s) not on spot nodes of {nodepool}: {seen.misplaced[0]['why']}",
+            name,
+            f"{len(seen.misplaced)} pod(s) not on spot nodes of {nodepool}: {seen.misplaced[0]['why']}",
             **evidence,
         )
     if seen.failed:
         return Result.failed(
-            name, f"{len(seen.failed)} pod(s) Failed: " + "; ".join(f"{r['pod']} ({r['why']})" for r in seen.failed),
+            name,
+            f"{len(seen.failed)} pod(s) Failed: " + "; ".join(f"{r['pod']} ({r['why']})" for r in seen.failed),
             **evidence,
         )
     if seen.live < replicas:
@@ -325,13 +331,17 @@ def judge_scale_out(
     on_new = {pod: node for pod, node in new_pods.items() if node in new_nodes}
     minimum = bin_packing_minimum(replicas, request, claims, nodepool)
     evidence.update(
-        pods_ready_on_spot=seen.placed, new_pods_on_new_nodeclaims=on_new, bin_packing_minimum=minimum,
+        pods_ready_on_spot=seen.placed,
+        new_pods_on_new_nodeclaims=on_new,
+        bin_packing_minimum=minimum,
         nodes=sorted(set(seen.placed.values())),
     )
     if not new_claims:
         return Result.failed(
-            name, f"all {replicas} pod(s) Ready, but no NodeClaim of {nodepool} was created after the scale: the nodes "
-            "already there held them, so this shows nothing of Karpenter", **evidence,
+            name,
+            f"all {replicas} pod(s) Ready, but no NodeClaim of {nodepool} was created after the scale: the nodes "
+            "already there held them, so this shows nothing of Karpenter",
+            **evidence,
         )
     if not on_new:
         return Result.failed(
@@ -341,13 +351,16 @@ def judge_scale_out(
         )
     if minimum is None:
         return Result.failed(
-            name, f"no NodeClaim of {nodepool} reports its allocatable CPU: the bin-packing minimum is unknown",
+            name,
+            f"no NodeClaim of {nodepool} reports its allocatable CPU: the bin-packing minimum is unknown",
             **evidence,
         )
     if len(claims) > minimum + 1:
         return Result.failed(
-            name, f"{len(claims)} NodeClaims of {nodepool} for {replicas} pod(s) of {request} CPU: more than the "
-            f"bin-packing minimum of {minimum} plus one", **evidence,
+            name,
+            f"{len(claims)} NodeClaims of {nodepool} for {replicas} pod(s) of {request} CPU: more than the "
+            f"bin-packing minimum of {minimum} plus one",
+            **evidence,
         )
     spare = len(new_pods) - len(on_new)
     return Result.passed(

@@ -113,8 +113,10 @@ def judge_interruption(
         return Result.pending(name, f"instance {victim.instance_id} is {instance_state}", **evidence)
     if heard is None:
         return Result.failed(
-            name, f"NodeClaim {victim.nodeclaim} is gone, but Karpenter reported no {INTERRUPTION_EVENT} for it or "
-            f"node {victim.node}", **evidence,
+            name,
+            f"NodeClaim {victim.nodeclaim} is gone, but Karpenter reported no {INTERRUPTION_EVENT} for it or "
+            f"node {victim.node}",
+            **evidence,
         )
     seen = placement(pods, nodeclaims, nodes, nodepool=nodepool)
     unsettled = placement_verdict(name, seen, replicas, nodepool, "after the interruption")
@@ -128,11 +130,15 @@ def judge_interruption(
     moved = {pod: node for pod, node in seen.placed.items() if pod not in before.pods}
     on_replacement = sorted(pod for pod, node in moved.items() if node in replacements)
     on_spare = sorted(pod for pod in moved if pod not in on_replacement)
-    evidence.update(replacement_nodeclaims=sorted(replacements.values()), pods_on_replacement=on_replacement,
-                    pods_on_spare_capacity=on_spare)
+    evidence.update(
+        replacement_nodeclaims=sorted(replacements.values()),
+        pods_on_replacement=on_replacement,
+        pods_on_spare_capacity=on_spare,
+    )
     where = [
         f"{len(on_replacement)} on the replacement NodeClaim(s) {', '.join(sorted(replacements.values()))}"
-        if on_replacement else "",
+        if on_replacement
+        else "",
         f"{len(on_spare)} on room the other nodes had" if on_spare else "",
     ]
     return Result.passed(

@@ -48,7 +48,11 @@ KARPENTER_CANNOT_LAUNCH = (NODEPOOL_FITS_NO_INSTANCE_TYPE, POD_FITS_NO_NODEPOOL)
 
 # Which waits each rule ends: every wait for the game's pods to run needs Karpenter to launch nodes for them.
 APPLICATIONS_WAIT, GAME_PLACEMENT_WAIT, SCALE_OUT_WAIT, INTERRUPTION_WAIT, INGRESS_WAIT = (
-    "applications synced", "game pods placed", "scale-out", "spot interruption", "ingress address",
+    "applications synced",
+    "game pods placed",
+    "scale-out",
+    "spot interruption",
+    "ingress address",
 )
 ENDS: Mapping[str, tuple[TerminalEvent, ...]] = {
     APPLICATIONS_WAIT: KARPENTER_CANNOT_LAUNCH,
@@ -80,12 +84,14 @@ def terminal_reason(
         if event.get("type") != "Warning" or (since is not None and (seen is None or seen < since)):
             continue
         for rule in rules:
-            if (_component(event), event.get("reason"), involved.get("kind")) == (rule.component, rule.reason,
-                                                                                   rule.kind) and (
-                rule.message.lower() in message.lower()
-            ):
-                found.append((str(seen or ""), f"{rule.component}: {rule.kind}/{involved.get('name')} "
-                                               f"{rule.reason}: {message}"))
+            if (_component(event), event.get("reason"), involved.get("kind")) == (
+                rule.component,
+                rule.reason,
+                rule.kind,
+            ) and (rule.message.lower() in message.lower()):
+                found.append(
+                    (str(seen or ""), f"{rule.component}: {rule.kind}/{involved.get('name')} {rule.reason}: {message}")
+                )
     return max(found)[1] if found else None
 
 

@@ -60,7 +60,6 @@ def register(subparsers: Any) -> None:
     down.set_defaults(func=cmd_down)
 
 
-
 @contextlib.contextmanager
 def progress_shown(stack: Stack, console: Console, live: bool) -> Iterator[None]:
     """Long Terraform steps as spinners with elapsed time (unless --live streams Terraform's own output)."""

@@ -152,8 +152,11 @@ class ControlPlane:
         established = '{.status.conditions[?(@.type=="Established")].status}'
         verdict = wait_for(
             lambda: self.kubectl("get", f"crd/{name}", "-o", f"jsonpath={established}").strip(),
-            lambda status: Result.passed("crd", "Established") if status == "True"
-            else Result.pending("crd", f"Established is {status or 'not reported yet'}"),
+            lambda status: (
+                Result.passed("crd", "Established")
+                if status == "True"
+                else Result.pending("crd", f"Established is {status or 'not reported yet'}")
+            ),
             timeout,
             interval=0.5,
             max_interval=2.0,

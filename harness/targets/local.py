@@ -150,8 +150,10 @@ def apply_upstream_file(plane: ControlPlane, model: Model, address: str) -> None
     """A resource Terraform would fill from an upstream tag over HTTP, applied from the pinned module's copy."""
     declared = next((u for u in local_target().upstream_files if address.startswith(u.resource + "[")), None)
     if declared is None:
-        raise InputError(f"infra/addons: {address} is not declared in infra/targets.yaml local_target.upstream_files: "
-                         "the local target cannot tell what it holds")
+        raise InputError(
+            f"infra/addons: {address} is not declared in infra/targets.yaml local_target.upstream_files: "
+            "the local target cannot tell what it holds"
+        )
     version = entry_for(BY_NAME[declared.component]).version
     path = upstream_file(model, declared, address, version, shipped_data())
     plane.kubectl("apply", "--server-side", "-f", str(path))

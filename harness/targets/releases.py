@@ -131,20 +131,25 @@ def upstream_file(
 ) -> Path:
     """The file of the pinned module that stands in for what `address` (an instance of `declared.resource`)
     downloads: the URL of the `declared.source` instance of the same key, less the tag's root."""
-    key = address[len(declared.resource):]
+    key = address[len(declared.resource) :]
     source = next((r for r in model.terraform.resources if r.address == declared.source + key), None)
     url = source.get("url") if source is not None else None
     prefix = declared.url_prefix.format(version=version)
     if not isinstance(url, str) or not url.startswith(prefix):
-        raise InputError(f"infra/targets.yaml local_target.upstream_files: {declared.source}{key} has no URL under "
-                         f"{prefix} (found {url!r})")
+        raise InputError(
+            f"infra/targets.yaml local_target.upstream_files: {declared.source}{key} has no URL under "
+            f"{prefix} (found {url!r})"
+        )
     if declared.component not in shipped:
-        raise EnvironmentProblem(f"{address}: the toolchain's {declared.component} {version} is not built; run "
-                                 "`make toolchain`")
-    path = shipped[declared.component] / url[len(prefix):]
+        raise EnvironmentProblem(
+            f"{address}: the toolchain's {declared.component} {version} is not built; run `make toolchain`"
+        )
+    path = shipped[declared.component] / url[len(prefix) :]
     if not path.is_file():
-        raise InputError(f"{address}: {url[len(prefix):]} is not among what the pinned {declared.component} module "
-                         f"ships (harness.toolchain Component.ships)")
+        raise InputError(
+            f"{address}: {url[len(prefix) :]} is not among what the pinned {declared.component} module "
+            f"ships (harness.toolchain Component.ships)"
+        )
     return path
 
 

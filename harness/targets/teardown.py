@@ -247,9 +247,7 @@ class Teardown:
 
     def remove_nodepools(self) -> Result:
         kube = self.kube()
-        deleted = [
-            f"nodepool/{_name(p)}" for p in existing(kube, NODE_POOL) if kube.delete_custom(NODE_POOL, _name(p))
-        ]
+        deleted = [f"nodepool/{_name(p)}" for p in existing(kube, NODE_POOL) if kube.delete_custom(NODE_POOL, _name(p))]
         waited = self._wait(
             "karpenter instances gone",
             lambda: karpenter_leftovers(self.clients, self.run.id),

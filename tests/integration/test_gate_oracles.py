@@ -40,8 +40,9 @@ def _key(doc: dict[str, Any]) -> tuple[str, str, str]:
 def test_the_gate_builds_what_kustomize_builds(directory: Path) -> None:
     if reason := missing(["kustomize"]):
         pytest.skip(reason)
-    real = subprocess.run([str(locate("kustomize")), "build", str(directory)], capture_output=True, text=True,
-                          timeout=60, check=False)
+    real = subprocess.run(
+        [str(locate("kustomize")), "build", str(directory)], capture_output=True, text=True, timeout=60, check=False
+    )
     problems: list[tuple[Location, str]] = []
 
     built = build(directory.resolve(), {}, set(), problems=problems)

@@ -54,8 +54,11 @@ def emulator_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
 def _checkout(base: Path) -> Path:
     """The part of the checkout the gate and Terraform read, copied so variables can be written beside it."""
     for part in ("infra", "gitops"):
-        shutil.copytree(repo_root() / part, base / part,
-                        ignore=shutil.ignore_patterns(".terraform", "*.tfstate*", ".terraform.lock.hcl"))
+        shutil.copytree(
+            repo_root() / part,
+            base / part,
+            ignore=shutil.ignore_patterns(".terraform", "*.tfstate*", ".terraform.lock.hcl"),
+        )
     shutil.copy(repo_root() / "versions.yaml", base / "versions.yaml")
     return base
 
@@ -70,13 +73,18 @@ def test_findings_from_the_tf_files_and_from_the_real_plan_agree(
 ) -> None:
     from harness.targets.stack import Stack
 
-    given = {"target": "emulator", "region": emulator_stack.region, "api_public_cidrs": ["198.51.100.0/24"],
-             **variables}
+    given = {
+        "target": "emulator",
+        "region": emulator_stack.region,
+        "api_public_cidrs": ["198.51.100.0/24"],
+        **variables,
+    }
     # The .tf side reads the variables from a tfvars file; the plan gets them on the command line (a var file
     # outside the tree), so the gate sees them only through the plan.
     with_tfvars = _checkout(tmp_path / "tf")
     (with_tfvars / "infra" / "platform" / "oracle.auto.tfvars").write_text(
-        "".join(f"{name} = {_hcl(value)}\n" for name, value in given.items()), encoding="utf-8")
+        "".join(f"{name} = {_hcl(value)}\n" for name, value in given.items()), encoding="utf-8"
+    )
     planned = _checkout(tmp_path / "planned")
     stack = Stack(emulator_stack.run, root=planned / "infra" / "platform")
     stack.terraform.init()

@@ -289,8 +289,14 @@ def test_a_spot_interruption_warning_drains_and_replaces_the_node(local: Local) 
         if victim in {i["InstanceId"] for i in local.run_instances()}:
             return Result.pending(name, f"instance {victim} not terminated")
         return judges.judge_scale_out(
-            pods, claims, nodes, replicas=replicas, nodepool=POOL, before=at_warning,
-            request=cpu_request(deployment), events=events,
+            pods,
+            claims,
+            nodes,
+            replicas=replicas,
+            nodepool=POOL,
+            before=at_warning,
+            request=cpu_request(deployment),
+            events=events,
         )
 
     replaced = wait_for(local.state, judge, timeout=180, interval=2)
@@ -314,9 +320,7 @@ def test_scaling_back_in_consolidates_the_nodes_away(local: Local) -> None:
 
     def judge(state: tuple[Any, ...]) -> Result:
         pods, claims, nodes, events = state
-        return judge_scale_in(
-            claims, nodes, events, nodepool=POOL, pods=pods, replicas=0, request="0", before=before
-        )
+        return judge_scale_in(claims, nodes, events, nodepool=POOL, pods=pods, replicas=0, request="0", before=before)
 
     gone = wait_for(local.state, judge, timeout=420, interval=3)  # consolidateAfter 1m + up to 5 min (docs/harness.md)
     assert gone.status is Status.PASS, f"{gone.why}: {json.dumps(gone.evidence, default=str)[:3000]}"

@@ -156,8 +156,10 @@ def test_the_default_security_group_keeps_no_rules(
 
 @pytest.mark.parametrize(
     ("output", "service_account"),
-    [("karpenter_controller_role_arn", "karpenter_service_account"),
-     ("lb_controller_role_arn", "lb_controller_service_account")],
+    [
+        ("karpenter_controller_role_arn", "karpenter_service_account"),
+        ("lb_controller_role_arn", "lb_controller_service_account"),
+    ],
 )
 def test_controller_roles_trust_only_their_cluster_namespace_and_service_account(
     output: str,
@@ -171,11 +173,13 @@ def test_controller_roles_trust_only_their_cluster_namespace_and_service_account
     (statement,) = role["AssumeRolePolicyDocument"]["Statement"]
     account = harness_platform_outputs[service_account]
     assert statement["Principal"] == {"Service": checks.POD_IDENTITY_PRINCIPAL}
-    assert statement["Condition"] == {"StringEquals": {
-        "aws:RequestTag/eks-cluster-arn": harness_platform_outputs["cluster_arn"],
-        "aws:RequestTag/kubernetes-namespace": account["namespace"],
-        "aws:RequestTag/kubernetes-service-account": account["name"],
-    }}
+    assert statement["Condition"] == {
+        "StringEquals": {
+            "aws:RequestTag/eks-cluster-arn": harness_platform_outputs["cluster_arn"],
+            "aws:RequestTag/kubernetes-namespace": account["namespace"],
+            "aws:RequestTag/kubernetes-service-account": account["name"],
+        }
+    }
 
 
 def test_a_second_plan_shows_no_changes(harness_platform: Stack) -> None:

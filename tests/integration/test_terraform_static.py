@@ -114,8 +114,12 @@ def test_platform_terraform_test_suite_passes(cli: TerraformCli, platform_copy: 
     assert f"{runs} passed, 0 failed" in out, out
 
 
-ADDONS_PROVIDERS = {"aws": "aws_provider", "helm": "helm_provider", "kubernetes": "kubernetes_provider",
-                    "http": "http_provider"}
+ADDONS_PROVIDERS = {
+    "aws": "aws_provider",
+    "helm": "helm_provider",
+    "kubernetes": "kubernetes_provider",
+    "http": "http_provider",
+}
 
 
 @pytest.fixture(scope="module")

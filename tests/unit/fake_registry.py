@@ -38,12 +38,23 @@ class FakeRegistry:
     def add_index(self, repo: str, tag: str, platforms: list[tuple[str, str]]) -> str:
         children = []
         for os_name, arch in platforms:
-            child = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-                                "config": {"digest": digest_of(arch.encode())}, "layers": []}).encode()
+            child = json.dumps(
+                {
+                    "schemaVersion": 2,
+                    "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                    "config": {"digest": digest_of(arch.encode())},
+                    "layers": [],
+                }
+            ).encode()
             self.manifests[(repo, digest_of(child))] = ("application/vnd.oci.image.manifest.v1+json", child)
-            children.append({"mediaType": "application/vnd.oci.image.manifest.v1+json",
-                             "digest": digest_of(child), "size": len(child),
-                             "platform": {"os": os_name, "architecture": arch}})
+            children.append(
+                {
+                    "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                    "digest": digest_of(child),
+                    "size": len(child),
+                    "platform": {"os": os_name, "architecture": arch},
+                }
+            )
         body = json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": children}).encode()
         self.manifests[(repo, tag)] = (OCI_INDEX, body)
         return digest_of(body)
@@ -51,10 +62,18 @@ class FakeRegistry:
     def add_image(self, repo: str, tag: str, arch: str = "amd64", media_type: str = DOCKER_MANIFEST) -> str:
         config = json.dumps({"architecture": arch, "os": "linux", "config": {}}).encode()
         self.blobs[digest_of(config)] = config
-        body = json.dumps({"schemaVersion": 2, "mediaType": media_type,
-                           "config": {"mediaType": "application/vnd.docker.container.image.v1+json",
-                                      "digest": digest_of(config), "size": len(config)},
-                           "layers": []}).encode()
+        body = json.dumps(
+            {
+                "schemaVersion": 2,
+                "mediaType": media_type,
+                "config": {
+                    "mediaType": "application/vnd.docker.container.image.v1+json",
+                    "digest": digest_of(config),
+                    "size": len(config),
+                },
+                "layers": [],
+            }
+        ).encode()
         self.manifests[(repo, tag)] = (media_type, body)
         return digest_of(body)
 
@@ -93,8 +112,11 @@ def _handler(registry: FakeRegistry) -> type[BaseHTTPRequestHandler]:
             repo, kind, ref = "/".join(parts[2:-2]), parts[-2], parts[-1]
             if registry.require_token and self.headers.get("Authorization") != f"Bearer t-{repo}":
                 realm = f"http://{registry.host}/token"
-                self._send(401, b"{}", {"WWW-Authenticate":
-                                        f'Bearer realm="{realm}",service="fake",scope="repository:{repo}:pull"'})
+                self._send(
+                    401,
+                    b"{}",
+                    {"WWW-Authenticate": f'Bearer realm="{realm}",service="fake",scope="repository:{repo}:pull"'},
+                )
                 return
             if kind == "blobs" and ref in registry.blobs:
                 self._send(200, registry.blobs[ref], {"Content-Type": "application/octet-stream"})

@@ -10,7 +10,8 @@ from harness.project import repo_root
 
 
 def test_the_reads_are_found_and_try_marks_the_optional_ones(
-        addons_platform_reads: dict[tuple[str, ...], bool]) -> None:
+    addons_platform_reads: dict[tuple[str, ...], bool],
+) -> None:
     assert addons_platform_reads[("cluster_name",)] is False
     assert addons_platform_reads[("ops_node_labels", "workload-type")] is False
     assert addons_platform_reads[("lb_controller_service_account", "namespace")] is False
@@ -18,7 +19,8 @@ def test_the_reads_are_found_and_try_marks_the_optional_ones(
 
 
 def test_every_output_the_addons_read_is_declared_by_the_platform(
-        addons_platform_reads: dict[tuple[str, ...], bool]) -> None:
+    addons_platform_reads: dict[tuple[str, ...], bool],
+) -> None:
     with (repo_root() / "infra" / "platform" / "outputs.tf").open(encoding="utf-8") as handle:
         declared = {name.strip('"') for block in hcl2.load(handle).get("output", []) for name in block}
     read = {path[0] for path in addons_platform_reads}
@@ -29,8 +31,13 @@ def helm_releases() -> dict[str, dict[str, object]]:
     """infra/addons' helm_release blocks by name, as python-hcl2 reads them (strings keep their quotes)."""
     with (repo_root() / "infra" / "addons" / "main.tf").open(encoding="utf-8") as handle:
         blocks = hcl2.load(handle).get("resource", [])
-    return {name.strip('"'): body for block in blocks for kind, named in block.items()
-            if kind.strip('"') == "helm_release" for name, body in named.items()}
+    return {
+        name.strip('"'): body
+        for block in blocks
+        for kind, named in block.items()
+        if kind.strip('"') == "helm_release"
+        for name, body in named.items()
+    }
 
 
 def test_karpenter_crds_come_from_their_own_chart_in_step_with_the_controller() -> None:

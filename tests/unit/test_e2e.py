@@ -327,8 +327,15 @@ class FakeKarpenterCluster:
     the pods become Ready; scaling back to the baseline (0 here, so that no pod holds a node) lets consolidation
     remove the nodes `consolidate_after` seconds later. Time only moves when the code under test sleeps."""
 
-    def __init__(self, clock: Clock, *, launch_after: float | None = 60, consolidate_after: float = 120,
-                 tag_moved: bool = False, subnets_found: bool = True) -> None:
+    def __init__(
+        self,
+        clock: Clock,
+        *,
+        launch_after: float | None = 60,
+        consolidate_after: float = 120,
+        tag_moved: bool = False,
+        subnets_found: bool = True,
+    ) -> None:
         self.clock, self.launch_after, self.consolidate_after = clock, launch_after, consolidate_after
         self.subnets_found = subnets_found
         self.replicas, self.scaled_at = 0, clock.now
@@ -385,8 +392,11 @@ class FakeKarpenterCluster:
                     "creationTimestamp": self.stamp(2),
                     "labels": {"karpenter.sh/nodepool": "apps", "karpenter.sh/capacity-type": "spot"},
                 },
-                "status": {"nodeName": "ip-spot" if self.nodes_up() else None, "conditions": [t, *ready],
-                           "allocatable": {"cpu": "3920m"}},
+                "status": {
+                    "nodeName": "ip-spot" if self.nodes_up() else None,
+                    "conditions": [t, *ready],
+                    "allocatable": {"cpu": "3920m"},
+                },
             }
         ]
 
@@ -424,11 +434,15 @@ class FakeKarpenterCluster:
                         "namespace": "game-2048",
                         "creationTimestamp": self.stamp(0),
                     },
-                    "spec": {"nodeName": "ip-spot" if placed else None,
-                             "containers": [{"name": "game-2048", "image": self.image}]},
-                    "status": {"phase": "Running" if placed else "Pending", "conditions": conditions,
-                               "containerStatuses": [{"name": "game-2048", "imageID": self.pulled[i % 2]}]
-                               if placed else []},
+                    "spec": {
+                        "nodeName": "ip-spot" if placed else None,
+                        "containers": [{"name": "game-2048", "image": self.image}],
+                    },
+                    "status": {
+                        "phase": "Running" if placed else "Pending",
+                        "conditions": conditions,
+                        "containerStatuses": [{"name": "game-2048", "imageID": self.pulled[i % 2]}] if placed else [],
+                    },
                 }
             )
         return pods
@@ -436,23 +450,40 @@ class FakeKarpenterCluster:
     def list_events(self, namespace: str | None = None, field_selector: str = "") -> list[Any]:
         decided = self.consolidate_after - 10  # Karpenter decides, then drains and deletes the node
         if namespace == "default" and self.replicas <= 2 and self.scale_calls and self.elapsed() >= decided:
-            return [{"involvedObject": {"kind": "NodeClaim", "name": "apps-x"}, "reason": "DisruptionTerminating",
-                     "message": "Disrupting NodeClaim: Empty", "lastTimestamp": self.stamp(decided)}]
+            return [
+                {
+                    "involvedObject": {"kind": "NodeClaim", "name": "apps-x"},
+                    "reason": "DisruptionTerminating",
+                    "message": "Disrupting NodeClaim: Empty",
+                    "lastTimestamp": self.stamp(decided),
+                }
+            ]
         if namespace != "game-2048" or self.replicas <= 2:
             return []
         return [  # Karpenter nominates the first pod for the NodeClaim it launches
-            {"involvedObject": {"kind": "Pod", "name": "game-2048-0", "namespace": "game-2048"}, "reason": "Nominated",
-             "message": "Pod should schedule on: nodeclaim/apps-x", "firstTimestamp": self.stamp(5)}
+            {
+                "involvedObject": {"kind": "Pod", "name": "game-2048-0", "namespace": "game-2048"},
+                "reason": "Nominated",
+                "message": "Pod should schedule on: nodeclaim/apps-x",
+                "firstTimestamp": self.stamp(5),
+            }
         ]
 
     def get_custom(self, resource: Any, name: str, namespace: str | None = None) -> dict[str, Any]:
         """The NodePool `apps` and its EC2NodeClass, Ready unless the EC2NodeClass's subnet selector finds none."""
         if resource.plural == "nodepools":
-            return {"kind": "NodePool", "metadata": {"name": name},
-                    "spec": {"template": {"spec": {"nodeClassRef": {"name": "apps"}}}},
-                    "status": {"conditions": [{"type": "Ready", "status": "True"}]}}
-        subnets = {"type": "SubnetsReady", "status": "True" if self.subnets_found else "False",
-                   "reason": "" if self.subnets_found else "SubnetsNotFound", "message": "no subnets matched"}
+            return {
+                "kind": "NodePool",
+                "metadata": {"name": name},
+                "spec": {"template": {"spec": {"nodeClassRef": {"name": "apps"}}}},
+                "status": {"conditions": [{"type": "Ready", "status": "True"}]},
+            }
+        subnets = {
+            "type": "SubnetsReady",
+            "status": "True" if self.subnets_found else "False",
+            "reason": "" if self.subnets_found else "SubnetsNotFound",
+            "message": "no subnets matched",
+        }
         ready = {"type": "Ready", "status": "True" if self.subnets_found else "False"}
         return {"kind": "EC2NodeClass", "metadata": {"name": name}, "status": {"conditions": [subnets, ready]}}
 
@@ -817,8 +848,9 @@ def _alb_behind_an_ingress() -> tuple[Any, Any, str]:
     arn, dns = balancer["LoadBalancers"][0]["LoadBalancerArn"], balancer["LoadBalancers"][0]["DNSName"]
     group = elbv2.create_target_group(Name="k8s-game-tg", Protocol="HTTP", Port=80, VpcId=vpc, TargetType="ip")
     group_arn = group["TargetGroups"][0]["TargetGroupArn"]
-    elbv2.create_listener(LoadBalancerArn=arn, Protocol="HTTP", Port=80,
-                          DefaultActions=[{"Type": "forward", "TargetGroupArn": group_arn}])
+    elbv2.create_listener(
+        LoadBalancerArn=arn, Protocol="HTTP", Port=80, DefaultActions=[{"Type": "forward", "TargetGroupArn": group_arn}]
+    )
     elbv2.register_targets(TargetGroupArn=group_arn, Targets=[{"Id": "10.0.0.10", "Port": 80}])
     return ec2, elbv2, dns
 
@@ -830,10 +862,17 @@ class ServedGame(FakeKarpenterCluster):
         return yaml.safe_load((repo_root() / "gitops/apps/game-2048/service.yaml").read_text(encoding="utf-8"))
 
     def list_pods(self, namespace: str | None = None, label_selector: str = "") -> list[Any]:
-        return [{"metadata": {"name": "game-2048-0", "namespace": "game-2048"},
-                 "spec": {"containers": [{"name": "game-2048", "ports": [{"name": "http", "containerPort": 80}]}]},
-                 "status": {"phase": "Running", "podIP": "10.0.0.10",
-                            "conditions": [{"type": "Ready", "status": "True"}]}}]
+        return [
+            {
+                "metadata": {"name": "game-2048-0", "namespace": "game-2048"},
+                "spec": {"containers": [{"name": "game-2048", "ports": [{"name": "http", "containerPort": 80}]}]},
+                "status": {
+                    "phase": "Running",
+                    "podIP": "10.0.0.10",
+                    "conditions": [{"type": "Ready", "status": "True"}],
+                },
+            }
+        ]
 
 
 @pytest.mark.parametrize(("polls", "passes"), [(2, True), (None, False)])
@@ -914,7 +953,8 @@ def test_the_game_placement_wait_ends_at_once_on_karpenters_words(tmp_path: Path
     from kube_fixtures import FakeKubeClient, load
 
     reader = FakeKubeClient(
-        load("recorded/deadline/pods_game-2048.yaml"), load("recorded/synced/nodes.yaml"),
+        load("recorded/deadline/pods_game-2048.yaml"),
+        load("recorded/synced/nodes.yaml"),
         load("events_nodepool_no_instance_types.yaml"),
     )
     clock = Clock()
@@ -941,7 +981,8 @@ def test_the_ops_placement_checks_wait_instead_of_judging_once(tmp_path: Path) -
             return super().list_nodes(label_selector) if self.reads >= 3 else []
 
     reader = NodesLate(
-        load("recorded/synced/nodes.yaml"), load("recorded/synced/pods_argocd.yaml"),
+        load("recorded/synced/nodes.yaml"),
+        load("recorded/synced/pods_argocd.yaml"),
         load("recorded/synced/pods_kube-system.yaml"),
     )
     clock = Clock()

@@ -22,8 +22,9 @@ SECRET_NAME = '    name   = "in-cluster"\n'
 def tree(tmp_path: Path) -> Path:
     root = tmp_path / "repo"
     shutil.copytree(REPO / "gitops", root / "gitops")
-    shutil.copytree(REPO / "infra", root / "infra",
-                    ignore=shutil.ignore_patterns(".terraform*", "*.tfstate*", "terraform.tfvars*"))
+    shutil.copytree(
+        REPO / "infra", root / "infra", ignore=shutil.ignore_patterns(".terraform*", "*.tfstate*", "terraform.tfvars*")
+    )
     shutil.copy(REPO / "versions.yaml", root / "versions.yaml")
     return root
 
@@ -49,8 +50,11 @@ def test_the_names_follow_the_cluster_secret_infra_addons_creates(tree: Path) ->
 
 
 def test_the_names_follow_the_templates(tree: Path) -> None:
-    replace(tree / "gitops" / "bootstrap" / "game.yaml", "name: 'game-2048-{{ .nameNormalized }}'",
-            "name: 'game-{{ .nameNormalized }}'")
+    replace(
+        tree / "gitops" / "bootstrap" / "game.yaml",
+        "name: 'game-2048-{{ .nameNormalized }}'",
+        "name: 'game-{{ .nameNormalized }}'",
+    )
 
     assert "game-in-cluster" in expected_applications(tree)
 

@@ -76,12 +76,12 @@ PLANTED = [
     Planted("EKS API endpoint open to 0.0.0.0/0", "EKS022", "terraform/eks.tf", range(9, 11)),
     Planted("ops node group keeps the eks module's IMDS hop limit 2", "EKS021", "terraform/eks.tf", range(24, 39)),
     Planted("Argo CD internet-facing over plain HTTP", "EKS020", "terraform/argocd.tf", range(19, 31)),
-    Planted("game-2048 image on the moving :latest tag", "EKS028", "argocd_apps/game-2048/deployment.yaml",
-            range(20, 21)),
+    Planted(
+        "game-2048 image on the moving :latest tag", "EKS028", "argocd_apps/game-2048/deployment.yaml", range(20, 21)
+    ),
     Planted("game-2048 Application in the default project", "EKS030", "argocd_apps/game-2048.yaml", range(9, 10)),
     Planted("karpenter Application in the default project", "EKS030", "argocd_apps/karpenter.yaml", range(9, 10)),
 ]
-
 
 
 @pytest.fixture(scope="module")

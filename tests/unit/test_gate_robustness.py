@@ -82,7 +82,6 @@ def load_terraform_contract(directory: Path, culprit: Path) -> None:
     assert all(resource.line >= 1 for resource in model.resources)
 
 
-
 def check_contract(infra: Path, gitops: Path, reference: Path) -> Report | None:
     """The whole gate: a report in which no rule broke, or one InputError line naming a file under the trees."""
     try:

@@ -20,17 +20,21 @@ from harness.images.registry_client import RegistryClient
 DIGEST = "sha256:" + "ab" * 32
 
 
-@pytest.mark.parametrize(("image", "registry", "repository", "tag", "digest"), [
-    ("public.ecr.aws/l6m2t8p7/docker-2048:latest", "public.ecr.aws", "l6m2t8p7/docker-2048", "latest", None),
-    ("nginx", "docker.io", "library/nginx", None, None),
-    ("nginx:1.27.3", "docker.io", "library/nginx", "1.27.3", None),
-    ("docker.io/alexwhen/docker-2048", "docker.io", "alexwhen/docker-2048", None, None),
-    (f"alexwhen/docker-2048@{DIGEST}", "docker.io", "alexwhen/docker-2048", None, DIGEST),
-    ("localhost:5000/app", "localhost:5000", "app", None, None),
-    (f"127.0.0.1:5000/team/app:1.0@{DIGEST}", "127.0.0.1:5000", "team/app", "1.0", DIGEST),
-])
+@pytest.mark.parametrize(
+    ("image", "registry", "repository", "tag", "digest"),
+    [
+        ("public.ecr.aws/l6m2t8p7/docker-2048:latest", "public.ecr.aws", "l6m2t8p7/docker-2048", "latest", None),
+        ("nginx", "docker.io", "library/nginx", None, None),
+        ("nginx:1.27.3", "docker.io", "library/nginx", "1.27.3", None),
+        ("docker.io/alexwhen/docker-2048", "docker.io", "alexwhen/docker-2048", None, None),
+        (f"alexwhen/docker-2048@{DIGEST}", "docker.io", "alexwhen/docker-2048", None, DIGEST),
+        ("localhost:5000/app", "localhost:5000", "app", None, None),
+        (f"127.0.0.1:5000/team/app:1.0@{DIGEST}", "127.0.0.1:5000", "team/app", "1.0", DIGEST),
+    ],
+)
 def test_parse_reference_splits_like_a_container_runtime(
-        image: str, registry: str, repository: str, tag: str | None, digest: str | None) -> None:
+    image: str, registry: str, repository: str, tag: str | None, digest: str | None
+) -> None:
     ref = parse_reference(image)
     assert (ref.registry, ref.repository, ref.tag, ref.digest) == (registry, repository, tag, digest)
     assert ref.moving is (digest is None and tag in (None, "latest"))
@@ -47,14 +51,17 @@ def test_pinned_keeps_the_tag_for_readers() -> None:
     assert parse_reference(f"a/b@{DIGEST}").pinned(DIGEST) == f"a/b@{DIGEST}"
 
 
-@pytest.mark.parametrize(("registry", "base"), [
-    ("public.ecr.aws", "https://public.ecr.aws"),
-    ("docker.io", "https://registry-1.docker.io"),
-    ("127.0.0.1:5000", "http://127.0.0.1:5000"),
-    ("localhost:5000", "http://localhost:5000"),
-    ("[::1]:5000", "http://[::1]:5000"),
-    ("10.0.0.1:5000", "https://10.0.0.1:5000"),
-])
+@pytest.mark.parametrize(
+    ("registry", "base"),
+    [
+        ("public.ecr.aws", "https://public.ecr.aws"),
+        ("docker.io", "https://registry-1.docker.io"),
+        ("127.0.0.1:5000", "http://127.0.0.1:5000"),
+        ("localhost:5000", "http://localhost:5000"),
+        ("[::1]:5000", "http://[::1]:5000"),
+        ("10.0.0.1:5000", "https://10.0.0.1:5000"),
+    ],
+)
 def test_plain_http_only_for_a_registry_on_loopback(registry: str, base: str) -> None:
     assert api_base(registry) == base
 

@@ -200,8 +200,10 @@ def test_the_baseline_judged_as_a_scale_out_fails() -> None:
         "them, so this shows nothing of Karpenter"
     )
     # The baseline itself (2 replicas on the node launched for them) is no scale-out of 2 either.
-    baseline = {k: [o for o in v if o["metadata"]["name"] != NEW_CLAIM and o["metadata"]["name"] != NEW_NODE]
-                for k, v in seen.items()}
+    baseline = {
+        k: [o for o in v if o["metadata"]["name"] != NEW_CLAIM and o["metadata"]["name"] != NEW_NODE]
+        for k, v in seen.items()
+    }
     baseline["pods"] = [p for p in seen["pods"] if f"game-2048/{p['metadata']['name']}" in BEFORE_SCALE.pods]
     assert scale_out(baseline, Before.of(baseline["pods"], baseline["nodeclaims"]), replicas=2).status is Status.FAIL
 
@@ -297,9 +299,11 @@ def test_nodeclaims_of_other_pools_are_not_counted() -> None:
 
 def test_scale_out_replicas_comes_from_the_deployment_annotation() -> None:
     deployment = yaml.safe_load((repo_root() / "gitops/apps/game-2048/deployment.yaml").read_text())
-    assert scale_out_replicas(deployment, default=4) == int(
-        deployment["metadata"]["annotations"]["eks-platform/scale-out-replicas"]
-    ) == REPLICAS
+    assert (
+        scale_out_replicas(deployment, default=4)
+        == int(deployment["metadata"]["annotations"]["eks-platform/scale-out-replicas"])
+        == REPLICAS
+    )
     del deployment["metadata"]["annotations"]
     assert scale_out_replicas(deployment, default=4) == 4
     deployment["metadata"]["annotations"] = {"eks-platform/scale-out-replicas": "lots"}
@@ -392,7 +396,10 @@ def scale_in(name: str, before: set[str], **changed: Any) -> Any:
     """judge_scale_in on one recorded state, as the e2e calls it after scaling back to the baseline of 2."""
     seen = state(name, events=True)
     arguments: dict[str, Any] = {
-        "nodepool": POOL, "pods": seen["pods"], "replicas": 2, "request": REQUEST,
+        "nodepool": POOL,
+        "pods": seen["pods"],
+        "replicas": 2,
+        "request": REQUEST,
         "before": Before(frozenset(), frozenset(before)),
     }
     return judge_scale_in(seen["nodeclaims"], seen["nodes"], seen.get("events", []), **{**arguments, **changed})
@@ -414,7 +421,13 @@ def test_scale_in_fails_when_the_nodeclaims_went_without_a_consolidation() -> No
     # Changed: Karpenter's DisruptionTerminating events left out, so nothing says consolidation removed apps-psd9x.
     quiet = [e for e in seen["events"] if e.get("reason") != "DisruptionTerminating"]
     gone = judge_scale_in(
-        seen["nodeclaims"], seen["nodes"], quiet, nodepool=POOL, pods=seen["pods"], replicas=2, request=REQUEST,
+        seen["nodeclaims"],
+        seen["nodes"],
+        quiet,
+        nodepool=POOL,
+        pods=seen["pods"],
+        replicas=2,
+        request=REQUEST,
         before=Before(frozenset(), frozenset({KEPT_CLAIM, EMPTY_CLAIM})),
     )
     assert gone.status is Status.FAIL
@@ -551,8 +564,15 @@ REPLACEMENT = "apps-hbc67"
 def interruption(after: dict[str, list[dict[str, Any]]], events: list[dict[str, Any]], state_now: str) -> Any:
     before = state("underutilized_consolidated")  # the recorded state the warning was sent in
     return judge_interruption(
-        VICTIM, after["pods"], after["nodeclaims"], after["nodes"], events, instance_state=state_now, replicas=2,
-        nodepool=POOL, before=Before.of(before["pods"], before["nodeclaims"]),
+        VICTIM,
+        after["pods"],
+        after["nodeclaims"],
+        after["nodes"],
+        events,
+        instance_state=state_now,
+        replicas=2,
+        nodepool=POOL,
+        before=Before.of(before["pods"], before["nodeclaims"]),
     )
 
 
@@ -617,7 +637,10 @@ def test_the_scale_out_figures_time_only_what_came_after_the_scale() -> None:
     going = in_progress()
     partial = scale_out_figures(
         build_timeline(going["pods"], going["nodeclaims"], going["nodes"], going["events"], BEFORE_SCALE),
-        going["nodeclaims"], replicas=REPLICAS, request=request, nodepool=POOL,
+        going["nodeclaims"],
+        replicas=REPLICAS,
+        request=request,
+        nodepool=POOL,
     )
     assert (partial.first_node_ready, partial.last_node_ready, partial.all_pods_ready) == (None, None, None)
     assert cpu_cores("500m") == 0.5 and cpu_cores("2") == 2.0

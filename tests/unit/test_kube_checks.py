@@ -37,7 +37,9 @@ def karpenter_nodes() -> list[dict[str, Any]]:
 
 def recorded_reader(pods_argocd: str = f"{RECORDED}/pods_argocd.yaml") -> FakeKubeClient:
     return FakeKubeClient(
-        load(pods_argocd), load(f"{RECORDED}/pods_kube-system.yaml"), load(f"{RECORDED}/nodes.yaml"),
+        load(pods_argocd),
+        load(f"{RECORDED}/pods_kube-system.yaml"),
+        load(f"{RECORDED}/nodes.yaml"),
         {"kind": "NodeList", "items": karpenter_nodes()},
     )
 
@@ -260,8 +262,11 @@ DIGEST_A, DIGEST_B = "sha256:" + "a" * 64, "sha256:" + "b" * 64
 
 def game_pod(name: str, image: str, image_id: str | None) -> dict[str, Any]:
     statuses = [{"name": "game-2048", "imageID": image_id}] if image_id is not None else []
-    return {"metadata": {"name": name}, "spec": {"containers": [{"name": "game-2048", "image": image}]},
-            "status": {"containerStatuses": statuses}}
+    return {
+        "metadata": {"name": name},
+        "spec": {"containers": [{"name": "game-2048", "image": image}]},
+        "status": {"containerStatuses": statuses},
+    }
 
 
 def test_pinned_image_passes_when_every_replica_runs_the_pinned_digest() -> None:

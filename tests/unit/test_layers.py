@@ -135,8 +135,10 @@ def layer_violations(graph: Mapping[str, set[str]], layers: Sequence[Sequence[st
             if dest[0] < source[0]:
                 problems.append(f"{module} imports {target}: {dest[1]} is in a higher layer than {source[1]}")
             elif dest[0] == source[0]:
-                problems.append(f"{module} imports {target}: {source[1]} and {dest[1]} share a layer, so neither "
-                                "may import the other")
+                problems.append(
+                    f"{module} imports {target}: {source[1]} and {dest[1]} share a layer, so neither "
+                    "may import the other"
+                )
     return problems
 
 
@@ -168,16 +170,19 @@ def write_package(root: Path, files: Mapping[str, str]) -> None:
 
 @pytest.fixture
 def synthetic(tmp_path: Path) -> Iterator[Path]:
-    write_package(tmp_path, {
-        "pkg/__init__.py": "",
-        "pkg/base.py": "import os\n",
-        "pkg/low/__init__.py": "",
-        "pkg/low/a.py": "from pkg import base\n",
-        "pkg/low/b.py": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from pkg.high.c import C\n",
-        "pkg/high/__init__.py": "",
-        "pkg/high/c.py": "from pkg.low.a import thing\n\n\ndef later():\n    from . import d\n",
-        "pkg/high/d.py": "from .. import base\n\n\ndef f():\n    from pkg.high import c\n",
-    })
+    write_package(
+        tmp_path,
+        {
+            "pkg/__init__.py": "",
+            "pkg/base.py": "import os\n",
+            "pkg/low/__init__.py": "",
+            "pkg/low/a.py": "from pkg import base\n",
+            "pkg/low/b.py": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from pkg.high.c import C\n",
+            "pkg/high/__init__.py": "",
+            "pkg/high/c.py": "from pkg.low.a import thing\n\n\ndef later():\n    from . import d\n",
+            "pkg/high/d.py": "from .. import base\n\n\ndef f():\n    from pkg.high import c\n",
+        },
+    )
     yield tmp_path
 
 

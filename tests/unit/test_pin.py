@@ -42,11 +42,27 @@ def test_replace_value_keeps_quotes_comments_and_list_items() -> None:
 
 
 def test_node_architectures_come_from_nodepool_requirements() -> None:
-    pool = {"kind": "NodePool", "spec": {"template": {"spec": {"requirements": [
-        {"key": "kubernetes.io/arch", "operator": "In", "values": ["amd64", "arm64"]},
-        {"key": "karpenter.sh/capacity-type", "operator": "In", "values": ["spot"]}]}}}}
-    excluded = {"kind": "NodePool", "spec": {"template": {"spec": {"requirements": [
-        {"key": "kubernetes.io/arch", "operator": "NotIn", "values": ["s390x"]}]}}}}
+    pool = {
+        "kind": "NodePool",
+        "spec": {
+            "template": {
+                "spec": {
+                    "requirements": [
+                        {"key": "kubernetes.io/arch", "operator": "In", "values": ["amd64", "arm64"]},
+                        {"key": "karpenter.sh/capacity-type", "operator": "In", "values": ["spot"]},
+                    ]
+                }
+            }
+        },
+    }
+    excluded = {
+        "kind": "NodePool",
+        "spec": {
+            "template": {
+                "spec": {"requirements": [{"key": "kubernetes.io/arch", "operator": "NotIn", "values": ["s390x"]}]}
+            }
+        },
+    }
     assert node_architectures([pool, excluded, {"kind": "Deployment"}, None]) == {"amd64", "arm64"}
     assert node_architectures([]) == set()
 
@@ -79,7 +95,8 @@ def _snapshot(root: Path) -> dict[Path, bytes]:
 
 
 def test_pinning_rewrites_versions_and_every_manifest_that_uses_the_image(
-        checkout: Path, registry: FakeRegistry, reference: Path) -> None:
+    checkout: Path, registry: FakeRegistry, reference: Path
+) -> None:
     digest = registry.add_index("l6m2t8p7/docker-2048", "latest", [("linux", "amd64")])
     before = check([checkout / "infra"], [checkout / "gitops"], reference, select=["EKS016", "EKS028"])
     assert [f.rule_id for f in before.findings] == ["EKS028"]  # the moving tag, before pinning
@@ -89,7 +106,9 @@ def test_pinning_rewrites_versions_and_every_manifest_that_uses_the_image(
     assert pin.key == "game_2048_image"
     assert pin.new == f"{registry.host}/l6m2t8p7/docker-2048:latest@{digest}"
     assert sorted(path.relative_to(checkout).as_posix() for path in contents) == [
-        "gitops/apps/game-2048/deployment.yaml", "versions.yaml"]
+        "gitops/apps/game-2048/deployment.yaml",
+        "versions.yaml",
+    ]
 
     write_files(contents)
     assert f'game_2048_image: "{pin.new}"' in (checkout / "versions.yaml").read_text(encoding="utf-8")
@@ -101,7 +120,8 @@ def test_pinning_rewrites_versions_and_every_manifest_that_uses_the_image(
 
 
 def test_an_image_without_a_build_for_a_nodepool_architecture_is_refused(
-        checkout: Path, registry: FakeRegistry) -> None:
+    checkout: Path, registry: FakeRegistry
+) -> None:
     registry.add_image("l6m2t8p7/docker-2048", "latest", arch="arm64")  # the NodePool allows amd64 only
     with pytest.raises(InputError, match=r"no build for linux/amd64.*image has: linux/arm64"):
         plan_pins(checkout, None, RegistryClient(sleep=_no_sleep))
@@ -120,8 +140,9 @@ def cli_repo(checkout: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     repo_root.cache_clear()
 
 
-def test_cli_pins_and_prints_what_it_changed(cli_repo: Path, registry: FakeRegistry,
-                                             capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_pins_and_prints_what_it_changed(
+    cli_repo: Path, registry: FakeRegistry, capsys: pytest.CaptureFixture[str]
+) -> None:
     digest = registry.add_index("l6m2t8p7/docker-2048", "latest", [("linux", "amd64"), ("linux", "arm64")])
     assert main(["pin-image", "--dry-run"]) == 0
     assert "dry run: nothing written" in capsys.readouterr().out
@@ -129,15 +150,18 @@ def test_cli_pins_and_prints_what_it_changed(cli_repo: Path, registry: FakeRegis
 
     assert main(["pin-image"]) == 0
     out = capsys.readouterr().out
-    assert out.startswith(f"game_2048_image: {registry.host}/l6m2t8p7/docker-2048:latest@{digest} "
-                          "(linux/amd64, linux/arm64; versions.yaml, gitops/apps/game-2048/deployment.yaml)")
+    assert out.startswith(
+        f"game_2048_image: {registry.host}/l6m2t8p7/docker-2048:latest@{digest} "
+        "(linux/amd64, linux/arm64; versions.yaml, gitops/apps/game-2048/deployment.yaml)"
+    )
     deployment = (cli_repo / "gitops/apps/game-2048/deployment.yaml").read_text(encoding="utf-8")
     assert f"image: {registry.host}/l6m2t8p7/docker-2048:latest@{digest}\n" in deployment
     assert not list(cli_repo.rglob(".*.tmp"))
 
 
-def test_cli_failure_is_one_line_and_writes_nothing(cli_repo: Path, registry: FakeRegistry,
-                                                    capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_failure_is_one_line_and_writes_nothing(
+    cli_repo: Path, registry: FakeRegistry, capsys: pytest.CaptureFixture[str]
+) -> None:
     registry.add_schema1("l6m2t8p7/docker-2048", "latest")
     before = _snapshot(cli_repo)
     assert main(["pin-image"]) == 2
@@ -148,7 +172,8 @@ def test_cli_failure_is_one_line_and_writes_nothing(cli_repo: Path, registry: Fa
 
 
 def test_a_malformed_manifest_is_named_with_its_line_before_the_registry_is_asked(
-        checkout: Path, registry: FakeRegistry) -> None:
+    checkout: Path, registry: FakeRegistry
+) -> None:
     broken = checkout / "gitops/apps/game-2048/service.yaml"
     broken.write_text("kind: Service\nspec: [\n", encoding="utf-8")
     with pytest.raises(InputError, match=r"service\.yaml:\d+: invalid YAML"):

@@ -234,8 +234,10 @@ def test_a_long_wait_says_a_line_a_minute_without_a_terminal() -> None:
     )
     lines = out.getvalue().splitlines()
     assert len(lines) == 3  # about 60, 120 and 180 s in: not every poll
-    assert all(re.fullmatch(r"waiting \d+ s of 200 s for game pods placed: no game-2048 pod is scheduled yet", line)
-               for line in lines)
+    assert all(
+        re.fullmatch(r"waiting \d+ s of 200 s for game pods placed: no game-2048 pod is scheduled yet", line)
+        for line in lines
+    )
     assert [int(line.split()[1]) // 60 for line in lines] == [1, 2, 3]
 
 
@@ -244,8 +246,9 @@ def test_on_a_terminal_the_wait_is_one_live_line() -> None:
     out = io.StringIO()
     console = Console(file=out, force_terminal=True, width=200)
     sequence = verdicts(Status.PENDING, Status.PASS)
-    wait_for(lambda: next(sequence), lambda r: r, 60, clock=time.clock, sleep=time.sleep,
-             progress=WaitProgress(console, 60))
+    wait_for(
+        lambda: next(sequence), lambda r: r, 60, clock=time.clock, sleep=time.sleep, progress=WaitProgress(console, 60)
+    )
     shown = out.getvalue()
     assert re.search(r"waiting \d+ s of 60 s for judge: poll 2", shown)  # redrawn with the latest verdict
     assert shown.endswith("\x1b[2K")  # and erases it when the wait ends: the stage's own result follows

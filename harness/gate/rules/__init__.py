@@ -33,9 +33,24 @@ class Rule:
 
 RULES: dict[str, Rule] = {}
 # Rule modules, imported for their @rule registrations.
-_MODULES = ("schema", "network", "identity", "scheduling", "ingress", "gitops", "versions", "security",
-            "argocd", "addons", "kustomize", "iam", "deprecations", "literals", "rendering",
-            "service_accounts")
+_MODULES = (
+    "schema",
+    "network",
+    "identity",
+    "scheduling",
+    "ingress",
+    "gitops",
+    "versions",
+    "security",
+    "argocd",
+    "addons",
+    "kustomize",
+    "iam",
+    "deprecations",
+    "literals",
+    "rendering",
+    "service_accounts",
+)
 
 
 def rule(rule_id: str, title: str, severity: Severity = Severity.ERROR) -> Callable[[Check], Check]:

@@ -44,18 +44,30 @@ def karpenter_crds(model: Model) -> Iterator[Issue]:
     controller = model.release_for(KARPENTER_CHART)
     controller_version = resolved(controller[0].get("version")) if controller else None
     if version is None and "version" not in release.attrs:
-        yield Issue(f"{release.address}: no version, so Helm takes the newest karpenter-crd, whatever Karpenter runs",
-                    Location(release.file, release.line), "set version = versions.yaml karpenter")
+        yield Issue(
+            f"{release.address}: no version, so Helm takes the newest karpenter-crd, whatever Karpenter runs",
+            Location(release.file, release.line),
+            "set version = versions.yaml karpenter",
+        )
     elif version is not None and pin is not None and version.lstrip("v") != pin[0].lstrip("v"):
-        yield Issue(f"{release.address}: karpenter-crd {version} but versions.yaml karpenter is {pin[0]}", where,
-                    "read the version from versions.yaml (karpenter), as the karpenter release does")
+        yield Issue(
+            f"{release.address}: karpenter-crd {version} but versions.yaml karpenter is {pin[0]}",
+            where,
+            "read the version from versions.yaml (karpenter), as the karpenter release does",
+        )
     elif version is not None and controller_version is not None and version != controller_version:
-        yield Issue(f"{release.address}: karpenter-crd {version} but the karpenter release is {controller_version}",
-                    where, "give both releases the same version")
+        yield Issue(
+            f"{release.address}: karpenter-crd {version} but the karpenter release is {controller_version}",
+            where,
+            "give both releases the same version",
+        )
     if controller is not None and decoded(controller[0].get("skip_crds")) is not True:
-        yield Issue(f"{controller[0].address}: installs its crds/ next to the {KARPENTER_CRD_CHART} release "
-                    f"({release.address})", Location(controller[0].file, controller[0].line_of("skip_crds")),
-                    "set skip_crds = true on the karpenter release")
+        yield Issue(
+            f"{controller[0].address}: installs its crds/ next to the {KARPENTER_CRD_CHART} release "
+            f"({release.address})",
+            Location(controller[0].file, controller[0].line_of("skip_crds")),
+            "set skip_crds = true on the karpenter release",
+        )
 
 
 def _minor(version: str) -> str:
@@ -70,13 +82,18 @@ def addon_versions(model: Model) -> Iterator[Issue]:
     exactly that pin. kube-proxy is built per Kubernetes minor: its version (the pin and the resource's) must
     share the minor of the cluster (`aws_eks_cluster.version`, else versions.yaml `kubernetes`)."""
     pins = model.versions
-    kubernetes = next((v for c in model.terraform.of_type("aws_eks_cluster") if (v := resolved(c.get("version")))),
-                      pins.get("kubernetes"))
+    kubernetes = next(
+        (v for c in model.terraform.of_type("aws_eks_cluster") if (v := resolved(c.get("version")))),
+        pins.get("kubernetes"),
+    )
     kube_proxy_pin = _pin(model, f"{ADDON_PIN_PREFIX}kube_proxy")
     if kubernetes and kube_proxy_pin and _minor(kube_proxy_pin[0]) != _minor(kubernetes):
-        yield Issue(f"versions.yaml {ADDON_PIN_PREFIX}kube_proxy {kube_proxy_pin[0]} is not built for Kubernetes "
-                    f"{_minor(kubernetes)}", kube_proxy_pin[1],
-                    f"pin a v{_minor(kubernetes)}.x-eksbuild.N version (aws eks describe-addon-versions)")
+        yield Issue(
+            f"versions.yaml {ADDON_PIN_PREFIX}kube_proxy {kube_proxy_pin[0]} is not built for Kubernetes "
+            f"{_minor(kubernetes)}",
+            kube_proxy_pin[1],
+            f"pin a v{_minor(kubernetes)}.x-eksbuild.N version (aws eks describe-addon-versions)",
+        )
     for addon in model.terraform.of_type("aws_eks_addon"):
         name = resolved(addon.get("addon_name"))
         if name is None:
@@ -85,15 +102,30 @@ def addon_versions(model: Model) -> Iterator[Issue]:
         key = ADDON_PIN_PREFIX + name.replace("-", "_")
         where = Location(addon.file, addon.line_of("addon_version"))
         if key in pins and "addon_version" not in addon.attrs:
-            yield Issue(f"{addon.address}: {name} has no addon_version, so EKS installs its default of the day "
-                        f"(versions.yaml {key} is {pins[key]})", where, f"set addon_version from versions.yaml {key}")
+            yield Issue(
+                f"{addon.address}: {name} has no addon_version, so EKS installs its default of the day "
+                f"(versions.yaml {key} is {pins[key]})",
+                where,
+                f"set addon_version from versions.yaml {key}",
+            )
         elif key in pins and version is not None and version != pins[key]:
-            yield Issue(f"{addon.address}: {name} {version} but versions.yaml {key} is {pins[key]}", where,
-                        f"read the version from versions.yaml ({key})")
-        if name == "kube-proxy" and version is not None and kubernetes and _minor(version) != _minor(kubernetes) \
-                and (kube_proxy_pin is None or version != kube_proxy_pin[0]):
-            yield Issue(f"{addon.address}: kube-proxy {version} is not built for Kubernetes {_minor(kubernetes)}",
-                        where, f"use a v{_minor(kubernetes)}.x-eksbuild.N version")
+            yield Issue(
+                f"{addon.address}: {name} {version} but versions.yaml {key} is {pins[key]}",
+                where,
+                f"read the version from versions.yaml ({key})",
+            )
+        if (
+            name == "kube-proxy"
+            and version is not None
+            and kubernetes
+            and _minor(version) != _minor(kubernetes)
+            and (kube_proxy_pin is None or version != kube_proxy_pin[0])
+        ):
+            yield Issue(
+                f"{addon.address}: kube-proxy {version} is not built for Kubernetes {_minor(kubernetes)}",
+                where,
+                f"use a v{_minor(kubernetes)}.x-eksbuild.N version",
+            )
 
 
 def _document(value: Any) -> Any:
@@ -127,10 +159,13 @@ def _required_tags(statement: dict[str, Any]) -> dict[str, list[Any]]:
     """Condition keys (lowercase, as IAM compares them) the statement requires, with their values."""
     required: dict[str, list[Any]] = {}
     conditions = decoded(statement.get("Condition"))
-    for operator, entries in (conditions.items() if isinstance(conditions, dict) else []):
+    for operator, entries in conditions.items() if isinstance(conditions, dict) else []:
         entries = decoded(entries)
-        if not isinstance(entries, dict) or str(operator).startswith(("StringNot", "ArnNot", "Null")) \
-                or str(operator).endswith("IfExists"):
+        if (
+            not isinstance(entries, dict)
+            or str(operator).startswith(("StringNot", "ArnNot", "Null"))
+            or str(operator).endswith("IfExists")
+        ):
             continue
         for key, value in entries.items():
             required.setdefault(str(key).lower(), []).extend(_values(value))
@@ -158,7 +193,9 @@ def pod_identity_trust(model: Model) -> Iterator[Issue]:
             if not any(pinned(key) for key in CLUSTER_TAGS):
                 missing.append(f"{CLUSTER_TAGS[0]} (or {CLUSTER_TAGS[1]})")
             if missing:
-                yield Issue(f"{role.address}: trusts {POD_IDENTITY_PRINCIPAL} without requiring "
-                            f"{', '.join(missing)}: any Pod Identity association could obtain it",
-                            Location(role.file, role.line_of("assume_role_policy")),
-                            "add a StringEquals condition on the session tags: cluster ARN, namespace, service account")
+                yield Issue(
+                    f"{role.address}: trusts {POD_IDENTITY_PRINCIPAL} without requiring "
+                    f"{', '.join(missing)}: any Pod Identity association could obtain it",
+                    Location(role.file, role.line_of("assume_role_policy")),
+                    "add a StringEquals condition on the session tags: cluster ARN, namespace, service account",
+                )

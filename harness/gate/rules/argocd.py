@@ -18,16 +18,28 @@ APP_FINALIZER = "resources-finalizer.argocd.argoproj.io"
 DEFAULT_PROJECT = "default"
 # Kinds without a namespace among those a platform like this syncs: Kubernetes core kinds and the Karpenter
 # CRDs (their spec.scope is Cluster). Every other kind is taken as namespaced.
-CLUSTER_SCOPED_KINDS = frozenset({
-    ("", "Namespace"), ("", "Node"), ("", "PersistentVolume"), ("rbac.authorization.k8s.io", "ClusterRole"),
-    ("rbac.authorization.k8s.io", "ClusterRoleBinding"), ("apiextensions.k8s.io", "CustomResourceDefinition"),
-    ("storage.k8s.io", "StorageClass"), ("storage.k8s.io", "CSIDriver"), ("networking.k8s.io", "IngressClass"),
-    ("scheduling.k8s.io", "PriorityClass"), ("node.k8s.io", "RuntimeClass"),
-    ("admissionregistration.k8s.io", "ValidatingWebhookConfiguration"),
-    ("admissionregistration.k8s.io", "MutatingWebhookConfiguration"), ("apiregistration.k8s.io", "APIService"),
-    ("karpenter.sh", "NodePool"), ("karpenter.sh", "NodeClaim"), ("karpenter.sh", "NodeOverlay"),
-    ("karpenter.k8s.aws", "EC2NodeClass"),
-})
+CLUSTER_SCOPED_KINDS = frozenset(
+    {
+        ("", "Namespace"),
+        ("", "Node"),
+        ("", "PersistentVolume"),
+        ("rbac.authorization.k8s.io", "ClusterRole"),
+        ("rbac.authorization.k8s.io", "ClusterRoleBinding"),
+        ("apiextensions.k8s.io", "CustomResourceDefinition"),
+        ("storage.k8s.io", "StorageClass"),
+        ("storage.k8s.io", "CSIDriver"),
+        ("networking.k8s.io", "IngressClass"),
+        ("scheduling.k8s.io", "PriorityClass"),
+        ("node.k8s.io", "RuntimeClass"),
+        ("admissionregistration.k8s.io", "ValidatingWebhookConfiguration"),
+        ("admissionregistration.k8s.io", "MutatingWebhookConfiguration"),
+        ("apiregistration.k8s.io", "APIService"),
+        ("karpenter.sh", "NodePool"),
+        ("karpenter.sh", "NodeClaim"),
+        ("karpenter.sh", "NodeOverlay"),
+        ("karpenter.k8s.aws", "EC2NodeClass"),
+    }
+)
 _CLUSTER_NAME_IN_TEMPLATE = re.compile(r"\{\{-?\s*\.?(?:name|nameNormalized)\s*(?:\|[^}]*)?-?\}\}")
 
 
@@ -57,8 +69,11 @@ def symbolic(value: Any, app: Manifest, secrets: Sequence[ClusterSecret]) -> str
     """A static value; or, where a template reads a cluster secret annotation known only at apply time, that
     annotation's Terraform expression as `${...}` (how harness.gate.local_charts renders such values too)."""
     if isinstance(value, str) and "{{" in value and (secret := _secret_of(app, secrets)) is not None:
-        params = {"metadata": {"annotations": secret.annotations, "labels": secret.labels}, "name": secret.name,
-                  "server": secret.server}
+        params = {
+            "metadata": {"annotations": secret.annotations, "labels": secret.labels},
+            "name": secret.name,
+            "server": secret.server,
+        }
 
         def substitute(match: re.Match[str]) -> str:
             found = decoded(_go_expression(match.group(1), params))
@@ -99,8 +114,10 @@ def destination_permitted(project: Manifest, server: str, name: str, namespace: 
 
 
 def _listed(entries: list[Any], group: str, kind: str) -> bool:
-    return any(isinstance(e, dict) and _glob(group, str(e.get("group", ""))) and _glob(kind, str(e.get("kind", "")))
-               for e in entries)
+    return any(
+        isinstance(e, dict) and _glob(group, str(e.get("group", ""))) and _glob(kind, str(e.get("kind", "")))
+        for e in entries
+    )
 
 
 def kind_permitted(project: Manifest, manifest: Manifest) -> str | None:
@@ -165,8 +182,11 @@ def app_project(model: Model) -> Iterator[Issue]:
     known = projects(model)
     for defined in known.values():
         if APP_FINALIZER not in defined.list("metadata", "finalizers"):
-            yield Issue(f"AppProject {defined.name}: needs finalizer {APP_FINALIZER} (kept until no Application "
-                        "uses it)", defined.where("metadata"), f"add {APP_FINALIZER} to metadata.finalizers")
+            yield Issue(
+                f"AppProject {defined.name}: needs finalizer {APP_FINALIZER} (kept until no Application uses it)",
+                defined.where("metadata"),
+                f"add {APP_FINALIZER} to metadata.finalizers",
+            )
     chart_apps = {id(a) for a in _argo(model.local_charts, "Application")}
     secrets = model.rendered.cluster_secrets
     for app in platform_applications(model):
@@ -176,9 +196,12 @@ def app_project(model: Model) -> Iterator[Issue]:
         project = known.get(name)
         if project is None:
             if known and not model.local_chart_notes:
-                yield Issue(f"{app.label}: project {name!r} is not an AppProject of the checked tree "
-                            f"({', '.join(sorted(known))})", app.where("spec", "project"),
-                            "name the platform's project")
+                yield Issue(
+                    f"{app.label}: project {name!r} is not an AppProject of the checked tree "
+                    f"({', '.join(sorted(known))})",
+                    app.where("spec", "project"),
+                    "name the platform's project",
+                )
             continue
         repos = [_normal_repo(r) for r in map(resolved, project.list("spec", "sourceRepos")) if r]
         for field, source in _sources(app):
@@ -187,34 +210,45 @@ def app_project(model: Model) -> Iterator[Issue]:
                 continue
             # A value known at apply time only cannot be compared with a literal: either may hold the other.
             if all(_is_symbolic(r) == _is_symbolic(repo) for r in repos):
-                yield Issue(f"{app.label}: repoURL {repo} is not in AppProject {name} sourceRepos "
-                            f"({', '.join(repos) or 'none'})", app.where(*field, "repoURL"),
-                            f"add the repository to AppProject {name} spec.sourceRepos")
+                yield Issue(
+                    f"{app.label}: repoURL {repo} is not in AppProject {name} sourceRepos "
+                    f"({', '.join(repos) or 'none'})",
+                    app.where(*field, "repoURL"),
+                    f"add the repository to AppProject {name} spec.sourceRepos",
+                )
         destination = app.map("spec", "destination")
         server, cluster = str(destination.get("server") or ""), str(destination.get("name") or "")
         default_namespace = str(destination.get("namespace") or "")
         if "{{" in server + cluster + default_namespace:
             continue
         if not destination_permitted(project, server, cluster, default_namespace):
-            yield Issue(f"{app.label}: destination {server or cluster} namespace {default_namespace!r} is not "
-                        f"permitted by AppProject {name}", app.where("spec", "destination"),
-                        f"add the namespace to AppProject {name} spec.destinations")
+            yield Issue(
+                f"{app.label}: destination {server or cluster} namespace {default_namespace!r} is not "
+                f"permitted by AppProject {name}",
+                app.where("spec", "destination"),
+                f"add the namespace to AppProject {name} spec.destinations",
+            )
         refused: set[tuple[str, str]] = set()
         for manifest in delivered(model, app, chart_apps):
             what = f"{app.label}: {manifest.group or 'core'}/{manifest.kind} {manifest.name}"
             why = kind_permitted(project, manifest)
             if why is not None:
-                yield Issue(f"{what}: {why} of AppProject {name}", project.where("spec"),
-                            f"add group {manifest.group!r} kind {manifest.kind} to AppProject {name}")
+                yield Issue(
+                    f"{what}: {why} of AppProject {name}",
+                    project.where("spec"),
+                    f"add group {manifest.group!r} kind {manifest.kind} to AppProject {name}",
+                )
                 continue
             namespace = manifest.namespace or default_namespace
             if cluster_scoped(manifest) or (namespace, server) in refused:
                 continue
             if not destination_permitted(project, server, cluster, namespace):
                 refused.add((namespace, server))
-                yield Issue(f"{what}: namespace {namespace!r} is not a destination of AppProject {name}",
-                            project.where("spec", "destinations"),
-                            f"add the namespace to AppProject {name} spec.destinations")
+                yield Issue(
+                    f"{what}: namespace {namespace!r} is not a destination of AppProject {name}",
+                    project.where("spec", "destinations"),
+                    f"add the namespace to AppProject {name} spec.destinations",
+                )
 
 
 @rule("EKS030", "no Application uses the project default")
@@ -228,10 +262,13 @@ def default_project(model: Model) -> Iterator[Issue]:
     for app in platform_applications(model):
         project = app.get("spec", "project")
         if project in (None, "", DEFAULT_PROJECT):
-            yield Issue(f"{app.label}: project {DEFAULT_PROJECT!r} admits any repository, destination and kind",
-                        app.where("spec", "project"),
-                        f"use the platform's AppProject ({', '.join(names)})" if names
-                        else "define an AppProject that admits only what the Application syncs, and name it")
+            yield Issue(
+                f"{app.label}: project {DEFAULT_PROJECT!r} admits any repository, destination and kind",
+                app.where("spec", "project"),
+                f"use the platform's AppProject ({', '.join(names)})"
+                if names
+                else "define an AppProject that admits only what the Application syncs, and name it",
+            )
 
 
 def _cluster_generators(generators: list[Any]) -> Iterator[int]:
@@ -261,8 +298,9 @@ def per_cluster_names(model: Model) -> Iterator[Issue]:
             continue
         name = appset.get("spec", "template", "metadata", "name")
         if not isinstance(name, str) or not _CLUSTER_NAME_IN_TEMPLATE.search(name):
-            yield Issue(f"{appset.label}: generated Application name {name!r} does not include the cluster "
-                        "(.name or .nameNormalized): a second cluster secret would generate the same name",
-                        appset.where("spec", "template", "metadata", "name"),
-                        "name it like '<app>-{{ .nameNormalized }}'")
-
+            yield Issue(
+                f"{appset.label}: generated Application name {name!r} does not include the cluster "
+                "(.name or .nameNormalized): a second cluster secret would generate the same name",
+                appset.where("spec", "template", "metadata", "name"),
+                "name it like '<app>-{{ .nameNormalized }}'",
+            )

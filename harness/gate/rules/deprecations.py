@@ -23,15 +23,19 @@ class Replaced:
 ANNOTATIONS = {
     "seccomp.security.alpha.kubernetes.io/pod": Replaced("kubernetes", "1.19", "securityContext.seccompProfile"),
     "container.seccomp.security.alpha.kubernetes.io/": Replaced(
-        "kubernetes", "1.19", "the container's securityContext.seccompProfile"),
+        "kubernetes", "1.19", "the container's securityContext.seccompProfile"
+    ),
     "container.apparmor.security.beta.kubernetes.io/": Replaced(
-        "kubernetes", "1.30", "the container's securityContext.appArmorProfile"),
+        "kubernetes", "1.30", "the container's securityContext.appArmorProfile"
+    ),
     "scheduler.alpha.kubernetes.io/critical-pod": Replaced("kubernetes", "1.13", "spec.priorityClassName"),
     "service.alpha.kubernetes.io/tolerate-unready-endpoints": Replaced(
-        "kubernetes", "1.11", "spec.publishNotReadyAddresses"),
+        "kubernetes", "1.11", "spec.publishNotReadyAddresses"
+    ),
     "volume.beta.kubernetes.io/storage-class": Replaced("kubernetes", "1.8", "spec.storageClassName"),
     "kubectl.kubernetes.io/default-logs-container": Replaced(
-        "kubernetes", "1.21", "kubectl.kubernetes.io/default-container"),
+        "kubernetes", "1.21", "kubectl.kubernetes.io/default-container"
+    ),
 }
 # Well-known node labels replaced by their GA names (selecting the old one matches fewer nodes, or none).
 LABELS = {
@@ -53,11 +57,17 @@ KUSTOMIZATION_FIELDS = {
 }
 # Kinds whose API the pinned Kubernetes deprecates in favour of another (still served, removal announced).
 KINDS = {("", "Endpoints"): Replaced("kubernetes", "1.33", "discovery.k8s.io/v1 EndpointSlice")}
-NLB_IP = Replaced("aws_load_balancer_controller", "1.2",
-                  "service.beta.kubernetes.io/aws-load-balancer-type: external with "
-                  "service.beta.kubernetes.io/aws-load-balancer-nlb-target-type: ip")
-LOAD_BALANCER_IP = Replaced("kubernetes", "1.24", "the load balancer implementation's annotation "
-                            "(AWS: service.beta.kubernetes.io/aws-load-balancer-eip-allocations)")
+NLB_IP = Replaced(
+    "aws_load_balancer_controller",
+    "1.2",
+    "service.beta.kubernetes.io/aws-load-balancer-type: external with "
+    "service.beta.kubernetes.io/aws-load-balancer-nlb-target-type: ip",
+)
+LOAD_BALANCER_IP = Replaced(
+    "kubernetes",
+    "1.24",
+    "the load balancer implementation's annotation (AWS: service.beta.kubernetes.io/aws-load-balancer-eip-allocations)",
+)
 SERVICE_ACCOUNT = Replaced("kubernetes", "1.0", "spec.serviceAccountName")
 
 
@@ -91,8 +101,17 @@ def _label_keys(manifest: Manifest) -> Iterator[tuple[tuple[Any, ...], str]]:
         required = manifest.map(*spec, "affinity", "nodeAffinity", "requiredDuringSchedulingIgnoredDuringExecution")
         for t, term in enumerate(as_list(required.get("nodeSelectorTerms"))):
             for e, expression in enumerate(as_list(as_dict(term).get("matchExpressions"))):
-                path = (*spec, "affinity", "nodeAffinity", "requiredDuringSchedulingIgnoredDuringExecution",
-                        "nodeSelectorTerms", t, "matchExpressions", e, "key")
+                path = (
+                    *spec,
+                    "affinity",
+                    "nodeAffinity",
+                    "requiredDuringSchedulingIgnoredDuringExecution",
+                    "nodeSelectorTerms",
+                    t,
+                    "matchExpressions",
+                    e,
+                    "key",
+                )
                 yield path, str(as_dict(expression).get("key"))
         for c, constraint in enumerate(manifest.list(*spec, "topologySpreadConstraints")):
             yield (*spec, "topologySpreadConstraints", c, "topologyKey"), str(as_dict(constraint).get("topologyKey"))
@@ -125,43 +144,63 @@ def deprecated_usage(model: Model) -> Iterator[Issue]:
         for path, key in _label_keys(manifest):
             replaced = LABELS.get(key)
             if replaced and _applies(replaced, versions):
-                yield Issue(f"{manifest.label}: node label {key} is deprecated since Kubernetes {replaced.since}",
-                            manifest.where(*path), f"select on {replaced.replacement}")
+                yield Issue(
+                    f"{manifest.label}: node label {key} is deprecated since Kubernetes {replaced.since}",
+                    manifest.where(*path),
+                    f"select on {replaced.replacement}",
+                )
         kind = KINDS.get((manifest.group, manifest.kind))
         if kind and manifest.api_version == "v1" and _applies(kind, versions):
-            yield Issue(f"{manifest.label}: the Endpoints API is deprecated since Kubernetes {kind.since}",
-                        manifest.where("kind"), f"use {kind.replacement}")
+            yield Issue(
+                f"{manifest.label}: the Endpoints API is deprecated since Kubernetes {kind.since}",
+                manifest.where("kind"),
+                f"use {kind.replacement}",
+            )
         if manifest.kind == "Service" and manifest.api_version == "v1":
             if manifest.get("spec", "loadBalancerIP") is not None and _applies(LOAD_BALANCER_IP, versions):
-                yield Issue(f"{manifest.label}: spec.loadBalancerIP is deprecated since Kubernetes 1.24",
-                            manifest.where("spec", "loadBalancerIP"), f"use {LOAD_BALANCER_IP.replacement}")
+                yield Issue(
+                    f"{manifest.label}: spec.loadBalancerIP is deprecated since Kubernetes 1.24",
+                    manifest.where("spec", "loadBalancerIP"),
+                    f"use {LOAD_BALANCER_IP.replacement}",
+                )
             kind_annotation = manifest.map("metadata", "annotations").get(
-                "service.beta.kubernetes.io/aws-load-balancer-type")
+                "service.beta.kubernetes.io/aws-load-balancer-type"
+            )
             if kind_annotation == "nlb-ip" and _applies(NLB_IP, versions):
-                yield Issue(f"{manifest.label}: aws-load-balancer-type nlb-ip is deprecated by the AWS Load Balancer "
-                            "Controller", manifest.where("metadata", "annotations",
-                                                         "service.beta.kubernetes.io/aws-load-balancer-type"),
-                            f"use {NLB_IP.replacement}")
+                yield Issue(
+                    f"{manifest.label}: aws-load-balancer-type nlb-ip is deprecated by the AWS Load Balancer "
+                    "Controller",
+                    manifest.where("metadata", "annotations", "service.beta.kubernetes.io/aws-load-balancer-type"),
+                    f"use {NLB_IP.replacement}",
+                )
         for spec in _pod_spec_paths(manifest):
             if manifest.get(*spec, "serviceAccount") is not None and _applies(SERVICE_ACCOUNT, versions):
-                yield Issue(f"{manifest.label}: spec.serviceAccount is a deprecated alias",
-                            manifest.where(*spec, "serviceAccount"), f"use {SERVICE_ACCOUNT.replacement}")
+                yield Issue(
+                    f"{manifest.label}: spec.serviceAccount is a deprecated alias",
+                    manifest.where(*spec, "serviceAccount"),
+                    f"use {SERVICE_ACCOUNT.replacement}",
+                )
     for manifest in model.manifests:
         if manifest.kind != "Kustomization" and manifest.file.name not in ("kustomization.yaml", "kustomization.yml"):
             continue
         for field, replaced in KUSTOMIZATION_FIELDS.items():
             if field in manifest.doc and _applies(replaced, versions):
-                yield Issue(f"{manifest.file.name}: {field} is deprecated since kustomize {replaced.since}",
-                            manifest.where(field), f"use {replaced.replacement} (`kustomize edit fix` rewrites it)")
+                yield Issue(
+                    f"{manifest.file.name}: {field} is deprecated since kustomize {replaced.since}",
+                    manifest.where(field),
+                    f"use {replaced.replacement} (`kustomize edit fix` rewrites it)",
+                )
 
 
 def _replaced_annotation(key: str) -> Replaced | None:
     return ANNOTATIONS.get(key) or next(
-        (r for prefix, r in ANNOTATIONS.items() if prefix.endswith("/") and key.startswith(prefix)), None)
+        (r for prefix, r in ANNOTATIONS.items() if prefix.endswith("/") and key.startswith(prefix)), None
+    )
 
 
-def _chart_values(release: TfResource, values: HelmValues, node: Any, path: tuple[str, ...],
-                  versions: dict[str, str]) -> Iterator[Issue]:
+def _chart_values(
+    release: TfResource, values: HelmValues, node: Any, path: tuple[str, ...], versions: dict[str, str]
+) -> Iterator[Issue]:
     """Annotation and nodeSelector maps anywhere in a release's values, judged as the objects they end up in."""
     for key, value in as_dict(node).items():
         at = (*path, str(key))
@@ -172,22 +211,29 @@ def _chart_values(release: TfResource, values: HelmValues, node: Any, path: tupl
                 if inner in DEPRECATED_ANNOTATIONS or replaced is None or not _applies(replaced, versions):
                     continue
                 what = "node label" if table is not None else "annotation"
-                yield Issue(f"{release.address}: chart value {'.'.join(at)} sets {what} {inner}, deprecated since "
-                            f"Kubernetes {replaced.since}",
-                            values.sources.get((*at, str(inner)), Location(release.file, release.line_of("values"))),
-                            f"use {replaced.replacement}")
+                yield Issue(
+                    f"{release.address}: chart value {'.'.join(at)} sets {what} {inner}, deprecated since "
+                    f"Kubernetes {replaced.since}",
+                    values.sources.get((*at, str(inner)), Location(release.file, release.line_of("values"))),
+                    f"use {replaced.replacement}",
+                )
         elif isinstance(value, dict):
             yield from _chart_values(release, values, value, at, versions)
 
 
 def _annotations(manifest: Manifest, versions: dict[str, str]) -> Iterator[Issue]:
-    paths = [("metadata", "annotations"), *[(*p[:-1], "metadata", "annotations")
-                                          for p in _pod_spec_paths(manifest) if p != ("spec",)]]
+    paths = [
+        ("metadata", "annotations"),
+        *[(*p[:-1], "metadata", "annotations") for p in _pod_spec_paths(manifest) if p != ("spec",)],
+    ]
     for path in paths:
         for key in manifest.map(*path):
             if key in DEPRECATED_ANNOTATIONS:
                 continue
             replaced = _replaced_annotation(str(key))
             if replaced and _applies(replaced, versions):
-                yield Issue(f"{manifest.label}: annotation {key} is deprecated since Kubernetes {replaced.since}",
-                            manifest.where(*path, key), f"use {replaced.replacement}")
+                yield Issue(
+                    f"{manifest.label}: annotation {key} is deprecated since Kubernetes {replaced.since}",
+                    manifest.where(*path, key),
+                    f"use {replaced.replacement}",
+                )

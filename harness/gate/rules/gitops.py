@@ -28,8 +28,11 @@ def sources(model: Model) -> Iterator[Issue]:
     Terraform variables behind the cluster secret annotations) makes part of the platform follow other
     commits than the rest. All known repo URLs must be equal, and all revisions too."""
     for app, path in model.rendered.missing_paths:
-        yield Issue(f"{app.label}: source path {path!r} does not exist in the repository",
-                    app.where("spec", "source", "path"), "point source.path at a directory of the GitOps tree")
+        yield Issue(
+            f"{app.label}: source path {path!r} does not exist in the repository",
+            app.where("spec", "source", "path"),
+            "point source.path at a directory of the GitOps tree",
+        )
     repos: list[tuple[str, str, Location]] = []
     revisions: list[tuple[str, str, Location]] = []
     for secret in model.rendered.cluster_secrets:
@@ -53,8 +56,11 @@ def sources(model: Model) -> Iterator[Issue]:
         first_value, first_label, _ = entries[0]
         for value, label, where in entries[1:]:
             if value != first_value:
-                yield Issue(f"{label}: {what} {value!r} differs from {first_value!r} ({first_label})", where,
-                            f"use one {what} everywhere (template it from the cluster secret annotation)")
+                yield Issue(
+                    f"{label}: {what} {value!r} differs from {first_value!r} ({first_label})",
+                    where,
+                    f"use one {what} everywhere (template it from the cluster secret annotation)",
+                )
 
 
 @rule("EKS014", "Karpenter custom resources sync even before their CRDs exist")
@@ -74,9 +80,11 @@ def crd_ordering(model: Model) -> Iterator[Issue]:
         options = app.list("spec", "syncPolicy", "syncOptions")
         if SKIP_DRY_RUN in annotation or SKIP_DRY_RUN in options:
             continue
-        yield Issue(f"{manifest.label}: synced by {app.label} without {SKIP_DRY_RUN}",
-                    app.where("spec", "syncPolicy"),
-                    f"add {SKIP_DRY_RUN} to the Application's syncPolicy.syncOptions")
+        yield Issue(
+            f"{manifest.label}: synced by {app.label} without {SKIP_DRY_RUN}",
+            app.where("spec", "syncPolicy"),
+            f"add {SKIP_DRY_RUN} to the Application's syncPolicy.syncOptions",
+        )
 
 
 @rule("EKS027", "ApplicationSets generate for the cluster and use only annotations it sets")
@@ -97,11 +105,17 @@ def templates_resolve(model: Model) -> Iterator[Issue]:
                 continue
             params_list = generator_params(generator, secrets) or []
             if not params_list:
-                yield Issue(f"{appset.label}: cluster generator {index} matches no cluster secret "
-                            f"({', '.join(s.name for s in secrets)})", appset.where("spec", "generators", index),
-                            "select labels the Terraform cluster secret carries (eks-platform/managed: \"true\")")
+                yield Issue(
+                    f"{appset.label}: cluster generator {index} matches no cluster secret "
+                    f"({', '.join(s.name for s in secrets)})",
+                    appset.where("spec", "generators", index),
+                    'select labels the Terraform cluster secret carries (eks-platform/managed: "true")',
+                )
             for params in params_list:
                 for path, expression in missing_parameters(template, params, go_template):
-                    yield Issue(f"{appset.label}: template reads {expression}, which cluster secret "
-                                f"{params.get('name')} does not provide", appset.where("spec", "template", *path),
-                                "add the annotation to the cluster secret in Terraform, or fix the key")
+                    yield Issue(
+                        f"{appset.label}: template reads {expression}, which cluster secret "
+                        f"{params.get('name')} does not provide",
+                        appset.where("spec", "template", *path),
+                        "add the annotation to the cluster secret in Terraform, or fix the key",
+                    )

@@ -15,8 +15,11 @@ from harness.gate.rules.security import _SIGNATURES
 
 # A reference to another resource's ARN (Terraform attribute, CloudFormation ${X.Arn}) -> (service, resource form).
 _REFERENCES = {
-    "aws_iam_role": ("iam", "role/*"), "aws_sqs_queue": ("sqs", "*"), "aws_eks_cluster": ("eks", "cluster/*"),
-    "KarpenterNodeRole": ("iam", "role/*"), "KarpenterInterruptionQueue": ("sqs", "*"),
+    "aws_iam_role": ("iam", "role/*"),
+    "aws_sqs_queue": ("sqs", "*"),
+    "aws_eks_cluster": ("eks", "cluster/*"),
+    "KarpenterNodeRole": ("iam", "role/*"),
+    "KarpenterInterruptionQueue": ("sqs", "*"),
 }
 _PLACEHOLDER = re.compile(r"\$\{[^}]*\}")
 
@@ -95,12 +98,19 @@ def _grants(resource: TfResource) -> Iterator[_Grant]:
             if not isinstance(actions, list) or not isinstance(resources, list):
                 continue
             conditions = [
-                (str(decoded(c.get("test"))), decoded(c.get("variable")),
-                 [_value(v) for v in as_list(decoded(c.get("values")))])
+                (
+                    str(decoded(c.get("test"))),
+                    decoded(c.get("variable")),
+                    [_value(v) for v in as_list(decoded(c.get("values")))],
+                )
                 for c in (as_mapping(c) for c in as_list(decoded(statement.get("condition"))))
             ]
-            yield _Grant([str(a) for a in actions], resources, conditions,
-                         Location(resource.file, resource.line_of(f"statement[{index}]")))
+            yield _Grant(
+                [str(a) for a in actions],
+                resources,
+                conditions,
+                Location(resource.file, resource.line_of(f"statement[{index}]")),
+            )
         return
     document = as_mapping(decoded(resource.attrs.get("policy")))
     statements = decoded(document.get("Statement"))
@@ -118,8 +128,12 @@ def _grants(resource: TfResource) -> Iterator[_Grant]:
             for operator, entries in as_mapping(decoded(statement.get("Condition"))).items()
             for key, values in as_mapping(decoded(entries)).items()
         ]
-        yield _Grant([str(a) for a in actions if not isinstance(a, Unknown)], resources, conditions,
-                     Location(resource.file, resource.line_of("policy")))
+        yield _Grant(
+            [str(a) for a in actions if not isinstance(a, Unknown)],
+            resources,
+            conditions,
+            Location(resource.file, resource.line_of("policy")),
+        )
 
 
 @rule("EKS041", "controller IAM policies scope resources and conditions as upstream does")
@@ -161,9 +175,15 @@ def _judge(controller: str, grant: _Grant, upstream: list[dict[str, Any]]) -> It
         forms = [_form(r) for r in grant.resources]
         if any(f is None for f in forms):
             continue  # a resource only known at apply time
-        fitting = [u for u in candidates
-                   if all(any(_covers(up, f) for up in (_form(r) for r in u["resources"]) if up is not None)
-                          for f in forms if f is not None)]
+        fitting = [
+            u
+            for u in candidates
+            if all(
+                any(_covers(up, f) for up in (_form(r) for r in u["resources"]) if up is not None)
+                for f in forms
+                if f is not None
+            )
+        ]
         if not fitting:
             allowed = sorted({str(r) for u in candidates for r in u["resources"]})
             more = f" and {len(allowed) - 3} more" if len(allowed) > 3 else ""
@@ -171,14 +191,21 @@ def _judge(controller: str, grant: _Grant, upstream: list[dict[str, Any]]) -> It
             continue
         if not any(all(_holds((c[0], c[1], c[2]), grant.conditions) for c in u["conditions"]) for u in fitting):
             needed = min((u["conditions"] for u in fitting), key=len)
-            missing = [f"{op} {key}={values}" for op, key, values in needed
-                       if not _holds((op, key, values), grant.conditions)]
+            missing = [
+                f"{op} {key}={values}" for op, key, values in needed if not _holds((op, key, values), grant.conditions)
+            ]
             condition_problems.setdefault("; ".join(missing), []).append(action)
     shown = ", ".join(str(r.text if isinstance(r, Unknown) else r) for r in grant.resources)
     for scopes, granted in resource_problems.items():
-        yield Issue(f"{controller} policy grants {', '.join(granted)} on {shown}, a resource form upstream does not "
-                    f"allow for it (upstream: {scopes})", grant.location,
-                    "scope the statement's resources as the upstream policy does")
+        yield Issue(
+            f"{controller} policy grants {', '.join(granted)} on {shown}, a resource form upstream does not "
+            f"allow for it (upstream: {scopes})",
+            grant.location,
+            "scope the statement's resources as the upstream policy does",
+        )
     for absent, granted in condition_problems.items():
-        yield Issue(f"{controller} policy grants {', '.join(granted)} without the upstream condition(s) {absent}",
-                    grant.location, "add the upstream condition(s) to the statement")
+        yield Issue(
+            f"{controller} policy grants {', '.join(granted)} without the upstream condition(s) {absent}",
+            grant.location,
+            "add the upstream condition(s) to the statement",
+        )

@@ -81,12 +81,18 @@ def cluster_name(model: Model) -> Iterator[Issue]:
             )
     for tagged in [*subnets(model), *security_groups(model)]:
         if (bad := wrong(tagged.tags.get(DISCOVERY_TAG))) is not None:
-            yield Issue(f"{tagged.label}: tag {DISCOVERY_TAG}={bad!r}, the cluster is {expected}", tagged.location,
-                        f"tag with {DISCOVERY_TAG} = the cluster name")
+            yield Issue(
+                f"{tagged.label}: tag {DISCOVERY_TAG}={bad!r}, the cluster is {expected}",
+                tagged.location,
+                f"tag with {DISCOVERY_TAG} = the cluster name",
+            )
         for key in tagged.tags:
             if key.startswith("kubernetes.io/cluster/") and key.split("/", 2)[2] not in names:
-                yield Issue(f"{tagged.label}: tag {key} names another cluster than {expected}", tagged.location,
-                            "use kubernetes.io/cluster/<cluster name>")
+                yield Issue(
+                    f"{tagged.label}: tag {key} names another cluster than {expected}",
+                    tagged.location,
+                    "use kubernetes.io/cluster/<cluster name>",
+                )
     for node_class in node_classes(model):
         for field in ("subnetSelectorTerms", "securityGroupSelectorTerms"):
             for index, term in enumerate(node_class.list("spec", field)):
@@ -100,8 +106,12 @@ def cluster_name(model: Model) -> Iterator[Issue]:
                     )
     for secret in model.rendered.cluster_secrets:
         if (bad := wrong(secret.annotations.get(CLUSTER_NAME_ANNOTATION))) is not None:
-            yield Issue(f"cluster secret {secret.name}: annotation {CLUSTER_NAME_ANNOTATION}={bad!r}, the cluster "
-                        f"is {expected}", secret.location, "annotate with the platform output cluster_name")
+            yield Issue(
+                f"cluster secret {secret.name}: annotation {CLUSTER_NAME_ANNOTATION}={bad!r}, the cluster "
+                f"is {expected}",
+                secret.location,
+                "annotate with the platform output cluster_name",
+            )
 
 
 @rule("EKS007", "Karpenter's interruption queue is the queue Terraform creates")
@@ -119,9 +129,16 @@ def interruption_queue(model: Model) -> Iterator[Issue]:
     value = lookup(values.values, *path)
     where = values.sources.get(path, Location(resource.file, resource.line_of("values")))
     if value is None or value == "":
-        yield Issue(f"{resource.address}: Karpenter gets no settings.interruptionQueue, but Terraform creates "
-                    f"{', '.join(sorted(queues)) or 'an interruption queue'}", where,
-                    "set settings.interruptionQueue to the queue name (platform output)")
+        yield Issue(
+            f"{resource.address}: Karpenter gets no settings.interruptionQueue, but Terraform creates "
+            f"{', '.join(sorted(queues)) or 'an interruption queue'}",
+            where,
+            "set settings.interruptionQueue to the queue name (platform output)",
+        )
     elif (name := resolved(value)) is not None and queues and name not in queues:
-        yield Issue(f"{resource.address}: settings.interruptionQueue is {name!r}; Terraform's queues: "
-                    f"{', '.join(sorted(queues))}", where, "pass the queue's name from the platform output")
+        yield Issue(
+            f"{resource.address}: settings.interruptionQueue is {name!r}; Terraform's queues: "
+            f"{', '.join(sorted(queues))}",
+            where,
+            "pass the queue's name from the platform output",
+        )

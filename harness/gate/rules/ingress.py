@@ -88,9 +88,12 @@ def ingress_chain(model: Model) -> Iterator[Issue]:
             name, port = backend.get("name"), as_dict(backend.get("port"))
             service = services.get((ingress.namespace, str(name)))
             if service is None:
-                yield Issue(f"{ingress.label}: backend Service {name!r} does not exist in namespace "
-                            f"{ingress.namespace or 'default'}", ingress.where(*path, "name"),
-                            "name a Service defined in the same namespace")
+                yield Issue(
+                    f"{ingress.label}: backend Service {name!r} does not exist in namespace "
+                    f"{ingress.namespace or 'default'}",
+                    ingress.where(*path, "name"),
+                    "name a Service defined in the same namespace",
+                )
                 continue
             ports = [p for p in service.list("spec", "ports") if isinstance(p, dict)]
             wanted = port.get("name") if "name" in port else port.get("number")
@@ -99,27 +102,41 @@ def ingress_chain(model: Model) -> Iterator[Issue]:
                 yield Issue(
                     f"{ingress.label}: Service {name} has no port {wanted!r} "
                     f"(ports: {', '.join(str(p.get('name') or p.get('port')) for p in ports) or 'none'})",
-                    ingress.where(*path, "port"), "use a port name or number the Service defines")
+                    ingress.where(*path, "port"),
+                    "use a port name or number the Service defines",
+                )
                 continue
             if target_type == "instance" and service.get("spec", "type") in (None, "ClusterIP"):
-                yield Issue(f"{ingress.label}: target-type instance needs a NodePort Service, {name} is ClusterIP",
-                            ingress.where("metadata", "annotations"),
-                            "annotate alb.ingress.kubernetes.io/target-type: ip, or make the Service NodePort")
+                yield Issue(
+                    f"{ingress.label}: target-type instance needs a NodePort Service, {name} is ClusterIP",
+                    ingress.where("metadata", "annotations"),
+                    "annotate alb.ingress.kubernetes.io/target-type: ip, or make the Service NodePort",
+                )
             target = service_port.get("targetPort", service_port.get("port"))
             pods = _selected_pods(templates, by_label, service.namespace, service.map("spec", "selector"))
             if not pods:
-                yield Issue(f"Service/{name}: selector matches no pods of any workload in namespace "
-                            f"{service.namespace or 'default'}", service.where("spec", "selector"),
-                            "make the selector equal the pod template labels")
+                yield Issue(
+                    f"Service/{name}: selector matches no pods of any workload in namespace "
+                    f"{service.namespace or 'default'}",
+                    service.where("spec", "selector"),
+                    "make the selector equal the pod template labels",
+                )
                 continue
-            container_ports = [cp for _m, spec in pods for c in as_list(spec.get("containers")) if isinstance(c, dict)
-                               for cp in as_list(c.get("ports")) if isinstance(cp, dict)]
+            container_ports = [
+                cp
+                for _m, spec in pods
+                for c in as_list(spec.get("containers"))
+                if isinstance(c, dict)
+                for cp in as_list(c.get("ports"))
+                if isinstance(cp, dict)
+            ]
             if not any(target in (cp.get("name"), cp.get("containerPort")) for cp in container_ports):
                 yield Issue(
                     f"Service/{name}: targetPort {target!r} is not a container port of the selected pods "
                     f"(ports: {', '.join(str(cp.get('name') or cp.get('containerPort')) for cp in container_ports)})",
                     service.where("spec", "ports", ports.index(service_port)),
-                    "set targetPort to a containerPort (number) or its name")
+                    "set targetPort to a containerPort (number) or its name",
+                )
 
 
 @rule("EKS012", "Ingresses name an IngressClass that exists")
@@ -132,7 +149,8 @@ def ingress_class(model: Model) -> Iterator[Issue]:
     classes = {m.name for m in model.effective if m.kind == "IngressClass"}
     default_class = any(
         (m.map("metadata", "annotations")).get("ingressclass.kubernetes.io/is-default-class") == "true"
-        for m in model.effective if m.kind == "IngressClass"
+        for m in model.effective
+        if m.kind == "IngressClass"
     )
     found = chart_values(model, LB_CHART)
     if found is not None:
@@ -149,9 +167,15 @@ def ingress_class(model: Model) -> Iterator[Issue]:
         name = ingress.get("spec", "ingressClassName")
         if name is None:
             if not default_class and "kubernetes.io/ingress.class" not in ingress.map("metadata", "annotations"):
-                yield Issue(f"{ingress.label}: no spec.ingressClassName and no default IngressClass",
-                            ingress.where("spec"), "set spec.ingressClassName: alb")
+                yield Issue(
+                    f"{ingress.label}: no spec.ingressClassName and no default IngressClass",
+                    ingress.where("spec"),
+                    "set spec.ingressClassName: alb",
+                )
         elif name not in classes:
-            yield Issue(f"{ingress.label}: IngressClass {name!r} is not defined "
-                        f"(defined: {', '.join(sorted(classes)) or 'none'})", ingress.where("spec", "ingressClassName"),
-                        "install the AWS Load Balancer Controller release or use its class name (alb)")
+            yield Issue(
+                f"{ingress.label}: IngressClass {name!r} is not defined "
+                f"(defined: {', '.join(sorted(classes)) or 'none'})",
+                ingress.where("spec", "ingressClassName"),
+                "install the AWS Load Balancer Controller release or use its class name (alb)",
+            )

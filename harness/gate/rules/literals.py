@@ -28,11 +28,15 @@ def _template(annotation: str) -> str:
 
 def _fix(known: _Known) -> str:
     if known.annotation:
-        return (f"inject it: patch the field from the ApplicationSet with {_template(known.annotation)} (annotation "
-                f"{known.annotation} of {CLUSTER_SECRET}, written by Terraform), and keep a neutral placeholder in "
-                "the base manifest")
-    return (f"inject it: add the {known.what} as an annotation of {CLUSTER_SECRET} in Terraform and patch the field "
-            "from the ApplicationSet with that annotation")
+        return (
+            f"inject it: patch the field from the ApplicationSet with {_template(known.annotation)} (annotation "
+            f"{known.annotation} of {CLUSTER_SECRET}, written by Terraform), and keep a neutral placeholder in "
+            "the base manifest"
+        )
+    return (
+        f"inject it: add the {known.what} as an annotation of {CLUSTER_SECRET} in Terraform and patch the field "
+        "from the ApplicationSet with that annotation"
+    )
 
 
 def _normal_url(url: str) -> str:
@@ -48,10 +52,16 @@ def _known_values(model: Model) -> tuple[dict[str, _Known], dict[str, _Known], d
                 by_value.setdefault(text, str(key))
                 if text.startswith(("https://", "git@", "ssh://")):
                     by_value.setdefault(_normal_url(text), str(key))
-    clusters = {name: _Known("cluster name", by_value.get(name))
-                for c in model.terraform.of_type("aws_eks_cluster") if (name := resolved(c.get("name")))}
-    roles = {name: _Known("role name", by_value.get(name))
-             for r in model.terraform.of_type("aws_iam_role") if (name := resolved(r.get("name")))}
+    clusters = {
+        name: _Known("cluster name", by_value.get(name))
+        for c in model.terraform.of_type("aws_eks_cluster")
+        if (name := resolved(c.get("name")))
+    }
+    roles = {
+        name: _Known("role name", by_value.get(name))
+        for r in model.terraform.of_type("aws_iam_role")
+        if (name := resolved(r.get("name")))
+    }
     repos = {_normal_url(v): _Known("repository URL", k) for v, k in by_value.items() if "://" in v or "@" in v}
     return clusters, roles, repos
 
@@ -69,8 +79,10 @@ def _strings(value: Any, path: tuple[Any, ...]) -> Iterator[tuple[tuple[Any, ...
 
 
 def _is_cluster_secret(manifest: Manifest) -> bool:
-    return manifest.kind == "Secret" and manifest.map("metadata", "labels").get(
-        "argocd.argoproj.io/secret-type") == "cluster"
+    return (
+        manifest.kind == "Secret"
+        and manifest.map("metadata", "labels").get("argocd.argoproj.io/secret-type") == "cluster"
+    )
 
 
 @rule("EKS043", "cluster-specific values are injected, not written in GitOps manifests", Severity.WARNING)
@@ -106,12 +118,16 @@ def literal_values(model: Model) -> Iterator[Issue]:
                 continue
             reported.add(path)
             what, known = found
-            yield Issue(f"{manifest.label}: {what} written literally at {'.'.join(map(str, path))}",
-                        manifest.where(*path), _fix(known))
+            yield Issue(
+                f"{manifest.label}: {what} written literally at {'.'.join(map(str, path))}",
+                manifest.where(*path),
+                _fix(known),
+            )
 
 
-def _helm_literals(model: Model, clusters: dict[str, _Known], roles: dict[str, _Known],
-                   repos: dict[str, _Known]) -> Iterator[Issue]:
+def _helm_literals(
+    model: Model, clusters: dict[str, _Known], roles: dict[str, _Known], repos: dict[str, _Known]
+) -> Iterator[Issue]:
     for release, values in model.helm_releases():
         for path, text in _strings(values.values, ()):
             written = text[5:] if text.startswith("\0key:") else text
@@ -119,16 +135,23 @@ def _helm_literals(model: Model, clusters: dict[str, _Known], roles: dict[str, _
             if found is None:
                 continue
             what, _known = found
-            outputs = sorted(f"{root} output {name}" for root, named in model.terraform.outputs.items()
-                             for name, value in named.items() if resolved(value) == written)
+            outputs = sorted(
+                f"{root} output {name}"
+                for root, named in model.terraform.outputs.items()
+                for name, value in named.items()
+                if resolved(value) == written
+            )
             source = f"the {' or '.join(outputs)}" if outputs else "a variable"
-            yield Issue(f"{release.address}: {what} written literally in chart value {'.'.join(map(str, path))}",
-                        values.sources.get(tuple(map(str, path)), Location(release.file, release.line_of("values"))),
-                        f"read it from {source} (infra/addons reads the platform's outputs as local.platform)")
+            yield Issue(
+                f"{release.address}: {what} written literally in chart value {'.'.join(map(str, path))}",
+                values.sources.get(tuple(map(str, path)), Location(release.file, release.line_of("values"))),
+                f"read it from {source} (infra/addons reads the platform's outputs as local.platform)",
+            )
 
 
-def _judge(path: tuple[Any, ...], text: str, clusters: dict[str, _Known], roles: dict[str, _Known],
-           repos: dict[str, _Known]) -> tuple[str, _Known] | None:
+def _judge(
+    path: tuple[Any, ...], text: str, clusters: dict[str, _Known], roles: dict[str, _Known], repos: dict[str, _Known]
+) -> tuple[str, _Known] | None:
     if "{{" in text:
         return None
     if text.startswith("\0key:"):

@@ -113,5 +113,5 @@ def load_balancer_subnets(model: Model) -> Iterator[Issue]:
                 f"{len(tagged)} subnet(s) in {len(zones)} zone(s)",
                 ingress.where("metadata", "annotations", "alb.ingress.kubernetes.io/scheme"),
                 f"tag one {'public' if scheme == 'internet-facing' else 'private'} subnet per zone (>= 2 zones) "
-                f"with {role} = \"1\"",
+                f'with {role} = "1"',
             )

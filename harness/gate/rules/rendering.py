@@ -31,17 +31,22 @@ def chart_objects(model: Model) -> Iterator[Issue]:
         release = rendering.release
         where = Location(release.file, release.line_of("values"))
         if rendering.error is not None:
-            yield Issue(f"{release.address}: chart {rendering.chart} does not render: {rendering.error}", where,
-                        "fix the value the error names (`helm template` with the release's values reproduces it)")
+            yield Issue(
+                f"{release.address}: chart {rendering.chart} does not render: {rendering.error}",
+                where,
+                "fix the value the error names (`helm template` with the release's values reproduces it)",
+            )
             continue
         for obj in rendering.objects:
             for problem in validator.problems(obj):
                 name = f"{obj.get('kind')}/{(obj.get('metadata') or {}).get('name')}"
                 message = problem.message if len(problem.message) < 250 else problem.message[:247] + "..."
-                yield Issue(f"{release.address}: chart {rendering.chart} renders {name} that does not validate: "
-                            f"{'.'.join(map(str, problem.path))}: {message}", where,
-                            "change the values that produce this field (or pin a chart version that renders it "
-                            "validly)")
+                yield Issue(
+                    f"{release.address}: chart {rendering.chart} renders {name} that does not validate: "
+                    f"{'.'.join(map(str, problem.path))}: {message}",
+                    where,
+                    "change the values that produce this field (or pin a chart version that renders it validly)",
+                )
 
 
 def _leaves(value: Any, path: tuple[str, ...]) -> Iterator[tuple[tuple[str, ...], Any]]:
@@ -94,7 +99,10 @@ def values_take_effect(model: Model) -> Iterator[Issue]:
                 continue  # the release sets the switch of this section: the value waits for it
             if json.dumps(value)[1:-1] in output:
                 continue
-            yield Issue(f"{release.address}: value {'.'.join(path)} = {value!r} appears nowhere in what chart "
-                        f"{rendering.chart} renders", values.sources[path],
-                        "remove the value, or set what makes the chart read it (an `enabled` switch, another "
-                        "key of this chart version)")
+            yield Issue(
+                f"{release.address}: value {'.'.join(path)} = {value!r} appears nowhere in what chart "
+                f"{rendering.chart} renders",
+                values.sources[path],
+                "remove the value, or set what makes the chart read it (an `enabled` switch, another "
+                "key of this chart version)",
+            )

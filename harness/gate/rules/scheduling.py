@@ -64,11 +64,16 @@ def node_class_ref(model: Model) -> Iterator[Issue]:
         if ref.get("group") != "karpenter.k8s.aws" or ref.get("kind") != "EC2NodeClass":
             problems.append(f"refers to {ref.get('group')}/{ref.get('kind')}, not karpenter.k8s.aws/EC2NodeClass")
         if ref.get("name") not in classes:
-            problems.append(f"names EC2NodeClass {ref.get('name')!r}, which no manifest defines "
-                            f"(defined: {', '.join(sorted(classes)) or 'none'})")
+            problems.append(
+                f"names EC2NodeClass {ref.get('name')!r}, which no manifest defines "
+                f"(defined: {', '.join(sorted(classes)) or 'none'})"
+            )
         for problem in problems:
-            yield Issue(f"{pool.label}: nodeClassRef {problem}", pool.where("spec", "template", "spec", "nodeClassRef"),
-                        "point nodeClassRef at an EC2NodeClass in the GitOps tree")
+            yield Issue(
+                f"{pool.label}: nodeClassRef {problem}",
+                pool.where("spec", "template", "spec", "nodeClassRef"),
+                "point nodeClassRef at an EC2NodeClass in the GitOps tree",
+            )
 
 
 @rule("EKS019", "pods that Karpenter must make room for declare resource requests")
@@ -101,8 +106,9 @@ def spot_only(model: Model) -> Iterator[Issue]:
     for pool in node_pools(model):
         requirements = pool.list("spec", "template", "spec", "requirements")
         capacity = [r for r in requirements if isinstance(r, dict) and r.get("key") == CAPACITY_TYPE_LABEL]
-        spot_only_requirement = any(r.get("operator") == "In" and list(as_list(r.get("values"))) == ["spot"]
-                                    for r in capacity)
+        spot_only_requirement = any(
+            r.get("operator") == "In" and list(as_list(r.get("values"))) == ["spot"] for r in capacity
+        )
         if not spot_only_requirement:
             yield Issue(
                 f"{pool.label}: capacity type is not restricted to spot",

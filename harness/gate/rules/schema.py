@@ -24,14 +24,18 @@ def schema_validity(model: Model) -> Iterator[Issue]:
     sync with "resource mapping not found". Fix the field the message names, or the apiVersion/kind;
     removed API versions (Karpenter v1beta1, networking.k8s.io/v1beta1, ...) are reported with their
     replacement."""
-    validator = SchemaValidator(model.versions.get("kubernetes", DEFAULT_KUBERNETES), model.reference.crd_schemas,
-                                model.reference.validators)
+    validator = SchemaValidator(
+        model.versions.get("kubernetes", DEFAULT_KUBERNETES), model.reference.crd_schemas, model.reference.validators
+    )
     for manifest in model.effective:
         if manifest.group in _TOOL_GROUPS:
             continue
         if manifest.api_version in REMOVED_APIS:
-            yield Issue(f"{manifest.label}: apiVersion {manifest.api_version} was removed",
-                        manifest.where("apiVersion"), f"use {REMOVED_APIS[manifest.api_version]}")
+            yield Issue(
+                f"{manifest.label}: apiVersion {manifest.api_version} was removed",
+                manifest.where("apiVersion"),
+                f"use {REMOVED_APIS[manifest.api_version]}",
+            )
             continue
         for problem in validator.problems(manifest.doc):
             message = problem.message if len(problem.message) < 300 else problem.message[:297] + "..."
@@ -53,8 +57,14 @@ def suppression_reasons(model: Model) -> Iterator[Issue]:
     for suppression in model.suppressions:
         where = Location(suppression.file, suppression.line)
         if suppression.rule_id not in RULES:
-            yield Issue(f"harness:ignore names unknown rule {suppression.rule_id}", where,
-                        "use a rule id listed by `harness check --explain`")
+            yield Issue(
+                f"harness:ignore names unknown rule {suppression.rule_id}",
+                where,
+                "use a rule id listed by `harness check --explain`",
+            )
         elif not suppression.reason:
-            yield Issue(f"harness:ignore {suppression.rule_id} gives no reason", where,
-                        f"write why after the rule id: `harness:ignore {suppression.rule_id} <reason>`")
+            yield Issue(
+                f"harness:ignore {suppression.rule_id} gives no reason",
+                where,
+                f"write why after the rule id: `harness:ignore {suppression.rule_id} <reason>`",
+            )

@@ -37,30 +37,54 @@ def argocd_exposure(model: Model) -> Iterator[Issue]:
         ingress = as_mapping(server.get("ingress"))
         where = Location(release.file, release.line_of("values"))
         if ingress.get("enabled") is True:
-            exposures.append((f"{release.address} server.ingress", dict(as_mapping(ingress.get("annotations"))),
-                              bool(ingress.get("tls")), where))
+            exposures.append(
+                (
+                    f"{release.address} server.ingress",
+                    dict(as_mapping(ingress.get("annotations"))),
+                    bool(ingress.get("tls")),
+                    where,
+                )
+            )
         service = as_mapping(server.get("service"))
         if service.get("type") == "LoadBalancer" and _open(service.get("loadBalancerSourceRanges")):
-            yield Issue(f"{release.address}: Argo CD server is a LoadBalancer Service open to any source", where,
-                        "keep server.service.type ClusterIP (use port-forward) or set loadBalancerSourceRanges")
+            yield Issue(
+                f"{release.address}: Argo CD server is a LoadBalancer Service open to any source",
+                where,
+                "keep server.service.type ClusterIP (use port-forward) or set loadBalancerSourceRanges",
+            )
     for manifest in model.effective:
         if manifest.kind != "Ingress":
             continue
-        names = [str(as_dict(as_dict(as_dict(p).get("backend")).get("service")).get("name", ""))
-                 for r in manifest.list("spec", "rules") if isinstance(r, dict)
-                 for p in as_list(as_dict(r.get("http")).get("paths"))]
+        names = [
+            str(as_dict(as_dict(as_dict(p).get("backend")).get("service")).get("name", ""))
+            for r in manifest.list("spec", "rules")
+            if isinstance(r, dict)
+            for p in as_list(as_dict(r.get("http")).get("paths"))
+        ]
         if any(n.startswith("argocd-server") for n in names):
-            exposures.append((manifest.label, dict(manifest.map("metadata", "annotations")),
-                              bool(manifest.get("spec", "tls")), manifest.where("metadata", "annotations")))
+            exposures.append(
+                (
+                    manifest.label,
+                    dict(manifest.map("metadata", "annotations")),
+                    bool(manifest.get("spec", "tls")),
+                    manifest.where("metadata", "annotations"),
+                )
+            )
     for label, alb, tls, where in exposures:
         if alb.get("alb.ingress.kubernetes.io/scheme") != "internet-facing":
             continue
         if not (tls or alb.get("alb.ingress.kubernetes.io/certificate-arn")):
-            yield Issue(f"{label}: Argo CD is internet-facing without TLS", where,
-                        "add alb.ingress.kubernetes.io/certificate-arn and listen-ports HTTPS 443, or do not expose it")
+            yield Issue(
+                f"{label}: Argo CD is internet-facing without TLS",
+                where,
+                "add alb.ingress.kubernetes.io/certificate-arn and listen-ports HTTPS 443, or do not expose it",
+            )
         if _open(alb.get("alb.ingress.kubernetes.io/inbound-cidrs")):
-            yield Issue(f"{label}: Argo CD is internet-facing to any source address", where,
-                        "set alb.ingress.kubernetes.io/inbound-cidrs to your own CIDRs")
+            yield Issue(
+                f"{label}: Argo CD is internet-facing to any source address",
+                where,
+                "set alb.ingress.kubernetes.io/inbound-cidrs to your own CIDRs",
+            )
 
 
 @rule("EKS021", "instance metadata requires IMDSv2 with hop limit 1")
@@ -75,33 +99,48 @@ def imds(model: Model) -> Iterator[Issue]:
         options = resource.block("metadata_options")
         where = Location(resource.file, resource.line_of("metadata_options"))
         if not options:
-            yield Issue(f"{resource.address}: no metadata_options, so IMDSv1 and the AMI's hop limit apply", where,
-                        'add metadata_options { http_tokens = "required", http_put_response_hop_limit = 1 }')
+            yield Issue(
+                f"{resource.address}: no metadata_options, so IMDSv1 and the AMI's hop limit apply",
+                where,
+                'add metadata_options { http_tokens = "required", http_put_response_hop_limit = 1 }',
+            )
             continue
         tokens, hops = decoded(options.get("http_tokens")), decoded(options.get("http_put_response_hop_limit"))
         if is_known(tokens) and tokens != "required":
-            yield Issue(f"{resource.address}: http_tokens is {tokens!r}, IMDSv1 stays enabled",
-                        Location(resource.file, resource.line_of("metadata_options.http_tokens")),
-                        'set http_tokens = "required"')
+            yield Issue(
+                f"{resource.address}: http_tokens is {tokens!r}, IMDSv1 stays enabled",
+                Location(resource.file, resource.line_of("metadata_options.http_tokens")),
+                'set http_tokens = "required"',
+            )
         if hops is None or (isinstance(hops, int) and hops > 1):
-            yield Issue(f"{resource.address}: http_put_response_hop_limit is {hops if hops is not None else 'unset'}"
-                        ", pods can reach the node's credentials",
-                        Location(resource.file, resource.line_of("metadata_options.http_put_response_hop_limit")),
-                        "set http_put_response_hop_limit = 1")
+            yield Issue(
+                f"{resource.address}: http_put_response_hop_limit is {hops if hops is not None else 'unset'}"
+                ", pods can reach the node's credentials",
+                Location(resource.file, resource.line_of("metadata_options.http_put_response_hop_limit")),
+                "set http_put_response_hop_limit = 1",
+            )
     for group in model.terraform.of_type("aws_eks_node_group"):
         if not group.attrs.get("launch_template"):
-            yield Issue(f"{group.address}: no launch_template, so EKS's default (hop limit 2) applies",
-                        Location(group.file, group.line), "attach a launch template with IMDSv2 and hop limit 1")
+            yield Issue(
+                f"{group.address}: no launch_template, so EKS's default (hop limit 2) applies",
+                Location(group.file, group.line),
+                "attach a launch template with IMDSv2 and hop limit 1",
+            )
     for node_class in node_classes(model):
         options = node_class.map("spec", "metadataOptions")
         if options.get("httpTokens", "required") != "required":
-            yield Issue(f"{node_class.label}: metadataOptions.httpTokens is {options.get('httpTokens')!r}",
-                        node_class.where("spec", "metadataOptions", "httpTokens"), "set httpTokens: required")
+            yield Issue(
+                f"{node_class.label}: metadataOptions.httpTokens is {options.get('httpTokens')!r}",
+                node_class.where("spec", "metadataOptions", "httpTokens"),
+                "set httpTokens: required",
+            )
         hops = options.get("httpPutResponseHopLimit", 1)
         if isinstance(hops, int) and hops > 1:
-            yield Issue(f"{node_class.label}: metadataOptions.httpPutResponseHopLimit is {hops}",
-                        node_class.where("spec", "metadataOptions", "httpPutResponseHopLimit"),
-                        "set httpPutResponseHopLimit: 1")
+            yield Issue(
+                f"{node_class.label}: metadataOptions.httpPutResponseHopLimit is {hops}",
+                node_class.where("spec", "metadataOptions", "httpPutResponseHopLimit"),
+                "set httpPutResponseHopLimit: 1",
+            )
 
 
 @rule("EKS022", "the public API endpoint is not open to 0.0.0.0/0")
@@ -114,10 +153,16 @@ def api_endpoint(model: Model) -> Iterator[Issue]:
         public = decoded(config.get("endpoint_public_access", True))
         cidrs = config.get("public_access_cidrs")
         if public is True and (cidrs is None or (is_known(cidrs) and _open(cidrs))):
-            yield Issue(f"{cluster.address}: public API endpoint open to {decoded(cidrs) or '0.0.0.0/0 (default)'}",
-                        Location(cluster.file, cluster.line_of("vpc_config.public_access_cidrs")
-                                 if cidrs is not None else cluster.line_of("vpc_config")),
-                        "set vpc_config.public_access_cidrs to your own CIDRs (e.g. [\"203.0.113.7/32\"])")
+            yield Issue(
+                f"{cluster.address}: public API endpoint open to {decoded(cidrs) or '0.0.0.0/0 (default)'}",
+                Location(
+                    cluster.file,
+                    cluster.line_of("vpc_config.public_access_cidrs")
+                    if cidrs is not None
+                    else cluster.line_of("vpc_config"),
+                ),
+                'set vpc_config.public_access_cidrs to your own CIDRs (e.g. ["203.0.113.7/32"])',
+            )
 
 
 @dataclass
@@ -135,8 +180,9 @@ def _statements(resource: TfResource) -> Iterator[_Statement]:
                 continue
             actions = decoded(statement.get("actions"))
             if isinstance(actions, list) and is_known(actions):
-                yield _Statement([str(a) for a in actions],
-                                 Location(resource.file, resource.line_of(f"statement[{index}]")))
+                yield _Statement(
+                    [str(a) for a in actions], Location(resource.file, resource.line_of(f"statement[{index}]"))
+                )
         return
     document = as_mapping(decoded(resource.attrs.get("policy")))
     statements = decoded(document.get("Statement"))
@@ -192,12 +238,21 @@ def iam_policies(model: Model) -> Iterator[Issue]:
             for statement in statements:
                 for action in statement.actions:
                     if "*" in action and action not in reference:
-                        yield Issue(f"{controller} policy grants wildcard action {action!r}", statement.location,
-                                    "list the reference policy's actions instead of a wildcard")
+                        yield Issue(
+                            f"{controller} policy grants wildcard action {action!r}",
+                            statement.location,
+                            "list the reference policy's actions instead of a wildcard",
+                        )
                     elif "*" not in action and action not in reference:
-                        yield Issue(f"{controller} policy grants {action!r}, which the upstream policy does not",
-                                    statement.location, "remove the action (or suppress with the reason it is needed)")
+                        yield Issue(
+                            f"{controller} policy grants {action!r}, which the upstream policy does not",
+                            statement.location,
+                            "remove the action (or suppress with the reason it is needed)",
+                        )
             missing = sorted(a for a in reference if not any(_covers(g, a) for g in granted))
             if missing:
-                yield Issue(f"{controller} policy lacks {len(missing)} upstream action(s): {', '.join(missing)}",
-                            where, "add the missing actions from the reference policy")
+                yield Issue(
+                    f"{controller} policy lacks {len(missing)} upstream action(s): {', '.join(missing)}",
+                    where,
+                    "add the missing actions from the reference policy",
+                )

@@ -71,8 +71,12 @@ def _controller_modules(model: Model) -> dict[str, set[tuple[str, str]]]:
 
 def _within(resource: TfResource, modules: set[tuple[str, str]]) -> bool:
     """In one of the modules or below it. A root module holds every role of its root: it tells none apart."""
-    return any(resource.root == root and path != "" and (
-        resource.module_path == path or resource.module_path.startswith(f"{path}.")) for root, path in modules)
+    return any(
+        resource.root == root
+        and path != ""
+        and (resource.module_path == path or resource.module_path.startswith(f"{path}."))
+        for root, path in modules
+    )
 
 
 def pod_identities(model: Model, modules: set[tuple[str, str]]) -> list[Identity]:
@@ -96,8 +100,14 @@ def pod_identities(model: Model, modules: set[tuple[str, str]]) -> list[Identity
             for namespace in tags.get(NAMESPACE_TAG, []):
                 for name in tags.get(SERVICE_ACCOUNT_TAG, []):
                     if isinstance(namespace, str) and isinstance(name, str):
-                        trusted.append(Identity(namespace, name, f"the trust policy of {role.address}",
-                                                Location(role.file, role.line_of("assume_role_policy"))))
+                        trusted.append(
+                            Identity(
+                                namespace,
+                                name,
+                                f"the trust policy of {role.address}",
+                                Location(role.file, role.line_of("assume_role_policy")),
+                            )
+                        )
     return trusted
 
 
@@ -189,11 +199,17 @@ def needed_by_controllers(model: Model) -> Iterator[Issue]:
                 name = resolved(lookup(values.values, *path[:-1], "name")) or "default"
                 if (namespace, name) in accounts and name != "default":
                     continue
-                yield Issue(f"{release.address}: {'.'.join(path)}=false, and nothing in the checked tree creates "
-                            f"ServiceAccount {namespace}/{name}: the {chart} pods cannot start", where,
-                            f"remove {'.'.join(path)}=false, or create {namespace}/{name} (a "
-                            "kubernetes_service_account_v1) and name it in serviceAccount.name")
+                yield Issue(
+                    f"{release.address}: {'.'.join(path)}=false, and nothing in the checked tree creates "
+                    f"ServiceAccount {namespace}/{name}: the {chart} pods cannot start",
+                    where,
+                    f"remove {'.'.join(path)}=false, or create {namespace}/{name} (a "
+                    "kubernetes_service_account_v1) and name it in serviceAccount.name",
+                )
             else:
-                yield Issue(f"{release.address}: {'.'.join(path)}=false turns off {needed}: the {chart} controller "
-                            "is forbidden from the objects it manages", where,
-                            f"remove {'.'.join(path)}=false (the chart's RBAC is what the controller needs)")
+                yield Issue(
+                    f"{release.address}: {'.'.join(path)}=false turns off {needed}: the {chart} controller "
+                    "is forbidden from the objects it manages",
+                    where,
+                    f"remove {'.'.join(path)}=false (the chart's RBAC is what the controller needs)",
+                )

@@ -21,12 +21,19 @@ CHART_PINS = {KARPENTER_CHART: "karpenter", ARGO_CHART: "argo_cd_chart", LB_CHAR
 IMAGE_TAG_VALUES: dict[str, tuple[tuple[str, ...], ...]] = {
     LB_CHART: (("image", "tag"),),
     KARPENTER_CHART: (("controller", "image", "tag"),),
-    ARGO_CHART: tuple((*component, "image", "tag") for component in (
-        ("controller",), ("repoServer",), ("server",), ("applicationSet",), ("global",))),
+    ARGO_CHART: tuple(
+        (*component, "image", "tag")
+        for component in (("controller",), ("repoServer",), ("server",), ("applicationSet",), ("global",))
+    ),
 }
 # required_version is recorded as the requirement of a provider named "terraform".
-PROVIDER_PINS = {"aws": "aws_provider", "helm": "helm_provider", "kubernetes": "kubernetes_provider",
-                 "http": "http_provider", "terraform": "terraform"}
+PROVIDER_PINS = {
+    "aws": "aws_provider",
+    "helm": "helm_provider",
+    "kubernetes": "kubernetes_provider",
+    "http": "http_provider",
+    "terraform": "terraform",
+}
 
 
 def version_tuple(version: str) -> tuple[int, ...]:
@@ -51,8 +58,14 @@ def satisfies(version: str, constraint: str) -> bool:
             fixed = wanted[:-1] if len(wanted) > 1 else ()
             if actual < padded or actual[: len(fixed)] != fixed:
                 return False
-        elif not {"=": actual == padded, "!=": actual != padded, ">": actual > padded, ">=": actual >= padded,
-                  "<": actual < padded, "<=": actual <= padded}[operator]:
+        elif not {
+            "=": actual == padded,
+            "!=": actual != padded,
+            ">": actual > padded,
+            ">=": actual >= padded,
+            "<": actual < padded,
+            "<=": actual <= padded,
+        }[operator]:
             return False
     return True
 
@@ -93,13 +106,19 @@ def compatibility(model: Model) -> Iterator[Issue]:
     if minimum is None:
         newest = max(table, key=version_tuple)
         if version_tuple(minor) > version_tuple(newest):
-            yield Issue(f"Kubernetes {minor} is newer than any Karpenter release in the compatibility table "
-                        f"(newest: Kubernetes {newest})", kubernetes[1],
-                        "use a Kubernetes version Karpenter supports, or update the reference data")
+            yield Issue(
+                f"Kubernetes {minor} is newer than any Karpenter release in the compatibility table "
+                f"(newest: Kubernetes {newest})",
+                kubernetes[1],
+                "use a Kubernetes version Karpenter supports, or update the reference data",
+            )
         return
     if version_tuple(karpenter[0]) < version_tuple(str(minimum)):
-        yield Issue(f"Karpenter {karpenter[0]} does not support Kubernetes {minor} (needs >= {minimum})", karpenter[1],
-                    f"upgrade Karpenter to >= {minimum} (versions.yaml karpenter)")
+        yield Issue(
+            f"Karpenter {karpenter[0]} does not support Kubernetes {minor} (needs >= {minimum})",
+            karpenter[1],
+            f"upgrade Karpenter to >= {minimum} (versions.yaml karpenter)",
+        )
 
 
 def _unreleased(model: Model) -> Iterator[Issue]:
@@ -113,9 +132,11 @@ def _unreleased(model: Model) -> Iterator[Issue]:
             continue  # published by the controller's own pinned module: that module vouches for it
         newest = latest.get(key) if key else None
         if version is not None and newest is not None and version_tuple(version) > version_tuple(str(newest)):
-            yield Issue(f"{release.address}: chart version {version} is newer than the newest known release "
-                        f"{newest}", Location(release.file, release.line_of("version")),
-                        "check the version exists, then update the reference data to it")
+            yield Issue(
+                f"{release.address}: chart version {version} is newer than the newest known release {newest}",
+                Location(release.file, release.line_of("version")),
+                "check the version exists, then update the reference data to it",
+            )
 
 
 def _container_images(model: Model) -> Iterator[tuple[str, Location, str]]:
@@ -151,36 +172,44 @@ def pinned_versions(model: Model) -> Iterator[Issue]:
         key = CHART_PINS.get(chart_name(release))
         version = resolved(release.get("version"))
         if key in pins and version is not None and version.lstrip("v") != pins[key].lstrip("v"):
-            yield Issue(f"{release.address}: chart version {version} but versions.yaml {key} is {pins[key]}",
-                        Location(release.file, release.line_of("version")),
-                        f"read the version from versions.yaml ({key})")
+            yield Issue(
+                f"{release.address}: chart version {version} but versions.yaml {key} is {pins[key]}",
+                Location(release.file, release.line_of("version")),
+                f"read the version from versions.yaml ({key})",
+            )
     for provider in model.terraform.providers:
         key = PROVIDER_PINS.get(provider.name)
         if key in pins and provider.version and not satisfies(pins[key], provider.version):
             what = "required_version" if provider.name == "terraform" else f"provider {provider.name} constraint"
-            yield Issue(f"{what} {provider.version!r} ({provider.root}) excludes "
-                        f"versions.yaml {key} {pins[key]}", Location(provider.file, provider.line),
-                        f"use a constraint that admits {pins[key]}")
+            yield Issue(
+                f"{what} {provider.version!r} ({provider.root}) excludes versions.yaml {key} {pins[key]}",
+                Location(provider.file, provider.line),
+                f"use a constraint that admits {pins[key]}",
+            )
     for cluster in model.terraform.of_type("aws_eks_cluster"):
         version = resolved(cluster.get("version"))
         if "kubernetes" in pins and version is not None and version != pins["kubernetes"]:
-            yield Issue(f"{cluster.address}: version {version} but versions.yaml kubernetes is {pins['kubernetes']}",
-                        Location(cluster.file, cluster.line_of("version")), "read the version from versions.yaml")
+            yield Issue(
+                f"{cluster.address}: version {version} but versions.yaml kubernetes is {pins['kubernetes']}",
+                Location(cluster.file, cluster.line_of("version")),
+                "read the version from versions.yaml",
+            )
     if "karpenter_ami_alias" in pins:
         for node_class in node_classes(model):
             for index, term in enumerate(node_class.list("spec", "amiSelectorTerms")):
                 alias = term.get("alias") if isinstance(term, dict) else None
                 if isinstance(alias, str) and alias != pins["karpenter_ami_alias"]:
-                    yield Issue(f"{node_class.label}: AMI alias {alias} but versions.yaml karpenter_ami_alias is "
-                                f"{pins['karpenter_ami_alias']}",
-                                node_class.where("spec", "amiSelectorTerms", index, "alias"),
-                                "use the pinned alias (a new AMI is a reviewed change)")
+                    yield Issue(
+                        f"{node_class.label}: AMI alias {alias} but versions.yaml karpenter_ami_alias is "
+                        f"{pins['karpenter_ami_alias']}",
+                        node_class.where("spec", "amiSelectorTerms", index, "alias"),
+                        "use the pinned alias (a new AMI is a reviewed change)",
+                    )
     images = {key: value for key, value in pins.items() if key.endswith("_image")}
     for image, where, label in _container_images(model):
         for key, pinned in images.items():
             if _repository(image) == _repository(pinned) and image != pinned:
-                yield Issue(f"{label}: image {image} but versions.yaml {key} is {pinned}", where,
-                            f"use {pinned}")
+                yield Issue(f"{label}: image {image} but versions.yaml {key} is {pinned}", where, f"use {pinned}")
 
 
 def _lookup(values: Mapping[str, Any], path: tuple[str, ...]) -> Any:
@@ -209,9 +238,11 @@ def controller_images(model: Model) -> Iterator[Issue]:
         for path in paths[:-1] if chart == ARGO_CHART else ():  # a component's own tag overrides the global one
             tag = resolved(_lookup(values.values, path))
             if tag is not None and str(tag).lstrip("v") != pinned:
-                yield Issue(f"{release.address}: {'.'.join(path)} {tag} but the toolchain builds {key} {pins[key]}",
-                            values.sources.get(path, Location(release.file, release.line_of("values"))),
-                            f"set it to v{pinned} (versions.yaml {key}), or leave it to the global tag")
+                yield Issue(
+                    f"{release.address}: {'.'.join(path)} {tag} but the toolchain builds {key} {pins[key]}",
+                    values.sources.get(path, Location(release.file, release.line_of("values"))),
+                    f"set it to v{pinned} (versions.yaml {key}), or leave it to the global tag",
+                )
         path = paths[-1]
         explicit = resolved(_lookup(values.values, path))
         known = model.reference.chart_values.get(chart, ("", {}))[0] == resolved(release.get("version"))
@@ -219,10 +250,11 @@ def controller_images(model: Model) -> Iterator[Issue]:
         if tag is None or str(tag).lstrip("v") == pinned:
             continue
         source = f"{'.'.join(path)} {tag}" if explicit is not None else f"chart appVersion {tag} (no {'.'.join(path)})"
-        yield Issue(f"{release.address}: runs {source} but the toolchain builds and the local target proves "
-                    f"{key} {pins[key]}",
-                    values.sources.get(path, Location(release.file, release.line_of("values"))),
-                    f"set {'.'.join(path)} to the pinned version (versions.yaml {key}), or pin a chart that ships it")
+        yield Issue(
+            f"{release.address}: runs {source} but the toolchain builds and the local target proves {key} {pins[key]}",
+            values.sources.get(path, Location(release.file, release.line_of("values"))),
+            f"set {'.'.join(path)} to the pinned version (versions.yaml {key}), or pin a chart that ships it",
+        )
 
 
 def moving_tag(image: str) -> bool:
@@ -248,10 +280,13 @@ def moving_images(model: Model) -> Iterator[Issue]:
     for image, where, label in _container_images(model):
         if resolved(image) is None or "${" in image or not moving_tag(image):
             continue  # unrendered templates are judged once rendered
-        yield Issue(f"{label}: image {image} is a moving tag: replicas Karpenter starts later may pull different "
-                    "bits than the first ones", where,
-                    f"pin it by digest: run `harness pin-image` where the registry is reachable, or write "
-                    f"{_repository(image)}@sha256:<digest>")
+        yield Issue(
+            f"{label}: image {image} is a moving tag: replicas Karpenter starts later may pull different "
+            "bits than the first ones",
+            where,
+            f"pin it by digest: run `harness pin-image` where the registry is reachable, or write "
+            f"{_repository(image)}@sha256:<digest>",
+        )
 
 
 REMOVED_APIS = {
@@ -300,8 +335,11 @@ def deprecated(model: Model) -> Iterator[Issue]:
                 continue
             for key, replacement in DEPRECATED_ANNOTATIONS.items():
                 if key in annotations:
-                    yield Issue(f"{manifest.label}: annotation {key} is deprecated", manifest.where(*path, key),
-                                f"use {replacement}")
+                    yield Issue(
+                        f"{manifest.label}: annotation {key} is deprecated",
+                        manifest.where(*path, key),
+                        f"use {replacement}",
+                    )
 
 
 def _free_form(default: Any) -> bool:
@@ -313,8 +351,9 @@ def _free_form(default: Any) -> bool:
     return False
 
 
-def unknown_keys(values: Mapping[str, Any], defaults: Mapping[str, Any],
-                 prefix: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
+def unknown_keys(
+    values: Mapping[str, Any], defaults: Mapping[str, Any], prefix: tuple[str, ...] = ()
+) -> Iterator[tuple[str, ...]]:
     for key, value in values.items():
         path = (*prefix, str(key))
         if key not in defaults:
@@ -346,8 +385,11 @@ def helm_keys(model: Model) -> Iterator[Issue]:
             continue
         pinned_version, defaults = model.reference.chart_values[chart]
         for path in unknown_keys(values.values, defaults):
-            yield Issue(f"{release.address}: value {dotted(path)} is not a key of chart {chart} {pinned_version}",
-                        values.sources.get(path, Location(release.file, release.line_of("values"))), fix)
+            yield Issue(
+                f"{release.address}: value {dotted(path)} is not a key of chart {chart} {pinned_version}",
+                values.sources.get(path, Location(release.file, release.line_of("values"))),
+                fix,
+            )
     for app in model.rendered.applications:
         for field, source in _chart_sources(app):
             chart = str(source.get("chart"))
@@ -357,9 +399,11 @@ def helm_keys(model: Model) -> Iterator[Issue]:
             helm = as_dict(source.get("helm"))
             app_values = as_dict(helm.get("valuesObject")) or as_dict(_yaml_values(helm.get("values")))
             for path in unknown_keys(app_values, defaults):
-                yield Issue(f"{app.label}: value {dotted(path)} is not a key of chart {chart} {pinned_version}",
-                            app.where(*field, "helm", *(("valuesObject", *path) if "valuesObject" in helm
-                                                        else ("values",))), fix)
+                yield Issue(
+                    f"{app.label}: value {dotted(path)} is not a key of chart {chart} {pinned_version}",
+                    app.where(*field, "helm", *(("valuesObject", *path) if "valuesObject" in helm else ("values",))),
+                    fix,
+                )
 
 
 def _chart_sources(app: Manifest) -> Iterator[tuple[tuple[Any, ...], dict[str, Any]]]:

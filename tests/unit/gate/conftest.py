@@ -17,7 +17,6 @@ PLATFORM = FIXTURES / "platform"
 Edit = tuple[str, str, str]  # (file relative to the tree, text that must be there, its replacement)
 
 
-
 def copy_tree(source: Path, target: Path, edits: tuple[Edit, ...] = ()) -> Path:
     shutil.copytree(source, target)
     for file, old, new in edits:
@@ -33,8 +32,9 @@ def repo_copy(tmp_path: Path) -> Path:
     """A copy of what the gate reads of this checkout (infra/, gitops/, versions.yaml), to plant defects in."""
     repo, root = repo_root(), tmp_path / "repo"
     shutil.copytree(repo / "gitops", root / "gitops")
-    shutil.copytree(repo / "infra", root / "infra",
-                    ignore=shutil.ignore_patterns(".terraform*", "*.tfstate*", "terraform.tfvars*"))
+    shutil.copytree(
+        repo / "infra", root / "infra", ignore=shutil.ignore_patterns(".terraform*", "*.tfstate*", "terraform.tfvars*")
+    )
     shutil.copy(repo / "versions.yaml", root / "versions.yaml")
     return root
 

@@ -19,12 +19,21 @@ BROKEN_CLASS = ("gitops/apps/game/ingress.yaml", "ingressClassName: alb", "ingre
 
 
 def args(root: Path, reference: Path, *extra: str) -> list[str]:
-    return ["check", "--infra", str(root / "infra"), "--gitops", str(root / "gitops"), "--reference", str(reference),
-            *extra]
+    return [
+        "check",
+        "--infra",
+        str(root / "infra"),
+        "--gitops",
+        str(root / "gitops"),
+        "--reference",
+        str(reference),
+        *extra,
+    ]
 
 
-def test_exit_codes_say_pass_fail_and_unreadable(platform_tree: Callable[..., Path], reference: Path,
-                                                 capsys: pytest.CaptureFixture[str]) -> None:
+def test_exit_codes_say_pass_fail_and_unreadable(
+    platform_tree: Callable[..., Path], reference: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     good = platform_tree()
     bad = platform_tree(BROKEN_CLASS)
     unreadable = platform_tree(("gitops/apps/game/service.yaml", "spec:", "spec: ["))
@@ -84,10 +93,17 @@ def test_select_and_ignore_choose_rules(platform_tree: Callable[..., Path], refe
 
 
 def test_a_suppression_with_a_reason_silences_its_line_only(platform: Callable[..., Report]) -> None:
-    suppressed = platform(BROKEN_CLASS, ("gitops/apps/game/ingress.yaml", "spec:\n",
-                                         "spec:\n  # harness:ignore EKS012 nginx ingress is installed by hand\n"))
-    without_reason = platform(BROKEN_CLASS, ("gitops/apps/game/ingress.yaml", "spec:\n",
-                                             "spec:\n  # harness:ignore EKS012\n"))
+    suppressed = platform(
+        BROKEN_CLASS,
+        (
+            "gitops/apps/game/ingress.yaml",
+            "spec:\n",
+            "spec:\n  # harness:ignore EKS012 nginx ingress is installed by hand\n",
+        ),
+    )
+    without_reason = platform(
+        BROKEN_CLASS, ("gitops/apps/game/ingress.yaml", "spec:\n", "spec:\n  # harness:ignore EKS012\n")
+    )
 
     assert suppressed.errors == 0
     reasons = [(f.rule_id, s.reason) for f, s in suppressed.suppressed]
@@ -125,8 +141,9 @@ def test_docs_page_is_generated_from_the_rule_docs() -> None:
 
 
 def test_junit_stays_well_formed_with_control_characters_in_names(platform: Callable[..., Report]) -> None:
-    report = platform(BROKEN_CLASS, ("gitops/apps/game/ingress.yaml", "name: game\n  namespace",
-                                     'name: "ga\\bme"\n  namespace'))
+    report = platform(
+        BROKEN_CLASS, ("gitops/apps/game/ingress.yaml", "name: game\n  namespace", 'name: "ga\\bme"\n  namespace')
+    )
 
     root = ET.fromstring(junit(report))
 
@@ -136,14 +153,34 @@ def test_junit_stays_well_formed_with_control_characters_in_names(platform: Call
 def test_a_plan_supplies_values_static_evaluation_cannot(
     tmp_path: Path, platform_tree: Callable[..., Path], reference: Path
 ) -> None:
-    static_cidrs = ("infra/platform/main.tf", 'public_access_cidrs    = ["203.0.113.7/32"]',
-                    "public_access_cidrs    = var.api_cidrs")
+    static_cidrs = (
+        "infra/platform/main.tf",
+        'public_access_cidrs    = ["203.0.113.7/32"]',
+        "public_access_cidrs    = var.api_cidrs",
+    )
     root = platform_tree(static_cidrs)
     plan = tmp_path / "plan.json"
-    plan.write_text(json.dumps({"planned_values": {"root_module": {"resources": [{
-        "address": "aws_eks_cluster.this",
-        "values": {"vpc_config": [{"endpoint_public_access": True, "public_access_cidrs": ["0.0.0.0/0"]}]},
-    }]}}}), encoding="utf-8")
+    plan.write_text(
+        json.dumps(
+            {
+                "planned_values": {
+                    "root_module": {
+                        "resources": [
+                            {
+                                "address": "aws_eks_cluster.this",
+                                "values": {
+                                    "vpc_config": [
+                                        {"endpoint_public_access": True, "public_access_cidrs": ["0.0.0.0/0"]}
+                                    ]
+                                },
+                            }
+                        ]
+                    }
+                }
+            }
+        ),
+        encoding="utf-8",
+    )
 
     without_plan = check([root / "infra"], [root / "gitops"], reference, select={"EKS022"})
     with_plan = check([root / "infra"], [root / "gitops"], reference, select={"EKS022"}, plan_json=plan)
@@ -168,8 +205,9 @@ def test_python_m_harness_gate_is_the_same_check(
 def test_warnings_are_reported_but_do_not_fail_the_gate(
     platform_tree: Callable[..., Path], reference: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    deprecated = platform_tree(("gitops/apps/game/ingress.yaml", "  annotations:\n",
-                                "  annotations:\n    kubernetes.io/ingress.class: alb\n"))
+    deprecated = platform_tree(
+        ("gitops/apps/game/ingress.yaml", "  annotations:\n", "  annotations:\n    kubernetes.io/ingress.class: alb\n")
+    )
 
     assert main(args(deprecated, reference)) == 0
     output = capsys.readouterr().out
@@ -212,7 +250,10 @@ def test_machine_readable_reports_carry_the_notes(
 
 
 def test_plan_json_repeats_per_root_and_render_charts_without_helm_notes_the_fallback(
-    platform_tree: Callable[..., Path], reference: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    platform_tree: Callable[..., Path],
+    reference: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from harness.gate import charts
@@ -222,8 +263,10 @@ def test_plan_json_repeats_per_root_and_render_charts_without_helm_notes_the_fal
     plans = []
     for name in ("a", "b"):
         plans += ["--plan-json", str(tmp_path / f"{name}.json")]
-        (tmp_path / f"{name}.json").write_text(json.dumps({"variables": {"cluster_name": {"value": "demo"}},
-                                                           "planned_values": {"root_module": {}}}), encoding="utf-8")
+        (tmp_path / f"{name}.json").write_text(
+            json.dumps({"variables": {"cluster_name": {"value": "demo"}}, "planned_values": {"root_module": {}}}),
+            encoding="utf-8",
+        )
     monkeypatch.setattr(charts, "helm_binary", lambda: (None, "helm is not built"))
 
     assert gate_main([*args(root, reference)[1:], *plans]) == 2

@@ -8,9 +8,12 @@ from pathlib import Path
 from harness.gate.api import Report, check
 
 DEPLOYMENT = "gitops/apps/game/deployment.yaml"
-APPARMOR = (DEPLOYMENT, "  template:\n    metadata:\n",
-            "  template:\n    metadata:\n      annotations:\n"
-            "        container.apparmor.security.beta.kubernetes.io/game: runtime/default\n")
+APPARMOR = (
+    DEPLOYMENT,
+    "  template:\n    metadata:\n",
+    "  template:\n    metadata:\n      annotations:\n"
+    "        container.apparmor.security.beta.kubernetes.io/game: runtime/default\n",
+)
 
 
 def test_apparmor_annotations_are_deprecated_from_kubernetes_1_30(platform: Callable[..., Report]) -> None:
@@ -19,22 +22,26 @@ def test_apparmor_annotations_are_deprecated_from_kubernetes_1_30(platform: Call
 
     assert [f.file for f in on_135.findings] == [DEPLOYMENT]
     assert on_135.findings[0].message.endswith(
-        "annotation container.apparmor.security.beta.kubernetes.io/game is deprecated since Kubernetes 1.30")
+        "annotation container.apparmor.security.beta.kubernetes.io/game is deprecated since Kubernetes 1.30"
+    )
     assert "securityContext.appArmorProfile" in on_135.findings[0].fix
     assert on_129.findings == []
 
 
 def test_annotations_eks017_owns_are_not_reported_twice(platform: Callable[..., Report]) -> None:
-    report = platform(("gitops/apps/game/ingress.yaml", "  annotations:\n",
-                       "  annotations:\n    kubernetes.io/ingress.class: alb\n"), select=("EKS017", "EKS042"))
+    report = platform(
+        ("gitops/apps/game/ingress.yaml", "  annotations:\n", "  annotations:\n    kubernetes.io/ingress.class: alb\n"),
+        select=("EKS017", "EKS042"),
+    )
 
     assert [f.rule_id for f in report.findings] == ["EKS017"]
 
 
 def test_a_literal_cluster_name_gets_its_injection_path_as_the_fix(platform: Callable[..., Report]) -> None:
     """EKS043: the fix names the cluster secret annotation that carries the value."""
-    report = platform(("gitops/ops/karpenter/ec2nodeclass.yaml", "role: placeholder", "role: demo-karpenter-node"),
-                      select=("EKS043",))
+    report = platform(
+        ("gitops/ops/karpenter/ec2nodeclass.yaml", "role: placeholder", "role: demo-karpenter-node"), select=("EKS043",)
+    )
 
     (finding,) = report.findings
     assert finding.severity.value == "warning"
@@ -68,10 +75,20 @@ def test_this_repository_writes_nothing_deprecated_or_cluster_specific(repo_copy
 
 
 def test_deprecated_annotations_and_labels_in_chart_values(repo_copy: Path, reference: Path) -> None:
-    report = repo_check(repo_copy, reference, (ADDONS, LB_VALUES, LB_VALUES + (
-        '    podAnnotations = { "scheduler.alpha.kubernetes.io/critical-pod" = "" }\n'
-        '    service        = { annotations = { "kubernetes.io/ingress.class" = "alb" } }\n'
-        '    affinity       = { nodeSelector = { "failure-domain.beta.kubernetes.io/zone" = "a" } }\n')))
+    report = repo_check(
+        repo_copy,
+        reference,
+        (
+            ADDONS,
+            LB_VALUES,
+            LB_VALUES
+            + (
+                '    podAnnotations = { "scheduler.alpha.kubernetes.io/critical-pod" = "" }\n'
+                '    service        = { annotations = { "kubernetes.io/ingress.class" = "alb" } }\n'
+                '    affinity       = { nodeSelector = { "failure-domain.beta.kubernetes.io/zone" = "a" } }\n'
+            ),
+        ),
+    )
     assert [(f.rule_id, f.file) for f in report.findings] == [("EKS042", ADDONS)] * 2
     critical, zone = sorted(report.findings, key=lambda f: "zone" in f.message)
     assert "chart value podAnnotations sets annotation scheduler.alpha.kubernetes.io/critical-pod" in critical.message
@@ -80,8 +97,11 @@ def test_deprecated_annotations_and_labels_in_chart_values(repo_copy: Path, refe
 
 
 def test_a_literal_cluster_name_in_chart_values_names_the_platform_output(repo_copy: Path, reference: Path) -> None:
-    report = repo_check(repo_copy, reference,
-                        (ADDONS, "    clusterName  = local.platform.cluster_name", '    clusterName  = "eks-platform"'))
+    report = repo_check(
+        repo_copy,
+        reference,
+        (ADDONS, "    clusterName  = local.platform.cluster_name", '    clusterName  = "eks-platform"'),
+    )
     (finding,) = report.findings
     assert finding.rule_id == "EKS043" and finding.file == ADDONS
     assert "cluster name 'eks-platform' written literally in chart value clusterName" in finding.message
@@ -90,8 +110,18 @@ def test_a_literal_cluster_name_in_chart_values_names_the_platform_output(repo_c
 
 def test_a_manifest_no_kustomization_lists_is_still_judged(repo_copy: Path, reference: Path) -> None:
     stray = "gitops/apps/game-2048/stray.yaml"
-    report = repo_check(repo_copy, reference, (stray, "", (
-        "apiVersion: v1\nkind: Service\nmetadata:\n  name: stray\n  namespace: game-2048\n  annotations:\n"
-        "    service.alpha.kubernetes.io/tolerate-unready-endpoints: 'true'\n    example.com/cluster: eks-platform\n"
-        "spec:\n  ports:\n    - port: 80\n")))
+    report = repo_check(
+        repo_copy,
+        reference,
+        (
+            stray,
+            "",
+            (
+                "apiVersion: v1\nkind: Service\nmetadata:\n  name: stray\n  namespace: game-2048\n  annotations:\n"
+                "    service.alpha.kubernetes.io/tolerate-unready-endpoints: 'true'\n"
+                "    example.com/cluster: eks-platform\n"
+                "spec:\n  ports:\n    - port: 80\n"
+            ),
+        ),
+    )
     assert sorted((f.rule_id, f.file, f.line) for f in report.findings) == [("EKS042", stray, 7), ("EKS043", stray, 8)]

@@ -23,7 +23,10 @@ def write(root: Path, files: dict[str, str]) -> Path:
 
 
 def test_every_document_knows_its_file_and_the_line_of_each_field(tmp_path: Path) -> None:
-    write(tmp_path, {"a.yaml": """
+    write(
+        tmp_path,
+        {
+            "a.yaml": """
         # comment
         apiVersion: v1
         kind: Namespace
@@ -37,7 +40,9 @@ def test_every_document_knows_its_file_and_the_line_of_each_field(tmp_path: Path
         spec:
           ports:
             - port: 80
-        """})
+        """
+        },
+    )
 
     first, second = load_manifests([tmp_path])
 
@@ -47,12 +52,15 @@ def test_every_document_knows_its_file_and_the_line_of_each_field(tmp_path: Path
 
 
 def test_chart_sources_and_values_files_are_not_manifests(tmp_path: Path) -> None:
-    write(tmp_path, {
-        "chart/Chart.yaml": "name: c\n",
-        "chart/templates/app.yaml": "kind: {{ .Values.kind }}\n",
-        "values.yaml": "replicas: 2\n",
-        "ns.yaml": "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: n\n",
-    })
+    write(
+        tmp_path,
+        {
+            "chart/Chart.yaml": "name: c\n",
+            "chart/templates/app.yaml": "kind: {{ .Values.kind }}\n",
+            "values.yaml": "replicas: 2\n",
+            "ns.yaml": "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: n\n",
+        },
+    )
 
     assert [m.name for m in load_manifests([tmp_path])] == ["n"]
 
@@ -83,7 +91,10 @@ def test_a_key_twice_in_one_mapping_is_refused_with_its_second_line(tmp_path: Pa
 
 
 def test_the_same_key_in_different_mappings_and_merge_keys_are_fine(tmp_path: Path) -> None:
-    write(tmp_path, {"cm.yaml": """
+    write(
+        tmp_path,
+        {
+            "cm.yaml": """
         apiVersion: v1
         kind: ConfigMap
         metadata:
@@ -93,7 +104,9 @@ def test_the_same_key_in_different_mappings_and_merge_keys_are_fine(tmp_path: Pa
             <<: *labels
             other: y
         data: {name: z}
-        """})
+        """
+        },
+    )
 
     assert [m.name for m in load_manifests([tmp_path])] == ["a"]
 
@@ -106,14 +119,19 @@ def test_undecodable_file_is_an_input_error(tmp_path: Path) -> None:
 
 
 def test_suppressions_cover_their_line_and_the_next_line_of_content(tmp_path: Path) -> None:
-    write(tmp_path, {"x.tf": """
+    write(
+        tmp_path,
+        {
+            "x.tf": """
         # harness:ignore EKS021 the emulator has no IMDS
         # (second comment line)
 
         resource "a" "b" {}
         x = 1 // harness:ignore EKS022, EKS023 two rules at once
         # harness:ignore EKS010
-        """})
+        """
+        },
+    )
 
     found = suppressions([tmp_path / "x.tf"])
 
@@ -126,8 +144,10 @@ def test_suppressions_cover_their_line_and_the_next_line_of_content(tmp_path: Pa
 
 
 def test_kustomize_resources_json6902_and_strategic_merge_patches(tmp_path: Path) -> None:
-    write(tmp_path, {
-        "base/kustomization.yaml": """
+    write(
+        tmp_path,
+        {
+            "base/kustomization.yaml": """
             resources: [deploy.yaml]
             namespace: apps
             patches:
@@ -138,7 +158,7 @@ def test_kustomize_resources_json6902_and_strategic_merge_patches(tmp_path: Path
                     value: 3
               - path: resources.yaml
             """,
-        "base/deploy.yaml": """
+            "base/deploy.yaml": """
             apiVersion: apps/v1
             kind: Deployment
             metadata:
@@ -151,7 +171,7 @@ def test_kustomize_resources_json6902_and_strategic_merge_patches(tmp_path: Path
                     - name: web
                       image: nginx
             """,
-        "base/resources.yaml": """
+            "base/resources.yaml": """
             apiVersion: apps/v1
             kind: Deployment
             metadata:
@@ -163,7 +183,8 @@ def test_kustomize_resources_json6902_and_strategic_merge_patches(tmp_path: Path
                     - name: web
                       resources: {requests: {cpu: 100m}}
             """,
-    })
+        },
+    )
     consumed: set[Path] = set()
 
     (web,) = build((tmp_path / "base").resolve(), {}, consumed)
@@ -171,7 +192,9 @@ def test_kustomize_resources_json6902_and_strategic_merge_patches(tmp_path: Path
     assert web.namespace == "apps"
     assert web.get("spec", "replicas") == 3
     assert web.get("spec", "template", "spec", "containers", 0) == {
-        "name": "web", "image": "nginx", "resources": {"requests": {"cpu": "100m"}}
+        "name": "web",
+        "image": "nginx",
+        "resources": {"requests": {"cpu": "100m"}},
     }
     assert web.where("spec", "replicas").file.name == "kustomization.yaml"
     assert (tmp_path / "base" / "deploy.yaml").resolve() in consumed
@@ -230,8 +253,7 @@ CONFIG = """
 
 
 def test_applicationsets_render_per_cluster_secret_and_patch_their_sources(tmp_path: Path) -> None:
-    write(tmp_path, {"gitops/appset.yaml": APPSET, "gitops/secret.yaml": SECRET,
-                     "apps/demo/config.yaml": CONFIG})
+    write(tmp_path, {"gitops/appset.yaml": APPSET, "gitops/secret.yaml": SECRET, "apps/demo/config.yaml": CONFIG})
     gitops = [tmp_path / "gitops"]
 
     rendered = render(TerraformModel(), load_manifests(gitops), gitops)
@@ -276,8 +298,14 @@ def test_core_kinds_validate_strictly_and_custom_resources_against_pinned_crds(r
         "apiVersion": "karpenter.sh/v1",
         "kind": "NodePool",
         "metadata": {"name": "p"},
-        "spec": {"template": {"spec": {"requirements": [], "nodeClassRef": {
-            "group": "karpenter.k8s.aws", "kind": "EC2NodeClass", "name": "c"}}}},
+        "spec": {
+            "template": {
+                "spec": {
+                    "requirements": [],
+                    "nodeClassRef": {"group": "karpenter.k8s.aws", "kind": "EC2NodeClass", "name": "c"},
+                }
+            }
+        },
     }
 
     assert validator.problems(namespace) == []
@@ -289,14 +317,16 @@ def test_core_kinds_validate_strictly_and_custom_resources_against_pinned_crds(r
 
 
 def test_kustomize_images_set_tags_and_point_at_the_kustomization(tmp_path: Path) -> None:
-    write(tmp_path, {
-        "app/kustomization.yaml": """
+    write(
+        tmp_path,
+        {
+            "app/kustomization.yaml": """
             resources: [deploy.yaml]
             images:
               - name: example/web
                 newTag: "2.0"
             """,
-        "app/deploy.yaml": """
+            "app/deploy.yaml": """
             apiVersion: apps/v1
             kind: Deployment
             metadata:
@@ -310,32 +340,39 @@ def test_kustomize_images_set_tags_and_point_at_the_kustomization(tmp_path: Path
                     - name: sidecar
                       image: example/other:1.0
             """,
-    })
+        },
+    )
 
     (web,) = build((tmp_path / "app").resolve(), {}, set())
 
     assert [c["image"] for c in web.get("spec", "template", "spec", "containers")] == [
-        "example/web:2.0", "example/other:1.0"]
+        "example/web:2.0",
+        "example/other:1.0",
+    ]
     assert web.where("spec", "template", "spec", "containers", 0, "image").file.name == "kustomization.yaml"
 
 
 KUSTOMIZE_CASES = Path(__file__).parent / "fixtures" / "kustomize"
 
 
-@pytest.mark.parametrize(("case", "replicas", "why"), [
-    ("applies", 3, None),
-    ("replace-missing", 1, "replace /spec/replica: the path does not exist (RFC 6902 requires it; kustomize adds"),
-    ("remove-missing", 1, "remove /metadata/annotations/example.com~1absent: the path does not exist"),
-    ("add-missing-parent", 1, "add /spec/strategy/rollingUpdate: its parent does not exist"),
-    ("test-fails", 1, "test /spec/replicas: the test fails"),
-])
+@pytest.mark.parametrize(
+    ("case", "replicas", "why"),
+    [
+        ("applies", 3, None),
+        ("replace-missing", 1, "replace /spec/replica: the path does not exist (RFC 6902 requires it; kustomize adds"),
+        ("remove-missing", 1, "remove /metadata/annotations/example.com~1absent: the path does not exist"),
+        ("add-missing-parent", 1, "add /spec/strategy/rollingUpdate: its parent does not exist"),
+        ("test-fails", 1, "test /spec/replicas: the test fails"),
+    ],
+)
 def test_json6902_patches_follow_rfc_6902(case: str, replicas: int, why: str | None) -> None:
     """Each refused patch is reported; the object is what kustomize builds (tests/integration/test_gate_oracles.py
     compares with the real kustomize): unchanged, except that kustomize applies a replace of a missing key as add."""
     problems: list[tuple[Location, str]] = []
 
-    deployment = next(m for m in build((KUSTOMIZE_CASES / case).resolve(), {}, set(), problems=problems)
-                      if m.kind == "Deployment")
+    deployment = next(
+        m for m in build((KUSTOMIZE_CASES / case).resolve(), {}, set(), problems=problems) if m.kind == "Deployment"
+    )
 
     assert deployment.get("spec", "replicas") == replicas
     assert [why in message for _, message in problems] == ([True] if why else [])

@@ -45,7 +45,8 @@ def fake_helm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[[str,
     def make(output: str, code: int = 0) -> Path:
         (tmp_path / "output.yaml").write_text(output, encoding="utf-8")
         script = tmp_path / "helm"
-        script.write_text(textwrap.dedent(f"""\
+        script.write_text(
+            textwrap.dedent(f"""\
             #!/bin/sh
             echo "$@" >> {tmp_path}/calls.log
             values=$(eval echo \\${{$#}})
@@ -53,7 +54,9 @@ def fake_helm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[[str,
               echo "Error: values don't meet the specifications of the schema" >&2; exit {code}
             fi
             sed "s|{{values}}|$(tr '\\n"' '  ' < "$values")|" {tmp_path}/output.yaml
-            """), encoding="utf-8")
+            """),
+            encoding="utf-8",
+        )
         script.chmod(script.stat().st_mode | stat.S_IEXEC)
         monkeypatch.setattr(charts, "helm_binary", lambda: (script, None))
         return tmp_path / "calls.log"
@@ -65,19 +68,20 @@ def run(platform: Callable[..., Report], *rules: str) -> Report:
     return platform(select=rules, render_charts=True)
 
 
-def test_objects_the_chart_renders_are_validated(fake_helm: Callable[..., Path],
-                                                 platform: Callable[..., Report]) -> None:
+def test_objects_the_chart_renders_are_validated(
+    fake_helm: Callable[..., Path], platform: Callable[..., Report]
+) -> None:
     fake_helm(INVALID)
 
     report = run(platform, "EKS044")
 
-    assert report.findings and all("Deployment/controller that does not validate" in f.message
-                                   for f in report.findings)
+    assert report.findings and all("Deployment/controller that does not validate" in f.message for f in report.findings)
     assert {f.file for f in report.findings} == {"infra/addons/main.tf"}
 
 
-def test_a_chart_that_does_not_render_is_an_error(fake_helm: Callable[..., Path],
-                                                  platform: Callable[..., Report]) -> None:
+def test_a_chart_that_does_not_render_is_an_error(
+    fake_helm: Callable[..., Path], platform: Callable[..., Report]
+) -> None:
     fake_helm("", 1)
 
     report = run(platform, "EKS044")
@@ -85,8 +89,9 @@ def test_a_chart_that_does_not_render_is_an_error(fake_helm: Callable[..., Path]
     assert report.findings and all("does not render: Error: values don't meet" in f.message for f in report.findings)
 
 
-def test_values_that_appear_nowhere_in_the_rendering_are_reported(fake_helm: Callable[..., Path],
-                                                                  platform: Callable[..., Report]) -> None:
+def test_values_that_appear_nowhere_in_the_rendering_are_reported(
+    fake_helm: Callable[..., Path], platform: Callable[..., Report]
+) -> None:
     fake_helm(VALID.replace("{values}", "nothing"))  # renders none of the values
 
     report = run(platform, "EKS045")
@@ -95,15 +100,15 @@ def test_values_that_appear_nowhere_in_the_rendering_are_reported(fake_helm: Cal
     assert all(f.severity.value == "warning" for f in report.findings)
 
 
-def test_values_that_reach_the_rendering_pass(fake_helm: Callable[..., Path],
-                                              platform: Callable[..., Report]) -> None:
+def test_values_that_reach_the_rendering_pass(fake_helm: Callable[..., Path], platform: Callable[..., Report]) -> None:
     fake_helm(VALID)  # the values file, whole, inside one object
 
     assert run(platform, "EKS044", "EKS045").findings == []
 
 
-def test_each_rendering_is_cached_by_chart_and_values(fake_helm: Callable[..., Path],
-                                                      platform: Callable[..., Report]) -> None:
+def test_each_rendering_is_cached_by_chart_and_values(
+    fake_helm: Callable[..., Path], platform: Callable[..., Report]
+) -> None:
     calls = fake_helm(VALID)
 
     run(platform, "EKS044")
@@ -129,4 +134,6 @@ def test_values_known_only_at_apply_time_render_as_a_placeholder() -> None:
     from harness.gate.hcl import Encoded, Unknown
 
     assert charts.plain({"a": Unknown("x"), "b": Encoded({"c": [Unknown("y")]}, "yaml")}) == {
-        "a": charts.UNKNOWN, "b": {"c": [charts.UNKNOWN]}}
+        "a": charts.UNKNOWN,
+        "b": {"c": [charts.UNKNOWN]},
+    }

@@ -48,8 +48,10 @@ def test_a_karpenter_service_account_renamed_in_the_chart_values_only(repo_copy:
 
 
 def test_a_release_moved_to_another_namespace(repo_copy: Path, reference: Path) -> None:
-    moved = ("  namespace  = local.platform.lb_controller_service_account.namespace",
-             '  namespace  = "aws-load-balancer-controller"')
+    moved = (
+        "  namespace  = local.platform.lb_controller_service_account.namespace",
+        '  namespace  = "aws-load-balancer-controller"',
+    )
     (finding,) = gate(repo_copy, reference, moved).findings
     assert finding.rule_id == "EKS047"
     assert "aws-load-balancer-controller/aws-load-balancer-controller" in finding.message
@@ -67,10 +69,12 @@ def test_a_chart_service_account_turned_off_needs_one_created_elsewhere(repo_cop
     (finding,) = gate(repo_copy, reference, off).findings
     assert finding.rule_id == "EKS048"
     assert "nothing in the checked tree creates ServiceAccount kube-system/aws-load-balancer-controller" in (
-        finding.message)
+        finding.message
+    )
 
     (repo_copy / "infra" / "addons" / "service_account.tf").write_text(
         'resource "kubernetes_service_account_v1" "lb_controller" {\n  metadata {\n'
-        '    name      = local.platform.lb_controller_service_account.name\n'
-        '    namespace = local.platform.lb_controller_service_account.namespace\n  }\n}\n')
+        "    name      = local.platform.lb_controller_service_account.name\n"
+        "    namespace = local.platform.lb_controller_service_account.namespace\n  }\n}\n"
+    )
     assert gate(repo_copy, reference).findings == []

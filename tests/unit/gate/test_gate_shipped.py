@@ -51,8 +51,13 @@ def test_a_modules_crds_replace_the_reference_schemas_of_the_same_kind(reference
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
         "metadata": {"name": "appprojects.argoproj.io"},
-        "spec": {"group": "argoproj.io", "names": {"kind": "AppProject"}, "versions": [
-            {"name": key[1], "served": True, "schema": {"openAPIV3Schema": {"description": "from the module"}}}]},
+        "spec": {
+            "group": "argoproj.io",
+            "names": {"kind": "AppProject"},
+            "versions": [
+                {"name": key[1], "served": True, "schema": {"openAPIV3Schema": {"description": "from the module"}}}
+            ],
+        },
     }
     (tmp_path / "manifests" / "crds").mkdir(parents=True)
     (tmp_path / "manifests" / "crds" / "appproject-crd.yaml").write_text(yaml.safe_dump(crd))

@@ -28,7 +28,12 @@ def resource(model: TerraformModel, address: str) -> TfResource:
 
 
 def test_interpolation_functions_and_for_expressions(tmp_path: Path) -> None:
-    model = load_terraform([write(tmp_path, {"main.tf": """
+    model = load_terraform(
+        [
+            write(
+                tmp_path,
+                {
+                    "main.tf": """
         variable "name" {
           default = "demo"
         }
@@ -47,7 +52,11 @@ def test_interpolation_functions_and_for_expressions(tmp_path: Path) -> None:
           flag   = length(local.azs) > 2 ? "many" : "few"
           joined = join(",", [for az in local.azs : upper(az)])
         }
-    """})])
+    """
+                },
+            )
+        ]
+    )
 
     thing = resource(model, "aws_thing.x")
     assert thing.attrs["name"] == "demo-07"
@@ -61,7 +70,12 @@ def test_interpolation_functions_and_for_expressions(tmp_path: Path) -> None:
 
 
 def test_count_and_for_each_expand_to_instances(tmp_path: Path) -> None:
-    model = load_terraform([write(tmp_path, {"main.tf": """
+    model = load_terraform(
+        [
+            write(
+                tmp_path,
+                {
+                    "main.tf": """
         locals {
           zones = ["z1", "z2"]
         }
@@ -73,7 +87,11 @@ def test_count_and_for_each_expand_to_instances(tmp_path: Path) -> None:
           for_each   = toset(["A", "B"])
           policy_arn = "arn:${each.key}"
         }
-    """})])
+    """
+                },
+            )
+        ]
+    )
 
     assert [r.attrs["availability_zone"] for r in model.of_type("aws_subnet")] == ["z1", "z2"]
     assert sorted(r.attrs["policy_arn"] for r in model.of_type("aws_iam_role_policy_attachment")) == ["arn:A", "arn:B"]
@@ -81,7 +99,12 @@ def test_count_and_for_each_expand_to_instances(tmp_path: Path) -> None:
 
 
 def test_apply_time_values_stay_unknown_without_spoiling_their_neighbours(tmp_path: Path) -> None:
-    model = load_terraform([write(tmp_path, {"main.tf": """
+    model = load_terraform(
+        [
+            write(
+                tmp_path,
+                {
+                    "main.tf": """
         resource "aws_vpc" "v" {
           cidr_block = "10.0.0.0/16"
         }
@@ -92,7 +115,11 @@ def test_apply_time_values_stay_unknown_without_spoiling_their_neighbours(tmp_pa
             role = "private"
           }
         }
-    """})])
+    """
+                },
+            )
+        ]
+    )
 
     subnet = resource(model, "aws_subnet.s")
     assert isinstance(subnet.attrs["vpc_id"], Unknown)
@@ -102,15 +129,17 @@ def test_apply_time_values_stay_unknown_without_spoiling_their_neighbours(tmp_pa
 
 
 def test_module_outputs_remote_state_and_files_resolve_across_roots(tmp_path: Path) -> None:
-    write(tmp_path, {
-        "versions.yaml": "kubernetes: '1.35'\n",
-        "infra/modules/names/main.tf": """
+    write(
+        tmp_path,
+        {
+            "versions.yaml": "kubernetes: '1.35'\n",
+            "infra/modules/names/main.tf": """
             variable "base" {}
             output "role" {
               value = "${var.base}-node"
             }
         """,
-        "infra/platform/main.tf": """
+            "infra/platform/main.tf": """
             locals {
               versions = yamldecode(file("${path.module}/../../versions.yaml"))
             }
@@ -126,7 +155,7 @@ def test_module_outputs_remote_state_and_files_resolve_across_roots(tmp_path: Pa
               value = module.names.role
             }
         """,
-        "infra/addons/main.tf": """
+            "infra/addons/main.tf": """
             data "terraform_remote_state" "platform" {
               backend = "local"
             }
@@ -139,7 +168,8 @@ def test_module_outputs_remote_state_and_files_resolve_across_roots(tmp_path: Pa
               }
             }
         """,
-    })
+        },
+    )
 
     model = load_terraform([tmp_path / "infra"])
 
@@ -150,7 +180,12 @@ def test_module_outputs_remote_state_and_files_resolve_across_roots(tmp_path: Pa
 
 
 def test_helm_values_from_yamlencode_heredoc_and_set_blocks(tmp_path: Path) -> None:
-    model = load_terraform([write(tmp_path, {"main.tf": """
+    model = load_terraform(
+        [
+            write(
+                tmp_path,
+                {
+                    "main.tf": """
         variable "cluster" {
           default = "demo"
         }
@@ -176,7 +211,11 @@ def test_helm_values_from_yamlencode_heredoc_and_set_blocks(tmp_path: Path) -> N
             }
           }
         }
-    """})])
+    """
+                },
+            )
+        ]
+    )
 
     release = resource(model, "helm_release.r")
     first, second = release.attrs["values"]
@@ -188,7 +227,12 @@ def test_helm_values_from_yamlencode_heredoc_and_set_blocks(tmp_path: Path) -> N
 
 
 def test_provider_default_tags_reach_every_aws_resource(tmp_path: Path) -> None:
-    model = load_terraform([write(tmp_path, {"main.tf": """
+    model = load_terraform(
+        [
+            write(
+                tmp_path,
+                {
+                    "main.tf": """
         provider "aws" {
           default_tags {
             tags = { project = "p" }
@@ -197,7 +241,11 @@ def test_provider_default_tags_reach_every_aws_resource(tmp_path: Path) -> None:
         resource "aws_security_group" "g" {
           tags = { Name = "g" }
         }
-    """})])
+    """
+                },
+            )
+        ]
+    )
 
     assert resource(model, "aws_security_group.g").tags == {"project": "p", "Name": "g"}
 
@@ -224,7 +272,12 @@ def test_a_missing_directory_is_an_input_error(tmp_path: Path) -> None:
 
 
 def test_registry_modules_become_the_resources_they_create(tmp_path: Path) -> None:
-    model = load_terraform([write(tmp_path, {"main.tf": """
+    model = load_terraform(
+        [
+            write(
+                tmp_path,
+                {
+                    "main.tf": """
         module "vpc" {
           source              = "terraform-aws-modules/vpc/aws"
           azs                 = ["a", "b"]
@@ -252,23 +305,34 @@ def test_registry_modules_become_the_resources_they_create(tmp_path: Path) -> No
         resource "aws_sqs_queue" "copy" {
           name = module.karpenter.queue_name
         }
-    """})])
+    """
+                },
+            )
+        ]
+    )
 
     subnets = model.of_type("aws_subnet")
     assert [(s.attrs["availability_zone"], s.tags["karpenter.sh/discovery"]) for s in subnets] == [
-        ("a", "demo"), ("b", "demo")]
+        ("a", "demo"),
+        ("b", "demo"),
+    ]
     cluster = resource(model, "module.eks.aws_eks_cluster.this")
     assert cluster.block("vpc_config")["public_access_cidrs"] == ["0.0.0.0/0"]
     assert cluster.line_of("vpc_config.public_access_cidrs") == 12
     assert resource(model, "module.eks.aws_eks_node_group.ops").attrs["labels"] == {"role": "ops"}
-    assert resource(model, "module.eks.aws_launch_template.ops").block("metadata_options")[
-        "http_put_response_hop_limit"] == 2
+    assert (
+        resource(model, "module.eks.aws_launch_template.ops").block("metadata_options")["http_put_response_hop_limit"]
+        == 2
+    )
     assert resource(model, "module.karpenter.aws_iam_role.node").attrs["name"] == "demo-node"
     assert resource(model, "aws_sqs_queue.copy").attrs["name"] == "Karpenter-demo"
 
 
 def test_json_syntax_files_are_read_with_lines_of_their_keys(tmp_path: Path) -> None:
-    write(tmp_path, {"main.tf.json": """
+    write(
+        tmp_path,
+        {
+            "main.tf.json": """
         {
           "variable": {"name": {"default": "demo"}},
           "resource": {
@@ -277,7 +341,9 @@ def test_json_syntax_files_are_read_with_lines_of_their_keys(tmp_path: Path) -> 
             }
           }
         }
-    """})
+    """
+        },
+    )
 
     (queue,) = load_terraform([tmp_path]).resources
 
@@ -292,9 +358,13 @@ def test_invalid_json_syntax_is_an_input_error_with_its_line(tmp_path: Path) -> 
 
 
 def test_templatefile_values_are_rendered_with_their_variables(tmp_path: Path) -> None:
-    model = load_terraform([write(tmp_path, {
-        "values.yaml.tpl": "settings:\n  clusterName: ${cluster}\n  clusterEndpoint: ${endpoint}\n",
-        "main.tf": """
+    model = load_terraform(
+        [
+            write(
+                tmp_path,
+                {
+                    "values.yaml.tpl": "settings:\n  clusterName: ${cluster}\n  clusterEndpoint: ${endpoint}\n",
+                    "main.tf": """
             resource "helm_release" "r" {
               values = [templatefile("${path.module}/values.yaml.tpl", {
                 cluster  = "demo"
@@ -302,7 +372,10 @@ def test_templatefile_values_are_rendered_with_their_variables(tmp_path: Path) -
               })]
             }
         """,
-    })])
+                },
+            )
+        ]
+    )
 
     (values,) = resource(model, "helm_release.r").attrs["values"]
     assert values.value["settings"]["clusterName"] == "demo"

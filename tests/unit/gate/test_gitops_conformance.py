@@ -94,8 +94,11 @@ def assert_reports(problems: list[str], expected: str) -> None:
 def written(model: Model, kind: str = "") -> list[Manifest]:
     """gitops/ as written (the sample secret and kustomize's own files left out)."""
     gitops = model.gitops_roots[0].resolve()
-    return [m for m in model.manifests if m.file.resolve().is_relative_to(gitops) and m.kind != "Kustomization"
-            and (not kind or m.kind == kind)]
+    return [
+        m
+        for m in model.manifests
+        if m.file.resolve().is_relative_to(gitops) and m.kind != "Kustomization" and (not kind or m.kind == kind)
+    ]
 
 
 def delivered(model: Model) -> list[Manifest]:
@@ -139,12 +142,20 @@ def dig(value: Any, *keys: str | int) -> Any:
 def rendering_problems(model: Model) -> list[str]:
     """Every ApplicationSet generates for the secret, every patch applies, and no placeholder survives."""
     problems = [f"{where.file.name}:{where.line}: {why}" for where, why in model.rendered.unapplied_patches]
-    origins = {app.origin.partition(" for cluster ")[0] for app in model.rendered.applications
-               if " for cluster " in app.origin}
-    problems += [f"{at(s)}: ApplicationSet {s.name} generates no Application for the cluster secret"
-                 for s in written(model, "ApplicationSet") if f"ApplicationSet {s.name}" not in origins]
-    problems += [f"{at(m, *path)}: {m.label} {'.'.join(map(str, path))} still holds {PLACEHOLDER!r} after patches"
-                 for m in delivered(model) for path, text in strings(m.doc) if PLACEHOLDER in text]
+    origins = {
+        app.origin.partition(" for cluster ")[0] for app in model.rendered.applications if " for cluster " in app.origin
+    }
+    problems += [
+        f"{at(s)}: ApplicationSet {s.name} generates no Application for the cluster secret"
+        for s in written(model, "ApplicationSet")
+        if f"ApplicationSet {s.name}" not in origins
+    ]
+    problems += [
+        f"{at(m, *path)}: {m.label} {'.'.join(map(str, path))} still holds {PLACEHOLDER!r} after patches"
+        for m in delivered(model)
+        for path, text in strings(m.doc)
+        if PLACEHOLDER in text
+    ]
     return problems
 
 
@@ -161,15 +172,16 @@ def rendered_value_problems(model: Model) -> list[str]:
             ("spec", "tags", "expires-at"): notes["eks-platform/expires-at"],
         },
         "Ingress": {
-            ("metadata", "annotations", ALB_TAGS):
-                f"project=eks-platform,run-id={notes['eks-platform/run-id']},"
-                f"expires-at={notes['eks-platform/expires-at']}",
+            ("metadata", "annotations", ALB_TAGS): f"project=eks-platform,run-id={notes['eks-platform/run-id']},"
+            f"expires-at={notes['eks-platform/expires-at']}",
         },
     }
     problems, seen = [], set()
     for app in model.rendered.applications:
-        for field, key in (("repoURL", "eks-platform/gitops-repo-url"),
-                           ("targetRevision", "eks-platform/gitops-revision")):
+        for field, key in (
+            ("repoURL", "eks-platform/gitops-repo-url"),
+            ("targetRevision", "eks-platform/gitops-revision"),
+        ):
             if app.get("spec", "source", field) != notes[key]:
                 problems.append(f"{at(app)}: source.{field} is not the {key} annotation")
     for manifest in delivered(model):
@@ -192,7 +204,9 @@ def hardcoded_problems(model: Model) -> list[str]:
     problems = [
         f"{at(doc, *path)}: {'.'.join(map(str, path))} = {text!r} looks like a hard-coded URL (it comes from the "
         "cluster secret)"
-        for doc in docs for path, text in strings(doc.doc) if URL_LIKE.search(text)
+        for doc in docs
+        for path, text in strings(doc.doc)
+        if URL_LIKE.search(text)
     ]
 
     def expect(doc: Manifest, what: str, value: Any, want: str) -> None:
@@ -214,8 +228,12 @@ def hardcoded_problems(model: Model) -> list[str]:
     for appset in (d for d in docs if d.kind == "ApplicationSet"):
         source = appset.map("spec", "template", "spec", "source")
         expect(appset, "source.repoURL", source.get("repoURL"), annotation_expression("eks-platform/gitops-repo-url"))
-        expect(appset, "source.targetRevision", source.get("targetRevision"),
-               annotation_expression("eks-platform/gitops-revision"))
+        expect(
+            appset,
+            "source.targetRevision",
+            source.get("targetRevision"),
+            annotation_expression("eks-platform/gitops-revision"),
+        )
     return problems
 
 
@@ -227,8 +245,9 @@ def workload_problems(model: Model) -> list[str]:
             what = f"{at(deployment)}: container {container.get('name')}"
             if not dig(container, "resources", "limits", "memory"):
                 problems.append(f"{what} has no limits memory")
-            problems += [f"{what} has no {probe}" for probe in ("readinessProbe", "livenessProbe")
-                         if probe not in container]
+            problems += [
+                f"{what} has no {probe}" for probe in ("readinessProbe", "livenessProbe") if probe not in container
+            ]
     return problems
 
 
@@ -239,8 +258,9 @@ def ingress_problems(model: Model) -> list[str]:
         annotations = ingress.map("metadata", "annotations")
         scheme = annotations.get("alb.ingress.kubernetes.io/scheme")
         if scheme != "internet-facing":
-            problems.append(f"{at(ingress)}: annotation alb.ingress.kubernetes.io/scheme must be 'internet-facing', "
-                            f"is {scheme!r}")
+            problems.append(
+                f"{at(ingress)}: annotation alb.ingress.kubernetes.io/scheme must be 'internet-facing', is {scheme!r}"
+            )
         if not annotations.get("alb.ingress.kubernetes.io/healthcheck-path"):
             problems.append(f"{at(ingress)}: no alb.ingress.kubernetes.io/healthcheck-path")
     return problems
@@ -268,8 +288,10 @@ def pin_problems(model: Model, pins: Mapping[str, str]) -> list[str]:
     for deployment in written(model, "Deployment"):
         for container in deployment.list("spec", "template", "spec", "containers"):
             if container.get("image") != pins.get("game_2048_image"):
-                problems.append(f"{at(deployment)}: image {container.get('image')!r} differs from versions.yaml "
-                                f"game_2048_image {pins.get('game_2048_image')!r}")
+                problems.append(
+                    f"{at(deployment)}: image {container.get('image')!r} differs from versions.yaml "
+                    f"game_2048_image {pins.get('game_2048_image')!r}"
+                )
     return problems
 
 
@@ -285,26 +307,40 @@ def appset_problems(model: Model) -> list[str]:
             if not ok:
                 problems.append(f"{at(appset)}: ApplicationSet {appset.name}: {what}")
 
-        need("missingkey=error" in (spec.get("goTemplateOptions") or []),
-             'goTemplateOptions must hold "missingkey=error"')
+        need(
+            "missingkey=error" in (spec.get("goTemplateOptions") or []),
+            'goTemplateOptions must hold "missingkey=error"',
+        )
         selectors = [dig(g, "clusters", "selector", "matchLabels") for g in spec.get("generators") or []]
-        need(selectors == [dict([MANAGED_LABEL])], f"one cluster generator selecting {MANAGED_LABEL[0]}: \"true\"")
-        need(dig(spec, "syncPolicy", "preserveResourcesOnDeletion") is False,
-             "spec.syncPolicy.preserveResourcesOnDeletion must be false (deletion cleans up)")
-        need(dig(spec, "syncPolicy", "applicationsSync") in (None, "sync", "create-delete"),
-             "spec.syncPolicy.applicationsSync must let the ApplicationSet delete Applications")
-        need(APP_FINALIZER in (dig(spec, "template", "metadata", "finalizers") or []),
-             f"template.metadata.finalizers must hold {APP_FINALIZER}")
-        need(dig(sync, "automated", "prune") is True and dig(sync, "automated", "selfHeal") is True,
-             "syncPolicy.automated needs prune and selfHeal")
+        need(selectors == [dict([MANAGED_LABEL])], f'one cluster generator selecting {MANAGED_LABEL[0]}: "true"')
+        need(
+            dig(spec, "syncPolicy", "preserveResourcesOnDeletion") is False,
+            "spec.syncPolicy.preserveResourcesOnDeletion must be false (deletion cleans up)",
+        )
+        need(
+            dig(spec, "syncPolicy", "applicationsSync") in (None, "sync", "create-delete"),
+            "spec.syncPolicy.applicationsSync must let the ApplicationSet delete Applications",
+        )
+        need(
+            APP_FINALIZER in (dig(spec, "template", "metadata", "finalizers") or []),
+            f"template.metadata.finalizers must hold {APP_FINALIZER}",
+        )
+        need(
+            dig(sync, "automated", "prune") is True and dig(sync, "automated", "selfHeal") is True,
+            "syncPolicy.automated needs prune and selfHeal",
+        )
         backoff = dig(sync, "retry", "backoff") or {}
-        need(bool(dig(sync, "retry", "limit")) and all(backoff.get(k) for k in ("duration", "factor", "maxDuration")),
-             "syncPolicy.retry needs limit and backoff duration, factor, maxDuration")
+        need(
+            bool(dig(sync, "retry", "limit")) and all(backoff.get(k) for k in ("duration", "factor", "maxDuration")),
+            "syncPolicy.retry needs limit and backoff duration, factor, maxDuration",
+        )
         objects = _delivered_by(model, appset)
         if appset.get("spec", "template", "spec", "destination", "namespace") and not all(map(cluster_scoped, objects)):
             options = sync.get("syncOptions") or []
-            need("CreateNamespace=true" in options or any(m.kind == "Namespace" for m in objects),
-                 "namespaced app needs CreateNamespace=true")
+            need(
+                "CreateNamespace=true" in options or any(m.kind == "Namespace" for m in objects),
+                "namespaced app needs CreateNamespace=true",
+            )
     return problems
 
 
@@ -321,11 +357,14 @@ def kustomization_problems(root: Path) -> list[str]:
     for kustomization in sorted((root / "gitops").rglob("kustomization.yaml")):
         where = kustomization.relative_to(root)
         listed = (read_yaml(kustomization) or {}).get("resources") or []
-        problems += [f"{where}: resource {name} does not exist" for name in listed
-                     if not (kustomization.parent / name).is_file()]
+        problems += [
+            f"{where}: resource {name} does not exist" for name in listed if not (kustomization.parent / name).is_file()
+        ]
         beside = {p.name for p in kustomization.parent.iterdir() if p.suffix in (".yaml", ".yml")}
-        problems += [f"{where}: {name} is not listed in resources, so Argo CD never applies it"
-                     for name in sorted(beside - set(listed) - set(KUSTOMIZATION_NAMES))]
+        problems += [
+            f"{where}: {name} is not listed in resources, so Argo CD never applies it"
+            for name in sorted(beside - set(listed) - set(KUSTOMIZATION_NAMES))
+        ]
     return problems
 
 
@@ -374,22 +413,26 @@ def capacity_problems(model: Model, ops: OpsCapacity) -> list[str]:
             problems.append(f"{at(deployment)}: scale-out {scale_out} is not above the baseline {baseline}")
         pod = deployment.map("spec", "template", "spec")
         need = {
-            resource: scale_out * sum(parse_quantity(dig(c, "resources", "requests", resource) or 0)
-                                      for c in pod.get("containers") or [])
+            resource: scale_out
+            * sum(parse_quantity(dig(c, "resources", "requests", resource) or 0) for c in pod.get("containers") or [])
             for resource in ("cpu", "memory")
         }
         if need["cpu"] <= ops.cpu and need["memory"] <= ops.memory:
-            problems.append(f"{at(deployment)}: {scale_out} replicas request {need['cpu']} CPU and "
-                            f"{need['memory']} bytes: that fits on the ops nodes ({ops.source}), "
-                            "so the scale-out proves nothing")
+            problems.append(
+                f"{at(deployment)}: {scale_out} replicas request {need['cpu']} CPU and "
+                f"{need['memory']} bytes: that fits on the ops nodes ({ops.source}), "
+                "so the scale-out proves nothing"
+            )
         pool = pools.get(str(dig(pod, "nodeSelector", NODEPOOL_LABEL)))
         limits = pool.map("spec", "limits") if pool else None
         for resource in ("cpu", "memory"):
             if not limits or resource not in limits:
                 problems.append(f"{at(deployment)}: its NodePool sets no {resource} limit (the sandbox cost cap)")
             elif need[resource] > parse_quantity(limits[resource]):
-                problems.append(f"{at(deployment)}: {scale_out} replicas need {need[resource]} {resource}, above "
-                                f"NodePool {pool.name if pool else '?'} limit {limits[resource]}")
+                problems.append(
+                    f"{at(deployment)}: {scale_out} replicas need {need[resource]} {resource}, above "
+                    f"NodePool {pool.name if pool else '?'} limit {limits[resource]}"
+                )
     return problems
 
 
@@ -473,11 +516,21 @@ def test_the_gate_passes_this_repository(repo_report: Report) -> None:
 
 
 def test_every_kind_is_there_and_schema_valid_once_rendered_with_the_sample_secret(repo_model: Model) -> None:
-    assert {m.kind for m in written(repo_model)} >= {"ApplicationSet", "NodePool", "EC2NodeClass", "Namespace",
-                                                     "Deployment", "Service", "Ingress", "PodDisruptionBudget"}
+    assert {m.kind for m in written(repo_model)} >= {
+        "ApplicationSet",
+        "NodePool",
+        "EC2NodeClass",
+        "Namespace",
+        "Deployment",
+        "Service",
+        "Ingress",
+        "PodDisruptionBudget",
+    }
     assert rule_issues("EKS001", repo_model) == []
-    assert {app.name for app in repo_model.rendered.applications} == {"ops-karpenter-in-cluster",
-                                                                       "game-2048-in-cluster"}
+    assert {app.name for app in repo_model.rendered.applications} == {
+        "ops-karpenter-in-cluster",
+        "game-2048-in-cluster",
+    }
 
 
 def test_a_second_cluster_secret_generates_applications_of_its_own(tmp_path: Path, reference: Path) -> None:
@@ -498,7 +551,8 @@ def test_a_second_cluster_secret_generates_applications_of_its_own(tmp_path: Pat
 def test_normalized_names_follow_argo_cd() -> None:
     assert normalized_name("in-cluster") == "in-cluster"
     assert normalized_name("arn:aws:eks:eu-west-1:123456789012:cluster/Demo") == (
-        "arn-aws-eks-eu-west-1-123456789012-cluster-demo")
+        "arn-aws-eks-eu-west-1-123456789012-cluster-demo"
+    )
     assert normalized_name("-.Edge.-") == "edge"
     assert len(normalized_name("x" * 300)) == 253
 
@@ -534,73 +588,187 @@ def test_kustomizations_list_exactly_their_manifests() -> None:
     ("relative", "mutation", "rule_id", "expected"),
     [
         # schemas, core and custom (EKS001)
-        pytest.param(NODEPOOL, setter(*REQUIREMENTS, 0, "operator", value="Within"), "EKS001", "is not one of",
-                     id="nodepool-bad-operator"),
-        pytest.param(NODEPOOL, setter("spec", "disruption", "consolidateAfter", value="soon"), "EKS001",
-                     "does not match", id="nodepool-bad-duration"),
-        pytest.param(NODECLASS, setter("spec", "metadataOptions", "httpTokenz", value="required"), "EKS001",
-                     "httpTokenz", id="nodeclass-unknown-field"),
+        pytest.param(
+            NODEPOOL,
+            setter(*REQUIREMENTS, 0, "operator", value="Within"),
+            "EKS001",
+            "is not one of",
+            id="nodepool-bad-operator",
+        ),
+        pytest.param(
+            NODEPOOL,
+            setter("spec", "disruption", "consolidateAfter", value="soon"),
+            "EKS001",
+            "does not match",
+            id="nodepool-bad-duration",
+        ),
+        pytest.param(
+            NODECLASS,
+            setter("spec", "metadataOptions", "httpTokenz", value="required"),
+            "EKS001",
+            "httpTokenz",
+            id="nodeclass-unknown-field",
+        ),
         pytest.param(NODECLASS, setter("metadata", "lables", value={}), "EKS001", "lables", id="crd-metadata-typo"),
-        pytest.param(DEPLOYMENT, setter(*CONTAINER, "resource", value={}), "EKS001", "resource",
-                     id="core-unknown-field"),
+        pytest.param(
+            DEPLOYMENT, setter(*CONTAINER, "resource", value={}), "EKS001", "resource", id="core-unknown-field"
+        ),
         pytest.param(DEPLOYMENT, setter("spec", "replicas", value="two"), "EKS001", "replicas", id="core-wrong-type"),
-        pytest.param(OPS_APPSET, setter("spec", "syncPolicy", "preserveResourcesOnDelete", value=False), "EKS001",
-                     "preserveResourcesOnDelete", id="appset-field-typo"),
-        pytest.param(GAME_APPSET, setter("spec", "syncPolicy", "applicationsSync", value="delete-only"), "EKS001",
-                     "is not one of", id="appset-bad-enum"),
-        pytest.param(GAME_APPSET, setter("spec", "template", "spec", "destination", "server", value=7), "EKS001",
-                     "server", id="generated-app-invalid"),
+        pytest.param(
+            OPS_APPSET,
+            setter("spec", "syncPolicy", "preserveResourcesOnDelete", value=False),
+            "EKS001",
+            "preserveResourcesOnDelete",
+            id="appset-field-typo",
+        ),
+        pytest.param(
+            GAME_APPSET,
+            setter("spec", "syncPolicy", "applicationsSync", value="delete-only"),
+            "EKS001",
+            "is not one of",
+            id="appset-bad-enum",
+        ),
+        pytest.param(
+            GAME_APPSET,
+            setter("spec", "template", "spec", "destination", "server", value=7),
+            "EKS001",
+            "server",
+            id="generated-app-invalid",
+        ),
         # templates and the cluster secret (EKS027)
-        pytest.param(OPS_APPSET, rewrite_first_patch(
-            lambda ops: ops[0].update(value=annotation_expression("eks-platform/node-role"))),
-            "EKS027", "eks-platform/node-role", id="annotation-not-in-contract"),
-        pytest.param(GAME_APPSET, setter("spec", "template", "spec", "source", "repoURL", value="{{ .repo }}"),
-                     "EKS027", ".repo", id="unknown-template-action"),
-        pytest.param(GAME_APPSET, setter("spec", "generators", 0, "clusters", "selector", "matchLabels",
-                                         value={"eks-platform/managed": "yes"}),
-                     "EKS027", "matches no cluster secret", id="selector-matches-nothing"),
-        pytest.param(GAME_APPSET, setter("spec", "generators", 0, "clusters", "selector", "matchLabels",
-                                         value={"env": "prod"}), "EKS027", "matches no cluster secret",
-                     id="wrong-selector"),
-        pytest.param(OPS_APPSET, setter("spec", "goTemplate", value=False), "EKS027", "eks-platform/cluster-name",
-                     id="no-go-template"),
+        pytest.param(
+            OPS_APPSET,
+            rewrite_first_patch(lambda ops: ops[0].update(value=annotation_expression("eks-platform/node-role"))),
+            "EKS027",
+            "eks-platform/node-role",
+            id="annotation-not-in-contract",
+        ),
+        pytest.param(
+            GAME_APPSET,
+            setter("spec", "template", "spec", "source", "repoURL", value="{{ .repo }}"),
+            "EKS027",
+            ".repo",
+            id="unknown-template-action",
+        ),
+        pytest.param(
+            GAME_APPSET,
+            setter(
+                "spec", "generators", 0, "clusters", "selector", "matchLabels", value={"eks-platform/managed": "yes"}
+            ),
+            "EKS027",
+            "matches no cluster secret",
+            id="selector-matches-nothing",
+        ),
+        pytest.param(
+            GAME_APPSET,
+            setter("spec", "generators", 0, "clusters", "selector", "matchLabels", value={"env": "prod"}),
+            "EKS027",
+            "matches no cluster secret",
+            id="wrong-selector",
+        ),
+        pytest.param(
+            OPS_APPSET,
+            setter("spec", "goTemplate", value=False),
+            "EKS027",
+            "eks-platform/cluster-name",
+            id="no-go-template",
+        ),
         # sync order and sources (EKS014, EKS013)
-        pytest.param(OPS_APPSET, setter(*TEMPLATE_SPEC, "syncPolicy", "syncOptions", value=[]), "EKS014",
-                     "SkipDryRunOnMissingResource", id="no-skip-dry-run"),
-        pytest.param(GAME_APPSET, setter(*TEMPLATE_SPEC, "source", "path", value="gitops/apps/missing"), "EKS013",
-                     "gitops/apps/missing", id="missing-path"),
+        pytest.param(
+            OPS_APPSET,
+            setter(*TEMPLATE_SPEC, "syncPolicy", "syncOptions", value=[]),
+            "EKS014",
+            "SkipDryRunOnMissingResource",
+            id="no-skip-dry-run",
+        ),
+        pytest.param(
+            GAME_APPSET,
+            setter(*TEMPLATE_SPEC, "source", "path", value="gitops/apps/missing"),
+            "EKS013",
+            "gitops/apps/missing",
+            id="missing-path",
+        ),
         # spot only (EKS024)
-        pytest.param(NODEPOOL, lambda body: body["spec"]["template"]["spec"]["requirements"].pop(0), "EKS024",
-                     "capacity type", id="spot-requirement-missing"),
-        pytest.param(NODEPOOL, setter(*REQUIREMENTS, 0, "values", value=["spot", "on-demand"]), "EKS024",
-                     "capacity type", id="on-demand-allowed"),
-        pytest.param(NODEPOOL, setter(*REQUIREMENTS, 0, "operator", value="NotIn"), "EKS024", "capacity type",
-                     id="spot-excluded"),
+        pytest.param(
+            NODEPOOL,
+            lambda body: body["spec"]["template"]["spec"]["requirements"].pop(0),
+            "EKS024",
+            "capacity type",
+            id="spot-requirement-missing",
+        ),
+        pytest.param(
+            NODEPOOL,
+            setter(*REQUIREMENTS, 0, "values", value=["spot", "on-demand"]),
+            "EKS024",
+            "capacity type",
+            id="on-demand-allowed",
+        ),
+        pytest.param(
+            NODEPOOL, setter(*REQUIREMENTS, 0, "operator", value="NotIn"), "EKS024", "capacity type", id="spot-excluded"
+        ),
         # what Karpenter needs of a workload, and where it may run (EKS019, EKS008)
-        pytest.param(DEPLOYMENT, remover(*CONTAINER, "resources", "requests"), "EKS019", "request",
-                     id="no-requests"),
-        pytest.param(DEPLOYMENT, setter(*TEMPLATE_SPEC, "nodeSelector", NODEPOOL_LABEL, value="ops"), "EKS008",
-                     "no node group", id="wrong-pool"),
-        pytest.param(DEPLOYMENT, remover(*TEMPLATE_SPEC, "tolerations"), "EKS008", "no node group",
-                     id="no-toleration"),
+        pytest.param(DEPLOYMENT, remover(*CONTAINER, "resources", "requests"), "EKS019", "request", id="no-requests"),
+        pytest.param(
+            DEPLOYMENT,
+            setter(*TEMPLATE_SPEC, "nodeSelector", NODEPOOL_LABEL, value="ops"),
+            "EKS008",
+            "no node group",
+            id="wrong-pool",
+        ),
+        pytest.param(DEPLOYMENT, remover(*TEMPLATE_SPEC, "tolerations"), "EKS008", "no node group", id="no-toleration"),
         # the ALB chain (EKS010, EKS012, EKS017)
-        pytest.param(INGRESS, setter("metadata", "annotations", "alb.ingress.kubernetes.io/target-type",
-                                     value="instance"), "EKS010", "target-type instance", id="instance-targets"),
-        pytest.param(INGRESS, setter("metadata", "annotations", "kubernetes.io/ingress.class", value="alb"),
-                     "EKS017", "kubernetes.io/ingress.class", id="legacy-class-annotation"),
+        pytest.param(
+            INGRESS,
+            setter("metadata", "annotations", "alb.ingress.kubernetes.io/target-type", value="instance"),
+            "EKS010",
+            "target-type instance",
+            id="instance-targets",
+        ),
+        pytest.param(
+            INGRESS,
+            setter("metadata", "annotations", "kubernetes.io/ingress.class", value="alb"),
+            "EKS017",
+            "kubernetes.io/ingress.class",
+            id="legacy-class-annotation",
+        ),
         pytest.param(INGRESS, remover("spec", "ingressClassName"), "EKS012", "ingressClassName", id="no-class"),
-        pytest.param(INGRESS, setter("spec", "rules", 0, "http", "paths", 0, "backend", "service", "port",
-                                     value={"name": "web"}), "EKS010", "web", id="unknown-port"),
+        pytest.param(
+            INGRESS,
+            setter("spec", "rules", 0, "http", "paths", 0, "backend", "service", "port", value={"name": "web"}),
+            "EKS010",
+            "web",
+            id="unknown-port",
+        ),
         # the node class (EKS021, EKS009) and the pins (EKS016)
-        pytest.param(NODECLASS, setter("spec", "metadataOptions", "httpPutResponseHopLimit", value=2), "EKS021",
-                     "httpPutResponseHopLimit", id="hop-limit"),
-        pytest.param(NODEPOOL, setter(*TEMPLATE_SPEC, "nodeClassRef", "name", value="default"), "EKS009",
-                     "default", id="dangling-ref"),
-        pytest.param(NODECLASS, setter("spec", "amiSelectorTerms", 0, "alias", value="al2023@latest"), "EKS016",
-                     "al2023@latest", id="alias-drift"),
+        pytest.param(
+            NODECLASS,
+            setter("spec", "metadataOptions", "httpPutResponseHopLimit", value=2),
+            "EKS021",
+            "httpPutResponseHopLimit",
+            id="hop-limit",
+        ),
+        pytest.param(
+            NODEPOOL,
+            setter(*TEMPLATE_SPEC, "nodeClassRef", "name", value="default"),
+            "EKS009",
+            "default",
+            id="dangling-ref",
+        ),
+        pytest.param(
+            NODECLASS,
+            setter("spec", "amiSelectorTerms", 0, "alias", value="al2023@latest"),
+            "EKS016",
+            "al2023@latest",
+            id="alias-drift",
+        ),
         # a placeholder the ApplicationSet forgot to patch (EKS005; the convention below names the field)
-        pytest.param(OPS_APPSET, rewrite_first_patch(lambda ops: ops.pop(0)), "EKS005", PLACEHOLDER,
-                     id="placeholder-left-unpatched"),
+        pytest.param(
+            OPS_APPSET,
+            rewrite_first_patch(lambda ops: ops.pop(0)),
+            "EKS005",
+            PLACEHOLDER,
+            id="placeholder-left-unpatched",
+        ),
     ],
 )
 def test_the_gate_reports_a_broken_contract(
@@ -630,15 +798,32 @@ def test_malformed_yaml_is_a_one_line_error_naming_file_and_line(tree: Path, ref
 @pytest.mark.parametrize(
     ("relative", "mutation", "expected"),
     [
-        pytest.param(OPS_APPSET, rewrite_first_patch(lambda ops: ops.pop(0)), "spec.role still holds",
-                     id="placeholder-left-unpatched"),
-        pytest.param(OPS_APPSET, rewrite_first_patch(lambda ops: ops[0].update(path="/spec/rolez")),
-                     "still holds", id="patch-path-missing"),
-        pytest.param(GAME_APPSET, setter("spec", "template", "spec", "source", "kustomize", "patches", 0, "target",
-                                         "name", value="game"), "matches no manifest", id="patch-target-wrong"),
-        pytest.param(GAME_APPSET, setter("spec", "generators", 0, "clusters", "selector", "matchLabels",
-                                         value={"eks-platform/managed": "yes"}),
-                     "generates no Application", id="selector-matches-nothing"),
+        pytest.param(
+            OPS_APPSET,
+            rewrite_first_patch(lambda ops: ops.pop(0)),
+            "spec.role still holds",
+            id="placeholder-left-unpatched",
+        ),
+        pytest.param(
+            OPS_APPSET,
+            rewrite_first_patch(lambda ops: ops[0].update(path="/spec/rolez")),
+            "still holds",
+            id="patch-path-missing",
+        ),
+        pytest.param(
+            GAME_APPSET,
+            setter("spec", "template", "spec", "source", "kustomize", "patches", 0, "target", "name", value="game"),
+            "matches no manifest",
+            id="patch-target-wrong",
+        ),
+        pytest.param(
+            GAME_APPSET,
+            setter(
+                "spec", "generators", 0, "clusters", "selector", "matchLabels", value={"eks-platform/managed": "yes"}
+            ),
+            "generates no Application",
+            id="selector-matches-nothing",
+        ),
     ],
 )
 def test_rendering_reports_templates_and_patches_that_do_not_apply(
@@ -664,8 +849,11 @@ def test_rendering_reports_a_value_that_breaks_the_patch_yaml(tree: Path, refere
 
 
 def test_rendered_value_check_reports_a_value_from_the_wrong_annotation(tree: Path, reference: Path) -> None:
-    edit(tree, OPS_APPSET, rewrite_first_patch(
-        lambda ops: ops[0].update(value=annotation_expression("eks-platform/cluster-name"))))
+    edit(
+        tree,
+        OPS_APPSET,
+        rewrite_first_patch(lambda ops: ops[0].update(value=annotation_expression("eks-platform/cluster-name"))),
+    )
     assert_reports(rendered_value_problems(rendered_model(tree, reference)), "spec.role renders as 'sample-cluster'")
 
 
@@ -673,54 +861,145 @@ def test_rendered_value_check_reports_a_value_from_the_wrong_annotation(tree: Pa
     ("relative", "mutation", "conventions", "expected"),
     [
         # cluster values are placeholders, patched at sync
-        pytest.param(NODECLASS, setter("spec", "role", value="KarpenterNodeRole-demo"), hardcoded_problems,
-                     "spec.role", id="role"),
-        pytest.param(NODECLASS, setter("spec", "subnetSelectorTerms", 0, "tags", DISCOVERY_TAG, value="demo"),
-                     hardcoded_problems, "subnetSelectorTerms", id="cluster-name"),
-        pytest.param(NODECLASS, setter("spec", "tags", "run-id", value="r20250101-0000-abcd"), hardcoded_problems,
-                     "spec.tags.run-id", id="run-id"),
-        pytest.param(INGRESS, setter("metadata", "annotations", ALB_TAGS, value="project=eks-platform"),
-                     hardcoded_problems, "expires-at", id="alb-tags"),
-        pytest.param(GAME_APPSET, setter("spec", "template", "spec", "source", "repoURL",
-                                         value="https://github.com/example/eks-platform.git"),
-                     hardcoded_problems, "hard-coded URL", id="repo-url"),
-        pytest.param(OPS_APPSET, setter("spec", "template", "spec", "source", "targetRevision", value="main"),
-                     hardcoded_problems, "targetRevision", id="revision"),
+        pytest.param(
+            NODECLASS,
+            setter("spec", "role", value="KarpenterNodeRole-demo"),
+            hardcoded_problems,
+            "spec.role",
+            id="role",
+        ),
+        pytest.param(
+            NODECLASS,
+            setter("spec", "subnetSelectorTerms", 0, "tags", DISCOVERY_TAG, value="demo"),
+            hardcoded_problems,
+            "subnetSelectorTerms",
+            id="cluster-name",
+        ),
+        pytest.param(
+            NODECLASS,
+            setter("spec", "tags", "run-id", value="r20250101-0000-abcd"),
+            hardcoded_problems,
+            "spec.tags.run-id",
+            id="run-id",
+        ),
+        pytest.param(
+            INGRESS,
+            setter("metadata", "annotations", ALB_TAGS, value="project=eks-platform"),
+            hardcoded_problems,
+            "expires-at",
+            id="alb-tags",
+        ),
+        pytest.param(
+            GAME_APPSET,
+            setter(
+                "spec", "template", "spec", "source", "repoURL", value="https://github.com/example/eks-platform.git"
+            ),
+            hardcoded_problems,
+            "hard-coded URL",
+            id="repo-url",
+        ),
+        pytest.param(
+            OPS_APPSET,
+            setter("spec", "template", "spec", "source", "targetRevision", value="main"),
+            hardcoded_problems,
+            "targetRevision",
+            id="revision",
+        ),
         # workloads: limits and probes
-        pytest.param(DEPLOYMENT, remover(*CONTAINER, "resources", "limits"), workload_problems, "no limits memory",
-                     id="no-memory-limit"),
-        pytest.param(DEPLOYMENT, remover(*CONTAINER, "readinessProbe"), workload_problems, "no readinessProbe",
-                     id="no-readiness"),
+        pytest.param(
+            DEPLOYMENT,
+            remover(*CONTAINER, "resources", "limits"),
+            workload_problems,
+            "no limits memory",
+            id="no-memory-limit",
+        ),
+        pytest.param(
+            DEPLOYMENT, remover(*CONTAINER, "readinessProbe"), workload_problems, "no readinessProbe", id="no-readiness"
+        ),
         # the game's ALB
-        pytest.param(INGRESS, setter("metadata", "annotations", "alb.ingress.kubernetes.io/scheme", value="internal"),
-                     ingress_problems, "scheme", id="internal"),
-        pytest.param(INGRESS, remover("metadata", "annotations", "alb.ingress.kubernetes.io/healthcheck-path"),
-                     ingress_problems, "healthcheck-path", id="no-health-check"),
+        pytest.param(
+            INGRESS,
+            setter("metadata", "annotations", "alb.ingress.kubernetes.io/scheme", value="internal"),
+            ingress_problems,
+            "scheme",
+            id="internal",
+        ),
+        pytest.param(
+            INGRESS,
+            remover("metadata", "annotations", "alb.ingress.kubernetes.io/healthcheck-path"),
+            ingress_problems,
+            "healthcheck-path",
+            id="no-health-check",
+        ),
         # the node class
-        pytest.param(NODECLASS, setter("spec", "blockDeviceMappings", 0, "ebs", "encrypted", value=False),
-                     nodeclass_problems, "encrypted", id="unencrypted"),
-        pytest.param(NODECLASS, setter("spec", "amiSelectorTerms", value=[{"tags": {"Name": "x"}}]),
-                     nodeclass_problems, "alias", id="no-alias"),
+        pytest.param(
+            NODECLASS,
+            setter("spec", "blockDeviceMappings", 0, "ebs", "encrypted", value=False),
+            nodeclass_problems,
+            "encrypted",
+            id="unencrypted",
+        ),
+        pytest.param(
+            NODECLASS,
+            setter("spec", "amiSelectorTerms", value=[{"tags": {"Name": "x"}}]),
+            nodeclass_problems,
+            "alias",
+            id="no-alias",
+        ),
         # sync and deletion policy
-        pytest.param(OPS_APPSET, setter("spec", "goTemplateOptions", value=[]), appset_problems, "missingkey",
-                     id="missingkey"),
-        pytest.param(OPS_APPSET, setter("spec", "syncPolicy", "preserveResourcesOnDeletion", value=True),
-                     appset_problems, "preserveResourcesOnDeletion", id="preserve-on-delete"),
-        pytest.param(OPS_APPSET, setter("spec", "syncPolicy", "applicationsSync", value="create-update"),
-                     appset_problems, "applicationsSync", id="cannot-delete-apps"),
-        pytest.param(GAME_APPSET, remover("spec", "template", "metadata", "finalizers"), appset_problems,
-                     "finalizers", id="no-finalizer"),
-        pytest.param(GAME_APPSET, setter(*TEMPLATE_SPEC, "syncPolicy", "automated", "prune", value=False),
-                     appset_problems, "prune", id="no-prune"),
-        pytest.param(GAME_APPSET, remover(*TEMPLATE_SPEC, "syncPolicy", "retry", "backoff"), appset_problems,
-                     "retry", id="no-backoff"),
-        pytest.param(GAME_APPSET, setter("spec", "generators", 0, "clusters", "selector", "matchLabels",
-                                         value={"env": "prod"}), appset_problems, "cluster generator",
-                     id="wrong-selector"),
+        pytest.param(
+            OPS_APPSET, setter("spec", "goTemplateOptions", value=[]), appset_problems, "missingkey", id="missingkey"
+        ),
+        pytest.param(
+            OPS_APPSET,
+            setter("spec", "syncPolicy", "preserveResourcesOnDeletion", value=True),
+            appset_problems,
+            "preserveResourcesOnDeletion",
+            id="preserve-on-delete",
+        ),
+        pytest.param(
+            OPS_APPSET,
+            setter("spec", "syncPolicy", "applicationsSync", value="create-update"),
+            appset_problems,
+            "applicationsSync",
+            id="cannot-delete-apps",
+        ),
+        pytest.param(
+            GAME_APPSET,
+            remover("spec", "template", "metadata", "finalizers"),
+            appset_problems,
+            "finalizers",
+            id="no-finalizer",
+        ),
+        pytest.param(
+            GAME_APPSET,
+            setter(*TEMPLATE_SPEC, "syncPolicy", "automated", "prune", value=False),
+            appset_problems,
+            "prune",
+            id="no-prune",
+        ),
+        pytest.param(
+            GAME_APPSET,
+            remover(*TEMPLATE_SPEC, "syncPolicy", "retry", "backoff"),
+            appset_problems,
+            "retry",
+            id="no-backoff",
+        ),
+        pytest.param(
+            GAME_APPSET,
+            setter("spec", "generators", 0, "clusters", "selector", "matchLabels", value={"env": "prod"}),
+            appset_problems,
+            "cluster generator",
+            id="wrong-selector",
+        ),
     ],
 )
 def test_a_convention_check_reports_its_planted_defect(
-    tree: Path, reference: Path, relative: str, mutation: Mutation, conventions: Callable[[Model], list[str]],
+    tree: Path,
+    reference: Path,
+    relative: str,
+    mutation: Mutation,
+    conventions: Callable[[Model], list[str]],
     expected: str,
 ) -> None:
     edit(tree, relative, mutation)
@@ -730,13 +1009,16 @@ def test_a_convention_check_reports_its_planted_defect(
 @pytest.mark.parametrize(
     ("relative", "mutation", "pins", "expected"),
     [
-        pytest.param(DEPLOYMENT, setter(*CONTAINER, "image", value="nginx"), {}, "game_2048_image",
-                     id="image-drift"),
+        pytest.param(DEPLOYMENT, setter(*CONTAINER, "image", value="nginx"), {}, "game_2048_image", id="image-drift"),
         pytest.param(None, None, {"karpenter_ami_alias": "al2023@latest"}, "dated release", id="alias-latest"),
     ],
 )
 def test_pin_check_reports_drift_from_versions_yaml(
-    tree: Path, reference: Path, relative: str | None, mutation: Mutation | None, pins: dict[str, str],
+    tree: Path,
+    reference: Path,
+    relative: str | None,
+    mutation: Mutation | None,
+    pins: dict[str, str],
     expected: str,
 ) -> None:
     if relative and mutation:
@@ -770,13 +1052,16 @@ def test_scale_out_outgrows_the_ops_nodes_and_fits_the_nodepool(repo_model: Mode
 @pytest.mark.parametrize(
     ("mutation", "expected"),
     [
-        pytest.param(setter("metadata", "annotations", SCALE_OUT_ANNOTATION, value="3"), "fits on the ops nodes",
-                     id="too-few"),
-        pytest.param(setter("metadata", "annotations", SCALE_OUT_ANNOTATION, value="200"), "above NodePool",
-                     id="beyond-cost-cap"),
+        pytest.param(
+            setter("metadata", "annotations", SCALE_OUT_ANNOTATION, value="3"), "fits on the ops nodes", id="too-few"
+        ),
+        pytest.param(
+            setter("metadata", "annotations", SCALE_OUT_ANNOTATION, value="200"), "above NodePool", id="beyond-cost-cap"
+        ),
         pytest.param(setter("spec", "replicas", value=300), "not above the baseline", id="baseline-too-high"),
-        pytest.param(remover("metadata", "annotations", SCALE_OUT_ANNOTATION), "must be a replica count",
-                     id="undocumented"),
+        pytest.param(
+            remover("metadata", "annotations", SCALE_OUT_ANNOTATION), "must be a replica count", id="undocumented"
+        ),
     ],
 )
 def test_capacity_check_reports_a_scale_out_that_proves_nothing_or_costs_too_much(
@@ -808,8 +1093,10 @@ def test_the_app_project_admits_exactly_what_the_platform_applications_deliver(
     # Application (root and generated) names that project.
     model = build_model([REPO / "infra"], [REPO / "gitops"], reference)
     assert model.local_chart_notes == []
-    assert {(m.kind, m.name) for m in model.local_charts} == {("AppProject", "eks-platform"),
-                                                               ("Application", "bootstrap")}
+    assert {(m.kind, m.name) for m in model.local_charts} == {
+        ("AppProject", "eks-platform"),
+        ("Application", "bootstrap"),
+    }
     apps = platform_applications(model)
     assert {a.name for a in apps} == {"bootstrap", "ops-karpenter-in-cluster", "game-2048-in-cluster"}
     assert {a.get("spec", "project") for a in apps} == {"eks-platform"}
@@ -818,17 +1105,31 @@ def test_the_app_project_admits_exactly_what_the_platform_applications_deliver(
 @pytest.mark.parametrize(
     ("change", "expected"),
     [
-        pytest.param(lambda t: t.replace("    - group: apps\n      kind: Deployment\n", ""),
-                     "apps/Deployment game-2048: kind not in namespaceResourceWhitelist", id="kind-missing"),
-        pytest.param(lambda t: t.replace("    - group: argoproj.io\n      kind: ApplicationSet\n", ""),
-                     "Application/bootstrap (helm_release.bootstrap): argoproj.io/ApplicationSet ops: kind not in",
-                     id="root-application-kind-missing"),
-        pytest.param(lambda t: t.replace("      kind: EC2NodeClass\n", "      kind: EC2NodeClassz\n"),
-                     "cluster-scoped kind not in clusterResourceWhitelist", id="cluster-kind-missing"),
-        pytest.param(lambda t: t.replace("      namespace: game-2048\n", "      namespace: games\n"),
-                     "is not permitted by AppProject", id="namespace-missing"),
-        pytest.param(lambda t: t.replace("  finalizers:\n    - resources-finalizer.argocd.argoproj.io\n", ""),
-                     "needs finalizer", id="no-finalizer"),
+        pytest.param(
+            lambda t: t.replace("    - group: apps\n      kind: Deployment\n", ""),
+            "apps/Deployment game-2048: kind not in namespaceResourceWhitelist",
+            id="kind-missing",
+        ),
+        pytest.param(
+            lambda t: t.replace("    - group: argoproj.io\n      kind: ApplicationSet\n", ""),
+            "Application/bootstrap (helm_release.bootstrap): argoproj.io/ApplicationSet ops: kind not in",
+            id="root-application-kind-missing",
+        ),
+        pytest.param(
+            lambda t: t.replace("      kind: EC2NodeClass\n", "      kind: EC2NodeClassz\n"),
+            "cluster-scoped kind not in clusterResourceWhitelist",
+            id="cluster-kind-missing",
+        ),
+        pytest.param(
+            lambda t: t.replace("      namespace: game-2048\n", "      namespace: games\n"),
+            "is not permitted by AppProject",
+            id="namespace-missing",
+        ),
+        pytest.param(
+            lambda t: t.replace("  finalizers:\n    - resources-finalizer.argocd.argoproj.io\n", ""),
+            "needs finalizer",
+            id="no-finalizer",
+        ),
     ],
 )
 def test_project_check_reports_what_the_project_would_refuse(
@@ -842,25 +1143,35 @@ def test_project_check_reports_a_repository_the_project_does_not_admit(tree: Pat
     # With the URL known (as in a terraform.tfvars), both sides are literals the gate can compare; with it
     # unknown until apply, the repository and the project must take it from the same variable.
     (tree / "infra" / "addons" / "terraform.tfvars").write_text(
-        'gitops_repo_url = "https://git.example.com/sample/eks-platform.git"\n', encoding="utf-8")
+        'gitops_repo_url = "https://git.example.com/sample/eks-platform.git"\n', encoding="utf-8"
+    )
     assert findings(gate(tree, reference), "EKS029") == []
     edit_text(tree, APPPROJECT, lambda t: t.replace(".Values.repoURL | quote }}", ".Values.path | quote }}"))
-    assert_reports(findings(gate(tree, reference), "EKS029"), "repoURL https://git.example.com/sample/eks-platform.git "
-                   "is not in AppProject")
+    assert_reports(
+        findings(gate(tree, reference), "EKS029"),
+        "repoURL https://git.example.com/sample/eks-platform.git is not in AppProject",
+    )
 
 
 def test_project_check_compares_a_repository_known_at_apply_time_as_its_variable(tree: Path, reference: Path) -> None:
     edit_text(tree, APPPROJECT, lambda t: t.replace(".Values.repoURL | quote }}", ".Values.otherRepo | quote }}"))
-    edit_text(tree, "infra/addons/main.tf", lambda t: t.replace("    repoURL        = var.gitops_repo_url\n",
-                                                                "    repoURL        = var.gitops_repo_url\n"
-                                                                "    otherRepo      = var.other_repo_url\n"))
+    edit_text(
+        tree,
+        "infra/addons/main.tf",
+        lambda t: t.replace(
+            "    repoURL        = var.gitops_repo_url\n",
+            "    repoURL        = var.gitops_repo_url\n    otherRepo      = var.other_repo_url\n",
+        ),
+    )
     edit_text(tree, "infra/addons/variables.tf", lambda t: t + '\nvariable "other_repo_url" {\n  type = string\n}\n')
-    assert_reports(findings(gate(tree, reference), "EKS029"), "repoURL ${var.gitops_repo_url} is not in AppProject "
-                   "eks-platform sourceRepos (${var.other_repo_url})")
+    assert_reports(
+        findings(gate(tree, reference), "EKS029"),
+        "repoURL ${var.gitops_repo_url} is not in AppProject eks-platform sourceRepos (${var.other_repo_url})",
+    )
 
 
 def test_a_chart_template_the_gate_cannot_render_is_a_note_not_a_silent_pass(tree: Path, reference: Path) -> None:
-    edit_text(tree, APPPROJECT, lambda t: t.replace('.Values.repoURL | quote }}', '"https://example.com/other.git" }}'))
+    edit_text(tree, APPPROJECT, lambda t: t.replace(".Values.repoURL | quote }}", '"https://example.com/other.git" }}'))
     report = gate(tree, reference)
     assert_reports(report.notes, "unsupported chart template action")
     assert_reports(report.notes, "appproject.yaml")
