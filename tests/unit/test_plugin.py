@@ -12,6 +12,7 @@ import pytest
 
 from harness.aws.emulator import Emulator
 from harness.run import RUNS_ENV
+from harness.targets.stack import API_CIDRS_ENV
 from harness.terraform.runner import TERRAFORM_ENV, TerraformCli
 
 pytest_plugins = ["pytester"]
@@ -234,3 +235,20 @@ def test_past_the_watchdog_the_remaining_platform_tests_fail_at_once(
         ["*ERROR at setup of test_second*", "watchdog: the run exceeded --harness-max-minutes 0.05"]
     )
     assert commands(record).count("destroy") == 1
+
+
+def test_the_aws_target_without_api_cidrs_fails_in_one_line_before_terraform_runs(
+    child: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, fake_cli: Callable[..., TerraformCli], tmp_path: Path
+) -> None:
+    """The pytest path on aws refuses a missing API CIDR as `harness e2e` does: before anything is created."""
+    record = tmp_path / "calls.jsonl"
+    monkeypatch.setenv(TERRAFORM_ENV, str(fake_cli(FAKE_PLATFORM).path))
+    monkeypatch.setenv("FAKE_TF_RECORD", str(record))
+    monkeypatch.setenv("E2E_AWS_ACCOUNT_ID", "111122223333")
+    monkeypatch.delenv(API_CIDRS_ENV, raising=False)
+    child.makepyfile("def test_needs_platform(harness_platform):\n    pass\n")
+    result = child.runpytest_subprocess("--harness-target", "aws", "-rE")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines([f"*the platform did not come up*needs the CIDRs*{API_CIDRS_ENV}=<cidr>*"])
+    assert "Traceback" not in result.stdout.str()
+    assert not record.exists() or "apply" not in commands(record)
