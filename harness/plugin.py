@@ -140,7 +140,7 @@ def harness_platform(
 
     stack = Stack.create(harness_target.name, request.config.getoption("harness_run_id"))
     try:
-        with watched(stack.terraform, harness_watchdog):
+        with watched(stack, harness_watchdog):
             stack.up()  # tears down by itself when it fails or is interrupted
     except HarnessError as exc:
         pytest.fail(f"the platform did not come up (run {stack.run.id}): {exc}", pytrace=False)

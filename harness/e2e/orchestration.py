@@ -128,7 +128,7 @@ class E2E(FullStack):
     now: Callable[[], datetime] = lambda: datetime.now(timezone.utc)  # wall clock, compared with the API's times
 
     def platform(self) -> StageOutcome:
-        with watched(self.stack.terraform, self.watchdog):
+        with watched(self.stack, self.watchdog):
             outputs = self.stack.up()
         self.run.settings["cluster_name"] = outputs.get("cluster_name", "")
         self.run.save()

@@ -13,15 +13,12 @@ import traceback
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from harness.e2e import report as rpt
 from harness.errors import HarnessError, InputError
 from harness.results import Result
 from harness.run import Run
-
-if TYPE_CHECKING:
-    from harness.terraform.runner import Terraform
 
 STAGES = ("platform", "addons", "access", "checks", "karpenter", "teardown")
 KUBERNETES_STAGES = frozenset({"addons", "access", "karpenter"})
@@ -97,8 +94,14 @@ class Watchdog:
         return max(1.0, min(timeout, self.remaining()))
 
 
+class Watchable(Protocol):
+    """What runs Terraform (a Terraform runner, or a Stack for its platform root): polls `watchdog` while it runs."""
+
+    watchdog: Callable[[], str | None] | None
+
+
 @contextlib.contextmanager
-def watched(runner: Terraform, watchdog: Watchdog) -> Iterator[None]:
+def watched(runner: Watchable, watchdog: Watchdog) -> Iterator[None]:
     """Let the watchdog stop a Terraform apply; never a destroy (teardown must be allowed to finish)."""
     own = runner.watchdog
     runner.watchdog = lambda: (own() if own else None) or watchdog.reason()

@@ -11,7 +11,7 @@ import contextlib
 import json
 import os
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -67,6 +67,8 @@ class Stack:
         self.progress: Progress | None = None
         self._emulator: emu.Emulator | None = None
         self._aws_target: AwsTarget | None = None
+        # A reason to stop the platform's Terraform besides the emulator's death (the run's watchdog while applying).
+        self.watchdog: Callable[[], str | None] | None = None
         if api_public_cidrs:
             self.run.settings["api_public_cidrs"] = list(api_public_cidrs)
 
@@ -168,8 +170,13 @@ class Stack:
             provider=source,
             live=self.live,
             console=self.console,
-            watchdog=emulator.death_notice if emulator else None,
+            watchdog=self._abort_reason,
         )
+
+    def _abort_reason(self) -> str | None:
+        # Read when Terraform polls, not when it is built: the emulator may start after the runner exists.
+        emulator = self._emulator
+        return (emulator.death_notice() if emulator else None) or (self.watchdog() if self.watchdog else None)
 
     @contextlib.contextmanager
     def step(self, description: str) -> Iterator[None]:

@@ -658,8 +658,13 @@ class RecordingRunner:
 
 
 class ExpiredStack(FakeStack):
+    """As Stack does, its runner polls the stack's own watchdog beside the emulator's death notice."""
+
     def __init__(self, run: Any, runner: RecordingRunner) -> None:
         super().__init__(run)
+        self.watchdog: Callable[[], str | None] | None = None
+        own = runner.watchdog
+        runner.watchdog = lambda: (own() if own else None) or (self.watchdog() if self.watchdog else None)
         self.terraform = runner
 
     def up(self) -> dict[str, Any]:

@@ -24,6 +24,9 @@ if args[0] == 'init':
     os.makedirs(data_dir, exist_ok=True)
     open(os.path.join(data_dir, 'terraform.tfstate'), 'w').write('{}')
 elif args[0] == 'apply':
+    # On the emulator target the apply must reach the run's emulator, never the environment's credentials.
+    if not os.environ.get('AWS_ENDPOINT_URL', '').startswith('http://127.0.0.1:'):
+        sys.exit('Error: No valid credential sources found')
     json.dump({'resources': [{'mode': 'managed', 'type': 'aws_vpc', 'name': 'v', 'instances': [{}]}]},
               open(state, 'w'))
 elif args[0] == 'destroy':
