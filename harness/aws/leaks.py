@@ -54,16 +54,21 @@ def run_filters(run_id: str) -> list[dict[str, Any]]:
     return [{"Name": f"tag:{RUN_ID_TAG}", "Values": [run_id]}, {"Name": f"tag:{key}", "Values": [value]}]
 
 
-def tags_match(tags: Any, run_id: str) -> bool:
-    """True when a tag collection (list of Key/Value dicts, any key casing, or a plain mapping) carries the run."""
-    mapping: dict[str, str] = {}
+def tag_map(tags: Any) -> dict[str, str]:
+    """A tag collection as a dict: a list of Key/Value dicts (any key casing) or a plain mapping (EKS, SQS)."""
     if isinstance(tags, dict):
-        mapping = {str(k): str(v) for k, v in tags.items()}
-    else:
-        for tag in tags or []:
-            key = tag.get("Key", tag.get("key", tag.get("TagKey")))
-            value = tag.get("Value", tag.get("value", tag.get("TagValue")))
-            mapping[str(key)] = str(value)
+        return {str(k): str(v) for k, v in tags.items()}
+    mapping: dict[str, str] = {}
+    for tag in tags or []:
+        key = tag.get("Key", tag.get("key", tag.get("TagKey")))
+        value = tag.get("Value", tag.get("value", tag.get("TagValue")))
+        mapping[str(key)] = str(value)
+    return mapping
+
+
+def tags_match(tags: Any, run_id: str) -> bool:
+    """True when a tag collection carries the run."""
+    mapping = tag_map(tags)
     project_key, project_value = PROJECT_TAG
     return mapping.get(RUN_ID_TAG) == run_id and mapping.get(project_key) == project_value
 

@@ -408,8 +408,9 @@ class E2E(FullStack):
         )
         if not out.ok:
             return [out]
+        launched = self.pool_instances()
         if reason := self.caps.reason(IMAGE_PULLS):
-            return [out, Result.not_applicable(core.pinned_image_check(), self.run.target, reason)]
+            return [out, launched, Result.not_applicable(core.pinned_image_check(), self.run.target, reason)]
         # The new nodes pulled the image themselves: did they get the same bits?
         pinned = versions().get(GAME_IMAGE_PIN, "")
         image = self.wait(
@@ -417,7 +418,17 @@ class E2E(FullStack):
             lambda pods: core.judge_pinned_image(pods, pinned),
             300,
         )
-        return [out, image]
+        return [out, launched, image]
+
+    def pool_instances(self) -> Result:
+        """The pool's instances as EC2 reports them, against the NodePool and the platform's discovery group."""
+        nodepool, _ = self.karpenter_objects()
+        _, claims, nodes, _ = self.karpenter_state()
+        ids = [ident for claim in kk.in_pool(claims, KARPENTER_NODEPOOL) if (ident := spot.instance_id(claim))]
+        found = self.clients("ec2").describe_instances(Filters=[{"Name": "instance-id", "Values": ids}]) if ids else {}
+        instances = {i["InstanceId"]: i for r in found.get("Reservations", []) for i in r["Instances"]}
+        group = str(self.stack.outputs()["discovery_security_group_id"])
+        return spot.judge_pool_instances(nodepool or {}, claims, nodes, instances, security_groups=[group])
 
     def spot_interruption(self, replicas: int) -> Result:
         """An EventBridge-shaped spot interruption warning for one of the pool's instances, on the platform's

@@ -6,13 +6,13 @@ bin-packing minimum) that the report and the bench show."""
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import Any
 
 from harness.kube.api import KubeObject
-from harness.kube.core import Before, bin_packing_minimum
+from harness.kube.core import Before, bin_packing_minimum, cpu_cores
 from harness.kube.karpenter import (
     ScaleOutTimeline,
     in_pool,
@@ -37,13 +37,19 @@ class InterruptionVictim:
     instance_id: str
 
 
+def instance_id(nodeclaim: Mapping[str, Any]) -> str | None:
+    """The EC2 instance of a NodeClaim (status.providerID aws:///zone/id), or None before it has one."""
+    provider_id = str((nodeclaim.get("status") or {}).get("providerID") or "")
+    return provider_id.rsplit("/", 1)[1] if provider_id.startswith("aws:///") else None
+
+
 def interruption_victim(nodeclaims: Sequence[KubeObject], nodepool: str) -> InterruptionVictim | None:
     """The first (by name) NodeClaim of `nodepool` with a node and an instance (providerID aws:///zone/id)."""
     for claim in sorted(in_pool(nodeclaims, nodepool), key=object_name):
         status = claim.get("status") or {}
-        provider_id, node = str(status.get("providerID") or ""), str(status.get("nodeName") or "")
-        if provider_id.startswith("aws:///") and node:
-            return InterruptionVictim(object_name(claim), node, provider_id.rsplit("/", 1)[1])
+        ident, node = instance_id(claim), str(status.get("nodeName") or "")
+        if ident and node:
+            return InterruptionVictim(object_name(claim), node, ident)
     return None
 
 
@@ -60,6 +66,67 @@ def spot_interruption_warning(victim: InterruptionVictim, region: str, account: 
         "resources": [f"arn:aws:ec2:{region}:{account}:instance/{victim.instance_id}"],
         "detail": {"instance-id": victim.instance_id, "instance-action": "terminate"},
     }
+
+
+# ---------------------------------------------------------------- the pool's instances
+
+POOL_INSTANCES_CHECK = "karpenter launches the pool's nodes as its NodePool and EC2NodeClass say"
+
+
+def judge_pool_instances(
+    nodepool: KubeObject,
+    nodeclaims: Sequence[KubeObject],
+    nodes: Sequence[KubeObject],
+    instances: Mapping[str, Mapping[str, Any]],
+    *,
+    security_groups: Sequence[str],
+) -> Result:
+    """Every launched NodeClaim of the NodePool: its Node carries the NodePool's taints, its EC2 instance (from
+    ``instances``, id -> DescribeInstances entry) is a spot instance in exactly ``security_groups`` (the platform's
+    discovery group, which the EC2NodeClass selects), and the pool's launched CPU stays within ``spec.limits.cpu``."""
+    pool = object_name(nodepool)
+    spec = nodepool.get("spec") or {}
+    taints = [dict(t) for t in ((spec.get("template") or {}).get("spec") or {}).get("taints") or []]
+    claims = [c for c in in_pool(nodeclaims, pool) if instance_id(c)]
+    by_name = {object_name(n): n for n in nodes}
+    problems: list[str] = []
+    launched_cpu = 0.0
+    for claim in claims:
+        status = claim.get("status") or {}
+        launched_cpu += cpu_cores(str((status.get("capacity") or {}).get("cpu") or "0"))
+        ident, node = str(instance_id(claim)), by_name.get(str(status.get("nodeName") or ""))
+        if node is not None:
+            missing = [t for t in taints if t not in ((node.get("spec") or {}).get("taints") or [])]
+            problems += [f"node {object_name(node)} lacks the taint {t['key']}={t.get('value', '')}" for t in missing]
+        instance = instances.get(ident)
+        if instance is None:
+            problems.append(f"{object_name(claim)}'s instance {ident} is not in EC2")
+            continue
+        if instance.get("InstanceLifecycle") != "spot":
+            problems.append(f"instance {ident} is {instance.get('InstanceLifecycle') or 'on-demand'}, not spot")
+        groups = sorted(g["GroupId"] for g in instance.get("SecurityGroups") or [])
+        if groups != sorted(security_groups):
+            wanted = ", ".join(security_groups)
+            problems.append(f"instance {ident} is in {', '.join(groups) or 'no group'}, not {wanted}")
+    limit = (spec.get("limits") or {}).get("cpu")
+    if limit is not None and launched_cpu > cpu_cores(str(limit)):
+        problems.append(f"the pool launched {launched_cpu:g} CPU, over its limit {limit}")
+    evidence = {
+        "instances": {str(instance_id(c)): object_name(c) for c in claims},
+        "launched_cpu": launched_cpu,
+        "cpu_limit": limit,
+        "taints": taints,
+    }
+    if not claims:
+        return Result.failed(POOL_INSTANCES_CHECK, f"no NodeClaim of {pool} has an instance", **evidence)
+    if problems:
+        return Result.failed(POOL_INSTANCES_CHECK, "; ".join(problems), **evidence)
+    return Result.passed(
+        POOL_INSTANCES_CHECK,
+        f"{len(claims)} spot instance(s) in {', '.join(security_groups)}, nodes tainted as {pool} says, "
+        f"{launched_cpu:g} of {limit or 'unlimited'} CPU",
+        **evidence,
+    )
 
 
 INTERRUPTION_EVENT = "SpotInterrupted"  # Karpenter 1.14 (pkg/controllers/interruption/events), on NodeClaim and Node

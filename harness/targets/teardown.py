@@ -11,7 +11,8 @@ groups) then block the VPC's destroy. So, while the controllers still run:
 2. remove-ingresses  delete any Ingress still there; wait until the run's ALBs, target groups and the
                      controller's security groups are gone from AWS.
 3. remove-nodepools  delete NodePools (Karpenter drains and terminates its nodes) and wait until no
-                     Karpenter instance of the run is left; then delete the EC2NodeClasses.
+                     Karpenter instance of the run is left; then delete the EC2NodeClasses and wait until
+                     the launch templates and instance profiles Karpenter made for them are gone.
 4. destroy-addons    terraform destroy infra/addons.
 5. destroy-platform  terraform destroy infra/platform.
 6. sweep             delete anything still tagged with the run id (harness.aws.sweep) and prove nothing is left.
@@ -144,6 +145,27 @@ def karpenter_leftovers(clients: ClientFactory, run_id: str) -> list[str]:
     return found
 
 
+# Karpenter names its launch templates after its API group and tags the instance profiles it makes for an
+# EC2NodeClass with the class's name (its IAM policy in infra/modules/karpenter conditions on that tag).
+KARPENTER_LAUNCH_TEMPLATE_PREFIX = "karpenter.k8s.aws/"
+KARPENTER_INSTANCE_PROFILE_TAG = "karpenter.k8s.aws/ec2nodeclass"
+
+
+def karpenter_class_leftovers(clients: ClientFactory, run_id: str) -> list[str]:
+    """The launch templates and instance profiles of the run that Karpenter made for its EC2NodeClasses."""
+    found = [
+        leak.label()
+        for leak in leaks.find_launch_templates(clients, run_id)
+        if leak.name.startswith(KARPENTER_LAUNCH_TEMPLATE_PREFIX)
+    ]
+    iam = clients("iam")
+    for leak in leaks.find_instance_profiles(clients, run_id):
+        profile = iam.get_instance_profile(InstanceProfileName=leak.ref)["InstanceProfile"]
+        if KARPENTER_INSTANCE_PROFILE_TAG in leaks.tag_map(profile.get("Tags")):
+            found.append(leak.label())
+    return found
+
+
 def judge_gone(name: str) -> Callable[[Sequence[str]], Result]:
     """A judge for wait_for: PASS when nothing is left, PENDING (naming what is) otherwise."""
 
@@ -253,10 +275,17 @@ class Teardown:
             lambda: karpenter_leftovers(self.clients, self.run.id),
             self.timeouts.karpenter_nodes,
         )
-        # After the nodes: Karpenter removes the instance profile it made for a class when the class goes.
+        # After the nodes: Karpenter removes the launch templates and the instance profile it made for a class when
+        # the class goes.
         for node_class in existing(kube, EC2_NODE_CLASS):
             if kube.delete_custom(EC2_NODE_CLASS, _name(node_class)):
                 deleted.append(f"ec2nodeclass/{_name(node_class)}")
+        if waited.ok:
+            waited = self._wait(
+                "karpenter launch templates and instance profiles gone",
+                lambda: karpenter_class_leftovers(self.clients, self.run.id),
+                self.timeouts.karpenter_nodes,
+            )
         return _step_result("remove-nodepools", waited, deleted=deleted)
 
     def destroy_root(self, root: str) -> Result:

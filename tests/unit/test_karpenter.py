@@ -30,8 +30,10 @@ from harness.kube.karpenter import (
 from harness.kube.spot import (
     INTERRUPTION_EVENT,
     InterruptionVictim,
+    instance_id,
     interruption_victim,
     judge_interruption,
+    judge_pool_instances,
     scale_out_figures,
     spot_interruption_warning,
 )
@@ -646,3 +648,56 @@ def test_the_scale_out_figures_time_only_what_came_after_the_scale() -> None:
     assert cpu_cores("500m") == 0.5 and cpu_cores("2") == 2.0
     assert request == game["spec"]["template"]["spec"]["containers"][0]["resources"]["requests"]["cpu"] == REQUEST
     assert cpu_request({"spec": {}}) == "0"
+
+
+def launched_instances(nodeclaims: list[dict[str, Any]], **changed: Any) -> dict[str, dict[str, Any]]:
+    """DescribeInstances entries for the recorded NodeClaims' instances, as EC2 reports a spot launch."""
+    ids = [i for c in nodeclaims if (i := instance_id(c))]
+    return {
+        i: {"InstanceId": i, "InstanceLifecycle": "spot", "SecurityGroups": [{"GroupId": DISCOVERY_GROUP}], **changed}
+        for i in ids
+    }
+
+
+def tainted_off(nodes: list[dict[str, Any]], name: str) -> list[dict[str, Any]]:
+    stripped = [yaml.safe_load(yaml.safe_dump(n)) for n in nodes]
+    for node in stripped:
+        if node["metadata"]["name"] == name:
+            node["spec"]["taints"] = [t for t in node["spec"]["taints"] if t["key"] != "eks-platform/pool"]
+    return stripped
+
+
+@pytest.mark.parametrize(
+    ("change", "why"),
+    [
+        ({}, None),
+        ({"instances": {"InstanceLifecycle": None}}, f"instance {NEW_NODE} is on-demand, not spot"),
+        ({"instances": {"SecurityGroups": [{"GroupId": "sg-default"}]}}, f"is in sg-default, not {DISCOVERY_GROUP}"),
+        ({"untainted": NEW_NODE}, f"node {NEW_NODE} lacks the taint eks-platform/pool=apps"),
+        ({"cpu_limit": "4"}, "the pool launched 10 CPU, over its limit 4"),
+        ({"gone": NEW_NODE}, f"apps-vsbxl's instance {NEW_NODE} is not in EC2"),
+    ],
+    ids=["as-declared", "on-demand", "default-group", "untainted-node", "over-cpu-limit", "instance-gone"],
+)
+def test_the_pool_instances_are_judged_against_the_nodepool_and_the_discovery_group(
+    change: dict[str, Any], why: str | None
+) -> None:
+    seen = done()
+    (nodepool,) = items("recorded/scaled_out/nodepools.yaml")
+    if "cpu_limit" in change:
+        nodepool = {**nodepool, "spec": {**nodepool["spec"], "limits": {"cpu": change["cpu_limit"]}}}
+    instances = launched_instances(seen["nodeclaims"], **change.get("instances", {}))
+    instances.pop(change.get("gone", ""), None)
+    nodes = tainted_off(seen["nodes"], change["untainted"]) if "untainted" in change else seen["nodes"]
+    result = judge_pool_instances(nodepool, seen["nodeclaims"], nodes, instances, security_groups=[DISCOVERY_GROUP])
+    if why is None:
+        assert result.status is Status.PASS, result.why
+        assert result.evidence["instances"] == {BASELINE_NODE: BASELINE_CLAIM, NEW_NODE: NEW_CLAIM}
+    else:
+        assert result.status is Status.FAIL and why in result.why, result.why
+
+
+def test_a_pool_without_launched_instances_fails_the_instance_judge() -> None:
+    (nodepool,) = items("recorded/scaled_out/nodepools.yaml")
+    result = judge_pool_instances(nodepool, [], [], {}, security_groups=[DISCOVERY_GROUP])
+    assert result.status is Status.FAIL and "no NodeClaim of apps has an instance" in result.why

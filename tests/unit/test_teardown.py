@@ -23,6 +23,9 @@ from harness.targets.teardown import PlannedStep, Teardown, TeardownFacts, Teard
 REGION = "eu-west-1"
 
 
+KARPENTER_PROFILE = "eks-platform_1234"
+
+
 def kv(tags: dict[str, str]) -> list[dict[str, str]]:
     return [{"Key": k, "Value": v} for k, v in tags.items()]
 
@@ -61,10 +64,11 @@ class FakeCluster:
         *,
         alb_lag: float | None = 90,
         karpenter_lag: float | None = 120,
+        class_lag: float | None = 30,
         listing_fails: Exception | None = None,
     ) -> None:
         self.world, self.aws = world, aws
-        self.alb_lag, self.karpenter_lag = alb_lag, karpenter_lag
+        self.alb_lag, self.karpenter_lag, self.class_lag = alb_lag, karpenter_lag, class_lag
         self.listing_fails = listing_fails  # what listing a custom resource raises instead of answering
         self.objects: dict[tuple[str, str | None, str], dict[str, Any]] = {}
         owner = [{"kind": "ApplicationSet", "name": "x"}]
@@ -103,7 +107,18 @@ class FakeCluster:
             )
         if resource is NODE_POOL:
             self._karpenter_drains()
+        if resource is EC2_NODE_CLASS and self.class_lag is not None:
+            self.world.later(
+                self.class_lag, "karpenter deletes the class's launch templates and instance profile", self.drop_class
+            )
         return True
+
+    def drop_class(self) -> None:
+        ec2, iam = self.aws("ec2"), self.aws("iam")
+        for template in ec2.describe_launch_templates()["LaunchTemplates"]:
+            if template["LaunchTemplateName"].startswith(teardown.KARPENTER_LAUNCH_TEMPLATE_PREFIX):
+                ec2.delete_launch_template(LaunchTemplateId=template["LaunchTemplateId"])
+        iam.delete_instance_profile(InstanceProfileName=KARPENTER_PROFILE)
 
     def _argo_delete(self, app: str, ingress: bool = False, nodepool: bool = False) -> None:
         self.objects.pop((APPLICATION.plural, "argocd", app), None)
@@ -179,6 +194,15 @@ def plant_controller_resources(aws: Callable[[str], Any], tags: dict[str, str]) 
     )["GroupId"]
     elbv2.create_load_balancer(Name="k8s-game", Subnets=subnets, SecurityGroups=[sg], Tags=kv(tags))
     elbv2.create_target_group(Name="k8s-game", Protocol="HTTP", Port=80, VpcId=vpc, TargetType="ip", Tags=kv(tags))
+    # What Karpenter makes for the EC2NodeClass: a launch template and an instance profile, with the class's tags.
+    ec2.create_launch_template(
+        LaunchTemplateName=f"{teardown.KARPENTER_LAUNCH_TEMPLATE_PREFIX}1234",
+        LaunchTemplateData={},
+        TagSpecifications=[{"ResourceType": "launch-template", "Tags": kv(tags)}],
+    )
+    aws("iam").create_instance_profile(
+        InstanceProfileName=KARPENTER_PROFILE, Tags=kv({**tags, teardown.KARPENTER_INSTANCE_PROFILE_TAG: "apps"})
+    )
     image = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
     ec2.run_instances(
         ImageId=image,
@@ -230,6 +254,9 @@ def test_controllers_finish_before_terraform_destroys_them(tmp_path: Path, aws: 
     assert log.index("delete applications/bootstrap") < log.index("delete applicationsets/game")
     assert log.index("controller: alb controller deletes the ALB") < log.index("terraform destroy addons")
     assert log.index("controller: karpenter terminates its nodes") < log.index("terraform destroy addons")
+    assert log.index("controller: karpenter deletes the class's launch templates and instance profile") < log.index(
+        "terraform destroy addons"
+    )
     assert log.index("terraform destroy addons") < log.index("terraform destroy platform")
     assert h.snapshots["addons"] == ([], [])  # nothing of the controllers' left when their add-ons go
 
@@ -258,6 +285,18 @@ def test_a_stuck_alb_controller_fails_its_step_but_the_sweep_still_cleans_up(
     assert not teardown.teardown_ok(list(results.values()))
 
 
+def test_a_class_whose_launch_templates_and_profile_karpenter_keeps_fails_its_step(
+    tmp_path: Path, aws: Callable[[str], Any]
+) -> None:
+    h = Harness(tmp_path, aws, class_lag=None)
+    results = {r.name: r for r in h.teardown.execute(plan_teardown(FULL))}
+    kept = results["remove-nodepools"]
+    assert kept.status is Status.FAIL and "timed out after 300s" in kept.why, kept.why
+    assert f"instance_profile {KARPENTER_PROFILE}" in kept.why and "launch_template" in kept.why, kept.why
+    assert results["sweep"].status is Status.PASS  # the sweep still removes them
+    assert teardown.karpenter_class_leftovers(aws, h.run.id) == []
+
+
 def test_unreachable_cluster_fails_kubernetes_steps_and_terraform_and_sweep_still_run(
     tmp_path: Path, aws: Callable[[str], Any]
 ) -> None:
@@ -283,6 +322,7 @@ def test_kinds_the_api_does_not_serve_have_nothing_to_remove(tmp_path: Path, aws
     ec2 = aws("ec2")  # and Karpenter never launched a node
     launched = ec2.describe_instances(Filters=[{"Name": "tag-key", "Values": ["karpenter.sh/nodepool"]}])
     ec2.terminate_instances(InstanceIds=[i["InstanceId"] for r in launched["Reservations"] for i in r["Instances"]])
+    h.cluster.drop_class()  # nor made a launch template or an instance profile for a class
     results = {r.name: r for r in h.teardown.execute(plan_teardown(FULL))}
     assert all(r.status is Status.PASS for r in results.values()), [(r.name, r.why) for r in results.values()]
     assert results["remove-gitops"].evidence["deleted"] == [] and results["remove-nodepools"].evidence["deleted"] == []
