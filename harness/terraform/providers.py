@@ -170,6 +170,15 @@ def install_failure(output: str, source: ProviderSource) -> EnvironmentProblem |
     )
 
 
+# infra/addons' hashicorp providers (its versions.tf), each pinned in versions.yaml as `<name>_provider`.
+ADDONS_PROVIDERS = ("aws", "helm", "kubernetes", "http")
+
+
+def provider_pins(pins: Mapping[str, object], names: Iterable[str] = ADDONS_PROVIDERS) -> dict[str, str]:
+    """Provider name -> pinned version, from versions.yaml's `<name>_provider` entries."""
+    return {name: str(pins[f"{name}_provider"]) for name in names}
+
+
 def mirror_holding(
     pins: Mapping[str, str],
     *,

@@ -10,7 +10,13 @@ from rich.table import Table
 
 from harness.errors import HarnessError
 from harness.project import versions
-from harness.terraform.providers import REGISTRY_HOST, find_machine_mirror, mirror_holding, registry_reachable
+from harness.terraform.providers import (
+    REGISTRY_HOST,
+    find_machine_mirror,
+    mirror_holding,
+    provider_pins,
+    registry_reachable,
+)
 from harness.terraform.runner import find_cli
 from harness.toolchain.build import Entry, cache_root, entry_for, entry_problem, read_manifest
 from harness.toolchain.components import select
@@ -57,7 +63,7 @@ def terraform_status() -> list[str]:
     except HarnessError as exc:
         cli = f"Terraform CLI: {exc} (it cannot be built from the Go module proxy: docs/toolchain.md)"
     aws = find_machine_mirror(pins["aws_provider"])
-    addons = {name: pins[f"{name}_provider"] for name in ("helm", "kubernetes", "http")}
+    addons = {name: version for name, version in provider_pins(pins).items() if name != "aws"}
     addons_mirror = mirror_holding(addons)
     reachable = registry_reachable() if aws is None or addons_mirror is None else True
     names = ", ".join(f"hashicorp/{name} {version}" for name, version in addons.items())

@@ -20,6 +20,7 @@ from harness.terraform.providers import (
     cli_config,
     find_machine_mirror,
     mirror_holding,
+    provider_pins,
     provider_source,
     registry_reachable,
     unavailable_reason,
@@ -114,19 +115,11 @@ def test_platform_terraform_test_suite_passes(cli: TerraformCli, platform_copy: 
     assert f"{runs} passed, 0 failed" in out, out
 
 
-ADDONS_PROVIDERS = {
-    "aws": "aws_provider",
-    "helm": "helm_provider",
-    "kubernetes": "kubernetes_provider",
-    "http": "http_provider",
-}
-
-
 @pytest.fixture(scope="module")
 def addons_copy(cli: TerraformCli, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
     """An initialised copy of infra/addons: its three providers from one mirror that holds them all, else the
     AWS provider from the machine's mirror and the others from the registry; else a skip naming what is missing."""
-    pins = {name: versions()[key] for name, key in ADDONS_PROVIDERS.items()}
+    pins = provider_pins(versions())
     work = tmp_path_factory.mktemp("addons-static")
     mirror = mirror_holding(pins)
     if mirror is not None:

@@ -9,6 +9,7 @@ import pytest
 from go_proxy import GO, HELLO_MAIN, HELLO_MODULE, serve_module
 
 from harness.project import versions
+from harness.terraform.providers import provider_pins
 
 
 @pytest.fixture
@@ -21,8 +22,7 @@ def hello_repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     serve_module(proxy, HELLO_MODULE, "v1.0.0", files)
     repo = tmp_path / "repo"
     (repo / "infra").mkdir(parents=True)
-    pins = ("aws_provider", "helm_provider", "kubernetes_provider", "http_provider")
-    providers = "".join(f'{key}: "{versions()[key]}"\n' for key in pins)
+    providers = "".join(f'{name}_provider: "{version}"\n' for name, version in provider_pins(versions()).items())
     (repo / "versions.yaml").write_text('hello: "1.0.0"\n' + providers)
     wrapper = repo / "toolchain" / "hello"
     wrapper.mkdir(parents=True)
