@@ -620,11 +620,19 @@ def uncovered_arns(arns: Iterable[str]) -> list[str]:
     return sorted(a for a in arns if not arn_type(a).startswith(ARN_TYPES_COVERED))
 
 
-def find_tagged_arns(clients: ClientFactory, run_id: str) -> list[str]:
+def find_tagged(clients: ClientFactory, run_id: str) -> dict[str, dict[str, str]]:
+    """ARN -> tags of everything the Resource Groups Tagging API lists with the run's id and project tags."""
     tagging = clients("resourcegroupstaggingapi")
     key, value = PROJECT_TAG
     filters = [{"Key": RUN_ID_TAG, "Values": [run_id]}, {"Key": key, "Values": [value]}]
-    return [r["ResourceARN"] for r in pages(tagging, "get_resources", "ResourceTagMappingList", TagFilters=filters)]
+    return {
+        str(r["ResourceARN"]): {str(t["Key"]): str(t.get("Value", "")) for t in r.get("Tags") or []}
+        for r in pages(tagging, "get_resources", "ResourceTagMappingList", TagFilters=filters)
+    }
+
+
+def find_tagged_arns(clients: ClientFactory, run_id: str) -> list[str]:
+    return list(find_tagged(clients, run_id))
 
 
 def find_leaks(clients: ClientFactory, run_id: str, kinds: Sequence[Kind] = KINDS) -> list[Leak]:

@@ -19,7 +19,7 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -138,6 +138,16 @@ def _display_path(name: str, root: Path | None) -> str:
 def transient_error(output: str) -> str | None:
     """The name of the TRANSIENT_ERRORS pattern the output matches, if any."""
     return next((name for name, pattern in TRANSIENT_ERRORS.items() if pattern.search(output)), None)
+
+
+def state_resources(state: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
+    """Every resource of a `show -json` state document (root module and child modules): address, mode, type,
+    name, index and values, as Terraform renders them."""
+    modules = [state.get("values", {}).get("root_module", {})]
+    while modules:
+        module = modules.pop(0)
+        yield from (dict(resource) for resource in module.get("resources", []))
+        modules.extend(module.get("child_modules", []))
 
 
 @dataclass(frozen=True)

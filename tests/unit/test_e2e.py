@@ -906,6 +906,7 @@ def test_the_checks_stage_waits_for_a_provisioning_alb(
 
 def test_the_not_applicable_rows_carry_the_judges_own_names() -> None:
     """What a target without Kubernetes reports as n/a is named exactly as the judges name their results on AWS."""
+    from harness.aws import checks
     from harness.e2e.orchestration import KUBERNETES_CHECK_NAMES
     from harness.kube import argocd, core, ingress
 
@@ -921,6 +922,7 @@ def test_the_not_applicable_rows_carry_the_judges_own_names() -> None:
         ingress.judge_target_groups(facts, {}),
         ingress.judge_target_health(facts),
         ingress.judge_game_page(ingress.HttpProbe("http://k8s-game.example/", None, "", "no answer")),
+        checks.judge_run_tags({}, {}, name=checks.CONTROLLER_RUN_TAGS),
     ]
     assert [r.name for r in judged] == list(KUBERNETES_CHECK_NAMES)
 
