@@ -140,6 +140,9 @@ class Stack:
         self._emulator = emu.external() or emu.start(self.run.path("logs", "emulator.log"))
         self.run.settings["emulator"] = self._emulator.settings()
         self.run.save()
+        if "terraform" in self.__dict__:
+            # Made before the emulator existed (a watchdog wraps it before `up`): point it at the emulator now.
+            self.terraform.use_env(self._emulator.child_env(self.region))
         return self._emulator
 
     def aws_target(self) -> AwsTarget:
@@ -169,8 +172,12 @@ class Stack:
             provider=source,
             live=self.live,
             console=self.console,
-            watchdog=emulator.death_notice if emulator else None,
+            watchdog=self._emulator_death if self.capabilities.emulated else None,
         )
+
+    def _emulator_death(self) -> str | None:
+        """The run's emulator's death notice, whichever emulator the run has when Terraform asks."""
+        return self._emulator.death_notice() if self._emulator is not None else None
 
     @contextlib.contextmanager
     def step(self, description: str) -> Iterator[None]:

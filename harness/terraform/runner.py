@@ -206,11 +206,15 @@ class Terraform:
         self.attempts = attempts
         self.retry_wait_s = retry_wait_s
         self.watchdog = watchdog
-        self._env = {k: v for k, v in env.items() if k not in provider.unset}
-        self._env.update(provider.env)
-        self._env.update(TF_DATA_DIR=str(self.work_dir / "data"), TF_IN_AUTOMATION="1", CHECKPOINT_DISABLE="1")
+        self.use_env(env)
         self._sequence = 0
         self.command_seconds: list[tuple[str, float]] = []  # (step, wall time) of every command run
+
+    def use_env(self, env: Mapping[str, str]) -> None:
+        """The child's whole environment from now on (e.g. once the emulator it talks to has started)."""
+        self._env = {k: v for k, v in env.items() if k not in self.provider.unset}
+        self._env.update(self.provider.env)
+        self._env.update(TF_DATA_DIR=str(self.work_dir / "data"), TF_IN_AUTOMATION="1", CHECKPOINT_DISABLE="1")
 
     @property
     def initialized(self) -> bool:
