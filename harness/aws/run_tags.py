@@ -30,7 +30,10 @@ from harness.terraform.runner import state_resources
 
 RESOURCE_TAGGING_API = "resource_tagging_api"  # infra/targets.yaml: a target whose GetResources misses some types
 ARN_ATTRIBUTES = ("arn", "access_entry_arn", "association_arn")  # where a resource's ARN is in its state values
-KARPENTER_CLUSTER_TAG = "karpenter.k8s.aws/cluster"  # Karpenter tags its launch templates with the cluster name
+# How Karpenter 1.14 finds its own launch templates (pkg/providers/launchtemplate: hydrateCache, DeleteAll): the
+# cluster's name and the EC2NodeClass's, both tags it puts on every template it creates.
+KARPENTER_CLUSTER_TAG = "eks:eks-cluster-name"
+KARPENTER_NODECLASS_TAG = "karpenter.k8s.aws/ec2nodeclass"
 DESCRIBE_TAGS_IDS = 200  # resource ids per DescribeTags filter
 
 
@@ -171,7 +174,8 @@ def controller_resources(
     clients: ClientFactory, instances: Mapping[str, str], cluster: str, load_balancer_dns: str | None
 ) -> list[CreatedResource]:
     """What Karpenter and the LB controller created, from their own records: `instances` (NodeClaim name ->
-    instance id, from status.providerID) and their attached volumes, Karpenter's launch templates for `cluster`,
+    instance id, from status.providerID) and their attached volumes, Karpenter's launch templates for `cluster`
+    (found as Karpenter finds them),
     the ALB with `load_balancer_dns` (the Ingress's status), its target groups and security groups."""
     ec2 = clients("ec2")
     found: list[CreatedResource] = []
@@ -190,9 +194,15 @@ def controller_resources(
         ec2,
         "describe_launch_templates",
         "LaunchTemplates",
-        Filters=[{"Name": f"tag:{KARPENTER_CLUSTER_TAG}", "Values": [cluster]}],
+        Filters=[
+            {"Name": f"tag:{KARPENTER_CLUSTER_TAG}", "Values": [cluster]},
+            {"Name": "tag-key", "Values": [KARPENTER_NODECLASS_TAG]},
+        ],
     )
-    found += [CreatedResource("Karpenter launch template", str(t["LaunchTemplateId"])) for t in templates]
+    found += [
+        CreatedResource(f"Karpenter launch template {t['LaunchTemplateName']}", str(t["LaunchTemplateId"]))
+        for t in templates
+    ]
     if load_balancer_dns:
         found += _load_balancer_resources(clients, load_balancer_dns)
     return found

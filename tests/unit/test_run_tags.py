@@ -58,20 +58,23 @@ def controllers(no_real_aws: None) -> Iterator[Controllers]:
             for i, z in ((1, "a"), (2, "b"))
         ]
         # Karpenter: a launch template per EC2NodeClass, tagged with the cluster; the instances it launched.
+        karpenters = {run_tags.KARPENTER_CLUSTER_TAG: CLUSTER, run_tags.KARPENTER_NODECLASS_TAG: "apps"}
         ec2.create_launch_template(
             LaunchTemplateName="karpenter.k8s.aws/123",
             LaunchTemplateData={},
-            TagSpecifications=[
-                {"ResourceType": "launch-template", "Tags": tags({run_tags.KARPENTER_CLUSTER_TAG: CLUSTER})}
-            ],
+            TagSpecifications=[{"ResourceType": "launch-template", "Tags": tags(karpenters)}],
         )
-        ec2.create_launch_template(  # another cluster's: not this run's
-            LaunchTemplateName="karpenter.k8s.aws/other",
-            LaunchTemplateData={},
-            TagSpecifications=[
-                {"ResourceType": "launch-template", "Tags": [{"Key": run_tags.KARPENTER_CLUSTER_TAG, "Value": "x"}]}
-            ],
-        )
+        for name, other in (
+            ("karpenter.k8s.aws/other", {**karpenters, run_tags.KARPENTER_CLUSTER_TAG: "x"}),  # another cluster's
+            ("ops", {run_tags.KARPENTER_CLUSTER_TAG: CLUSTER}),  # not Karpenter's: the platform's, judged there
+        ):
+            ec2.create_launch_template(
+                LaunchTemplateName=name,
+                LaunchTemplateData={},
+                TagSpecifications=[
+                    {"ResourceType": "launch-template", "Tags": [{"Key": k, "Value": v} for k, v in other.items()]}
+                ],
+            )
         claims = items("recorded/scaled_out/nodeclaims.yaml")
         volumes = {}
         for claim in claims:
@@ -135,7 +138,9 @@ def test_everything_the_controllers_created_carries_the_run_tags(controllers: Co
         ["Karpenter", "launch"],
     ]
     # The launch template is read through EC2's own API: the emulator's tagging API does not list it.
-    assert [r.split(" lt-")[0] for r in result.evidence["read_through_own_api"]] == ["Karpenter launch template"]
+    assert [r.split(" lt-")[0] for r in result.evidence["read_through_own_api"]] == [
+        "Karpenter launch template karpenter.k8s.aws/123"
+    ]
 
 
 def test_an_untagged_volume_of_a_nodeclaim_fails_naming_it(controllers: Controllers) -> None:
