@@ -16,7 +16,7 @@ import yaml
 from botocore.exceptions import BotoCoreError, ClientError
 
 from harness.aws.clients import AwsTarget
-from harness.aws.run_tags import CreatedResource, read_tags
+from harness.aws.run_tags import CreatedResource, read_tags, tag_map
 from harness.keys import DISCOVERY_TAG, ELB_SUBNET_TAG, INTERNAL_ELB_SUBNET_TAG
 from harness.results import Result
 from harness.run import RUN_ID_TAG
@@ -43,13 +43,6 @@ ACCESS_ENTRIES = "access entry lets Karpenter nodes join"
 NOTHING_LEFT = "nothing tagged with the run id is left"
 
 EventKind = tuple[str, str]  # (source, detail-type) of an EventBridge rule
-
-
-def tag_map(tags: Any) -> dict[str, str]:
-    """Tags as a dict, from the EC2/IAM list form ([{Key, Value}]) or an EKS/SQS dict."""
-    if isinstance(tags, Mapping):
-        return {str(k): str(v) for k, v in tags.items()}
-    return {str(t["Key"]): str(t["Value"]) for t in tags or []}
 
 
 # --- judges -----------------------------------------------------------------------------------------------

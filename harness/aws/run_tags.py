@@ -86,7 +86,7 @@ def read_tags(target: AwsTarget, resources: Sequence[CreatedResource], run_id: s
     own: list[CreatedResource] = []
     unlisted: list[str] = []
     for resource in resources:
-        if resource.service == "iam":
+        if resource.service == "iam":  # AWS documents that GetResources does not cover IAM: its own calls, always
             own.append(resource)
         elif resource.arn in listed:
             tags[resource.label] = listed[resource.arn]
@@ -135,7 +135,8 @@ OWN_TAG_READERS: dict[str, TagReader] = {
 }
 
 
-def _tag_map(tags: Any) -> dict[str, str]:
+def tag_map(tags: Any) -> dict[str, str]:
+    """Tags as a dict, from the EC2/IAM list form ([{Key, Value}]) or an EKS/SQS dict."""
     if isinstance(tags, Mapping):
         return {str(k): str(v) for k, v in tags.items()}
     return {str(t["Key"]): str(t.get("Value", "")) for t in tags or []}
@@ -159,7 +160,7 @@ def own_api_tags(clients: ClientFactory, resources: Iterable[CreatedResource]) -
             continue
         reader = OWN_TAG_READERS.get(arn_type(resource.arn).rstrip(":")) or OWN_TAG_READERS.get(resource.service)
         try:
-            found[resource.label] = _tag_map(reader(clients, resource)) if reader else {}
+            found[resource.label] = tag_map(reader(clients, resource)) if reader else {}
         except ClientError as exc:
             if not is_gone(exc):
                 raise
