@@ -126,6 +126,7 @@ class Platform:
         self.key = target.client("kms").create_key(Description="secrets", Tags=kms_tags)["KeyMetadata"]
         log_group = f"/aws/eks/{CLUSTER}/cluster"
         target.client("logs").create_log_group(logGroupName=log_group, tags=dict(RUN_TAGS))
+        self.log_group_arn = f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:{log_group}"
         rule = ec2.authorize_security_group_ingress(
             GroupId=group,
             IpPermissions=[{"IpProtocol": "-1", "UserIdGroupPairs": [{"GroupId": group}]}],
@@ -163,7 +164,7 @@ class Platform:
             state_entry("module.cluster.aws_kms_key.secrets", {"id": self.key["KeyId"], "arn": self.key["Arn"]}),
             state_entry(
                 "module.cluster.aws_cloudwatch_log_group.control_plane",
-                {"id": log_group, "arn": f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:{log_group}"},
+                {"id": log_group, "arn": self.log_group_arn},
             ),
             state_entry(
                 "module.cluster.aws_security_group.nodes", {"id": group, "arn": ec2_arn("security-group", group)}
@@ -344,6 +345,22 @@ def test_a_kms_key_without_its_expiry_fails_naming_it(platform: Platform) -> Non
     platform.target.client("kms").untag_resource(KeyId=platform.key["KeyId"], TagKeys=["expires-at"])
     why = failed(platform.verify())["the run's tags on what it created"]
     assert why == f"module.cluster.aws_kms_key.secrets {platform.key['KeyId']} lacks expires-at"
+
+
+def test_what_the_tagging_api_no_longer_lists_is_read_through_its_own_api_where_the_target_declares_it(
+    platform: Platform,
+) -> None:
+    """Without its run-id the tagging API filter leaves a resource out; on the emulator (resource_tagging_api) its
+    service's own API still says exactly which tag is missing."""
+    platform.target.client("kms").untag_resource(KeyId=platform.key["KeyId"], TagKeys=["run-id"])
+    platform.target.client("logs").untag_resource(resourceArn=platform.log_group_arn, tagKeys=["run-id"])
+    platform.target.client("sqs").untag_queue(QueueUrl=platform.queue_url, TagKeys=["run-id"])
+    why = failed(platform.verify())["the run's tags on what it created"]
+    assert why.split("; ") == [
+        f"module.cluster.aws_cloudwatch_log_group.control_plane /aws/eks/{CLUSTER}/cluster lacks run-id",
+        f"module.cluster.aws_kms_key.secrets {platform.key['KeyId']} lacks run-id",
+        f"module.karpenter.aws_sqs_queue.interruption {platform.queue_url} lacks run-id",
+    ]
 
 
 def test_an_untagged_launch_template_fails_through_the_own_api_read(platform: Platform) -> None:
