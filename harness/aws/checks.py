@@ -16,8 +16,11 @@ import yaml
 from botocore.exceptions import BotoCoreError, ClientError
 
 from harness.aws.clients import AwsTarget
+from harness.aws.leaks import tag_map
+from harness.aws.run_tags import CreatedResource, read_tags
 from harness.keys import DISCOVERY_TAG, ELB_SUBNET_TAG, INTERNAL_ELB_SUBNET_TAG
 from harness.results import Result
+from harness.run import RUN_ID_TAG
 
 POD_IDENTITY_PRINCIPAL = "pods.eks.amazonaws.com"
 POD_IDENTITY_ACTIONS = frozenset({"sts:AssumeRole", "sts:TagSession"})
@@ -34,19 +37,13 @@ QUEUE_EXISTS = "interruption queue exists"
 INTERRUPTION_RULES = "EventBridge rules feed the interruption queue"
 QUEUE_POLICY = "interruption queue policy admits EventBridge"
 RUN_TAGS = "the run's tags on what it created"
+CONTROLLER_RUN_TAGS = "the run's tags on what the controllers created"
 IMDS = "IMDSv2 with hop limit 1 on the ops launch template"
 POD_IDENTITY = "pod identity associations for the controllers"
 ACCESS_ENTRIES = "access entry lets Karpenter nodes join"
 NOTHING_LEFT = "nothing tagged with the run id is left"
 
 EventKind = tuple[str, str]  # (source, detail-type) of an EventBridge rule
-
-
-def tag_map(tags: Any) -> dict[str, str]:
-    """Tags as a dict, from the EC2/IAM list form ([{Key, Value}]) or an EKS/SQS dict."""
-    if isinstance(tags, Mapping):
-        return {str(k): str(v) for k, v in tags.items()}
-    return {str(t["Key"]): str(t["Value"]) for t in tags or []}
 
 
 # --- judges -----------------------------------------------------------------------------------------------
@@ -231,18 +228,37 @@ def judge_role_trust(role: Mapping[str, Any] | None, label: str, principal: str,
     return Result.passed(name, f"{principal} may {', '.join(sorted(actions))}", **evidence)
 
 
-def judge_run_tags(tagged: Mapping[str, Mapping[str, str]], expected: Mapping[str, str]) -> Result:
-    """`tagged`: resource id -> its tags as the API returns them."""
-    name = RUN_TAGS
+def judge_run_tags(
+    tagged: Mapping[str, Mapping[str, str]],
+    expected: Mapping[str, str],
+    *,
+    name: str = RUN_TAGS,
+    own_api: Sequence[str] = (),
+    unlisted: Sequence[str] = (),
+) -> Result:
+    """`tagged`: each created resource (by label) -> its tags as AWS reports them; `own_api`: the labels read through
+    their service's own API; `unlisted`: those the Resource Groups Tagging API does not list with the run's id."""
     wrong = {resource: sorted(k for k, v in expected.items() if tags.get(k) != v) for resource, tags in tagged.items()}
     wrong = {r: keys for r, keys in wrong.items() if keys}
-    evidence = {"resources": sorted(tagged), "missing": wrong}
+    evidence = {
+        "resources": sorted(tagged),
+        "missing": wrong,
+        "read_through_own_api": sorted(own_api),
+        "unlisted": sorted(unlisted),
+    }
     if not tagged:
         return Result.failed(name, "no resources to inspect", **evidence)
     if wrong:
-        detail = "; ".join(f"{r} lacks {', '.join(keys)}" for r, keys in sorted(wrong.items()))
+        detail = "; ".join(
+            f"{r} lacks {', '.join(keys)}"
+            + (" (the tagging API does not list it with the run's id)" if r in unlisted else "")
+            for r, keys in sorted(wrong.items())
+        )
         return Result.failed(name, detail, **evidence)
-    return Result.passed(name, f"{len(tagged)} resources carry {', '.join(sorted(expected))}", **evidence)
+    why = f"{len(tagged)} resources carry {', '.join(sorted(expected))}"
+    if own_api:
+        why += f" ({len(own_api)} read through their service's own tags API)"
+    return Result.passed(name, why, **evidence)
 
 
 def judge_launch_template_metadata(version: Mapping[str, Any] | None) -> Result:
@@ -409,6 +425,7 @@ class Expectations:
     ops: OpsNodeGroupSpec
     run_tags: Mapping[str, str]
     interruption_events: frozenset[EventKind] | None
+    created: Sequence[CreatedResource] = ()  # what the state of infra/platform says the run created (taggable)
 
 
 def _guarded(name: str, judge: Callable[[], Result]) -> Result:
@@ -478,18 +495,13 @@ def verify_platform(target: AwsTarget, expect: Expectations) -> list[Result]:
         "LB controller role": (out["lb_controller_role_arn"], POD_IDENTITY_PRINCIPAL, POD_IDENTITY_ACTIONS),
         "Karpenter node role": (out["karpenter_node_role_arn"], EC2_PRINCIPAL, frozenset({"sts:AssumeRole"})),
     }
-    fetched_roles: dict[str, dict[str, Any] | None] = {}
     for label, (arn, principal, actions) in roles.items():
 
         def trust(label: str = label, arn: str = arn, principal: str = principal, actions: Any = actions) -> Result:
-            fetched_roles[label] = fetch_role(iam, arn)
-            return judge_role_trust(fetched_roles[label], label, principal, actions)
+            return judge_role_trust(fetch_role(iam, arn), label, principal, actions)
 
         run(f"{label} trusts {principal}", trust)
-    run(
-        RUN_TAGS,
-        lambda: judge_run_tags(_created_resource_tags(target, out, nodegroup, fetched_roles), expect.run_tags),
-    )
+    run(RUN_TAGS, lambda: verify_run_tags(target, expect.created, expect.run_tags))
     if caps.supports("eks_pod_identity_associations"):
         wanted = {
             _service_account(out["karpenter_service_account"]): str(out["karpenter_controller_role_arn"]),
@@ -515,28 +527,9 @@ def _service_account(value: Any) -> str:
     return f"{value['namespace']}/{value['name']}" if isinstance(value, Mapping) else str(value)
 
 
-def _created_resource_tags(
-    target: AwsTarget,
-    out: Mapping[str, Any],
-    nodegroup: Mapping[str, Any] | None,
-    roles: Mapping[str, Mapping[str, Any] | None],
-) -> dict[str, dict[str, str]]:
-    """Tags of the main resources the platform creates, as each service's API reports them."""
-    ec2, eks, sqs = target.client("ec2"), target.client("eks"), target.client("sqs")
-    tagged: dict[str, dict[str, str]] = {}
-    vpc = ec2.describe_vpcs(VpcIds=[out["vpc_id"]])["Vpcs"][0]
-    tagged[vpc["VpcId"]] = tag_map(vpc.get("Tags"))
-    for subnet in fetch_subnets(ec2, [*out["public_subnet_ids"], *out["private_subnet_ids"]]):
-        tagged[subnet["SubnetId"]] = tag_map(subnet.get("Tags"))
-    group = ec2.describe_security_groups(GroupIds=[out["discovery_security_group_id"]])["SecurityGroups"][0]
-    tagged[group["GroupId"]] = tag_map(group.get("Tags"))
-    cluster = eks.describe_cluster(name=out["cluster_name"])["cluster"]
-    tagged[cluster["arn"]] = tag_map(cluster.get("tags"))
-    if nodegroup is not None:
-        tagged[str(nodegroup["nodegroupArn"])] = tag_map(nodegroup.get("tags"))
-    for role in roles.values():
-        if role is not None:
-            tagged[str(role["Arn"])] = tag_map(role.get("Tags"))
-    url = sqs.get_queue_url(QueueName=out["karpenter_interruption_queue_name"])["QueueUrl"]
-    tagged[f"sqs:{out['karpenter_interruption_queue_name']}"] = tag_map(sqs.list_queue_tags(QueueUrl=url).get("Tags"))
-    return tagged
+def verify_run_tags(
+    target: AwsTarget, created: Sequence[CreatedResource], run_tags: Mapping[str, str], name: str = RUN_TAGS
+) -> Result:
+    """The run's tags on each created resource, as AWS reports them (harness.aws.run_tags.read_tags)."""
+    reading = read_tags(target, created, str(run_tags.get(RUN_ID_TAG, "")))
+    return judge_run_tags(reading.tags, run_tags, name=name, own_api=reading.own_api, unlisted=reading.unlisted)

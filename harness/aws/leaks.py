@@ -15,7 +15,7 @@ they are reported, never silently ignored.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,13 +56,13 @@ def run_filters(run_id: str) -> list[dict[str, Any]]:
 
 def tag_map(tags: Any) -> dict[str, str]:
     """A tag collection as a dict: a list of Key/Value dicts (any key casing) or a plain mapping (EKS, SQS)."""
-    if isinstance(tags, dict):
+    if isinstance(tags, Mapping):
         return {str(k): str(v) for k, v in tags.items()}
     mapping: dict[str, str] = {}
     for tag in tags or []:
         key = tag.get("Key", tag.get("key", tag.get("TagKey")))
         value = tag.get("Value", tag.get("value", tag.get("TagValue")))
-        mapping[str(key)] = str(value)
+        mapping[str(key)] = "" if value is None else str(value)
     return mapping
 
 
@@ -625,11 +625,19 @@ def uncovered_arns(arns: Iterable[str]) -> list[str]:
     return sorted(a for a in arns if not arn_type(a).startswith(ARN_TYPES_COVERED))
 
 
-def find_tagged_arns(clients: ClientFactory, run_id: str) -> list[str]:
+def find_tagged(clients: ClientFactory, run_id: str) -> dict[str, dict[str, str]]:
+    """ARN -> tags of everything the Resource Groups Tagging API lists with the run's id and project tags."""
     tagging = clients("resourcegroupstaggingapi")
     key, value = PROJECT_TAG
     filters = [{"Key": RUN_ID_TAG, "Values": [run_id]}, {"Key": key, "Values": [value]}]
-    return [r["ResourceARN"] for r in pages(tagging, "get_resources", "ResourceTagMappingList", TagFilters=filters)]
+    return {
+        str(r["ResourceARN"]): {str(t["Key"]): str(t.get("Value", "")) for t in r.get("Tags") or []}
+        for r in pages(tagging, "get_resources", "ResourceTagMappingList", TagFilters=filters)
+    }
+
+
+def find_tagged_arns(clients: ClientFactory, run_id: str) -> list[str]:
+    return list(find_tagged(clients, run_id))
 
 
 def find_leaks(clients: ClientFactory, run_id: str, kinds: Sequence[Kind] = KINDS) -> list[Leak]:

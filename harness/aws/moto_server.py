@@ -9,6 +9,7 @@ moto.server's arguments.
 
 from __future__ import annotations
 
+import inspect
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -21,6 +22,7 @@ from moto.ec2.models.instance_types import INSTANCE_TYPES
 from moto.ec2.models.instances import InstanceBackend
 from moto.ec2.models.spot_requests import SpotFleetLaunchSpec, SpotInstanceRequest
 from moto.ec2.responses.spot_instances import SpotInstances
+from moto.ec2.utils import convert_tag_spec
 
 from harness.errors import InputError
 from harness.project import local_target
@@ -67,12 +69,34 @@ def fleet_security_groups(create_fleet: Callable[..., Fleet]) -> Callable[..., F
     @wraps(create_fleet)
     def patched(self: Any, *args: Any, **kwargs: Any) -> Fleet:
         fleet = create_fleet(self, *args, **kwargs)
-        launched = [(r.instance, r.launch_spec) for r in fleet.spot_requests] + [
-            (item["instance"], item.get("launch_spec")) for item in fleet.on_demand_instances
-        ]
-        for instance, launch_spec in launched:
+        for instance, launch_spec in _launched(fleet):
             if groups := _template_groups(self, launch_spec):
                 self.modify_instance_security_groups(instance.id, groups)
+        return fleet
+
+    return patched
+
+
+def _launched(fleet: Fleet) -> list[tuple[Any, SpotFleetLaunchSpec | None]]:
+    """(instance, launch spec) of every instance a fleet launched, spot and on-demand."""
+    return [(r.instance, r.launch_spec) for r in fleet.spot_requests] + [
+        (item["instance"], item.get("launch_spec")) for item in fleet.on_demand_instances
+    ]
+
+
+def fleet_volume_tags(create_fleet: Callable[..., Fleet]) -> Callable[..., Fleet]:
+    """The volumes of a fleet's instances carry the request's `volume` tag specification, as EC2 tags them at
+    launch (Karpenter tags its volumes there; moto applies only the `instance` one)."""
+
+    @wraps(create_fleet)
+    def patched(self: Any, *args: Any, **kwargs: Any) -> Fleet:
+        fleet = create_fleet(self, *args, **kwargs)
+        specs = inspect.signature(create_fleet).bind(self, *args, **kwargs).arguments.get("tag_specifications")
+        tags = convert_tag_spec(specs or []).get("volume", {})
+        for instance, _ in _launched(fleet) if tags else []:
+            for _, device in instance.get_block_device_mapping:
+                for volume in self.describe_volumes(volume_ids=[device.volume_id]):
+                    volume.add_tags(tags)
         return fleet
 
     return patched
@@ -155,6 +179,7 @@ def close_spot_requests(terminate: Callable[..., list[Any]]) -> Callable[..., li
 
 GAPS: dict[str, Patch] = {
     "fleet_launch_template_security_groups": Patch(FleetsBackend, "create_fleet", fleet_security_groups),
+    "fleet_volume_tags": Patch(FleetsBackend, "create_fleet", fleet_volume_tags),
     "spot_allocation_lowest_price": Patch(Fleet, "get_launch_spec_counts", lowest_price_override),
     "spot_price_history_flat": Patch(SpotInstances, "describe_spot_price_history", spot_price_history),
     "instance_status_filters_ignored": Patch(InstanceBackend, "describe_instance_status", instance_status_filters),

@@ -25,6 +25,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, TypeVar
 
+from botocore.exceptions import BotoCoreError, ClientError
+
+from harness.aws import checks as aws_checks
+from harness.aws import run_tags
 from harness.e2e.stages import StageOutcome, Watchdog, watched
 from harness.errors import EnvironmentProblem, InputError
 from harness.gate import effective, loaders
@@ -100,6 +104,7 @@ KUBERNETES_CHECK_NAMES = (
     ingress.TARGET_GROUPS_CHECK,
     ingress.TARGET_HEALTH_CHECK,
     ingress.GAME_PAGE_CHECK,
+    aws_checks.CONTROLLER_RUN_TAGS,
 )
 
 
@@ -234,6 +239,7 @@ class E2E(FullStack):
         if hostname:
             results.extend(self.load_balancer(hostname))
             results.append(self.game_page(hostname))
+        results.append(self.controllers_tagged(hostname))
         return results
 
     # Each Kubernetes check on its own: `harness e2e` runs them all (kubernetes_checks), tests/e2e one a test.
@@ -332,6 +338,22 @@ class E2E(FullStack):
         if reason := self.caps.reason(TARGET_HEALTH_CHECKS):
             return [*results, Result.not_applicable(ingress.TARGET_HEALTH_CHECK, self.run.target, reason)]
         return [*results, self.wait(facts, ingress.judge_target_health, 600)]
+
+    def controllers_tagged(self, hostname: str | None) -> Result:
+        """The run's tags on what the controllers created, found through their own records: the NodeClaims'
+        instances and volumes, Karpenter's launch templates, the Ingress's ALB with its target groups and security
+        groups."""
+        name = aws_checks.CONTROLLER_RUN_TAGS
+        try:
+            created = run_tags.controller_resources(
+                self.clients,
+                kk.claim_instances(self.kube().list_custom(NODE_CLAIM)),
+                self.cluster_name(),
+                hostname,
+            )
+            return aws_checks.verify_run_tags(self.stack.aws_target(), created, self.run.tags, name)
+        except (ClientError, BotoCoreError) as exc:
+            return Result.failed(name, f"could not fetch: {exc}")
 
     # --- Karpenter: each step on its own (tests/e2e runs one a test), the stage runs them in order.
     def karpenter_objects(self) -> tuple[Any, Any]:

@@ -79,6 +79,16 @@ def in_pool(objects: Sequence[KubeObject], nodepool: str) -> list[KubeObject]:
     return [obj for obj in objects if labels_of(obj).get(NODEPOOL_LABEL) == nodepool]
 
 
+def claim_instances(claims: Sequence[KubeObject]) -> dict[str, str]:
+    """NodeClaim name -> the EC2 instance id of its status.providerID (aws:///<zone>/<id>), for the launched ones."""
+    found = {}
+    for claim in claims:  # a terminating claim's instance is still the controller's
+        provider_id = str((claim.get("status") or {}).get("providerID") or "")
+        if provider_id.startswith("aws:///"):
+            found[object_name(claim)] = provider_id.rsplit("/", 1)[1]
+    return found
+
+
 def _step_state(claim: KubeObject, step: str) -> str:
     """``True``, or the status with Karpenter's reason and message while the step is not done."""
     found = condition(claim, step)

@@ -22,13 +22,14 @@ from rich.progress import Progress
 from harness.aws import emulator as emu
 from harness.aws.checks import Expectations, OpsNodeGroupSpec, karpenter_interruption_events, verify_platform
 from harness.aws.clients import AwsTarget, region_for, require_account_opt_in
+from harness.aws.run_tags import taggable_resources
 from harness.errors import EnvironmentProblem, HarnessError, InputError
 from harness.project import TargetCapabilities, capabilities, reference_dir, repo_root, versions
 from harness.results import Result
 from harness.run import Run, create_run, load_run
 from harness.targets import TARGETS, local
 from harness.terraform.providers import find_machine_mirror, provider_source
-from harness.terraform.runner import Terraform, check_root, find_cli
+from harness.terraform.runner import Terraform, check_root, find_cli, state_resources
 
 API_CIDRS_ENV = "HARNESS_API_PUBLIC_CIDRS"
 # RFC 5737 documentation range: the emulated API endpoint is never reachable, so nothing real is opened.
@@ -141,6 +142,9 @@ class Stack:
         self._emulator = emu.external() or emu.start(self.run.path("logs", "emulator.log"))
         self.run.settings["emulator"] = self._emulator.settings()
         self.run.save()
+        if "terraform" in self.__dict__:
+            # Made before the emulator existed: point it at the emulator, never at the shell's own credentials.
+            self.terraform.use_env(self._emulator.child_env(self.region))
         return self._emulator
 
     def aws_target(self) -> AwsTarget:
@@ -225,8 +229,10 @@ class Stack:
         return self.terraform.output()
 
     def expectations(self, outputs: dict[str, Any]) -> Expectations:
-        """What verify compares against: outputs, the ops node group's configuration, the run's tags."""
-        nodegroup = _configured_nodegroup(self.terraform.state(), str(outputs["ops_node_group_name"]))
+        """What verify compares against: outputs, the ops node group's configuration, the run's tags and what the
+        state says the run created."""
+        state = self.terraform.state()
+        nodegroup = _configured_nodegroup(state, str(outputs["ops_node_group_name"]))
         ops = OpsNodeGroupSpec(
             labels=dict(outputs["ops_node_labels"]),
             taints=[
@@ -240,7 +246,13 @@ class Stack:
             events: frozenset[tuple[str, str]] | None = karpenter_interruption_events(reference_dir()) or None
         except InputError:
             events = None
-        return Expectations(outputs=outputs, ops=ops, run_tags=self.run.tags, interruption_events=events)
+        return Expectations(
+            outputs=outputs,
+            ops=ops,
+            run_tags=self.run.tags,
+            interruption_events=events,
+            created=taggable_resources(state),
+        )
 
     def verify(self) -> list[Result]:
         """Every AWS assertion; the results are also written to the run directory (verify.json)."""
@@ -283,14 +295,10 @@ class Stack:
 
 def _configured_nodegroup(state: dict[str, Any], name: str) -> dict[str, Any]:
     """The aws_eks_node_group named `name`, as its Terraform configuration set it (from `show -json`)."""
-    modules = [state.get("values", {}).get("root_module", {})]
-    while modules:
-        module = modules.pop()
-        for resource in module.get("resources", []):
-            values = resource.get("values") or {}
-            if resource.get("type") == "aws_eks_node_group" and values.get("node_group_name") == name:
-                return dict(values)
-        modules.extend(module.get("child_modules", []))
+    for resource in state_resources(state):
+        values = resource.get("values") or {}
+        if resource.get("type") == "aws_eks_node_group" and values.get("node_group_name") == name:
+            return dict(values)
     raise InputError(f"the Terraform state has no aws_eks_node_group named {name!r}")
 
 

@@ -19,7 +19,7 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -140,6 +140,16 @@ def transient_error(output: str) -> str | None:
     return next((name for name, pattern in TRANSIENT_ERRORS.items() if pattern.search(output)), None)
 
 
+def state_resources(state: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
+    """Every resource of a `show -json` state document (root module and child modules): address, mode, type,
+    name, index and values, as Terraform renders them."""
+    modules = [state.get("values", {}).get("root_module", {})]
+    while modules:
+        module = modules.pop(0)
+        yield from (dict(resource) for resource in module.get("resources", []))
+        modules.extend(module.get("child_modules", []))
+
+
 @dataclass(frozen=True)
 class Plan:
     """A saved plan, read back with `show -json`."""
@@ -196,11 +206,15 @@ class Terraform:
         self.attempts = attempts
         self.retry_wait_s = retry_wait_s
         self.watchdog = watchdog
-        self._env = {k: v for k, v in env.items() if k not in provider.unset}
-        self._env.update(provider.env)
-        self._env.update(TF_DATA_DIR=str(self.work_dir / "data"), TF_IN_AUTOMATION="1", CHECKPOINT_DISABLE="1")
+        self.use_env(env)
         self._sequence = 0
         self.command_seconds: list[tuple[str, float]] = []  # (step, wall time) of every command run
+
+    def use_env(self, env: Mapping[str, str]) -> None:
+        """The child's whole environment from now on (e.g. once the emulator it talks to has started)."""
+        self._env = {k: v for k, v in env.items() if k not in self.provider.unset}
+        self._env.update(self.provider.env)
+        self._env.update(TF_DATA_DIR=str(self.work_dir / "data"), TF_IN_AUTOMATION="1", CHECKPOINT_DISABLE="1")
 
     @property
     def initialized(self) -> bool:

@@ -1,5 +1,6 @@
 """The game's Ingress, synced by Argo CD, becomes an internet-facing ALB that the LB controller builds in the
-public subnets, with ip targets; where the target can serve traffic, the page answers through it."""
+public subnets, with ip targets; where the target can serve traffic, the page answers through it. What the
+controllers created carries the run's tags."""
 
 from __future__ import annotations
 
@@ -34,3 +35,12 @@ def test_the_game_page_answers_through_the_alb(harness_addons: E2E, hostname: st
     if page.status is Status.NOT_APPLICABLE:
         pytest.skip(page.why)
     assert page.status is Status.PASS, page.why
+
+
+def test_what_the_controllers_created_carries_the_run_tags(harness_synced: E2E, hostname: str) -> None:
+    """The NodeClaims' instances and volumes, Karpenter's launch templates, the ALB, its target groups and security
+    groups: found through the controllers' own records, tagged by the run (EC2NodeClass tags, LB defaultTags)."""
+    placed = harness_synced.game_off_ops()  # the game's pods on Karpenter's nodes: the NodeClaims exist
+    assert placed.status is Status.PASS, placed.why
+    result = harness_synced.controllers_tagged(hostname)
+    assert result.status is Status.PASS, result.why

@@ -513,9 +513,10 @@ def karpenter_e2e(tmp_path: Path, cluster: FakeKarpenterCluster, clock: Clock) -
         now=lambda: datetime.fromtimestamp(clock.now, tz=timezone.utc),
         _kube=cluster,
     )
-    # Stand-ins for the two steps that need AWS (the EC2NodeClass's discovery, the interruption queue): their
-    # judges are tested in test_karpenter.py and the steps for real on the local target (tests/e2e).
+    # Stand-ins for the steps that need AWS (the EC2NodeClass's discovery, the pool's instances, the interruption
+    # queue): their judges are tested in test_karpenter.py and the steps for real on the local target (tests/e2e).
     runner.node_class_discovery = lambda: Result.passed("discovery", "stand-in")  # type: ignore[method-assign]
+    runner.pool_instances = lambda: Result.passed("pool instances", "stand-in")  # type: ignore[method-assign]
     runner.spot_interruption = lambda replicas: Result.passed("interruption", "stand-in")  # type: ignore[method-assign]
     return runner
 
@@ -530,6 +531,7 @@ def test_karpenter_stage_scales_out_judges_measures_and_scales_back(tmp_path: Pa
         "karpenter nodepool and ec2nodeclass ready",
         "discovery",
         "karpenter scales apps out for 4 pod(s)",
+        "pool instances",
         "game-2048 pods run the pinned image",
         "interruption",
         "karpenter consolidates apps to the bin-packing minimum",
@@ -548,7 +550,7 @@ def test_karpenter_stage_fails_when_new_replicas_pulled_other_bits_under_the_sam
     cluster = FakeKarpenterCluster(clock, tag_moved=True)
     runner = karpenter_e2e(tmp_path, cluster, clock)
     outcome = runner.karpenter()
-    pool, _discovery, scale_out, image, _interruption, scale_in = outcome.results
+    pool, _discovery, scale_out, _instances, image, _interruption, scale_in = outcome.results
     assert pool.ok and scale_out.ok and scale_in.ok
     assert image.status is Status.FAIL and "2 different images under the moving tag" in image.why
     assert cluster.scale_calls == [4, 0]
@@ -911,6 +913,7 @@ def test_the_checks_stage_waits_for_a_provisioning_alb(
 
 def test_the_not_applicable_rows_carry_the_judges_own_names() -> None:
     """What a target without Kubernetes reports as n/a is named exactly as the judges name their results on AWS."""
+    from harness.aws import checks
     from harness.e2e.orchestration import KUBERNETES_CHECK_NAMES
     from harness.kube import argocd, core, ingress
 
@@ -926,6 +929,7 @@ def test_the_not_applicable_rows_carry_the_judges_own_names() -> None:
         ingress.judge_target_groups(facts, {}),
         ingress.judge_target_health(facts),
         ingress.judge_game_page(ingress.HttpProbe("http://k8s-game.example/", None, "", "no answer")),
+        checks.judge_run_tags({}, {}, name=checks.CONTROLLER_RUN_TAGS),
     ]
     assert [r.name for r in judged] == list(KUBERNETES_CHECK_NAMES)
 

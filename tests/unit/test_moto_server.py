@@ -27,6 +27,9 @@ def ec2() -> Iterator[Any]:
         yield boto3.client("ec2", region_name=REGION)
 
 
+RUN_TAGS = [{"Key": "run-id", "Value": "r-unit"}, {"Key": "project", "Value": "eks-platform"}]
+
+
 def launch_as_karpenter(ec2: Any, *, interface_groups: bool = False) -> tuple[dict[str, Any], str]:
     """A launch template with the node security group, then CreateFleet instant/spot with one override per type
     (the fleet answer's first instance, and the node security group)."""
@@ -52,6 +55,8 @@ def launch_as_karpenter(ec2: Any, *, interface_groups: bool = False) -> tuple[di
                 "Overrides": [{"InstanceType": t, "SubnetId": subnet, "ImageId": image} for t in TYPES],
             }
         ],
+        # Karpenter 1.14 tags these three on CreateFleet (pkg/providers/instance/types.go), the rest in the template.
+        TagSpecifications=[{"ResourceType": t, "Tags": RUN_TAGS} for t in ("instance", "volume", "fleet")],
     )
     return fleet["Instances"][0], group
 
@@ -124,6 +129,17 @@ def test_terminating_a_spot_instance_closes_its_request(ec2: Any) -> None:
     assert (request["State"], request["Status"]["Code"]) == ("closed", "instance-terminated-by-user")
 
 
+def test_the_volumes_of_a_fleet_instance_carry_the_volume_tags(ec2: Any) -> None:
+    with moto_server.patched(["fleet_volume_tags"]):
+        launched, _ = launch_as_karpenter(ec2)
+    instance = described(ec2, launched["InstanceIds"][0])
+    volumes = [m["Ebs"]["VolumeId"] for m in instance["BlockDeviceMappings"]]
+    assert volumes
+    for volume in ec2.describe_volumes(VolumeIds=volumes)["Volumes"]:
+        assert sorted(t["Key"] for t in volume.get("Tags", [])) == ["project", "run-id"]
+    assert sorted(t["Key"] for t in instance["Tags"]) == ["project", "run-id"]
+
+
 def test_the_patches_are_undone_after_the_block(ec2: Any) -> None:
     with moto_server.patched(list(moto_server.GAPS)):
         pass
@@ -133,6 +149,8 @@ def test_the_patches_are_undone_after_the_block(ec2: Any) -> None:
     assert launched["InstanceType"] == TYPES[0]
     assert [g["GroupId"] for g in instance["SecurityGroups"]] != [group]
     assert "SpotInstanceRequestId" not in instance
+    volume = instance["BlockDeviceMappings"][0]["Ebs"]["VolumeId"]
+    assert "Tags" not in ec2.describe_volumes(VolumeIds=[volume])["Volumes"][0]
 
 
 def test_the_harness_emulator_serves_the_declared_images_with_the_gaps_patched(tmp_path: Path) -> None:

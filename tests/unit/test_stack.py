@@ -33,6 +33,8 @@ if command == 'init':  # records the backend in the data dir, like terraform
 elif command == 'apply':
     json.dump({'resources': [{'mode': 'managed', 'type': 'aws_vpc', 'name': 'this', 'instances': [{}]}]},
               open(state, 'w'))
+    json.dump({k: os.environ.get(k) for k in ('AWS_ENDPOINT_URL', 'AWS_ACCESS_KEY_ID')},
+              open(os.path.join(run_dir, 'apply-env.json'), 'w'))
     mode = os.environ.get('FAKE_APPLY', 'ok')
     if mode == 'fail':
         print('Error: creating EC2 VPC: InvalidParameterValue'); sys.exit(1)
@@ -126,6 +128,24 @@ def test_up_then_down_from_another_process_view(fake_terraform: Path, pid_alive:
     assert not emu.is_moto_process(recorded["pid"])
     later.down()  # repeating is harmless
     assert commands(fake_terraform).count("destroy") == 1
+
+
+def test_terraform_made_before_the_emulator_starts_applies_against_it(fake_terraform: Path) -> None:
+    """The watchdog wraps the run's Terraform before `up` starts the emulator (harness.e2e.stages.watched): the apply
+    must still go to the emulator, with its dummy credentials, never to whatever account the shell has."""
+    stack = Stack.create("emulator", "r-early")
+    early = stack.terraform  # what `watched(stack.terraform, ...)` does before `stack.up()`
+    try:
+        stack.up()
+        emulator = stack.emulator(start=False)
+        assert emulator is not None and stack.terraform is early
+        seen = json.loads(stack.run.path("apply-env.json").read_text(encoding="utf-8"))
+        assert seen == {
+            "AWS_ENDPOINT_URL": emulator.endpoint,
+            "AWS_ACCESS_KEY_ID": emu.DUMMY_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+        }
+    finally:
+        stack.down()
 
 
 def test_a_failed_apply_tears_down_and_stops_the_emulator(

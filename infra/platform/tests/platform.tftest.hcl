@@ -129,7 +129,7 @@ run "emulator_target_leaves_out_what_moto_lacks" {
   }
 
   assert {
-    condition     = toset(keys(output.unsupported_on_target)) == toset(["eks_access_entries", "eks_pod_identity_associations", "eks_addons", "eks_upgrade_policy", "target_health_checks", "kubernetes"])
+    condition     = toset(keys(output.unsupported_on_target)) == toset(["eks_access_entries", "eks_pod_identity_associations", "eks_addons", "eks_upgrade_policy", "target_health_checks", "resource_tagging_api", "kubernetes"])
     error_message = "the emulator target must report the capabilities from infra/targets.yaml"
   }
 
