@@ -26,6 +26,7 @@ from botocore.exceptions import ClientError
 
 from harness.aws.clients import AwsTarget
 from harness.aws.leaks import ClientFactory, arn_type, find_tagged, is_gone, pages, tag_map
+from harness.keys import NODECLASS_TAG
 from harness.terraform.runner import state_resources
 
 RESOURCE_TAGGING_API = "resource_tagging_api"  # infra/targets.yaml: a target whose GetResources misses some types
@@ -33,7 +34,6 @@ ARN_ATTRIBUTES = ("arn", "access_entry_arn", "association_arn")  # where a resou
 # How Karpenter 1.14 finds its own launch templates (pkg/providers/launchtemplate: hydrateCache, DeleteAll): the
 # cluster's name and the EC2NodeClass's, both tags it puts on every template it creates.
 KARPENTER_CLUSTER_TAG = "eks:eks-cluster-name"
-KARPENTER_NODECLASS_TAG = "karpenter.k8s.aws/ec2nodeclass"
 DESCRIBE_TAGS_IDS = 200  # resource ids per DescribeTags filter
 
 
@@ -190,7 +190,7 @@ def controller_resources(
         "LaunchTemplates",
         Filters=[
             {"Name": f"tag:{KARPENTER_CLUSTER_TAG}", "Values": [cluster]},
-            {"Name": "tag-key", "Values": [KARPENTER_NODECLASS_TAG]},
+            {"Name": "tag-key", "Values": [NODECLASS_TAG]},
         ],
     )
     found += [

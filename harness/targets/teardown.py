@@ -35,7 +35,7 @@ from typing import Any
 from harness.aws import leaks, sweep
 from harness.aws.leaks import ClientFactory
 from harness.errors import HarnessError
-from harness.keys import NODEPOOL_LABEL
+from harness.keys import NODECLASS_TAG, NODEPOOL_LABEL
 from harness.kube.api import (
     APPLICATION,
     APPLICATION_SET,
@@ -146,9 +146,8 @@ def karpenter_leftovers(clients: ClientFactory, run_id: str) -> list[str]:
 
 
 # Karpenter names its launch templates after its API group and tags the instance profiles it makes for an
-# EC2NodeClass with the class's name (its IAM policy in infra/modules/karpenter conditions on that tag).
+# EC2NodeClass with the class's name (NODECLASS_TAG).
 KARPENTER_LAUNCH_TEMPLATE_PREFIX = "karpenter.k8s.aws/"
-KARPENTER_INSTANCE_PROFILE_TAG = "karpenter.k8s.aws/ec2nodeclass"
 
 
 def karpenter_class_leftovers(clients: ClientFactory, run_id: str) -> list[str]:
@@ -161,7 +160,7 @@ def karpenter_class_leftovers(clients: ClientFactory, run_id: str) -> list[str]:
     iam = clients("iam")
     for leak in leaks.find_instance_profiles(clients, run_id):
         profile = iam.get_instance_profile(InstanceProfileName=leak.ref)["InstanceProfile"]
-        if KARPENTER_INSTANCE_PROFILE_TAG in leaks.tag_map(profile.get("Tags")):
+        if NODECLASS_TAG in leaks.tag_map(profile.get("Tags")):
             found.append(leak.label())
     return found
 

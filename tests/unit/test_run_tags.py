@@ -13,6 +13,7 @@ from moto import mock_aws
 
 from harness.aws import checks, run_tags
 from harness.aws.clients import AwsTarget
+from harness.keys import NODECLASS_TAG
 from harness.kube.ingress import ingress_hostname
 from harness.kube.karpenter import claim_instances
 from harness.project import capabilities
@@ -58,7 +59,7 @@ def controllers(no_real_aws: None) -> Iterator[Controllers]:
             for i, z in ((1, "a"), (2, "b"))
         ]
         # Karpenter: a launch template per EC2NodeClass, tagged with the cluster; the instances it launched.
-        karpenters = {run_tags.KARPENTER_CLUSTER_TAG: CLUSTER, run_tags.KARPENTER_NODECLASS_TAG: "apps"}
+        karpenters = {run_tags.KARPENTER_CLUSTER_TAG: CLUSTER, NODECLASS_TAG: "apps"}
         ec2.create_launch_template(
             LaunchTemplateName="karpenter.k8s.aws/123",
             LaunchTemplateData={},

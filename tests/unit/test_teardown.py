@@ -14,6 +14,7 @@ from moto import mock_aws
 
 from harness.aws.sweep import RetryPolicy
 from harness.errors import EnvironmentProblem
+from harness.keys import NODECLASS_TAG
 from harness.kube.api import APPLICATION, APPLICATION_SET, EC2_NODE_CLASS, NODE_POOL, CustomResource, NotServed
 from harness.results import Status
 from harness.run import create_run
@@ -200,9 +201,7 @@ def plant_controller_resources(aws: Callable[[str], Any], tags: dict[str, str]) 
         LaunchTemplateData={},
         TagSpecifications=[{"ResourceType": "launch-template", "Tags": kv(tags)}],
     )
-    aws("iam").create_instance_profile(
-        InstanceProfileName=KARPENTER_PROFILE, Tags=kv({**tags, teardown.KARPENTER_INSTANCE_PROFILE_TAG: "apps"})
-    )
+    aws("iam").create_instance_profile(InstanceProfileName=KARPENTER_PROFILE, Tags=kv({**tags, NODECLASS_TAG: "apps"}))
     image = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
     ec2.run_instances(
         ImageId=image,
