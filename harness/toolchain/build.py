@@ -226,6 +226,36 @@ def component_lock(folder: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def stale_entries(entries: Sequence[Entry]) -> list[Path]:
+    """Cached builds of these components other than their current entry: older pins or wrappers, which nothing of
+    this checkout runs (a build in progress and the lock are dot-files, never listed)."""
+    current = {entry.path for entry in entries}
+    folders = {entry.path.parent for entry in entries}
+    return sorted(
+        path
+        for folder in folders
+        if folder.is_dir()
+        for path in folder.iterdir()
+        if path.is_dir() and not path.name.startswith(".") and path not in current
+    )
+
+
+def folder_bytes(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file() and not f.is_symlink())
+
+
+def prune(entries: Sequence[Entry]) -> list[tuple[Path, int]]:
+    """Remove the stale builds of these components (each under its component's build lock): (path, bytes) each."""
+    removed = []
+    for folder in sorted({entry.path.parent for entry in entries}):
+        with component_lock(folder):
+            for path in stale_entries([e for e in entries if e.path.parent == folder]):
+                size = folder_bytes(path)
+                shutil.rmtree(path)
+                removed.append((path, size))
+    return removed
+
+
 def _go_env(go: Go) -> dict[str, str]:
     env = dict(os.environ)
     # -mod=readonly: the committed go.mod/go.sum are the whole truth, a build never resolves anything new.

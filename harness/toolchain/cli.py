@@ -18,7 +18,16 @@ from harness.terraform.providers import (
     registry_reachable,
 )
 from harness.terraform.runner import find_cli
-from harness.toolchain.build import Entry, cache_root, entry_for, entry_problem, read_manifest
+from harness.toolchain.build import (
+    Entry,
+    cache_root,
+    entry_for,
+    entry_problem,
+    folder_bytes,
+    prune,
+    read_manifest,
+    stale_entries,
+)
 from harness.toolchain.components import select
 from harness.toolchain.progress import build_shown
 
@@ -29,8 +38,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="build the local Kubernetes tier's binaries from pinned Go modules (cached), or --check them",
         description=__doc__,
     )
-    parser.add_argument("--check", action="store_true", help="build nothing: show each binary, its version and state")
+    action = parser.add_mutually_exclusive_group()
+    action.add_argument("--check", action="store_true", help="build nothing: show each binary, its version and state")
     parser.add_argument("--only", nargs="+", metavar="COMPONENT", help="these components only (default: all)")
+    action.add_argument(
+        "--prune",
+        action="store_true",
+        help="remove cached builds of other pins than this checkout's (another checkout rebuilds what it needs)",
+    )
     parser.add_argument(
         "--cache",
         type=Path,
@@ -44,6 +59,13 @@ def run(args: argparse.Namespace) -> int:
     console = Console(highlight=False, soft_wrap=True)
     cache = args.cache or cache_root()
     entries = [entry_for(component, cache=cache) for component in select(args.only)]
+    if args.prune:
+        removed = prune(entries)
+        megabytes = sum(size for _, size in removed) / 1e6
+        console.print(f"toolchain: removed {len(removed)} stale build(s), {megabytes:.0f} MB", markup=False)
+        for path, _ in removed:
+            console.print(f"  {path}", markup=False)
+        return 0
     if args.check:
         code = check(entries, console)
     else:
@@ -115,4 +137,10 @@ def check(entries: list[Entry], console: Console) -> int:
     console.print(table)
     if bad:
         console.print(f"{bad} component(s) not current: run `make toolchain`")
+    if stale := stale_entries(entries):
+        megabytes = sum(folder_bytes(path) for path in stale) / 1e6
+        console.print(
+            f"{len(stale)} stale build(s) of other pins, {megabytes:.0f} MB: `harness toolchain --prune` removes them",
+            markup=False,
+        )
     return 1 if bad else 0

@@ -331,3 +331,30 @@ def test_the_docs_name_the_pinned_go_toolchain_to_export() -> None:
     export = f"export GOTOOLCHAIN=go{versions(repo_root())['go_toolchain']}"
     for doc in ("README.md", "docs/toolchain.md"):
         assert export in (repo_root() / doc).read_text(encoding="utf-8"), doc
+
+
+# --- stale builds -----------------------------------------------------------------------------------------------
+
+
+def test_check_reports_stale_builds_and_prune_removes_only_them(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cache = tmp_path / "cache"
+    (kustomize,) = select(["kustomize"])
+    current = build.entry_for(kustomize, cache=cache).path
+    current.mkdir(parents=True)
+    (current / "kustomize").write_bytes(b"current build")
+    stale = current.parent / "0.0.1-000000000000"
+    stale.mkdir()
+    (stale / "kustomize").write_bytes(b"x" * 2_000_000)
+    in_progress = current.parent / ".building-1234"  # another process's build: never a stale entry
+    in_progress.mkdir()
+
+    assert main(["toolchain", "--check", "--only", "kustomize", "--cache", str(cache)]) == 1  # not built: a stub
+    assert "1 stale build(s) of other pins, 2 MB: `harness toolchain --prune` removes them" in capsys.readouterr().out
+
+    assert main(["toolchain", "--prune", "--only", "kustomize", "--cache", str(cache)]) == 0
+    out = capsys.readouterr().out
+    assert "removed 1 stale build(s), 2 MB" in out and str(stale) in out
+    assert not stale.exists() and current.is_dir() and in_progress.is_dir()
+    assert build.stale_entries([build.entry_for(kustomize, cache=cache)]) == []
