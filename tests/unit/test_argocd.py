@@ -1,6 +1,6 @@
-"""Argo CD judges on Applications and ApplicationSets in each state they go through: recorded from a local-target
-run (tests/fixtures/kube/recorded), its failures from Applications and ApplicationSets given broken inputs;
-hand-written (and labelled so) only with per-resource health inline, which this platform's Argo CD does not keep."""
+"""Argo CD judges on Applications and ApplicationSets in each state they go through, all recorded from local-target
+runs (tests/fixtures/kube/recorded): the failures from Applications and ApplicationSets given broken inputs, and
+per-resource health both kept in Argo CD's app tree and persisted in the Application (as infra/addons asks)."""
 
 from __future__ import annotations
 
@@ -27,17 +27,15 @@ BOOTSTRAP, GAME, OPS = "bootstrap", "game-2048-in-cluster", "ops-karpenter-in-cl
 REVISION = "b8b27c9be1b041a06ff43622d588374be3395710"  # the commit the run's Git endpoint served
 
 
-def app(state: str) -> dict[str, Any]:
-    """A hand-written Application with per-resource health inline, which this platform's Argo CD does not keep (see
-    each file's label)."""
-    written: dict[str, Any] = load(f"applications/{state}.yaml")
-    return written
-
-
-def broken(state: str, name: str) -> dict[str, Any]:
-    """Recorded from a local run beside the platform's own Applications, one of them given a broken input (each
-    file's header says which)."""
+def recorded(state: str, name: str) -> dict[str, Any]:
+    """One Application of recorded/<state>/: a local run's, beside the platform's own, given a broken input (each
+    file's header says which). degraded_inline/ and progressing_inline/ come from a run whose controller persists
+    per-resource health in the Application, as infra/addons asks; the older runs' (synced/, deadline/) did not."""
     return named(items(f"recorded/{state}/applications.yaml"), name)
+
+
+# recorded/degraded_inline/: gitops/apps/game-2048 as game-2048-stuck, its pods selecting no node, a 10 s deadline.
+STUCK = "game-2048-stuck"
 
 
 # recorded/comparison_error/: its inline kustomize patch names an EC2NodeClass gitops/ops/karpenter does not have.
@@ -92,16 +90,15 @@ def test_progressing_without_inline_health_is_pending_and_says_where_health_is_k
 
 
 def test_progressing_is_pending_and_names_the_resource_still_converging() -> None:
-    result = judge_application(app("progressing"))
+    result = judge_application(recorded("progressing_inline", GAME))
     assert result.status is Status.PENDING
     assert result.why == (
-        "argocd/game-2048: Synced/Progressing (Deployment game-2048/game-2048: Synced/Progressing "
+        f"argocd/{GAME}: Synced/Progressing (Deployment game-2048/game-2048: Synced/Progressing "
         "Waiting for rollout to finish: 0 of 2 updated replicas are available...)"
     )
-    assert [(r["kind"], r["health"]) for r in result.evidence["failing_resources"]] == [
-        ("Deployment", "Progressing"),
-        ("Ingress", "Progressing"),
-    ]
+    # The one row not settled: the Service, Ingress and PodDisruptionBudget are Healthy, the Namespace has no health.
+    assert [(r["kind"], r["health"]) for r in result.evidence["failing_resources"]] == [("Deployment", "Progressing")]
+    assert result.evidence["resource_health_source"] == "inline"
 
 
 def test_out_of_sync_with_a_running_operation_is_pending_with_the_operation_message() -> None:
@@ -133,22 +130,23 @@ def test_a_just_generated_application_without_status_is_pending() -> None:
 
 
 def test_degraded_fails_with_each_failing_resource_and_its_message() -> None:
-    result = judge_application(app("degraded"))
+    result = judge_application(recorded("degraded_inline", STUCK))
     assert result.status is Status.FAIL
     assert result.why == (
-        "argocd/game-2048: Degraded (Deployment game-2048/game-2048: Synced/Degraded "
-        'Deployment "game-2048" exceeded its progress deadline)'
+        f"argocd/{STUCK}: Degraded (Deployment game-2048/{STUCK}: Synced/Degraded "
+        f'Deployment "{STUCK}" exceeded its progress deadline)'
     )
     assert result.evidence["failing_resources"] == [
         {
             "kind": "Deployment",
             "namespace": "game-2048",
-            "name": "game-2048",
+            "name": STUCK,
             "sync": "Synced",
             "health": "Degraded",
-            "message": 'Deployment "game-2048" exceeded its progress deadline',
+            "message": f'Deployment "{STUCK}" exceeded its progress deadline',
         }
     ]
+    assert result.evidence["health_message"] == f"Caused by apps/Deployment:game-2048/{STUCK}"
 
 
 def test_a_freshly_degraded_application_is_pending_until_it_outlasts_the_grace() -> None:
@@ -174,7 +172,7 @@ def test_degraded_without_inline_resource_health_says_where_health_is_kept() -> 
 
 
 def test_comparison_error_fails_with_the_condition_message() -> None:
-    result = judge_application(broken("comparison_error", UNRENDERABLE))
+    result = judge_application(recorded("comparison_error", UNRENDERABLE))
     assert result.status is Status.FAIL
     assert result.why.startswith(f"argocd/{UNRENDERABLE}: ComparisonError: Failed to load target state")
     assert "no matches for Id EC2NodeClass.v1.karpenter.k8s.aws/default" in result.why  # kustomize's words
@@ -183,7 +181,7 @@ def test_comparison_error_fails_with_the_condition_message() -> None:
 
 
 def test_a_refused_sync_still_retrying_is_pending_with_the_operation_message() -> None:
-    result = judge_application(broken("sync_retrying", REJECTED))
+    result = judge_application(recorded("sync_retrying", REJECTED))
     assert result.status is Status.PENDING
     assert result.why.startswith(
         f"argocd/{REJECTED}: OutOfSync/Missing, sync operation Running: one or more objects failed to apply, reason: "
@@ -194,7 +192,7 @@ def test_a_refused_sync_still_retrying_is_pending_with_the_operation_message() -
 
 
 def test_a_failed_operation_fails_and_lists_the_resource_the_api_server_rejected() -> None:
-    result = judge_application(broken("sync_failed", REJECTED))
+    result = judge_application(recorded("sync_failed", REJECTED))
     assert result.status is Status.FAIL
     assert result.why.startswith(f"argocd/{REJECTED}: SyncError: Failed last sync attempt to [")
     assert "spec.amiSelectorTerms: Required value" in result.why and result.why.endswith("(retried 2 times).")
@@ -213,7 +211,7 @@ def test_a_failed_operation_fails_and_lists_the_resource_the_api_server_rejected
 
 
 def test_a_failed_operation_fails_even_without_an_error_condition() -> None:
-    failed = broken("sync_failed", REJECTED)
+    failed = recorded("sync_failed", REJECTED)
     del failed["status"]["conditions"]
     result = judge_application(failed)
     assert result.status is Status.FAIL
@@ -229,7 +227,7 @@ def test_warning_conditions_do_not_fail_an_application() -> None:
 
 
 def test_sync_result_rows_add_resources_missing_from_the_tree() -> None:
-    failed = broken("sync_failed", REJECTED)
+    failed = recorded("sync_failed", REJECTED)
     failed["status"]["resources"] = []
     rows = failing_resources(failed)
     assert [(r["kind"], r["namespace"], r["sync"], r["message"]) for r in rows] == [
@@ -278,15 +276,16 @@ def test_one_failing_application_fails_the_whole_with_its_summary() -> None:
     assert (failed["application"], failed["health"]) == (f"argocd/{GAME}", "Degraded")
     assert (waiting["application"], waiting["health"]) == (f"argocd/{OPS}", "Progressing")
 
-    result = judge_applications([synced(BOOTSTRAP), app("degraded")], expected=[BOOTSTRAP])
+    # Recorded with inline health: the platform's three Synced and Healthy beside the stuck one.
+    result = judge_applications(items("recorded/degraded_inline/applications.yaml"), expected=[BOOTSTRAP, GAME, OPS])
     assert result.status is Status.FAIL
     (problem,) = result.evidence["problems"]
-    assert problem["application"] == "argocd/game-2048"
+    assert problem["application"] == f"argocd/{STUCK}"
     assert problem["failing_resources"][0]["health"] == "Degraded"  # inline health names the resource
 
 
 def test_failures_outrank_pending_applications() -> None:
-    result = judge_applications([synced(GAME), broken("comparison_error", UNRENDERABLE)])
+    result = judge_applications([synced(GAME), recorded("comparison_error", UNRENDERABLE)])
     assert result.status is Status.FAIL
     assert [p["application"] for p in result.evidence["problems"]] == [f"argocd/{UNRENDERABLE}", f"argocd/{GAME}"]
     # As recorded: the platform's three Synced and Healthy beside the one Argo CD cannot render.
@@ -297,7 +296,7 @@ def test_failures_outrank_pending_applications() -> None:
 
 def test_an_application_progressing_on_one_resource_names_it_from_its_health_message() -> None:
     # recorded/ingress_no_subnets/: the game's Ingress re-created where the LB controller finds no subnets.
-    result = judge_application(broken("ingress_no_subnets", GAME))
+    result = judge_application(recorded("ingress_no_subnets", GAME))
     assert result.status is Status.PENDING
     assert result.why == f"argocd/{GAME}: Synced/Progressing (Caused by networking.k8s.io/Ingress:game-2048/game-2048)"
     assert result.evidence["failing_resources"] == []  # appTree: no health in the rows, Argo CD's message says it
