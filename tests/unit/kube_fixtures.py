@@ -1,9 +1,10 @@
 """Kubernetes API objects (tests/fixtures/kube) and a KubeClient fake that serves them.
 
 tests/fixtures/kube/recorded/<state>/ holds list responses recorded from a local-target run by
-scripts/capture_kube_objects.py (each file's header says when, and the state the cluster was in). The other
-files are hand-written, each labelled ``# hand-written: <why a run cannot produce this state here>``;
-tests/unit/test_kube_fixtures.py holds every file to one of the two.
+scripts/capture_kube_objects.py (each file's header says when, and the state the cluster was in: the failures
+from runs given broken inputs). A state no local run can produce would be hand-written beside them, labelled
+``# hand-written: <why a run cannot produce this state here>``; tests/unit/test_kube_fixtures.py holds every file
+to one of the two. None is today.
 """
 
 from __future__ import annotations

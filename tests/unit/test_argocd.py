@@ -1,5 +1,6 @@
-"""Argo CD judges on Applications and ApplicationSets in each state they go through: recorded from a local-target
-run (tests/fixtures/kube/recorded) where a run reaches the state, hand-written (and labelled so) where it cannot."""
+"""Argo CD judges on Applications and ApplicationSets in each state they go through, all recorded from local-target
+runs (tests/fixtures/kube/recorded): the failures from Applications and ApplicationSets given broken inputs, and
+per-resource health both kept in Argo CD's app tree and persisted in the Application (as infra/addons asks)."""
 
 from __future__ import annotations
 
@@ -26,10 +27,26 @@ BOOTSTRAP, GAME, OPS = "bootstrap", "game-2048-in-cluster", "ops-karpenter-in-cl
 REVISION = "b8b27c9be1b041a06ff43622d588374be3395710"  # the commit the run's Git endpoint served
 
 
-def app(state: str) -> dict[str, Any]:
-    """A hand-written Application in a state a local run does not reach (see each file's label)."""
-    written: dict[str, Any] = load(f"applications/{state}.yaml")
-    return written
+def recorded(state: str, name: str) -> dict[str, Any]:
+    """One Application of recorded/<state>/: a local run's, beside the platform's own, given a broken input (each
+    file's header says which). degraded_inline/ and progressing_inline/ come from a run whose controller persists
+    per-resource health in the Application, as infra/addons asks; the older runs' (synced/, deadline/) did not."""
+    return named(items(f"recorded/{state}/applications.yaml"), name)
+
+
+# recorded/degraded_inline/: gitops/apps/game-2048 as game-2048-stuck, its pods selecting no node, a 10 s deadline.
+STUCK = "game-2048-stuck"
+
+
+# recorded/comparison_error/: its inline kustomize patch names an EC2NodeClass gitops/ops/karpenter does not have.
+UNRENDERABLE = "ops-karpenter-patch-matches-nothing"
+# recorded/sync_retrying/ and sync_failed/: its EC2NodeClass, without amiSelectorTerms, refused by the API server.
+REJECTED = "ops-karpenter-rejected"
+REFUSAL = (
+    'EC2NodeClass.karpenter.k8s.aws "apps-rejected" is invalid: [spec.amiSelectorTerms: Required value, <nil>: '
+    "Invalid value: null: some validation rules were not checked because the object was invalid; correct the "
+    "existing errors to complete validation]"
+)
 
 
 def synced(name: str) -> dict[str, Any]:
@@ -50,6 +67,8 @@ def deadline(name: str) -> dict[str, Any]:
 SYNCED_APPS, SYNCING_APPS = "recorded/synced/applications.yaml", "recorded/syncing/applications.yaml"
 DEADLINE_APPS = "recorded/deadline/applications.yaml"
 SYNCED_SETS, SYNCING_SETS = "recorded/synced/applicationsets.yaml", "recorded/syncing/applicationsets.yaml"
+# The run's game and ops beside game-template-typo, whose template reads an annotation the cluster secret lacks.
+TEMPLATE_ERROR_SETS = "recorded/applicationset_template_error/applicationsets.yaml"
 
 
 def test_synced_and_healthy_passes() -> None:
@@ -71,16 +90,15 @@ def test_progressing_without_inline_health_is_pending_and_says_where_health_is_k
 
 
 def test_progressing_is_pending_and_names_the_resource_still_converging() -> None:
-    result = judge_application(app("progressing"))
+    result = judge_application(recorded("progressing_inline", GAME))
     assert result.status is Status.PENDING
     assert result.why == (
-        "argocd/game-2048: Synced/Progressing (Deployment game-2048/game-2048: Synced/Progressing "
+        f"argocd/{GAME}: Synced/Progressing (Deployment game-2048/game-2048: Synced/Progressing "
         "Waiting for rollout to finish: 0 of 2 updated replicas are available...)"
     )
-    assert [(r["kind"], r["health"]) for r in result.evidence["failing_resources"]] == [
-        ("Deployment", "Progressing"),
-        ("Ingress", "Progressing"),
-    ]
+    # The one row not settled: the Service, Ingress and PodDisruptionBudget are Healthy, the Namespace has no health.
+    assert [(r["kind"], r["health"]) for r in result.evidence["failing_resources"]] == [("Deployment", "Progressing")]
+    assert result.evidence["resource_health_source"] == "inline"
 
 
 def test_out_of_sync_with_a_running_operation_is_pending_with_the_operation_message() -> None:
@@ -112,22 +130,23 @@ def test_a_just_generated_application_without_status_is_pending() -> None:
 
 
 def test_degraded_fails_with_each_failing_resource_and_its_message() -> None:
-    result = judge_application(app("degraded"))
+    result = judge_application(recorded("degraded_inline", STUCK))
     assert result.status is Status.FAIL
     assert result.why == (
-        "argocd/game-2048: Degraded (Deployment game-2048/game-2048: Synced/Degraded "
-        'Deployment "game-2048" exceeded its progress deadline)'
+        f"argocd/{STUCK}: Degraded (Deployment game-2048/{STUCK}: Synced/Degraded "
+        f'Deployment "{STUCK}" exceeded its progress deadline)'
     )
     assert result.evidence["failing_resources"] == [
         {
             "kind": "Deployment",
             "namespace": "game-2048",
-            "name": "game-2048",
+            "name": STUCK,
             "sync": "Synced",
             "health": "Degraded",
-            "message": 'Deployment "game-2048" exceeded its progress deadline',
+            "message": f'Deployment "{STUCK}" exceeded its progress deadline',
         }
     ]
+    assert result.evidence["health_message"] == f"Caused by apps/Deployment:game-2048/{STUCK}"
 
 
 def test_a_freshly_degraded_application_is_pending_until_it_outlasts_the_grace() -> None:
@@ -153,31 +172,50 @@ def test_degraded_without_inline_resource_health_says_where_health_is_kept() -> 
 
 
 def test_comparison_error_fails_with_the_condition_message() -> None:
-    result = judge_application(app("comparison_error"))
+    result = judge_application(recorded("comparison_error", UNRENDERABLE))
     assert result.status is Status.FAIL
-    assert result.why.startswith("argocd/ops-karpenter: ComparisonError: Failed to load target state")
-    assert "no matches for Id EC2NodeClass.v1.karpenter.k8s.aws/default" in result.why
+    assert result.why.startswith(f"argocd/{UNRENDERABLE}: ComparisonError: Failed to load target state")
+    assert "no matches for Id EC2NodeClass.v1.karpenter.k8s.aws/default" in result.why  # kustomize's words
     assert result.evidence["sync"] == "Unknown"
+    assert result.evidence["health"] == "Healthy"  # nothing rendered, so nothing unhealthy: the condition says it
+
+
+def test_a_refused_sync_still_retrying_is_pending_with_the_operation_message() -> None:
+    result = judge_application(recorded("sync_retrying", REJECTED))
+    assert result.status is Status.PENDING
+    assert result.why.startswith(
+        f"argocd/{REJECTED}: OutOfSync/Missing, sync operation Running: one or more objects failed to apply, reason: "
+    )
+    assert "Retrying attempt #1" in result.why
+    assert result.evidence["operation"]["retry_count"] == 1
+    assert result.evidence["conditions"] == []  # no SyncError until the retries are spent
 
 
 def test_a_failed_operation_fails_and_lists_the_resource_the_api_server_rejected() -> None:
-    result = judge_application(app("sync_failed"))
+    result = judge_application(recorded("sync_failed", REJECTED))
     assert result.status is Status.FAIL
-    assert "SyncError" in result.why and "spec.amiSelectorTerms: Required value" in result.why
-    rows = {(r["kind"], r["name"]): r for r in result.evidence["failing_resources"]}
-    assert rows[("EC2NodeClass", "apps")]["message"] == (
-        'EC2NodeClass.karpenter.k8s.aws "apps" is invalid: spec.amiSelectorTerms: Required value'
-    )
-    assert rows[("NodePool", "apps")]["sync"] == "OutOfSync"
-    assert result.evidence["operation"]["retry_count"] == 10
+    assert result.why.startswith(f"argocd/{REJECTED}: SyncError: Failed last sync attempt to [")
+    assert "spec.amiSelectorTerms: Required value" in result.why and result.why.endswith("(retried 2 times).")
+    # One row: the tree's (cluster-scoped, no namespace) with the sync result's refusal (stamped "argocd").
+    assert result.evidence["failing_resources"] == [
+        {
+            "kind": "EC2NodeClass",
+            "namespace": "",
+            "name": "apps-rejected",
+            "sync": "OutOfSync",
+            "health": None,
+            "message": REFUSAL,
+        }
+    ]
+    assert (result.evidence["health"], result.evidence["operation"]["retry_count"]) == ("Missing", 2)
 
 
 def test_a_failed_operation_fails_even_without_an_error_condition() -> None:
-    failed = app("sync_failed")
+    failed = recorded("sync_failed", REJECTED)
     del failed["status"]["conditions"]
     result = judge_application(failed)
     assert result.status is Status.FAIL
-    assert result.why.startswith("argocd/ops-karpenter: sync operation Failed: one or more objects failed to apply")
+    assert result.why.startswith(f"argocd/{REJECTED}: sync operation Failed: one or more objects failed to apply")
 
 
 def test_warning_conditions_do_not_fail_an_application() -> None:
@@ -189,10 +227,12 @@ def test_warning_conditions_do_not_fail_an_application() -> None:
 
 
 def test_sync_result_rows_add_resources_missing_from_the_tree() -> None:
-    failed = app("sync_failed")
+    failed = recorded("sync_failed", REJECTED)
     failed["status"]["resources"] = []
     rows = failing_resources(failed)
-    assert [(r["kind"], r["sync"]) for r in rows] == [("EC2NodeClass", "SyncFailed")]
+    assert [(r["kind"], r["namespace"], r["sync"], r["message"]) for r in rows] == [
+        ("EC2NodeClass", "argocd", "SyncFailed", REFUSAL)
+    ]
 
 
 def test_the_recorded_run_is_pending_on_the_two_applications_still_progressing() -> None:
@@ -236,17 +276,30 @@ def test_one_failing_application_fails_the_whole_with_its_summary() -> None:
     assert (failed["application"], failed["health"]) == (f"argocd/{GAME}", "Degraded")
     assert (waiting["application"], waiting["health"]) == (f"argocd/{OPS}", "Progressing")
 
-    result = judge_applications([synced(BOOTSTRAP), app("degraded")], expected=[BOOTSTRAP])
+    # Recorded with inline health: the platform's three Synced and Healthy beside the stuck one.
+    result = judge_applications(items("recorded/degraded_inline/applications.yaml"), expected=[BOOTSTRAP, GAME, OPS])
     assert result.status is Status.FAIL
     (problem,) = result.evidence["problems"]
-    assert problem["application"] == "argocd/game-2048"
+    assert problem["application"] == f"argocd/{STUCK}"
     assert problem["failing_resources"][0]["health"] == "Degraded"  # inline health names the resource
 
 
 def test_failures_outrank_pending_applications() -> None:
-    result = judge_applications([synced(GAME), app("comparison_error")])
+    result = judge_applications([synced(GAME), recorded("comparison_error", UNRENDERABLE)])
     assert result.status is Status.FAIL
-    assert [p["application"] for p in result.evidence["problems"]] == ["argocd/ops-karpenter", f"argocd/{GAME}"]
+    assert [p["application"] for p in result.evidence["problems"]] == [f"argocd/{UNRENDERABLE}", f"argocd/{GAME}"]
+    # As recorded: the platform's three Synced and Healthy beside the one Argo CD cannot render.
+    together = judge_applications(items("recorded/comparison_error/applications.yaml"), expected=[BOOTSTRAP, GAME, OPS])
+    assert together.status is Status.FAIL and together.why.startswith(f"argocd/{UNRENDERABLE}: ComparisonError:")
+    assert [p["application"] for p in together.evidence["problems"]] == [f"argocd/{UNRENDERABLE}"]
+
+
+def test_an_application_progressing_on_one_resource_names_it_from_its_health_message() -> None:
+    # recorded/ingress_no_subnets/: the game's Ingress re-created where the LB controller finds no subnets.
+    result = judge_application(recorded("ingress_no_subnets", GAME))
+    assert result.status is Status.PENDING
+    assert result.why == f"argocd/{GAME}: Synced/Progressing (Caused by networking.k8s.io/Ingress:game-2048/game-2048)"
+    assert result.evidence["failing_resources"] == []  # appTree: no health in the rows, Argo CD's message says it
 
 
 def test_applicationsets_generated_or_failing_with_the_template_error() -> None:
@@ -257,9 +310,13 @@ def test_applicationsets_generated_or_failing_with_the_template_error() -> None:
             Status.PASS,
             f"argocd/{name}: All applications have been generated successfully",
         )
-    game = judge_application_set(named(items("applicationset_template_error.yaml"), "game"))
-    assert game.status is Status.FAIL
-    assert game.why.startswith("argocd/game: ApplicationGenerationFromParamsError: failed to execute go template")
+    typo = judge_application_set(named(items(TEMPLATE_ERROR_SETS), "game-template-typo"))
+    assert typo.status is Status.FAIL
+    assert typo.why == (
+        "argocd/game-template-typo: RenderTemplateParamsError: failed to execute go template "
+        '{{ .metadata.annotations.gitopsRevision }}: template: base:1:12: executing "base" at '
+        '<.metadata.annotations.gitopsRevision>: map has no entry for key "gitopsRevision"'
+    )
 
 
 def test_an_applicationset_without_status_is_pending() -> None:
@@ -275,8 +332,13 @@ def test_the_applicationsets_pass_together_only_when_each_expected_one_generated
     sets = items(SYNCED_SETS)
     together = judge_application_sets(sets, expected=["game", "ops"])
     assert together.status is Status.PASS, together.why
-    failing = [named(sets, "ops"), *items("applicationset_template_error.yaml")]
-    assert judge_application_sets(failing, expected=["ops", "game"]).status is Status.FAIL  # game's template error
+    failing = judge_application_sets(items(TEMPLATE_ERROR_SETS), expected=["game", "ops"])
+    assert failing.status is Status.FAIL  # game and ops generated; game-template-typo could not render
+    assert failing.why.startswith("argocd/game-template-typo: RenderTemplateParamsError:")
+    assert failing.evidence["verdicts"] == {
+        f"applicationset argocd/{name} generated its applications": status
+        for name, status in (("game", "pass"), ("game-template-typo", "fail"), ("ops", "pass"))
+    }
     early = judge_application_sets(items(SYNCING_SETS), expected=["ops", "game"])
     assert (early.status, early.why) == (Status.PENDING, "argocd/game: not reconciled yet")
     missing = judge_application_sets([named(sets, "ops")], expected=["ops", "game"])

@@ -962,17 +962,18 @@ def test_the_game_placement_wait_ends_at_once_on_karpenters_words(tmp_path: Path
     from kube_fixtures import FakeKubeClient, load
 
     reader = FakeKubeClient(
-        load("recorded/deadline/pods_game-2048.yaml"),
+        load("recorded/nodepool_no_instance_types/pods_game-2048.yaml"),
         load("recorded/synced/nodes.yaml"),
-        load("events_nodepool_no_instance_types.yaml"),
+        load("recorded/nodepool_no_instance_types/events_default.yaml"),
+        load("recorded/nodepool_no_instance_types/events_game-2048.yaml"),
     )
     clock = Clock()
     runner = placement_e2e(tmp_path, reader, clock)
-    runner.now = lambda: datetime(2026, 11, 29, 2, 12, 30, tzinfo=timezone.utc)  # the wait began before the events
+    runner.now = lambda: datetime(2026, 12, 6, 6, 36, 10, tzinfo=timezone.utc)  # the wait began before the events
     result = runner.game_off_ops()
     assert result.status is Status.FAIL and clock.now == 1000.0  # at the first poll
     assert result.why.startswith("karpenter: NodePool/apps NoCompatibleInstanceTypes:")
-    runner.now = lambda: datetime(2026, 11, 29, 2, 20, tzinfo=timezone.utc)  # changed: events older than the wait
+    runner.now = lambda: datetime(2026, 12, 6, 6, 45, tzinfo=timezone.utc)  # changed: events older than the wait
     stale = runner.game_off_ops()
     assert stale.why == "timed out after 600s: no game-2048 pod is scheduled yet" and clock.now >= 1600.0
 

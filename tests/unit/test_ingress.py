@@ -1,5 +1,5 @@
-"""The ALB chain: the Ingress as a local-target run recorded it (a hand-written one for the address not there yet),
-a real ALB + target group built in moto, and an injected HTTP getter."""
+"""The ALB chain: the Ingress as a local-target run recorded it (with its address, and without one while the LB
+controller found no subnets), a real ALB + target group built in moto, and an injected HTTP getter."""
 
 from __future__ import annotations
 
@@ -47,6 +47,12 @@ GAME_PAGE = """<!DOCTYPE html>
 
 
 RECORDED = "recorded/synced"
+# The game's Ingress re-created while the public subnets were tagged for another cluster, then after the tag went.
+NO_SUBNETS, RESTORED = "recorded/ingress_no_subnets", "recorded/ingress_subnets_restored"
+SUBNETS_WARNING = (
+    "FailedBuildModel: Failed build model due to couldn't auto-discover subnets: unable to resolve at least one "
+    "subnet. Evaluated 3 subnets: 3 are tagged for other clusters, and 0 have insufficient available IP addresses"
+)
 
 
 def test_ingress_with_an_alb_hostname_passes() -> None:
@@ -72,19 +78,33 @@ def test_the_recorded_ingress_without_its_address_is_pending_without_quoting_pod
 
 
 def test_ingress_without_address_is_pending_and_quotes_the_controllers_last_warning() -> None:
-    reader = FakeKubeClient(load("ingress_pending.yaml"), load("events_ingress_no_subnets.yaml"))
-    result = judge_ingress_address(reader.get_ingress("game-2048", "game-2048"), reader.list_events("game-2048"))
+    reader = FakeKubeClient(load(f"{NO_SUBNETS}/ingresses.yaml"), load(f"{NO_SUBNETS}/events_game-2048.yaml"))
+    ingress = reader.get_ingress("game-2048", "game-2048")
+    assert ingress is not None and ingress["status"] == {"loadBalancer": {}}  # as the API serves it without an ALB
+    result = judge_ingress_address(ingress, reader.list_events("game-2048"))
     assert result.status is Status.PENDING
-    assert result.why.startswith("game-2048/game-2048 has no address yet; last controller warning: FailedBuildModel:")
-    assert "couldn't auto-discover subnets" in result.why
-    assert len(result.evidence["warnings"]) == 1  # the Normal SuccessfullyReconciled event is not a warning
+    assert result.why == f"game-2048/game-2048 has no address yet; last controller warning: {SUBNETS_WARNING}"
+    # Only the Ingress's own: not its earlier SuccessfullyReconciled (Normal), not the pods' FailedScheduling or the
+    # TargetGroupBindings' FailedNetworkReconcile, Warnings in the same namespace.
+    assert result.evidence["warnings"] == [SUBNETS_WARNING]
+    others = {e["reason"] for e in reader.list_events("game-2048") if e["type"] == "Warning"} - {"FailedBuildModel"}
+    assert others == {"FailedScheduling", "FailedNetworkReconcile"}
+
+
+def test_once_the_subnets_are_found_the_ingress_passes_despite_the_earlier_warning() -> None:
+    reader = FakeKubeClient(load(f"{RESTORED}/ingresses.yaml"), load(f"{RESTORED}/events_game-2048.yaml"))
+    result = judge_ingress_address(reader.get_ingress("game-2048", "game-2048"), reader.list_events("game-2048"))
+    assert result.status is Status.PASS
+    assert result.why == "game-2048/game-2048 -> k8s-game2048-game2048-28e1c1dbb9-1.us-east-1.elb.amazonaws.com"
+    assert result.evidence["warnings"] == [SUBNETS_WARNING]  # still shown, in case the address is not the end
 
 
 def test_warnings_about_an_ingress_of_the_same_name_elsewhere_are_not_quoted() -> None:
-    events = load("events_ingress_no_subnets.yaml")
+    events = load(f"{NO_SUBNETS}/events_game-2048.yaml")
     for event in events["items"]:
         event["involvedObject"]["namespace"] = "staging"
-    result = judge_ingress_address(load("ingress_pending.yaml"), events["items"])
+    (ingress,) = items(f"{NO_SUBNETS}/ingresses.yaml")
+    result = judge_ingress_address(ingress, events["items"])
     assert (result.why, result.evidence["warnings"]) == ("game-2048/game-2048 has no address yet", [])
 
 

@@ -31,9 +31,9 @@ def short(path: Path) -> str:
     return str(path.relative_to(FIXTURES))
 
 
-def test_there_are_fixtures_of_both_origins() -> None:
-    recorded = [f for f in FILES if "recorded" in f.relative_to(FIXTURES).parts]
-    assert recorded and len(recorded) < len(FILES)
+def test_the_fixtures_are_found() -> None:
+    # Every one is recorded today; a state no local run can produce may be hand-written, labelled as below.
+    assert [f for f in FILES if f.relative_to(FIXTURES).parts[0] == "recorded"]
 
 
 @pytest.mark.parametrize("path", FILES, ids=short)

@@ -200,8 +200,10 @@ def game_placement_wait(events: list[dict[str, object]], timeout: float, time: F
 
 def test_a_final_event_ends_a_pending_wait_at_once_in_the_controllers_words() -> None:
     time = FakeTime()
-    # Karpenter's words for why the pods never scheduled (hand-written, labelled).
-    result = game_placement_wait(items("events_nodepool_no_instance_types.yaml"), 600, time)
+    # Karpenter's words for why the pods never scheduled, recorded with a NodePool no instance type satisfies.
+    folder = "recorded/nodepool_no_instance_types"
+    events = [*items(f"{folder}/events_default.yaml"), *items(f"{folder}/events_game-2048.yaml")]
+    result = game_placement_wait(events, 600, time)
     assert result.status is Status.FAIL and time.sleeps == []  # the first poll, not 600 s later
     assert result.why == (
         "karpenter: NodePool/apps NoCompatibleInstanceTypes: NodePool requirements filtered out all compatible "
