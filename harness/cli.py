@@ -13,7 +13,7 @@ from rich.markup import escape
 
 from harness import __version__
 from harness.errors import EnvironmentProblem, HarnessError
-from harness.signals import interrupt_on_sigterm
+from harness.signals import interrupt_on_stop_signals
 
 # Each module defines register(subparsers) and sets a `func(args) -> int` default on its parsers.
 # Only the chosen command's module is imported: `harness check` must not pay for boto3 or matplotlib.
@@ -82,7 +82,7 @@ def _chosen(argv: Sequence[str]) -> str | None:
 def main(argv: Sequence[str] | None = None) -> int:
     if argv is None:  # this process runs one command and exits (callers inside a longer process pass argv)
         argv = sys.argv[1:]
-        interrupt_on_sigterm()
+        interrupt_on_stop_signals()
         if _chosen(argv) == "check":
             from harness.gate.cli import collect_garbage_only_at_exit  # imported for the command anyway
 

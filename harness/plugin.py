@@ -34,7 +34,7 @@ import pytest
 
 from harness.errors import HarnessError
 from harness.project import KUBERNETES_CAPABILITY, TargetCapabilities, capabilities, repo_root, versions
-from harness.signals import interrupt_on_sigterm
+from harness.signals import interrupt_on_stop_signals
 from harness.targets import TARGETS, default_target
 
 if TYPE_CHECKING:
@@ -52,7 +52,7 @@ WATCHDOG_KEY = pytest.StashKey["Watchdog"]()
 
 def pytest_configure(config: pytest.Config) -> None:
     # A cancelled CI job sends SIGTERM: the session fixtures' teardown must run then as on Ctrl-C.
-    interrupt_on_sigterm()
+    interrupt_on_stop_signals()
 
 
 def uses_platform(item: pytest.Item) -> bool:

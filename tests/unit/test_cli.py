@@ -77,9 +77,20 @@ if args[0] == 'destroy':
 """
 
 
-@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+@pytest.mark.parametrize(
+    ("stop", "launch"),
+    [(signal.SIGINT, None), (signal.SIGTERM, None), (signal.SIGINT, ignore_sigint)],
+    # The last: started as a background job of a non-interactive shell starts it, SIGINT ignored (a CI run saw
+    # Ctrl-C do nothing then: the apply ran to its end).
+    ids=["ctrl-c", "sigterm", "ctrl-c-inherited-ignored"],
+)
 def test_ctrl_c_during_apply_destroys_stops_the_emulator_and_exits_130(
     stop: signal.Signals,
+    launch: Callable[[], None] | None,
     runs_dir: Path,
     throwaway_root: Path,
     tmp_path: Path,
@@ -96,6 +107,7 @@ def test_ctrl_c_during_apply_destroys_stops_the_emulator_and_exits_130(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=launch,
     )
     apply_log = runs_dir / "r-ctrlc" / "logs" / "platform-02-apply.log"
     deadline = time.monotonic() + 30

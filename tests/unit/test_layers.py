@@ -28,7 +28,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("harness.toolchain",),  # pinned Go modules -> cached binaries (make toolchain)
     ("harness.run", "harness.waits", "harness.processes", "harness.git"),  # a run; polling; processes; git commands
     ("harness.project", "harness.results", "harness.keys"),  # source-of-truth files; the verdict; shared tag keys
-    ("harness.errors", "harness.signals"),  # one-line user errors; SIGTERM as Ctrl-C
+    ("harness.errors", "harness.signals"),  # one-line user errors; SIGTERM (and an inherited ignored SIGINT) as Ctrl-C
     ("harness",),  # the package itself: its version
 )
 
