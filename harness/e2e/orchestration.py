@@ -131,6 +131,9 @@ class E2E(FullStack):
     timeline: ScaleOutTimeline | None = None
     scale_out_figures: spot.ScaleOutFigures | None = None
     now: Callable[[], datetime] = lambda: datetime.now(timezone.utc)  # wall clock, compared with the API's times
+    # When the change now being judged was made (the sync, the scale, the interruption). A final event from then
+    # on ends every wait of that phase: a controller that says "cannot" once is not asked again wait after wait.
+    phase_began: datetime | None = None
 
     def platform(self) -> StageOutcome:
         with watched(self.stack, self.watchdog):
@@ -140,6 +143,7 @@ class E2E(FullStack):
         return StageOutcome(f"applied infra/platform: cluster {outputs.get('cluster_name', '?')}")
 
     def addons(self) -> StageOutcome:
+        self.phase_began = self.now()  # Argo CD syncs gitops/ from here on
         if self.caps.local_kubernetes:
             return self.local_addons()
         terraform = self.addons_terraform()
@@ -186,9 +190,10 @@ class E2E(FullStack):
         """wait_for with the run's clock and sleep, bounded by what the watchdog leaves, showing its progress.
 
         ``ends``: the wait's name in harness.kube.terminal.ENDS and where the events are in what ``fetch`` returns;
-        a final Warning among them (seen since the wait began) ends it at once, in the controller's words."""
+        a final Warning among them (seen since the phase began, or the wait when no phase is known) ends it at once,
+        in the controller's words."""
         bound = self.watchdog.bound(timeout)
-        since = self.now().replace(microsecond=0)  # the API's event times are whole seconds
+        since = (self.phase_began or self.now()).replace(microsecond=0)  # the API's event times are whole seconds
         return wait_for(
             fetch,
             judge,
@@ -403,6 +408,7 @@ class E2E(FullStack):
         pods, claims, _, _ = self.karpenter_state()
         before = core.Before.of(pods, claims)  # the baseline: judged and timed apart from the scale-out
         self.say(f"scaling {GAME_DEPLOYMENT} to {replicas} replicas")
+        self.phase_began = self.now()
         k.scale_deployment(GAME_NAMESPACE, GAME_DEPLOYMENT, replicas)
         out = self.wait(
             self.karpenter_state,
@@ -465,6 +471,7 @@ class E2E(FullStack):
         sqs = self.clients("sqs")
         queue = sqs.get_queue_url(QueueName=outputs["karpenter_interruption_queue_name"])["QueueUrl"]
         message = spot.spot_interruption_warning(victim, outputs["region"], self.caller_account())
+        self.phase_began = self.now()
         sqs.send_message(QueueUrl=queue, MessageBody=json.dumps(message))
         self.say(f"sent a spot interruption warning for {victim.instance_id} (node {victim.node})")
 

@@ -976,6 +976,11 @@ def test_the_game_placement_wait_ends_at_once_on_karpenters_words(tmp_path: Path
     runner.now = lambda: datetime(2026, 12, 6, 6, 45, tzinfo=timezone.utc)  # changed: events older than the wait
     stale = runner.game_off_ops()
     assert stale.why == "timed out after 600s: no game-2048 pod is scheduled yet" and clock.now >= 1600.0
+    # The same wait later in the phase that made the events (the sync): they still count, and it ends at once.
+    runner.phase_began = datetime(2026, 12, 6, 6, 36, 10, tzinfo=timezone.utc)
+    began = clock.now
+    again = runner.game_off_ops()
+    assert again.why.startswith("karpenter: NodePool/apps NoCompatibleInstanceTypes:") and clock.now == began
 
 
 def test_the_ops_placement_checks_wait_instead_of_judging_once(tmp_path: Path) -> None:
