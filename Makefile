@@ -23,7 +23,7 @@ demo: setup ## the main job, offline: builds the toolchain first where Go is pre
 TEST_WORKERS ?= 2
 
 test: setup ## the whole suite; tests/e2e as its own session, on local when the toolchain is built
-	$(BIN)/python -m pytest tests --ignore=tests/e2e -n $(TEST_WORKERS) --dist loadgroup
+	$(BIN)/python -m pytest tests --ignore=tests/e2e -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder
 	$(BIN)/python -m pytest tests/e2e
 
 unit: setup

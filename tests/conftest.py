@@ -22,15 +22,27 @@ from harness.terraform.runner import TerraformCli
 PLATFORM_READ = re.compile(r'(?P<try>try\(\s*)?local\.platform(?P<path>(?:\.[A-Za-z_]\w*|\["[^"]+"\])+)')
 
 
+SHARED_SCOPES = ("class", "module", "package")
+
+
+def shares_setup_with_its_module(item: pytest.Item) -> bool:
+    """Whether the test uses a fixture set up once for several tests of its module (a moto server, an applied
+    root, a control plane)."""
+    info = getattr(item, "_fixtureinfo", None)  # pytest's own record of the fixtures the test resolved
+    definitions = info.name2fixturedefs.values() if info is not None else ()
+    return any(d.scope in SHARED_SCOPES for chain in definitions for d in chain)
+
+
 @pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Under pytest-xdist (`make test`) the tests of a module are one unit of work: its module fixtures (a moto
-    server, an applied root, a control plane) are set up once, on one worker. The tests that use the session's
-    platform are the plugin's group instead (its worker would otherwise take their modules' other tests too)."""
+    """Under pytest-xdist (`make test`) the tests of a module that share a module fixture are one unit of work, so
+    it is set up once, on one worker; every other test is a unit of its own, so long ones (three local runs in one
+    file) spread over the workers. The tests that use the session's platform are the plugin's group instead (its
+    worker would otherwise take their modules' other tests too)."""
     if not config.pluginmanager.hasplugin("xdist"):
         return
     for item in items:
-        if not uses_platform(item):
+        if not uses_platform(item) and shares_setup_with_its_module(item):
             item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
 
 

@@ -175,6 +175,38 @@ def test_the_platform_tests_are_grouped_only_where_xdist_is_loaded(
     assert groups == {f"groups test_uses_platform {group}", "groups test_beside []", "groups test_other []"}
 
 
+def test_the_suite_keeps_a_module_on_one_worker_only_where_its_tests_share_a_module_fixture(
+    child: pytest.Pytester,
+) -> None:
+    """tests/conftest.py under xdist: the tests of a module with a module fixture are one group (set up once);
+    the tests of a module without one are units of their own, so long ones spread over the workers."""
+    project_conftest = Path(__file__).parents[1] / "conftest.py"
+    child.makeconftest(
+        project_conftest.read_text(encoding="utf-8")
+        + """
+def pytest_collection_finish(session):
+    for item in session.items:
+        print("groups", item.name, [m.args[0] for m in item.iter_markers("xdist_group")])
+"""
+    )
+    child.makepyfile(
+        test_shared="import pytest\n\n@pytest.fixture(scope='module')\ndef server():\n    return 1\n\n"
+        "def test_a(server): pass\n\ndef test_b(server): pass\n\ndef test_c(): pass\n",
+        test_alone="import pytest\n\n@pytest.fixture\ndef each():\n    return 1\n\n"
+        "def test_d(each): pass\n\ndef test_e(tmp_path): pass\n",
+    )
+    result = child.runpytest_subprocess("--collect-only", "-p", "no:cacheprovider")
+    assert result.ret == 0, result.outlines
+    groups = {line for line in result.outlines if line.startswith("groups ")}
+    assert groups == {
+        "groups test_a ['test_shared.py']",
+        "groups test_b ['test_shared.py']",
+        "groups test_c []",
+        "groups test_d []",
+        "groups test_e []",
+    }
+
+
 # An apply that has created the VPC (it is in the state) and is still creating the rest.
 SLOW_APPLY = FAKE_PLATFORM.replace(
     "elif args[0] == 'destroy':", "    time.sleep(float(os.environ['FAKE_TF_APPLY_S']))\nelif args[0] == 'destroy':"
