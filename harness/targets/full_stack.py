@@ -108,7 +108,11 @@ class FullStack:
             from harness.kube.client import connect, connect_kubeconfig
 
             if self.caps.local_kubernetes:
-                self._kube = connect_kubeconfig(self.local_cluster().kubeconfig)
+                # Not local_cluster(): with a controller dead the API server still answers (the teardown needs it).
+                plane = local.cluster(self.run)
+                if plane is None:
+                    raise EnvironmentProblem(f"run {self.run.id} has no local cluster")
+                self._kube = connect_kubeconfig(plane.kubeconfig)
             else:
                 self._kube = connect(self.cluster_name(), session=self.stack.aws_target().session)
         return self._kube
@@ -120,6 +124,10 @@ class FullStack:
             raise EnvironmentProblem(f"run {self.run.id} has no local cluster: `harness up --run-id {self.run.id}`")
         local.require_running(self.run)
         return plane
+
+    def dead_processes(self) -> dict[str, str]:
+        """On local, each process of the run that died -> one line with its log's last words; elsewhere none."""
+        return local.crashed(self.run) if self.caps.local_kubernetes else {}
 
     def cluster_name(self) -> str:
         name = self.run.settings.get("cluster_name") or self.stack.variables()["cluster_name"]
@@ -145,7 +153,7 @@ class FullStack:
                 target=self.run.target,
                 addons_applied=addons_applied,
                 platform_applied=platform_applied,
-                cluster_exists=plane is not None and not local.crashed(self.run),
+                cluster_exists=plane is not None and plane.serving(),
             )
         # The add-ons need a Kubernetes API: on a target without one they were never applied.
         addons_applied = self.caps.supports(KUBERNETES_CAPABILITY) and bool(self.addons_terraform().managed_resources())
@@ -183,6 +191,7 @@ def teardown_run(full: FullStack) -> list[Result]:
             full.clients,
             full.kube,
             full.destroy,
+            dead_processes=full.dead_processes,
             clock=full.clock,
             sleep=full.sleep,
             on_start=lambda step: full.say(f"teardown {step} ..."),

@@ -14,6 +14,7 @@ from harness.processes import HOST, Supervised, Supervisor, free_port
 from harness.targets.controlplane import ControlPlane, answers
 from harness.toolchain.build import locate
 
+PROCESS = "karpenter"  # its name among the run's processes
 READY_TIMEOUT_S = 90.0
 # Out-of-cluster settings the chart cannot know: one replica without a lease; no ARC zonal shift in the emulator
 # (a failed lookup panics). ISOLATED_VPC stays off although moto has no Pricing API: with it, Karpenter 1.14 skips
@@ -78,7 +79,7 @@ def start(
         chart_environment(installed, namespace), cluster, aws_env, metrics_port=metrics_port, health_port=health_port
     )
     return supervisor.start(
-        "karpenter",
+        PROCESS,
         [str(locate("karpenter"))],
         ready=lambda: answers(f"http://{HOST}:{health_port}/readyz"),
         timeout_s=READY_TIMEOUT_S,

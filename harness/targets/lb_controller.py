@@ -17,6 +17,7 @@ from harness.targets.controlplane import ControlPlane, answers
 from harness.toolchain.build import locate
 
 WEBHOOK_CONFIGURATIONS = ("mutatingwebhookconfiguration", "validatingwebhookconfiguration")
+PROCESS = "aws-load-balancer-controller"  # its name among the run's processes
 READY_TIMEOUT_S = 60.0
 # Out-of-cluster settings the chart cannot know: no leader election, no add-on services the emulator lacks.
 OUT_OF_CLUSTER = (
@@ -66,7 +67,7 @@ def start(
     webhook_port, probe_port = free_port(), free_port()
 
     process = supervisor.start(
-        "aws-load-balancer-controller",
+        PROCESS,
         controller_command(chart_args, cluster, webhook_port, probe_port),
         ready=lambda: answers(f"http://{HOST}:{probe_port}/readyz"),
         timeout_s=READY_TIMEOUT_S,

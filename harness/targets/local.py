@@ -80,9 +80,9 @@ def records(run: Run) -> list[ProcessRecord]:
     return [ProcessRecord.from_settings(row) for row in run.settings.get(PROCESSES) or []]
 
 
-def crashed(run: Run) -> list[str]:
-    """One line for each process of the run that is no longer running."""
-    return [line for record in records(run) if (line := record.crashed())]
+def crashed(run: Run) -> dict[str, str]:
+    """Each process of the run that is no longer running -> one line with its log's last words."""
+    return {record.name: line for record in records(run) if (line := record.crashed())}
 
 
 def cluster(run: Run) -> ControlPlane | None:
@@ -216,4 +216,4 @@ def start_controller(run: Run, plane: ControlPlane, chosen: Release, aws_env: Ma
 def require_running(run: Run) -> None:
     """Refuse to go on with a run whose processes died: name the first and its log's last words."""
     if dead := crashed(run):
-        raise EnvironmentProblem(f"{dead[0]}; `harness down --run-id {run.id}` stops the rest")
+        raise EnvironmentProblem(f"{next(iter(dead.values()))}; `harness down --run-id {run.id}` stops the rest")

@@ -30,6 +30,7 @@ KWOK_ANNOTATION = {"kwok.x-k8s.io/node": "fake"}
 EPHEMERAL_STORAGE = "20Gi"  # the EC2NodeClass's root volume (gitops/ops/karpenter: volumeSize 20Gi)
 INTERVAL_S = 1.0
 READY_TIMEOUT_S = 30.0
+PROCESS = "node-registrar"  # its name among the run's processes
 
 
 def node_name(provider_id: str) -> str:
@@ -155,7 +156,7 @@ def start(
         f"--region={region}",
         f"--ready-file={ready_file}",
     ]
-    return supervisor.start("node-registrar", command, ready=ready_file.exists, timeout_s=READY_TIMEOUT_S, env=env)
+    return supervisor.start(PROCESS, command, ready=ready_file.exists, timeout_s=READY_TIMEOUT_S, env=env)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,6 +48,7 @@ from harness.kube.api import (
 )
 from harness.results import Result, Status
 from harness.run import Run
+from harness.targets import argo_cd, controlplane, karpenter, lb_controller, node_registrar
 from harness.waits import wait_for
 
 ARGOCD_NAMESPACE = "argocd"
@@ -83,6 +84,20 @@ class PlannedStep:
     name: str
     skip_reason: str = ""  # empty: run it
 
+
+# The run's processes (local target) each step's wait needs alive: with one dead, what it waits for cannot happen.
+STEP_PROCESSES: Mapping[str, tuple[str, ...]] = {
+    # Argo CD's finalizer deletes what it synced: the game's Ingress waits on the LB controller's finalizer, the
+    # NodePool and EC2NodeClass on Karpenter's.
+    "remove-gitops": (
+        argo_cd.APPLICATION_CONTROLLER,
+        lb_controller.PROCESS,
+        karpenter.PROCESS,
+        controlplane.CONTROLLER_MANAGER,
+    ),
+    "remove-ingresses": (lb_controller.PROCESS,),
+    "remove-nodepools": (karpenter.PROCESS, node_registrar.PROCESS),
+}
 
 CLUSTER_GONE = "the EKS cluster no longer exists"
 ADDONS_WENT_WITH_CLUSTER = "the cluster is gone, and the add-ons (in-cluster only) went with it"
@@ -196,6 +211,8 @@ class Teardown:
     sweep_policy: sweep.RetryPolicy = field(default_factory=sweep.RetryPolicy)
     on_start: Callable[[str], None] = lambda _step: None
     on_step: Callable[[Result], None] = lambda _result: None
+    # The run's dead processes (name -> one line with its log's last words); none on a managed cluster.
+    dead_processes: Callable[[], Mapping[str, str]] = dict
     _kube: KubeClient | None = None
 
     def kube(self) -> KubeClient:
@@ -231,8 +248,14 @@ class Teardown:
         rows = [{"step": r.name, "status": r.status.value, "why": r.why} for r in results]
         self.run.path(RECORD).write_text(json.dumps(rows, indent=2) + "\n", encoding="utf-8")
 
-    def _wait(self, name: str, fetch: Callable[[], Sequence[str]], timeout: float) -> Result:
-        return wait_for(fetch, judge_gone(name), timeout, clock=self.clock, sleep=self.sleep)
+    def _wait(self, step: str, name: str, fetch: Callable[[], Sequence[str]], timeout: float) -> Result:
+        """Until `fetch` finds nothing left; at once, naming it, when a process the step needs has died."""
+
+        def hopeless(_: Sequence[str]) -> str | None:
+            dead = self.dead_processes()
+            return next((dead[p] for p in STEP_PROCESSES.get(step, ()) if p in dead), None)
+
+        return wait_for(fetch, judge_gone(name), timeout, clock=self.clock, sleep=self.sleep, terminal=hopeless)
 
     def remove_gitops(self) -> Result:
         kube = self.kube()
@@ -248,6 +271,7 @@ class Teardown:
             if kube.delete_custom(APPLICATION_SET, _name(appset), ARGOCD_NAMESPACE):
                 deleted.append(f"applicationset/{_name(appset)}")
         waited = self._wait(
+            "remove-gitops",
             "applications gone",
             lambda: [f"application/{_name(a)}" for a in existing(kube, APPLICATION, ARGOCD_NAMESPACE)],
             self.timeouts.applications,
@@ -262,7 +286,10 @@ class Teardown:
             if kube.delete_ingress(namespace, name):
                 deleted.append(f"{namespace}/{name}")
         waited = self._wait(
-            "load balancers gone", lambda: alb_leftovers(self.clients, self.run.id), self.timeouts.load_balancers
+            "remove-ingresses",
+            "load balancers gone",
+            lambda: alb_leftovers(self.clients, self.run.id),
+            self.timeouts.load_balancers,
         )
         return _step_result("remove-ingresses", waited, deleted_ingresses=deleted)
 
@@ -270,6 +297,7 @@ class Teardown:
         kube = self.kube()
         deleted = [f"nodepool/{_name(p)}" for p in existing(kube, NODE_POOL) if kube.delete_custom(NODE_POOL, _name(p))]
         waited = self._wait(
+            "remove-nodepools",
             "karpenter instances gone",
             lambda: karpenter_leftovers(self.clients, self.run.id),
             self.timeouts.karpenter_nodes,
@@ -281,6 +309,7 @@ class Teardown:
                 deleted.append(f"ec2nodeclass/{_name(node_class)}")
         if waited.ok:
             waited = self._wait(
+                "remove-nodepools",
                 "karpenter launch templates and instance profiles gone",
                 lambda: karpenter_class_leftovers(self.clients, self.run.id),
                 self.timeouts.karpenter_nodes,

@@ -128,3 +128,73 @@ def test_up_returns_leaving_the_run_up_and_down_from_another_shell_leaves_nothin
     assert [r.name for r in records if r.running()] == []
     emulator_pid = current["emulator"]["pid"]
     assert not Path(f"/proc/{emulator_pid}").exists() or "Z" in Path(f"/proc/{emulator_pid}/stat").read_text()
+
+
+def launched_instances(run_dir: Path) -> bool:
+    """Whether Karpenter has launched an instance for a NodeClaim of the run (the claim has its providerID)."""
+    from harness.kube.api import NODE_CLAIM
+    from harness.kube.client import connect_kubeconfig
+
+    with contextlib.suppress(HarnessError):
+        claims = connect_kubeconfig(run_dir / "cluster" / "kubeconfig").list_custom(NODE_CLAIM)
+        return any((claim.get("status") or {}).get("providerID") for claim in claims)
+    return False
+
+
+def test_a_controller_killed_mid_run_is_named_at_once_and_the_teardown_still_runs(tmp_path: Path) -> None:
+    """Karpenter's process killed once it has launched the game's first node, while the checks run: the checks
+    stage fails within seconds naming karpenter and its log's last words (not after a wait's 600 s); the teardown's
+    Kubernetes steps still run (the API server answers), those that need Karpenter (its finalizers on the NodePool
+    Argo CD deletes, its instances) fail at once in the same words, and the sweep deletes what Karpenter left:
+    nothing of the run is left."""
+    try:
+        find_cli()
+    except HarnessError as exc:
+        pytest.skip(str(exc))
+    runs = tmp_path / "runs"
+    harness = subprocess.Popen(
+        [sys.executable, "-m", "harness", "e2e", "--target", "local", "--yes", "--skip", "karpenter"],
+        env={**os.environ, RUNS_ENV: str(runs)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    lines: list[str] = []
+    killed_at, checks_ended = None, float("inf")
+    try:
+        assert harness.stdout is not None
+        for line in harness.stdout:
+            lines.append(line)
+            if line.startswith("stage access: pass"):
+                (run_dir,) = runs.iterdir()
+                deadline = time.monotonic() + 300
+                while not launched_instances(run_dir) and time.monotonic() < deadline:
+                    time.sleep(0.5)
+                (karpenter,) = [
+                    r for r in map(ProcessRecord.from_settings, settings(runs)["processes"]) if r.name == "karpenter"
+                ]
+                os.kill(karpenter.pid, signal.SIGKILL)
+                killed_at = time.monotonic()
+            if line.startswith("stage checks:") and killed_at is not None:
+                checks_ended = time.monotonic() - killed_at
+        harness.wait(timeout=900)
+    finally:
+        if harness.poll() is None:
+            os.killpg(harness.pid, signal.SIGKILL)
+    output = "".join(lines)
+    assert harness.returncode != 0 and killed_at is not None, output
+    assert "Traceback" not in output, output
+    named = re.compile(r"karpenter \(pid \d+\) is not running: ")
+    checks = next(line for line in lines if line.startswith("stage checks:"))
+    assert checks.startswith("stage checks: fail") and named.search(checks), output
+    assert checks_ended < 60, f"the checks went on for {checks_ended:.0f} s after Karpenter died\n{output}"
+    assert "the EKS cluster no longer exists" not in output, output
+    nodepools = next(line for line in lines if line.startswith("teardown remove-nodepools:"))
+    assert nodepools.startswith("teardown remove-nodepools: fail") and named.search(nodepools), output
+    gitops = next(line for line in lines if line.startswith("teardown remove-gitops:"))
+    assert gitops.startswith("teardown remove-gitops: fail") and named.search(gitops), output
+    assert any(line.startswith("teardown remove-ingresses: pass") for line in lines), output
+    sweep = next(line for line in lines if line.startswith("teardown sweep:"))
+    assert sweep.startswith("teardown sweep: pass: deleted"), output  # Karpenter's instance, launched before it died
+    assert settings(runs).get("processes") in (None, []), output

@@ -535,6 +535,7 @@ def test_karpenter_stage_scales_out_judges_measures_and_scales_back(tmp_path: Pa
         "game-2048 pods run the pinned image",
         "interruption",
         "karpenter consolidates apps to the bin-packing minimum",
+        "the run's processes kept running",  # n/a here (aws): the controllers are EKS's pods
     ]
     assert outcome.results[2].evidence["events"]  # Karpenter's Nominated event reached the judgement
     assert cluster.scale_calls == [4, 0]  # to the annotated count, then back to the baseline
@@ -550,7 +551,7 @@ def test_karpenter_stage_fails_when_new_replicas_pulled_other_bits_under_the_sam
     cluster = FakeKarpenterCluster(clock, tag_moved=True)
     runner = karpenter_e2e(tmp_path, cluster, clock)
     outcome = runner.karpenter()
-    pool, _discovery, scale_out, _instances, image, _interruption, scale_in = outcome.results
+    pool, _discovery, scale_out, _instances, image, _interruption, scale_in, _processes = outcome.results
     assert pool.ok and scale_out.ok and scale_in.ok
     assert image.status is Status.FAIL and "2 different images under the moving tag" in image.why
     assert cluster.scale_calls == [4, 0]
@@ -564,7 +565,7 @@ def test_karpenter_stage_scales_back_even_when_no_node_ever_comes(tmp_path: Path
     assert not outcome.ok
     scale_out = outcome.results[2]
     assert scale_out.status is Status.FAIL and scale_out.why.startswith("timed out after 900s")
-    assert len(outcome.results) == 4  # no image to judge on pods that never ran, no node to interrupt
+    assert len(outcome.results) == 5  # no image to judge on pods that never ran, no node to interrupt
     assert cluster.scale_calls == [4, 0]
     assert runner.scale_in_seconds == 110.0  # the NodeClaim still launching is consolidated away
 
@@ -916,6 +917,7 @@ def test_the_not_applicable_rows_carry_the_judges_own_names() -> None:
     from harness.aws import checks
     from harness.e2e.orchestration import KUBERNETES_CHECK_NAMES
     from harness.kube import argocd, core, ingress
+    from harness.processes import judge_processes
 
     facts = ingress.LoadBalancerFacts("k8s-game.example", None)
     judged = [
@@ -930,6 +932,7 @@ def test_the_not_applicable_rows_carry_the_judges_own_names() -> None:
         ingress.judge_target_health(facts),
         ingress.judge_game_page(ingress.HttpProbe("http://k8s-game.example/", None, "", "no answer")),
         checks.judge_run_tags({}, {}, name=checks.CONTROLLER_RUN_TAGS),
+        judge_processes([], {}),
     ]
     assert [r.name for r in judged] == list(KUBERNETES_CHECK_NAMES)
 
@@ -981,6 +984,26 @@ def test_the_game_placement_wait_ends_at_once_on_karpenters_words(tmp_path: Path
     began = clock.now
     again = runner.game_off_ops()
     assert again.why.startswith("karpenter: NodePool/apps NoCompatibleInstanceTypes:") and clock.now == began
+
+
+def test_a_dead_process_of_the_run_ends_a_wait_at_once_in_its_last_words(tmp_path: Path) -> None:
+    """Karpenter killed while the game's pods wait for nodes (local target): the wait ends at its next poll naming
+    the process and its log's last words, not after its 600 s with "3 of 16 pod(s) Ready"."""
+    from kube_fixtures import FakeKubeClient, load
+
+    reader = FakeKubeClient(
+        load("recorded/synced/nodes.yaml"), load("recorded/nodepool_no_instance_types/pods_game-2048.yaml")
+    )
+    clock = Clock()
+    runner = placement_e2e(tmp_path, reader, clock)
+    dead: dict[str, str] = {}
+    runner.dead_processes = lambda: dead  # type: ignore[method-assign]
+    alive = runner.game_off_ops()
+    assert alive.status is Status.FAIL and alive.why.startswith("timed out after 600s"), alive.why
+    dead["karpenter"] = "karpenter (pid 4242) is not running: signal: killed (log: logs/karpenter.log)"
+    began = clock.now
+    result = runner.game_off_ops()
+    assert result.status is Status.FAIL and result.why == dead["karpenter"] and clock.now == began
 
 
 def test_the_ops_placement_checks_wait_instead_of_judging_once(tmp_path: Path) -> None:

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from harness.errors import EnvironmentProblem
-from harness.processes import ProcessRecord, Supervisor, stop_recorded
+from harness.processes import ProcessRecord, Supervisor, judge_processes, stop_recorded
+from harness.results import Status
 
 SLEEP = shutil.which("sleep") or "/bin/sleep"
 
@@ -63,3 +64,10 @@ def test_a_dead_process_is_reported_with_its_log_tail(tmp_path: Path) -> None:
     (record,) = recorded  # recorded before it was ready: an interrupted start still knows what to stop
     crash = record.crashed()
     assert crash is not None and "flaky (pid" in crash and "address already in use" in crash
+
+
+def test_the_processes_judge_names_the_first_that_died_in_its_last_words() -> None:
+    assert judge_processes(["etcd", "karpenter"], {}).status is Status.PASS
+    died = "karpenter (pid 4242) is not running: panic: boom (log: karpenter.log)"
+    failed = judge_processes(["etcd", "karpenter"], {"karpenter": died})
+    assert failed.status is Status.FAIL and failed.why == died and failed.evidence["dead"] == ["karpenter"]

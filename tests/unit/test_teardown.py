@@ -296,6 +296,25 @@ def test_a_class_whose_launch_templates_and_profile_karpenter_keeps_fails_its_st
     assert teardown.karpenter_class_leftovers(aws, h.run.id) == []
 
 
+def test_a_dead_controller_ends_only_the_steps_that_wait_on_it_at_once_and_the_sweep_cleans_up(
+    tmp_path: Path, aws: Callable[[str], Any]
+) -> None:
+    """Karpenter's process died (local target): what carries its finalizers (the NodePool Argo CD deletes, the
+    NodeClaims) can never go, so remove-gitops and remove-nodepools fail at their first poll in the process's last
+    words instead of waiting out their 300 s; remove-ingresses, which needs only the LB controller, runs as usual."""
+    h = Harness(tmp_path, aws, karpenter_lag=None, class_lag=None)
+    last_words = "karpenter (pid 4242) is not running: panic: runtime error (log: karpenter.log)"
+    h.teardown.dead_processes = lambda: {teardown.karpenter.PROCESS: last_words}
+    results = {r.name: r for r in h.teardown.execute(plan_teardown(FULL))}
+    for step, waited in (("remove-gitops", "applications gone"), ("remove-nodepools", "karpenter instances gone")):
+        dead = results[step]
+        assert dead.status is Status.FAIL and dead.why == f"{waited}: {last_words}", dead.why
+        assert dead.evidence["waited_s"] == 0 and dead.evidence["polls"] == 1
+    assert results["remove-ingresses"].ok  # the LB controller is alive
+    assert results["sweep"].status is Status.PASS  # the sweep terminates the instances Karpenter left
+    assert teardown.karpenter_leftovers(aws, h.run.id) == []
+
+
 def test_unreachable_cluster_fails_kubernetes_steps_and_terraform_and_sweep_still_run(
     tmp_path: Path, aws: Callable[[str], Any]
 ) -> None:
