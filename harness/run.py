@@ -56,9 +56,12 @@ class Run:
         return self.dir.joinpath(*parts)
 
     def save(self) -> None:
+        """Write run.json whole or not at all: another process (`harness down`, a test) may read it meanwhile."""
         data = asdict(self)
         data["dir"] = str(self.dir)
-        self.path("run.json").write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+        written = self.path("run.json.tmp")
+        written.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+        os.replace(written, self.path("run.json"))
 
 
 def create_run(target: str, run_id: str | None = None, max_hours: float = 4.0, base: Path | None = None) -> Run:

@@ -32,6 +32,20 @@ def test_a_run_round_trips_with_its_settings(tmp_path: Path) -> None:
     assert create_run("emulator", "r-round", base=tmp_path).created_at == run.created_at
 
 
+def test_a_save_replaces_run_json_whole_so_a_reader_never_sees_it_half_written(tmp_path: Path) -> None:
+    """`harness down` from another shell (or a test) may read run.json while the run saves it: the new file is
+    written apart and renamed over the old, so an open reader keeps the whole old one (a write in place would
+    truncate it under the reader: the make-test race that read '')."""
+    run = create_run("local", "r-atomic", base=tmp_path)
+    path = run.path("run.json")
+    with path.open(encoding="utf-8") as reader:
+        run.settings["processes"] = [{"name": "etcd"}]
+        run.save()
+        assert '"processes"' not in reader.read()  # the whole old file, untouched
+    assert load_run("r-atomic", tmp_path).settings["processes"] == [{"name": "etcd"}]
+    assert sorted(p.name for p in run.dir.iterdir()) == ["run.json"]
+
+
 def test_missing_and_corrupt_runs_are_one_line_errors(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="no run 'r-gone'"):
         load_run("r-gone", tmp_path)
