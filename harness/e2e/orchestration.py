@@ -34,7 +34,7 @@ from harness.errors import EnvironmentProblem, InputError
 from harness.gate import effective, loaders
 from harness.gate.local_charts import render_local_charts
 from harness.gate.values import helm_values
-from harness.kube import argocd, consolidation, core, ingress, spot, terminal
+from harness.kube import argocd, consolidation, core, ingress, rbac, spot, terminal
 from harness.kube import karpenter as kk
 from harness.kube.api import APPLICATION, APPLICATION_SET, EC2_NODE_CLASS, NODE_CLAIM, NODE_POOL
 from harness.kube.client import describe_cluster, eks_token, write_kubeconfig
@@ -107,6 +107,7 @@ KUBERNETES_CHECK_NAMES = (
     ingress.GAME_PAGE_CHECK,
     aws_checks.CONTROLLER_RUN_TAGS,
     PROCESSES_CHECK,
+    rbac.REFUSALS_CHECK,
 )
 # Where the controllers are EKS's pods, not host processes of the run.
 CONTROLLERS_ARE_PODS = "EKS runs the controllers as pods: 'controllers on ops nodes' judges them Ready"
@@ -176,7 +177,9 @@ class E2E(FullStack):
         aws_env = lb_controller.aws_environment(endpoint, self.stack.region, os.environ)
         installed = local.install_addons(self.run, plane, self.stack.outputs(), variables, aws_env)
         reason = self.caps.reason(ADDONS_BY_TERRAFORM)
-        results = (Result.not_applicable(ADDONS_BY_TERRAFORM_CHECK, self.run.target, reason),) if reason else ()
+        by_terraform = [Result.not_applicable(ADDONS_BY_TERRAFORM_CHECK, self.run.target, reason)] if reason else []
+        # The controllers have listed what they watch by now: a refusal names the chart that grants too little.
+        results = (*by_terraform, self.calls_allowed())
         return StageOutcome(
             f"installed {len(installed)} of infra/addons' resources; Argo CD syncs {served.url} at {served.commit} "
             "(a snapshot of this working tree)",
@@ -201,9 +204,13 @@ class E2E(FullStack):
         final_event = terminal.ends(ends[0], ends[1], since) if ends else None
 
         def hopeless(observed: T) -> str | None:
-            # A dead process of the run (a controller, the API server) ends every wait: what it awaits cannot come.
-            dead = self.dead_processes()
-            return next(iter(dead.values()), None) or (final_event(observed) if final_event else None)
+            # A dead process of the run (a controller, the API server) or a controller refused by its RBAC ends
+            # every wait: what it awaits cannot come.
+            if dead := self.dead_processes():
+                return next(iter(dead.values()))
+            if (allowed := self.calls_allowed()).status is Status.FAIL:
+                return allowed.why
+            return final_event(observed) if final_event else None
 
         return wait_for(
             fetch,
@@ -256,7 +263,7 @@ class E2E(FullStack):
             results.extend(self.load_balancer(hostname))
             results.append(self.game_page(hostname))
         results.append(self.controllers_tagged(hostname))
-        results.append(self.processes_kept_running())
+        results += [self.processes_kept_running(), self.calls_allowed()]
         return results
 
     def processes_kept_running(self) -> Result:
@@ -569,7 +576,7 @@ class E2E(FullStack):
                 results.append(self.spot_interruption(replicas))
         finally:
             results.append(self.scale_in(baseline))  # even after a failure: the spot nodes must not linger
-        results.append(self.processes_kept_running())
+        results += [self.processes_kept_running(), self.calls_allowed()]
         return StageOutcome(f"scaled to {replicas}, interrupted one spot node, back to {baseline}", tuple(results))
 
     def teardown(self) -> StageOutcome:

@@ -26,7 +26,7 @@ from typing import Any
 
 from harness.errors import EnvironmentProblem
 from harness.processes import HOST, Supervisor, free_port
-from harness.targets.controlplane import ControlPlane, answers
+from harness.targets.controlplane import ControlPlane, PodIdentities, answers
 from harness.toolchain.build import entry_for, locate, require_built
 from harness.toolchain.components import BY_NAME
 
@@ -51,8 +51,10 @@ def start(
     work: Path,
     git_ca: Path,
     base_env: Mapping[str, str],
+    identities: PodIdentities,
 ) -> ArgoCd:
-    """redis, then the repo-server (trusting the Git endpoint's CA), then both controllers."""
+    """redis, then the repo-server (trusting the Git endpoint's CA), then both controllers; each as its own
+    workload's ServiceAccount."""
     redis = start_redis(supervisor)
     tls = work / "tls"  # repo-server trusts a Git server's certificate from a file named after its host
     tls.mkdir(parents=True, exist_ok=True)
@@ -65,7 +67,6 @@ def start(
     tools = os.pathsep.join([*(str(locate(name).parent) for name in ("helm", "kustomize")), str(scripts)])
     env = {
         **base_env,
-        "KUBECONFIG": str(cluster.pki.path("admin.kubeconfig")),
         "ARGOCD_FAKE_IN_CLUSTER": "true",
         "ARGOCD_GPG_ENABLED": "false",
         "ARGOCD_TLS_DATA_PATH": str(tls),
@@ -73,6 +74,11 @@ def start(
         "PATH": os.pathsep.join((tools, base_env.get("PATH", ""))),
     }
     argocd = locate("argocd")
+
+    def as_workload(process: str, component: str) -> dict[str, str]:
+        kubeconfig = identities.kubeconfig(process, workload(cluster, namespace, component))
+        return {**env, "KUBECONFIG": str(kubeconfig)}
+
     repo_port, repo_metrics = free_port(), free_port()
     supervisor.start(
         "argocd-repo-server",
@@ -89,15 +95,16 @@ def start(
         ],
         ready=lambda: answers(f"http://{HOST}:{repo_metrics}/healthz?full=true"),
         timeout_s=READY_TIMEOUT_S,
-        env=env,
+        env=as_workload("argocd-repo-server", "repo-server"),
         cwd=work,
     )
     repo_server = f"{HOST}:{repo_port}"
     controller_metrics = free_port()
+    controller = workload(cluster, namespace, "application-controller")
     controller_env = {
-        **env,
+        **as_workload(APPLICATION_CONTROLLER, "application-controller"),
         **params_environment(
-            workload_container(cluster, namespace, "application-controller"),
+            controller["spec"]["template"]["spec"]["containers"][0],
             configmap_data(cluster, namespace, PARAMS_CONFIGMAP),
         ),
     }
@@ -131,7 +138,7 @@ def start(
         ],
         ready=lambda: answers(f"http://{HOST}:{metrics}/metrics"),
         timeout_s=READY_TIMEOUT_S,
-        env=env,
+        env=as_workload("argocd-applicationset-controller", "applicationset-controller"),
         cwd=work,
     )
     return ArgoCd(namespace, repo_server)
@@ -148,8 +155,8 @@ def params_environment(container: Mapping[str, Any], params: Mapping[str, str]) 
     return env
 
 
-def workload_container(cluster: ControlPlane, namespace: str, component: str) -> dict[str, Any]:
-    """The first container of the chart's workload for `component` (a StatefulSet or a Deployment)."""
+def workload(cluster: ControlPlane, namespace: str, component: str) -> dict[str, Any]:
+    """The chart's workload for `component` (a StatefulSet or a Deployment)."""
     found = json.loads(
         cluster.kubectl(
             "-n",
@@ -164,8 +171,8 @@ def workload_container(cluster: ControlPlane, namespace: str, component: str) ->
     )["items"]
     if not found:
         raise EnvironmentProblem(f"the argo-cd chart installed no {component} workload in namespace {namespace}")
-    container: dict[str, Any] = found[0]["spec"]["template"]["spec"]["containers"][0]
-    return container
+    chosen: dict[str, Any] = found[0]
+    return chosen
 
 
 def configmap_data(cluster: ControlPlane, namespace: str, name: str) -> dict[str, str]:

@@ -4,11 +4,13 @@ written into the run's directory (never ~/.kube)."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import ipaddress
+import json
 import shutil
 import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +33,14 @@ from harness.waits import wait_for
 SERVICE_CIDR = "172.20.0.0/16"  # EKS's default service range for a 10.x VPC
 READY_TIMEOUT_S = 60.0
 CONTROLLER_MANAGER = "kube-controller-manager"  # its name among the run's processes
+AUDIT_LOG = "audit.log"  # in the cluster folder: the API server's record of what ServiceAccounts asked for
+# Every request of a ServiceAccount, with its verdict (responseStatus), not its body: enough to name a refused call.
+AUDIT_POLICY = {
+    "apiVersion": "audit.k8s.io/v1",
+    "kind": "Policy",
+    "omitStages": ["RequestReceived", "ResponseStarted"],
+    "rules": [{"level": "Metadata", "userGroups": ["system:serviceaccounts"]}, {"level": "None"}],
+}
 CERT_DAYS = 7  # a run's certificates outlive the run, never a week
 
 
@@ -121,21 +131,18 @@ def create_pki(folder: Path) -> Pki:
     return pki
 
 
-def kubeconfig(server: str, pki: Pki, name: str = "local") -> dict[str, object]:
+def kubeconfig(
+    server: str, pki: Pki, name: str = "local", user: str = "admin", credentials: Mapping[str, str] | None = None
+) -> dict[str, object]:
+    """A kubeconfig for the run's API server: as the admin (the run's client certificate, the harness's alone)
+    unless other `credentials` are given."""
+    admin = {"client-certificate": str(pki.path("admin.crt")), "client-key": str(pki.path("admin.key"))}
     return {
         "apiVersion": "v1",
         "kind": "Config",
         "clusters": [{"name": name, "cluster": {"server": server, "certificate-authority": str(pki.path("ca.crt"))}}],
-        "users": [
-            {
-                "name": "admin",
-                "user": {
-                    "client-certificate": str(pki.path("admin.crt")),
-                    "client-key": str(pki.path("admin.key")),
-                },
-            }
-        ],
-        "contexts": [{"name": name, "context": {"cluster": name, "user": "admin"}}],
+        "users": [{"name": user, "user": dict(credentials or admin)}],
+        "contexts": [{"name": name, "context": {"cluster": name, "user": user}}],
         "current-context": name,
     }
 
@@ -181,12 +188,47 @@ class ControlPlane:
             raise EnvironmentProblem(f"kubectl {' '.join(args[:3])}: {last.strip()}")
         return done.stdout
 
+    @property
+    def audit_log(self) -> Path:
+        return self.kubeconfig.with_name(AUDIT_LOG)
+
+    def audit_events(self, containing: str = "") -> list[dict[str, Any]]:
+        """The audit log's events whose line contains `containing` (a cheap filter before parsing)."""
+        try:
+            lines = self.audit_log.read_text(encoding="utf-8", errors="replace").splitlines()
+        except FileNotFoundError:
+            return []
+        events = []
+        for line in lines:
+            if containing in line:
+                with contextlib.suppress(json.JSONDecodeError):  # the line being written as we read
+                    events.append(json.loads(line))
+        return events
+
     def serving(self) -> bool:
         """Whether the API server answers (its /readyz), whatever else of the run has died."""
         try:
             return self.get("/readyz").status_code == 200
         except requests.RequestException:
             return False
+
+    def service_account_kubeconfig(self, namespace: str, account: str, folder: Path, lifetime_s: int) -> Path:
+        """A kubeconfig that authenticates as the ServiceAccount `namespace/account`, with a token from the
+        TokenRequest API (the kubelet projects the same kind into a pod), so RBAC judges the caller as on EKS. The
+        token lasts `lifetime_s` (the run's remaining life: the harness does not live on to refresh it)."""
+        try:
+            token = self.kubectl("-n", namespace, "create", "token", account, f"--duration={lifetime_s}s").strip()
+        except EnvironmentProblem as exc:
+            raise EnvironmentProblem(f"no token for ServiceAccount {namespace}/{account}: {exc}") from None
+        folder.mkdir(parents=True, exist_ok=True)
+        token_file = folder / "token"
+        token_file.write_text(token, encoding="utf-8")
+        token_file.chmod(0o600)
+        user = f"system:serviceaccount:{namespace}:{account}"
+        config = kubeconfig(self.server, self.pki, user=user, credentials={"tokenFile": str(token_file)})
+        path = folder / "kubeconfig"
+        path.write_text(yaml.safe_dump(config), encoding="utf-8")
+        return path
 
     def get(self, path: str, timeout: float = 5.0) -> requests.Response:
         """An authenticated GET against the API server as the admin."""
@@ -196,6 +238,33 @@ class ControlPlane:
             verify=str(self.pki.path("ca.crt")),
             timeout=timeout,
         )
+
+
+@dataclass(frozen=True)
+class PodIdentities:
+    """What each host process standing in for a chart's pod talks to the API server as: its pod's ServiceAccount
+    (the workload's ``serviceAccountName``), never the admin, so the chart's RBAC allows or refuses its calls."""
+
+    plane: ControlPlane
+    folder: Path  # one folder per process: its token and kubeconfig
+    lifetime_s: int
+
+    def kubeconfig(self, process: str, workload: Mapping[str, Any]) -> Path:
+        pod = workload["spec"]["template"]["spec"]
+        namespace = str(workload["metadata"]["namespace"])
+        account = str(pod.get("serviceAccountName") or "default")
+        try:
+            return self.plane.service_account_kubeconfig(namespace, account, self.folder / process, self.lifetime_s)
+        except EnvironmentProblem as exc:
+            raise EnvironmentProblem(f"{process}: {exc}") from None
+
+    def callers(self) -> dict[str, str]:
+        """Each ServiceAccount user a process calls as -> that process (from the kubeconfigs written so far)."""
+        found = {}
+        for config in sorted(self.folder.glob("*/kubeconfig")):
+            users = yaml.safe_load(config.read_text(encoding="utf-8")).get("users") or []
+            found.update({str(user["name"]): config.parent.name for user in users})
+        return found
 
 
 def answers(url: str, **kwargs: Any) -> bool:
@@ -224,9 +293,11 @@ def start_etcd(supervisor: Supervisor, data_dir: Path) -> str:
     return client
 
 
-def start_apiserver(supervisor: Supervisor, pki: Pki, etcd: str) -> str:
+def start_apiserver(supervisor: Supervisor, pki: Pki, etcd: str, audit_log: Path) -> str:
     port = free_port()
     server = f"https://{HOST}:{port}"
+    policy = audit_log.with_name("audit-policy.yaml")
+    policy.write_text(yaml.safe_dump(AUDIT_POLICY), encoding="utf-8")
     command = [
         str(locate("kube-apiserver")),
         f"--etcd-servers={etcd}",
@@ -241,6 +312,9 @@ def start_apiserver(supervisor: Supervisor, pki: Pki, etcd: str) -> str:
         f"--service-account-signing-key-file={pki.path('sa.key')}",
         f"--service-cluster-ip-range={SERVICE_CIDR}",
         "--authorization-mode=Node,RBAC",
+        f"--audit-policy-file={policy}",
+        f"--audit-log-path={audit_log}",
+        "--audit-log-format=json",
         "--allow-privileged=true",
         "--profiling=false",
     ]
@@ -313,7 +387,7 @@ def start_control_plane(run_dir: Path, supervisor: Supervisor, *, full: bool = T
     """
     pki = create_pki(run_dir / "pki")
     etcd = start_etcd(supervisor, run_dir / "etcd")
-    server = start_apiserver(supervisor, pki, etcd)
+    server = start_apiserver(supervisor, pki, etcd, run_dir / AUDIT_LOG)
     path = run_dir / "kubeconfig"
     path.write_text(yaml.safe_dump(kubeconfig(server, pki)), encoding="utf-8")
     shutil.copyfile(path, pki.path("admin.kubeconfig"))  # what the components use; `path` is the user's

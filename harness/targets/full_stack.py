@@ -20,6 +20,7 @@ from rich.markup import escape
 
 from harness.aws.leaks import is_gone
 from harness.errors import EnvironmentProblem
+from harness.kube import rbac
 from harness.kube.api import KubeClient
 from harness.project import KUBERNETES_CAPABILITY, TargetCapabilities, repo_root
 from harness.results import Result
@@ -29,6 +30,9 @@ from harness.targets import teardown as td
 from harness.targets.controlplane import ControlPlane
 from harness.targets.stack import Stack
 from harness.terraform.runner import Terraform
+
+# Where the API server is EKS's: its audit log goes to CloudWatch Logs, which the harness does not read.
+AUDIT_NOT_READ = "EKS's audit log is in CloudWatch Logs, not read here: a refused controller fails what it could not do"
 
 
 @dataclass
@@ -124,6 +128,14 @@ class FullStack:
             raise EnvironmentProblem(f"run {self.run.id} has no local cluster: `harness up --run-id {self.run.id}`")
         local.require_running(self.run)
         return plane
+
+    def calls_allowed(self) -> Result:
+        """On local, whether the API server refused a call of the controllers (its audit log, by their
+        ServiceAccounts): a refusal there is one on EKS too."""
+        plane = local.cluster(self.run) if self.caps.local_kubernetes else None
+        if plane is None:
+            return Result.not_applicable(rbac.REFUSALS_CHECK, self.run.target, AUDIT_NOT_READ)
+        return local.calls_allowed(self.run, plane)
 
     def dead_processes(self) -> dict[str, str]:
         """On local, each process of the run that died -> one line with its log's last words; elsewhere none."""

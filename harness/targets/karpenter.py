@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from harness.errors import EnvironmentProblem
 from harness.processes import HOST, Supervised, Supervisor, free_port
-from harness.targets.controlplane import ControlPlane, answers
+from harness.targets.controlplane import ControlPlane, PodIdentities, answers
 from harness.toolchain.build import locate
 
 PROCESS = "karpenter"  # its name among the run's processes
@@ -43,11 +44,13 @@ def controller_environment(
     cluster: ControlPlane,
     aws_env: Mapping[str, str],
     *,
+    kubeconfig: Path,
     metrics_port: int,
     health_port: int,
 ) -> dict[str, str]:
     """The process's environment: AWS settings for the emulator, the chart's settings, then what only the host
-    knows (API server, admin kubeconfig, loopback ports that clash with nothing else the run serves)."""
+    knows (API server, its ServiceAccount's kubeconfig, loopback ports that clash with nothing else the run
+    serves)."""
     if not chart_env.get("CLUSTER_NAME"):
         raise EnvironmentProblem("the karpenter chart's Deployment has no CLUSTER_NAME: is settings.clusterName set?")
     return {
@@ -55,7 +58,7 @@ def controller_environment(
         **chart_env,
         **OUT_OF_CLUSTER,
         "CLUSTER_ENDPOINT": cluster.server,
-        "KUBECONFIG": str(cluster.pki.path("admin.kubeconfig")),
+        "KUBECONFIG": str(kubeconfig),
         "METRICS_PORT": str(metrics_port),
         "HEALTH_PROBE_PORT": str(health_port),
     }
@@ -68,15 +71,22 @@ def start(
     namespace: str,
     release: str,
     aws_env: Mapping[str, str],
+    identities: PodIdentities,
 ) -> Supervised:
-    """Start Karpenter from the installed chart's Deployment (named after the release); ready when /readyz says so.
+    """Start Karpenter from the installed chart's Deployment (named after the release), as its ServiceAccount;
+    ready when /readyz says so.
 
     `aws_env`: the emulator's endpoint, region and credentials (lb_controller.aws_environment).
     """
     installed = json.loads(cluster.kubectl("-n", namespace, "get", "deployment", release, "-o", "json"))
     metrics_port, health_port = free_port(), free_port()
     env = controller_environment(
-        chart_environment(installed, namespace), cluster, aws_env, metrics_port=metrics_port, health_port=health_port
+        chart_environment(installed, namespace),
+        cluster,
+        aws_env,
+        kubeconfig=identities.kubeconfig(PROCESS, installed),
+        metrics_port=metrics_port,
+        health_port=health_port,
     )
     return supervisor.start(
         PROCESS,

@@ -10,10 +10,11 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from harness.processes import HOST, Supervised, Supervisor, free_port
-from harness.targets.controlplane import ControlPlane, answers
+from harness.targets.controlplane import ControlPlane, PodIdentities, answers
 from harness.toolchain.build import locate
 
 WEBHOOK_CONFIGURATIONS = ("mutatingwebhookconfiguration", "validatingwebhookconfiguration")
@@ -36,12 +37,14 @@ def point_webhooks_at(configuration: dict[str, Any], url: str, ca_bundle: bytes)
     return configuration
 
 
-def controller_command(chart_args: list[str], cluster: ControlPlane, webhook_port: int, probe_port: int) -> list[str]:
+def controller_command(
+    chart_args: list[str], cluster: ControlPlane, kubeconfig: Path, webhook_port: int, probe_port: int
+) -> list[str]:
     pki = cluster.pki
     return [
         str(locate("aws-load-balancer-controller")),
         *chart_args,
-        f"--kubeconfig={pki.path('admin.kubeconfig')}",
+        f"--kubeconfig={kubeconfig}",
         *OUT_OF_CLUSTER,
         f"--webhook-bind-port={webhook_port}",
         f"--webhook-cert-dir={pki.folder}",
@@ -59,16 +62,17 @@ def start(
     namespace: str,
     release: str,
     aws_env: Mapping[str, str],
+    identities: PodIdentities,
 ) -> Supervised:
-    """Start the controller from the installed chart's Deployment (named after the release), then route the
-    chart's webhooks to it."""
+    """Start the controller from the installed chart's Deployment (named after the release), as its
+    ServiceAccount, then route the chart's webhooks to it."""
     installed = json.loads(cluster.kubectl("-n", namespace, "get", "deployment", release, "-o", "json"))
     chart_args = list(installed["spec"]["template"]["spec"]["containers"][0].get("args") or [])
     webhook_port, probe_port = free_port(), free_port()
 
     process = supervisor.start(
         PROCESS,
-        controller_command(chart_args, cluster, webhook_port, probe_port),
+        controller_command(chart_args, cluster, identities.kubeconfig(PROCESS, installed), webhook_port, probe_port),
         ready=lambda: answers(f"http://{HOST}:{probe_port}/readyz"),
         timeout_s=READY_TIMEOUT_S,
         env=aws_env,

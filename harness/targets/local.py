@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Mapping
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -24,11 +25,13 @@ import yaml
 from harness.errors import EnvironmentProblem, InputError
 from harness.gate.api import build_model
 from harness.gate.model import Model
+from harness.kube import rbac
 from harness.processes import ProcessRecord, Supervisor, free_port, stop_recorded
 from harness.project import local_target, reference_dir, repo_root
+from harness.results import Result, Status
 from harness.run import Run
 from harness.targets import argo_cd, git_endpoint, karpenter, lb_controller, node_registrar
-from harness.targets.controlplane import ControlPlane, answers, attach, start_control_plane
+from harness.targets.controlplane import ControlPlane, PodIdentities, answers, attach, start_control_plane
 from harness.targets.nodes import ops_nodes
 from harness.targets.overlays import overlaid_files
 from harness.targets.releases import Release, chart_folder, install, release, secret, upstream_file
@@ -40,6 +43,7 @@ CLUSTER = "cluster"  # run settings: {"server": the local API server's URL}
 GITOPS_URL = "gitops_repo_url"  # run settings: what the cluster secret points Argo CD at
 ADDONS = "addons_installed"  # run settings: set before the first release goes in
 ADDONS_ROOT = ("infra", "addons")
+MIN_TOKEN_S = 600  # the TokenRequest API's minimum (--duration below 10 minutes is refused)
 # Binaries the local target runs (harness.toolchain), checked before anything is created.
 BINARIES = (
     "etcd",
@@ -188,12 +192,40 @@ def install_addons(
     return installed
 
 
+def identities(run: Run, plane: ControlPlane) -> PodIdentities:
+    """The controllers' ServiceAccount credentials, valid for what is left of the run's life (its expires-at)."""
+    left = datetime.fromisoformat(run.expires_at) - datetime.now(timezone.utc)
+    return PodIdentities(plane, run.path("identities"), max(MIN_TOKEN_S, int(left.total_seconds())))
+
+
+def calls_allowed(run: Run, plane: ControlPlane) -> Result:
+    """Whether the API server refused a call of the run's controllers (its audit log, by their ServiceAccounts)."""
+    callers = identities(run, plane).callers()
+    found = rbac.refusals(plane.audit_events(f'"code":{rbac.FORBIDDEN}'), callers)
+    return rbac.judge_refusals(found, callers)
+
+
 def start_controller(run: Run, plane: ControlPlane, chosen: Release, aws_env: Mapping[str, str]) -> None:
-    """The host process(es) standing in for a release's Deployment, if it has any."""
+    """The host process(es) standing in for a release's workloads, if it has any. A controller that does not
+    come up because its RBAC refuses it is named by the refused call first (its log says the same at length)."""
+    try:
+        _start_controller(run, plane, chosen, aws_env)
+    except EnvironmentProblem as exc:
+        if (allowed := calls_allowed(run, plane)).status is Status.FAIL:
+            raise EnvironmentProblem(f"{allowed.why}; {exc}") from None
+        raise
+
+
+def _start_controller(run: Run, plane: ControlPlane, chosen: Release, aws_env: Mapping[str, str]) -> None:
+    pods = identities(run, plane)
     if chosen.chart == "aws-load-balancer-controller":
-        lb_controller.start(supervisor(run), plane, namespace=chosen.namespace, release=chosen.name, aws_env=aws_env)
+        lb_controller.start(
+            supervisor(run), plane, namespace=chosen.namespace, release=chosen.name, aws_env=aws_env, identities=pods
+        )
     elif chosen.chart == "karpenter":
-        karpenter.start(supervisor(run), plane, namespace=chosen.namespace, release=chosen.name, aws_env=aws_env)
+        karpenter.start(
+            supervisor(run), plane, namespace=chosen.namespace, release=chosen.name, aws_env=aws_env, identities=pods
+        )
         # The kubelets' part: a Node for each NodeClaim Karpenter launched (harness.targets.node_registrar).
         node_registrar.start(
             supervisor(run),
@@ -210,6 +242,7 @@ def start_controller(run: Run, plane: ControlPlane, chosen: Release, aws_env: Ma
             work=run.path("argocd"),
             git_ca=plane.pki.path("ca.crt"),
             base_env=os.environ,
+            identities=pods,
         )
 
 

@@ -23,7 +23,8 @@ from typing import Any
 import pytest
 
 from harness.errors import HarnessError
-from harness.processes import ProcessRecord
+from harness.processes import ProcessRecord, stop_recorded
+from harness.processes import runs as runs_executable
 from harness.run import RUNS_ENV
 from harness.targets.local import unavailable
 from harness.terraform.runner import find_cli
@@ -45,6 +46,23 @@ def listening_ports() -> set[int]:
             if fields[3] == "0A":  # LISTEN
                 ports.add(int(fields[1].rsplit(":", 1)[1], 16))
     return ports
+
+
+def leave_nothing(harness: subprocess.Popen[str], runs: Path) -> None:
+    """However the test ends: a harness still running is interrupted (it tears its run down, as after a user's
+    Ctrl-C) and killed if it does not finish; whatever the run still records is stopped. The run's processes
+    live in sessions of their own, so killing the harness alone would leave them running."""
+    if harness.poll() is None:
+        os.killpg(harness.pid, signal.SIGINT)
+        try:
+            harness.wait(timeout=300)
+        except subprocess.TimeoutExpired:
+            os.killpg(harness.pid, signal.SIGKILL)
+    current = settings(runs)
+    stop_recorded([ProcessRecord.from_settings(row) for row in current.get("processes") or []])
+    emulator = int((current.get("emulator") or {}).get("pid") or 0)
+    if emulator and runs_executable(emulator, "moto_server"):  # never a recycled pid
+        os.kill(emulator, signal.SIGTERM)
 
 
 @pytest.mark.parametrize(
@@ -89,8 +107,7 @@ def test_ctrl_c_leaves_no_process_port_or_emulator(tmp_path: Path, command: list
         os.killpg(harness.pid, signal.SIGINT)
         output, _ = harness.communicate(timeout=600)
     finally:
-        if harness.poll() is None:
-            os.killpg(harness.pid, signal.SIGKILL)
+        leave_nothing(harness, runs)
     assert harness.returncode != 0, output
     assert "Traceback" not in output, output
     running = [record.name for record in seen.values() if record.running()]
@@ -180,8 +197,7 @@ def test_a_controller_killed_mid_run_is_named_at_once_and_the_teardown_still_run
                 checks_ended = time.monotonic() - killed_at
         harness.wait(timeout=900)
     finally:
-        if harness.poll() is None:
-            os.killpg(harness.pid, signal.SIGKILL)
+        leave_nothing(harness, runs)
     output = "".join(lines)
     assert harness.returncode != 0 and killed_at is not None, output
     assert "Traceback" not in output, output

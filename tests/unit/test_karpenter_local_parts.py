@@ -56,13 +56,19 @@ def cluster(tmp_path: Path) -> ControlPlane:
 def test_karpenter_takes_the_charts_settings_and_the_host_overrides_what_only_it_knows(tmp_path: Path) -> None:
     chart = chart_environment(deployment(CHART_ENV), "kube-system")
     assert chart["SYSTEM_NAMESPACE"] == "kube-system" and "MEMORY_LIMIT" not in chart
+    identity = tmp_path / "identities" / "karpenter" / "kubeconfig"
     env = controller_environment(
-        chart, cluster(tmp_path), {"AWS_ENDPOINT_URL": "http://127.0.0.1:5000"}, metrics_port=40001, health_port=40002
+        chart,
+        cluster(tmp_path),
+        {"AWS_ENDPOINT_URL": "http://127.0.0.1:5000"},
+        kubeconfig=identity,
+        metrics_port=40001,
+        health_port=40002,
     )
     assert env["CLUSTER_NAME"] == "eks-r1" and env["INTERRUPTION_QUEUE"] == "eks-r1-karpenter-interruption"
     assert (env["METRICS_PORT"], env["HEALTH_PROBE_PORT"]) == ("40001", "40002")  # never 8081 (Argo CD's)
     assert env["CLUSTER_ENDPOINT"] == "https://127.0.0.1:6443"
-    assert env["KUBECONFIG"] == str(tmp_path / "pki" / "admin.kubeconfig")
+    assert env["KUBECONFIG"] == str(identity)  # its ServiceAccount's, never the admin's
     assert (env["DISABLE_LEADER_ELECTION"], env["ENABLE_ZONAL_SHIFT"]) == ("true", "false")
     assert "ISOLATED_VPC" not in env  # with it, Karpenter would leave its instance profiles behind
     assert env["AWS_ENDPOINT_URL"] == "http://127.0.0.1:5000"
@@ -70,7 +76,7 @@ def test_karpenter_takes_the_charts_settings_and_the_host_overrides_what_only_it
 
 def test_a_chart_without_a_cluster_name_is_one_line(tmp_path: Path) -> None:
     with pytest.raises(EnvironmentProblem, match="no CLUSTER_NAME"):
-        controller_environment({}, cluster(tmp_path), {}, metrics_port=1, health_port=2)
+        controller_environment({}, cluster(tmp_path), {}, kubeconfig=tmp_path, metrics_port=1, health_port=2)
 
 
 def claim(**status: Any) -> dict[str, Any]:

@@ -1,0 +1,56 @@
+"""On `local` each controller calls the API server as its pod's ServiceAccount, so the RBAC its chart creates
+decides what it may do, as on EKS. A chart whose RBAC is turned off (`rbac.create = false` in the LB controller's
+values, in a copy of the repository) makes a run that fails on the first refused call, naming the controller and
+the call, and leaves nothing behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from harness.errors import HarnessError
+from harness.project import REPO_ENV, repo_root
+from harness.run import RUNS_ENV
+from harness.targets.local import unavailable
+from harness.terraform.runner import find_cli
+
+pytestmark = [pytest.mark.integration, pytest.mark.skipif(unavailable() is not None, reason=str(unavailable()))]
+LB_VALUES = "    replicaCount = 2\n    serviceAccount = {"
+NO_RBAC = "    replicaCount = 2\n    rbac = { create = false }\n    serviceAccount = {"
+
+
+def test_a_controller_whose_chart_grants_it_no_rbac_fails_the_run_naming_the_refused_call(tmp_path: Path) -> None:
+    try:
+        find_cli()
+    except HarnessError as exc:
+        pytest.skip(str(exc))
+    copy = tmp_path / "repo"
+    subprocess.run(["git", "clone", "--quiet", str(repo_root()), str(copy)], check=True)
+    addons = copy / "infra" / "addons" / "main.tf"
+    text = addons.read_text(encoding="utf-8")
+    assert text.count(LB_VALUES) == 1, "the LB controller's values moved: update this test"
+    addons.write_text(text.replace(LB_VALUES, NO_RBAC), encoding="utf-8")
+    runs = tmp_path / "runs"
+    done = subprocess.run(
+        [sys.executable, "-m", "harness", "e2e", "--target", "local", "--yes", "--skip", "karpenter"],
+        env={**os.environ, RUNS_ENV: str(runs), REPO_ENV: str(copy)},
+        cwd=tmp_path,  # the harness of this checkout, the infra/ and gitops/ of the copy
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    output = done.stdout + done.stderr
+    assert done.returncode != 0 and "Traceback" not in output, output
+    refused = (
+        "aws-load-balancer-controller (system:serviceaccount:kube-system:aws-load-balancer-controller) was refused: "
+    )
+    addons_stage = next(line for line in output.splitlines() if line.startswith("stage addons:"))
+    assert addons_stage.startswith("stage addons: fail") and refused in addons_stage, output
+    assert "teardown sweep: pass" in output, output
+    (run,) = runs.iterdir()
+    assert json.loads((run / "run.json").read_text(encoding="utf-8"))["settings"].get("processes") in (None, [])
