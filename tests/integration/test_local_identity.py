@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from harness.errors import HarnessError
-from harness.project import REPO_ENV, repo_root
+from harness.project import REFERENCE_ENV, REPO_ENV, repo_root
 from harness.run import RUNS_ENV
 from harness.targets.local import unavailable
 from harness.terraform.runner import find_cli
@@ -24,7 +24,9 @@ LB_VALUES = "    replicaCount = 2\n    serviceAccount = {"
 NO_RBAC = "    replicaCount = 2\n    rbac = { create = false }\n    serviceAccount = {"
 
 
-def test_a_controller_whose_chart_grants_it_no_rbac_fails_the_run_naming_the_refused_call(tmp_path: Path) -> None:
+def test_a_controller_whose_chart_grants_it_no_rbac_fails_the_run_naming_the_refused_call(
+    tmp_path: Path, reference: Path
+) -> None:
     try:
         find_cli()
     except HarnessError as exc:
@@ -38,7 +40,8 @@ def test_a_controller_whose_chart_grants_it_no_rbac_fails_the_run_naming_the_ref
     runs = tmp_path / "runs"
     done = subprocess.run(
         [sys.executable, "-m", "harness", "e2e", "--target", "local", "--yes", "--skip", "karpenter"],
-        env={**os.environ, RUNS_ENV: str(runs), REPO_ENV: str(copy)},
+        # The copy has no shared/ beside it: the reference data stays this checkout's.
+        env={**os.environ, RUNS_ENV: str(runs), REPO_ENV: str(copy), REFERENCE_ENV: str(reference)},
         cwd=tmp_path,  # the harness of this checkout, the infra/ and gitops/ of the copy
         capture_output=True,
         text=True,
