@@ -43,7 +43,7 @@ from harness.kube.karpenter import SCALE_OUT_ANNOTATION, ScaleOutTimeline
 from harness.processes import PROCESSES_CHECK, judge_processes
 from harness.project import KUBERNETES_CAPABILITY, local_target, read_yaml, repo_root, versions
 from harness.results import Result, Status
-from harness.targets import git_endpoint, lb_controller, local
+from harness.targets import git_endpoint, lb_controller, local, pod_identity
 from harness.targets import teardown as td
 from harness.targets.full_stack import FullStack, teardown_run
 from harness.waits import WaitProgress, wait_for
@@ -108,6 +108,7 @@ KUBERNETES_CHECK_NAMES = (
     aws_checks.CONTROLLER_RUN_TAGS,
     PROCESSES_CHECK,
     rbac.REFUSALS_CHECK,
+    pod_identity.CREDENTIALS_CHECK,
 )
 # Where the controllers are EKS's pods, not host processes of the run.
 CONTROLLERS_ARE_PODS = "EKS runs the controllers as pods: 'controllers on ops nodes' judges them Ready"
@@ -179,7 +180,7 @@ class E2E(FullStack):
         reason = self.caps.reason(ADDONS_BY_TERRAFORM)
         by_terraform = [Result.not_applicable(ADDONS_BY_TERRAFORM_CHECK, self.run.target, reason)] if reason else []
         # The controllers have listed what they watch by now: a refusal names the chart that grants too little.
-        results = (*by_terraform, self.calls_allowed())
+        results = (*by_terraform, *self.identities_honoured())
         return StageOutcome(
             f"installed {len(installed)} of infra/addons' resources; Argo CD syncs {served.url} at {served.commit} "
             "(a snapshot of this working tree)",
@@ -208,8 +209,8 @@ class E2E(FullStack):
             # every wait: what it awaits cannot come.
             if dead := self.dead_processes():
                 return next(iter(dead.values()))
-            if (allowed := self.calls_allowed()).status is Status.FAIL:
-                return allowed.why
+            if refused := next((r for r in self.identities_honoured() if r.status is Status.FAIL), None):
+                return refused.why
             return final_event(observed) if final_event else None
 
         return wait_for(
@@ -263,7 +264,7 @@ class E2E(FullStack):
             results.extend(self.load_balancer(hostname))
             results.append(self.game_page(hostname))
         results.append(self.controllers_tagged(hostname))
-        results += [self.processes_kept_running(), self.calls_allowed()]
+        results += [self.processes_kept_running(), *self.identities_honoured()]
         return results
 
     def processes_kept_running(self) -> Result:
@@ -576,7 +577,7 @@ class E2E(FullStack):
                 results.append(self.spot_interruption(replicas))
         finally:
             results.append(self.scale_in(baseline))  # even after a failure: the spot nodes must not linger
-        results += [self.processes_kept_running(), self.calls_allowed()]
+        results += [self.processes_kept_running(), *self.identities_honoured()]
         return StageOutcome(f"scaled to {replicas}, interrupted one spot node, back to {baseline}", tuple(results))
 
     def teardown(self) -> StageOutcome:

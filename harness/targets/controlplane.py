@@ -8,6 +8,7 @@ import contextlib
 import datetime
 import ipaddress
 import json
+import os
 import shutil
 import subprocess
 from collections.abc import Callable, Iterator, Mapping
@@ -33,6 +34,9 @@ from harness.waits import wait_for
 SERVICE_CIDR = "172.20.0.0/16"  # EKS's default service range for a 10.x VPC
 READY_TIMEOUT_S = 60.0
 CONTROLLER_MANAGER = "kube-controller-manager"  # its name among the run's processes
+# What would win over the container credentials in the SDKs' chain: never handed to a controller.
+HARNESS_CREDENTIALS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE")
+AUDIENCE = "pods.eks.amazonaws.com"  # EKS Pod Identity's token audience
 AUDIT_LOG = "audit.log"  # in the cluster folder: the API server's record of what ServiceAccounts asked for
 # Every request of a ServiceAccount, with its verdict (responseStatus), not its body: enough to name a refused call.
 AUDIT_POLICY = {
@@ -212,18 +216,28 @@ class ControlPlane:
         except requests.RequestException:
             return False
 
-    def service_account_kubeconfig(self, namespace: str, account: str, folder: Path, lifetime_s: int) -> Path:
-        """A kubeconfig that authenticates as the ServiceAccount `namespace/account`, with a token from the
-        TokenRequest API (the kubelet projects the same kind into a pod), so RBAC judges the caller as on EKS. The
-        token lasts `lifetime_s` (the run's remaining life: the harness does not live on to refresh it)."""
+    def service_account_token(
+        self, namespace: str, account: str, path: Path, lifetime_s: int, audience: str = ""
+    ) -> Path:
+        """A token of the ServiceAccount `namespace/account` from the TokenRequest API (the kubelet projects the
+        same kind into a pod), written to `path`; for the API server unless another `audience` is named. It lasts
+        `lifetime_s` (the run's remaining life: the harness does not live on to refresh it)."""
+        audiences = [f"--audience={audience}"] if audience else []
         try:
-            token = self.kubectl("-n", namespace, "create", "token", account, f"--duration={lifetime_s}s").strip()
+            token = self.kubectl(
+                "-n", namespace, "create", "token", account, f"--duration={lifetime_s}s", *audiences
+            ).strip()
         except EnvironmentProblem as exc:
             raise EnvironmentProblem(f"no token for ServiceAccount {namespace}/{account}: {exc}") from None
-        folder.mkdir(parents=True, exist_ok=True)
-        token_file = folder / "token"
-        token_file.write_text(token, encoding="utf-8")
-        token_file.chmod(0o600)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(token, encoding="utf-8")
+        path.chmod(0o600)
+        return path
+
+    def service_account_kubeconfig(self, namespace: str, account: str, folder: Path, lifetime_s: int) -> Path:
+        """A kubeconfig that authenticates as the ServiceAccount `namespace/account`, so RBAC judges the caller as
+        on EKS."""
+        token_file = self.service_account_token(namespace, account, folder / "token", lifetime_s)
         user = f"system:serviceaccount:{namespace}:{account}"
         config = kubeconfig(self.server, self.pki, user=user, credentials={"tokenFile": str(token_file)})
         path = folder / "kubeconfig"
@@ -246,17 +260,40 @@ class PodIdentities:
     (the workload's ``serviceAccountName``), never the admin, so the chart's RBAC allows or refuses its calls."""
 
     plane: ControlPlane
-    folder: Path  # one folder per process: its token and kubeconfig
+    folder: Path  # one folder per process: its tokens and kubeconfig
     lifetime_s: int
+    credentials_url: str  # the run's Pod Identity agent (harness.targets.pod_identity)
+
+    @staticmethod
+    def account(workload: Mapping[str, Any]) -> tuple[str, str]:
+        pod = workload["spec"]["template"]["spec"]
+        return str(workload["metadata"]["namespace"]), str(pod.get("serviceAccountName") or "default")
 
     def kubeconfig(self, process: str, workload: Mapping[str, Any]) -> Path:
-        pod = workload["spec"]["template"]["spec"]
-        namespace = str(workload["metadata"]["namespace"])
-        account = str(pod.get("serviceAccountName") or "default")
         try:
-            return self.plane.service_account_kubeconfig(namespace, account, self.folder / process, self.lifetime_s)
+            return self.plane.service_account_kubeconfig(
+                *self.account(workload), self.folder / process, self.lifetime_s
+            )
         except EnvironmentProblem as exc:
             raise EnvironmentProblem(f"{process}: {exc}") from None
+
+    def aws_environment(self, process: str, workload: Mapping[str, Any], base: Mapping[str, str]) -> dict[str, str]:
+        """The AWS settings of the pod on EKS with Pod Identity: the container credentials endpoint and a token
+        for it (audience pods.eks.amazonaws.com), and no credentials of the harness's (environment or files)."""
+        try:
+            token = self.plane.service_account_token(
+                *self.account(workload), self.folder / process / "eks-pod-identity-token", self.lifetime_s, AUDIENCE
+            )
+        except EnvironmentProblem as exc:
+            raise EnvironmentProblem(f"{process}: {exc}") from None
+        own = {key: value for key, value in base.items() if key not in HARNESS_CREDENTIALS}
+        return {
+            **own,
+            "AWS_CONTAINER_CREDENTIALS_FULL_URI": self.credentials_url,
+            "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE": str(token),
+            "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+            "AWS_CONFIG_FILE": os.devnull,
+        }
 
     def callers(self) -> dict[str, str]:
         """Each ServiceAccount user a process calls as -> that process (from the kubeconfigs written so far)."""

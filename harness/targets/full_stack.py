@@ -25,12 +25,14 @@ from harness.kube.api import KubeClient
 from harness.project import KUBERNETES_CAPABILITY, TargetCapabilities, repo_root
 from harness.results import Result
 from harness.run import Run
-from harness.targets import local
+from harness.targets import local, pod_identity
 from harness.targets import teardown as td
 from harness.targets.controlplane import ControlPlane
 from harness.targets.stack import Stack
 from harness.terraform.runner import Terraform
 
+# Where EKS's own agent serves the credentials.
+EKS_POD_IDENTITY = "EKS Pod Identity serves the controllers' credentials: one without them fails what it could not do"
 # Where the API server is EKS's: its audit log goes to CloudWatch Logs, which the harness does not read.
 AUDIT_NOT_READ = "EKS's audit log is in CloudWatch Logs, not read here: a refused controller fails what it could not do"
 
@@ -129,13 +131,17 @@ class FullStack:
         local.require_running(self.run)
         return plane
 
-    def calls_allowed(self) -> Result:
-        """On local, whether the API server refused a call of the controllers (its audit log, by their
-        ServiceAccounts): a refusal there is one on EKS too."""
+    def identities_honoured(self) -> list[Result]:
+        """On local, whether the controllers' identities held: the API server refused none of their calls (its
+        audit log, by their ServiceAccounts) and the Pod Identity agent gave each its role's credentials. A
+        refusal there is one on EKS too."""
         plane = local.cluster(self.run) if self.caps.local_kubernetes else None
         if plane is None:
-            return Result.not_applicable(rbac.REFUSALS_CHECK, self.run.target, AUDIT_NOT_READ)
-        return local.calls_allowed(self.run, plane)
+            return [
+                Result.not_applicable(rbac.REFUSALS_CHECK, self.run.target, AUDIT_NOT_READ),
+                Result.not_applicable(pod_identity.CREDENTIALS_CHECK, self.run.target, EKS_POD_IDENTITY),
+            ]
+        return local.identities_honoured(self.run, plane)
 
     def dead_processes(self) -> dict[str, str]:
         """On local, each process of the run that died -> one line with its log's last words; elsewhere none."""

@@ -83,7 +83,7 @@ def start(
     env = controller_environment(
         chart_environment(installed, namespace),
         cluster,
-        aws_env,
+        identities.aws_environment(PROCESS, installed, aws_env),
         kubeconfig=identities.kubeconfig(PROCESS, installed),
         metrics_port=metrics_port,
         health_port=health_port,

@@ -75,7 +75,7 @@ def start(
         controller_command(chart_args, cluster, identities.kubeconfig(PROCESS, installed), webhook_port, probe_port),
         ready=lambda: answers(f"http://{HOST}:{probe_port}/readyz"),
         timeout_s=READY_TIMEOUT_S,
-        env=aws_env,
+        env=identities.aws_environment(PROCESS, installed, aws_env),
     )
     ca = cluster.pki.path("ca.crt").read_bytes()
     for kind in WEBHOOK_CONFIGURATIONS:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
@@ -26,11 +27,11 @@ from harness.errors import EnvironmentProblem, InputError
 from harness.gate.api import build_model
 from harness.gate.model import Model
 from harness.kube import rbac
-from harness.processes import ProcessRecord, Supervisor, free_port, stop_recorded
+from harness.processes import HOST, ProcessRecord, Supervisor, free_port, stop_recorded
 from harness.project import local_target, reference_dir, repo_root
 from harness.results import Result, Status
 from harness.run import Run
-from harness.targets import argo_cd, git_endpoint, karpenter, lb_controller, node_registrar
+from harness.targets import argo_cd, git_endpoint, karpenter, lb_controller, node_registrar, pod_identity
 from harness.targets.controlplane import ControlPlane, PodIdentities, answers, attach, start_control_plane
 from harness.targets.nodes import ops_nodes
 from harness.targets.overlays import overlaid_files
@@ -42,6 +43,7 @@ PROCESSES = "processes"  # run settings: the records of every process the run st
 CLUSTER = "cluster"  # run settings: {"server": the local API server's URL}
 GITOPS_URL = "gitops_repo_url"  # run settings: what the cluster secret points Argo CD at
 ADDONS = "addons_installed"  # run settings: set before the first release goes in
+POD_IDENTITY_AGENT = "pod_identity_agent"  # run settings: the agent's credentials URL
 ADDONS_ROOT = ("infra", "addons")
 MIN_TOKEN_S = 600  # the TokenRequest API's minimum (--duration below 10 minutes is refused)
 # Binaries the local target runs (harness.toolchain), checked before anything is created.
@@ -98,7 +100,7 @@ def cluster(run: Run) -> ControlPlane | None:
 def stop(run: Run) -> None:
     """Stop every process of the run, last started first; safe to repeat, from any shell."""
     stop_recorded(records(run))
-    for key in (PROCESSES, CLUSTER, GITOPS_URL, ADDONS):
+    for key in (PROCESSES, CLUSTER, GITOPS_URL, ADDONS, POD_IDENTITY_AGENT):
         run.settings.pop(key, None)
     run.save()
 
@@ -178,6 +180,7 @@ def install_addons(
     work.mkdir(parents=True, exist_ok=True)
     run.settings[ADDONS] = True
     run.save()
+    start_pod_identity_agent(run, plane, outputs, aws_env)
     installed = []
     for address in addon_addresses(root):
         if address.startswith("kubernetes_secret_v1."):
@@ -195,24 +198,61 @@ def install_addons(
 def identities(run: Run, plane: ControlPlane) -> PodIdentities:
     """The controllers' ServiceAccount credentials, valid for what is left of the run's life (its expires-at)."""
     left = datetime.fromisoformat(run.expires_at) - datetime.now(timezone.utc)
-    return PodIdentities(plane, run.path("identities"), max(MIN_TOKEN_S, int(left.total_seconds())))
+    lifetime = max(MIN_TOKEN_S, int(left.total_seconds()))
+    return PodIdentities(plane, run.path("identities"), lifetime, str(run.settings.get(POD_IDENTITY_AGENT, "")))
 
 
-def calls_allowed(run: Run, plane: ControlPlane) -> Result:
-    """Whether the API server refused a call of the run's controllers (its audit log, by their ServiceAccounts)."""
+def start_pod_identity_agent(run: Run, plane: ControlPlane, outputs: Mapping[str, Any], env: Mapping[str, str]) -> None:
+    """What EKS Pod Identity is for the controllers' pods (harness.targets.pod_identity), with infra/platform's
+    associations; it reaches the emulator's STS with `env` (the harness's credentials, never a controller's)."""
+    folder = run.path("identities")
+    folder.mkdir(parents=True, exist_ok=True)
+    associations = folder / "pod-identity-associations.json"
+    associations.write_text(json.dumps(pod_identity.associations(outputs), indent=2), encoding="utf-8")
+    port = free_port()
+    pki = plane.pki
+    flags = {
+        "port": str(port),
+        "folder": str(folder),
+        "associations": str(associations),
+        "server": plane.server,
+        "ca": str(pki.path("ca.crt")),
+        "cert": str(pki.path("admin.crt")),
+        "key": str(pki.path("admin.key")),
+        "endpoint": env["AWS_ENDPOINT_URL"],
+        "region": env["AWS_REGION"],
+        "cluster-name": str(outputs["cluster_name"]),
+        "cluster-arn": str(outputs["cluster_arn"]),
+    }
+    supervisor(run).start(
+        pod_identity.PROCESS,
+        [sys.executable, "-m", "harness.targets.pod_identity", *(f"--{key}={value}" for key, value in flags.items())],
+        ready=lambda: answers(f"http://{HOST}:{port}/healthz"),
+        timeout_s=30.0,
+        env=env,
+    )
+    run.settings[POD_IDENTITY_AGENT] = f"http://{HOST}:{port}{pod_identity.CREDENTIALS_PATH}"
+    run.save()
+
+
+def identities_honoured(run: Run, plane: ControlPlane) -> list[Result]:
+    """Whether the API server refused a call of the run's controllers (its audit log, by their ServiceAccounts),
+    and whether the Pod Identity agent refused one its credentials (no association for its account)."""
     callers = identities(run, plane).callers()
     found = rbac.refusals(plane.audit_events(f'"code":{rbac.FORBIDDEN}'), callers)
-    return rbac.judge_refusals(found, callers)
+    refused = pod_identity.read_refusals(run.path("identities"))
+    return [rbac.judge_refusals(found, callers), pod_identity.judge_credentials(refused, callers)]
 
 
 def start_controller(run: Run, plane: ControlPlane, chosen: Release, aws_env: Mapping[str, str]) -> None:
     """The host process(es) standing in for a release's workloads, if it has any. A controller that does not
-    come up because its RBAC refuses it is named by the refused call first (its log says the same at length)."""
+    come up because its identity is refused (a call by its RBAC, its credentials for want of an association) is
+    named by that refusal first (its log says the same at length)."""
     try:
         _start_controller(run, plane, chosen, aws_env)
     except EnvironmentProblem as exc:
-        if (allowed := calls_allowed(run, plane)).status is Status.FAIL:
-            raise EnvironmentProblem(f"{allowed.why}; {exc}") from None
+        if refused := next((r for r in identities_honoured(run, plane) if r.status is Status.FAIL), None):
+            raise EnvironmentProblem(f"{refused.why}; {exc}") from None
         raise
 
 

@@ -1,7 +1,8 @@
 """On `local` each controller calls the API server as its pod's ServiceAccount, so the RBAC its chart creates
 decides what it may do, as on EKS. A chart whose RBAC is turned off (`rbac.create = false` in the LB controller's
 values, in a copy of the repository) makes a run that fails on the first refused call, naming the controller and
-the call, and leaves nothing behind."""
+the call, and leaves nothing behind. Its AWS credentials come the same way, from the Pod Identity association for
+that ServiceAccount (harness.targets.pod_identity): a ServiceAccount no association names gets none."""
 
 from __future__ import annotations
 
@@ -20,23 +21,38 @@ from harness.targets.local import unavailable
 from harness.terraform.runner import find_cli
 
 pytestmark = [pytest.mark.integration, pytest.mark.skipif(unavailable() is not None, reason=str(unavailable()))]
-LB_VALUES = "    replicaCount = 2\n    serviceAccount = {"
-NO_RBAC = "    replicaCount = 2\n    rbac = { create = false }\n    serviceAccount = {"
+# (what infra/addons/main.tf says, what the broken copy says instead, the words the run must fail with)
+BROKEN = {
+    "lb-controller-rbac-off": (
+        "    replicaCount = 2\n    serviceAccount = {",
+        "    replicaCount = 2\n    rbac = { create = false }\n    serviceAccount = {",
+        "aws-load-balancer-controller (system:serviceaccount:kube-system:aws-load-balancer-controller) was refused: ",
+    ),
+    "karpenter-service-account-renamed": (
+        "      name = local.platform.karpenter_service_account.name\n",
+        '      name = "karpenter-renamed"\n',
+        "karpenter got no AWS credentials: no Pod Identity association for kube-system/karpenter-renamed",
+    ),
+}
 
 
-def test_a_controller_whose_chart_grants_it_no_rbac_fails_the_run_naming_the_refused_call(
-    tmp_path: Path, reference: Path
+@pytest.mark.parametrize("case", list(BROKEN))
+def test_a_controller_whose_identity_eks_would_refuse_fails_the_run_in_those_words(
+    case: str, tmp_path: Path, reference: Path
 ) -> None:
+    """The chart grants the LB controller no RBAC: the API server refuses its first list. Karpenter's
+    ServiceAccount renamed in its chart values only: Pod Identity has no association for it, so no credentials."""
     try:
         find_cli()
     except HarnessError as exc:
         pytest.skip(str(exc))
+    declared, broken, words = BROKEN[case]
     copy = tmp_path / "repo"
     subprocess.run(["git", "clone", "--quiet", str(repo_root()), str(copy)], check=True)
     addons = copy / "infra" / "addons" / "main.tf"
     text = addons.read_text(encoding="utf-8")
-    assert text.count(LB_VALUES) == 1, "the LB controller's values moved: update this test"
-    addons.write_text(text.replace(LB_VALUES, NO_RBAC), encoding="utf-8")
+    assert text.count(declared) == 1, f"infra/addons/main.tf no longer says {declared!r}: update this test"
+    addons.write_text(text.replace(declared, broken), encoding="utf-8")
     runs = tmp_path / "runs"
     done = subprocess.run(
         [sys.executable, "-m", "harness", "e2e", "--target", "local", "--yes", "--skip", "karpenter"],
@@ -49,11 +65,8 @@ def test_a_controller_whose_chart_grants_it_no_rbac_fails_the_run_naming_the_ref
     )
     output = done.stdout + done.stderr
     assert done.returncode != 0 and "Traceback" not in output, output
-    refused = (
-        "aws-load-balancer-controller (system:serviceaccount:kube-system:aws-load-balancer-controller) was refused: "
-    )
-    addons_stage = next(line for line in output.splitlines() if line.startswith("stage addons:"))
-    assert addons_stage.startswith("stage addons: fail") and refused in addons_stage, output
+    failed = next(line for line in output.splitlines() if line.startswith("stage ") and ": fail" in line)
+    assert words in failed, output
     assert "teardown sweep: pass" in output, output
     (run,) = runs.iterdir()
     assert json.loads((run / "run.json").read_text(encoding="utf-8"))["settings"].get("processes") in (None, [])

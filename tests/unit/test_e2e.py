@@ -537,6 +537,7 @@ def test_karpenter_stage_scales_out_judges_measures_and_scales_back(tmp_path: Pa
         "karpenter consolidates apps to the bin-packing minimum",
         "the run's processes kept running",  # n/a here (aws): the controllers are EKS's pods
         "the controllers' API calls are allowed by their RBAC",  # n/a here (aws): EKS's audit log is not read
+        "the controllers get AWS credentials from their Pod Identity associations",  # n/a here: EKS's own agent
     ]
     assert outcome.results[2].evidence["events"]  # Karpenter's Nominated event reached the judgement
     assert cluster.scale_calls == [4, 0]  # to the annotated count, then back to the baseline
@@ -552,7 +553,7 @@ def test_karpenter_stage_fails_when_new_replicas_pulled_other_bits_under_the_sam
     cluster = FakeKarpenterCluster(clock, tag_moved=True)
     runner = karpenter_e2e(tmp_path, cluster, clock)
     outcome = runner.karpenter()
-    pool, _discovery, scale_out, _instances, image, _interruption, scale_in, _processes, _calls = outcome.results
+    pool, _discovery, scale_out, _instances, image, _interruption, scale_in, *_identity_rows = outcome.results
     assert pool.ok and scale_out.ok and scale_in.ok
     assert image.status is Status.FAIL and "2 different images under the moving tag" in image.why
     assert cluster.scale_calls == [4, 0]
@@ -566,7 +567,7 @@ def test_karpenter_stage_scales_back_even_when_no_node_ever_comes(tmp_path: Path
     assert not outcome.ok
     scale_out = outcome.results[2]
     assert scale_out.status is Status.FAIL and scale_out.why.startswith("timed out after 900s")
-    assert len(outcome.results) == 6  # no image to judge on pods that never ran, no node to interrupt
+    assert len(outcome.results) == 7  # no image to judge on pods that never ran, no node to interrupt
     assert cluster.scale_calls == [4, 0]
     assert runner.scale_in_seconds == 110.0  # the NodeClaim still launching is consolidated away
 
@@ -919,6 +920,7 @@ def test_the_not_applicable_rows_carry_the_judges_own_names() -> None:
     from harness.e2e.orchestration import KUBERNETES_CHECK_NAMES
     from harness.kube import argocd, core, ingress, rbac
     from harness.processes import judge_processes
+    from harness.targets import pod_identity
 
     facts = ingress.LoadBalancerFacts("k8s-game.example", None)
     judged = [
@@ -935,6 +937,7 @@ def test_the_not_applicable_rows_carry_the_judges_own_names() -> None:
         checks.judge_run_tags({}, {}, name=checks.CONTROLLER_RUN_TAGS),
         judge_processes([], {}),
         rbac.judge_refusals([], {}),
+        pod_identity.judge_credentials([], {}),
     ]
     assert [r.name for r in judged] == list(KUBERNETES_CHECK_NAMES)
 
