@@ -48,6 +48,19 @@ def listening_ports() -> set[int]:
     return ports
 
 
+def start_harness(runs: Path, *args: str) -> subprocess.Popen[str]:
+    """`python -m harness <args>` with its runs under `runs`, output piped; the test plays the terminal: in a
+    process group of its own, so a SIGINT goes to this group only."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "harness", *args],
+        env={**os.environ, RUNS_ENV: str(runs)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+
+
 def leave_nothing(harness: subprocess.Popen[str], runs: Path) -> None:
     """However the test ends: a harness still running is interrupted (it tears its run down, as after a user's
     Ctrl-C) and killed if it does not finish; whatever the run still records is stopped. The run's processes
@@ -79,14 +92,7 @@ def test_ctrl_c_leaves_no_process_port_or_emulator(tmp_path: Path, command: list
     except HarnessError as exc:
         pytest.skip(str(exc))
     runs = tmp_path / "runs"
-    harness = subprocess.Popen(
-        [sys.executable, "-m", "harness", *command],
-        env={**os.environ, RUNS_ENV: str(runs)},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,  # the test plays the terminal: SIGINT goes to this group only
-    )
+    harness = start_harness(runs, *command)
     seen: dict[str, ProcessRecord] = {}
     ports: set[int] = set()  # what the run's processes were told to listen on, read while they ran
     emulator_pid = None
@@ -169,14 +175,7 @@ def test_a_controller_killed_mid_run_is_named_at_once_and_the_teardown_still_run
     except HarnessError as exc:
         pytest.skip(str(exc))
     runs = tmp_path / "runs"
-    harness = subprocess.Popen(
-        [sys.executable, "-m", "harness", "e2e", "--target", "local", "--yes", "--skip", "karpenter"],
-        env={**os.environ, RUNS_ENV: str(runs)},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
+    harness = start_harness(runs, "e2e", "--target", "local", "--yes", "--skip", "karpenter")
     lines: list[str] = []
     killed_at, checks_ended = None, float("inf")
     try:
