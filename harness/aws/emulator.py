@@ -23,6 +23,7 @@ from typing import Any
 
 from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_exponential, wait_random
 
+from harness.aws.authorization import DECISIONS_ENV
 from harness.errors import EnvironmentProblem
 from harness.processes import HOST, free_port, port_free, runs, stop_group
 from harness.project import local_target
@@ -142,8 +143,16 @@ def images_file(folder: Path) -> Path:
     return path
 
 
-def start(log_path: Path, *, port: int | None = None, ready_timeout_s: float = READY_TIMEOUT_S) -> Emulator:
-    """Start `python -m moto.server` on 127.0.0.1 (port from the argument, $HARNESS_EMULATOR_PORT or a free one)."""
+def start(
+    log_path: Path,
+    *,
+    port: int | None = None,
+    ready_timeout_s: float = READY_TIMEOUT_S,
+    iam_decisions: Path | None = None,
+) -> Emulator:
+    """Start `python -m moto.server` on 127.0.0.1 (port from the argument, $HARNESS_EMULATOR_PORT or a free one);
+    with `iam_decisions`, calls on assumed roles are authorized as IAM would and recorded there
+    (harness.aws.authorization)."""
     requested = port or (int(os.environ[PORT_ENV]) if os.environ.get(PORT_ENV, "").isdigit() else None)
     if requested is not None and not port_free(requested):
         raise EnvironmentProblem(
@@ -159,7 +168,12 @@ def start(log_path: Path, *, port: int | None = None, ready_timeout_s: float = R
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            env={**os.environ, **MOTO_SETTINGS, "MOTO_AMIS_PATH": str(images_file(log_path.parent))},
+            env={
+                **os.environ,
+                **MOTO_SETTINGS,
+                "MOTO_AMIS_PATH": str(images_file(log_path.parent)),
+                **({DECISIONS_ENV: str(iam_decisions)} if iam_decisions else {}),
+            },
         )
     emulator = Emulator(f"http://{HOST}:{chosen}", process.pid, log_path, process)
     try:

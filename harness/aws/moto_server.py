@@ -3,13 +3,15 @@
 
 Each gap is one named patch here, and nowhere else: a patch wraps one moto method so that moto answers as EC2
 does for the calls the real Karpenter makes (CreateFleet with a launch template, DescribeInstances,
-DescribeSpotPriceHistory, DescribeInstanceStatus). `python -m harness.aws.moto_server -H HOST -p PORT` takes
+DescribeSpotPriceHistory, DescribeInstanceStatus). With $HARNESS_IAM_DECISIONS set, calls on an assumed role are
+authorized as IAM would (harness.aws.authorization). `python -m harness.aws.moto_server -H HOST -p PORT` takes
 moto.server's arguments.
 """
 
 from __future__ import annotations
 
 import inspect
+import os
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -24,6 +26,7 @@ from moto.ec2.models.spot_requests import SpotFleetLaunchSpec, SpotInstanceReque
 from moto.ec2.responses.spot_instances import SpotInstances
 from moto.ec2.utils import convert_tag_spec
 
+from harness.aws import authorization
 from harness.errors import InputError
 from harness.project import local_target
 
@@ -222,6 +225,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     from moto.server import main as serve
 
     apply(local_target().emulator_gaps)
+    if decisions := os.environ.get(authorization.DECISIONS_ENV):
+        authorization.install(decisions)
     serve(list(sys.argv[1:] if argv is None else argv))
 
 

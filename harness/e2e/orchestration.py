@@ -27,8 +27,8 @@ from typing import Any, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from harness.aws import authorization, run_tags
 from harness.aws import checks as aws_checks
-from harness.aws import run_tags
 from harness.e2e.stages import StageOutcome, Watchdog, watched
 from harness.errors import EnvironmentProblem, InputError
 from harness.gate import effective, loaders
@@ -109,6 +109,7 @@ KUBERNETES_CHECK_NAMES = (
     PROCESSES_CHECK,
     rbac.REFUSALS_CHECK,
     pod_identity.CREDENTIALS_CHECK,
+    authorization.IAM_CHECK,
 )
 # Where the controllers are EKS's pods, not host processes of the run.
 CONTROLLERS_ARE_PODS = "EKS runs the controllers as pods: 'controllers on ops nodes' judges them Ready"

@@ -18,6 +18,7 @@ from botocore.exceptions import ClientError
 from rich.console import Console
 from rich.markup import escape
 
+from harness.aws import authorization
 from harness.aws.leaks import is_gone
 from harness.errors import EnvironmentProblem
 from harness.kube import rbac
@@ -34,6 +35,7 @@ from harness.terraform.runner import Terraform
 # Where EKS's own agent serves the credentials.
 EKS_POD_IDENTITY = "EKS Pod Identity serves the controllers' credentials: one without them fails what it could not do"
 # Where the API server is EKS's: its audit log goes to CloudWatch Logs, which the harness does not read.
+IAM_IN_ACCOUNT = "IAM itself decides in the account (its denials are in CloudTrail, not read here)"
 AUDIT_NOT_READ = "EKS's audit log is in CloudWatch Logs, not read here: a refused controller fails what it could not do"
 
 
@@ -140,6 +142,7 @@ class FullStack:
             return [
                 Result.not_applicable(rbac.REFUSALS_CHECK, self.run.target, AUDIT_NOT_READ),
                 Result.not_applicable(pod_identity.CREDENTIALS_CHECK, self.run.target, EKS_POD_IDENTITY),
+                Result.not_applicable(authorization.IAM_CHECK, self.run.target, IAM_IN_ACCOUNT),
             ]
         return local.identities_honoured(self.run, plane)
 

@@ -23,6 +23,8 @@ from typing import Any
 
 import yaml
 
+from harness.aws import authorization
+from harness.aws.emulator import Emulator
 from harness.errors import EnvironmentProblem, InputError
 from harness.gate.api import build_model
 from harness.gate.model import Model
@@ -44,6 +46,8 @@ CLUSTER = "cluster"  # run settings: {"server": the local API server's URL}
 GITOPS_URL = "gitops_repo_url"  # run settings: what the cluster secret points Argo CD at
 ADDONS = "addons_installed"  # run settings: set before the first release goes in
 POD_IDENTITY_AGENT = "pod_identity_agent"  # run settings: the agent's credentials URL
+EXTERNAL_EMULATOR = "the emulator at AWS_ENDPOINT_URL is not the run's own: it enforces no IAM"
+ASSOCIATIONS = "pod-identity-associations.json"  # under the run's identities/: ServiceAccount -> role
 ADDONS_ROOT = ("infra", "addons")
 MIN_TOKEN_S = 600  # the TokenRequest API's minimum (--duration below 10 minutes is refused)
 # Binaries the local target runs (harness.toolchain), checked before anything is created.
@@ -207,7 +211,7 @@ def start_pod_identity_agent(run: Run, plane: ControlPlane, outputs: Mapping[str
     associations; it reaches the emulator's STS with `env` (the harness's credentials, never a controller's)."""
     folder = run.path("identities")
     folder.mkdir(parents=True, exist_ok=True)
-    associations = folder / "pod-identity-associations.json"
+    associations = folder / ASSOCIATIONS
     associations.write_text(json.dumps(pod_identity.associations(outputs), indent=2), encoding="utf-8")
     port = free_port()
     pki = plane.pki
@@ -237,11 +241,33 @@ def start_pod_identity_agent(run: Run, plane: ControlPlane, outputs: Mapping[str
 
 def identities_honoured(run: Run, plane: ControlPlane) -> list[Result]:
     """Whether the API server refused a call of the run's controllers (its audit log, by their ServiceAccounts),
-    and whether the Pod Identity agent refused one its credentials (no association for its account)."""
+    whether the Pod Identity agent refused one its credentials (no association for its account), and whether IAM
+    would deny one of their AWS calls (the run's emulator authorizes them: harness.aws.authorization)."""
     callers = identities(run, plane).callers()
     found = rbac.refusals(plane.audit_events(f'"code":{rbac.FORBIDDEN}'), callers)
     refused = pod_identity.read_refusals(run.path("identities"))
-    return [rbac.judge_refusals(found, callers), pod_identity.judge_credentials(refused, callers)]
+    return [rbac.judge_refusals(found, callers), pod_identity.judge_credentials(refused, callers), iam(run, callers)]
+
+
+def iam(run: Run, callers: Mapping[str, str]) -> Result:
+    """IAM's decisions on the controllers' calls, as the run's own emulator recorded them."""
+    if not Emulator.from_settings(run.settings.get("emulator") or {"endpoint": ""}).owned:
+        return Result.not_applicable(authorization.IAM_CHECK, run.target, EXTERNAL_EMULATOR)
+    decisions = authorization.read_decisions(run.path(authorization.DECISIONS_FILE))
+    return authorization.judge_decisions(decisions, roles(run, callers))
+
+
+def roles(run: Run, callers: Mapping[str, str]) -> dict[str, str]:
+    """Each Pod Identity role of the run -> the process that gets its credentials (by its ServiceAccount)."""
+    try:
+        associated = json.loads(run.path("identities", ASSOCIATIONS).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    found = {}
+    for account, role in associated.items():
+        namespace, _, name = str(account).partition("/")
+        found[str(role)] = callers.get(f"system:serviceaccount:{namespace}:{name}", account)
+    return found
 
 
 def start_controller(run: Run, plane: ControlPlane, chosen: Release, aws_env: Mapping[str, str]) -> None:

@@ -19,6 +19,7 @@ from typing import Any
 from rich.console import Console
 from rich.progress import Progress
 
+from harness.aws import authorization
 from harness.aws import emulator as emu
 from harness.aws.checks import Expectations, OpsNodeGroupSpec, karpenter_interruption_events, verify_platform
 from harness.aws.clients import AwsTarget, region_for, require_account_opt_in
@@ -139,7 +140,9 @@ class Stack:
             return self._emulator
         if not start:
             return None
-        self._emulator = emu.external() or emu.start(self.run.path("logs", "emulator.log"))
+        self._emulator = emu.external() or emu.start(
+            self.run.path("logs", "emulator.log"), iam_decisions=self.run.path(authorization.DECISIONS_FILE)
+        )
         self.run.settings["emulator"] = self._emulator.settings()
         self.run.save()
         if "terraform" in self.__dict__:

@@ -538,6 +538,7 @@ def test_karpenter_stage_scales_out_judges_measures_and_scales_back(tmp_path: Pa
         "the run's processes kept running",  # n/a here (aws): the controllers are EKS's pods
         "the controllers' API calls are allowed by their RBAC",  # n/a here (aws): EKS's audit log is not read
         "the controllers get AWS credentials from their Pod Identity associations",  # n/a here: EKS's own agent
+        "the controllers' AWS calls are allowed by their IAM roles",  # n/a here: IAM decides in the account
     ]
     assert outcome.results[2].evidence["events"]  # Karpenter's Nominated event reached the judgement
     assert cluster.scale_calls == [4, 0]  # to the annotated count, then back to the baseline
@@ -567,7 +568,7 @@ def test_karpenter_stage_scales_back_even_when_no_node_ever_comes(tmp_path: Path
     assert not outcome.ok
     scale_out = outcome.results[2]
     assert scale_out.status is Status.FAIL and scale_out.why.startswith("timed out after 900s")
-    assert len(outcome.results) == 7  # no image to judge on pods that never ran, no node to interrupt
+    assert len(outcome.results) == 8  # no image to judge on pods that never ran, no node to interrupt
     assert cluster.scale_calls == [4, 0]
     assert runner.scale_in_seconds == 110.0  # the NodeClaim still launching is consolidated away
 
@@ -916,7 +917,7 @@ def test_the_checks_stage_waits_for_a_provisioning_alb(
 
 def test_the_not_applicable_rows_carry_the_judges_own_names() -> None:
     """What a target without Kubernetes reports as n/a is named exactly as the judges name their results on AWS."""
-    from harness.aws import checks
+    from harness.aws import authorization, checks
     from harness.e2e.orchestration import KUBERNETES_CHECK_NAMES
     from harness.kube import argocd, core, ingress, rbac
     from harness.processes import judge_processes
@@ -938,6 +939,7 @@ def test_the_not_applicable_rows_carry_the_judges_own_names() -> None:
         judge_processes([], {}),
         rbac.judge_refusals([], {}),
         pod_identity.judge_credentials([], {}),
+        authorization.judge_decisions([], {}),
     ]
     assert [r.name for r in judged] == list(KUBERNETES_CHECK_NAMES)
 
