@@ -1,6 +1,7 @@
 """The e2e's orchestration: each stage of `harness e2e` as a method over the run's FullStack (the platform
 Stack, the add-ons root, boto3 and Kubernetes clients). Clock and sleep are injectable; nothing here decides a
-verdict (the judges in harness.aws and harness.kube do).
+verdict (the judges in harness.aws and harness.kube do). Over 600 lines on purpose: one class whose methods are
+the stages and their steps, sharing the run's clients, clock and waits; tests/e2e calls the steps one by one.
 
 Stages, in order (harness.e2e.stages runs them; each skippable with --skip, selectable with --only, resumable
 with --resume):
@@ -55,6 +56,9 @@ ADDONS_BY_TERRAFORM_CHECK = "add-ons applied by terraform apply infra/addons"
 EKS_AUTHENTICATION = "eks_authentication"
 LOAD_BALANCER_TRAFFIC = "load_balancer_traffic"
 IMAGE_PULLS = "image_pulls"
+POD_PROBES = "pod_probes"
+OPS_NODE_REGISTRATION = "ops_node_registration"
+SPOT_PRICES = "spot_prices"
 TARGET_HEALTH_CHECKS = "target_health_checks"
 EKS_ACCESS_CHECK = "kubernetes API reachable with an EKS token"
 LOCAL_ACCESS_CHECK = "kubernetes API reachable with the run's client certificate"
@@ -98,8 +102,10 @@ KUBERNETES_CHECK_NAMES = (
     argocd.APPLICATION_SETS_CHECK,
     argocd.APPLICATIONS_CHECK,
     core.OPS_NODES_CHECK,
+    core.OPS_INSTANCES_CHECK,
     core.CONTROLLERS_CHECK,
     core.off_ops_check(core.GAME_PODS.name),
+    core.READINESS_PROBE_CHECK,
     ingress.INGRESS_ADDRESS_CHECK,
     ingress.LOAD_BALANCER_CHECK,
     ingress.TARGET_GROUPS_CHECK,
@@ -255,8 +261,10 @@ class E2E(FullStack):
             self.application_sets(),
             self.applications_synced(),
             self.ops_nodes(),
+            self.ops_node_instances(),
             self.controllers_on_ops(),
             self.game_off_ops(),
+            self.readiness_probes(),
         ]
         address = self.ingress_address()
         results.append(address)
@@ -305,6 +313,35 @@ class E2E(FullStack):
 
     def ops_nodes(self) -> Result:
         return self.wait(self.kube().list_nodes, core.judge_ops_nodes, 300)
+
+    def ops_node_instances(self) -> Result:
+        """The ops Nodes are what EKS's managed node group launched: each a running instance of the group."""
+        if reason := self.caps.reason(OPS_NODE_REGISTRATION):
+            return Result.not_applicable(core.OPS_INSTANCES_CHECK, self.run.target, reason)
+        group = str(self.stack.outputs()["ops_node_group_name"])
+        ec2 = self.clients("ec2")
+
+        def instances() -> dict[str, Any]:
+            found = ec2.describe_instances(Filters=[{"Name": "tag:eks:nodegroup-name", "Values": [group]}])
+            return {i["InstanceId"]: i for r in found.get("Reservations", []) for i in r["Instances"]}
+
+        return self.wait(
+            lambda: (self.kube().list_nodes(), instances()), lambda s: core.judge_ops_node_instances(*s), 300
+        )
+
+    def readiness_probes(self) -> Result:
+        """The game's pods are Ready because their readiness probe answered (the kubelet's, not KWOK's word)."""
+        if reason := self.caps.reason(POD_PROBES):
+            return Result.not_applicable(core.READINESS_PROBE_CHECK, self.run.target, reason)
+        k = self.kube()
+        return self.wait(
+            lambda: (
+                k.get_deployment(GAME_NAMESPACE, GAME_DEPLOYMENT),
+                k.list_pods(GAME_NAMESPACE, GAME_PODS.label_selector),
+            ),
+            lambda seen: core.judge_readiness_probes(*seen),
+            300,
+        )
 
     def controllers_on_ops(self) -> Result:
         k = self.kube()
@@ -466,7 +503,7 @@ class E2E(FullStack):
             return [out]
         launched = self.pool_instances()
         if reason := self.caps.reason(IMAGE_PULLS):
-            return [out, launched, Result.not_applicable(core.pinned_image_check(), self.run.target, reason)]
+            return [out, *launched, Result.not_applicable(core.pinned_image_check(), self.run.target, reason)]
         # The new nodes pulled the image themselves: did they get the same bits?
         pinned = versions().get(GAME_IMAGE_PIN, "")
         image = self.wait(
@@ -474,17 +511,30 @@ class E2E(FullStack):
             lambda pods: core.judge_pinned_image(pods, pinned),
             300,
         )
-        return [out, launched, image]
+        return [out, *launched, image]
 
-    def pool_instances(self) -> Result:
-        """The pool's instances as EC2 reports them, against the NodePool and the platform's discovery group."""
+    def pool_instances(self) -> list[Result]:
+        """The pool's instances as EC2 reports them, against the NodePool and the platform's discovery group, and
+        their spot prices."""
         nodepool, _ = self.karpenter_objects()
         _, claims, nodes, _ = self.karpenter_state()
         ids = [ident for claim in kk.in_pool(claims, KARPENTER_NODEPOOL) if (ident := spot.instance_id(claim))]
-        found = self.clients("ec2").describe_instances(Filters=[{"Name": "instance-id", "Values": ids}]) if ids else {}
+        ec2 = self.clients("ec2")
+        found = ec2.describe_instances(Filters=[{"Name": "instance-id", "Values": ids}]) if ids else {}
         instances = {i["InstanceId"]: i for r in found.get("Reservations", []) for i in r["Instances"]}
         group = str(self.stack.outputs()["discovery_security_group_id"])
-        return spot.judge_pool_instances(nodepool or {}, claims, nodes, instances, security_groups=[group])
+        launched = spot.judge_pool_instances(nodepool or {}, claims, nodes, instances, security_groups=[group])
+        if reason := self.caps.reason(SPOT_PRICES):
+            return [launched, Result.not_applicable(spot.SPOT_PRICES_CHECK, self.run.target, reason)]
+        types = sorted({str(i["InstanceType"]) for i in instances.values()})
+        history = (
+            ec2.describe_spot_price_history(
+                InstanceTypes=types, ProductDescriptions=["Linux/UNIX"], StartTime=self.now()
+            ).get("SpotPriceHistory", [])
+            if types
+            else []
+        )
+        return [launched, spot.judge_spot_prices(instances, history)]
 
     def spot_interruption(self, replicas: int) -> Result:
         """An EventBridge-shaped spot interruption warning for one of the pool's instances, on the platform's

@@ -53,6 +53,8 @@ GAME_PODS = PodGroup("game-2048", "game-2048", "app.kubernetes.io/name=game-2048
 
 # The names of the judgements: the same on every target, so reports and JUnit rows line up.
 OPS_NODES_CHECK = "ops nodes carry their labels and taint"
+OPS_INSTANCES_CHECK = "ops nodes are the node group's EC2 instances"
+READINESS_PROBE_CHECK = "game-2048 pods are Ready by their readiness probe"
 CONTROLLERS_CHECK = "controllers run on ops nodes"
 
 
@@ -366,3 +368,43 @@ def judge_pinned_image(pods: Sequence[KubeObject], pinned: str, *, container: st
         )
     note = "" if expected else f" (moving tag {pinned}: pin it with harness pin-image)"
     return Result.passed(name, f"all {len(pods)} pod(s) run {distinct[0]}{note}", **evidence)
+
+
+def judge_ops_node_instances(nodes: Sequence[KubeObject], instances: Mapping[str, Mapping[str, Any]]) -> Result:
+    """Each Node of a managed node group is a running EC2 instance of that group (``instances``: id ->
+    DescribeInstances entry of the group's instances): its providerID (aws:///zone/id) names one."""
+    group_nodes = [node for node in nodes if NODEGROUP_LABEL in labels_of(node)]
+    found: dict[str, str] = {}
+    problems: list[str] = []
+    for node in group_nodes:
+        provider = str((node.get("spec") or {}).get("providerID") or "")
+        ident = provider.rsplit("/", 1)[1] if provider.startswith("aws:///") else ""
+        state = str(((instances.get(ident) or {}).get("State") or {}).get("Name") or "")
+        if state == "running":
+            found[name_of(node)] = ident
+        else:
+            problems.append(f"{name_of(node)} ({provider or 'no providerID'}): {state or 'no instance of the group'}")
+    evidence = {"nodes": found, "problems": problems, "group_instances": sorted(instances)}
+    if not group_nodes:
+        return Result.pending(OPS_INSTANCES_CHECK, "no node of a managed node group has registered yet", **evidence)
+    if problems:
+        return Result.failed(OPS_INSTANCES_CHECK, "; ".join(problems), **evidence)
+    pairs = ", ".join(f"{node} = {ident}" for node, ident in found.items())
+    return Result.passed(OPS_INSTANCES_CHECK, f"{len(found)} node(s), each a running instance: {pairs}", **evidence)
+
+
+def judge_readiness_probes(deployment: KubeObject | None, pods: Sequence[KubeObject]) -> Result:
+    """The Deployment's containers declare a readiness probe and its pods are Ready: the kubelet marks a pod Ready
+    only once that probe answers. Without a probe, Ready says only that the process started."""
+    name = READINESS_PROBE_CHECK
+    if deployment is None:
+        return Result.pending(name, "the Deployment does not exist yet")
+    containers = ((((deployment.get("spec") or {}).get("template") or {}).get("spec") or {}).get("containers")) or []
+    unprobed = [str(c.get("name")) for c in containers if not c.get("readinessProbe")]
+    probes = {str(c.get("name")): c.get("readinessProbe") for c in containers if c.get("readinessProbe")}
+    if unprobed:
+        return Result.failed(name, f"container(s) {', '.join(unprobed)} declare no readinessProbe", probes=probes)
+    ready = [name_of(p) for p in pods if pod_ready(p)]
+    if not pods or len(ready) < len(pods):
+        return Result.pending(name, f"{len(ready)} of {len(pods)} pod(s) Ready", probes=probes)
+    return Result.passed(name, f"{len(ready)} pod(s) Ready behind the readiness probe", probes=probes, ready=ready)

@@ -70,6 +70,8 @@ def spot_interruption_warning(victim: InterruptionVictim, region: str, account: 
 
 # ---------------------------------------------------------------- the pool's instances
 
+SPOT_PRICES_CHECK = "the pool's spot instances have EC2 spot prices"
+
 POOL_INSTANCES_CHECK = "karpenter launches the pool's nodes as its NodePool and EC2NodeClass say"
 
 
@@ -268,3 +270,28 @@ def scale_out_figures(
 def _percentile(values: Sequence[float], q: float) -> float | None:
     """The nearest-rank percentile of sorted `values` (None when empty)."""
     return values[max(0, math.ceil(q * len(values)) - 1)] if values else None
+
+
+def judge_spot_prices(instances: Mapping[str, Mapping[str, Any]], history: Sequence[Mapping[str, Any]]) -> Result:
+    """Each launched instance (id -> DescribeInstances entry) has a spot price for its type and zone in EC2's
+    price history (DescribeSpotPriceHistory entries; the latest counts): what the pool costs per hour."""
+    latest: dict[tuple[str, str], tuple[Any, float]] = {}
+    for entry in history:
+        key = (str(entry["InstanceType"]), str(entry["AvailabilityZone"]))
+        if key not in latest or entry["Timestamp"] > latest[key][0]:
+            latest[key] = (entry["Timestamp"], float(entry["SpotPrice"]))
+    priced: dict[str, float] = {}
+    unpriced: list[str] = []
+    for ident, instance in sorted(instances.items()):
+        kind, zone = str(instance["InstanceType"]), str((instance.get("Placement") or {}).get("AvailabilityZone"))
+        if (kind, zone) in latest:
+            priced[f"{ident} ({kind} in {zone})"] = latest[(kind, zone)][1]
+        else:
+            unpriced.append(f"{ident} ({kind} in {zone})")
+    evidence = {"prices": priced, "unpriced": unpriced}
+    if not instances:
+        return Result.failed(SPOT_PRICES_CHECK, "no instance of the pool to price", **evidence)
+    if unpriced:
+        return Result.failed(SPOT_PRICES_CHECK, f"no spot price in EC2's history for {', '.join(unpriced)}", **evidence)
+    each = ", ".join(f"{name} ${price:.4f}/h" for name, price in priced.items())
+    return Result.passed(SPOT_PRICES_CHECK, f"${sum(priced.values()):.4f}/h for {len(priced)}: {each}", **evidence)

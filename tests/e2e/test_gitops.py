@@ -30,3 +30,10 @@ def test_the_add_on_controllers_run_on_the_ops_nodes(harness_addons: E2E) -> Non
 def test_the_game_runs_off_the_ops_nodes(harness_synced: E2E) -> None:
     result = harness_synced.game_off_ops()
     assert result.status is Status.PASS, f"{result.why}: {result.evidence}"
+
+
+def test_the_game_pods_are_ready_by_their_readiness_probe(harness_synced: E2E) -> None:
+    result = harness_synced.readiness_probes()
+    if result.status is Status.NOT_APPLICABLE:
+        pytest.skip(result.why)
+    assert result.status is Status.PASS, f"{result.why}: {result.evidence}"

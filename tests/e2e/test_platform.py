@@ -33,3 +33,10 @@ def test_everything_the_platform_created_carries_the_run_tags(harness_e2e: E2E) 
 def test_the_ops_nodes_carry_the_node_group_labels_and_taint(harness_e2e: E2E, harness_cluster: KubeClient) -> None:
     result = harness_e2e.ops_nodes()
     assert result.status is Status.PASS, result.why
+
+
+def test_the_ops_nodes_are_the_node_groups_instances(harness_e2e: E2E, harness_cluster: KubeClient) -> None:
+    result = harness_e2e.ops_node_instances()
+    if result.status is Status.NOT_APPLICABLE:
+        pytest.skip(result.why)
+    assert result.status is Status.PASS, result.why

@@ -516,7 +516,10 @@ def karpenter_e2e(tmp_path: Path, cluster: FakeKarpenterCluster, clock: Clock) -
     # Stand-ins for the steps that need AWS (the EC2NodeClass's discovery, the pool's instances, the interruption
     # queue): their judges are tested in test_karpenter.py and the steps for real on the local target (tests/e2e).
     runner.node_class_discovery = lambda: Result.passed("discovery", "stand-in")  # type: ignore[method-assign]
-    runner.pool_instances = lambda: Result.passed("pool instances", "stand-in")  # type: ignore[method-assign]
+    runner.pool_instances = lambda: [  # type: ignore[method-assign]
+        Result.passed("pool instances", "stand-in"),
+        Result.passed("spot prices", "stand-in"),
+    ]
     runner.spot_interruption = lambda replicas: Result.passed("interruption", "stand-in")  # type: ignore[method-assign]
     return runner
 
@@ -532,6 +535,7 @@ def test_karpenter_stage_scales_out_judges_measures_and_scales_back(tmp_path: Pa
         "discovery",
         "karpenter scales apps out for 4 pod(s)",
         "pool instances",
+        "spot prices",
         "game-2048 pods run the pinned image",
         "interruption",
         "karpenter consolidates apps to the bin-packing minimum",
@@ -554,7 +558,7 @@ def test_karpenter_stage_fails_when_new_replicas_pulled_other_bits_under_the_sam
     cluster = FakeKarpenterCluster(clock, tag_moved=True)
     runner = karpenter_e2e(tmp_path, cluster, clock)
     outcome = runner.karpenter()
-    pool, _discovery, scale_out, _instances, image, _interruption, scale_in, *_identity_rows = outcome.results
+    pool, _discovery, scale_out, _instances, _prices, image, _interruption, scale_in, *_identity_rows = outcome.results
     assert pool.ok and scale_out.ok and scale_in.ok
     assert image.status is Status.FAIL and "2 different images under the moving tag" in image.why
     assert cluster.scale_calls == [4, 0]
@@ -928,8 +932,10 @@ def test_the_not_applicable_rows_carry_the_judges_own_names() -> None:
         argocd.judge_application_sets([]),
         argocd.judge_applications([]),
         core.judge_ops_nodes([]),
+        core.judge_ops_node_instances([], {}),
         core.judge_controllers_on_ops({}, []),
         core.judge_workload_off_ops([], []),
+        core.judge_readiness_probes(None, []),
         ingress.judge_ingress_address(None),
         ingress.judge_load_balancer(facts),
         ingress.judge_target_groups(facts, {}),

@@ -701,3 +701,38 @@ def test_a_pool_without_launched_instances_fails_the_instance_judge() -> None:
     (nodepool,) = items("recorded/scaled_out/nodepools.yaml")
     result = judge_pool_instances(nodepool, [], [], {}, security_groups=[DISCOVERY_GROUP])
     assert result.status is Status.FAIL and "no NodeClaim of apps has an instance" in result.why
+
+
+def test_spot_prices_come_from_the_latest_history_entry_of_each_type_and_zone() -> None:
+    from harness.kube.spot import SPOT_PRICES_CHECK, judge_spot_prices
+
+    instances = {
+        "i-1": {"InstanceType": "c5.xlarge", "Placement": {"AvailabilityZone": "us-east-1a"}},
+        "i-2": {"InstanceType": "m5.xlarge", "Placement": {"AvailabilityZone": "us-east-1b"}},
+    }
+    history = [
+        {
+            "InstanceType": "c5.xlarge",
+            "AvailabilityZone": "us-east-1a",
+            "SpotPrice": "0.0900",
+            "Timestamp": datetime(2026, 1, 1),
+        },
+        {
+            "InstanceType": "c5.xlarge",
+            "AvailabilityZone": "us-east-1a",
+            "SpotPrice": "0.0712",
+            "Timestamp": datetime(2026, 1, 2),
+        },
+        {
+            "InstanceType": "m5.xlarge",
+            "AvailabilityZone": "us-east-1b",
+            "SpotPrice": "0.0800",
+            "Timestamp": datetime(2026, 1, 2),
+        },
+    ]
+    judged = judge_spot_prices(instances, history)
+    assert (judged.name, judged.status) == (SPOT_PRICES_CHECK, Status.PASS)
+    assert judged.why.startswith("$0.1512/h for 2: i-1 (c5.xlarge in us-east-1a) $0.0712/h")
+    judged = judge_spot_prices(instances, history[:2])
+    assert judged.status is Status.FAIL and judged.why.endswith("i-2 (m5.xlarge in us-east-1b)")
+    assert judge_spot_prices({}, history).status is Status.FAIL

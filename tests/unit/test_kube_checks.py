@@ -309,3 +309,50 @@ def test_pinned_image_waits_for_pulls_and_for_pods() -> None:
     pods = [game_pod("g-0", TAG, f"x@{DIGEST_A}"), game_pod("g-1", TAG, None), game_pod("g-2", TAG, "")]
     result = judge_pinned_image(pods, TAG)
     assert result.status is Status.PENDING and result.why == "2 of 3 pod(s) have not pulled yet"
+
+
+def _ops_nodes() -> list[Any]:
+    from harness.kube.core import NODEGROUP_LABEL
+
+    return [n for n in items("recorded/synced/nodes.yaml") if NODEGROUP_LABEL in n["metadata"]["labels"]]
+
+
+def test_ops_nodes_are_the_node_groups_instances_when_each_names_a_running_one() -> None:
+    from harness.kube.core import judge_ops_node_instances
+
+    nodes = _ops_nodes()
+    assert nodes, "the recorded run has ops nodes"
+    instances = {}
+    for number, node in enumerate(nodes):
+        node["spec"]["providerID"] = f"aws:///us-east-1a/i-0{number}"
+        instances[f"i-0{number}"] = {"InstanceId": f"i-0{number}", "State": {"Name": "running"}}
+    judged = judge_ops_node_instances(nodes, instances)
+    assert judged.status is Status.PASS, judged.why
+    instances["i-00"]["State"]["Name"] = "terminated"
+    judged = judge_ops_node_instances(nodes, instances)
+    assert judged.status is Status.FAIL and "terminated" in judged.why
+
+
+def test_ops_nodes_the_harness_built_on_local_are_no_instance_of_the_group() -> None:
+    """The recorded local run's ops Nodes carry no providerID: why the row is n/a there (ops_node_registration)."""
+    from harness.kube.core import judge_ops_node_instances
+
+    judged = judge_ops_node_instances(_ops_nodes(), {})
+    assert judged.status is Status.FAIL and "no providerID" in judged.why
+    assert judge_ops_node_instances([], {}).status is Status.PENDING
+
+
+def test_ready_game_pods_count_only_behind_a_readiness_probe() -> None:
+    import yaml
+
+    from harness.kube.core import judge_readiness_probes
+    from harness.project import repo_root
+
+    deployment = yaml.safe_load((repo_root() / "gitops/apps/game-2048/deployment.yaml").read_text(encoding="utf-8"))
+    pods = items("recorded/scaled_out/pods_game-2048.yaml")
+    assert judge_readiness_probes(deployment, pods).status is Status.PASS
+    assert judge_readiness_probes(deployment, items("recorded/synced/pods_game-2048.yaml")).status is Status.PENDING
+    for container in deployment["spec"]["template"]["spec"]["containers"]:
+        container.pop("readinessProbe")
+    judged = judge_readiness_probes(deployment, pods)
+    assert judged.status is Status.FAIL and "declare no readinessProbe" in judged.why
