@@ -12,6 +12,7 @@ import os
 import signal
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -23,6 +24,8 @@ from harness.errors import EnvironmentProblem
 from harness.results import Result
 
 HOST = "127.0.0.1"  # everything a run starts listens on loopback only
+PORT_FLOOR = 20000  # PortBlock's blocks lie between this and the kernel's ephemeral range
+PORT_BLOCK = 128
 STOP_TIMEOUT_S = 10.0
 LOG_TAIL_LINES = 5
 PROCESSES_CHECK = "the run's processes kept running"
@@ -37,10 +40,72 @@ def port_free(port: int, host: str = HOST) -> bool:
     return True
 
 
-def free_port(host: str = HOST) -> int:
+class PortBlock:
+    """The ports this process hands to what it starts: a block of PORT_BLOCK ports below the kernel's ephemeral
+    range, held for this process's life by binding an abstract Unix socket named after it.
+
+    A port chosen with bind(0) and handed to a child is free only until someone else binds it: another run of this
+    machine side by side took the port Karpenter was about to bind. Below the ephemeral range the kernel hands
+    none of these out on its own, and no other process of this project takes from a block this one holds; a port
+    something else already listens on is skipped. Where the kernel has no abstract sockets or no room below its
+    ephemeral range, bind(0) it is, as before."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.holder: socket.socket | None = None
+        self.first = 0
+        self.taken = 0
+
+    def take(self, host: str) -> int:
+        with self.lock:
+            if self.holder is None and not self._claim():
+                return _kernel_port(host)
+            for _ in range(PORT_BLOCK):
+                port = self.first + self.taken % PORT_BLOCK
+                self.taken += 1
+                if port_free(port, host):
+                    return port
+        raise EnvironmentProblem(
+            f"every port of {self.first}-{self.first + PORT_BLOCK - 1} on {host} is taken: stop runs you no longer need"
+        )
+
+    def _claim(self) -> bool:
+        low = _ephemeral_low()
+        blocks = list(range(PORT_FLOOR, low - PORT_BLOCK + 1, PORT_BLOCK))
+        if not blocks or not hasattr(socket, "AF_UNIX"):
+            return False
+        start = os.getpid() % len(blocks)
+        for first in blocks[start:] + blocks[:start]:
+            holder = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                holder.bind(f"\0eks-platform-harness-ports-{first}")
+            except OSError:
+                holder.close()
+                continue
+            self.holder, self.first = holder, first
+            return True
+        return False
+
+
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text(encoding="ascii").split()[0])
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def _kernel_port(host: str) -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind((host, 0))
         return int(probe.getsockname()[1])
+
+
+PORTS = PortBlock()
+
+
+def free_port(host: str = HOST) -> int:
+    """A port on `host` for a process this one starts (PortBlock: no other run of this machine is handed it)."""
+    return PORTS.take(host)
 
 
 def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:

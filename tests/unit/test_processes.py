@@ -71,3 +71,26 @@ def test_the_processes_judge_names_the_first_that_died_in_its_last_words() -> No
     died = "karpenter (pid 4242) is not running: panic: boom (log: karpenter.log)"
     failed = judge_processes(["etcd", "karpenter"], {"karpenter": died})
     assert failed.status is Status.FAIL and failed.why == died and failed.evidence["dead"] == ["karpenter"]
+
+
+def test_two_port_blocks_never_hand_out_the_same_port_and_skip_one_in_use() -> None:
+    """Two runs side by side (here two blocks in one process) get disjoint ports below the ephemeral range; a
+    port something already listens on is skipped."""
+    import socket
+
+    from harness.processes import PORT_BLOCK, PortBlock
+
+    first, second = PortBlock(), PortBlock()
+    ours = [first.take("127.0.0.1") for _ in range(3)]
+    theirs = [second.take("127.0.0.1") for _ in range(3)]
+    try:
+        assert not set(ours) & set(theirs)
+        assert first.first != second.first and all(first.first <= p < first.first + PORT_BLOCK for p in ours)
+        with socket.socket() as listener:
+            listener.bind(("127.0.0.1", first.first + first.taken))
+            listener.listen()
+            assert first.take("127.0.0.1") == first.first + first.taken - 1 != listener.getsockname()[1]
+    finally:
+        for block in (first, second):
+            if block.holder is not None:
+                block.holder.close()
