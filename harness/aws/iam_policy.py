@@ -25,6 +25,7 @@ from typing import Any
 # Policy variables (${aws:username}) and the special characters ${*}, ${?}, ${$}.
 VARIABLE = re.compile(r"\$\{([^}]+)\}")
 SPECIAL_VARIABLES = {"*": "*", "?": "?", "$": "$"}
+UNKNOWN_RESOURCE = "the call's resource"
 
 
 class Verdict(Enum):
@@ -43,7 +44,7 @@ class Request:
     action (``applicable``, or any ``aws:`` global key) but is not computed is unknown."""
 
     action: str
-    resource: str
+    resource: str  # "" when the caller cannot tell it: unknown, as a key can be
     context: Mapping[str, Sequence[str]] = field(default_factory=dict)
     computed: Sequence[str] = ()
     applicable: Sequence[str] = ()
@@ -215,6 +216,10 @@ def _applies(statement: Mapping[str, Any], request: Request) -> tuple[bool, list
             return False, []
     elif _action_matches(_listed(statement.get("NotAction")), request.action):
         return False, []
+    if not request.resource:  # the caller could not tell the call's resource: only "*" covers it for sure
+        if "*" in _listed(statement.get("Resource")):
+            return _conditions(statement, request)
+        return True, [UNKNOWN_RESOURCE]
     try:
         if "Resource" in statement:
             if not _resource_matches(_listed(statement["Resource"]), request.resource, request):

@@ -122,7 +122,7 @@ def requests_for(need: Need, call: Call) -> list[Request]:
     covered = [r for r in need.resources if any(fnmatchcase(r.arn, t) for t in types)]
     if types and not covered:
         # An action with resource-level permissions whose resource this module cannot tell: "" is unknown.
-        covered = [Resource("")] if not need.resources else []
+        covered = [Resource("")]
     found = [_request(need.action, r, common, keys) for r in covered]
     return found or [Request(need.action, "*", common, COMPUTED_KEYS, keys)]
 

@@ -395,3 +395,9 @@ def test_an_instant_fleet_fails_on_what_ec2_would_refuse(
         _create_fleet(server[0], client, template)
     last = _last(server[1])
     assert f"{last['action']} on {last['resource']}" == denied
+
+
+def test_a_resource_the_emulator_cannot_tell_is_covered_only_by_a_star() -> None:
+    assert _decide({"Action": "ec2:*"}, {}, resource="") == "allowed"
+    unknown = _decide({"Action": "ec2:*", "Resource": "arn:aws:ec2:*:*:instance/*"}, {}, resource="")
+    assert unknown == "undetermined"
