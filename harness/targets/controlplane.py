@@ -13,7 +13,7 @@ import shutil
 import subprocess
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +56,10 @@ class Pki:
 
     def path(self, name: str) -> Path:
         return self.folder / name
+
+    def admin_cert(self) -> tuple[str, str]:
+        """The admin client's (certificate, key), as requests takes them."""
+        return str(self.path("admin.crt")), str(self.path("admin.key"))
 
 
 def _key() -> ec.EllipticCurvePrivateKey:
@@ -220,18 +224,14 @@ class ControlPlane:
         self, namespace: str, account: str, path: Path, lifetime_s: int, audience: str = ""
     ) -> Path:
         """A token of the ServiceAccount `namespace/account` from the TokenRequest API (the kubelet projects the
-        same kind into a pod), written to `path`; for the API server unless another `audience` is named. It lasts
-        `lifetime_s` (the run's remaining life: the harness does not live on to refresh it)."""
-        audiences = [f"--audience={audience}"] if audience else []
+        same kind into a pod), written to `path`; for the API server unless another `audience` is named. Beside it
+        the request, so that the run's Pod Identity agent renews the token before it expires, as the kubelet
+        does (refresh_tokens)."""
+        request = TokenRequest(namespace, account, lifetime_s, audience)
         try:
-            token = self.kubectl(
-                "-n", namespace, "create", "token", account, f"--duration={lifetime_s}s", *audiences
-            ).strip()
+            request.write(path, request.issue(self.server, self.pki.path("ca.crt"), self.pki.admin_cert()))
         except EnvironmentProblem as exc:
             raise EnvironmentProblem(f"no token for ServiceAccount {namespace}/{account}: {exc}") from None
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(token, encoding="utf-8")
-        path.chmod(0o600)
         return path
 
     def service_account_kubeconfig(self, namespace: str, account: str, folder: Path, lifetime_s: int) -> Path:
@@ -248,10 +248,64 @@ class ControlPlane:
         """An authenticated GET against the API server as the admin."""
         return requests.get(
             f"{self.server}{path}",
-            cert=(str(self.pki.path("admin.crt")), str(self.pki.path("admin.key"))),
+            cert=self.pki.admin_cert(),
             verify=str(self.pki.path("ca.crt")),
             timeout=timeout,
         )
+
+
+TOKEN_REQUEST = ".request.json"  # beside each token: what to ask the TokenRequest API for when renewing it
+RENEW_AT = 0.8  # the kubelet renews a projected token once 80 % of its life has passed
+
+
+@dataclass(frozen=True)
+class TokenRequest:
+    """A ServiceAccount token as a pod's projected volume asks for it."""
+
+    namespace: str
+    account: str
+    lifetime_s: int
+    audience: str = ""  # "" = the API server's own
+
+    def issue(self, server: str, ca: Path, cert: tuple[str, str]) -> str:
+        body: dict[str, Any] = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest"}
+        body["spec"] = {"expirationSeconds": self.lifetime_s, "audiences": [self.audience] if self.audience else []}
+        url = f"{server}/api/v1/namespaces/{self.namespace}/serviceaccounts/{self.account}/token"
+        try:
+            answer = requests.post(url, json=body, cert=cert, verify=str(ca), timeout=10)
+        except requests.RequestException as exc:
+            raise EnvironmentProblem(f"the API server at {server} did not answer: {exc}") from None
+        if answer.status_code != 201:
+            raise EnvironmentProblem(f"{answer.status_code} {answer.json().get('message', answer.text)}")
+        return str(answer.json()["status"]["token"])
+
+    def write(self, path: Path, token: str) -> None:
+        """The token (readable by its owner only, replaced whole: a reader never sees half of one) and, beside it,
+        this request."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fresh = path.with_name(f".{path.name}.new")
+        fresh.write_text(token, encoding="utf-8")
+        fresh.chmod(0o600)
+        os.replace(fresh, path)
+        path.with_name(path.name + TOKEN_REQUEST).write_text(json.dumps(asdict(self)), encoding="utf-8")
+
+
+def token_due(written: float, lifetime_s: int, now: float) -> bool:
+    return now - written >= RENEW_AT * lifetime_s
+
+
+def refresh_tokens(folder: Path, issue: Callable[[TokenRequest], str], now: float) -> list[Path]:
+    """Renew each token under `folder` (one level of per-process folders) whose life is 80 % spent; returns them.
+    The processes read their token file anew (client-go's tokenFile every minute, the AWS SDK per credentials
+    request), so a renewed token is used without a restart."""
+    renewed = []
+    for sidecar in sorted(folder.glob(f"*/*{TOKEN_REQUEST}")):
+        token = sidecar.with_name(sidecar.name.removesuffix(TOKEN_REQUEST))
+        request = TokenRequest(**json.loads(sidecar.read_text(encoding="utf-8")))
+        if token.exists() and token_due(token.stat().st_mtime, request.lifetime_s, now):
+            request.write(token, issue(request))
+            renewed.append(token)
+    return renewed
 
 
 @dataclass(frozen=True)
@@ -356,7 +410,7 @@ def start_apiserver(supervisor: Supervisor, pki: Pki, etcd: str, audit_log: Path
         "--profiling=false",
     ]
     auth = {
-        "cert": (str(pki.path("admin.crt")), str(pki.path("admin.key"))),
+        "cert": pki.admin_cert(),
         "verify": str(pki.path("ca.crt")),
     }
     supervisor.start(

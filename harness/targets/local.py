@@ -17,7 +17,6 @@ import json
 import os
 import sys
 from collections.abc import Callable, Mapping
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +48,7 @@ POD_IDENTITY_AGENT = "pod_identity_agent"  # run settings: the agent's credentia
 EXTERNAL_EMULATOR = "the emulator at AWS_ENDPOINT_URL is not the run's own: it enforces no IAM"
 ASSOCIATIONS = "pod-identity-associations.json"  # under the run's identities/: ServiceAccount -> role
 ADDONS_ROOT = ("infra", "addons")
-MIN_TOKEN_S = 600  # the TokenRequest API's minimum (--duration below 10 minutes is refused)
+TOKEN_LIFETIME_S = 3600  # a projected ServiceAccount token's hour; renewed at 80 % of it
 # Binaries the local target runs (harness.toolchain), checked before anything is created.
 BINARIES = (
     "etcd",
@@ -200,10 +199,9 @@ def install_addons(
 
 
 def identities(run: Run, plane: ControlPlane) -> PodIdentities:
-    """The controllers' ServiceAccount credentials, valid for what is left of the run's life (its expires-at)."""
-    left = datetime.fromisoformat(run.expires_at) - datetime.now(timezone.utc)
-    lifetime = max(MIN_TOKEN_S, int(left.total_seconds()))
-    return PodIdentities(plane, run.path("identities"), lifetime, str(run.settings.get(POD_IDENTITY_AGENT, "")))
+    """The controllers' ServiceAccount credentials: tokens of a projected volume's life, which the run's Pod
+    Identity agent renews before they expire (controlplane.refresh_tokens)."""
+    return PodIdentities(plane, run.path("identities"), TOKEN_LIFETIME_S, str(run.settings.get(POD_IDENTITY_AGENT, "")))
 
 
 def start_pod_identity_agent(run: Run, plane: ControlPlane, outputs: Mapping[str, Any], env: Mapping[str, str]) -> None:

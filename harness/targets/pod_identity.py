@@ -17,6 +17,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import threading
+import time
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -24,12 +26,13 @@ from pathlib import Path
 from typing import Any
 
 from harness.results import Result
-from harness.targets.controlplane import AUDIENCE
+from harness.targets.controlplane import AUDIENCE, TokenRequest, refresh_tokens
 
 PROCESS = "eks-pod-identity-agent"  # its name among the run's processes
 CREDENTIALS_CHECK = "the controllers get AWS credentials from their Pod Identity associations"
 CREDENTIALS_PATH = "/v1/credentials"
 REFUSALS = "refusals.jsonl"
+RENEW_EVERY_S = 30.0  # how often the agent looks for tokens of the run's processes that are due for renewal
 # infra/platform's outputs that pair a ServiceAccount ({namespace, name}) with the role associated with it.
 ASSOCIATION_OUTPUTS = (
     ("karpenter_service_account", "karpenter_controller_role_arn"),
@@ -138,6 +141,19 @@ class Agent:
             "AccountId": role.split(":")[4],
         }
 
+    def issue(self, request: TokenRequest) -> str:
+        return request.issue(self.args.server, Path(self.args.ca), (self.args.cert, self.args.key))
+
+    def renew_tokens(self) -> None:
+        """The kubelet's part for the run's processes: their ServiceAccount tokens renewed before they expire."""
+        while True:
+            try:
+                for token in refresh_tokens(Path(self.args.folder), self.issue, time.time()):
+                    print(f"renewed {token}", file=sys.stderr, flush=True)
+            except Exception as exc:  # the next round tries again; the log says why this one failed
+                print(f"token renewal failed: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+            time.sleep(RENEW_EVERY_S)
+
     def refuse(self, account: str, why: str) -> tuple[int, dict[str, Any]]:
         record = {"service_account": account, "why": why}
         with (Path(self.args.folder) / REFUSALS).open("a", encoding="utf-8") as log:
@@ -175,6 +191,7 @@ def serve(argv: Sequence[str]) -> int:
             self.end_headers()
             self.wfile.write(data)
 
+    threading.Thread(target=agent.renew_tokens, name="renew-tokens", daemon=True).start()
     ThreadingHTTPServer(("127.0.0.1", int(args.port)), Handler).serve_forever()
     return 0
 
