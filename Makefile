@@ -20,11 +20,19 @@ demo: setup ## the main job, offline: builds the toolchain first where Go is pre
 
 # make test: the modules run on TEST_WORKERS processes (pytest-xdist); the tests that use the session's platform share
 # one of them, so it is applied once (harness/plugin.py). TEST_WORKERS=0: one process.
+# tests/e2e is a session of its own (one platform, on local when the toolchain is built) that spends most of its time
+# waiting on real controllers (Karpenter's consolidation), so it runs beside the other one; its output follows theirs.
+# Side by side is safe since each process takes its ports from a block no other holds (harness.processes.PortBlock).
 TEST_WORKERS ?= 2
+E2E_LOG := .runs/make-test-e2e.log
 
-test: setup ## the whole suite; tests/e2e as its own session, on local when the toolchain is built
-	$(BIN)/python -m pytest tests --ignore=tests/e2e -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder
-	$(BIN)/python -m pytest tests/e2e
+test: setup ## the whole suite: tests/e2e beside the unit and integration tests
+	@mkdir -p $(dir $(E2E_LOG))
+	@$(BIN)/python -m pytest tests/e2e > $(E2E_LOG) 2>&1 & e2e=$$!; \
+	$(BIN)/python -m pytest tests --ignore=tests/e2e -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder; \
+	rest=$$?; wait $$e2e; e2e_status=$$?; \
+	echo "---- tests/e2e (its output, also in $(E2E_LOG))"; cat $(E2E_LOG); \
+	test $$rest -eq 0 && test $$e2e_status -eq 0
 
 unit: setup
 	$(BIN)/python -m pytest tests/unit
