@@ -281,6 +281,7 @@ def _load_reference(
             data["compatibility"],
             iam_statements=data["iam_statements"],
             chart_app_versions=data["chart_app_versions"],
+            chart_kube_versions=data["chart_kube_versions"],
         )
     except (OSError, ValueError, KeyError, TypeError):
         pass
@@ -297,6 +298,7 @@ def _load_reference(
                     "compatibility": reference.compatibility,
                     "iam_statements": reference.iam_statements,
                     "chart_app_versions": reference.chart_app_versions,
+                    "chart_kube_versions": reference.chart_kube_versions,
                 },
                 default=str,
             ),
@@ -342,6 +344,7 @@ def _parse_reference(directory: Path, shipped: Mapping[str, Path]) -> Reference:
             values = _plain_documents(file)
             charts[match.group("name")] = (match.group("version"), values[0] if values and values[0] else {})
     app_versions: dict[str, str] = {}
+    kube_versions: dict[str, str] = {}
     chart_files = [(False, f) for f in sorted((directory / "charts").glob("*/Chart.yaml"))]
     chart_files += [(True, f) for folder in shipped.values() for f in sorted(folder.glob("helm/*/Chart.yaml"))]
     for from_module, chart_file in chart_files:  # a module's chart comes last and wins
@@ -352,6 +355,8 @@ def _parse_reference(directory: Path, shipped: Mapping[str, Path]) -> Reference:
             charts[name] = (str(chart.get("version")), values[0] if values and values[0] else {})
         if name in charts and str(chart.get("version")) == charts[name][0]:
             app_versions[name] = str(chart.get("appVersion", ""))
+            if chart.get("kubeVersion"):
+                kube_versions[name] = str(chart["kubeVersion"])
     iam: dict[str, set[str]] = {}
     statements: dict[str, list[dict[str, Any]]] = {}
     policies = [("aws-load-balancer-controller", f) for f in sorted((directory / "iam").glob("*.json"))]
@@ -372,7 +377,14 @@ def _parse_reference(directory: Path, shipped: Mapping[str, Path]) -> Reference:
     compatibility_file = directory / "compatibility.yaml"
     compatibility = yaml_documents(compatibility_file)[0][0] if compatibility_file.is_file() else {}
     return Reference(
-        schemas, kinds, charts, iam, compatibility or {}, iam_statements=statements, chart_app_versions=app_versions
+        schemas,
+        kinds,
+        charts,
+        iam,
+        compatibility or {},
+        iam_statements=statements,
+        chart_app_versions=app_versions,
+        chart_kube_versions=kube_versions,
     )
 
 

@@ -209,6 +209,7 @@ class Reference:
     # controller -> upstream Allow statements: {"actions": [...], "resources": [...], "conditions": [[op, key, [v]]]}
     iam_statements: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     chart_app_versions: dict[str, str] = field(default_factory=dict)  # chart name -> its Chart.yaml appVersion
+    chart_kube_versions: dict[str, str] = field(default_factory=dict)  # chart name -> its Chart.yaml kubeVersion
 
 
 @dataclass

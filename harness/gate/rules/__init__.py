@@ -50,6 +50,7 @@ _MODULES = (
     "literals",
     "rendering",
     "service_accounts",
+    "upgrade",
 )
 
 

@@ -70,7 +70,7 @@ def satisfies(version: str, constraint: str) -> bool:
     return True
 
 
-def _kubernetes_version(model: Model) -> tuple[str, Location] | None:
+def kubernetes_version(model: Model) -> tuple[str, Location] | None:
     for cluster in model.terraform.of_type("aws_eks_cluster"):
         if (version := resolved(cluster.get("version"))) is not None:
             return version, Location(cluster.file, cluster.line_of("version"))
@@ -79,7 +79,7 @@ def _kubernetes_version(model: Model) -> tuple[str, Location] | None:
     return None
 
 
-def _karpenter_version(model: Model) -> tuple[str, Location] | None:
+def karpenter_version(model: Model) -> tuple[str, Location] | None:
     found = model.release_for(KARPENTER_CHART)
     if found is not None and (version := resolved(found[0].get("version"))) is not None:
         return version, Location(found[0].file, found[0].line_of("version"))
@@ -97,7 +97,7 @@ def compatibility(model: Model) -> Iterator[Issue]:
     version (the Helm release, else versions.yaml `karpenter`). A chart version newer than the newest
     release in the reference data (`latest`) is reported too: a typo, or a release nothing here vouches for."""
     yield from _unreleased(model)
-    kubernetes, karpenter = _kubernetes_version(model), _karpenter_version(model)
+    kubernetes, karpenter = kubernetes_version(model), karpenter_version(model)
     table = as_dict(model.reference.compatibility.get("karpenter_min_for_kubernetes"))
     if kubernetes is None or karpenter is None or not table:
         return

@@ -192,6 +192,30 @@ BROKEN = [
         ADDONS_TF,
     ),
     Broken(
+        "EKS049",
+        "two minors in one upgrade",
+        (("versions.yaml", 'upgrade_from_kubernetes: "1.34"', 'upgrade_from_kubernetes: "1.33"'),),
+        "versions.yaml",
+    ),
+    Broken(
+        "EKS049",
+        "Karpenter too old for the minor the upgrade starts from",
+        (("versions.yaml", 'karpenter: "1.14.1"', 'karpenter: "1.5.0"'),),
+        ADDONS_TF,
+    ),
+    Broken(
+        "EKS049",
+        "the old side's kube-proxy of another minor",
+        (
+            (
+                "versions.yaml",
+                'upgrade_from_eks_addon_kube_proxy: "v1.34.6-eksbuild.2"',
+                'upgrade_from_eks_addon_kube_proxy: "v1.35.3-eksbuild.2"',
+            ),
+        ),
+        "versions.yaml",
+    ),
+    Broken(
         "EKS016",
         "provider constraint excludes the pinned version",
         ((ADDONS_TF, 'version = "~> 3.1"', 'version = "~> 2.17"'),),
@@ -741,3 +765,31 @@ def test_a_moving_tag_with_a_reason_can_be_suppressed(platform: Callable[..., Re
 
     assert report.findings == []
     assert [(f.rule_id, s.reason) for f, s in report.suppressed] == [("EKS028", "rebuilt nightly on purpose")]
+
+
+def test_a_chart_whose_kube_version_excludes_the_old_minor_stops_the_upgrade(
+    tmp_path: Path, reference: Path, platform_tree: Callable[..., Path]
+) -> None:
+    """The Argo CD chart's own kubeVersion (Chart.yaml, in a copy of the reference data) raised past the minor the
+    upgrade starts from: EKS049 names the chart, its range and the minor, at the chart's pin."""
+    import shutil
+
+    copy = tmp_path / "reference"
+    shutil.copytree(reference, copy)
+    chart = copy / "charts" / "argo-cd-10.1.1" / "Chart.yaml"
+    chart.write_text(chart.read_text(encoding="utf-8").replace(">=1.25.0-0", ">=1.35.0-0"), encoding="utf-8")
+    root = platform_tree()
+    report = check([root / "infra"], [root / "gitops"], copy, select=("EKS049",))
+    (found,) = report.findings
+    assert found.file.endswith("versions.yaml") and "'>=1.35.0-0': Kubernetes 1.34" in found.message
+
+
+def test_an_upgrade_that_leaves_kube_proxy_beyond_its_skew_is_named(platform: Callable[..., Report]) -> None:
+    report = platform(
+        ("versions.yaml", 'upgrade_from_kubernetes: "1.34"', 'upgrade_from_kubernetes: "1.31"'),
+        ("versions.yaml", '"v1.34.6-eksbuild.2"', '"v1.31.14-eksbuild.9"'),
+        select=("EKS049",),
+    )
+    messages = [f.message for f in report.findings]
+    assert any("not one minor step" in m for m in messages), messages
+    assert any("more than 3 minors behind Kubernetes 1.35" in m for m in messages), messages
