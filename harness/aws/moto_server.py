@@ -13,18 +13,25 @@ from __future__ import annotations
 import inspect
 import os
 import sys
+import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from functools import wraps
 from typing import Any
 
+from moto.core.responses import ActionResult
 from moto.ec2.models.fleets import Fleet, FleetsBackend
 from moto.ec2.models.instance_types import INSTANCE_TYPES
 from moto.ec2.models.instances import InstanceBackend
 from moto.ec2.models.spot_requests import SpotFleetLaunchSpec, SpotInstanceRequest
 from moto.ec2.responses.spot_instances import SpotInstances
 from moto.ec2.utils import convert_tag_spec
+from moto.eks import urls as eks_urls
+from moto.eks.exceptions import ResourceNotFoundException as EKSResourceNotFound
+from moto.eks.models import EKSBackend
+from moto.eks.responses import EKSResponse
 
 from harness.aws import authorization
 from harness.errors import InputError
@@ -40,14 +47,15 @@ STATUS_FILTERS = ("instance-status.status", "system-status.status", "event.code"
 
 @dataclass(frozen=True)
 class Patch:
-    """Replace `owner.attribute` by `wrap(original)`."""
+    """Replace `owner.attribute` (a class's method, a module's table) by `wrap(original)`; original is None where
+    moto has no such attribute (an API it lacks)."""
 
-    owner: type
+    owner: Any
     attribute: str
     wrap: Callable[[Any], Any]
 
     def install(self) -> None:
-        setattr(self.owner, self.attribute, self.wrap(getattr(self.owner, self.attribute)))
+        setattr(self.owner, self.attribute, self.wrap(getattr(self.owner, self.attribute, None)))
 
 
 def spot_price(instance_type: str) -> float:
@@ -180,14 +188,130 @@ def close_spot_requests(terminate: Callable[..., list[Any]]) -> Callable[..., li
     return patched
 
 
-GAPS: dict[str, Patch] = {
-    "fleet_launch_template_security_groups": Patch(FleetsBackend, "create_fleet", fleet_security_groups),
-    "fleet_volume_tags": Patch(FleetsBackend, "create_fleet", fleet_volume_tags),
-    "spot_allocation_lowest_price": Patch(Fleet, "get_launch_spec_counts", lowest_price_override),
-    "spot_price_history_flat": Patch(SpotInstances, "describe_spot_price_history", spot_price_history),
-    "instance_status_filters_ignored": Patch(InstanceBackend, "describe_instance_status", instance_status_filters),
-    "spot_instance_request_id_missing": Patch(SpotInstanceRequest, "launch_instance", spot_instance_request_id),
-    "spot_request_open_after_termination": Patch(InstanceBackend, "terminate_instances", close_spot_requests),
+def _version_update(kind: str, version: str, platform_version: str | None = None) -> dict[str, Any]:
+    """An EKS update record, complete at once (the emulator has nothing to roll)."""
+    params = [{"type": "Version", "value": version}]
+    params += [{"type": "PlatformVersion", "value": platform_version}] if platform_version else []
+    return {
+        "id": str(uuid.uuid4()),
+        "status": "Successful",
+        "type": kind,
+        "params": params,
+        "createdAt": datetime.now(timezone.utc),
+        "errors": [],
+    }
+
+
+def update_cluster_version(_: Any) -> Callable[..., Any]:
+    def update(self: Any, name: str, version: str) -> dict[str, Any]:
+        cluster = self.describe_cluster(name=name)
+        cluster.version = version
+        record = _version_update("VersionUpdate", version, cluster.platformVersion)
+        self.__dict__.setdefault("version_updates", {})[(name, None, record["id"])] = record
+        return record
+
+    return update
+
+
+def update_nodegroup_version(_: Any) -> Callable[..., Any]:
+    def update(
+        self: Any, cluster_name: str, nodegroup_name: str, version: str | None, release_version: str | None
+    ) -> dict[str, Any]:
+        group = self.describe_nodegroup(cluster_name=cluster_name, nodegroup_name=nodegroup_name)
+        group.version = version or self.describe_cluster(name=cluster_name).version
+        group.release_version = release_version or group.release_version
+        record = _version_update("VersionUpdate", group.version)
+        self.__dict__.setdefault("version_updates", {})[(cluster_name, nodegroup_name, record["id"])] = record
+        return record
+
+    return update
+
+
+def describe_update(_: Any) -> Callable[..., Any]:
+    def describe(self: Any, name: str, update_id: str, nodegroup_name: str | None) -> dict[str, Any]:
+        found = self.__dict__.get("version_updates", {}).get((name, nodegroup_name, update_id))
+        if found is None:
+            raise EKSResourceNotFound(
+                clusterName=name,
+                nodegroupName=nodegroup_name,
+                fargateProfileName=None,
+                addonName=None,
+                message=f"No update found for ID: {update_id}",
+            )
+        return dict(found)
+
+    return describe
+
+
+def _answer(handler: Callable[[Any], dict[str, Any]]) -> Callable[[Any], Callable[[Any], Any]]:
+    """A response method of EKSResponse (moto names the method after the API's operation)."""
+
+    def method(_: Any) -> Callable[[Any], Any]:
+        def respond(self: Any) -> Any:
+            return ActionResult({"update": handler(self)})
+
+        return respond
+
+    return method
+
+
+def _routes(paths: dict[str, Any]) -> dict[str, Any]:
+    handler = paths["{0}/clusters$"]
+    return {
+        **paths,
+        "{0}/clusters/(?P<name>[^/]+)/updates$": handler,
+        "{0}/clusters/(?P<name>[^/]+)/updates/(?P<updateId>[^/]+)$": handler,
+        "{0}/clusters/(?P<name>[^/]+)/node-groups/(?P<nodegroupName>[^/]+)/update-version$": handler,
+    }
+
+
+EKS_VERSION_UPDATES = (
+    Patch(EKSBackend, "update_cluster_version", update_cluster_version),
+    Patch(EKSBackend, "update_nodegroup_version", update_nodegroup_version),
+    Patch(EKSBackend, "describe_update", describe_update),
+    Patch(
+        EKSResponse,
+        "update_cluster_version",
+        _answer(
+            lambda r: r.eks_backend.update_cluster_version(name=r._get_param("name"), version=r._get_param("version"))
+        ),
+    ),
+    Patch(
+        EKSResponse,
+        "update_nodegroup_version",
+        _answer(
+            lambda r: r.eks_backend.update_nodegroup_version(
+                cluster_name=r._get_param("name"),
+                nodegroup_name=r._get_param("nodegroupName"),
+                version=r._get_param("version"),
+                release_version=r._get_param("releaseVersion"),
+            )
+        ),
+    ),
+    Patch(
+        EKSResponse,
+        "describe_update",
+        _answer(
+            lambda r: r.eks_backend.describe_update(
+                name=r._get_param("name"),
+                update_id=r._get_param("updateId"),
+                nodegroup_name=r._get_param("nodegroupName"),
+            )
+        ),
+    ),
+    Patch(eks_urls, "url_paths", _routes),
+)
+
+
+GAPS: dict[str, tuple[Patch, ...]] = {
+    "fleet_launch_template_security_groups": (Patch(FleetsBackend, "create_fleet", fleet_security_groups),),
+    "fleet_volume_tags": (Patch(FleetsBackend, "create_fleet", fleet_volume_tags),),
+    "spot_allocation_lowest_price": (Patch(Fleet, "get_launch_spec_counts", lowest_price_override),),
+    "spot_price_history_flat": (Patch(SpotInstances, "describe_spot_price_history", spot_price_history),),
+    "instance_status_filters_ignored": (Patch(InstanceBackend, "describe_instance_status", instance_status_filters),),
+    "spot_instance_request_id_missing": (Patch(SpotInstanceRequest, "launch_instance", spot_instance_request_id),),
+    "spot_request_open_after_termination": (Patch(InstanceBackend, "terminate_instances", close_spot_requests),),
+    "eks_version_updates": EKS_VERSION_UPDATES,
 }
 
 
@@ -198,7 +322,7 @@ def _patches(names: Iterable[str]) -> list[Patch]:
         raise InputError(
             f"infra/targets.yaml local_target.emulator_gaps: no patch for {unknown} in harness.aws.moto_server"
         )
-    return [GAPS[name] for name in wanted]
+    return [patch for name in wanted for patch in GAPS[name]]
 
 
 def apply(names: Iterable[str]) -> None:
@@ -211,14 +335,18 @@ def apply(names: Iterable[str]) -> None:
 def patched(names: Iterable[str]) -> Iterator[None]:
     """The named gaps patched for the block only (moto in-process, in tests)."""
     chosen = _patches(names)
-    originals = [(p, p.owner.__dict__[p.attribute]) for p in chosen]
+    missing = object()
+    originals = [(p, vars(p.owner).get(p.attribute, missing)) for p in chosen]
     try:
         for patch in chosen:
             patch.install()
         yield
     finally:
         for patch, original in reversed(originals):
-            setattr(patch.owner, patch.attribute, original)
+            if original is missing:
+                delattr(patch.owner, patch.attribute)
+            else:
+                setattr(patch.owner, patch.attribute, original)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -32,6 +32,8 @@ from harness.targets import TARGETS, local
 from harness.terraform.providers import find_machine_mirror, provider_source
 from harness.terraform.runner import Terraform, check_root, find_cli, state_resources
 
+# Run setting and infra/platform variable: the cluster stands at versions.yaml upgrade_from_kubernetes.
+STAND_AT_UPGRADE_FROM = "stand_at_upgrade_from"
 API_CIDRS_ENV = "HARNESS_API_PUBLIC_CIDRS"
 # RFC 5737 documentation range: the emulated API endpoint is never reachable, so nothing real is opened.
 EMULATOR_API_CIDRS = ("198.51.100.0/24",)
@@ -120,6 +122,7 @@ class Stack:
             "run_id": self.run.id,
             "expires_at": self.run.expires_at,
             "tags": {},
+            STAND_AT_UPGRADE_FROM: bool(self.run.settings.get(STAND_AT_UPGRADE_FROM, False)),
         }
 
     # --- the emulator ----------------------------------------------------------------------------------

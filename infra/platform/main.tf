@@ -16,10 +16,15 @@ locals {
     capability => !contains(keys(local.unsupported), capability)
   }
 
+  # The cluster's minor: versions.yaml kubernetes, or where its prepared upgrade starts (upgrade_from_*), with the
+  # kube-proxy of that minor.
+  kubernetes_version = var.stand_at_upgrade_from ? local.versions.upgrade_from_kubernetes : local.versions.kubernetes
+  kube_proxy         = var.stand_at_upgrade_from ? local.versions.upgrade_from_eks_addon_kube_proxy : local.versions.eks_addon_kube_proxy
+
   # Core EKS add-on versions (versions.yaml, eks_addon_*), by add-on name.
   addon_versions = {
     "vpc-cni"                = local.versions.eks_addon_vpc_cni
-    "kube-proxy"             = local.versions.eks_addon_kube_proxy
+    "kube-proxy"             = local.kube_proxy
     "eks-pod-identity-agent" = local.versions.eks_addon_eks_pod_identity_agent
     "coredns"                = local.versions.eks_addon_coredns
   }
@@ -43,7 +48,7 @@ module "cluster" {
   source = "../modules/cluster"
 
   cluster_name       = var.cluster_name
-  kubernetes_version = local.versions.kubernetes
+  kubernetes_version = local.kubernetes_version
   vpc_id             = module.network.vpc_id
   private_subnet_ids = module.network.private_subnet_ids
   api_public_cidrs   = var.api_public_cidrs

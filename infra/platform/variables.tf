@@ -201,3 +201,9 @@ variable "vpc_flow_logs" {
     error_message = "vpc_flow_logs.retention_days must be a CloudWatch retention value: 1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180 or 365."
   }
 }
+
+variable "stand_at_upgrade_from" {
+  type        = bool
+  default     = false
+  description = "Stand the cluster (and its ops node group and kube-proxy) at versions.yaml upgrade_from_kubernetes, the minor its prepared upgrade starts from (harness check EKS049 proves that step); applying again with false is the upgrade: EKS moves the control plane, then the node group. false: versions.yaml kubernetes."
+}

@@ -163,3 +163,26 @@ def test_the_harness_emulator_serves_the_declared_images_with_the_gaps_patched(t
         assert {float(h["SpotPrice"]) for h in history} == {moto_server.spot_price("c7i.large")}
     finally:
         server.stop()
+
+
+def test_a_cluster_and_its_node_group_move_to_the_next_minor_as_eks_moves_them(tmp_path: Path) -> None:
+    """UpdateClusterVersion, UpdateNodegroupVersion and DescribeUpdate, which moto lacks (eks_version_updates),
+    against the harness's own server: what Terraform calls and polls when a cluster's version changes."""
+    server = emu.start(tmp_path / "emulator.log")
+    try:
+        eks = boto3.client("eks", endpoint_url=server.endpoint, region_name=REGION, **CREDENTIALS)
+        role = "arn:aws:iam::123456789012:role/cluster"
+        eks.create_cluster(name="drill", version="1.35", roleArn=role, resourcesVpcConfig={"subnetIds": []})
+        eks.create_nodegroup(clusterName="drill", nodegroupName="ops", nodeRole=role, subnets=["subnet-1"])
+        update = eks.update_cluster_version(name="drill", version="1.36")["update"]
+        assert (update["type"], update["status"]) == ("VersionUpdate", "Successful")
+        assert eks.describe_update(name="drill", updateId=update["id"])["update"]["params"][0]["value"] == "1.36"
+        assert eks.describe_cluster(name="drill")["cluster"]["version"] == "1.36"
+        group_update = eks.update_nodegroup_version(clusterName="drill", nodegroupName="ops")["update"]
+        described_update = eks.describe_update(name="drill", updateId=group_update["id"], nodegroupName="ops")
+        assert described_update["update"]["status"] == "Successful"
+        assert eks.describe_nodegroup(clusterName="drill", nodegroupName="ops")["nodegroup"]["version"] == "1.36"
+        with pytest.raises(eks.exceptions.ResourceNotFoundException):
+            eks.describe_update(name="drill", updateId=group_update["id"])  # the cluster's updates, not the group's
+    finally:
+        server.stop()

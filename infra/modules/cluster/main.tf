@@ -328,9 +328,11 @@ resource "aws_eks_node_group" "ops" {
   node_role_arn   = aws_iam_role.ops_node.arn
   subnet_ids      = var.private_subnet_ids
   ami_type        = "AL2023_x86_64_STANDARD"
-  capacity_type   = var.ops_capacity_type
-  instance_types  = var.ops_instance_types
-  labels          = local.ops_node_labels
+  # The cluster's minor, read from the cluster: an upgrade moves the control plane first, then this group.
+  version        = aws_eks_cluster.this.version
+  capacity_type  = var.ops_capacity_type
+  instance_types = var.ops_instance_types
+  labels         = local.ops_node_labels
 
   # Only pods that tolerate this (the controllers) land on ops nodes; workloads go to Karpenter nodes.
   taint {

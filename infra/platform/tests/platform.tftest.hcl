@@ -96,6 +96,24 @@ run "aws_target_builds_everything" {
   }
 }
 
+run "standing_at_the_upgrade_start_takes_its_minor_and_kube_proxy" {
+  command = plan
+
+  variables {
+    stand_at_upgrade_from = true
+  }
+
+  assert {
+    condition     = output.kubernetes_version == yamldecode(file("../../versions.yaml")).upgrade_from_kubernetes
+    error_message = "stand_at_upgrade_from puts the cluster on versions.yaml upgrade_from_kubernetes"
+  }
+
+  assert {
+    condition     = output.eks_addon_versions["kube-proxy"] == yamldecode(file("../../versions.yaml")).upgrade_from_eks_addon_kube_proxy
+    error_message = "stand_at_upgrade_from runs that minor's kube-proxy (upgrade_from_eks_addon_kube_proxy)"
+  }
+}
+
 run "admins_and_flow_logs_when_asked" {
   command = plan
 
