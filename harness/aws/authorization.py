@@ -124,7 +124,27 @@ class Recorder:
         self.lock = threading.Lock()
 
     def write(self, outcome: Outcome) -> None:
-        line = json.dumps(outcome.record()) + "\n"
+        self._append(outcome.record())
+
+    def write_fault(self, principal: str, call: str, exc: Exception) -> None:
+        """A call this check could not evaluate: undetermined, with the fault as its unknown."""
+        fault = f"the emulator's IAM check failed: {type(exc).__name__}: {exc}"
+        self._append(
+            {
+                "time": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
+                "principal": principal,
+                "call": call,
+                "action": call,
+                "resource": "(not known)",
+                "verdict": Verdict.UNDETERMINED.value,
+                "statement": "",
+                "unknown_keys": [fault],
+                "authorizations": 0,
+            }
+        )
+
+    def _append(self, record: dict[str, Any]) -> None:
+        line = json.dumps(record) + "\n"
         with self.lock, self.path.open("a", encoding="utf-8") as out:
             out.write(line)
 
@@ -191,18 +211,25 @@ def install(path: str) -> None:
         role = _assumed_role(self.current_account, self.partition, self.access_key)
         if role is None:
             return original(self, resource)
-        call = Call(
-            service=_signing_service(self.headers),
-            operation=self._get_action(),
-            params=_parameters(self),
-            region=self.region,
-            account=self.current_account,
-            partition=self.partition,
-            principal=f"arn:{self.partition}:sts::{self.current_account}:assumed-role/"
-            f"{role.role_arn.rpartition('/')[2]}/{role.session_name}",
+        principal = (
+            f"arn:{self.partition}:sts::{self.current_account}:assumed-role/"
+            f"{role.role_arn.rpartition('/')[2]}/{role.session_name}"
         )
-        policies = _role_policies(self.current_account, self.partition, role.role_arn.rpartition("/")[2])
-        outcome = authorize(call, policies, Emulator(call))
+        try:
+            call = Call(
+                service=_signing_service(self.headers),
+                operation=self._get_action(),
+                params=_parameters(self),
+                region=self.region,
+                account=self.current_account,
+                partition=self.partition,
+                principal=principal,
+            )
+            policies = _role_policies(self.current_account, self.partition, role.role_arn.rpartition("/")[2])
+            outcome = authorize(call, policies, Emulator(call))
+        except Exception as exc:  # a fault of this check: the call is served and the run names the fault
+            recorder.write_fault(principal, f"{self.service_name}:{self._get_action()}", exc)
+            return None
         recorder.write(outcome)
         if outcome.decision.verdict in (Verdict.DENIED, Verdict.NOT_ALLOWED):
             protocol = determine_request_protocol(get_service_model(self.boto3_service_name), self.normalized_request)

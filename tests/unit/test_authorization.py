@@ -401,3 +401,12 @@ def test_a_resource_the_emulator_cannot_tell_is_covered_only_by_a_star() -> None
     assert _decide({"Action": "ec2:*"}, {}, resource="") == "allowed"
     unknown = _decide({"Action": "ec2:*", "Resource": "arn:aws:ec2:*:*:instance/*"}, {}, resource="")
     assert unknown == "undetermined"
+
+
+def test_a_fault_of_the_check_is_reported_with_the_call_not_hidden(tmp_path: Path) -> None:
+    recorder = authorization.Recorder(str(tmp_path / authorization.DECISIONS_FILE))
+    recorder.write_fault("arn:aws:sts::1:assumed-role/lbc/s", "ec2:DescribeVpcs", KeyError("Filters"))
+    (fault,) = authorization.read_decisions(tmp_path / authorization.DECISIONS_FILE)
+    assert fault["verdict"] == "undetermined"
+    judged = authorization.judge_decisions([fault], {})
+    assert judged.status is Status.PASS and "the emulator's IAM check failed: KeyError" in judged.why
