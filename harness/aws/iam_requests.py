@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
-from functools import cache
+from functools import cache, partial
 from typing import Any
 from urllib.parse import urlparse
 
@@ -195,21 +195,20 @@ class Emulator:
         arn = f"arn:{self.call.partition}:elasticloadbalancing:{self.call.region}:{self.call.account}:{resource}/*"
         return Resource(arn, {}, _tags(self.call.params.get("Tags")))
 
-    def instance_profile(self, name: str, request_tags: Mapping[str, str] | None = None) -> Resource:
+    def _profile_named(self, name: str) -> Any:
         from moto.iam.models import iam_backends
 
-        backend = iam_backends[self.call.account][self.call.partition]
-        profile = next((p for p in backend.get_instance_profiles() if p.name == name), None)
+        profiles = iam_backends[self.call.account][self.call.partition].get_instance_profiles()
+        return next((p for p in profiles if p.name == name), None)
+
+    def instance_profile(self, name: str, request_tags: Mapping[str, str] | None = None) -> Resource:
+        profile = self._profile_named(name)
         path = profile.path if profile else self.call.params.get("Path", "/")
         arn = f"arn:{self.call.partition}:iam::{self.call.account}:instance-profile{path}{name}"
         return Resource(arn, _tags(profile.tags) if profile else {}, request_tags)
 
     def role_of_profile(self, arn_or_name: str) -> str | None:
-        from moto.iam.models import iam_backends
-
-        backend = iam_backends[self.call.account][self.call.partition]
-        name = arn_or_name.rpartition("/")[2]
-        profile = next((p for p in backend.get_instance_profiles() if p.name == name), None)
+        profile = self._profile_named(arn_or_name.rpartition("/")[2])
         return profile.roles[0].arn if profile and profile.roles else None
 
     def queue(self) -> Resource:
@@ -222,16 +221,29 @@ class Emulator:
         return Resource(arn, dict(queue.tags) if queue else {})
 
 
-def _ec2_ids(*names: str) -> Callable[[Emulator], list[Resource]]:
-    """The existing EC2 resources a call names by id (a list or one parameter), with its Tags if it sets any."""
+def _named_in(params: Mapping[str, Any], names: Sequence[str]) -> list[str]:
+    """The values of the named parameters, each a list or one value."""
+    found: list[str] = []
+    for name in names:
+        value = params.get(name)
+        found += [str(v) for v in value] if isinstance(value, list) else [str(value)] if value else []
+    return found
+
+
+def _request_tags(params: Mapping[str, Any]) -> dict[str, str] | None:
+    """The Tags the call sets, None when it sets none."""
+    return _tags(params.get("Tags")) if "Tags" in params else None
+
+
+def _existing(
+    read: Callable[[Emulator, str, Mapping[str, str] | None], Resource], *names: str
+) -> Callable[[Emulator], list[Resource]]:
+    """The existing resources a call names in the given parameters (ids or ARNs, as `read` takes them), with the
+    Tags it sets on them."""
 
     def touched(state: Emulator) -> list[Resource]:
-        ids: list[str] = []
-        for name in names:
-            value = state.call.params.get(name)
-            ids += [str(v) for v in value] if isinstance(value, list) else [str(value)] if value else []
-        tags = _tags(state.call.params.get("Tags")) if "Tags" in state.call.params else None
-        return [state.ec2_resource(i, tags) for i in ids]
+        tags = _request_tags(state.call.params)
+        return [read(state, ident, tags) for ident in _named_in(state.call.params, names)]
 
     return touched
 
@@ -241,18 +253,23 @@ def _launch_template_named(state: Emulator) -> list[Resource]:
     return [state.ec2_resource(template.id)] if template else []
 
 
+def _fleet_templates(state: Emulator) -> list[tuple[Mapping[str, Any], Any, dict[str, Any]]]:
+    """(config, template, the version's data) of each launch template config whose template exists."""
+    found = []
+    for config in state.call.params.get("LaunchTemplateConfigs") or []:
+        spec = config.get("LaunchTemplateSpecification") or {}
+        if (template := state.launch_template(spec)) is not None:
+            found.append((config, template, _template_data(template, spec.get("Version"))))
+    return found
+
+
 def _fleet(state: Emulator) -> list[Resource]:
     """An instant fleet: the fleet, what it launches (tagged by the request's tag specifications, else by its launch
     templates' own, as EC2 tags them at launch), its launch templates, the subnets of their overrides and the images
     and security groups of their versions."""
     existing: list[Resource] = []
     template_specs: list[Mapping[str, Any]] = []
-    for config in state.call.params.get("LaunchTemplateConfigs") or []:
-        spec = config.get("LaunchTemplateSpecification") or {}
-        template = state.launch_template(spec)
-        if template is None:
-            continue
-        data = _template_data(template, spec.get("Version"))
+    for config, template, data in _fleet_templates(state):
         template_specs += data.get("TagSpecifications") or []
         interfaces = data.get("NetworkInterfaces") or [{}]
         groups = data.get("SecurityGroupIds") or interfaces[0].get("Groups") or []
@@ -270,39 +287,26 @@ def _fleet(state: Emulator) -> list[Resource]:
 
 
 def _template_data(template: Any, version: Any) -> dict[str, Any]:
-    chosen = template.latest_version() if version in (None, "$Latest") else template.get_version(version)
+    if version in (None, "$Latest"):
+        return dict(template.latest_version().data)
     if version == "$Default":
-        chosen = template.default_version()
-    return dict(chosen.data)
+        return dict(template.default_version().data)
+    return dict(template.get_version(version).data)
 
 
 def _fleet_instance_profiles(state: Emulator) -> list[str]:
+    """The role of each instance profile the fleet's launch templates launch with."""
     roles = []
-    for config in state.call.params.get("LaunchTemplateConfigs") or []:
-        spec = config.get("LaunchTemplateSpecification") or {}
-        template = state.launch_template(spec)
-        profile = (_template_data(template, spec.get("Version")).get("IamInstanceProfile") or {}) if template else {}
+    for _, _, data in _fleet_templates(state):
+        profile = data.get("IamInstanceProfile") or {}
         name = profile.get("Arn") or profile.get("Name")
         if name and (role := state.role_of_profile(str(name))):
             roles.append(role)
     return roles
 
 
-def _elb_arns(*names: str) -> Callable[[Emulator], list[Resource]]:
-    def touched(state: Emulator) -> list[Resource]:
-        arns: list[str] = []
-        for name in names:
-            value = state.call.params.get(name)
-            arns += [str(v) for v in value] if isinstance(value, list) else [str(value)] if value else []
-        tags = _tags(state.call.params.get("Tags")) if "Tags" in state.call.params else None
-        return [state.elb_resource(a, tags) for a in arns]
-
-    return touched
-
-
 def _profile(state: Emulator) -> list[Resource]:
-    tags = _tags(state.call.params.get("Tags")) if "Tags" in state.call.params else None
-    return [state.instance_profile(str(state.call.params.get("InstanceProfileName")), tags)]
+    return [state.instance_profile(str(state.call.params.get("InstanceProfileName")), _request_tags(state.call.params))]
 
 
 def _named(template: str) -> Callable[[Emulator], list[Resource]]:
@@ -332,41 +336,43 @@ def _parameter(state: Emulator) -> list[Resource]:
     ]
 
 
+_ec2_named = partial(_existing, Emulator.ec2_resource)
+_elb_named = partial(_existing, Emulator.elb_resource)
 # The resources each operation touches (operations absent here touch none that IAM scopes: "*").
 TOUCHES: dict[str, Callable[[Emulator], list[Resource]]] = {
     "ec2:CreateFleet": _fleet,
     "ec2:RunInstances": _fleet,
     "ec2:CreateLaunchTemplate": lambda s: [s.ec2_new("launch-template")],
     "ec2:DeleteLaunchTemplate": _launch_template_named,
-    "ec2:TerminateInstances": _ec2_ids("InstanceIds"),
-    "ec2:CreateTags": _ec2_ids("Resources"),
-    "ec2:DeleteTags": _ec2_ids("Resources"),
-    "ec2:CreateSecurityGroup": lambda s: [s.ec2_new("security-group"), *_ec2_ids("VpcId")(s)],
-    "ec2:DeleteSecurityGroup": _ec2_ids("GroupId"),
-    "ec2:AuthorizeSecurityGroupIngress": _ec2_ids("GroupId"),
-    "ec2:RevokeSecurityGroupIngress": _ec2_ids("GroupId"),
+    "ec2:TerminateInstances": _ec2_named("InstanceIds"),
+    "ec2:CreateTags": _ec2_named("Resources"),
+    "ec2:DeleteTags": _ec2_named("Resources"),
+    "ec2:CreateSecurityGroup": lambda s: [s.ec2_new("security-group"), *_ec2_named("VpcId")(s)],
+    "ec2:DeleteSecurityGroup": _ec2_named("GroupId"),
+    "ec2:AuthorizeSecurityGroupIngress": _ec2_named("GroupId"),
+    "ec2:RevokeSecurityGroupIngress": _ec2_named("GroupId"),
     "elasticloadbalancing:CreateLoadBalancer": lambda s: [
         s.elb_new(f"loadbalancer/{'net' if s.call.params.get('Type') == 'network' else 'app'}/{s.call.params['Name']}")
     ],
     "elasticloadbalancing:CreateTargetGroup": lambda s: [s.elb_new(f"targetgroup/{s.call.params['Name']}")],
-    "elasticloadbalancing:CreateListener": _elb_arns("LoadBalancerArn"),
-    "elasticloadbalancing:CreateRule": _elb_arns("ListenerArn"),
-    "elasticloadbalancing:AddTags": _elb_arns("ResourceArns"),
-    "elasticloadbalancing:RemoveTags": _elb_arns("ResourceArns"),
-    "elasticloadbalancing:DeleteLoadBalancer": _elb_arns("LoadBalancerArn"),
-    "elasticloadbalancing:ModifyLoadBalancerAttributes": _elb_arns("LoadBalancerArn"),
-    "elasticloadbalancing:SetSecurityGroups": _elb_arns("LoadBalancerArn"),
-    "elasticloadbalancing:SetSubnets": _elb_arns("LoadBalancerArn"),
-    "elasticloadbalancing:SetIpAddressType": _elb_arns("LoadBalancerArn"),
-    "elasticloadbalancing:DeleteTargetGroup": _elb_arns("TargetGroupArn"),
-    "elasticloadbalancing:ModifyTargetGroup": _elb_arns("TargetGroupArn"),
-    "elasticloadbalancing:ModifyTargetGroupAttributes": _elb_arns("TargetGroupArn"),
-    "elasticloadbalancing:RegisterTargets": _elb_arns("TargetGroupArn"),
-    "elasticloadbalancing:DeregisterTargets": _elb_arns("TargetGroupArn"),
-    "elasticloadbalancing:ModifyListener": _elb_arns("ListenerArn"),
-    "elasticloadbalancing:DeleteListener": _elb_arns("ListenerArn"),
-    "elasticloadbalancing:ModifyRule": _elb_arns("RuleArn"),
-    "elasticloadbalancing:DeleteRule": _elb_arns("RuleArn"),
+    "elasticloadbalancing:CreateListener": _elb_named("LoadBalancerArn"),
+    "elasticloadbalancing:CreateRule": _elb_named("ListenerArn"),
+    "elasticloadbalancing:AddTags": _elb_named("ResourceArns"),
+    "elasticloadbalancing:RemoveTags": _elb_named("ResourceArns"),
+    "elasticloadbalancing:DeleteLoadBalancer": _elb_named("LoadBalancerArn"),
+    "elasticloadbalancing:ModifyLoadBalancerAttributes": _elb_named("LoadBalancerArn"),
+    "elasticloadbalancing:SetSecurityGroups": _elb_named("LoadBalancerArn"),
+    "elasticloadbalancing:SetSubnets": _elb_named("LoadBalancerArn"),
+    "elasticloadbalancing:SetIpAddressType": _elb_named("LoadBalancerArn"),
+    "elasticloadbalancing:DeleteTargetGroup": _elb_named("TargetGroupArn"),
+    "elasticloadbalancing:ModifyTargetGroup": _elb_named("TargetGroupArn"),
+    "elasticloadbalancing:ModifyTargetGroupAttributes": _elb_named("TargetGroupArn"),
+    "elasticloadbalancing:RegisterTargets": _elb_named("TargetGroupArn"),
+    "elasticloadbalancing:DeregisterTargets": _elb_named("TargetGroupArn"),
+    "elasticloadbalancing:ModifyListener": _elb_named("ListenerArn"),
+    "elasticloadbalancing:DeleteListener": _elb_named("ListenerArn"),
+    "elasticloadbalancing:ModifyRule": _elb_named("RuleArn"),
+    "elasticloadbalancing:DeleteRule": _elb_named("RuleArn"),
     "iam:CreateInstanceProfile": _profile,
     "iam:GetInstanceProfile": _profile,
     "iam:TagInstanceProfile": _profile,
