@@ -23,7 +23,7 @@ from functools import wraps
 from pathlib import Path
 from typing import Any
 
-from harness.aws.iam_policy import Decision, Request, Verdict, documents, evaluate
+from harness.aws.iam_policy import REFUSED, Decision, Request, Verdict, documents, evaluate
 from harness.aws.iam_requests import Call, Emulator, requests_of
 from harness.results import Result
 
@@ -47,7 +47,6 @@ class Outcome:
 
     def record(self) -> dict[str, Any]:
         return {
-            "time": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
             "principal": self.call.principal,
             "call": f"{self.call.service}:{self.call.operation}",
             "action": self.request.action,
@@ -61,7 +60,7 @@ class Outcome:
 
 def authorize(call: Call, policies: Sequence[Mapping[str, Any]], state: Emulator) -> Outcome:
     decided = [(request, evaluate(policies, request)) for request in requests_of(call, state)]
-    refused = [d for d in decided if d[1].verdict in (Verdict.DENIED, Verdict.NOT_ALLOWED)]
+    refused = [d for d in decided if d[1].verdict in REFUSED]
     unsure = [d for d in decided if d[1].verdict is Verdict.UNDETERMINED]
     request, decision = (refused or unsure or decided)[0]
     return Outcome(call, request, decision, len(decided))
@@ -131,7 +130,6 @@ class Recorder:
         fault = f"the emulator's IAM check failed: {type(exc).__name__}: {exc}"
         self._append(
             {
-                "time": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
                 "principal": principal,
                 "call": call,
                 "action": call,
@@ -144,7 +142,8 @@ class Recorder:
         )
 
     def _append(self, record: dict[str, Any]) -> None:
-        line = json.dumps(record) + "\n"
+        stamped = {"time": datetime.now(timezone.utc).isoformat(timespec="milliseconds"), **record}
+        line = json.dumps(stamped) + "\n"
         with self.lock, self.path.open("a", encoding="utf-8") as out:
             out.write(line)
 
@@ -231,7 +230,7 @@ def install(path: str) -> None:
             recorder.write_fault(principal, f"{self.service_name}:{self._get_action()}", exc)
             return None
         recorder.write(outcome)
-        if outcome.decision.verdict in (Verdict.DENIED, Verdict.NOT_ALLOWED):
+        if outcome.decision.verdict in REFUSED:
             protocol = determine_request_protocol(get_service_model(self.boto3_service_name), self.normalized_request)
             raise _error(protocol, outcome)
         return None
@@ -250,22 +249,27 @@ def read_decisions(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in lines if line.strip()]
 
 
+def _role_of(principal: str) -> str:
+    """The role's name in an assumed-role ARN (arn:aws:sts::ACCOUNT:assumed-role/ROLE/SESSION)."""
+    return principal.split(":assumed-role/")[-1].partition("/")[0]
+
+
 def _caller(principal: str, callers: Mapping[str, str]) -> str:
     """The run's process behind an assumed-role ARN (``callers``: role ARN -> process), else the role."""
-    role = principal.split(":assumed-role/")[-1].partition("/")[0]
+    role = _role_of(principal)
     return next((name for arn, name in callers.items() if arn.rpartition("/")[2] == role), f"role {role}")
 
 
 def judge_decisions(decisions: Sequence[Mapping[str, Any]], callers: Mapping[str, str]) -> Result:
     """FAIL on the first call IAM would deny (naming the controller, action, resource and role); PASS when every
     call was allowed, naming what the run could not evaluate (unknown condition keys) rather than hiding it."""
-    refused = [d for d in decisions if d["verdict"] in (Verdict.DENIED.value, Verdict.NOT_ALLOWED.value)]
+    refused = [d for d in decisions if Verdict(d["verdict"]) in REFUSED]
     if refused:
         first = refused[0]
-        role = first["principal"].split(":assumed-role/")[-1].partition("/")[0]
         why = (
             f"{_caller(first['principal'], callers)}: IAM would deny {first['action']} on {first['resource']} "
-            f"(role {role}, {first['verdict']}{' by ' + first['statement'] if first['statement'] else ''})"
+            f"(role {_role_of(first['principal'])}, {first['verdict']}"
+            f"{' by ' + first['statement'] if first['statement'] else ''})"
         )
         return Result.failed(IAM_CHECK, why, denied=len(refused), calls=len(decisions))
     if not decisions:

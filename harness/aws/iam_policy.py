@@ -35,6 +35,9 @@ class Verdict(Enum):
     UNDETERMINED = "undetermined"
 
 
+REFUSED = frozenset({Verdict.DENIED, Verdict.NOT_ALLOWED})  # what AWS answers with an error
+
+
 @dataclass(frozen=True)
 class Request:
     """One authorization AWS makes for a call (a call can need several: one per resource it touches).
@@ -74,13 +77,9 @@ class Decision:
     statement: str = ""  # the Sid (or index) of the deciding statement
     unknown_keys: tuple[str, ...] = ()
 
-    @property
-    def allowed(self) -> bool:
-        return self.verdict is Verdict.ALLOWED
-
 
 def documents(raw: Sequence[str | Mapping[str, Any]]) -> list[Mapping[str, Any]]:
-    """Parsed policy documents (IAM stores them as JSON text, sometimes URL-encoded by the caller)."""
+    """Parsed policy documents (IAM stores them as JSON text)."""
     return [json.loads(doc) if isinstance(doc, str) else doc for doc in raw]
 
 
@@ -120,10 +119,6 @@ def _resource_matches(patterns: list[Any], resource: str, request: Request) -> b
     return any(fnmatchcase(resource, _substitute(str(p), request)) for p in patterns)
 
 
-def _number(text: str) -> float:
-    return float(text)
-
-
 def _date(text: str) -> float:
     if re.fullmatch(r"-?\d+(\.\d+)?", text):
         return float(text)
@@ -151,12 +146,12 @@ OPERATORS: dict[str, tuple[Compare, bool]] = {
     "ArnNotEquals": (lambda v, p: v == p, True),
     "ArnLike": (lambda v, p: fnmatchcase(v, p), False),
     "ArnNotLike": (lambda v, p: fnmatchcase(v, p), True),
-    "NumericEquals": (lambda v, p: _number(v) == _number(p), False),
-    "NumericNotEquals": (lambda v, p: _number(v) == _number(p), True),
-    "NumericLessThan": (lambda v, p: _number(v) < _number(p), False),
-    "NumericLessThanEquals": (lambda v, p: _number(v) <= _number(p), False),
-    "NumericGreaterThan": (lambda v, p: _number(v) > _number(p), False),
-    "NumericGreaterThanEquals": (lambda v, p: _number(v) >= _number(p), False),
+    "NumericEquals": (lambda v, p: float(v) == float(p), False),
+    "NumericNotEquals": (lambda v, p: float(v) == float(p), True),
+    "NumericLessThan": (lambda v, p: float(v) < float(p), False),
+    "NumericLessThanEquals": (lambda v, p: float(v) <= float(p), False),
+    "NumericGreaterThan": (lambda v, p: float(v) > float(p), False),
+    "NumericGreaterThanEquals": (lambda v, p: float(v) >= float(p), False),
     "DateEquals": (lambda v, p: _date(v) == _date(p), False),
     "DateNotEquals": (lambda v, p: _date(v) == _date(p), True),
     "DateLessThan": (lambda v, p: _date(v) < _date(p), False),
