@@ -188,27 +188,29 @@ def close_spot_requests(terminate: Callable[..., list[Any]]) -> Callable[..., li
     return patched
 
 
-def _version_update(kind: str, version: str, platform_version: str | None = None) -> dict[str, Any]:
-    """An EKS update record, complete at once (the emulator has nothing to roll)."""
+def _version_update(
+    backend: Any, cluster: str, nodegroup: str | None, version: str, platform_version: str | None = None
+) -> dict[str, Any]:
+    """An EKS version update, complete at once (the emulator has nothing to roll), kept for DescribeUpdate."""
     params = [{"type": "Version", "value": version}]
     params += [{"type": "PlatformVersion", "value": platform_version}] if platform_version else []
-    return {
+    record = {
         "id": str(uuid.uuid4()),
         "status": "Successful",
-        "type": kind,
+        "type": "VersionUpdate",
         "params": params,
         "createdAt": datetime.now(timezone.utc),
         "errors": [],
     }
+    backend.__dict__.setdefault("version_updates", {})[(cluster, nodegroup, record["id"])] = record
+    return record
 
 
 def update_cluster_version(_: Any) -> Callable[..., Any]:
     def update(self: Any, name: str, version: str) -> dict[str, Any]:
         cluster = self.describe_cluster(name=name)
         cluster.version = version
-        record = _version_update("VersionUpdate", version, cluster.platformVersion)
-        self.__dict__.setdefault("version_updates", {})[(name, None, record["id"])] = record
-        return record
+        return _version_update(self, name, None, version, cluster.platformVersion)
 
     return update
 
@@ -220,9 +222,7 @@ def update_nodegroup_version(_: Any) -> Callable[..., Any]:
         group = self.describe_nodegroup(cluster_name=cluster_name, nodegroup_name=nodegroup_name)
         group.version = version or self.describe_cluster(name=cluster_name).version
         group.release_version = release_version or group.release_version
-        record = _version_update("VersionUpdate", group.version)
-        self.__dict__.setdefault("version_updates", {})[(cluster_name, nodegroup_name, record["id"])] = record
-        return record
+        return _version_update(self, cluster_name, nodegroup_name, group.version)
 
     return update
 
@@ -243,16 +243,15 @@ def describe_update(_: Any) -> Callable[..., Any]:
     return describe
 
 
-def _answer(handler: Callable[[Any], dict[str, Any]]) -> Callable[[Any], Callable[[Any], Any]]:
-    """A response method of EKSResponse (moto names the method after the API's operation)."""
+def _served(operation: str, **params: str) -> Patch:
+    """EKSResponse's method for an API moto lacks (moto names it after the operation): the backend's method of the
+    same name, called with the request's parameters (argument=parameter), its update as the answer."""
 
-    def method(_: Any) -> Callable[[Any], Any]:
-        def respond(self: Any) -> Any:
-            return ActionResult({"update": handler(self)})
+    def respond(self: Any) -> Any:
+        arguments = {argument: self._get_param(parameter) for argument, parameter in params.items()}
+        return ActionResult({"update": getattr(self.eks_backend, operation)(**arguments)})
 
-        return respond
-
-    return method
+    return Patch(EKSResponse, operation, lambda _: respond)
 
 
 def _routes(paths: dict[str, Any]) -> dict[str, Any]:
@@ -269,36 +268,15 @@ EKS_VERSION_UPDATES = (
     Patch(EKSBackend, "update_cluster_version", update_cluster_version),
     Patch(EKSBackend, "update_nodegroup_version", update_nodegroup_version),
     Patch(EKSBackend, "describe_update", describe_update),
-    Patch(
-        EKSResponse,
-        "update_cluster_version",
-        _answer(
-            lambda r: r.eks_backend.update_cluster_version(name=r._get_param("name"), version=r._get_param("version"))
-        ),
-    ),
-    Patch(
-        EKSResponse,
+    _served("update_cluster_version", name="name", version="version"),
+    _served(
         "update_nodegroup_version",
-        _answer(
-            lambda r: r.eks_backend.update_nodegroup_version(
-                cluster_name=r._get_param("name"),
-                nodegroup_name=r._get_param("nodegroupName"),
-                version=r._get_param("version"),
-                release_version=r._get_param("releaseVersion"),
-            )
-        ),
+        cluster_name="name",
+        nodegroup_name="nodegroupName",
+        version="version",
+        release_version="releaseVersion",
     ),
-    Patch(
-        EKSResponse,
-        "describe_update",
-        _answer(
-            lambda r: r.eks_backend.describe_update(
-                name=r._get_param("name"),
-                update_id=r._get_param("updateId"),
-                nodegroup_name=r._get_param("nodegroupName"),
-            )
-        ),
-    ),
+    _served("describe_update", name="name", update_id="updateId", nodegroup_name="nodegroupName"),
     Patch(eks_urls, "url_paths", _routes),
 )
 
