@@ -28,7 +28,7 @@ from typing import Any, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from harness.aws import authorization, run_tags
+from harness.aws import authorization, leaks, run_tags
 from harness.aws import checks as aws_checks
 from harness.e2e.stages import StageOutcome, Watchdog, watched
 from harness.errors import EnvironmentProblem, InputError
@@ -318,16 +318,17 @@ class E2E(FullStack):
         """The ops Nodes are what EKS's managed node group launched: each a running instance of the group."""
         if reason := self.caps.reason(OPS_NODE_REGISTRATION):
             return Result.not_applicable(core.OPS_INSTANCES_CHECK, self.run.target, reason)
-        group = str(self.stack.outputs()["ops_node_group_name"])
-        ec2 = self.clients("ec2")
-
-        def instances() -> dict[str, Any]:
-            found = ec2.describe_instances(Filters=[{"Name": "tag:eks:nodegroup-name", "Values": [group]}])
-            return {i["InstanceId"]: i for r in found.get("Reservations", []) for i in r["Instances"]}
-
+        group = [{"Name": "tag:eks:nodegroup-name", "Values": [str(self.stack.outputs()["ops_node_group_name"])]}]
         return self.wait(
-            lambda: (self.kube().list_nodes(), instances()), lambda s: core.judge_ops_node_instances(*s), 300
+            lambda: (self.kube().list_nodes(), self.ec2_instances(group)),
+            lambda seen: core.judge_ops_node_instances(*seen),
+            300,
         )
+
+    def ec2_instances(self, filters: list[dict[str, Any]]) -> dict[str, Any]:
+        """EC2's DescribeInstances entries that match `filters`, by instance id."""
+        reservations = leaks.pages(self.clients("ec2"), "describe_instances", "Reservations", Filters=filters)
+        return {i["InstanceId"]: i for r in reservations for i in r.get("Instances", [])}
 
     def readiness_probes(self) -> Result:
         """The game's pods are Ready because their readiness probe answered (the kubelet's, not KWOK's word)."""
@@ -519,18 +520,16 @@ class E2E(FullStack):
         nodepool, _ = self.karpenter_objects()
         _, claims, nodes, _ = self.karpenter_state()
         ids = [ident for claim in kk.in_pool(claims, KARPENTER_NODEPOOL) if (ident := spot.instance_id(claim))]
-        ec2 = self.clients("ec2")
-        found = ec2.describe_instances(Filters=[{"Name": "instance-id", "Values": ids}]) if ids else {}
-        instances = {i["InstanceId"]: i for r in found.get("Reservations", []) for i in r["Instances"]}
+        instances = self.ec2_instances([{"Name": "instance-id", "Values": ids}]) if ids else {}
         group = str(self.stack.outputs()["discovery_security_group_id"])
         launched = spot.judge_pool_instances(nodepool or {}, claims, nodes, instances, security_groups=[group])
         if reason := self.caps.reason(SPOT_PRICES):
             return [launched, Result.not_applicable(spot.SPOT_PRICES_CHECK, self.run.target, reason)]
         types = sorted({str(i["InstanceType"]) for i in instances.values()})
         history = (
-            ec2.describe_spot_price_history(
-                InstanceTypes=types, ProductDescriptions=["Linux/UNIX"], StartTime=self.now()
-            ).get("SpotPriceHistory", [])
+            self.clients("ec2")
+            .describe_spot_price_history(InstanceTypes=types, ProductDescriptions=["Linux/UNIX"], StartTime=self.now())
+            .get("SpotPriceHistory", [])
             if types
             else []
         )
