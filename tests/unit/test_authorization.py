@@ -71,30 +71,30 @@ def _admin(server: emu.Emulator, service: str) -> Any:
     )
 
 
-@pytest.fixture(scope="module")
-def controller(server: tuple[emu.Emulator, Path]) -> Any:
-    """An EC2 client on the assumed role's credentials, as the Pod Identity agent hands them out."""
-    endpoint = server[0]
-    iam = _admin(endpoint, "iam")
-    trust = {
-        "Version": "2012-10-17",
-        "Statement": [
-            {"Effect": "Allow", "Principal": {"Service": "pods.eks.amazonaws.com"}, "Action": "sts:AssumeRole"}
-        ],
-    }
-    role = iam.create_role(RoleName="karpenter-controller", AssumeRolePolicyDocument=json.dumps(trust))["Role"]
-    iam.put_role_policy(RoleName="karpenter-controller", PolicyName="controller", PolicyDocument=json.dumps(POLICY))
-    creds = _admin(endpoint, "sts").assume_role(RoleArn=role["Arn"], RoleSessionName="eks-demo-karpenter")[
-        "Credentials"
-    ]
+def _trust(service: str) -> str:
+    statement = {"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}
+    return json.dumps({"Version": "2012-10-17", "Statement": [statement]})
+
+
+def _assumed_ec2(server: emu.Emulator, role_name: str, session: str, policy: dict[str, Any]) -> Any:
+    """An EC2 client on the credentials of a role with `policy`, as the Pod Identity agent hands them out."""
+    iam = _admin(server, "iam")
+    role = iam.create_role(RoleName=role_name, AssumeRolePolicyDocument=_trust("pods.eks.amazonaws.com"))["Role"]
+    iam.put_role_policy(RoleName=role_name, PolicyName="controller", PolicyDocument=json.dumps(policy))
+    creds = _admin(server, "sts").assume_role(RoleArn=role["Arn"], RoleSessionName=session)["Credentials"]
     return boto3.client(
         "ec2",
-        endpoint_url=endpoint.endpoint,
+        endpoint_url=server.endpoint,
         region_name=REGION,
         aws_access_key_id=creds["AccessKeyId"],
         aws_secret_access_key=creds["SecretAccessKey"],
         aws_session_token=creds["SessionToken"],
     )
+
+
+@pytest.fixture(scope="module")
+def controller(server: tuple[emu.Emulator, Path]) -> Any:
+    return _assumed_ec2(server[0], "karpenter-controller", "eks-demo-karpenter", POLICY)
 
 
 def _instance(server: emu.Emulator, tags: dict[str, str]) -> str:
@@ -297,35 +297,13 @@ FLEET_POLICY = {
 
 
 def _fleet_role(server: emu.Emulator, name: str, statements: list[dict[str, Any]]) -> Any:
-    iam = _admin(server, "iam")
-    trust = {
-        "Version": "2012-10-17",
-        "Statement": [
-            {"Effect": "Allow", "Principal": {"Service": "pods.eks.amazonaws.com"}, "Action": "sts:AssumeRole"}
-        ],
-    }
-    role = iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust))["Role"]
-    policy = {**FLEET_POLICY, "Statement": FLEET_POLICY["Statement"] + statements}
-    iam.put_role_policy(RoleName=name, PolicyName="controller", PolicyDocument=json.dumps(policy))
-    creds = _admin(server, "sts").assume_role(RoleArn=role["Arn"], RoleSessionName=name)["Credentials"]
-    return boto3.client(
-        "ec2",
-        endpoint_url=server.endpoint,
-        region_name=REGION,
-        aws_access_key_id=creds["AccessKeyId"],
-        aws_secret_access_key=creds["SecretAccessKey"],
-        aws_session_token=creds["SessionToken"],
-    )
+    return _assumed_ec2(server, name, name, {**FLEET_POLICY, "Statement": FLEET_POLICY["Statement"] + statements})
 
 
 def _launch_template(server: emu.Emulator, name: str, interface_tags: dict[str, str]) -> tuple[str, str]:
     """A launch template as Karpenter writes it: an instance profile, the network interface tagged in its data."""
     iam = _admin(server, "iam")
-    trust = {
-        "Version": "2012-10-17",
-        "Statement": [{"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}],
-    }
-    node = iam.create_role(RoleName=f"{name}-node", AssumeRolePolicyDocument=json.dumps(trust))["Role"]
+    node = iam.create_role(RoleName=f"{name}-node", AssumeRolePolicyDocument=_trust("ec2.amazonaws.com"))["Role"]
     iam.create_instance_profile(InstanceProfileName=f"{name}-profile")
     iam.add_role_to_instance_profile(InstanceProfileName=f"{name}-profile", RoleName=f"{name}-node")
     ec2 = _admin(server, "ec2")
