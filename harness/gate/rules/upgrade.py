@@ -9,7 +9,13 @@ from semantic_version import NpmSpec, Version
 
 from harness.gate.model import Location, Model
 from harness.gate.rules import Issue, rule
-from harness.gate.rules.versions import CHART_PINS, karpenter_version, kubernetes_version, version_tuple
+from harness.gate.rules.versions import (
+    CHART_PINS,
+    karpenter_too_old,
+    karpenter_version,
+    kubernetes_version,
+    version_tuple,
+)
 
 FROM_KUBERNETES = "upgrade_from_kubernetes"
 FROM_KUBE_PROXY = "upgrade_from_eks_addon_kube_proxy"
@@ -62,17 +68,15 @@ def upgrade(model: Model) -> Iterator[Issue]:
             at(FROM_KUBERNETES),
             f'upgrade_from_kubernetes: "{end[0]}.{end[1] - 1}" (and upgrade through each minor in turn)',
         )
-    table = model.reference.compatibility.get("karpenter_min_for_kubernetes") or {}
-    karpenter = karpenter_version(model)
-    for version in both if karpenter else ():
-        minimum = table.get(shown(version))
-        if minimum is not None and karpenter and version_tuple(karpenter[0]) < version_tuple(str(minimum)):
-            yield Issue(
-                f"Karpenter {karpenter[0]} does not support Kubernetes {shown(version)}, which runs during the "
-                f"upgrade (needs >= {minimum})",
-                karpenter[1],
-                f"upgrade Karpenter to >= {minimum} before the cluster (versions.yaml karpenter)",
-            )
+    if (karpenter := karpenter_version(model)) is not None:
+        for version in both:
+            if minimum := karpenter_too_old(model, karpenter[0], shown(version)):
+                yield Issue(
+                    f"Karpenter {karpenter[0]} does not support Kubernetes {shown(version)}, which runs during the "
+                    f"upgrade (needs >= {minimum})",
+                    karpenter[1],
+                    f"upgrade Karpenter to >= {minimum} before the cluster (versions.yaml karpenter)",
+                )
     for chart, pin in sorted(CHART_PINS.items()):
         constraint = model.reference.chart_kube_versions.get(chart)
         outside = [shown(v) for v in both if constraint and not admits(constraint, v)]

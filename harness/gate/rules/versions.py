@@ -88,6 +88,13 @@ def karpenter_version(model: Model) -> tuple[str, Location] | None:
     return None
 
 
+def karpenter_too_old(model: Model, karpenter: str, minor: str) -> str | None:
+    """The oldest Karpenter release that supports Kubernetes `minor` (the reference compatibility table) when
+    `karpenter` is older than it; None when it is not, or the table does not list the minor."""
+    minimum = as_dict(model.reference.compatibility.get("karpenter_min_for_kubernetes")).get(minor)
+    return str(minimum) if minimum is not None and version_tuple(karpenter) < version_tuple(str(minimum)) else None
+
+
 @rule("EKS015", "the Karpenter release supports the cluster's Kubernetes version")
 def compatibility(model: Model) -> Iterator[Issue]:
     """Each Kubernetes minor needs a minimum Karpenter release (the compatibility matrix of
@@ -102,8 +109,7 @@ def compatibility(model: Model) -> Iterator[Issue]:
     if kubernetes is None or karpenter is None or not table:
         return
     minor = ".".join(kubernetes[0].split(".")[:2])
-    minimum = table.get(minor)
-    if minimum is None:
+    if table.get(minor) is None:
         newest = max(table, key=version_tuple)
         if version_tuple(minor) > version_tuple(newest):
             yield Issue(
@@ -113,7 +119,7 @@ def compatibility(model: Model) -> Iterator[Issue]:
                 "use a Kubernetes version Karpenter supports, or update the reference data",
             )
         return
-    if version_tuple(karpenter[0]) < version_tuple(str(minimum)):
+    if minimum := karpenter_too_old(model, karpenter[0], minor):
         yield Issue(
             f"Karpenter {karpenter[0]} does not support Kubernetes {minor} (needs >= {minimum})",
             karpenter[1],
