@@ -241,6 +241,8 @@ class Supervisor:
     # Called with each process's record as soon as it is started, before it is ready: a run that is
     # interrupted while waiting still knows every process it must stop.
     on_start: Callable[[ProcessRecord], None] = lambda _record: None
+    # Polled while a process is waited for: a reason to give up on it at once (why it cannot become ready), or None.
+    watchdog: Callable[[], str | None] = lambda: None
 
     def start(
         self,
@@ -252,7 +254,8 @@ class Supervisor:
         env: Mapping[str, str] | None = None,
         cwd: Path | None = None,
     ) -> Supervised:
-        """Start `command`, then wait until `ready()`; a crash or time-out is one line with the log's tail."""
+        """Start `command`, then wait until `ready()`; a crash or time-out is one line with the log's tail, the
+        watchdog's reason one line of its own."""
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log = self.log_dir / f"{name}.log"
         with log.open("ab") as handle:
@@ -274,9 +277,10 @@ class Supervisor:
         self._wait_ready(supervised, ready, timeout_s)
         return supervised
 
-    @staticmethod
-    def _wait_ready(supervised: Supervised, ready: Callable[[], bool], timeout_s: float) -> None:
+    def _wait_ready(self, supervised: Supervised, ready: Callable[[], bool], timeout_s: float) -> None:
         def probe() -> bool:
+            if reason := self.watchdog():
+                raise EnvironmentProblem(reason)
             if crash := supervised.crashed():
                 raise EnvironmentProblem(crash)
             return ready()

@@ -75,14 +75,14 @@ def toolchain_entries() -> list[Entry]:
     return [entry_for(component) for component in components_of(BINARIES)]
 
 
-def supervisor(run: Run) -> Supervisor:
+def supervisor(run: Run, watchdog: Callable[[], str | None] = lambda: None) -> Supervisor:
     """A Supervisor whose every start is recorded in the run (saved at once: a Ctrl-C may follow)."""
 
     def remember(record: ProcessRecord) -> None:
         run.settings.setdefault(PROCESSES, []).append(record.settings())
         run.save()
 
-    return Supervisor(run.path("logs"), on_start=remember)
+    return Supervisor(run.path("logs"), on_start=remember, watchdog=watchdog)
 
 
 def records(run: Run) -> list[ProcessRecord]:
@@ -269,30 +269,22 @@ def roles(run: Run, callers: Mapping[str, str]) -> dict[str, str]:
 
 
 def start_controller(run: Run, plane: ControlPlane, chosen: Release, aws_env: Mapping[str, str]) -> None:
-    """The host process(es) standing in for a release's workloads, if it has any. A controller that does not
-    come up because its identity is refused (a call by its RBAC, its credentials for want of an association) is
-    named by that refusal first (its log says the same at length)."""
-    try:
-        _start_controller(run, plane, chosen, aws_env)
-    except EnvironmentProblem as exc:
-        if refused := next((r for r in identities_honoured(run, plane) if r.status is Status.FAIL), None):
-            raise EnvironmentProblem(f"{refused.why}; {exc}") from None
-        raise
-
-
-def _start_controller(run: Run, plane: ControlPlane, chosen: Release, aws_env: Mapping[str, str]) -> None:
+    """The host process(es) standing in for a release's workloads, if it has any. A controller whose identity is
+    refused while it comes up (a call by its RBAC, its credentials for want of an association, an AWS call by its
+    IAM policy) is named by that refusal at once, instead of when its readiness times out."""
+    started = supervisor(run, watchdog=lambda: refusal(run, plane))
     pods = identities(run, plane)
     if chosen.chart == "aws-load-balancer-controller":
         lb_controller.start(
-            supervisor(run), plane, namespace=chosen.namespace, release=chosen.name, aws_env=aws_env, identities=pods
+            started, plane, namespace=chosen.namespace, release=chosen.name, aws_env=aws_env, identities=pods
         )
     elif chosen.chart == "karpenter":
         karpenter.start(
-            supervisor(run), plane, namespace=chosen.namespace, release=chosen.name, aws_env=aws_env, identities=pods
+            started, plane, namespace=chosen.namespace, release=chosen.name, aws_env=aws_env, identities=pods
         )
         # The kubelets' part: a Node for each NodeClaim Karpenter launched (harness.targets.node_registrar).
         node_registrar.start(
-            supervisor(run),
+            started,
             plane.pki.path("admin.kubeconfig"),
             endpoint=aws_env["AWS_ENDPOINT_URL"],
             region=aws_env["AWS_REGION"],
@@ -300,7 +292,7 @@ def _start_controller(run: Run, plane: ControlPlane, chosen: Release, aws_env: M
         )
     elif chosen.chart == "argo-cd":
         argo_cd.start(
-            supervisor(run),
+            started,
             plane,
             namespace=chosen.namespace,
             work=run.path("argocd"),
@@ -308,6 +300,11 @@ def _start_controller(run: Run, plane: ControlPlane, chosen: Release, aws_env: M
             base_env=os.environ,
             identities=pods,
         )
+
+
+def refusal(run: Run, plane: ControlPlane) -> str | None:
+    """The first refusal of a controller's identity so far (identities_honoured), or None."""
+    return next((r.why for r in identities_honoured(run, plane) if r.status is Status.FAIL), None)
 
 
 def require_running(run: Run) -> None:

@@ -66,6 +66,26 @@ def test_a_dead_process_is_reported_with_its_log_tail(tmp_path: Path) -> None:
     assert crash is not None and "flaky (pid" in crash and "address already in use" in crash
 
 
+def test_a_watchdog_reason_ends_the_wait_at_once_and_none_lets_it_become_ready(tmp_path: Path) -> None:
+    """A process that can never become ready (its identity refused) is given up on when the watchdog says why,
+    long before its readiness times out; a silent watchdog changes nothing."""
+    refused: list[str] = []
+    supervisor = Supervisor(tmp_path, watchdog=lambda: refused[0] if refused else None)
+    polls = iter(range(1_000_000))
+    ready = supervisor.start("quiet", [SLEEP, "300"], ready=lambda: next(polls) >= 2, timeout_s=30)
+    assert ready.crashed() is None
+
+    def never_ready() -> bool:
+        refused.append("karpenter got no AWS credentials: no Pod Identity association for kube-system/renamed")
+        return False
+
+    try:
+        with pytest.raises(EnvironmentProblem, match=r"^karpenter got no AWS credentials: no Pod Identity"):
+            supervisor.start("refused", [SLEEP, "300"], ready=never_ready, timeout_s=600)
+    finally:
+        supervisor.stop_all()
+
+
 def test_the_processes_judge_names_the_first_that_died_in_its_last_words() -> None:
     assert judge_processes(["etcd", "karpenter"], {}).status is Status.PASS
     died = "karpenter (pid 4242) is not running: panic: boom (log: karpenter.log)"
