@@ -23,7 +23,7 @@ demo: setup ## the main job, offline: builds the toolchain first where Go is pre
 # tests/e2e is a session of its own (one platform, on local when the toolchain is built) that spends most of its time
 # waiting on real controllers (Karpenter's consolidation), so it runs beside the other one; its output follows theirs.
 # Side by side is safe since each process takes its ports from a block no other holds (harness.processes.PortBlock).
-TEST_WORKERS ?= 2
+TEST_WORKERS ?= 5
 E2E_LOG := .runs/make-test-e2e.log
 
 test: setup ## the whole suite: tests/e2e beside the unit and integration tests

@@ -297,31 +297,32 @@ class Terraform:
         log_path = self.log_dir / f"{self.name}-{self._sequence:02d}-{step}.log"
         command = [str(self.cli.path), f"-chdir={self.root}", args[0], "-no-color", *args[1:]]
         chunks: list[str] = []
-        with log_path.open("w", encoding="utf-8") as log:
-            log.write(f"$ {shlex.join(command)}\n")
-            log.flush()
-            # Own session: a terminal Ctrl-C reaches only the harness, which forwards exactly one SIGINT
-            # (a second one would make Terraform abandon in-flight calls).
-            process = subprocess.Popen(
-                command,
-                env=self._env,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                text=True,
-                bufsize=1,
-                start_new_session=True,
-            )
-            assert process.stdout is not None
-            pump = threading.Thread(
-                target=self._pump, args=(process.stdout, log, chunks, echo and self.live), daemon=True
-            )
-            pump.start()
-            started = time.monotonic()
-            try:
-                self._supervise(process, step, log_path)
-                pump.join()
-            finally:
-                self.command_seconds.append((step, time.monotonic() - started))
+        log_path.write_text(f"$ {shlex.join(command)}\n", encoding="utf-8")
+        # Own session: a terminal Ctrl-C reaches only the harness, which forwards exactly one SIGINT
+        # (a second one would make Terraform abandon in-flight calls).
+        process = subprocess.Popen(
+            command,
+            env=self._env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            bufsize=1,
+            start_new_session=True,
+        )
+        assert process.stdout is not None
+        # The pump alone writes the log from here on: a stopped Terraform's provider plugins may hold its output
+        # open after this method has given up on it.
+        pump = threading.Thread(
+            target=self._pump, args=(process.stdout, log_path, chunks, echo and self.live), daemon=True
+        )
+        pump.start()
+        started = time.monotonic()
+        try:
+            self._supervise(process, step, log_path)
+            pump.join()  # all of its output: `terraform output -json` is parsed
+        finally:
+            pump.join(STOP_GRACE_S)  # given up on (time-out, watchdog, Ctrl-C): no longer than its stop's grace
+            self.command_seconds.append((step, time.monotonic() - started))
         output = "".join(chunks)
         if process.returncode == 0:
             return output
@@ -330,13 +331,16 @@ class Terraform:
             raise TransientFailure(f"{message} [{name}]")
         raise TerraformFailed(message)
 
-    def _pump(self, stream: IO[str], log: IO[str], chunks: list[str], echo: bool) -> None:
-        for line in stream:
-            chunks.append(line)
-            log.write(line)
-            log.flush()
-            if echo:
-                self.console.print(f"  [{self.name}] {line.rstrip()}", markup=False, highlight=False, soft_wrap=True)
+    def _pump(self, stream: IO[str], log_path: Path, chunks: list[str], echo: bool) -> None:
+        with log_path.open("a", encoding="utf-8") as log:
+            for line in stream:
+                chunks.append(line)
+                log.write(line)
+                log.flush()
+                if echo:
+                    self.console.print(
+                        f"  [{self.name}] {line.rstrip()}", markup=False, highlight=False, soft_wrap=True
+                    )
 
     def _supervise(self, process: subprocess.Popen[str], step: str, log_path: Path) -> None:
         deadline = time.monotonic() + self.timeout_s

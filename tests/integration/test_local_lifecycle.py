@@ -82,7 +82,7 @@ def leave_nothing(harness: subprocess.Popen[str], runs: Path) -> None:
     ("command", "interrupt_after"),
     [
         (["up", "--target", "local"], "kube-apiserver"),
-        (["e2e", "--target", "local", "--yes", "--skip", "checks", "--skip", "karpenter"], "argocd-repo-server"),
+        (["e2e", "--target", "local", "--yes", "--skip", "checks", "--skip", "karpenter"], "karpenter"),
     ],
     ids=["up-control-plane", "e2e-addons"],
 )
