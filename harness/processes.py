@@ -14,7 +14,7 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -303,3 +303,9 @@ class Supervisor:
     def stop_all(self) -> None:
         while self.running:
             self.running.pop().stop()
+
+    def stop_named(self, names: Collection[str]) -> None:
+        """Stop the processes called `names`, last started first; the others keep running."""
+        for process in [p for p in reversed(self.running) if p.name in names]:
+            process.stop()
+            self.running.remove(process)

@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 import yaml
@@ -28,7 +29,7 @@ from harness.errors import EnvironmentProblem
 from harness.processes import HOST, Supervisor, free_port
 from harness.results import Result
 from harness.toolchain.build import entry_for, locate
-from harness.toolchain.components import BINARIES
+from harness.toolchain.components import BINARIES, CONTROL_PLANE
 from harness.waits import wait_for
 
 SERVICE_CIDR = "172.20.0.0/16"  # EKS's default service range for a 10.x VPC
@@ -161,6 +162,7 @@ class ControlPlane:
     kubeconfig: Path
     pki: Pki
     supervisor: Supervisor
+    etcd: str = ""  # its client URL, where the API server that started it keeps the cluster's objects
 
     def crd_established(self, name: str, timeout: float = 120.0) -> None:
         """Wait until the CRD `name` serves its kind. `kubectl wait --for=condition=Established` fails outright
@@ -384,13 +386,16 @@ def start_etcd(supervisor: Supervisor, data_dir: Path) -> str:
     return client
 
 
-def start_apiserver(supervisor: Supervisor, pki: Pki, etcd: str, audit_log: Path) -> str:
-    port = free_port()
+def start_apiserver(
+    supervisor: Supervisor, pki: Pki, etcd: str, audit_log: Path, *, suffix: str = "", port: int | None = None
+) -> str:
+    """`suffix`: which minor's binary (components.UPGRADE_FROM for the previous one); `port`: a server's own."""
+    port = port or free_port()
     server = f"https://{HOST}:{port}"
     policy = audit_log.with_name("audit-policy.yaml")
     policy.write_text(yaml.safe_dump(AUDIT_POLICY), encoding="utf-8")
     command = [
-        str(locate("kube-apiserver")),
+        str(locate(f"kube-apiserver{suffix}")),
         f"--etcd-servers={etcd}",
         f"--bind-address={HOST}",
         f"--advertise-address={HOST}",
@@ -436,10 +441,10 @@ def _serving(pki: Pki) -> tuple[list[str], Callable[[], bool]]:
     return flags, lambda: answers(f"https://{HOST}:{port}/healthz", verify=str(pki.path("ca.crt")))
 
 
-def start_controller_manager(supervisor: Supervisor, pki: Pki) -> None:
+def start_controller_manager(supervisor: Supervisor, pki: Pki, *, suffix: str = "") -> None:
     serving, ready = _serving(pki)
     command = [
-        str(locate("kube-controller-manager")),
+        str(locate(f"{CONTROLLER_MANAGER}{suffix}")),
         *serving,
         f"--service-account-private-key-file={pki.path('sa.key')}",
         f"--root-ca-file={pki.path('ca.crt')}",
@@ -450,10 +455,10 @@ def start_controller_manager(supervisor: Supervisor, pki: Pki) -> None:
     supervisor.start(CONTROLLER_MANAGER, command, ready=ready, timeout_s=READY_TIMEOUT_S)
 
 
-def start_scheduler(supervisor: Supervisor, pki: Pki) -> None:
+def start_scheduler(supervisor: Supervisor, pki: Pki, *, suffix: str = "") -> None:
     serving, ready = _serving(pki)
     supervisor.start(
-        "kube-scheduler", [str(locate("kube-scheduler")), *serving], ready=ready, timeout_s=READY_TIMEOUT_S
+        "kube-scheduler", [str(locate(f"kube-scheduler{suffix}")), *serving], ready=ready, timeout_s=READY_TIMEOUT_S
     )
 
 
@@ -471,22 +476,34 @@ def start_kwok(supervisor: Supervisor, kubeconfig_path: Path) -> None:
     supervisor.start("kwok", command, ready=lambda: answers(f"http://{HOST}:{port}/healthz"), timeout_s=READY_TIMEOUT_S)
 
 
-def start_control_plane(run_dir: Path, supervisor: Supervisor, *, full: bool = True) -> ControlPlane:
+def start_control_plane(run_dir: Path, supervisor: Supervisor, *, full: bool = True, suffix: str = "") -> ControlPlane:
     """Start the control plane into `supervisor` (the caller stops it).
 
     `full`: also the controller-manager, the scheduler and KWOK; without it only etcd and the API server.
+    `suffix`: the minor of the API server, controller-manager and scheduler (components.UPGRADE_FROM: the previous).
     """
     pki = create_pki(run_dir / "pki")
     etcd = start_etcd(supervisor, run_dir / "etcd")
-    server = start_apiserver(supervisor, pki, etcd, run_dir / AUDIT_LOG)
+    server = start_apiserver(supervisor, pki, etcd, run_dir / AUDIT_LOG, suffix=suffix)
     path = run_dir / "kubeconfig"
     path.write_text(yaml.safe_dump(kubeconfig(server, pki)), encoding="utf-8")
     shutil.copyfile(path, pki.path("admin.kubeconfig"))  # what the components use; `path` is the user's
     if full:
-        start_controller_manager(supervisor, pki)
-        start_scheduler(supervisor, pki)
+        start_controller_manager(supervisor, pki, suffix=suffix)
+        start_scheduler(supervisor, pki, suffix=suffix)
         start_kwok(supervisor, path)
-    return ControlPlane(server, path, pki, supervisor)
+    return ControlPlane(server, path, pki, supervisor, etcd)
+
+
+def upgrade_control_plane(plane: ControlPlane) -> None:
+    """What EKS does to a control plane in a minor upgrade, on `local`: the API server, controller-manager and
+    scheduler are stopped and the pinned minor's started in their place, on the same etcd data, address,
+    certificates and ServiceAccount issuer (tokens already issued stay valid); KWOK and etcd keep running."""
+    plane.supervisor.stop_named(CONTROL_PLANE)
+    port = urlsplit(plane.server).port
+    start_apiserver(plane.supervisor, plane.pki, plane.etcd, plane.audit_log, port=port)
+    start_controller_manager(plane.supervisor, plane.pki)
+    start_scheduler(plane.supervisor, plane.pki)
 
 
 def attach(run_dir: Path, server: str) -> ControlPlane:

@@ -104,24 +104,44 @@ def _argo_cd_stamps(facts: BuildFacts) -> dict[str, str]:
     }
 
 
+CONTROL_PLANE = ("kube-apiserver", "kube-controller-manager", "kube-scheduler")
+# The previous minor's control-plane binaries are named after the pinned ones with this suffix.
+UPGRADE_FROM = "-upgrade-from"
+
+
+def _control_plane(suffix: str) -> tuple[Binary, ...]:
+    return tuple(
+        Binary(f"{name}{suffix}", f"k8s.io/kubernetes/cmd/{name}", ("--version",), r"Kubernetes v(\S+)")
+        for name in CONTROL_PLANE
+    )
+
+
 KUBERNETES = Component(
     name="kubernetes",
     module="k8s.io/kubernetes",
     version_key="kubernetes_release",
     purpose="the control plane (API server, controller-manager, scheduler) and kubectl",
     binaries=(
-        *(
-            Binary(name, f"k8s.io/kubernetes/cmd/{name}", ("--version",), r"Kubernetes v(\S+)")
-            for name in ("kube-apiserver", "kube-controller-manager", "kube-scheduler")
-        ),
+        *_control_plane(""),
         Binary("kubectl", "k8s.io/kubernetes/cmd/kubectl", ("version", "--client"), r"Client Version: v(\S+)"),
     ),
     cold_minutes=8,
     stamps=_kubernetes_stamps,
 )
 
+KUBERNETES_UPGRADE_FROM = Component(
+    name="kubernetes-upgrade-from",
+    module="k8s.io/kubernetes",
+    version_key="upgrade_from_kubernetes_release",
+    purpose="the previous minor's control plane, where an upgrade rehearsal starts",
+    binaries=_control_plane(UPGRADE_FROM),
+    cold_minutes=8,
+    stamps=_kubernetes_stamps,
+)
+
 COMPONENTS: tuple[Component, ...] = (
     KUBERNETES,
+    KUBERNETES_UPGRADE_FROM,
     Component(
         name="etcd",
         module="go.etcd.io/etcd/server/v3",

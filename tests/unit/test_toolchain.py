@@ -70,7 +70,9 @@ def test_wrapper_pins_reads_blocks_single_lines_and_indirect_requirements() -> N
 
 def test_select_refuses_an_unknown_component() -> None:
     assert [c.name for c in select(["etcd", "kubernetes"])] == ["kubernetes", "etcd"]
-    with pytest.raises(InputError, match=r"unknown toolchain component nope \(known: kubernetes, etcd"):
+    with pytest.raises(
+        InputError, match=r"unknown toolchain component nope \(known: kubernetes, kubernetes-upgrade-from, etcd"
+    ):
         select(["nope"])
 
 
