@@ -42,7 +42,7 @@ unit: setup
 local: setup ## emulator tier only
 	$(BIN)/python -m pytest tests/integration
 
-toolchain: setup ## build the local Kubernetes tier's binaries from pinned Go modules (cached; one-time ~24 min cold)
+toolchain: setup ## build the local Kubernetes tier's binaries from pinned Go modules (cached; one-time ~28 min cold)
 	$(BIN)/harness toolchain
 
 check: setup ## offline conformance gate on this repo
