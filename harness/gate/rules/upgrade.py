@@ -11,13 +11,13 @@ from harness.gate.model import Location, Model
 from harness.gate.rules import Issue, rule
 from harness.gate.rules.versions import (
     CHART_PINS,
+    FROM_KUBERNETES,
     karpenter_too_old,
     karpenter_version,
     kubernetes_version,
     version_tuple,
 )
 
-FROM_KUBERNETES = "upgrade_from_kubernetes"
 FROM_KUBE_PROXY = "upgrade_from_eks_addon_kube_proxy"
 # kube-proxy may be up to three minors older than the API server (the Kubernetes version skew policy).
 KUBE_PROXY_SKEW = 3

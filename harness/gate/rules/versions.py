@@ -13,7 +13,7 @@ from harness.gate.facts import ARGO_CHART, KARPENTER_CHART, LB_CHART, node_class
 from harness.gate.model import Location, Manifest, Model, Severity, as_dict, as_list, chart_name
 from harness.gate.rules import Issue, rule
 from harness.images.reference import parse_reference
-from harness.toolchain.components import COMPONENTS
+from harness.toolchain.components import COMPONENTS, KUBERNETES, KUBERNETES_UPGRADE_FROM
 
 CHART_PINS = {KARPENTER_CHART: "karpenter", ARGO_CHART: "argo_cd_chart", LB_CHART: "aws_load_balancer_controller"}
 # The values that set each controller chart's image tag, most specific first (Argo CD's components each take their
@@ -26,6 +26,9 @@ IMAGE_TAG_VALUES: dict[str, tuple[tuple[str, ...], ...]] = {
         for component in (("controller",), ("repoServer",), ("server",), ("applicationSet",), ("global",))
     ),
 }
+FROM_KUBERNETES = "upgrade_from_kubernetes"  # the minor the prepared upgrade starts from (EKS049)
+# The control planes the toolchain builds, each with the minor it stands for.
+TOOLCHAIN_MINORS = ((KUBERNETES.version_key, "kubernetes"), (KUBERNETES_UPGRADE_FROM.version_key, FROM_KUBERNETES))
 # required_version is recorded as the requirement of a provider named "terraform".
 PROVIDER_PINS = {
     "aws": "aws_provider",
@@ -170,7 +173,8 @@ def pinned_versions(model: Model) -> Iterator[Issue]:
     `aws_load_balancer_controller`; provider constraints admit `aws_provider`, `helm_provider`,
     `kubernetes_provider`, and `required_version` admits `terraform`; `aws_eks_cluster.version` equals
     `kubernetes`; an EC2NodeClass alias equals `karpenter_ami_alias`; images of the same repository equal any
-    `*_image` pin."""
+    `*_image` pin; the control planes the toolchain builds (`kubernetes_release`, `upgrade_from_kubernetes_release`)
+    are releases of the minors they stand for (`kubernetes`, `upgrade_from_kubernetes`)."""
     pins = model.versions
     if not pins:
         return
@@ -211,6 +215,17 @@ def pinned_versions(model: Model) -> Iterator[Issue]:
                         node_class.where("spec", "amiSelectorTerms", index, "alias"),
                         "use the pinned alias (a new AMI is a reviewed change)",
                     )
+    for release_key, minor_key in TOOLCHAIN_MINORS:
+        built, minor = pins.get(release_key), pins.get(minor_key)
+        if built is None or minor is None or model.versions_file is None:
+            continue
+        if version_tuple(str(built))[:2] != version_tuple(str(minor)):
+            yield Issue(
+                f"versions.yaml {release_key} {built} is not Kubernetes {minor} ({minor_key}): the local target "
+                "would prove another minor than the cluster runs",
+                Location(model.versions_file, model.versions_lines.get(release_key, 1)),
+                f"a {minor}.x release the Go module proxy serves (toolchain/ wrapper and versions.yaml together)",
+            )
     images = {key: value for key, value in pins.items() if key.endswith("_image")}
     for image, where, label in _container_images(model):
         for key, pinned in images.items():

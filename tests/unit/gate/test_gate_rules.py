@@ -217,6 +217,18 @@ BROKEN = [
     ),
     Broken(
         "EKS016",
+        "the toolchain's control plane of another minor than the cluster's",
+        (("versions.yaml", 'kubernetes_release: "1.35.4"', 'kubernetes_release: "1.36.5"'),),
+        "versions.yaml",
+    ),
+    Broken(
+        "EKS016",
+        "the upgrade's old control plane of another minor than the upgrade starts from",
+        (("versions.yaml", 'upgrade_from_kubernetes_release: "1.34.7"', 'upgrade_from_kubernetes_release: "1.35.4"'),),
+        "versions.yaml",
+    ),
+    Broken(
+        "EKS016",
         "provider constraint excludes the pinned version",
         ((ADDONS_TF, 'version = "~> 3.1"', 'version = "~> 2.17"'),),
         ADDONS_TF,
