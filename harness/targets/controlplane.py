@@ -499,6 +499,11 @@ def upgrade_control_plane(plane: ControlPlane) -> None:
     """What EKS does to a control plane in a minor upgrade, on `local`: the API server, controller-manager and
     scheduler are stopped and the pinned minor's started in their place, on the same etcd data, address,
     certificates and ServiceAccount issuer (tokens already issued stay valid); KWOK and etcd keep running."""
+    if not plane.etcd or not plane.supervisor.running:
+        raise EnvironmentProblem(
+            "the control-plane upgrade needs the control plane this process started (its etcd and processes); "
+            "one attached from a run's records has neither"
+        )
     plane.supervisor.stop_named(CONTROL_PLANE)
     port = urlsplit(plane.server).port
     start_apiserver(plane.supervisor, plane.pki, plane.etcd, plane.audit_log, port=port)

@@ -1,11 +1,16 @@
-"""The control-plane upgrade's judges, on API objects as the API server lists them."""
+"""The control-plane upgrade's judges, on API objects as the API server lists them, and what it refuses."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
+import pytest
+
+from harness.errors import EnvironmentProblem
 from harness.kube.upgrade import inventory, judge_objects_kept, judge_version
 from harness.results import Status
+from harness.targets.controlplane import attach, upgrade_control_plane
 
 
 def obj(kind: str, name: str, uid: str, namespace: str | None = None) -> dict[str, Any]:
@@ -40,3 +45,11 @@ def test_the_version_judge_compares_the_served_release_with_the_pin() -> None:
     assert judge_version("v1.36.5", "1.36.5").status is Status.PASS
     wrong = judge_version("v1.35.5", "1.36.5")
     assert wrong.status is Status.FAIL and wrong.why == "the API server reports v1.35.5, not v1.36.5"
+
+
+def test_a_control_plane_attached_from_records_is_refused_before_anything_is_stopped(tmp_path: Path) -> None:
+    """Another shell's control plane has no etcd URL and no processes of this one: the upgrade says so in one line
+    instead of starting a second API server on a port the first still holds."""
+    plane = attach(tmp_path, "https://127.0.0.1:6443")
+    with pytest.raises(EnvironmentProblem, match=r"needs the control plane this process started"):
+        upgrade_control_plane(plane)
