@@ -23,15 +23,13 @@ demo: setup ## the main job, offline: builds the toolchain first where Go is pre
 # tests/e2e is a session of its own (one platform, on local when the toolchain is built) that spends most of its time
 # waiting on real controllers (Karpenter's consolidation), so it runs beside the other one; its output follows theirs.
 # Side by side is safe since each process takes its ports from a block no other holds (harness.processes.PortBlock).
-# The first session is CPU-bound as a whole, tests/e2e waits on controllers' clocks: the first runs niced, so the
-# e2e's controllers get the CPU when they need it and the other session everything else.
 TEST_WORKERS ?= 5
 E2E_LOG := .runs/make-test-e2e.log
 
 test: setup ## the whole suite: tests/e2e beside the unit and integration tests
 	@mkdir -p $(dir $(E2E_LOG))
 	@$(BIN)/python -m pytest tests/e2e > $(E2E_LOG) 2>&1 & e2e=$$!; \
-	nice -n 10 $(BIN)/python -m pytest tests --ignore=tests/e2e -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder; \
+	$(BIN)/python -m pytest tests --ignore=tests/e2e -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder; \
 	rest=$$?; wait $$e2e; e2e_status=$$?; \
 	echo "---- tests/e2e (its output, also in $(E2E_LOG))"; cat $(E2E_LOG); \
 	test $$rest -eq 0 && test $$e2e_status -eq 0
