@@ -47,3 +47,8 @@ class Result:
 
 def all_ok(results: Iterable[Result]) -> bool:
     return all(r.ok for r in results)
+
+
+def first_failure(results: Iterable[Result]) -> str | None:
+    """Why the first failed result failed, or None when none did."""
+    return next((r.why for r in results if r.status is Status.FAIL), None)

@@ -43,7 +43,7 @@ from harness.kube.core import GAME_PODS
 from harness.kube.karpenter import SCALE_OUT_ANNOTATION, ScaleOutTimeline
 from harness.processes import PROCESSES_CHECK, judge_processes
 from harness.project import KUBERNETES_CAPABILITY, local_target, read_yaml, repo_root, versions
-from harness.results import Result, Status
+from harness.results import Result, Status, first_failure
 from harness.targets import git_endpoint, lb_controller, local, pod_identity
 from harness.targets import teardown as td
 from harness.targets.full_stack import FullStack, teardown_run
@@ -216,8 +216,8 @@ class E2E(FullStack):
             # every wait: what it awaits cannot come.
             if dead := self.dead_processes():
                 return next(iter(dead.values()))
-            if refused := next((r for r in self.identities_honoured() if r.status is Status.FAIL), None):
-                return refused.why
+            if refused := first_failure(self.identities_honoured()):
+                return refused
             return final_event(observed) if final_event else None
 
         return wait_for(

@@ -30,7 +30,7 @@ from harness.gate.model import Model
 from harness.kube import rbac
 from harness.processes import HOST, ProcessRecord, Supervisor, free_port, stop_recorded
 from harness.project import local_target, reference_dir, repo_root
-from harness.results import Result, Status
+from harness.results import Result, first_failure
 from harness.run import Run
 from harness.targets import argo_cd, git_endpoint, karpenter, lb_controller, node_registrar, pod_identity
 from harness.targets.controlplane import ControlPlane, PodIdentities, answers, attach, start_control_plane
@@ -304,7 +304,7 @@ def start_controller(run: Run, plane: ControlPlane, chosen: Release, aws_env: Ma
 
 def refusal(run: Run, plane: ControlPlane) -> str | None:
     """The first refusal of a controller's identity so far (identities_honoured), or None."""
-    return next((r.why for r in identities_honoured(run, plane) if r.status is Status.FAIL), None)
+    return first_failure(identities_honoured(run, plane))
 
 
 def require_running(run: Run) -> None:
