@@ -8,7 +8,6 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-import jsonpatch
 import yaml
 
 from harness.errors import InputError
@@ -110,16 +109,6 @@ def emulated(target: str) -> bool:
 
 
 @dataclass(frozen=True)
-class Overlay:
-    """A JSON patch (RFC 6902) the local target applies to one gitops/ object, and why."""
-
-    kind: str
-    name: str
-    why: str
-    patch: list[dict[str, Any]]
-
-
-@dataclass(frozen=True)
 class UpstreamFiles:
     """An infra/addons resource whose content Terraform downloads from an upstream release tag (`source`, a
     data "http"): on local the same file of the same tag is read from the pinned Go module the toolchain extracted
@@ -134,23 +123,11 @@ class UpstreamFiles:
 @dataclass(frozen=True)
 class LocalTarget:
     """infra/targets.yaml `local_target`: the emulator gaps (name: reason) patched into the moto server, the images it
-    serves, and the overlays that replace in gitops/ objects only what the emulator cannot serve."""
+    serves, and the upstream files read from the toolchain's modules instead of downloaded."""
 
     emulator_gaps: dict[str, str]
     emulator_images: list[dict[str, Any]]
-    overlays: list[Overlay]
     upstream_files: list[UpstreamFiles] = field(default_factory=list)
-
-    def overlaid(self, doc: dict[str, Any]) -> dict[str, Any]:
-        """`doc` with every overlay that targets its kind and name applied (a copy; `doc` is left alone)."""
-        for overlay in self.overlays:
-            if doc.get("kind") == overlay.kind and (doc.get("metadata") or {}).get("name") == overlay.name:
-                try:
-                    doc = jsonpatch.apply_patch(doc, overlay.patch)
-                except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException) as exc:
-                    where = f"infra/targets.yaml local_target overlay {overlay.kind}/{overlay.name}"
-                    raise InputError(f"{where}: {exc}") from None
-        return doc
 
 
 def _mapping(value: Any, where: str) -> dict[str, Any]:
@@ -167,7 +144,7 @@ def _list(value: Any, where: str) -> list[Any]:
 
 def local_target(root: Path | None = None) -> LocalTarget:
     """The `local_target` section of infra/targets.yaml, checked: every gap has a reason, every image an id and a name,
-    every overlay a target kind/name, a why and a JSON patch."""
+    every upstream file its resource, source, URL prefix and component."""
     path = (root or repo_root()) / "infra" / "targets.yaml"
     section = _mapping((read_yaml(path) or {}).get("local_target"), f"{path}: local_target")
     gaps = _mapping(section.get("emulator_gaps") or {}, f"{path}: local_target.emulator_gaps")
@@ -178,16 +155,6 @@ def local_target(root: Path | None = None) -> LocalTarget:
     for index, image in enumerate(images):
         if not isinstance(image, dict) or not {"ami_id", "name"} <= set(image):
             raise InputError(f"{path}: local_target.emulator_images[{index}] needs ami_id and name")
-    overlays = []
-    for index, entry in enumerate(_list(section.get("overlays") or [], f"{path}: local_target.overlays")):
-        where = f"{path}: local_target.overlays[{index}]"
-        target = _mapping(_mapping(entry, where).get("target"), f"{where}.target")
-        patch = _list(entry.get("patch"), f"{where}.patch")
-        if not {"kind", "name"} <= set(target) or not str(entry.get("why", "")).strip():
-            raise InputError(f"{where}: needs target kind and name, and why")
-        if not all(isinstance(op, dict) and {"op", "path"} <= set(op) for op in patch):
-            raise InputError(f"{where}.patch: every operation needs op and path (RFC 6902)")
-        overlays.append(Overlay(str(target["kind"]), str(target["name"]), str(entry["why"]), patch))
     upstream = []
     for index, entry in enumerate(_list(section.get("upstream_files") or [], f"{path}: local_target.upstream_files")):
         fields = ("resource", "source", "url_prefix", "component")
@@ -196,7 +163,7 @@ def local_target(root: Path | None = None) -> LocalTarget:
         ):
             raise InputError(f"{path}: local_target.upstream_files[{index}] needs {', '.join(fields)}")
         upstream.append(UpstreamFiles(*(str(entry[f]) for f in fields)))
-    return LocalTarget({str(k): str(v) for k, v in gaps.items()}, images, overlays, upstream)
+    return LocalTarget({str(k): str(v) for k, v in gaps.items()}, images, upstream)
 
 
 def reference_dir(explicit: str | os.PathLike[str] | None = None, root: Path | None = None) -> Path:

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import urllib.error
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,10 @@ from harness.processes import HOST, free_port, port_free, runs, stop_group
 from harness.project import local_target
 
 ENDPOINT_ENV = "AWS_ENDPOINT_URL"
+EKS_AMI_PARAMETERS = "/aws/service/eks/optimized-ami/"
+EKS_AL2023_NAME = re.compile(
+    r"^amazon-eks-node-al2023-(?P<arch>x86_64|arm64)-(?P<variant>[a-z]+)-(?P<minor>\d+\.\d+)-v\d+$"
+)
 PORT_ENV = "HARNESS_EMULATOR_PORT"
 READY_TIMEOUT_S = 30.0
 DUMMY_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
@@ -134,6 +139,27 @@ def external(env: Mapping[str, str] | None = None) -> Emulator | None:
 def server_command(port: int) -> list[str]:
     """The harness's moto server, from this interpreter's environment (no container engine involved)."""
     return [sys.executable, "-m", "harness.aws.moto_server", "-H", HOST, "-p", str(port)]
+
+
+@dataclass(frozen=True)
+class EksAmi:
+    """An EKS optimized AMI among the emulator's images, with the SSM parameter EKS publishes its id under."""
+
+    image_id: str
+    minor: str  # the Kubernetes minor it is built for ("1.36")
+    parameter: str  # /aws/service/eks/optimized-ami/<minor>/amazon-linux-2023/<arch>/<variant>/<name>/image_id
+
+
+def eks_amis(images: Sequence[Mapping[str, Any]]) -> list[EksAmi]:
+    """The images named as EKS names its AL2023 AMIs (amazon-eks-node-al2023-<arch>-<variant>-<minor>-v<release>),
+    each with the parameter Karpenter's `al2023@v<release>` alias reads for its cluster's minor."""
+    found = []
+    for image in images:
+        if named := EKS_AL2023_NAME.match(str(image.get("name", ""))):
+            arch, variant, minor = named["arch"], named["variant"], named["minor"]
+            path = f"{EKS_AMI_PARAMETERS}{minor}/amazon-linux-2023/{arch}/{variant}/{image['name']}/image_id"
+            found.append(EksAmi(str(image["ami_id"]), minor, path))
+    return found
 
 
 def images_file(folder: Path) -> Path:

@@ -14,6 +14,7 @@ import inspect
 import os
 import sys
 import uuid
+from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -32,8 +33,10 @@ from moto.eks import urls as eks_urls
 from moto.eks.exceptions import ResourceNotFoundException as EKSResourceNotFound
 from moto.eks.models import EKSBackend
 from moto.eks.responses import EKSResponse
+from moto.ssm.models import Parameter, ParameterDict
 
 from harness.aws import authorization
+from harness.aws.emulator import EKS_AMI_PARAMETERS, eks_amis
 from harness.errors import InputError
 from harness.project import local_target
 
@@ -281,6 +284,33 @@ EKS_VERSION_UPDATES = (
 )
 
 
+def eks_ami_parameters(check_loading: Callable[..., None]) -> Callable[..., None]:
+    """Load the EKS optimized AMI parameters of the emulator's images the first time a name under them is asked,
+    as moto loads its own /aws/service trees (ParameterDict._check_loading_status)."""
+
+    @wraps(check_loading)
+    def loading(self: Any, key: str) -> None:
+        check_loading(self, key)
+        if str(key or "").startswith(EKS_AMI_PARAMETERS) and not getattr(self, "eks_amis_loaded", False):
+            self.eks_amis_loaded = True
+            for ami in eks_amis(local_target().emulator_images):
+                parameter = Parameter(  # type: ignore[abstract]  # moto instantiates it so itself
+                    account_id=self.account_id,
+                    name=ami.parameter,
+                    value=ami.image_id,
+                    parameter_type="String",
+                    description=None,
+                    allowed_pattern=None,
+                    keyid=None,
+                    last_modified_date=datetime.now(timezone.utc),
+                    version=1,
+                    data_type="aws:ec2:image",
+                )
+                defaultdict.__getitem__(self, ami.parameter).append(parameter)
+
+    return loading
+
+
 GAPS: dict[str, tuple[Patch, ...]] = {
     "fleet_launch_template_security_groups": (Patch(FleetsBackend, "create_fleet", fleet_security_groups),),
     "fleet_volume_tags": (Patch(FleetsBackend, "create_fleet", fleet_volume_tags),),
@@ -290,6 +320,7 @@ GAPS: dict[str, tuple[Patch, ...]] = {
     "spot_instance_request_id_missing": (Patch(SpotInstanceRequest, "launch_instance", spot_instance_request_id),),
     "spot_request_open_after_termination": (Patch(InstanceBackend, "terminate_instances", close_spot_requests),),
     "eks_version_updates": EKS_VERSION_UPDATES,
+    "eks_optimized_ami_parameters": (Patch(ParameterDict, "_check_loading_status", eks_ami_parameters),),
 }
 
 

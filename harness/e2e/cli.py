@@ -30,12 +30,14 @@ from harness.e2e.safety import confirm, creation_summary
 from harness.e2e.stages import (
     DEFAULT_MAX_MINUTES,
     STAGES,
+    UPGRADE_STAGES,
     Watchdog,
     execute_stages,
     passed_stages,
     select_stages,
     write_stage_log,
 )
+from harness.e2e.upgrade import UpgradeDrill
 from harness.errors import EnvironmentProblem, InputError
 from harness.project import KUBERNETES_CAPABILITY, TARGETS, capabilities, repo_root
 from harness.targets.cli import progress_shown
@@ -84,6 +86,15 @@ def stage_table(records: Sequence[rpt.StageRecord], title: str) -> Table:
 
 
 def cmd_e2e(args: argparse.Namespace) -> int:
+    return staged_run(args, STAGES, E2E, "e2e run")
+
+
+def cmd_upgrade(args: argparse.Namespace) -> int:
+    return staged_run(args, UPGRADE_STAGES, UpgradeDrill, "upgrade rehearsal")
+
+
+def staged_run(args: argparse.Namespace, stages: Sequence[str], kind: type[E2E], title: str) -> int:
+    """`stages` of a `kind` run (harness e2e, harness upgrade) from the command line, teardown always last."""
     console = Console(highlight=False, soft_wrap=True)
     env = dict(os.environ)
     if args.resume and not args.run_id:
@@ -103,6 +114,7 @@ def cmd_e2e(args: argparse.Namespace) -> int:
         passed_before=passed_stages(run),
         target=args.target,
         kubernetes_unsupported=caps.reason(KUBERNETES_CAPABILITY),
+        stages=stages,
     )
     to_run = [s.stage for s in selections if not s.status]
     # The local target serves this working tree from its own Git endpoint (harness.targets.local); elsewhere
@@ -110,7 +122,7 @@ def cmd_e2e(args: argparse.Namespace) -> int:
     needs_git_url = "addons" in to_run and not caps.local_kubernetes
     gitops = gitops_source(args.gitops_repo_url, env, repo_root()) if needs_git_url else ("", "")
     watchdog = Watchdog(args.max_minutes * 60)
-    e2e = E2E(stack, console, gitops=gitops, watchdog=watchdog)
+    e2e = kind(stack, console, gitops=gitops, watchdog=watchdog)
     try:
         if caps.emulated:
             stack.emulator(start=True)
@@ -138,7 +150,7 @@ def cmd_e2e(args: argparse.Namespace) -> int:
     try:
         with progress_shown(stack, console, args.live):
             records = execute_stages(
-                selections, {stage: getattr(e2e, stage) for stage in STAGES}, watchdog, on_record=record
+                selections, {stage: getattr(e2e, stage) for stage in stages}, watchdog, on_record=record
             )
     except KeyboardInterrupt:
         console.print(f"teardown interrupted: finish it with `make e2e-down RUN_ID={run.id}`", markup=False)
@@ -149,41 +161,54 @@ def cmd_e2e(args: argparse.Namespace) -> int:
     if "teardown" not in to_run:
         notes.append(f"the run is still up: tear it down with `make e2e-down RUN_ID={run.id}`")
     written = rpt.write_all(build_report(e2e, records, region, notes), run.dir)
-    console.print(stage_table(records, f"e2e run {run.id} on {run.target}"))
+    console.print(stage_table(records, f"{title} {run.id} on {run.target}"))
     for note in notes:
         console.print(escape(note))
     console.print(f"report: {written['markdown']}  junit: {written['junit']}", markup=False)
     return 0 if all(r.status in rpt.OK_STAGE_STATES for r in records) else 1
 
 
-def register(subparsers: Any) -> None:
-    e2e = subparsers.add_parser("e2e", help="staged end-to-end run on a real AWS account (or the emulator)")
-    e2e.add_argument(
+def add_run_arguments(parser: argparse.ArgumentParser, stages: Sequence[str]) -> None:
+    parser.add_argument(
         "--target",
         choices=TARGETS,
         default="aws",
         help="aws (needs E2E_AWS_ACCOUNT_ID and a region), local (`make toolchain`) or emulator",
     )
-    e2e.add_argument("--run-id", help="name the run (default: a new id); with --resume, the run to continue")
-    e2e.add_argument("--region", help="AWS region (else AWS_REGION; there is no default on aws)")
-    e2e.add_argument("--yes", action="store_true", help="do not ask before creating resources")
-    e2e.add_argument(
+    parser.add_argument("--run-id", help="name the run (default: a new id); with --resume, the run to continue")
+    parser.add_argument("--region", help="AWS region (else AWS_REGION; there is no default on aws)")
+    parser.add_argument("--yes", action="store_true", help="do not ask before creating resources")
+    parser.add_argument(
         "--max-minutes",
         type=float,
         default=DEFAULT_MAX_MINUTES,
         help=f"watchdog: stop and tear down after this long (default {DEFAULT_MAX_MINUTES:g})",
     )
-    e2e.add_argument("--skip", action="append", choices=STAGES, help="skip a stage (repeatable)")
-    e2e.add_argument("--only", action="append", choices=STAGES, help="run only these stages (repeatable)")
-    e2e.add_argument("--resume", action="store_true", help="skip stages that passed in an earlier attempt")
-    e2e.add_argument("--api-cidr", action="append", dest="api_cidrs", help="CIDR allowed to the Kubernetes API (aws)")
-    e2e.add_argument(
+    parser.add_argument("--skip", action="append", choices=stages, help="skip a stage (repeatable)")
+    parser.add_argument("--only", action="append", choices=stages, help="run only these stages (repeatable)")
+    parser.add_argument("--resume", action="store_true", help="skip stages that passed in an earlier attempt")
+    parser.add_argument(
+        "--api-cidr", action="append", dest="api_cidrs", help="CIDR allowed to the Kubernetes API (aws)"
+    )
+    parser.add_argument(
         "--gitops-repo-url",
         help=f"git URL Argo CD syncs gitops/ from, at the commit checked out here (else ${GITOPS_REPO_ENV}, else "
         "this checkout's origin)",
     )
-    e2e.add_argument("--live", action="store_true", help="stream Terraform's output")
+    parser.add_argument("--live", action="store_true", help="stream Terraform's output")
+
+
+def register(subparsers: Any) -> None:
+    e2e = subparsers.add_parser("e2e", help="staged end-to-end run on a real AWS account (or the emulator)")
+    add_run_arguments(e2e, STAGES)
     e2e.set_defaults(func=cmd_e2e)
+    upgrade = subparsers.add_parser(
+        "upgrade",
+        help="rehearse the EKS minor upgrade (versions.yaml upgrade_from_kubernetes -> kubernetes): gate, stand up "
+        "at the old minor, upgrade, Karpenter drift, the game against its budget, teardown",
+    )
+    add_run_arguments(upgrade, UPGRADE_STAGES)
+    upgrade.set_defaults(func=cmd_upgrade)
 
     demo = subparsers.add_parser(
         "demo", help="offline: every stage on the local target (the emulator's AWS half without the toolchain)"

@@ -30,6 +30,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from harness.aws import authorization, leaks, run_tags
 from harness.aws import checks as aws_checks
+from harness.aws.emulator import eks_amis
 from harness.e2e.stages import StageOutcome, Watchdog, watched
 from harness.errors import EnvironmentProblem, InputError
 from harness.gate import effective, loaders
@@ -441,9 +442,11 @@ class E2E(FullStack):
 
     def node_class_discovery(self) -> Result:
         """The EC2NodeClass's selectors resolved the platform's private subnets and discovery security group (the
-        real test of the discovery tags) and an AMI: on the emulator the one it serves, on AWS the alias's."""
+        real test of the discovery tags) and an AMI: the alias's for the cluster's minor (on the emulator, the image it
+        serves for that minor; on AWS whatever EKS publishes)."""
         outputs = self.stack.outputs()
-        amis = [image["ami_id"] for image in local_target().emulator_images] if self.caps.emulated else None
+        served = eks_amis(local_target().emulator_images)
+        amis = [a.image_id for a in served if a.minor == outputs["kubernetes_version"]] if self.caps.emulated else None
         return self.wait(
             lambda: self.karpenter_objects()[1],
             lambda nodeclass: kk.judge_node_class_discovery(

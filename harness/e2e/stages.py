@@ -21,7 +21,9 @@ from harness.results import Result
 from harness.run import Run
 
 STAGES = ("platform", "addons", "access", "checks", "karpenter", "teardown")
-KUBERNETES_STAGES = frozenset({"addons", "access", "karpenter"})
+# `harness upgrade`: the gate proves the step first; the upgrade runs once the platform passed its checks.
+UPGRADE_STAGES = ("gate", "platform", "addons", "access", "checks", "upgrade", "teardown")
+KUBERNETES_STAGES = frozenset({"addons", "access", "karpenter", "upgrade"})
 STAGES_FILE = "stages.json"
 DEFAULT_MAX_MINUTES = 120.0  # the watchdog of `harness e2e` and of the pytest plugin
 
@@ -41,13 +43,14 @@ def select_stages(
     passed_before: Sequence[str] = (),
     target: str,
     kubernetes_unsupported: str = "",
+    stages: Sequence[str] = STAGES,
 ) -> list[Selection]:
-    """Which stages run, and why the others do not. Teardown runs unless excluded, even after failures."""
-    unknown = sorted((set(only) | set(skip)) - set(STAGES))
+    """Which of `stages` run, and why the others do not. Teardown runs unless excluded, even after failures."""
+    unknown = sorted((set(only) | set(skip)) - set(stages))
     if unknown:
-        raise InputError(f"unknown stage(s) {', '.join(unknown)}: choose from {', '.join(STAGES)}")
+        raise InputError(f"unknown stage(s) {', '.join(unknown)}: choose from {', '.join(stages)}")
     chosen = []
-    for stage in STAGES:
+    for stage in stages:
         if only and stage not in only:
             chosen.append(Selection(stage, rpt.SKIPPED, f"not selected (--only {','.join(only)})"))
         elif stage in skip:

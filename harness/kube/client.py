@@ -231,6 +231,8 @@ class KubernetesApiClient:
         self._core = k8s.CoreV1Api(api)
         self._apps = k8s.AppsV1Api(api)
         self._networking = k8s.NetworkingV1Api(api)
+        self._policy = k8s.PolicyV1Api(api)
+        self._version = k8s.VersionApi(api)
         self._custom = k8s.CustomObjectsApi(api)
         self._endpoint = endpoint or api.configuration.host
 
@@ -411,6 +413,19 @@ class KubernetesApiClient:
         return self._object(
             f"reading deployment {namespace}/{name}",
             lambda: self._apps.read_namespaced_deployment(name, namespace, _preload_content=False),
+        )
+
+    def get_pdb(self, namespace: str, name: str) -> KubeObject | None:
+        return self._object(
+            f"reading poddisruptionbudget {namespace}/{name}",
+            lambda: self._policy.read_namespaced_pod_disruption_budget(name, namespace, _preload_content=False),
+        )
+
+    def server_version(self) -> str:
+        return str(
+            self._call("reading the server version", lambda: self._version.get_code(_preload_content=False))[
+                "gitVersion"
+            ]
         )
 
     def scale_deployment(self, namespace: str, name: str, replicas: int) -> None:

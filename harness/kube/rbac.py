@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from harness.results import Result
 
@@ -26,13 +27,24 @@ class Refusal:
         return f"{self.caller} ({self.user}) was refused: {self.verb} {self.resource} {where}"
 
 
-def refusals(events: Iterable[Mapping[str, object]], callers: Mapping[str, str]) -> list[Refusal]:
-    """The calls answered 403 for one of ``callers`` (ServiceAccount user -> process), each once, first first."""
+def refusals(
+    events: Iterable[Mapping[str, object]],
+    callers: Mapping[str, str],
+    starting: Sequence[tuple[datetime, datetime]] = (),
+) -> list[Refusal]:
+    """The calls answered 403 for one of ``callers`` (ServiceAccount user -> process), each once, first first.
+
+    ``starting``: when a replaced API server was coming up (from its predecessor's stop to its own readiness). It
+    refuses every call until it has read the cluster's RBAC, and a client that reconnects at once meets that; on EKS
+    a load balancer sends no request to an API server before it is ready, so those refusals are not the chart's."""
     found: dict[Refusal, None] = {}
     for event in events:
         status = event.get("responseStatus")
         user = event.get("user")
         if not isinstance(status, Mapping) or status.get("code") != FORBIDDEN or not isinstance(user, Mapping):
+            continue
+        received = datetime.fromisoformat(str(event.get("requestReceivedTimestamp") or "1970-01-01T00:00:00+00:00"))
+        if any(began <= received <= ready for began, ready in starting):
             continue
         name = str(user.get("username", ""))
         if name not in callers:

@@ -3,13 +3,16 @@ moves: the new minor serves, and every object the old one kept is still there, t
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import math
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from harness.results import Result
 
 VERSION_CHECK = "the control plane serves the upgrade's new minor"
 OBJECTS_KEPT_CHECK = "the cluster's objects are kept across the control-plane upgrade"
+KUBELETS_CHECK = "the node group's Nodes run the kubelet of its minor"
 
 
 def inventory(objects: Iterable[Mapping[str, Any]]) -> dict[str, str]:
@@ -41,3 +44,94 @@ def judge_objects_kept(before: Mapping[str, str], after: Mapping[str, str]) -> R
             OBJECTS_KEPT_CHECK, f"{named[0]}{more} of {len(before)} objects", lost=lost, recreated=recreated
         )
     return Result.passed(OBJECTS_KEPT_CHECK, f"all {len(before)} objects kept, each the same object", kept=len(before))
+
+
+def judge_kubelets(nodes: Iterable[Mapping[str, Any]], expected: str) -> Result:
+    """Every Node of `nodes` reports kubelet `expected` ("v1.36.5"); none at all is a failure too."""
+    found = {
+        str((node.get("metadata") or {}).get("name")): str(
+            ((node.get("status") or {}).get("nodeInfo") or {}).get("kubeletVersion", "")
+        )
+        for node in nodes
+    }
+    if not found:
+        return Result.failed(KUBELETS_CHECK, "no Node of the node group is registered", expected=expected)
+    behind = {name: version for name, version in sorted(found.items()) if version != expected}
+    if behind:
+        name, version = next(iter(behind.items()))
+        more = f" (and {len(behind) - 1} more)" if len(behind) > 1 else ""
+        return Result.failed(
+            KUBELETS_CHECK, f"node {name} runs kubelet {version or 'unknown'}, not {expected}{more}", behind=behind
+        )
+    return Result.passed(KUBELETS_CHECK, f"{len(found)} Node(s) run kubelet {expected}", nodes=sorted(found))
+
+
+AVAILABILITY_CHECK = "the game never had fewer ready pods than its PodDisruptionBudget allows"
+DRIFT_CHECK = "Karpenter replaced the pool's nodes through drift with the new minor's AMI"
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One look at the game during the upgrade: seconds since it began and its ready pods; None where the API server
+    did not answer (on `local` the control plane is one API server, down while it is replaced)."""
+
+    at: float
+    ready: int | None
+
+
+def pdb_floor(pdb: Mapping[str, Any], replicas: int) -> int:
+    """The fewest ready pods `pdb` lets a voluntary disruption leave of `replicas` (minAvailable, or replicas minus
+    maxUnavailable; a percentage rounds up, as the disruption controller rounds it)."""
+    spec = pdb.get("spec") or {}
+
+    def count(value: Any) -> int:
+        text = str(value)
+        return math.ceil(replicas * int(text[:-1]) / 100) if text.endswith("%") else int(text)
+
+    if "minAvailable" in spec:
+        return count(spec["minAvailable"])
+    return max(replicas - count(spec.get("maxUnavailable", 0)), 0)
+
+
+def judge_availability(samples: Sequence[Sample], floor: int) -> Result:
+    """Every answered sample has at least `floor` ready pods; the seconds the API server did not answer are said."""
+    answered = [s for s in samples if s.ready is not None]
+    unanswered = len(samples) - len(answered)
+    gap = f"; the API server did not answer {unanswered} of {len(samples)} samples" if unanswered else ""
+    if not answered:
+        return Result.failed(AVAILABILITY_CHECK, f"no sample of the game's pods was answered{gap}", floor=floor)
+    lowest = min(answered, key=lambda s: (s.ready, s.at))
+    evidence = {"floor": floor, "lowest": lowest.ready, "samples": len(samples), "unanswered": unanswered}
+    if lowest.ready is not None and lowest.ready < floor:
+        why = f"{lowest.ready} ready pod(s) at {lowest.at:.0f} s, below the budget's floor of {floor}{gap}"
+        return Result.failed(AVAILABILITY_CHECK, why, **evidence)
+    why = f"never below {floor}: at least {lowest.ready} ready pod(s) in {len(answered)} samples{gap}"
+    return Result.passed(AVAILABILITY_CHECK, why, **evidence)
+
+
+def judge_drift(
+    before: Iterable[Mapping[str, Any]], claims: Iterable[Mapping[str, Any]], nodepool: str, images: Collection[str]
+) -> Result:
+    """The NodeClaims of `nodepool` that ran before the upgrade (`before`) are gone, and every one of the pool now
+    runs one of `images` (the EC2NodeClass's AMIs for the new minor)."""
+
+    def pool(items: Iterable[Mapping[str, Any]]) -> dict[str, str]:
+        return {
+            str(c["metadata"]["name"]): str((c.get("status") or {}).get("imageID", ""))
+            for c in items
+            if ((c.get("metadata") or {}).get("labels") or {}).get("karpenter.sh/nodepool") == nodepool
+        }
+
+    old, now = pool(before), pool(claims)
+    if not old:
+        return Result.failed(DRIFT_CHECK, f"no NodeClaim of {nodepool} ran before the upgrade: nothing to drift")
+    left = sorted(name for name in old if name in now)
+    stale = sorted(name for name, image in now.items() if name not in old and image not in images)
+    evidence = {"replaced": sorted(set(old) - set(now)), "left": left, "images": sorted(images), "now": now}
+    if left:
+        return Result.pending(DRIFT_CHECK, f"{len(left)} of {len(old)} NodeClaim(s) not replaced yet", **evidence)
+    if stale or not now:
+        return Result.pending(DRIFT_CHECK, f"replacements not on {', '.join(sorted(images))} yet", **evidence)
+    return Result.passed(
+        DRIFT_CHECK, f"{len(old)} NodeClaim(s) replaced by {len(now)} on {', '.join(sorted(images))}", **evidence
+    )

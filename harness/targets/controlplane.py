@@ -495,25 +495,34 @@ def start_control_plane(run_dir: Path, supervisor: Supervisor, *, full: bool = T
     return ControlPlane(server, path, pki, supervisor, etcd)
 
 
-def upgrade_control_plane(plane: ControlPlane) -> None:
-    """What EKS does to a control plane in a minor upgrade, on `local`: the API server, controller-manager and
-    scheduler are stopped and the pinned minor's started in their place, on the same etcd data, address,
+def replace_control_plane(plane: ControlPlane, supervisor: Supervisor, *, suffix: str = "") -> None:
+    """What EKS does to a control plane in a minor upgrade, on `local`, once the caller stopped the API server,
+    controller-manager and scheduler: those of `suffix`'s minor start in their place on the same etcd data, address,
     certificates and ServiceAccount issuer (tokens already issued stay valid); KWOK and etcd keep running."""
+    if not plane.etcd:
+        raise EnvironmentProblem(
+            "the control-plane upgrade needs the control plane's etcd; this one was attached without its URL"
+        )
+    port = urlsplit(plane.server).port
+    start_apiserver(supervisor, plane.pki, plane.etcd, plane.audit_log, port=port, suffix=suffix)
+    start_controller_manager(supervisor, plane.pki, suffix=suffix)
+    start_scheduler(supervisor, plane.pki, suffix=suffix)
+
+
+def upgrade_control_plane(plane: ControlPlane) -> None:
+    """The minor upgrade of a control plane this process started: the pinned minor's in place of its own."""
     if not plane.etcd or not plane.supervisor.running:
         raise EnvironmentProblem(
             "the control-plane upgrade needs the control plane this process started (its etcd and processes); "
             "one attached from a run's records has neither"
         )
     plane.supervisor.stop_named(CONTROL_PLANE)
-    port = urlsplit(plane.server).port
-    start_apiserver(plane.supervisor, plane.pki, plane.etcd, plane.audit_log, port=port)
-    start_controller_manager(plane.supervisor, plane.pki)
-    start_scheduler(plane.supervisor, plane.pki)
+    replace_control_plane(plane, plane.supervisor)
 
 
-def attach(run_dir: Path, server: str) -> ControlPlane:
+def attach(run_dir: Path, server: str, etcd: str = "") -> ControlPlane:
     """A control plane another process started in `run_dir` (its processes are stopped by their records)."""
-    return ControlPlane(server, run_dir / "kubeconfig", Pki(run_dir / "pki"), Supervisor(run_dir / "logs"))
+    return ControlPlane(server, run_dir / "kubeconfig", Pki(run_dir / "pki"), Supervisor(run_dir / "logs"), etcd)
 
 
 @contextmanager

@@ -16,7 +16,7 @@ import ssl
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -30,11 +30,8 @@ BRANCH = "main"
 REPOSITORY = "eks-platform.git"
 
 
-def snapshot(checkout: Path, folder: Path, replaced: Mapping[Path, str] | None = None) -> tuple[Path, str]:
-    """Commit the working tree of `checkout` into a new bare repository under `folder`; (repository, commit).
-
-    `replaced`: files of the checkout whose text the snapshot holds instead (the target's overlays); the working
-    tree itself is not touched."""
+def snapshot(checkout: Path, folder: Path) -> tuple[Path, str]:
+    """Commit the working tree of `checkout` into a new bare repository under `folder`; (repository, commit)."""
     folder.mkdir(parents=True, exist_ok=True)
     bare = folder / REPOSITORY
     git("init", "--quiet", "--bare", f"--initial-branch={BRANCH}", str(bare), cwd=folder)
@@ -42,10 +39,6 @@ def snapshot(checkout: Path, folder: Path, replaced: Mapping[Path, str] | None =
     # A private index: the user's index and branch are untouched; `add -A` honours .gitignore.
     env = {**os.environ, "GIT_INDEX_FILE": str(index)}
     git("add", "--all", cwd=checkout, env=env)
-    for path, text in (replaced or {}).items():
-        blob = git("hash-object", "-w", "--stdin", cwd=checkout, env=env, stdin=text)
-        relative = path.resolve().relative_to(checkout.resolve()).as_posix()
-        git("update-index", "--cacheinfo", f"100644,{blob},{relative}", cwd=checkout, env=env)
     tree = git("write-tree", cwd=checkout, env=env)
     identity = {"GIT_AUTHOR_NAME": "harness", "GIT_AUTHOR_EMAIL": "harness@localhost"}
     identity |= {"GIT_COMMITTER_NAME": "harness", "GIT_COMMITTER_EMAIL": "harness@localhost"}

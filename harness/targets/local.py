@@ -17,6 +17,7 @@ import json
 import os
 import sys
 from collections.abc import Callable, Mapping
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -29,19 +30,26 @@ from harness.gate.api import build_model
 from harness.gate.model import Model
 from harness.kube import rbac
 from harness.processes import HOST, ProcessRecord, Supervisor, free_port, stop_recorded
-from harness.project import local_target, reference_dir, repo_root
+from harness.project import local_target, reference_dir, repo_root, versions
 from harness.results import Result, first_failure
 from harness.run import Run
 from harness.targets import argo_cd, git_endpoint, karpenter, lb_controller, node_registrar, pod_identity
-from harness.targets.controlplane import ControlPlane, PodIdentities, answers, attach, start_control_plane
-from harness.targets.nodes import ops_nodes
-from harness.targets.overlays import overlaid_files
+from harness.targets.controlplane import (
+    ControlPlane,
+    PodIdentities,
+    answers,
+    attach,
+    replace_control_plane,
+    start_control_plane,
+)
+from harness.targets.nodes import kubelet_version, ops_nodegroup, ops_nodes
 from harness.targets.releases import Release, chart_folder, install, release, secret, upstream_file
 from harness.toolchain.build import Entry, components_of, entry_for, locate, missing, shipped_data
-from harness.toolchain.components import BY_NAME
+from harness.toolchain.components import BY_NAME, CONTROL_PLANE, control_plane_build
 
 PROCESSES = "processes"  # run settings: the records of every process the run started, in start order
-CLUSTER = "cluster"  # run settings: {"server": the local API server's URL}
+CLUSTER = "cluster"  # run settings: {"server": the API server's URL, "etcd": its etcd's, "release": its release}
+STARTING = "starting"  # under CLUSTER: [began, ready] of each API server that replaced another (UTC, ISO 8601)
 GITOPS_URL = "gitops_repo_url"  # run settings: what the cluster secret points Argo CD at
 ADDONS = "addons_installed"  # run settings: set before the first release goes in
 POD_IDENTITY_AGENT = "pod_identity_agent"  # run settings: the agent's credentials URL
@@ -97,7 +105,7 @@ def crashed(run: Run) -> dict[str, str]:
 def cluster(run: Run) -> ControlPlane | None:
     """The run's control plane, from any shell; None before it was started or after it was stopped."""
     recorded = run.settings.get(CLUSTER)
-    return attach(run.path("cluster"), str(recorded["server"])) if recorded else None
+    return attach(run.path("cluster"), str(recorded["server"]), str(recorded.get("etcd", ""))) if recorded else None
 
 
 def stop(run: Run) -> None:
@@ -109,20 +117,61 @@ def stop(run: Run) -> None:
 
 
 def start_cluster(run: Run, outputs: Mapping[str, Any], clients: Callable[[str], Any]) -> ControlPlane:
-    """The API server and friends, then the Nodes of the ops node group Terraform created in the emulator."""
-    plane = start_control_plane(run.path("cluster"), supervisor(run))
-    run.settings[CLUSTER] = {"server": plane.server}
+    """The API server and friends of the EKS cluster's minor (as Terraform set it in the emulator), then the Nodes
+    of the ops node group Terraform created there."""
+    eks, pins = clients("eks"), versions()
+    release, suffix = control_plane_build(cluster_version(eks, outputs), pins)
+    plane = start_control_plane(run.path("cluster"), supervisor(run), suffix=suffix)
+    run.settings[CLUSTER] = {"server": plane.server, "etcd": plane.etcd, "release": release}
     run.save()
-    nodes = ops_nodes(clients("eks"), clients("ec2"), outputs["cluster_name"], outputs["ops_node_group_name"])
+    nodes = ops_nodes(eks, clients("ec2"), outputs["cluster_name"], outputs["ops_node_group_name"], pins)
     plane.kubectl("apply", "-f", "-", stdin=yaml.safe_dump_all(nodes))
     return plane
+
+
+def cluster_version(eks: Any, outputs: Mapping[str, Any]) -> str:
+    return str(eks.describe_cluster(name=outputs["cluster_name"])["cluster"]["version"])
+
+
+def follow_cluster_version(run: Run, outputs: Mapping[str, Any], clients: Callable[[str], Any]) -> list[str]:
+    """What EKS does once Terraform moved the cluster and its node group to another minor (on `local` the emulator
+    only records the versions): the control plane of the cluster's minor replaces the running one on the same etcd
+    data, and the ops Nodes report the kubelet of the node group's minor. What changed, one line each."""
+    eks, pins = clients("eks"), versions()
+    plane = cluster(run)
+    if plane is None:
+        raise EnvironmentProblem(f"run {run.id} has no local cluster")
+    changed = []
+    recorded = run.settings[CLUSTER]
+    release, suffix = control_plane_build(cluster_version(eks, outputs), pins)
+    if recorded.get("release") != release:
+        began = datetime.now(timezone.utc).isoformat()
+        running = records(run)
+        stop_recorded([r for r in running if r.name in CONTROL_PLANE])
+        run.settings[PROCESSES] = [r.settings() for r in running if r.name not in CONTROL_PLANE]
+        run.save()
+        replace_control_plane(plane, supervisor(run), suffix=suffix)
+        recorded.setdefault(STARTING, []).append([began, datetime.now(timezone.utc).isoformat()])
+        changed.append(f"control plane v{recorded.get('release')} -> v{release} on the same etcd data")
+        recorded["release"] = release
+        run.save()
+    group = ops_nodegroup(eks, str(outputs["cluster_name"]), str(outputs["ops_node_group_name"]))
+    kubelet = kubelet_version(group, pins)
+    selector = f"eks.amazonaws.com/nodegroup={group['nodegroupName']}"
+    nodes = json.loads(plane.kubectl("get", "nodes", "-l", selector, "-o", "json"))["items"]
+    for node in nodes:
+        if (node.get("status") or {}).get("nodeInfo", {}).get("kubeletVersion") != kubelet:
+            status = {"status": {"nodeInfo": {"kubeletVersion": kubelet, "kubeProxyVersion": kubelet}}}
+            name = node["metadata"]["name"]
+            plane.kubectl("patch", "node", name, "--subresource=status", "--type=merge", "-p", json.dumps(status))
+            changed.append(f"node {name}: kubelet {kubelet}")
+    return changed
 
 
 def start_git_endpoint(run: Run, plane: ControlPlane) -> git_endpoint.GitEndpoint:
     """Snapshot this working tree and serve it to Argo CD (harness.targets.git_endpoint): its URL and commit."""
     folder = run.path("git")
-    # What Argo CD syncs is gitops/ with the local overlays (infra/targets.yaml local_target) applied.
-    _bare, commit = git_endpoint.snapshot(repo_root(), folder, overlaid_files(repo_root() / "gitops", local_target()))
+    _bare, commit = git_endpoint.snapshot(repo_root(), folder)
     port = free_port()
     url = git_endpoint.url(port)
     probe = f"{url}/info/refs?service=git-upload-pack"
@@ -242,7 +291,11 @@ def identities_honoured(run: Run, plane: ControlPlane) -> list[Result]:
     whether the Pod Identity agent refused one its credentials (no association for its account), and whether IAM
     would deny one of their AWS calls (the run's emulator authorizes them: harness.aws.authorization)."""
     callers = identities(run, plane).callers()
-    found = rbac.refusals(plane.audit_events(f'"code":{rbac.FORBIDDEN}'), callers)
+    starting = [
+        (datetime.fromisoformat(began), datetime.fromisoformat(ready))
+        for began, ready in (run.settings.get(CLUSTER) or {}).get(STARTING, [])
+    ]
+    found = rbac.refusals(plane.audit_events(f'"code":{rbac.FORBIDDEN}'), callers, starting)
     refused = pod_identity.read_refusals(run.path("identities"))
     return [rbac.judge_refusals(found, callers), pod_identity.judge_credentials(refused, callers), iam(run, callers)]
 

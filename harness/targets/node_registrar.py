@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from harness.errors import EnvironmentProblem
+from harness.errors import EnvironmentProblem, HarnessError
 from harness.kube.api import NODE_CLAIM
 from harness.processes import Supervised, Supervisor
 from harness.targets.nodes import ARCHITECTURES, max_pods
@@ -117,6 +117,7 @@ def run(kubeconfig: Path, endpoint: str, region: str, ready_file: Path, interval
     from kubernetes import client as k8s
     from kubernetes.client.exceptions import ApiException
     from kubernetes.config import new_client_from_config
+    from urllib3.exceptions import HTTPError
 
     from harness.kube.client import KubernetesApiClient
 
@@ -135,9 +136,14 @@ def run(kubeconfig: Path, endpoint: str, region: str, ready_file: Path, interval
         create_node(core, manifest, conflict=ApiException)
 
     while True:
-        for name in register_once(lambda: kube.list_custom(NODE_CLAIM), kube.list_nodes, describe_type, create):
-            print(f"registered node {name}", flush=True)
-        ready_file.touch()
+        try:
+            for name in register_once(lambda: kube.list_custom(NODE_CLAIM), kube.list_nodes, describe_type, create):
+                print(f"registered node {name}", flush=True)
+        except (HarnessError, ApiException, HTTPError) as exc:
+            # As a kubelet does: an API server that does not answer (replaced in an upgrade) is asked again.
+            print(f"retrying: {exc}", flush=True)
+        else:
+            ready_file.touch()
         time.sleep(interval)
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from harness.toolchain.components import control_plane_build
+
 # EKS API taint effects -> Kubernetes taint effects.
 TAINT_EFFECTS = {"NO_SCHEDULE": "NoSchedule", "NO_EXECUTE": "NoExecute", "PREFER_NO_SCHEDULE": "PreferNoSchedule"}
 ARCHITECTURES = {"x86_64": "amd64", "arm64": "arm64"}
@@ -25,8 +27,10 @@ def node_manifests(
     nodegroup: Mapping[str, Any],
     instance_type: Mapping[str, Any],
     subnet_zones: Sequence[str],
+    kubelet_version: str,
 ) -> list[dict[str, Any]]:
-    """One Node per desired instance of `nodegroup`, spread over `subnet_zones` as the node group's ASG would."""
+    """One Node per desired instance of `nodegroup`, spread over `subnet_zones` as the node group's ASG would;
+    `kubelet_version` ("v1.36.5"): what the node group's AMI runs (its `version`'s release)."""
     name = str(nodegroup["nodegroupName"])
     count = int(nodegroup["scalingConfig"]["desiredSize"])
     vcpus = int(instance_type["VCpuInfo"]["DefaultVCpus"])
@@ -58,16 +62,31 @@ def node_manifests(
                 "kind": "Node",
                 "metadata": {"name": node_name, "labels": labels, "annotations": {"kwok.x-k8s.io/node": "fake"}},
                 "spec": {"taints": taints} if taints else {},
-                "status": {"capacity": capacity, "allocatable": capacity},
+                "status": {
+                    "capacity": capacity,
+                    "allocatable": capacity,
+                    "nodeInfo": {"kubeletVersion": kubelet_version, "kubeProxyVersion": kubelet_version},
+                },
             }
         )
     return nodes
 
 
-def ops_nodes(eks: Any, ec2: Any, cluster: str, nodegroup: str) -> list[dict[str, Any]]:
+def kubelet_version(nodegroup: Mapping[str, Any], pins: Mapping[str, str]) -> str:
+    """The kubelet of the node group's Kubernetes minor (its `version`): the toolchain's release of that minor,
+    the one the local control plane of that minor runs."""
+    release, _ = control_plane_build(str(nodegroup["version"]), pins)
+    return f"v{release}"
+
+
+def ops_nodegroup(eks: Any, cluster: str, nodegroup: str) -> dict[str, Any]:
+    return dict(eks.describe_nodegroup(clusterName=cluster, nodegroupName=nodegroup)["nodegroup"])
+
+
+def ops_nodes(eks: Any, ec2: Any, cluster: str, nodegroup: str, pins: Mapping[str, str]) -> list[dict[str, Any]]:
     """The Node objects for `nodegroup` of `cluster`, read from EKS and EC2 (the emulator's, on `local`)."""
-    group = eks.describe_nodegroup(clusterName=cluster, nodegroupName=nodegroup)["nodegroup"]
+    group = ops_nodegroup(eks, cluster, nodegroup)
     (info,) = ec2.describe_instance_types(InstanceTypes=group["instanceTypes"][:1])["InstanceTypes"]
     subnets = ec2.describe_subnets(SubnetIds=group["subnets"])["Subnets"]
     zones = sorted({s["AvailabilityZone"] for s in subnets})
-    return node_manifests(group, info, zones)
+    return node_manifests(group, info, zones, kubelet_version(group, pins))

@@ -139,6 +139,20 @@ KUBERNETES_UPGRADE_FROM = Component(
     stamps=_kubernetes_stamps,
 )
 
+UPGRADE_FROM_MINOR = "upgrade_from_kubernetes"  # versions.yaml: the minor the prepared upgrade starts from
+# The control planes the toolchain builds: (component, the versions.yaml minor it stands for, its binaries' suffix).
+CONTROL_PLANE_BUILDS = ((KUBERNETES, "kubernetes", ""), (KUBERNETES_UPGRADE_FROM, UPGRADE_FROM_MINOR, UPGRADE_FROM))
+
+
+def control_plane_build(minor: str, pins: Mapping[str, str]) -> tuple[str, str]:
+    """(release, binaries' suffix) of the toolchain's control plane at Kubernetes `minor` ("1.35"), from the pins."""
+    for component, minor_key, suffix in CONTROL_PLANE_BUILDS:
+        if str(pins.get(minor_key)) == minor:
+            return str(pins[component.version_key]), suffix
+    built = ", ".join(str(pins.get(key)) for _, key, _ in CONTROL_PLANE_BUILDS)
+    raise InputError(f"the toolchain builds no control plane of Kubernetes {minor} (versions.yaml: {built})")
+
+
 COMPONENTS: tuple[Component, ...] = (
     KUBERNETES,
     KUBERNETES_UPGRADE_FROM,

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from harness.targets.controlplane import create_pki
-from harness.targets.git_endpoint import BRANCH, serve, snapshot
+from harness.targets.git_endpoint import BRANCH, serve
 
 GIT = shutil.which("git")
 pytestmark = pytest.mark.skipif(GIT is None, reason="git is not on PATH")
@@ -63,12 +63,3 @@ def test_a_client_that_trusts_another_ca_is_refused(checkout: Path, tmp_path: Pa
         done = _git("ls-remote", endpoint.url, cwd=tmp_path, env=env)
     assert done.returncode != 0
     assert "certificate" in done.stderr
-
-
-def test_the_snapshot_holds_the_overlaid_text_and_the_tree_keeps_its_own(checkout: Path, tmp_path: Path) -> None:
-    bare, commit = snapshot(checkout, tmp_path / "git", {checkout / "committed.yaml": "a: overlaid\n"})
-    shown = _git("--git-dir", str(bare), "show", f"{commit}:committed.yaml", cwd=tmp_path).stdout
-    assert shown == "a: overlaid\n"
-    assert (checkout / "committed.yaml").read_text() == "a: 2\n"
-    plain_bare, plain = snapshot(checkout, tmp_path / "plain")
-    assert _git("--git-dir", str(plain_bare), "show", f"{plain}:committed.yaml", cwd=tmp_path).stdout == "a: 2\n"

@@ -1,5 +1,5 @@
 """Pure parts of Karpenter on the local target: its environment from the chart's Deployment, the node registrar's
-Node for a NodeClaim, and the local overlay of the EC2NodeClass."""
+Node for a NodeClaim,"""
 
 from __future__ import annotations
 
@@ -8,11 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from harness.errors import EnvironmentProblem
 from harness.processes import Supervisor
-from harness.project import local_target, repo_root, versions
 from harness.targets.controlplane import ControlPlane, Pki
 from harness.targets.karpenter import chart_environment, controller_environment
 from harness.targets.node_registrar import (
@@ -22,7 +20,6 @@ from harness.targets.node_registrar import (
     register_once,
     unregistered,
 )
-from harness.targets.overlays import overlaid_files
 
 PROVIDER_ID = "aws:///eu-west-1b/i-0123456789abcdef0"
 C7I_LARGE = {
@@ -173,34 +170,3 @@ def test_the_node_is_created_with_its_capacity_in_the_same_write() -> None:
     assert existing.calls[1] == ("patch_status", ("i-0123456789abcdef0", {"status": manifest["status"]}))
     with pytest.raises(Conflict):
         create_node(RecordingCore(exists=403), manifest, conflict=Conflict)
-
-
-def ec2nodeclass() -> dict[str, Any]:
-    return dict(yaml.safe_load((repo_root() / "gitops" / "ops" / "karpenter" / "ec2nodeclass.yaml").read_text()))
-
-
-def test_the_local_overlay_selects_the_emulators_image_of_the_pinned_release() -> None:
-    target = local_target()
-    original = ec2nodeclass()
-    overlaid = target.overlaid(copy.deepcopy(original))
-    (term,) = overlaid["spec"]["amiSelectorTerms"]
-    assert term["name"] in {image["name"] for image in target.emulator_images}
-    assert term["name"].endswith(versions()["karpenter_ami_alias"].split("@")[1])  # the alias's release
-    assert overlaid["spec"]["amiFamily"] == "AL2023"
-    assert original == ec2nodeclass()  # on AWS the manifest keeps its alias
-    assert {k: v for k, v in overlaid["spec"].items() if k not in ("amiSelectorTerms", "amiFamily")} == {
-        k: v for k, v in original["spec"].items() if k != "amiSelectorTerms"
-    }
-
-
-def test_objects_no_overlay_targets_are_left_alone() -> None:
-    nodepool = yaml.safe_load((repo_root() / "gitops" / "ops" / "karpenter" / "nodepool.yaml").read_text())
-    assert local_target().overlaid(copy.deepcopy(nodepool)) == nodepool
-
-
-def test_the_overlaid_gitops_files_are_the_ec2nodeclass_only() -> None:
-    gitops = repo_root() / "gitops"
-    changed = overlaid_files(gitops, local_target())
-    assert list(changed) == [gitops / "ops" / "karpenter" / "ec2nodeclass.yaml"]
-    (doc,) = yaml.safe_load_all(changed[gitops / "ops" / "karpenter" / "ec2nodeclass.yaml"])
-    assert doc == local_target().overlaid(ec2nodeclass())

@@ -13,8 +13,9 @@ from harness.gate.hcl import Unknown
 from harness.project import reference_dir, repo_root
 from harness.targets.lb_controller import point_webhooks_at
 from harness.targets.local import addon_addresses, chart_dir
-from harness.targets.nodes import node_manifests
+from harness.targets.nodes import kubelet_version, node_manifests
 from harness.targets.releases import platform_value, release, secret
+from harness.toolchain.components import UPGRADE_FROM, control_plane_build
 
 OUTPUTS = {
     "cluster_name": "eks-x",
@@ -96,7 +97,7 @@ def test_node_manifests_follow_the_node_group() -> None:
         "ProcessorInfo": {"SupportedArchitectures": ["x86_64"]},
         "NetworkInfo": {"MaximumNetworkInterfaces": 3, "Ipv4AddressesPerInterface": 10},
     }
-    nodes = node_manifests(group, m7i_large, ["us-east-1a", "us-east-1b"])
+    nodes = node_manifests(group, m7i_large, ["us-east-1a", "us-east-1b"], "v1.36.5")
     assert [n["metadata"]["labels"]["topology.kubernetes.io/zone"] for n in nodes] == [
         "us-east-1a",
         "us-east-1b",
@@ -105,6 +106,23 @@ def test_node_manifests_follow_the_node_group() -> None:
     assert nodes[0]["spec"]["taints"] == [{"key": "CriticalAddonsOnly", "value": "true", "effect": "NoSchedule"}]
     assert nodes[0]["status"]["capacity"]["pods"] == "29"  # the VPC CNI's limit for m7i.large
     assert nodes[0]["metadata"]["labels"]["workload-type"] == "ops"
+    assert {n["status"]["nodeInfo"]["kubeletVersion"] for n in nodes} == {"v1.36.5"}
+
+
+def test_the_ops_kubelet_is_the_toolchain_release_of_the_node_groups_minor() -> None:
+    """The node group's `version` picks the release: the pinned minor's or the upgrade's previous one; a minor
+    the toolchain builds no control plane of is refused in one line."""
+    pins = {
+        "kubernetes": "1.36",
+        "kubernetes_release": "1.36.5",
+        "upgrade_from_kubernetes": "1.35",
+        "upgrade_from_kubernetes_release": "1.35.5",
+    }
+    assert kubelet_version({"version": "1.36"}, pins) == "v1.36.5"
+    assert kubelet_version({"version": "1.35"}, pins) == "v1.35.5"
+    assert control_plane_build("1.35", pins) == ("1.35.5", UPGRADE_FROM)
+    with pytest.raises(InputError, match=r"no control plane of Kubernetes 1\.34 \(versions.yaml: 1\.36, 1\.35\)"):
+        kubelet_version({"version": "1.34"}, pins)
 
 
 def test_the_addons_go_in_in_an_order_that_honours_every_depends_on() -> None:

@@ -14,7 +14,7 @@ from moto import mock_aws
 from harness.aws import emulator as emu
 from harness.aws import moto_server
 from harness.errors import InputError
-from harness.project import local_target
+from harness.project import local_target, versions
 
 REGION = "eu-west-1"
 CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
@@ -158,11 +158,55 @@ def test_the_harness_emulator_serves_the_declared_images_with_the_gaps_patched(t
     try:
         ec2 = boto3.client("ec2", endpoint_url=server.endpoint, region_name=REGION, **CREDENTIALS)
         images = ec2.describe_images(Owners=["amazon"])["Images"]
-        assert [i["Name"] for i in images] == [i["name"] for i in local_target().emulator_images]
+        assert sorted(i["Name"] for i in images) == sorted(i["name"] for i in local_target().emulator_images)
         history = ec2.describe_spot_price_history(InstanceTypes=["c7i.large"])["SpotPriceHistory"]
         assert {float(h["SpotPrice"]) for h in history} == {moto_server.spot_price("c7i.large")}
+        # What Karpenter's al2023@<release> alias reads for a 1.36 cluster (amifamily/al2023.go resolvePath).
+        ssm = boto3.client("ssm", endpoint_url=server.endpoint, region_name=REGION, **CREDENTIALS)
+        name = "amazon-eks-node-al2023-x86_64-standard-1.36-v20260714"
+        path = f"/aws/service/eks/optimized-ami/1.36/amazon-linux-2023/x86_64/standard/{name}/image_id"
+        assert ssm.get_parameter(Name=path)["Parameter"]["Value"] == next(
+            i["ImageId"] for i in images if i["Name"] == name
+        )
     finally:
         server.stop()
+
+
+def test_the_eks_ami_parameters_follow_the_images_names_and_only_theirs() -> None:
+    """Every emulator image named as EKS names its AL2023 AMIs is published for its minor; the parameters of an
+    arch or variant the emulator has no image of stay missing (Karpenter skips those), as does every parameter
+    without the gap."""
+    images = [
+        {"ami_id": "ami-1", "name": "amazon-eks-node-al2023-x86_64-standard-1.35-v20260714"},
+        {"ami_id": "ami-2", "name": "amazon-eks-node-al2023-x86_64-standard-1.36-v20260714"},
+        {"ami_id": "ami-3", "name": "my-own-image"},
+    ]
+    found = {(a.minor, a.image_id): a.parameter for a in emu.eks_amis(images)}
+    assert found == {
+        ("1.35", "ami-1"): "/aws/service/eks/optimized-ami/1.35/amazon-linux-2023/x86_64/standard/"
+        "amazon-eks-node-al2023-x86_64-standard-1.35-v20260714/image_id",
+        ("1.36", "ami-2"): "/aws/service/eks/optimized-ami/1.36/amazon-linux-2023/x86_64/standard/"
+        "amazon-eks-node-al2023-x86_64-standard-1.36-v20260714/image_id",
+    }
+    with mock_aws():
+        ssm = boto3.client("ssm", region_name=REGION)
+        (declared,) = [a for a in emu.eks_amis(local_target().emulator_images) if a.minor == "1.36"]
+        with pytest.raises(ssm.exceptions.ParameterNotFound):
+            ssm.get_parameter(Name=declared.parameter)
+        with moto_server.patched(["eks_optimized_ami_parameters"]):
+            assert ssm.get_parameter(Name=declared.parameter)["Parameter"]["Value"] == declared.image_id
+            with pytest.raises(ssm.exceptions.ParameterNotFound):
+                ssm.get_parameter(Name=declared.parameter.replace("/x86_64/standard/", "/arm64/standard/"))
+
+
+def test_the_emulator_serves_the_alias_release_for_both_minors_of_the_upgrade() -> None:
+    """The EC2NodeClass's alias resolves on the emulator at the pinned minor and where its upgrade starts."""
+    pins = versions()
+    release = pins["karpenter_ami_alias"].split("@", 1)[1]
+    served = {
+        a.minor for a in emu.eks_amis(local_target().emulator_images) if a.parameter.endswith(f"-{release}/image_id")
+    }
+    assert {pins["kubernetes"], pins["upgrade_from_kubernetes"]} <= served
 
 
 def test_a_cluster_and_its_node_group_move_to_the_next_minor_as_eks_moves_them(tmp_path: Path) -> None:

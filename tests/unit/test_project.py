@@ -88,11 +88,10 @@ def test_reference_data_location_is_explicit_when_missing(monkeypatch: pytest.Mo
     assert reference_dir(tmp_path) == tmp_path.resolve()
 
 
-def test_the_local_section_names_each_emulator_gap_with_its_reason_and_the_overlays() -> None:
+def test_the_local_section_names_each_emulator_gap_with_its_reason_and_the_images() -> None:
     local = local_target()
     assert "CreateFleet" in local.emulator_gaps["fleet_launch_template_security_groups"]
     assert {image["name"] for image in local.emulator_images}
-    assert [(o.kind, o.name) for o in local.overlays] == [("EC2NodeClass", "apps")]
     assert capabilities("emulator").supports("eks_addons") is False  # the targets: table is read as before
 
 
@@ -107,22 +106,11 @@ def write_targets(root: Path, local: str) -> Path:
     [
         ("  emulator_gaps: {spot_prices: ''}\n", r"local_target.emulator_gaps.spot_prices needs its reason"),
         ("  emulator_images: [{name: al2023}]\n", r"local_target.emulator_images\[0\] needs ami_id and name"),
-        ("  overlays: [{target: {kind: EC2NodeClass}, why: w, patch: []}]\n", r"needs target kind and name, and why"),
-        (
-            "  overlays: [{target: {kind: K, name: n}, why: w, patch: [{value: 1}]}]\n",
-            r"every operation needs op and path",
-        ),
-        ("  overlays: {a: b}\n", r"local_target.overlays: expected a list"),
+        ("  emulator_images: {a: b}\n", r"local_target.emulator_images: expected a list"),
+        ("  upstream_files: [{resource: r, source: s}]\n", r"upstream_files\[0\] needs resource, source, url_prefix"),
     ],
-    ids=["gap-without-reason", "image-without-id", "overlay-without-name", "patch-without-op", "overlays-not-a-list"],
+    ids=["gap-without-reason", "image-without-id", "images-not-a-list", "upstream-file-without-component"],
 )
 def test_a_malformed_local_section_is_one_line_naming_the_entry(tmp_path: Path, local: str, message: str) -> None:
     with pytest.raises(InputError, match=message):
         local_target(write_targets(tmp_path, local))
-
-
-def test_an_overlay_that_cannot_apply_is_one_line(tmp_path: Path) -> None:
-    patch = "[{op: replace, path: /spec/x, value: 1}]"
-    root = write_targets(tmp_path, f"  overlays: [{{target: {{kind: K, name: n}}, why: w, patch: {patch}}}]\n")
-    with pytest.raises(InputError, match="local_target overlay K/n"):
-        local_target(root).overlaid({"kind": "K", "metadata": {"name": "n"}, "spec": {}})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from typing import Any
 
 from harness.kube.rbac import judge_refusals, refusals
@@ -44,3 +45,17 @@ def test_allowed_calls_and_other_callers_refusals_pass() -> None:
     other = event(403, user="system:serviceaccount:kube-system:generic-garbage-collector")
     verdict = judge_refusals(refusals([event(200), other, {"kind": "Event"}], CALLERS), CALLERS)
     assert verdict.status is Status.PASS and verdict.evidence["callers"] == ["aws-load-balancer-controller"]
+
+
+def test_refusals_while_a_replaced_api_server_starts_are_not_the_charts_but_those_after_are() -> None:
+    """An upgrade's new API server refuses every call until it has read the RBAC; a refusal then is not counted,
+    one once it is ready still is."""
+    began, ready = (
+        datetime(2026, 12, 7, 11, 20, tzinfo=timezone.utc),
+        datetime(2026, 12, 7, 11, 20, 12, tzinfo=timezone.utc),
+    )
+    during = {**event(403), "requestReceivedTimestamp": "2026-12-07T11:20:05.123456Z"}
+    after = {**event(403, verb="watch"), "requestReceivedTimestamp": "2026-12-07T11:20:30.000001Z"}
+    assert refusals([during], CALLERS, [(began, ready)]) == []
+    (found,) = refusals([during, after], CALLERS, [(began, ready)])
+    assert found.verb == "watch"

@@ -2,15 +2,27 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from harness.e2e.upgrade import Watcher, plot_samples
 from harness.errors import EnvironmentProblem
-from harness.kube.upgrade import inventory, judge_objects_kept, judge_version
+from harness.kube.upgrade import (
+    Sample,
+    inventory,
+    judge_availability,
+    judge_drift,
+    judge_kubelets,
+    judge_objects_kept,
+    judge_version,
+    pdb_floor,
+)
+from harness.processes import Supervisor
 from harness.results import Status
-from harness.targets.controlplane import attach, upgrade_control_plane
+from harness.targets.controlplane import attach, replace_control_plane, upgrade_control_plane
 
 
 def obj(kind: str, name: str, uid: str, namespace: str | None = None) -> dict[str, Any]:
@@ -53,3 +65,85 @@ def test_a_control_plane_attached_from_records_is_refused_before_anything_is_sto
     plane = attach(tmp_path, "https://127.0.0.1:6443")
     with pytest.raises(EnvironmentProblem, match=r"needs the control plane this process started"):
         upgrade_control_plane(plane)
+
+
+def test_a_replacement_without_the_etcd_url_is_refused(tmp_path: Path) -> None:
+    """A run recorded before its etcd URL was: nothing to start the new API server on."""
+    plane = attach(tmp_path, "https://127.0.0.1:6443")
+    with pytest.raises(EnvironmentProblem, match=r"needs the control plane's etcd"):
+        replace_control_plane(plane, Supervisor(tmp_path / "logs"))
+
+
+def node(name: str, kubelet: str | None) -> dict[str, Any]:
+    return {"metadata": {"name": name}, "status": {"nodeInfo": {"kubeletVersion": kubelet} if kubelet else {}}}
+
+
+def test_the_kubelet_judge_passes_when_every_node_runs_the_minors_release() -> None:
+    judged = judge_kubelets([node("ops-0", "v1.36.5"), node("ops-1", "v1.36.5")], "v1.36.5")
+    assert judged.status is Status.PASS and judged.why == "2 Node(s) run kubelet v1.36.5"
+
+
+def test_the_kubelet_judge_names_a_node_left_behind_and_an_empty_group() -> None:
+    judged = judge_kubelets([node("ops-0", "v1.36.5"), node("ops-1", "v1.35.5"), node("ops-2", None)], "v1.36.5")
+    assert judged.status is Status.FAIL
+    assert judged.why == "node ops-1 runs kubelet v1.35.5, not v1.36.5 (and 1 more)"
+    assert judge_kubelets([], "v1.36.5").why == "no Node of the node group is registered"
+
+
+def test_the_pdb_floor_follows_min_available_max_unavailable_and_percentages() -> None:
+    assert pdb_floor({"spec": {"minAvailable": 1}}, 4) == 1
+    assert pdb_floor({"spec": {"minAvailable": "50%"}}, 3) == 2  # rounded up
+    assert pdb_floor({"spec": {"maxUnavailable": 1}}, 4) == 3
+    assert pdb_floor({"spec": {"maxUnavailable": 0}}, 2) == 2
+    assert pdb_floor({}, 2) == 2  # no budget: nothing may go
+
+
+def test_availability_passes_at_the_floor_and_says_when_the_api_did_not_answer() -> None:
+    samples = [Sample(0.0, 2), Sample(1.0, None), Sample(2.0, 1), Sample(3.0, 2)]
+    judged = judge_availability(samples, 1)
+    assert judged.status is Status.PASS
+    assert (
+        judged.why
+        == "never below 1: at least 1 ready pod(s) in 3 samples; the API server did not answer 1 of 4 samples"
+    )
+
+
+def test_availability_fails_naming_the_lowest_sample_below_the_floor_and_when_nothing_answered() -> None:
+    judged = judge_availability([Sample(0.0, 2), Sample(5.0, 0), Sample(6.0, 1)], 1)
+    assert judged.status is Status.FAIL and judged.why == "0 ready pod(s) at 5 s, below the budget's floor of 1"
+    assert judge_availability([Sample(0.0, None)], 1).status is Status.FAIL
+
+
+def claim(name: str, image: str, pool: str = "apps") -> dict[str, Any]:
+    return {"metadata": {"name": name, "labels": {"karpenter.sh/nodepool": pool}}, "status": {"imageID": image}}
+
+
+def test_drift_passes_once_every_old_claim_is_gone_and_the_pool_runs_the_new_image() -> None:
+    before = [claim("apps-a", "ami-old"), claim("other-x", "ami-old", pool="other")]
+    judged = judge_drift(before, [claim("apps-b", "ami-new")], "apps", {"ami-new"})
+    assert judged.status is Status.PASS and judged.evidence["replaced"] == ["apps-a"]
+
+
+def test_drift_waits_while_an_old_claim_is_left_or_a_replacement_runs_the_old_image() -> None:
+    before = [claim("apps-a", "ami-old")]
+    assert judge_drift(before, [claim("apps-a", "ami-old")], "apps", {"ami-new"}).status is Status.PENDING
+    assert judge_drift(before, [claim("apps-b", "ami-old")], "apps", {"ami-new"}).status is Status.PENDING
+    nothing = judge_drift([], [claim("apps-b", "ami-new")], "apps", {"ami-new"})
+    assert nothing.status is Status.FAIL and "nothing to drift" in nothing.why
+
+
+def test_the_watcher_samples_until_stopped_and_records_an_unanswered_look_as_none(tmp_path: Path) -> None:
+    answers = iter([3, 2])
+
+    def count() -> int:
+        try:
+            return next(answers)
+        except StopIteration:
+            raise EnvironmentProblem("cannot reach Kubernetes API") from None
+
+    with Watcher(count, interval=0.01) as watcher:
+        while len(watcher.samples) < 4:
+            time.sleep(0.01)
+    assert [s.ready for s in watcher.samples[:3]] == [3, 2, None]
+    plotted = plot_samples(watcher.samples, 1, {"control plane": 0.02}, tmp_path / "upgrade.png")
+    assert plotted.read_bytes().startswith(b"\x89PNG")

@@ -13,7 +13,7 @@ from harness.gate.facts import ARGO_CHART, KARPENTER_CHART, LB_CHART, node_class
 from harness.gate.model import Location, Manifest, Model, Severity, as_dict, as_list, chart_name
 from harness.gate.rules import Issue, rule
 from harness.images.reference import parse_reference
-from harness.toolchain.components import COMPONENTS, KUBERNETES, KUBERNETES_UPGRADE_FROM
+from harness.toolchain.components import COMPONENTS, CONTROL_PLANE_BUILDS, UPGRADE_FROM_MINOR
 
 CHART_PINS = {KARPENTER_CHART: "karpenter", ARGO_CHART: "argo_cd_chart", LB_CHART: "aws_load_balancer_controller"}
 # The values that set each controller chart's image tag, most specific first (Argo CD's components each take their
@@ -26,9 +26,7 @@ IMAGE_TAG_VALUES: dict[str, tuple[tuple[str, ...], ...]] = {
         for component in (("controller",), ("repoServer",), ("server",), ("applicationSet",), ("global",))
     ),
 }
-FROM_KUBERNETES = "upgrade_from_kubernetes"  # the minor the prepared upgrade starts from (EKS049)
-# The control planes the toolchain builds, each with the minor it stands for.
-TOOLCHAIN_MINORS = ((KUBERNETES.version_key, "kubernetes"), (KUBERNETES_UPGRADE_FROM.version_key, FROM_KUBERNETES))
+FROM_KUBERNETES = UPGRADE_FROM_MINOR  # the minor the prepared upgrade starts from (EKS049)
 # required_version is recorded as the requirement of a provider named "terraform".
 PROVIDER_PINS = {
     "aws": "aws_provider",
@@ -215,7 +213,8 @@ def pinned_versions(model: Model) -> Iterator[Issue]:
                         node_class.where("spec", "amiSelectorTerms", index, "alias"),
                         "use the pinned alias (a new AMI is a reviewed change)",
                     )
-    for release_key, minor_key in TOOLCHAIN_MINORS:
+    for component, minor_key, _ in CONTROL_PLANE_BUILDS:
+        release_key = component.version_key
         built, minor = pins.get(release_key), pins.get(minor_key)
         if built is None or minor is None or model.versions_file is None:
             continue

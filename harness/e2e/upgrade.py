@@ -1,0 +1,239 @@
+"""`harness upgrade`: an EKS minor upgrade rehearsed before it is done, with the stages of `harness e2e` around it.
+
+The gate proves the step first (harness check's upgrade rules); the platform stands at versions.yaml
+`upgrade_from_kubernetes` (infra/platform `stand_at_upgrade_from`), the add-ons go in and the checks pass there;
+then the upgrade: Terraform moves the cluster and its node group to `kubernetes`, the control plane follows (on
+`local`: the new minor's binaries on the same etcd data, harness.targets.local.follow_cluster_version), and
+Karpenter replaces the pool's nodes through drift once it resolves the alias's AMI for the new minor. All the while a
+watcher counts the game's ready pods every second against its PodDisruptionBudget.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness.e2e.orchestration import E2E, GAME_DEPLOYMENT, GAME_NAMESPACE, KARPENTER_NODEPOOL, OPS_NODE_REGISTRATION
+from harness.e2e.stages import StageOutcome, watched
+from harness.gate.api import check
+from harness.gate.model import Severity
+from harness.kube import core
+from harness.kube.api import APPLICATION, EC2_NODE_CLASS, NODE_CLAIM, NODE_POOL
+from harness.kube.core import GAME_PODS
+from harness.kube.upgrade import (
+    KUBELETS_CHECK,
+    Sample,
+    inventory,
+    judge_availability,
+    judge_drift,
+    judge_kubelets,
+    judge_objects_kept,
+    judge_version,
+    pdb_floor,
+)
+from harness.project import repo_root, versions
+from harness.results import Result
+from harness.targets import local
+from harness.targets import teardown as td
+from harness.targets.stack import STAND_AT_UPGRADE_FROM
+
+# harness check's rules that prove the step before anything is created: the manifests against the new minor's
+# schemas (its removed APIs), the pinned versions against each other, the step itself.
+GATE_RULES = ("EKS001", "EKS016", "EKS049")
+GATE_CHECK = "harness check proves the upgrade step before anything is changed"
+TIMELINE_FILE = "upgrade-timeline.json"
+PLOT_FILE = "upgrade.png"
+SAMPLE_INTERVAL_S = 1.0
+DRIFT_TIMEOUT_S = 1200.0  # Karpenter reads the cluster's minor every 5 minutes, then replaces one node at a time
+
+
+class Watcher:
+    """Counts the game's ready pods every second, on a thread of its own, until stopped."""
+
+    def __init__(self, count: Callable[[], int], interval: float = SAMPLE_INTERVAL_S) -> None:
+        self.count, self.interval = count, interval
+        self.samples: list[Sample] = []
+        self.started = time.monotonic()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="upgrade-watcher", daemon=True)
+
+    def __enter__(self) -> Watcher:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10 * self.interval)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            at = time.monotonic() - self.started
+            try:
+                ready: int | None = self.count()
+            except Exception:
+                ready = None
+            self.samples.append(Sample(round(at, 1), ready))
+            self._stop.wait(self.interval)
+
+
+@dataclass
+class UpgradeDrill(E2E):
+    """The e2e's stages with the gate before them and the upgrade between the checks and the teardown."""
+
+    phases: dict[str, float] = field(default_factory=dict)  # phase -> seconds
+
+    def gate(self) -> StageOutcome:
+        root = repo_root()
+        report = check([root / "infra"], [root / "gitops"], None, select=GATE_RULES)
+        errors = [
+            Result.failed(GATE_CHECK, f"{f.rule_id} {f.file}:{f.line}: {f.message} (fix: {f.fix})")
+            for f in report.findings
+            if f.severity is Severity.ERROR
+        ]
+        if errors:
+            return StageOutcome("refused before anything was created", tuple(errors))
+        pins = versions()
+        step = f"{pins['upgrade_from_kubernetes']} -> {pins['kubernetes']}"
+        return StageOutcome(f"{step}: {', '.join(GATE_RULES)} pass", (Result.passed(GATE_CHECK, step),))
+
+    def platform(self) -> StageOutcome:
+        self.run.settings[STAND_AT_UPGRADE_FROM] = True
+        self.run.save()
+        return super().platform()
+
+    def ready_game_pods(self) -> int:
+        pods = self.kube().list_pods(GAME_NAMESPACE, GAME_PODS.label_selector)
+        return sum(1 for pod in pods if core.pod_ready(pod))
+
+    def kept_objects(self) -> dict[str, str]:
+        """What the platform's users made, read back across the control-plane swap: the game's objects, Argo CD's
+        Applications, Karpenter's NodePool and EC2NodeClass."""
+        k = self.kube()
+        game = (
+            k.get_deployment(GAME_NAMESPACE, GAME_DEPLOYMENT),
+            k.get_service(GAME_NAMESPACE, GAME_DEPLOYMENT),
+            k.get_ingress(GAME_NAMESPACE, GAME_DEPLOYMENT),
+            k.get_pdb(GAME_NAMESPACE, GAME_DEPLOYMENT),
+        )
+        custom = [
+            *k.list_custom(APPLICATION, td.ARGOCD_NAMESPACE),
+            *k.list_custom(NODE_POOL),
+            *k.list_custom(EC2_NODE_CLASS),
+        ]
+        return inventory([*(obj for obj in game if obj), *custom])
+
+    def upgrade(self) -> StageOutcome:
+        k, pins = self.kube(), versions()
+        deployment = k.get_deployment(GAME_NAMESPACE, GAME_DEPLOYMENT) or {}
+        replicas = int((deployment.get("spec") or {}).get("replicas") or 0)
+        floor = pdb_floor(k.get_pdb(GAME_NAMESPACE, GAME_DEPLOYMENT) or {}, replicas)
+        claims_before, objects_before = k.list_custom(NODE_CLAIM), self.kept_objects()
+        outputs = self.stack.outputs()
+        results: list[Result] = []
+        with Watcher(self.ready_game_pods) as watcher:
+            with self.phase("terraform apply (cluster, then node group)"):
+                self.run.settings[STAND_AT_UPGRADE_FROM] = False
+                self.run.save()
+                with watched(self.stack, self.watchdog):
+                    self.stack.terraform.apply(self.stack.variables())
+            if self.caps.local_kubernetes:
+                with self.phase("control plane swapped"):
+                    for line in local.follow_cluster_version(self.run, outputs, self.aws_target_clients):
+                        self.say(line)
+            results += [judge_version(k.server_version(), pins["kubernetes_release"]), self.ops_kubelets(outputs)]
+            with self.phase("Karpenter drift"):
+                self.phase_began = self.now()
+                drift = self.wait(
+                    lambda: (k.list_custom(NODE_CLAIM), self.karpenter_objects()[1]),
+                    lambda seen: judge_drift(claims_before, seen[0], KARPENTER_NODEPOOL, new_images(seen[1])),
+                    DRIFT_TIMEOUT_S,
+                )
+            results.append(drift)
+        results += [
+            judge_availability(watcher.samples, floor),
+            judge_objects_kept(objects_before, self.kept_objects()),
+            self.applications_synced(),
+            self.ingress_address(),
+            self.processes_kept_running(),
+            *self.identities_honoured(),
+        ]
+        self.write_timeline(watcher.samples, floor)
+        replaced = len(drift.evidence.get("replaced", []))
+        lowest = min((s.ready for s in watcher.samples if s.ready is not None), default=None)
+        return StageOutcome(
+            f"{pins['upgrade_from_kubernetes']} -> {pins['kubernetes']}: {replaced} node(s) replaced by drift, "
+            f"lowest ready game pods {lowest} (PDB floor {floor})",
+            tuple(results),
+        )
+
+    def ops_kubelets(self, outputs: Mapping[str, Any]) -> Result:
+        """The node group's Nodes run the new minor's kubelet: on EKS its rolled instances registered them anew; where
+        the harness builds the ops Nodes (local) their version is its own patch, so not evidence."""
+        if reason := self.caps.reason(OPS_NODE_REGISTRATION):
+            return Result.not_applicable(KUBELETS_CHECK, self.run.target, reason)
+        group = f"eks.amazonaws.com/nodegroup={outputs['ops_node_group_name']}"
+        return judge_kubelets(self.kube().list_nodes(group), f"v{versions()['kubernetes_release']}")
+
+    def aws_target_clients(self, service: str) -> Any:
+        return self.stack.aws_target().client(service)
+
+    def phase(self, name: str) -> _Phase:
+        self.say(f"upgrade: {name}")
+        return _Phase(self.phases, name)
+
+    def write_timeline(self, samples: list[Sample], floor: int) -> Path:
+        path = self.run.path(TIMELINE_FILE)
+        body = {"phases_s": self.phases, "pdb_floor": floor, "samples": [asdict(s) for s in samples]}
+        path.write_text(json.dumps(body, indent=2) + "\n", encoding="utf-8")
+        plot_samples(samples, floor, self.phases, self.run.path(PLOT_FILE))
+        return path
+
+
+def new_images(nodeclass: Mapping[str, Any] | None) -> set[str]:
+    """The AMIs the EC2NodeClass resolved (its status), which after the upgrade are the new minor's."""
+    return {str(ami.get("id")) for ami in ((nodeclass or {}).get("status") or {}).get("amis") or []}
+
+
+class _Phase:
+    def __init__(self, phases: dict[str, float], name: str) -> None:
+        self.phases, self.name = phases, name
+
+    def __enter__(self) -> None:
+        self.started = time.monotonic()
+
+    def __exit__(self, *_: object) -> None:
+        self.phases[self.name] = round(time.monotonic() - self.started, 1)
+
+
+def plot_samples(samples: list[Sample], floor: int, phases: Mapping[str, float], path: Path) -> Path:
+    """Ready game pods over the upgrade, the PDB floor, and a line where each phase ended."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot
+    from matplotlib.ticker import MaxNLocator
+
+    figure, axes = pyplot.subplots(figsize=(9, 3.5))
+    answered = [(s.at, s.ready) for s in samples if s.ready is not None]
+    axes.step([at for at, _ in answered], [ready for _, ready in answered], where="post", label="ready game pods")
+    axes.axhline(floor, color="red", linestyle="--", label=f"PodDisruptionBudget floor ({floor})")
+    top = max([floor, *(ready for _, ready in answered)]) + 1
+    ended = 0.0
+    for name, seconds in phases.items():
+        ended += seconds
+        axes.axvline(ended, color="grey", linestyle=":")
+        axes.annotate(name, (ended, 0.1), rotation=90, fontsize=7, va="bottom", ha="right")
+    axes.set_ylim(0, top)
+    axes.yaxis.set_major_locator(MaxNLocator(integer=True))
+    axes.set_xlabel("seconds since the upgrade began")
+    axes.set_ylabel("pods")
+    axes.legend(loc="upper right", fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    pyplot.close(figure)
+    return path
