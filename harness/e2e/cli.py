@@ -60,7 +60,7 @@ def preflight(stack: Any, stages: Sequence[str]) -> None:
 
 
 def build_report(e2e: E2E, records: Sequence[rpt.StageRecord], region: str, notes: Sequence[str]) -> rpt.RunReport:
-    figures = rpt.Figures(e2e.time_to_green, e2e.scale_out_figures, e2e.scale_in_seconds)
+    figures = e2e.figures()
     return rpt.RunReport(
         e2e.run.id,
         e2e.run.target,

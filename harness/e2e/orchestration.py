@@ -31,6 +31,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from harness.aws import authorization, leaks, run_tags
 from harness.aws import checks as aws_checks
 from harness.aws.emulator import eks_amis
+from harness.e2e import report as rpt
 from harness.e2e.stages import StageOutcome, Watchdog, watched
 from harness.errors import EnvironmentProblem, InputError
 from harness.gate import effective, loaders
@@ -148,6 +149,9 @@ class E2E(FullStack):
     # When the change now being judged was made (the sync, the scale, the interruption). A final event from then
     # on ends every wait of that phase: a controller that says "cannot" once is not asked again wait after wait.
     phase_began: datetime | None = None
+
+    def figures(self) -> rpt.Figures:
+        return rpt.Figures(self.time_to_green, self.scale_out_figures, self.scale_in_seconds)
 
     def platform(self) -> StageOutcome:
         with watched(self.stack, self.watchdog):

@@ -13,7 +13,7 @@ Figures (seconds):
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,9 +21,11 @@ from typing import Any
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
+from matplotlib.ticker import MaxNLocator
 
 from harness.kube.karpenter import PodTimeline, ScaleOutTimeline
 from harness.kube.spot import ScaleOutFigures
+from harness.kube.upgrade import Sample
 from harness.results import Result, Status
 
 JUNIT_FILE = "junit.xml"
@@ -51,6 +53,7 @@ class Figures:
     time_to_green: float | None = None
     scale_out: ScaleOutFigures | None = None
     scale_in: float | None = None
+    upgrade: tuple[tuple[str, str], ...] = ()  # harness upgrade's figures, (name, value)
 
     def rows(self) -> list[tuple[str, str]]:
         out = self.scale_out
@@ -79,7 +82,7 @@ class Figures:
         rows.append(
             ("consolidation (scale back -> Karpenter disrupts the last spare NodeClaim)", _seconds(self.scale_in))
         )
-        return rows
+        return [*rows, *self.upgrade]
 
 
 @dataclass(frozen=True)
@@ -226,6 +229,29 @@ def timeline_figure(timeline: ScaleOutTimeline) -> Figure:
         handles.append(Patch(color="none", label=declared))
     ax.legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def upgrade_figure(samples: Sequence[Sample], floor: int, phases: Mapping[str, float]) -> Figure:
+    """`harness upgrade`: the game's ready pods over the upgrade, its PodDisruptionBudget's floor, and a line where
+    each phase ended."""
+    fig = Figure(figsize=(9, 3.5))
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    answered = [(s.at, s.ready) for s in samples if s.ready is not None]
+    ax.step([at for at, _ in answered], [ready for _, ready in answered], where="post", label="ready game pods")
+    ax.axhline(floor, color="red", linestyle="--", label=f"PodDisruptionBudget floor ({floor})")
+    ended = 0.0
+    for name, seconds in phases.items():
+        ended += seconds
+        ax.axvline(ended, color="grey", linestyle=":")
+        ax.annotate(name, (ended, 0.1), rotation=90, fontsize=7, va="bottom", ha="right")
+    ax.set_ylim(0, max([floor, *(ready for _, ready in answered)]) + 1)
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("seconds since the upgrade began")
+    ax.set_ylabel("pods")
+    ax.legend(loc="upper right", fontsize=8)
     fig.tight_layout()
     return fig
 

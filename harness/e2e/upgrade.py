@@ -14,15 +14,16 @@ import json
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from harness.e2e import report as rpt
 from harness.e2e.orchestration import E2E, GAME_DEPLOYMENT, GAME_NAMESPACE, KARPENTER_NODEPOOL, OPS_NODE_REGISTRATION
 from harness.e2e.stages import StageOutcome, watched
 from harness.gate.api import check
 from harness.gate.model import Severity
-from harness.kube import core
+from harness.kube import core, terminal
 from harness.kube.api import APPLICATION, EC2_NODE_CLASS, NODE_CLAIM, NODE_POOL
 from harness.kube.core import GAME_PODS
 from harness.kube.upgrade import (
@@ -86,6 +87,10 @@ class UpgradeDrill(E2E):
     """The e2e's stages with the gate before them and the upgrade between the checks and the teardown."""
 
     phases: dict[str, float] = field(default_factory=dict)  # phase -> seconds
+    upgrade_figures: tuple[tuple[str, str], ...] = ()
+
+    def figures(self) -> rpt.Figures:
+        return replace(super().figures(), upgrade=self.upgrade_figures)
 
     def gate(self) -> StageOutcome:
         root = repo_root()
@@ -145,14 +150,19 @@ class UpgradeDrill(E2E):
                 with self.phase("control plane swapped"):
                     for line in local.follow_cluster_version(self.run, outputs, self.aws_target_clients):
                         self.say(line)
-            results += [judge_version(k.server_version(), pins["kubernetes_release"]), self.ops_kubelets(outputs)]
+            # On local the control plane is the toolchain's release; EKS serves a patch of its own.
+            expected = pins["kubernetes_release"] if self.caps.local_kubernetes else pins["kubernetes"]
+            results += [judge_version(k.server_version(), expected), self.ops_kubelets(outputs)]
             with self.phase("Karpenter drift"):
                 self.phase_began = self.now()
                 drift = self.wait(
-                    lambda: (k.list_custom(NODE_CLAIM), self.karpenter_objects()[1]),
+                    lambda: (k.list_custom(NODE_CLAIM), self.karpenter_objects()[1], self.karpenter_events()),
                     lambda seen: judge_drift(claims_before, seen[0], KARPENTER_NODEPOOL, new_images(seen[1])),
                     DRIFT_TIMEOUT_S,
+                    ends=(terminal.DRIFT_WAIT, lambda seen: seen[2]),
                 )
+            if not drift.ok and (budget := k.get_pdb(GAME_NAMESPACE, GAME_DEPLOYMENT)):
+                drift = replace(drift, why=f"{drift.why} ({budget_words(budget)})")
             results.append(drift)
         results += [
             judge_availability(watcher.samples, floor),
@@ -165,6 +175,14 @@ class UpgradeDrill(E2E):
         self.write_timeline(watcher.samples, floor)
         replaced = len(drift.evidence.get("replaced", []))
         lowest = min((s.ready for s in watcher.samples if s.ready is not None), default=None)
+        unanswered = sum(1 for s in watcher.samples if s.ready is None)
+        self.upgrade_figures = (
+            *((f"upgrade: {name}", f"{seconds:.1f} s") for name, seconds in self.phases.items()),
+            ("upgrade: nodes replaced by drift", str(replaced)),
+            ("upgrade: lowest ready game pods / PDB floor", f"{lowest} / {floor}"),
+            ("upgrade: seconds the API server did not answer (of samples)", f"{unanswered} of {len(watcher.samples)}"),
+            ("upgrade: objects kept across the control-plane swap", str(len(objects_before))),
+        )
         return StageOutcome(
             f"{pins['upgrade_from_kubernetes']} -> {pins['kubernetes']}: {replaced} node(s) replaced by drift, "
             f"lowest ready game pods {lowest} (PDB floor {floor})",
@@ -190,8 +208,15 @@ class UpgradeDrill(E2E):
         path = self.run.path(TIMELINE_FILE)
         body = {"phases_s": self.phases, "pdb_floor": floor, "samples": [asdict(s) for s in samples]}
         path.write_text(json.dumps(body, indent=2) + "\n", encoding="utf-8")
-        plot_samples(samples, floor, self.phases, self.run.path(PLOT_FILE))
+        rpt.upgrade_figure(samples, floor, self.phases).savefig(self.run.path(PLOT_FILE), dpi=110)
         return path
+
+
+def budget_words(pdb: Mapping[str, Any]) -> str:
+    """The PodDisruptionBudget as a drift blocked by it is explained: its name and what it allows now."""
+    metadata, status = pdb.get("metadata") or {}, pdb.get("status") or {}
+    allowed = status.get("disruptionsAllowed", "?")
+    return f"PodDisruptionBudget {metadata.get('namespace')}/{metadata.get('name')} allows {allowed} disruption(s)"
 
 
 def new_images(nodeclass: Mapping[str, Any] | None) -> set[str]:
@@ -208,32 +233,3 @@ class _Phase:
 
     def __exit__(self, *_: object) -> None:
         self.phases[self.name] = round(time.monotonic() - self.started, 1)
-
-
-def plot_samples(samples: list[Sample], floor: int, phases: Mapping[str, float], path: Path) -> Path:
-    """Ready game pods over the upgrade, the PDB floor, and a line where each phase ended."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib import pyplot
-    from matplotlib.ticker import MaxNLocator
-
-    figure, axes = pyplot.subplots(figsize=(9, 3.5))
-    answered = [(s.at, s.ready) for s in samples if s.ready is not None]
-    axes.step([at for at, _ in answered], [ready for _, ready in answered], where="post", label="ready game pods")
-    axes.axhline(floor, color="red", linestyle="--", label=f"PodDisruptionBudget floor ({floor})")
-    top = max([floor, *(ready for _, ready in answered)]) + 1
-    ended = 0.0
-    for name, seconds in phases.items():
-        ended += seconds
-        axes.axvline(ended, color="grey", linestyle=":")
-        axes.annotate(name, (ended, 0.1), rotation=90, fontsize=7, va="bottom", ha="right")
-    axes.set_ylim(0, top)
-    axes.yaxis.set_major_locator(MaxNLocator(integer=True))
-    axes.set_xlabel("seconds since the upgrade began")
-    axes.set_ylabel("pods")
-    axes.legend(loc="upper right", fontsize=8)
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    pyplot.close(figure)
-    return path

@@ -26,10 +26,14 @@ def inventory(objects: Iterable[Mapping[str, Any]]) -> dict[str, str]:
 
 
 def judge_version(served: str, expected: str) -> Result:
-    """`served`: the API server's /version gitVersion; `expected`: the pinned release, without the v."""
-    if served.lstrip("v") == expected:
+    """`served`: the API server's /version gitVersion; `expected`: a release without the v ("1.36.5", the local
+    control plane's pin) or a minor ("1.36": EKS serves v1.36.<patch>-eks-<build>)."""
+    version = served.lstrip("v")
+    minor_only = expected.count(".") == 1
+    if version == expected or (minor_only and version.startswith(f"{expected}.")):
         return Result.passed(VERSION_CHECK, f"the API server reports {served}", served=served)
-    return Result.failed(VERSION_CHECK, f"the API server reports {served}, not v{expected}", served=served)
+    wanted = f"v{expected}.x" if minor_only else f"v{expected}"
+    return Result.failed(VERSION_CHECK, f"the API server reports {served}, not {wanted}", served=served)
 
 
 def judge_objects_kept(before: Mapping[str, str], after: Mapping[str, str]) -> Result:

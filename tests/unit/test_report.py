@@ -75,6 +75,8 @@ def test_the_figures_time_the_scale_out_from_the_scale_and_set_the_baseline_apar
         ("time to green (run start -> all checks pass)", "5 s"),
         ("consolidation (scale back -> Karpenter disrupts the last spare NodeClaim)", "n/a"),
     ]
+    upgraded = report.Figures(upgrade=(("upgrade: Karpenter drift", "337.3 s"),)).rows()
+    assert upgraded[-1] == ("upgrade: Karpenter drift", "337.3 s")
 
 
 def test_junit_counts_failures_skips_and_carries_evidence(tmp_path: Path) -> None:

@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from harness.e2e.upgrade import Watcher, plot_samples
+from harness.e2e.report import upgrade_figure
+from harness.e2e.upgrade import Watcher
 from harness.errors import EnvironmentProblem
 from harness.kube.upgrade import (
     Sample,
@@ -57,6 +58,11 @@ def test_the_version_judge_compares_the_served_release_with_the_pin() -> None:
     assert judge_version("v1.36.5", "1.36.5").status is Status.PASS
     wrong = judge_version("v1.35.5", "1.36.5")
     assert wrong.status is Status.FAIL and wrong.why == "the API server reports v1.35.5, not v1.36.5"
+    # EKS: the minor, whatever patch and build it serves.
+    assert judge_version("v1.36.2-eks-3a10ca4", "1.36").status is Status.PASS
+    behind = judge_version("v1.35.6-eks-3a10ca4", "1.36")
+    assert behind.status is Status.FAIL and behind.why == "the API server reports v1.35.6-eks-3a10ca4, not v1.36.x"
+    assert judge_version("v1.360.0", "1.36").status is Status.FAIL
 
 
 def test_a_control_plane_attached_from_records_is_refused_before_anything_is_stopped(tmp_path: Path) -> None:
@@ -145,5 +151,5 @@ def test_the_watcher_samples_until_stopped_and_records_an_unanswered_look_as_non
         while len(watcher.samples) < 4:
             time.sleep(0.01)
     assert [s.ready for s in watcher.samples[:3]] == [3, 2, None]
-    plotted = plot_samples(watcher.samples, 1, {"control plane": 0.02}, tmp_path / "upgrade.png")
-    assert plotted.read_bytes().startswith(b"\x89PNG")
+    upgrade_figure(watcher.samples, 1, {"control plane": 0.02}).savefig(tmp_path / "upgrade.png")
+    assert (tmp_path / "upgrade.png").read_bytes().startswith(b"\x89PNG")
