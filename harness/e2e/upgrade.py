@@ -23,7 +23,7 @@ from harness.e2e.orchestration import E2E, GAME_DEPLOYMENT, GAME_NAMESPACE, KARP
 from harness.e2e.stages import StageOutcome, watched
 from harness.gate.api import check
 from harness.gate.model import Severity
-from harness.kube import core, terminal
+from harness.kube import core, ingress, terminal
 from harness.kube.api import APPLICATION, EC2_NODE_CLASS, NODE_CLAIM, NODE_POOL
 from harness.kube.core import GAME_PODS
 from harness.kube.upgrade import (
@@ -164,11 +164,15 @@ class UpgradeDrill(E2E):
             if not drift.ok and (budget := k.get_pdb(GAME_NAMESPACE, GAME_DEPLOYMENT)):
                 drift = replace(drift, why=f"{drift.why} ({budget_words(budget)})")
             results.append(drift)
+        address = self.ingress_address()
+        hostname = ingress.ingress_hostname(k.get_ingress(GAME_NAMESPACE, GAME_DEPLOYMENT))
         results += [
             judge_availability(watcher.samples, floor),
             judge_objects_kept(objects_before, self.kept_objects()),
             self.applications_synced(),
-            self.ingress_address(),
+            address,
+            # The ALB kept, its target groups registering the game's pods on the new nodes.
+            *(self.load_balancer(hostname) if hostname else ()),
             self.processes_kept_running(),
             *self.identities_honoured(),
         ]
