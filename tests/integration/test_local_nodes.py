@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from harness.kube import core
+from harness.project import versions
 from harness.results import Status
 from harness.targets.controlplane import ControlPlane, TokenRequest, control_plane, refresh_tokens
 from harness.targets.nodes import ops_nodes
@@ -42,9 +43,8 @@ def ops_cluster(
 ) -> ControlPlane:
     """The control plane with the emulator's ops node group registered as Nodes (KWOK makes them Ready)."""
     outputs = harness_platform_outputs
-    nodes = ops_nodes(
-        harness_aws_clients("eks"), harness_aws_clients("ec2"), outputs["cluster_name"], outputs["ops_node_group_name"]
-    )
+    eks, ec2 = harness_aws_clients("eks"), harness_aws_clients("ec2")
+    nodes = ops_nodes(eks, ec2, outputs["cluster_name"], outputs["ops_node_group_name"], versions())
     assert nodes, "the emulator's node group has a desired size of 0"
     cluster.kubectl("apply", "-f", "-", stdin=yaml.safe_dump_all(nodes))
     cluster.kubectl("wait", "nodes", "--all", "--for=condition=Ready", "--timeout=60s")
