@@ -27,13 +27,16 @@ from harness.kube import core, ingress, terminal
 from harness.kube.api import APPLICATION, EC2_NODE_CLASS, NODE_CLAIM, NODE_POOL
 from harness.kube.core import GAME_PODS
 from harness.kube.upgrade import (
+    ALB_THROUGHOUT_CHECK,
     KUBELETS_CHECK,
+    SYNCED_THROUGHOUT_CHECK,
     Sample,
     inventory,
     judge_availability,
     judge_drift,
     judge_kubelets,
     judge_objects_kept,
+    judge_throughout,
     judge_version,
     pdb_floor,
 )
@@ -54,10 +57,11 @@ DRIFT_TIMEOUT_S = 1200.0  # Karpenter reads the cluster's minor every 5 minutes,
 
 
 class Watcher:
-    """Counts the game's ready pods every second, on a thread of its own, until stopped."""
+    """Looks at the platform every second, on a thread of its own, until stopped: `look` gives (ready game pods,
+    every Application Synced, the Ingress has its load balancer)."""
 
-    def __init__(self, count: Callable[[], int], interval: float = SAMPLE_INTERVAL_S) -> None:
-        self.count, self.interval = count, interval
+    def __init__(self, look: Callable[[], tuple[int, bool, bool]], interval: float = SAMPLE_INTERVAL_S) -> None:
+        self.look, self.interval = look, interval
         self.samples: list[Sample] = []
         self.started = time.monotonic()
         self._stop = threading.Event()
@@ -73,12 +77,11 @@ class Watcher:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            at = time.monotonic() - self.started
+            at = round(time.monotonic() - self.started, 1)
             try:
-                ready: int | None = self.count()
+                self.samples.append(Sample(at, *self.look()))
             except Exception:
-                ready = None
-            self.samples.append(Sample(round(at, 1), ready))
+                self.samples.append(Sample(at, None))
             self._stop.wait(self.interval)
 
 
@@ -111,9 +114,14 @@ class UpgradeDrill(E2E):
         self.run.save()
         return super().platform()
 
-    def ready_game_pods(self) -> int:
-        pods = self.kube().list_pods(GAME_NAMESPACE, GAME_PODS.label_selector)
-        return sum(1 for pod in pods if core.pod_ready(pod))
+    def look(self) -> tuple[int, bool, bool]:
+        """What the watcher samples: the game's ready pods, every Application Synced, the Ingress's load balancer."""
+        k = self.kube()
+        ready = sum(1 for pod in k.list_pods(GAME_NAMESPACE, GAME_PODS.label_selector) if core.pod_ready(pod))
+        apps = k.list_custom(APPLICATION, td.ARGOCD_NAMESPACE)
+        synced = bool(apps) and all(((a.get("status") or {}).get("sync") or {}).get("status") == "Synced" for a in apps)
+        alb = ingress.ingress_hostname(k.get_ingress(GAME_NAMESPACE, GAME_DEPLOYMENT)) is not None
+        return ready, synced, alb
 
     def kept_objects(self) -> dict[str, str]:
         """What the platform's users made, read back across the control-plane swap: the game's objects, Argo CD's
@@ -140,7 +148,7 @@ class UpgradeDrill(E2E):
         claims_before, objects_before = k.list_custom(NODE_CLAIM), self.kept_objects()
         outputs = self.stack.outputs()
         results: list[Result] = []
-        with Watcher(self.ready_game_pods) as watcher:
+        with Watcher(self.look) as watcher:
             with self.phase("terraform apply (cluster, then node group)"):
                 self.run.settings[STAND_AT_UPGRADE_FROM] = False
                 self.run.save()
@@ -168,6 +176,8 @@ class UpgradeDrill(E2E):
         hostname = ingress.ingress_hostname(k.get_ingress(GAME_NAMESPACE, GAME_DEPLOYMENT))
         results += [
             judge_availability(watcher.samples, floor),
+            judge_throughout(watcher.samples, "synced", SYNCED_THROUGHOUT_CHECK),
+            judge_throughout(watcher.samples, "alb", ALB_THROUGHOUT_CHECK),
             judge_objects_kept(objects_before, self.kept_objects()),
             self.applications_synced(),
             address,

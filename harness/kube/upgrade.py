@@ -74,13 +74,20 @@ AVAILABILITY_CHECK = "the game never had fewer ready pods than its PodDisruption
 DRIFT_CHECK = "Karpenter replaced the pool's nodes through drift with the new minor's AMI"
 
 
+SYNCED_THROUGHOUT_CHECK = "Argo CD reported every Application Synced throughout the upgrade"
+ALB_THROUGHOUT_CHECK = "the game's Ingress kept its load balancer throughout the upgrade"
+
+
 @dataclass(frozen=True)
 class Sample:
-    """One look at the game during the upgrade: seconds since it began and its ready pods; None where the API server
-    did not answer (on `local` the control plane is one API server, down while it is replaced)."""
+    """One look at the platform during the upgrade, seconds after it began: the game's ready pods, whether every
+    Argo CD Application was Synced, whether the game's Ingress had its load balancer. None where the API server did
+    not answer (on `local` the control plane is one API server, down while it is replaced)."""
 
     at: float
     ready: int | None
+    synced: bool | None = None
+    alb: bool | None = None
 
 
 def pdb_floor(pdb: Mapping[str, Any], replicas: int) -> int:
@@ -139,3 +146,14 @@ def judge_drift(
     return Result.passed(
         DRIFT_CHECK, f"{len(old)} NodeClaim(s) replaced by {len(now)} on {', '.join(sorted(images))}", **evidence
     )
+
+
+def judge_throughout(samples: Sequence[Sample], field: str, name: str) -> Result:
+    """Every answered sample's `field` (synced, alb) held; else FAIL at the first second it did not."""
+    answered = [s for s in samples if getattr(s, field) is not None]
+    if not answered:
+        return Result.failed(name, "no sample was answered", samples=len(samples))
+    lost = [s.at for s in answered if not getattr(s, field)]
+    if lost:
+        return Result.failed(name, f"not at {lost[0]:.0f} s (and in {len(lost) - 1} later samples)", lost_at=lost)
+    return Result.passed(name, f"in all {len(answered)} answered samples", samples=len(answered))

@@ -12,12 +12,14 @@ from harness.e2e.report import upgrade_figure
 from harness.e2e.upgrade import Watcher
 from harness.errors import EnvironmentProblem
 from harness.kube.upgrade import (
+    SYNCED_THROUGHOUT_CHECK,
     Sample,
     inventory,
     judge_availability,
     judge_drift,
     judge_kubelets,
     judge_objects_kept,
+    judge_throughout,
     judge_version,
     pdb_floor,
 )
@@ -139,17 +141,26 @@ def test_drift_waits_while_an_old_claim_is_left_or_a_replacement_runs_the_old_im
 
 
 def test_the_watcher_samples_until_stopped_and_records_an_unanswered_look_as_none(tmp_path: Path) -> None:
-    answers = iter([3, 2])
+    answers = iter([(3, True, True), (2, False, True)])
 
-    def count() -> int:
+    def look() -> tuple[int, bool, bool]:
         try:
             return next(answers)
         except StopIteration:
             raise EnvironmentProblem("cannot reach Kubernetes API") from None
 
-    with Watcher(count, interval=0.01) as watcher:
+    with Watcher(look, interval=0.01) as watcher:
         while len(watcher.samples) < 4:
             time.sleep(0.01)
-    assert [s.ready for s in watcher.samples[:3]] == [3, 2, None]
+    assert [(s.ready, s.synced, s.alb) for s in watcher.samples[:3]] == [(3, True, True), (2, False, True), (None,) * 3]
     upgrade_figure(watcher.samples, 1, {"control plane": 0.02}).savefig(tmp_path / "upgrade.png")
     assert (tmp_path / "upgrade.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_throughout_passes_when_every_answered_sample_held_and_names_the_first_second_it_did_not() -> None:
+    held = [Sample(0.0, 2, True, True), Sample(1.0, None), Sample(2.0, 2, True, True)]
+    judged = judge_throughout(held, "synced", SYNCED_THROUGHOUT_CHECK)
+    assert judged.status is Status.PASS and judged.why == "in all 2 answered samples"
+    lost = judge_throughout([*held, Sample(3.0, 2, False, True), Sample(4.0, 2, False, False)], "synced", "x")
+    assert lost.status is Status.FAIL and lost.why == "not at 3 s (and in 1 later samples)"
+    assert judge_throughout([Sample(0.0, None)], "alb", "x").status is Status.FAIL
