@@ -23,14 +23,16 @@ from harness.e2e.orchestration import E2E, GAME_DEPLOYMENT, GAME_NAMESPACE, KARP
 from harness.e2e.stages import StageOutcome, watched
 from harness.gate.api import check
 from harness.gate.model import Severity
-from harness.kube import core, ingress, terminal
+from harness.kube import core, ingress
 from harness.kube.api import APPLICATION, EC2_NODE_CLASS, NODE_CLAIM, NODE_POOL
 from harness.kube.core import GAME_PODS
 from harness.kube.upgrade import (
     ALB_THROUGHOUT_CHECK,
+    DRIFT_CHECK,
     KUBELETS_CHECK,
     SYNCED_THROUGHOUT_CHECK,
     Sample,
+    drain_blocked,
     inventory,
     judge_availability,
     judge_drift,
@@ -163,14 +165,24 @@ class UpgradeDrill(E2E):
             results += [judge_version(k.server_version(), expected), self.ops_kubelets(outputs)]
             with self.phase("Karpenter drift"):
                 self.phase_began = self.now()
+                began = self.phase_began = self.now().replace(microsecond=0)  # events carry whole seconds
+
+                def judge(seen: tuple[Any, Any, Any, Any]) -> Result:
+                    claims, nodeclass, events, budget = seen
+                    if blocked := drain_blocked(events, budget, began):
+                        return Result.failed(DRIFT_CHECK, blocked)
+                    return judge_drift(claims_before, claims, KARPENTER_NODEPOOL, new_images(nodeclass))
+
                 drift = self.wait(
-                    lambda: (k.list_custom(NODE_CLAIM), self.karpenter_objects()[1], self.karpenter_events()),
-                    lambda seen: judge_drift(claims_before, seen[0], KARPENTER_NODEPOOL, new_images(seen[1])),
+                    lambda: (
+                        k.list_custom(NODE_CLAIM),
+                        self.karpenter_objects()[1],
+                        self.karpenter_events(),
+                        k.get_pdb(GAME_NAMESPACE, GAME_DEPLOYMENT),
+                    ),
+                    judge,
                     DRIFT_TIMEOUT_S,
-                    ends=(terminal.DRIFT_WAIT, lambda seen: seen[2]),
                 )
-            if not drift.ok and (budget := k.get_pdb(GAME_NAMESPACE, GAME_DEPLOYMENT)):
-                drift = replace(drift, why=f"{drift.why} ({budget_words(budget)})")
             results.append(drift)
         address = self.ingress_address()
         hostname = ingress.ingress_hostname(k.get_ingress(GAME_NAMESPACE, GAME_DEPLOYMENT))
@@ -224,13 +236,6 @@ class UpgradeDrill(E2E):
         path.write_text(json.dumps(body, indent=2) + "\n", encoding="utf-8")
         rpt.upgrade_figure(samples, floor, self.phases).savefig(self.run.path(PLOT_FILE), dpi=110)
         return path
-
-
-def budget_words(pdb: Mapping[str, Any]) -> str:
-    """The PodDisruptionBudget as a drift blocked by it is explained: its name and what it allows now."""
-    metadata, status = pdb.get("metadata") or {}, pdb.get("status") or {}
-    allowed = status.get("disruptionsAllowed", "?")
-    return f"PodDisruptionBudget {metadata.get('namespace')}/{metadata.get('name')} allows {allowed} disruption(s)"
 
 
 def new_images(nodeclass: Mapping[str, Any] | None) -> set[str]:

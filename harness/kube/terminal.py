@@ -43,21 +43,16 @@ POD_FITS_NO_NODEPOOL = TerminalEvent(
     "karpenter", "FailedScheduling", "Pod", "nodepool requirements filtered out all available instance types"
 )
 INGRESS_MODEL_UNBUILDABLE = TerminalEvent("ingress", "FailedBuildModel", "Ingress")
-# Karpenter's drain of a disrupted node refused by a PodDisruptionBudget (terminator/eviction.go, NodeFailedToDrain:
-# "Failed to drain node, evicting pod violates a PDB (Pod=ns/name)"): the NodePool's terminationGracePeriod then
-# force-deletes the pods, below the budget, unless a person changes the budget first.
-DRAIN_REFUSED_BY_PDB = TerminalEvent("karpenter", "FailedDraining", "Node", "violates a PDB")
 
 KARPENTER_CANNOT_LAUNCH = (NODEPOOL_FITS_NO_INSTANCE_TYPE, POD_FITS_NO_NODEPOOL)
 
 # Which waits each rule ends: every wait for the game's pods to run needs Karpenter to launch nodes for them.
-APPLICATIONS_WAIT, GAME_PLACEMENT_WAIT, SCALE_OUT_WAIT, INTERRUPTION_WAIT, INGRESS_WAIT, DRIFT_WAIT = (
+APPLICATIONS_WAIT, GAME_PLACEMENT_WAIT, SCALE_OUT_WAIT, INTERRUPTION_WAIT, INGRESS_WAIT = (
     "applications synced",
     "game pods placed",
     "scale-out",
     "spot interruption",
     "ingress address",
-    "upgrade drift",
 )
 ENDS: Mapping[str, tuple[TerminalEvent, ...]] = {
     APPLICATIONS_WAIT: KARPENTER_CANNOT_LAUNCH,
@@ -65,7 +60,6 @@ ENDS: Mapping[str, tuple[TerminalEvent, ...]] = {
     SCALE_OUT_WAIT: KARPENTER_CANNOT_LAUNCH,
     INTERRUPTION_WAIT: KARPENTER_CANNOT_LAUNCH,
     INGRESS_WAIT: (INGRESS_MODEL_UNBUILDABLE,),
-    DRIFT_WAIT: (DRAIN_REFUSED_BY_PDB, *KARPENTER_CANNOT_LAUNCH),
 }
 
 

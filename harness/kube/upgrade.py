@@ -6,8 +6,10 @@ from __future__ import annotations
 import math
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
+from harness.kube.core import parse_time
 from harness.results import Result
 
 VERSION_CHECK = "the control plane serves the upgrade's new minor"
@@ -157,3 +159,32 @@ def judge_throughout(samples: Sequence[Sample], field: str, name: str) -> Result
     if lost:
         return Result.failed(name, f"not at {lost[0]:.0f} s (and in {len(lost) - 1} later samples)", lost_at=lost)
     return Result.passed(name, f"in all {len(answered)} answered samples", samples=len(answered))
+
+
+def drain_blocked(events: Iterable[Mapping[str, Any]], pdb: Mapping[str, Any] | None, since: datetime) -> str | None:
+    """Why the drift cannot go on within the budget, or None: Karpenter fails to drain a node (its Warning
+    FailedDraining since `since`) while `pdb` allows no disruption with every one of its pods healthy, so no pod will
+    ever be evicted; the NodePool's terminationGracePeriod then deletes them anyway, below the budget."""
+    status = (pdb or {}).get("status") or {}
+    expected, healthy = int(status.get("expectedPods", 0)), int(status.get("currentHealthy", 0))
+    if not pdb or status.get("disruptionsAllowed") != 0 or not 0 < expected <= healthy:
+        return None
+    said: dict[str, dict[str, str]] = {}
+    for event in events:
+        seen = parse_time(str(event.get("lastTimestamp") or event.get("firstTimestamp") or ""))
+        node = event.get("involvedObject") or {}
+        if event.get("type") == "Warning" and node.get("kind") == "Node" and seen is not None and seen >= since:
+            said.setdefault(str(node.get("name")), {})[str(event.get("reason"))] = str(event.get("message", ""))
+    blocked = next(((name, why) for name, why in sorted(said.items()) if "FailedDraining" in why), None)
+    if blocked is None:
+        return None
+    name, why = blocked
+    metadata = pdb.get("metadata") or {}
+    deadline = why.get("TerminationGracePeriodExpiring", "")
+    then = f"; Karpenter's terminationGracePeriod then deletes them anyway ({deadline[:1].lower()}{deadline[1:]})"
+    then = then if deadline else ""
+    return (
+        f"drift blocked: karpenter: Node/{name} FailedDraining: {why['FailedDraining']}; PodDisruptionBudget "
+        f"{metadata.get('namespace')}/{metadata.get('name')} allows no disruption with all {healthy} of its pods "
+        f"healthy{then}, below the budget"
+    )

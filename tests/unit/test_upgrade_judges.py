@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import pytest
+from kube_fixtures import items
 
 from harness.e2e.report import upgrade_figure
 from harness.e2e.upgrade import Watcher
@@ -14,6 +16,7 @@ from harness.errors import EnvironmentProblem
 from harness.kube.upgrade import (
     SYNCED_THROUGHOUT_CHECK,
     Sample,
+    drain_blocked,
     inventory,
     judge_availability,
     judge_drift,
@@ -164,3 +167,33 @@ def test_throughout_passes_when_every_answered_sample_held_and_names_the_first_s
     lost = judge_throughout([*held, Sample(3.0, 2, False, True), Sample(4.0, 2, False, False)], "synced", "x")
     assert lost.status is Status.FAIL and lost.why == "not at 3 s (and in 1 later samples)"
     assert judge_throughout([Sample(0.0, None)], "alb", "x").status is Status.FAIL
+
+
+# Recorded: harness upgrade in a copy whose budget is maxUnavailable: 0, 4 minutes into Karpenter's drain.
+BLOCKED_EVENTS = "recorded/drift_blocked_by_pdb/events_default.yaml"
+
+
+def budget(allowed: int, healthy: int, expected: int = 2) -> dict[str, Any]:
+    """The game's PodDisruptionBudget as the disruption controller reports it."""
+    status = {"disruptionsAllowed": allowed, "currentHealthy": healthy, "desiredHealthy": 2, "expectedPods": expected}
+    return {"metadata": {"namespace": "game-2048", "name": "game-2048"}, "status": status}
+
+
+def test_a_drain_a_budget_refuses_with_every_pod_healthy_blocks_the_drift_in_karpenters_words() -> None:
+    since = datetime(2026, 12, 7, 12, 23, tzinfo=timezone.utc)
+    blocked = drain_blocked(items(BLOCKED_EVENTS), budget(0, 2), since)
+    assert blocked == (
+        "drift blocked: karpenter: Node/i-5aecf38fb09527566 FailedDraining: Failed to drain node, 2 pods are waiting "
+        "to be evicted; PodDisruptionBudget game-2048/game-2048 allows no disruption with all 2 of its pods healthy; "
+        "Karpenter's terminationGracePeriod then deletes them anyway (all pods will be deleted by "
+        "2026-12-07T12:33:00Z), below the budget"
+    )
+
+
+def test_a_drain_waiting_on_a_pod_being_replaced_or_from_before_the_drift_is_not_blocked() -> None:
+    since = datetime(2026, 12, 7, 12, 23, tzinfo=timezone.utc)
+    events = items(BLOCKED_EVENTS)
+    assert drain_blocked(events, budget(0, 1), since) is None  # one pod on its way back: the budget will allow again
+    assert drain_blocked(events, budget(1, 2), since) is None
+    assert drain_blocked(events, None, since) is None
+    assert drain_blocked(events, budget(0, 2), since.replace(hour=13)) is None  # nothing said since the drift began
