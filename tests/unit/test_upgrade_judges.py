@@ -169,7 +169,7 @@ def test_throughout_passes_when_every_answered_sample_held_and_names_the_first_s
     assert judge_throughout([Sample(0.0, None)], "alb", "x").status is Status.FAIL
 
 
-# Recorded: harness upgrade in a copy whose budget is maxUnavailable: 0, 4 minutes into Karpenter's drain.
+# Recorded: harness upgrade in a copy whose budget is maxUnavailable: 0, when Karpenter's drain was first refused.
 BLOCKED_EVENTS = "recorded/drift_blocked_by_pdb/events_default.yaml"
 
 
@@ -180,18 +180,18 @@ def budget(allowed: int, healthy: int, expected: int = 2) -> dict[str, Any]:
 
 
 def test_a_drain_a_budget_refuses_with_every_pod_healthy_blocks_the_drift_in_karpenters_words() -> None:
-    since = datetime(2026, 12, 7, 12, 23, tzinfo=timezone.utc)
+    since = datetime(2026, 12, 7, 12, 35, tzinfo=timezone.utc)
     blocked = drain_blocked(items(BLOCKED_EVENTS), budget(0, 2), since)
     assert blocked == (
-        "drift blocked: karpenter: Node/i-5aecf38fb09527566 FailedDraining: Failed to drain node, 2 pods are waiting "
+        "drift blocked: karpenter: Node/i-14ef9c972ea26ea16 FailedDraining: Failed to drain node, 2 pods are waiting "
         "to be evicted; PodDisruptionBudget game-2048/game-2048 allows no disruption with all 2 of its pods healthy; "
         "Karpenter's terminationGracePeriod then deletes them anyway (all pods will be deleted by "
-        "2026-12-07T12:33:00Z), below the budget"
+        "2026-12-07T12:45:03Z), below the budget"
     )
 
 
 def test_a_drain_waiting_on_a_pod_being_replaced_or_from_before_the_drift_is_not_blocked() -> None:
-    since = datetime(2026, 12, 7, 12, 23, tzinfo=timezone.utc)
+    since = datetime(2026, 12, 7, 12, 35, tzinfo=timezone.utc)
     events = items(BLOCKED_EVENTS)
     assert drain_blocked(events, budget(0, 1), since) is None  # one pod on its way back: the budget will allow again
     assert drain_blocked(events, budget(1, 2), since) is None
