@@ -27,6 +27,7 @@ from harness.kube import core, ingress
 from harness.kube.api import APPLICATION, EC2_NODE_CLASS, NODE_CLAIM, NODE_POOL
 from harness.kube.core import GAME_PODS
 from harness.kube.upgrade import (
+    ADDON_SUPPORT_CHECK,
     ALB_THROUGHOUT_CHECK,
     DRIFT_CHECK,
     KUBELETS_CHECK,
@@ -34,6 +35,7 @@ from harness.kube.upgrade import (
     Sample,
     drain_blocked,
     inventory,
+    judge_addon_support,
     judge_availability,
     judge_drift,
     judge_kubelets,
@@ -41,9 +43,10 @@ from harness.kube.upgrade import (
     judge_throughout,
     judge_version,
     pdb_floor,
+    upgrade_addon_versions,
 )
 from harness.project import repo_root, versions
-from harness.results import Result
+from harness.results import Result, Status
 from harness.targets import local
 from harness.targets import teardown as td
 from harness.targets.stack import STAND_AT_UPGRADE_FROM
@@ -52,6 +55,7 @@ from harness.targets.stack import STAND_AT_UPGRADE_FROM
 # schemas (its removed APIs), the pinned versions against each other, the step itself.
 GATE_RULES = ("EKS001", "EKS016", "EKS049")
 GATE_CHECK = "harness check proves the upgrade step before anything is changed"
+EKS_ADDONS = "eks_addons"  # infra/targets.yaml: where EKS's add-on API is served
 TIMELINE_FILE = "upgrade-timeline.json"
 PLOT_FILE = "upgrade.png"
 SAMPLE_INTERVAL_S = 1.0
@@ -105,11 +109,27 @@ class UpgradeDrill(E2E):
             for f in report.findings
             if f.severity is Severity.ERROR
         ]
-        if errors:
-            return StageOutcome("refused before anything was created", tuple(errors))
+        addons = self.addons_offered()
+        if errors or addons.status is Status.FAIL:
+            return StageOutcome("refused before anything was created", (*errors, addons))
         pins = versions()
         step = f"{pins['upgrade_from_kubernetes']} -> {pins['kubernetes']}"
-        return StageOutcome(f"{step}: {', '.join(GATE_RULES)} pass", (Result.passed(GATE_CHECK, step),))
+        return StageOutcome(f"{step}: {', '.join(GATE_RULES)} pass", (Result.passed(GATE_CHECK, step), addons))
+
+    def addons_offered(self) -> Result:
+        """The EKS add-on pins against what EKS offers for each minor (DescribeAddonVersions): data the pinned
+        reference does not hold, so it is asked where the API is; the emulator has none."""
+        if reason := self.caps.reason(EKS_ADDONS):
+            return Result.not_applicable(ADDON_SUPPORT_CHECK, self.run.target, reason)
+        wanted = upgrade_addon_versions(versions())
+        eks = self.clients("eks")
+        offered: dict[tuple[str, str], set[str]] = {}
+        for name, minor, _ in wanted:
+            pages = eks.get_paginator("describe_addon_versions").paginate(addonName=name, kubernetesVersion=minor)
+            offered[(name, minor)] = {
+                str(v["addonVersion"]) for page in pages for addon in page["addons"] for v in addon["addonVersions"]
+            }
+        return judge_addon_support(wanted, offered)
 
     def platform(self) -> StageOutcome:
         self.run.settings[STAND_AT_UPGRADE_FROM] = True

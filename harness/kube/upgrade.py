@@ -188,3 +188,36 @@ def drain_blocked(events: Iterable[Mapping[str, Any]], pdb: Mapping[str, Any] | 
         f"{metadata.get('namespace')}/{metadata.get('name')} allows no disruption with all {healthy} of its pods "
         f"healthy{then}, below the budget"
     )
+
+
+ADDON_SUPPORT_CHECK = "the EKS add-on versions are offered for the minors they run on during the upgrade"
+ADDON_PIN = "eks_addon_"  # versions.yaml: eks_addon_<name, dashes as underscores>; upgrade_from_<that> on the old side
+
+
+def upgrade_addon_versions(pins: Mapping[str, str]) -> list[tuple[str, str, str]]:
+    """(add-on, minor, version) of every EKS add-on pin on each side of the upgrade: the old side's pin
+    (`upgrade_from_eks_addon_*`, else the same pin) on `upgrade_from_kubernetes`, the pin on `kubernetes`. A pin kept
+    across the upgrade must so be offered for both minors."""
+    old, new = str(pins["upgrade_from_kubernetes"]), str(pins["kubernetes"])
+    wanted = []
+    for key, version in sorted(pins.items()):
+        if key.startswith(ADDON_PIN):
+            name = key.removeprefix(ADDON_PIN).replace("_", "-")
+            wanted += [(name, old, str(pins.get(f"upgrade_from_{key}", version))), (name, new, str(version))]
+    return wanted
+
+
+def judge_addon_support(
+    wanted: Sequence[tuple[str, str, str]], offered: Mapping[tuple[str, str], Collection[str]]
+) -> Result:
+    """Each (add-on, minor, version) of `wanted` is among the versions EKS offers that add-on on that minor
+    (DescribeAddonVersions), else FAIL naming the first that is not."""
+    missing = [
+        (name, minor, version) for name, minor, version in wanted if version not in offered.get((name, minor), ())
+    ]
+    if missing:
+        name, minor, version = missing[0]
+        more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+        why = f"EKS offers no {name} {version} for Kubernetes {minor}{more}"
+        return Result.failed(ADDON_SUPPORT_CHECK, why, missing=[list(m) for m in missing])
+    return Result.passed(ADDON_SUPPORT_CHECK, f"all {len(wanted)} add-on versions offered for their minors")

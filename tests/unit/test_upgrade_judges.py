@@ -18,6 +18,7 @@ from harness.kube.upgrade import (
     Sample,
     drain_blocked,
     inventory,
+    judge_addon_support,
     judge_availability,
     judge_drift,
     judge_kubelets,
@@ -25,6 +26,7 @@ from harness.kube.upgrade import (
     judge_throughout,
     judge_version,
     pdb_floor,
+    upgrade_addon_versions,
 )
 from harness.processes import Supervisor
 from harness.results import Status
@@ -197,3 +199,31 @@ def test_a_drain_waiting_on_a_pod_being_replaced_or_from_before_the_drift_is_not
     assert drain_blocked(events, budget(1, 2), since) is None
     assert drain_blocked(events, None, since) is None
     assert drain_blocked(events, budget(0, 2), since.replace(hour=13)) is None  # nothing said since the drift began
+
+
+PINS = {
+    "kubernetes": "1.36",
+    "upgrade_from_kubernetes": "1.35",
+    "eks_addon_vpc_cni": "v1.22.4-eksbuild.3",
+    "eks_addon_kube_proxy": "v1.36.0-eksbuild.25",
+    "upgrade_from_eks_addon_kube_proxy": "v1.35.3-eksbuild.2",
+    "karpenter": "1.14.1",
+}
+
+
+def test_each_add_on_pin_is_wanted_on_the_minor_it_runs_on_a_kept_pin_on_both() -> None:
+    assert upgrade_addon_versions(PINS) == [
+        ("kube-proxy", "1.35", "v1.35.3-eksbuild.2"),
+        ("kube-proxy", "1.36", "v1.36.0-eksbuild.25"),
+        ("vpc-cni", "1.35", "v1.22.4-eksbuild.3"),
+        ("vpc-cni", "1.36", "v1.22.4-eksbuild.3"),
+    ]
+
+
+def test_add_on_support_passes_when_eks_offers_each_and_names_the_first_it_does_not() -> None:
+    wanted = upgrade_addon_versions(PINS)
+    offered = {(name, minor): {version, "v0"} for name, minor, version in wanted}
+    assert judge_addon_support(wanted, offered).why == "all 4 add-on versions offered for their minors"
+    offered[("vpc-cni", "1.35")] = {"v1.21.0-eksbuild.1"}
+    judged = judge_addon_support(wanted, offered)
+    assert judged.status is Status.FAIL and judged.why == "EKS offers no vpc-cni v1.22.4-eksbuild.3 for Kubernetes 1.35"
