@@ -178,13 +178,12 @@ class UpgradeDrill(E2E):
                     self.stack.terraform.apply(self.stack.variables())
             if self.caps.local_kubernetes:
                 with self.phase("control plane swapped"):
-                    for line in local.follow_cluster_version(self.run, outputs, self.aws_target_clients):
+                    for line in local.follow_cluster_version(self.run, outputs, self.clients):
                         self.say(line)
             # On local the control plane is the toolchain's release; EKS serves a patch of its own.
             expected = pins["kubernetes_release"] if self.caps.local_kubernetes else pins["kubernetes"]
             results += [judge_version(k.server_version(), expected), self.ops_kubelets(outputs)]
             with self.phase("Karpenter drift"):
-                self.phase_began = self.now()
                 began = self.phase_began = self.now().replace(microsecond=0)  # events carry whole seconds
 
                 def judge(seen: tuple[Any, Any, Any, Any]) -> Result:
@@ -242,9 +241,6 @@ class UpgradeDrill(E2E):
             return Result.not_applicable(KUBELETS_CHECK, self.run.target, reason)
         group = f"eks.amazonaws.com/nodegroup={outputs['ops_node_group_name']}"
         return judge_kubelets(self.kube().list_nodes(group), f"v{versions()['kubernetes_release']}")
-
-    def aws_target_clients(self, service: str) -> Any:
-        return self.stack.aws_target().client(service)
 
     def phase(self, name: str) -> _Phase:
         self.say(f"upgrade: {name}")
