@@ -66,10 +66,10 @@ bench: setup $(BENCH_VENV)/bin/checkov ## speed targets, side by side in one run
 e2e: setup ## real AWS account: needs E2E_AWS_ACCOUNT_ID and AWS_REGION
 	$(BIN)/harness e2e --target aws
 
-upgrade: setup ## rehearse the EKS minor upgrade offline on the local target (about 15 min)
+upgrade: setup ## rehearse the EKS minor upgrade offline on the local target (about 8 min)
 	$(BIN)/harness upgrade --target local --yes
 
-upgrade-test: setup ## tests/e2e/test_upgrade.py: the upgrade rehearsal as a test (about 15 min)
+upgrade-test: setup ## tests/e2e/test_upgrade.py: the upgrade rehearsal and its failing case (about 16 min)
 	HARNESS_UPGRADE_DRILL=1 $(BIN)/python -m pytest tests/e2e/test_upgrade.py
 
 e2e-down: setup ## re-runnable teardown of a run: make e2e-down RUN_ID=...

@@ -4,8 +4,8 @@ replacing the pool's nodes, the game never below its PodDisruptionBudget, and no
 Its failing case: in a copy of the repository whose PodDisruptionBudget forbids any disruption, the drift's drain is
 refused and the upgrade stage fails at once naming the budget; the teardown still leaves nothing.
 
-It is its own run of about 15 minutes (Karpenter reads the cluster's minor every 5 minutes before it drifts), so it
-runs when asked: `make upgrade-test`, or HARNESS_UPGRADE_DRILL=1. On the emulator there is no cluster to upgrade."""
+Each is a run of its own of about 8 minutes (Karpenter reads the cluster's minor every 5 minutes before it drifts), so
+they run when asked: `make upgrade-test`, or HARNESS_UPGRADE_DRILL=1. On the emulator there is no cluster to upgrade."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ pytestmark = pytest.mark.e2e_any_target
 def rehearse(target: TargetCapabilities, runs: Path, repo: Path | None = None) -> tuple[int, str, dict[str, str]]:
     """`harness upgrade` on `target` (of the checkout `repo`, else this one): exit code, output, stage lines."""
     if not os.environ.get(DRILL_ENV):
-        pytest.skip(f"the upgrade rehearsal is a 15-minute run of its own: `make upgrade-test` or {DRILL_ENV}=1")
+        pytest.skip(f"the upgrade rehearsal is an 8-minute run of its own: `make upgrade-test` or {DRILL_ENV}=1")
     if reason := target.reason(KUBERNETES_CAPABILITY):
         pytest.skip(f"not applicable on {target.name}: {reason}")
     if reason := stack_skip_reason(target.name):
