@@ -67,7 +67,8 @@ def _component(event: KubeObject) -> str:
     return str(event.get("reportingComponent") or (event.get("source") or {}).get("component") or "")
 
 
-def _last_seen(event: KubeObject) -> datetime | None:
+def last_seen(event: KubeObject) -> datetime | None:
+    """When an event was last seen (a core/v1 Event's lastTimestamp, else its eventTime, else firstTimestamp)."""
     return parse_time(event.get("lastTimestamp") or event.get("eventTime") or event.get("firstTimestamp"))
 
 
@@ -80,7 +81,7 @@ def terminal_reason(
     for event in events:
         involved = event.get("involvedObject") or {}
         message = str(event.get("message", ""))
-        seen = _last_seen(event)
+        seen = last_seen(event)
         if event.get("type") != "Warning" or (since is not None and (seen is None or seen < since)):
             continue
         for rule in rules:

@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from harness.kube.core import parse_time
+from harness.kube.api import KubeObject
+from harness.kube.terminal import last_seen
 from harness.results import Result
 
 VERSION_CHECK = "the control plane serves the upgrade's new minor"
@@ -161,7 +162,7 @@ def judge_throughout(samples: Sequence[Sample], field: str, name: str) -> Result
     return Result.passed(name, f"in all {len(answered)} answered samples", samples=len(answered))
 
 
-def drain_blocked(events: Iterable[Mapping[str, Any]], pdb: Mapping[str, Any] | None, since: datetime) -> str | None:
+def drain_blocked(events: Iterable[KubeObject], pdb: Mapping[str, Any] | None, since: datetime) -> str | None:
     """Why the drift cannot go on within the budget, or None: Karpenter fails to drain a node (its Warning
     FailedDraining since `since`) while `pdb` allows no disruption with every one of its pods healthy, so no pod will
     ever be evicted; the NodePool's terminationGracePeriod then deletes them anyway, below the budget."""
@@ -171,7 +172,7 @@ def drain_blocked(events: Iterable[Mapping[str, Any]], pdb: Mapping[str, Any] | 
         return None
     said: dict[str, dict[str, str]] = {}
     for event in events:
-        seen = parse_time(str(event.get("lastTimestamp") or event.get("firstTimestamp") or ""))
+        seen = last_seen(event)
         node = event.get("involvedObject") or {}
         if event.get("type") == "Warning" and node.get("kind") == "Node" and seen is not None and seen >= since:
             said.setdefault(str(node.get("name")), {})[str(event.get("reason"))] = str(event.get("message", ""))
