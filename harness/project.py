@@ -55,6 +55,10 @@ def read_yaml(path: Path) -> Any:
         raise InputError(f"{path}{where}: invalid YAML ({problem})") from None
 
 
+# versions.yaml: each EKS managed add-on's pin is eks_addon_<its name, dashes as underscores>.
+ADDON_PIN_PREFIX = "eks_addon_"
+
+
 def versions(root: Path | None = None) -> dict[str, str]:
     """Every pinned version, from versions.yaml."""
     data = read_yaml((root or repo_root()) / "versions.yaml")

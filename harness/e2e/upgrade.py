@@ -13,7 +13,8 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,7 @@ from harness.kube.upgrade import (
     judge_version,
     pdb_floor,
     upgrade_addon_versions,
+    upgrade_step,
 )
 from harness.project import repo_root, versions
 from harness.results import Result, Status
@@ -112,8 +114,7 @@ class UpgradeDrill(E2E):
         addons = self.addons_offered()
         if errors or addons.status is Status.FAIL:
             return StageOutcome("refused before anything was created", (*errors, addons))
-        pins = versions()
-        step = f"{pins['upgrade_from_kubernetes']} -> {pins['kubernetes']}"
+        step = upgrade_step(versions())
         return StageOutcome(f"{step}: {', '.join(GATE_RULES)} pass", (Result.passed(GATE_CHECK, step), addons))
 
     def addons_offered(self) -> Result:
@@ -229,7 +230,7 @@ class UpgradeDrill(E2E):
             ("upgrade: objects kept across the control-plane swap", str(len(objects_before))),
         )
         return StageOutcome(
-            f"{pins['upgrade_from_kubernetes']} -> {pins['kubernetes']}: {replaced} node(s) replaced by drift, "
+            f"{upgrade_step(pins)}: {replaced} node(s) replaced by drift, "
             f"lowest ready game pods {lowest} (PDB floor {floor})",
             tuple(results),
         )
@@ -242,9 +243,15 @@ class UpgradeDrill(E2E):
         group = f"eks.amazonaws.com/nodegroup={outputs['ops_node_group_name']}"
         return judge_kubelets(self.kube().list_nodes(group), f"v{versions()['kubernetes_release']}")
 
-    def phase(self, name: str) -> _Phase:
+    @contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        """Say the phase and record its seconds in `phases`."""
         self.say(f"upgrade: {name}")
-        return _Phase(self.phases, name)
+        started = time.monotonic()
+        try:
+            yield
+        finally:
+            self.phases[name] = round(time.monotonic() - started, 1)
 
     def write_timeline(self, samples: list[Sample], floor: int) -> Path:
         path = self.run.path(TIMELINE_FILE)
@@ -257,14 +264,3 @@ class UpgradeDrill(E2E):
 def new_images(nodeclass: Mapping[str, Any] | None) -> set[str]:
     """The AMIs the EC2NodeClass resolved (its status), which after the upgrade are the new minor's."""
     return {str(ami.get("id")) for ami in ((nodeclass or {}).get("status") or {}).get("amis") or []}
-
-
-class _Phase:
-    def __init__(self, phases: dict[str, float], name: str) -> None:
-        self.phases, self.name = phases, name
-
-    def __enter__(self) -> None:
-        self.started = time.monotonic()
-
-    def __exit__(self, *_: object) -> None:
-        self.phases[self.name] = round(time.monotonic() - self.started, 1)

@@ -11,11 +11,18 @@ from typing import Any
 
 from harness.kube.api import KubeObject
 from harness.kube.terminal import last_seen
+from harness.project import ADDON_PIN_PREFIX
 from harness.results import Result
+from harness.toolchain.components import UPGRADE_FROM_MINOR
 
 VERSION_CHECK = "the control plane serves the upgrade's new minor"
 OBJECTS_KEPT_CHECK = "the cluster's objects are kept across the control-plane upgrade"
 KUBELETS_CHECK = "the node group's Nodes run the kubelet of its minor"
+AVAILABILITY_CHECK = "the game never had fewer ready pods than its PodDisruptionBudget allows"
+DRIFT_CHECK = "Karpenter replaced the pool's nodes through drift with the new minor's AMI"
+SYNCED_THROUGHOUT_CHECK = "Argo CD reported every Application Synced throughout the upgrade"
+ALB_THROUGHOUT_CHECK = "the game's Ingress kept its load balancer throughout the upgrade"
+ADDON_SUPPORT_CHECK = "the EKS add-on versions are offered for the minors they run on during the upgrade"
 
 
 def inventory(objects: Iterable[Mapping[str, Any]]) -> dict[str, str]:
@@ -71,14 +78,6 @@ def judge_kubelets(nodes: Iterable[Mapping[str, Any]], expected: str) -> Result:
             KUBELETS_CHECK, f"node {name} runs kubelet {version or 'unknown'}, not {expected}{more}", behind=behind
         )
     return Result.passed(KUBELETS_CHECK, f"{len(found)} Node(s) run kubelet {expected}", nodes=sorted(found))
-
-
-AVAILABILITY_CHECK = "the game never had fewer ready pods than its PodDisruptionBudget allows"
-DRIFT_CHECK = "Karpenter replaced the pool's nodes through drift with the new minor's AMI"
-
-
-SYNCED_THROUGHOUT_CHECK = "Argo CD reported every Application Synced throughout the upgrade"
-ALB_THROUGHOUT_CHECK = "the game's Ingress kept its load balancer throughout the upgrade"
 
 
 @dataclass(frozen=True)
@@ -191,19 +190,20 @@ def drain_blocked(events: Iterable[KubeObject], pdb: Mapping[str, Any] | None, s
     )
 
 
-ADDON_SUPPORT_CHECK = "the EKS add-on versions are offered for the minors they run on during the upgrade"
-ADDON_PIN = "eks_addon_"  # versions.yaml: eks_addon_<name, dashes as underscores>; upgrade_from_<that> on the old side
+def upgrade_step(pins: Mapping[str, str]) -> str:
+    """The prepared upgrade as said: "1.35 -> 1.36"."""
+    return f"{pins[UPGRADE_FROM_MINOR]} -> {pins['kubernetes']}"
 
 
 def upgrade_addon_versions(pins: Mapping[str, str]) -> list[tuple[str, str, str]]:
     """(add-on, minor, version) of every EKS add-on pin on each side of the upgrade: the old side's pin
     (`upgrade_from_eks_addon_*`, else the same pin) on `upgrade_from_kubernetes`, the pin on `kubernetes`. A pin kept
     across the upgrade must so be offered for both minors."""
-    old, new = str(pins["upgrade_from_kubernetes"]), str(pins["kubernetes"])
+    old, new = str(pins[UPGRADE_FROM_MINOR]), str(pins["kubernetes"])
     wanted = []
     for key, version in sorted(pins.items()):
-        if key.startswith(ADDON_PIN):
-            name = key.removeprefix(ADDON_PIN).replace("_", "-")
+        if key.startswith(ADDON_PIN_PREFIX):
+            name = key.removeprefix(ADDON_PIN_PREFIX).replace("_", "-")
             wanted += [(name, old, str(pins.get(f"upgrade_from_{key}", version))), (name, new, str(version))]
     return wanted
 

@@ -10,9 +10,9 @@ from harness.gate.facts import KARPENTER_CHART, resolved
 from harness.gate.hcl import decoded
 from harness.gate.model import Location, Model, TfResource
 from harness.gate.rules import Issue, rule
+from harness.project import ADDON_PIN_PREFIX
 
 KARPENTER_CRD_CHART = "karpenter-crd"
-ADDON_PIN_PREFIX = "eks_addon_"
 POD_IDENTITY_PRINCIPAL = "pods.eks.amazonaws.com"
 # Session tags EKS Pod Identity sets on every AssumeRole (EKS User Guide, "pod identity abac").
 NAMESPACE_TAG, SERVICE_ACCOUNT_TAG = "aws:requesttag/kubernetes-namespace", "aws:requesttag/kubernetes-service-account"
