@@ -132,6 +132,8 @@ class LocalTarget:
     emulator_gaps: dict[str, str]
     emulator_images: list[dict[str, Any]]
     upstream_files: list[UpstreamFiles] = field(default_factory=list)
+    pod_images: dict[str, dict[str, Any]] = field(default_factory=dict)  # repository -> {entrypoint, files}
+    pod_environment: dict[str, dict[str, str]] = field(default_factory=dict)  # name -> {value, reason}
 
 
 def _mapping(value: Any, where: str) -> dict[str, Any]:
@@ -167,7 +169,22 @@ def local_target(root: Path | None = None) -> LocalTarget:
         ):
             raise InputError(f"{path}: local_target.upstream_files[{index}] needs {', '.join(fields)}")
         upstream.append(UpstreamFiles(*(str(entry[f]) for f in fields)))
-    return LocalTarget({str(k): str(v) for k, v in gaps.items()}, images, upstream)
+    pod_images = _mapping(section.get("pod_images") or {}, f"{path}: local_target.pod_images")
+    for repository, image in pod_images.items():
+        where = f"{path}: local_target.pod_images.{repository}"
+        if not isinstance(_mapping(image, where).get("entrypoint"), list) or not _mapping(image.get("files"), where):
+            raise InputError(f"{where} needs entrypoint (a list) and files (image path: source)")
+    environment = _mapping(section.get("pod_environment") or {}, f"{path}: local_target.pod_environment")
+    for name, entry in environment.items():
+        if not {"value", "reason"} <= set(_mapping(entry, f"{path}: local_target.pod_environment.{name}")):
+            raise InputError(f"{path}: local_target.pod_environment.{name} needs value and reason")
+    return LocalTarget(
+        {str(k): str(v) for k, v in gaps.items()},
+        images,
+        upstream,
+        pod_images,
+        {str(k): {"value": str(v["value"]), "reason": str(v["reason"])} for k, v in environment.items()},
+    )
 
 
 def reference_dir(explicit: str | os.PathLike[str] | None = None, root: Path | None = None) -> Path:

@@ -19,7 +19,6 @@ with --resume):
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -46,7 +45,7 @@ from harness.kube.karpenter import SCALE_OUT_ANNOTATION, ScaleOutTimeline
 from harness.processes import PROCESSES_CHECK, judge_processes
 from harness.project import KUBERNETES_CAPABILITY, local_target, read_yaml, repo_root, versions
 from harness.results import Result, Status, first_failure
-from harness.targets import git_endpoint, lb_controller, local, pod_identity
+from harness.targets import git_endpoint, local, pod_identity
 from harness.targets import teardown as td
 from harness.targets.full_stack import FullStack, teardown_run
 from harness.waits import WaitProgress, wait_for
@@ -185,10 +184,7 @@ class E2E(FullStack):
         self.run.settings[GITOPS_COMMIT] = served.commit
         self.run.save()
         variables = {**self.addons_variables(), "gitops_repo_url": served.url, "gitops_revision": git_endpoint.BRANCH}
-        emulator = self.stack.emulator(start=False)
-        endpoint = emulator.endpoint if emulator else ""
-        aws_env = lb_controller.aws_environment(endpoint, self.stack.region, os.environ)
-        installed = local.install_addons(self.run, plane, self.stack.outputs(), variables, aws_env)
+        installed = local.install_addons(self.run, plane, self.stack.outputs(), variables)
         reason = self.caps.reason(ADDONS_BY_TERRAFORM)
         by_terraform = [Result.not_applicable(ADDONS_BY_TERRAFORM_CHECK, self.run.target, reason)] if reason else []
         # The controllers have listed what they watch by now: a refusal names the chart that grants too little.

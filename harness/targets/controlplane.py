@@ -38,6 +38,8 @@ CONTROLLER_MANAGER = "kube-controller-manager"  # its name among the run's proce
 # What would win over the container credentials in the SDKs' chain: never handed to a controller.
 HARNESS_CREDENTIALS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE")
 AUDIENCE = "pods.eks.amazonaws.com"  # EKS Pod Identity's token audience
+KWOK_ANNOTATION = {"kwok.x-k8s.io/node": "fake"}  # the Nodes KWOK is the kubelet of
+KWOK_NODES = ",".join(f"{key}={value}" for key, value in KWOK_ANNOTATION.items())
 AUDIT_LOG = "audit.log"  # in the cluster folder: the API server's record of what ServiceAccounts asked for
 # Every request of a ServiceAccount, with its verdict (responseStatus), not its body: enough to name a refused call.
 AUDIT_POLICY = {
@@ -413,6 +415,8 @@ def start_apiserver(
         "--audit-log-format=json",
         "--allow-privileged=true",
         "--profiling=false",
+        # No kube-proxy makes Service IPs answer: the API server calls a webhook's Service at a ready endpoint.
+        "--enable-aggregator-routing=true",
     ]
     auth = {
         "cert": pki.admin_cert(),
@@ -463,13 +467,14 @@ def start_scheduler(supervisor: Supervisor, pki: Pki, *, suffix: str = "") -> No
 
 
 def start_kwok(supervisor: Supervisor, kubeconfig_path: Path) -> None:
-    """KWOK in place of kubelets: it adopts every Node (nothing else creates kubelets here) and runs its pods."""
+    """KWOK in place of the kubelets of the nodes Karpenter launches (the node registrar marks them): it makes them
+    Ready and runs their pods. The ops nodes' pods are harness.targets.kubelet's."""
     port = free_port()
     entry = entry_for(BINARIES["kwok"])
     command = [
         str(locate("kwok")),
         f"--kubeconfig={kubeconfig_path}",
-        "--manage-all-nodes=true",
+        f"--manage-nodes-with-annotation-selector={KWOK_NODES}",
         f"--server-address={HOST}:{port}",
         *(f"--config={entry.data(stage)}" for stage in entry.component.data),
     ]

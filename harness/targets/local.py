@@ -13,6 +13,7 @@ declares this difference (`addons_by_terraform`).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -20,6 +21,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
 
@@ -33,10 +35,9 @@ from harness.processes import HOST, ProcessRecord, Supervisor, free_port, stop_r
 from harness.project import local_target, reference_dir, repo_root, versions
 from harness.results import Result, first_failure
 from harness.run import Run
-from harness.targets import argo_cd, git_endpoint, karpenter, lb_controller, node_registrar, pod_identity
+from harness.targets import git_endpoint, kubelet, node_registrar, pod_identity, pod_images, pod_network
 from harness.targets.controlplane import (
     ControlPlane,
-    PodIdentities,
     answers,
     attach,
     replace_control_plane,
@@ -53,10 +54,11 @@ STARTING = "starting"  # under CLUSTER: [began, ready] of each API server that r
 GITOPS_URL = "gitops_repo_url"  # run settings: what the cluster secret points Argo CD at
 ADDONS = "addons_installed"  # run settings: set before the first release goes in
 POD_IDENTITY_AGENT = "pod_identity_agent"  # run settings: the agent's credentials URL
+KUBELET = "kubelet"  # the run's folder of the ops nodes' kubelet: its pods, their logs and volumes
 EXTERNAL_EMULATOR = "the emulator at AWS_ENDPOINT_URL is not the run's own: it enforces no IAM"
 ASSOCIATIONS = "pod-identity-associations.json"  # under the run's identities/: ServiceAccount -> role
 ADDONS_ROOT = ("infra", "addons")
-TOKEN_LIFETIME_S = 3600  # a projected ServiceAccount token's hour; renewed at 80 % of it
+GIT_TRUST_CONFIGMAP = "argocd-tls-certs-cm"  # where Argo CD's repo-server finds the CA of a private Git server
 # Binaries the local target runs (harness.toolchain), checked before anything is created.
 BINARIES = (
     "etcd",
@@ -67,15 +69,12 @@ BINARIES = (
     "kubectl",
     "helm",
     "kustomize",
-    "aws-load-balancer-controller",
-    "argocd",
-    "karpenter",
 )
 
 
 def unavailable() -> str | None:
     """Why this machine cannot run the local target (one line naming the fix), or None."""
-    return missing(list(BINARIES))
+    return missing([*BINARIES, *pod_images.binaries(local_target().pod_images)]) or pod_network.unavailable()
 
 
 def toolchain_entries() -> list[Entry]:
@@ -98,8 +97,12 @@ def records(run: Run) -> list[ProcessRecord]:
 
 
 def crashed(run: Run) -> dict[str, str]:
-    """Each process of the run that is no longer running -> one line with its log's last words."""
-    return {record.name: line for record in records(run) if (line := record.crashed())}
+    """Each process of the run that is no longer running, and each workload of the ops nodes whose container
+    exited (the kubelet restarts it, as on EKS, but the run names it) -> one line with its log's last words."""
+    dead = {record.name: line for record in records(run) if (line := record.crashed())}
+    with contextlib.suppress(FileNotFoundError):
+        dead.update(json.loads(run.path(KUBELET, kubelet.CRASHES).read_text(encoding="utf-8")))
+    return dead
 
 
 def cluster(run: Run) -> ControlPlane | None:
@@ -111,14 +114,16 @@ def cluster(run: Run) -> ControlPlane | None:
 def stop(run: Run) -> None:
     """Stop every process of the run, last started first; safe to repeat, from any shell."""
     stop_recorded(records(run))
+    pod_network.delete_network(run.id)  # what a kubelet killed before its own clean-up left
     for key in (PROCESSES, CLUSTER, GITOPS_URL, ADDONS, POD_IDENTITY_AGENT):
         run.settings.pop(key, None)
     run.save()
 
 
 def start_cluster(run: Run, outputs: Mapping[str, Any], clients: Callable[[str], Any]) -> ControlPlane:
-    """The API server and friends of the EKS cluster's minor (as Terraform set it in the emulator), then the Nodes
-    of the ops node group Terraform created there."""
+    """The API server and friends of the EKS cluster's minor (as Terraform set it in the emulator), the Nodes of the
+    ops node group Terraform created there, and what EKS runs for them: the Pod Identity agent, the ops nodes'
+    kubelet (their pods as processes) and the kubelets' registration of the nodes Karpenter launches."""
     eks, pins = clients("eks"), versions()
     release, suffix = control_plane_build(cluster_version(eks, outputs), pins)
     plane = start_control_plane(run.path("cluster"), supervisor(run), suffix=suffix)
@@ -126,7 +131,61 @@ def start_cluster(run: Run, outputs: Mapping[str, Any], clients: Callable[[str],
     run.save()
     nodes = ops_nodes(eks, clients("ec2"), outputs["cluster_name"], outputs["ops_node_group_name"], pins)
     plane.kubectl("apply", "-f", "-", stdin=yaml.safe_dump_all(nodes))
+    env = aws_environment(run)
+    start_pod_identity_agent(run, plane, outputs, env)
+    start_kubelet(run, plane, [str(node["metadata"]["name"]) for node in nodes], env)
+    node_registrar.start(
+        supervisor(run),
+        plane.pki.path("admin.kubeconfig"),
+        endpoint=env["AWS_ENDPOINT_URL"],
+        region=env["AWS_REGION"],
+        env=env,
+    )
     return plane
+
+
+def aws_environment(run: Run) -> dict[str, str]:
+    """The harness's own AWS settings for the run's emulator (the agent's and the registrar's, never a pod's)."""
+    emulator = Emulator.from_settings(run.settings["emulator"])
+    return {
+        **os.environ,
+        "AWS_ENDPOINT_URL": emulator.endpoint,
+        "AWS_REGION": str(run.settings["region"]),
+        "AWS_ACCESS_KEY_ID": os.environ.get("AWS_ACCESS_KEY_ID", "testing"),
+        "AWS_SECRET_ACCESS_KEY": os.environ.get("AWS_SECRET_ACCESS_KEY", "testing"),
+    }
+
+
+def start_kubelet(run: Run, plane: ControlPlane, nodes: list[str], env: Mapping[str, str]) -> None:
+    """The ops nodes' kubelet (harness.targets.kubelet) with the images and environment infra/targets.yaml declares;
+    the pods reach the API server, the emulator and the agent at their loopback ports."""
+    declared = local_target()
+    folder = run.path(KUBELET)
+    folder.mkdir(parents=True, exist_ok=True)
+    endpoint = env["AWS_ENDPOINT_URL"]
+    agent = str(run.settings[POD_IDENTITY_AGENT])
+    api_port = int(urlsplit(plane.server).port or 443)
+    ready_file = folder / "kubelet.ready"
+    ready_file.unlink(missing_ok=True)
+    config = kubelet.Config(
+        nodes=nodes,
+        folder=folder,
+        run_id=run.id,
+        kubeconfig=str(plane.pki.path("admin.kubeconfig")),
+        api_port=api_port,
+        forward=[api_port, *(int(urlsplit(url).port or 80) for url in (endpoint, agent))],
+        images=pod_images.resolve(declared.pod_images),
+        env={name: entry["value"].format(emulator=endpoint) for name, entry in declared.pod_environment.items()},
+        credentials_url=agent,
+        ready_file=ready_file,
+    )
+    config.write()
+    supervisor(run).start(
+        kubelet.PROCESS,
+        [sys.executable, "-m", "harness.targets.kubelet", f"--folder={folder}"],
+        ready=ready_file.exists,
+        timeout_s=kubelet.READY_TIMEOUT_S,
+    )
 
 
 def cluster_version(eks: Any, outputs: Mapping[str, Any]) -> str:
@@ -183,6 +242,7 @@ def start_git_endpoint(run: Run, plane: ControlPlane) -> git_endpoint.GitEndpoin
     )
     run.settings[GITOPS_URL] = url
     run.save()
+    kubelet.forward_port(run.path(KUBELET), port)  # Argo CD's repo-server clones from it
     return git_endpoint.GitEndpoint(url, commit)
 
 
@@ -221,9 +281,12 @@ def apply_upstream_file(plane: ControlPlane, model: Model, address: str) -> None
 
 
 def install_addons(
-    run: Run, plane: ControlPlane, outputs: Mapping[str, Any], variables: Mapping[str, Any], aws_env: Mapping[str, str]
+    run: Run, plane: ControlPlane, outputs: Mapping[str, Any], variables: Mapping[str, Any]
 ) -> list[str]:
-    """infra/addons' releases and secret, each controller started right after its release; returns what went in."""
+    """infra/addons' releases and secret, in order, each release waited for as Terraform's helm_release does (its
+    pods run on the ops nodes' kubelet); returns what went in. A controller whose identity is refused while its
+    release waits (a call by its RBAC, its credentials for want of an association, an AWS call by its IAM policy),
+    or whose pod crashed, is named at once."""
     root = repo_root().joinpath(*ADDONS_ROOT)
     # The run's input values, as `terraform apply -var` would give them (run id and expiry tag what the
     # controllers create; without them the defaults, empty, would stand).
@@ -232,7 +295,6 @@ def install_addons(
     work.mkdir(parents=True, exist_ok=True)
     run.settings[ADDONS] = True
     run.save()
-    start_pod_identity_agent(run, plane, outputs, aws_env)
     installed = []
     for address in addon_addresses(root):
         if address.startswith("kubernetes_secret_v1."):
@@ -241,16 +303,44 @@ def install_addons(
             apply_upstream_file(plane, model, address)
         else:
             chosen = release(model, address, outputs, variables)
-            install(locate("helm"), plane.kubeconfig, chart_dir(chosen, root), chosen, work)
-            start_controller(run, plane, chosen, aws_env)
+            install(
+                locate("helm"),
+                plane.kubeconfig,
+                chart_dir(chosen, root),
+                chosen,
+                work,
+                watch=lambda: watched(run, plane),
+            )
+            if chosen.chart == "argo-cd":
+                trust_git_endpoint(run, plane, chosen.namespace)
         installed.append(address)
     return installed
 
 
-def identities(run: Run, plane: ControlPlane) -> PodIdentities:
-    """The controllers' ServiceAccount credentials: tokens of a projected volume's life, which the run's Pod
-    Identity agent renews before they expire (controlplane.refresh_tokens)."""
-    return PodIdentities(plane, run.path("identities"), TOKEN_LIFETIME_S, str(run.settings.get(POD_IDENTITY_AGENT, "")))
+def trust_git_endpoint(run: Run, plane: ControlPlane, namespace: str) -> None:
+    """The run's Git endpoint is a private Git server with the run's CA: its certificate goes where a user of one
+    puts it (argocd-tls-certs-cm, by host), and the repo-server reads it from its volume."""
+    host = urlsplit(str(run.settings[GITOPS_URL])).hostname
+    ca = plane.pki.path("ca.crt").read_text(encoding="utf-8")
+    patch = json.dumps({"data": {host: ca}})
+    plane.kubectl("-n", namespace, "patch", "configmap", GIT_TRUST_CONFIGMAP, "--type=merge", "-p", patch)
+
+
+def watched(run: Run, plane: ControlPlane) -> str | None:
+    """While a release waits: the first refused identity (a controller refused often exits for it), else the first
+    crashed process or pod of the run."""
+    if refused := refusal(run, plane):
+        return refused
+    dead = crashed(run)
+    return next(iter(dead.values()), None)
+
+
+def callers_of(run: Run) -> dict[str, str]:
+    """Each ServiceAccount user the ops nodes' pods call as -> the workload they belong to (the kubelet's record)."""
+    try:
+        return dict(json.loads(run.path(KUBELET, kubelet.CALLERS).read_text(encoding="utf-8")))
+    except FileNotFoundError:
+        return {}
 
 
 def start_pod_identity_agent(run: Run, plane: ControlPlane, outputs: Mapping[str, Any], env: Mapping[str, str]) -> None:
@@ -290,7 +380,7 @@ def identities_honoured(run: Run, plane: ControlPlane) -> list[Result]:
     """Whether the API server refused a call of the run's controllers (its audit log, by their ServiceAccounts),
     whether the Pod Identity agent refused one its credentials (no association for its account), and whether IAM
     would deny one of their AWS calls (the run's emulator authorizes them: harness.aws.authorization)."""
-    callers = identities(run, plane).callers()
+    callers = callers_of(run)
     starting = [
         (datetime.fromisoformat(began), datetime.fromisoformat(ready))
         for began, ready in (run.settings.get(CLUSTER) or {}).get(STARTING, [])
@@ -319,40 +409,6 @@ def roles(run: Run, callers: Mapping[str, str]) -> dict[str, str]:
         namespace, _, name = str(account).partition("/")
         found[str(role)] = callers.get(f"system:serviceaccount:{namespace}:{name}", account)
     return found
-
-
-def start_controller(run: Run, plane: ControlPlane, chosen: Release, aws_env: Mapping[str, str]) -> None:
-    """The host process(es) standing in for a release's workloads, if it has any. A controller whose identity is
-    refused while it comes up (a call by its RBAC, its credentials for want of an association, an AWS call by its
-    IAM policy) is named by that refusal at once, instead of when its readiness times out."""
-    started = supervisor(run, watchdog=lambda: refusal(run, plane))
-    pods = identities(run, plane)
-    if chosen.chart == "aws-load-balancer-controller":
-        lb_controller.start(
-            started, plane, namespace=chosen.namespace, release=chosen.name, aws_env=aws_env, identities=pods
-        )
-    elif chosen.chart == "karpenter":
-        karpenter.start(
-            started, plane, namespace=chosen.namespace, release=chosen.name, aws_env=aws_env, identities=pods
-        )
-        # The kubelets' part: a Node for each NodeClaim Karpenter launched (harness.targets.node_registrar).
-        node_registrar.start(
-            started,
-            plane.pki.path("admin.kubeconfig"),
-            endpoint=aws_env["AWS_ENDPOINT_URL"],
-            region=aws_env["AWS_REGION"],
-            env=aws_env,
-        )
-    elif chosen.chart == "argo-cd":
-        argo_cd.start(
-            started,
-            plane,
-            namespace=chosen.namespace,
-            work=run.path("argocd"),
-            git_ca=plane.pki.path("ca.crt"),
-            base_env=os.environ,
-            identities=pods,
-        )
 
 
 def refusal(run: Run, plane: ControlPlane) -> str | None:

@@ -23,10 +23,10 @@ from typing import Any
 from harness.errors import EnvironmentProblem, HarnessError
 from harness.kube.api import NODE_CLAIM
 from harness.processes import Supervised, Supervisor
+from harness.targets.controlplane import KWOK_ANNOTATION
 from harness.targets.nodes import ARCHITECTURES, max_pods
 
 UNREGISTERED_TAINT = {"key": "karpenter.sh/unregistered", "effect": "NoExecute"}
-KWOK_ANNOTATION = {"kwok.x-k8s.io/node": "fake"}
 EPHEMERAL_STORAGE = "20Gi"  # the EC2NodeClass's root volume (gitops/ops/karpenter: volumeSize 20Gi)
 INTERVAL_S = 1.0
 READY_TIMEOUT_S = 30.0
@@ -119,6 +119,7 @@ def run(kubeconfig: Path, endpoint: str, region: str, ready_file: Path, interval
     from kubernetes.config import new_client_from_config
     from urllib3.exceptions import HTTPError
 
+    from harness.kube.api import NotServed
     from harness.kube.client import KubernetesApiClient
 
     api = new_client_from_config(config_file=str(kubeconfig))  # type: ignore[no-untyped-call]
@@ -135,9 +136,15 @@ def run(kubeconfig: Path, endpoint: str, region: str, ready_file: Path, interval
     def create(manifest: dict[str, Any]) -> None:
         create_node(core, manifest, conflict=ApiException)
 
+    def claims() -> list[dict[str, Any]]:
+        try:
+            return list(kube.list_custom(NODE_CLAIM))
+        except NotServed:  # Karpenter's CRDs are not installed yet: no instance of its has booted
+            return []
+
     while True:
         try:
-            for name in register_once(lambda: kube.list_custom(NODE_CLAIM), kube.list_nodes, describe_type, create):
+            for name in register_once(claims, kube.list_nodes, describe_type, create):
                 print(f"registered node {name}", flush=True)
         except (HarnessError, ApiException, HTTPError) as exc:
             # As a kubelet does: an API server that does not answer (replaced in an upgrade) is asked again.

@@ -2,7 +2,7 @@
 
 `node_manifests` is pure: from the node group as EKS describes it (labels, taints, instance types, subnets)
 and the instance type as EC2 describes it, the Node objects a real node group's kubelets would create, with
-the labels and taints the platform declared. KWOK then makes them Ready and runs their pods.
+the labels and taints the platform declared. harness.targets.kubelet then keeps them Ready and runs their pods.
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ def node_manifests(
             {
                 "apiVersion": "v1",
                 "kind": "Node",
-                "metadata": {"name": node_name, "labels": labels, "annotations": {"kwok.x-k8s.io/node": "fake"}},
+                "metadata": {"name": node_name, "labels": labels},
                 "spec": {"taints": taints} if taints else {},
                 "status": {
                     "capacity": capacity,

@@ -10,7 +10,8 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from harness.project import UpstreamFiles
 PLATFORM_READ = re.compile(r"(?:local\.platform|remote_state\.outputs)(?P<path>(?:\.[A-Za-z_]\w*|\[\"[^\"]+\"\])+)")
 PATH_STEP = re.compile(r"\.([A-Za-z_]\w*)|\[\"([^\"]+)\"\]")
 HELM_TIMEOUT_S = 300
+HELM_GRACE_S = 30  # helm ends its own wait at the timeout; this bounds a helm that does not
 
 
 def platform_value(
@@ -64,6 +66,8 @@ class Release:
     namespace: str
     values: dict[str, Any]
     skip_crds: bool
+    wait: bool = True  # the helm provider's defaults: wait for the release's workloads, at most 300 s
+    timeout_s: int = HELM_TIMEOUT_S
 
 
 def release(
@@ -86,11 +90,22 @@ def release(
         namespace=str(attrs["namespace"]),
         values=platform_value(model.helm[address].values, outputs, where, variables),
         skip_crds=resource.attrs.get("skip_crds") is True,
+        wait=resource.attrs.get("wait") is not False,
+        timeout_s=int(resource.attrs.get("timeout") or HELM_TIMEOUT_S),
     )
 
 
-def install(helm: Path, kubeconfig: Path, chart_dir: Path, release: Release, work: Path) -> None:
-    """`helm upgrade --install` of `release` from `chart_dir`; a failure is one line with helm's last words."""
+def install(
+    helm: Path,
+    kubeconfig: Path,
+    chart_dir: Path,
+    release: Release,
+    work: Path,
+    watch: Callable[[], str | None] = lambda: None,
+) -> None:
+    """`helm upgrade --install` of `release` from `chart_dir`, waiting as its helm_release does; a failure is one
+    line with helm's last words, and whatever `watch` names while helm waits (a crashed pod, a refused identity)
+    ends the wait at once in those words."""
     values = work / f"{release.name}.values.yaml"
     values.write_text(yaml.safe_dump(release.values), encoding="utf-8")
     command = [
@@ -107,10 +122,26 @@ def install(helm: Path, kubeconfig: Path, chart_dir: Path, release: Release, wor
         "--values",
         str(values),
         *(["--skip-crds"] if release.skip_crds else []),
+        *(["--wait"] if release.wait else []),
+        f"--timeout={release.timeout_s}s",
     ]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=HELM_TIMEOUT_S, check=False)
-    if done.returncode != 0:
-        last = next((line for line in reversed(done.stderr.splitlines()) if line.strip()), "no output")
+    log = work / f"{release.name}.helm.log"
+    with log.open("wb") as output:
+        helm_process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + release.timeout_s + HELM_GRACE_S
+    while helm_process.poll() is None:
+        reason = watch()
+        if reason is None and time.monotonic() < deadline:
+            time.sleep(1.0)
+            continue
+        helm_process.kill()
+        helm_process.wait()
+        raise EnvironmentProblem(
+            f"helm install {release.name} ({chart_dir.name}): {reason or f'no answer in {release.timeout_s} s'}"
+        )
+    if helm_process.returncode != 0:
+        lines = log.read_text(encoding="utf-8", errors="replace").splitlines()
+        last = next((line for line in reversed(lines) if line.strip()), "no output")
         raise EnvironmentProblem(f"helm install {release.name} ({chart_dir.name}) failed: {last.strip()}")
 
 

@@ -48,7 +48,7 @@ from harness.kube.api import (
 )
 from harness.results import Result, Status
 from harness.run import Run
-from harness.targets import argo_cd, controlplane, karpenter, lb_controller, node_registrar
+from harness.targets import controlplane, node_registrar
 from harness.waits import wait_for
 
 ARGOCD_NAMESPACE = "argocd"
@@ -85,18 +85,23 @@ class PlannedStep:
     skip_reason: str = ""  # empty: run it
 
 
-# The run's processes (local target) each step's wait needs alive: with one dead, what it waits for cannot happen.
+# The controllers' workloads, as the ops nodes' kubelet names them (their pods' app.kubernetes.io/name).
+APPLICATION_CONTROLLER = "argocd-application-controller"
+LB_CONTROLLER = "aws-load-balancer-controller"
+KARPENTER = "karpenter"
+# The run's processes and workloads (local target) each step's wait needs alive: with one dead, what it waits for
+# cannot happen.
 STEP_PROCESSES: Mapping[str, tuple[str, ...]] = {
     # Argo CD's finalizer deletes what it synced: the game's Ingress waits on the LB controller's finalizer, the
     # NodePool and EC2NodeClass on Karpenter's.
     "remove-gitops": (
-        argo_cd.APPLICATION_CONTROLLER,
-        lb_controller.PROCESS,
-        karpenter.PROCESS,
+        APPLICATION_CONTROLLER,
+        LB_CONTROLLER,
+        KARPENTER,
         controlplane.CONTROLLER_MANAGER,
     ),
-    "remove-ingresses": (lb_controller.PROCESS,),
-    "remove-nodepools": (karpenter.PROCESS, node_registrar.PROCESS),
+    "remove-ingresses": (LB_CONTROLLER,),
+    "remove-nodepools": (KARPENTER, node_registrar.PROCESS),
 }
 
 CLUSTER_GONE = "the EKS cluster no longer exists"

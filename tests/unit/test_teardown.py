@@ -304,7 +304,7 @@ def test_a_dead_controller_ends_only_the_steps_that_wait_on_it_at_once_and_the_s
     words instead of waiting out their 300 s; remove-ingresses, which needs only the LB controller, runs as usual."""
     h = Harness(tmp_path, aws, karpenter_lag=None, class_lag=None)
     last_words = "karpenter (pid 4242) is not running: panic: runtime error (log: karpenter.log)"
-    h.teardown.dead_processes = lambda: {teardown.karpenter.PROCESS: last_words}
+    h.teardown.dead_processes = lambda: {teardown.KARPENTER: last_words}
     results = {r.name: r for r in h.teardown.execute(plan_teardown(FULL))}
     for step, waited in (("remove-gitops", "applications gone"), ("remove-nodepools", "karpenter instances gone")):
         dead = results[step]

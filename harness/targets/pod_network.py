@@ -1,0 +1,213 @@
+"""The pods' network on the local target, as a CNI plugin makes it on a node: a bridge per run, and per pod a
+network namespace with its own loopback and an address on that bridge (a veth pair), so every pod binds the ports
+its spec names, on every interface, beside any other pod, and is reached at its pod IP from this machine (the API
+server calling a webhook, a readiness probe) and from the other pods.
+
+What the pods reach on this machine's loopback (the API server, the emulator, the Pod Identity agent, the Git
+endpoint) is forwarded from the same port of the pod's own loopback (`Forwarders`): their URLs are the same inside
+a pod as outside.
+
+Names and addresses are the run's: the bridge `ekp<8 hex of the run id>`, its pods' namespaces `<bridge>-<n>`, a
+/24 of 10.250.0.0/16 that no interface of this machine holds yet.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import hashlib
+import ipaddress
+import json
+import os
+import socket
+import subprocess
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.errors import EnvironmentProblem
+
+POD_RANGE = ipaddress.ip_network("10.250.0.0/16")
+CLONE_NEWNET = 0x40000000
+NETNS_DIR = Path("/run/netns")
+
+
+def unavailable() -> str | None:
+    """Why this machine cannot make pod networks (one line naming the fix), or None."""
+    if os.geteuid() != 0:
+        return (
+            "the local target runs the ops nodes' pods in network and mount namespaces of their own, which takes "
+            "root: run it as root (a CI runner or a VM), or use --target emulator"
+        )
+    if not any((Path(d) / "ip").exists() for d in os.get_exec_path()):
+        return "the local target's pod network needs iproute2's `ip` (Debian: apt-get install iproute2)"
+    return None
+
+
+def ip(*args: str) -> str:
+    done = subprocess.run(["ip", *args], capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise EnvironmentProblem(f"ip {' '.join(args)}: {done.stderr.strip()}")
+    return done.stdout
+
+
+def bridge_name(run_id: str) -> str:
+    return "ekp" + hashlib.sha1(run_id.encode()).hexdigest()[:8]
+
+
+@dataclass(frozen=True)
+class Bridge:
+    name: str
+    network: str  # "10.250.N.0/24"
+
+    @property
+    def gateway(self) -> str:
+        return str(next(ipaddress.ip_network(self.network).hosts()))
+
+    def address(self, index: int) -> str:
+        """The pod IP of the bridge's `index`th sandbox (1, 2, ...)."""
+        return str(ipaddress.ip_network(self.network).network_address + 1 + index)
+
+    def namespace(self, index: int) -> str:
+        return f"{self.name}-{index}"
+
+
+def taken_networks() -> set[ipaddress.IPv4Network]:
+    found: set[ipaddress.IPv4Network] = set()
+    for link in json.loads(ip("-j", "-4", "addr", "show") or "[]"):
+        for info in link.get("addr_info") or []:
+            found.add(ipaddress.IPv4Network(f"{info['local']}/{info['prefixlen']}", strict=False))
+    return found
+
+
+def create_bridge(run_id: str) -> Bridge:
+    """The run's bridge on the first /24 of POD_RANGE no interface holds, counting from the run id's hash."""
+    name = bridge_name(run_id)
+    subnets = [ipaddress.IPv4Network(net) for net in POD_RANGE.subnets(new_prefix=24)]
+    start = int(hashlib.sha1(run_id.encode()).hexdigest(), 16) % len(subnets)
+    taken = taken_networks()
+    for offset in range(len(subnets)):
+        network = subnets[(start + offset) % len(subnets)]
+        if any(network.overlaps(other) for other in taken):
+            continue
+        bridge = Bridge(name, str(network))
+        ip("link", "add", name, "type", "bridge")
+        ip("addr", "add", f"{bridge.gateway}/24", "dev", name)
+        ip("link", "set", name, "up")
+        return bridge
+    raise EnvironmentProblem(f"no free /24 left in {POD_RANGE} for the run's pods")
+
+
+def create_sandbox(bridge: Bridge, index: int) -> str:
+    """The network namespace of a pod: loopback up, eth0 on the bridge at its pod IP, the bridge as its route out.
+    Returns the namespace's name."""
+    namespace, host_end = bridge.namespace(index), f"{bridge.name}v{index}"
+    ip("netns", "add", namespace)
+    ip("link", "add", host_end, "type", "veth", "peer", "name", "eth0", "netns", namespace)
+    ip("link", "set", host_end, "master", bridge.name, "up")
+    ip("-n", namespace, "addr", "add", f"{bridge.address(index)}/24", "dev", "eth0")
+    ip("-n", namespace, "link", "set", "lo", "up")
+    ip("-n", namespace, "link", "set", "eth0", "up")
+    ip("-n", namespace, "route", "add", "default", "via", bridge.gateway)
+    return namespace
+
+
+def delete_sandbox(namespace: str) -> None:
+    """The namespace and, with it, its end of the veth pair (the kernel removes the other)."""
+    if (NETNS_DIR / namespace).exists():
+        ip("netns", "delete", namespace)
+
+
+def delete_network(run_id: str) -> list[str]:
+    """Every pod namespace and the bridge of the run, whatever a crashed kubelet left; what it removed."""
+    name = bridge_name(run_id)
+    removed = []
+    for entry in sorted(NETNS_DIR.glob(f"{name}-*")) if NETNS_DIR.is_dir() else []:
+        delete_sandbox(entry.name)
+        removed.append(f"network namespace {entry.name}")
+    # A namespace the kernel has not finished taking down still holds its veth's host end: removed by name.
+    for link in json.loads(ip("-j", "link", "show") or "[]"):
+        if str(link.get("ifname", "")).startswith(name):
+            subprocess.run(["ip", "link", "delete", link["ifname"]], capture_output=True, check=False)
+            removed.append(f"{'bridge' if link['ifname'] == name else 'veth'} {link['ifname']}")
+    return removed
+
+
+def listening_socket_in(namespace: str, host: str, port: int) -> socket.socket:
+    """A listening TCP socket that lives in `namespace` (the thread that makes it enters the namespace and leaves;
+    the socket stays there)."""
+    made: list[socket.socket] = []
+    failed: list[BaseException] = []
+
+    def make() -> None:
+        libc = ctypes.CDLL(None, use_errno=True)
+        own = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
+        target = os.open(NETNS_DIR / namespace, os.O_RDONLY)
+        try:
+            if libc.setns(target, CLONE_NEWNET) != 0:
+                raise OSError(ctypes.get_errno(), f"setns {namespace}")
+            try:
+                server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                server.bind((host, port))
+                server.listen(128)
+                server.setblocking(False)
+                made.append(server)
+            finally:
+                if libc.setns(own, CLONE_NEWNET) != 0:
+                    raise OSError(ctypes.get_errno(), "setns back")
+        except BaseException as exc:  # handed to the caller's thread
+            failed.append(exc)
+        finally:
+            os.close(own)
+            os.close(target)
+
+    thread = threading.Thread(target=make)
+    thread.start()
+    thread.join()
+    if failed:
+        raise EnvironmentProblem(f"a listening socket in {namespace} at {host}:{port}: {failed[0]}")
+    return made[0]
+
+
+async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    try:
+        while data := await reader.read(65536):
+            writer.write(data)
+            await writer.drain()
+    except (ConnectionError, OSError):
+        pass
+    finally:
+        writer.close()
+
+
+class Forwarders:
+    """Per pod, the host's loopback services on the same ports of the pod's loopback (run on the caller's event
+    loop; closed with the pod). A port added later reaches every pod at its next `open`."""
+
+    def __init__(self, host: str) -> None:
+        self.host = host
+        self.servers: dict[str, dict[int, asyncio.Server]] = {}
+
+    async def open(self, namespace: str, ports: Iterable[int]) -> None:
+        servers = self.servers.setdefault(namespace, {})
+        for port in ports:
+            if port not in servers:
+                listening = listening_socket_in(namespace, self.host, port)
+                servers[port] = await asyncio.start_server(self._forward(port), sock=listening)
+
+    def _forward(self, port: int):  # type: ignore[no-untyped-def]
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            try:
+                upstream_reader, upstream_writer = await asyncio.open_connection(self.host, port)
+            except OSError:
+                writer.close()
+                return
+            await asyncio.gather(_pipe(reader, upstream_writer), _pipe(upstream_reader, writer))
+
+        return handle
+
+    def close(self, namespace: str) -> None:
+        for server in self.servers.pop(namespace, {}).values():
+            server.close()

@@ -1,0 +1,138 @@
+"""The pure parts of the ops nodes' kubelet (harness.targets.kubelet): what EKS adds to a pod, how Services are named
+to a pod, the crash-loop back-off, a container's status as the API reads it, and its readiness probe against a real
+HTTP server and a closed port."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from typing import Any
+
+import pytest
+from kube_fixtures import items, named
+
+from harness.processes import HOST, free_port
+from harness.project import local_target
+from harness.targets import kubelet
+
+
+def test_an_image_is_looked_up_by_its_repository_whatever_its_tag_or_digest() -> None:
+    karpenter = "public.ecr.aws/karpenter/controller:1.14.1@sha256:445baefaaa689029cc12ac1f659b916b0b82fb14308ce536f"
+    assert kubelet.repository(karpenter) == "public.ecr.aws/karpenter/controller"
+    assert kubelet.repository("registry.local:5000/argocd") == "registry.local:5000/argocd"
+    assert kubelet.repository("quay.io/argoproj/argocd:v3.6.2") == "quay.io/argoproj/argocd"
+
+
+def test_every_image_of_the_recorded_argo_cd_release_is_one_the_local_target_runs() -> None:
+    declared = local_target().pod_images
+    images = {
+        kubelet.repository(c["image"])
+        for p in items("recorded/addons/pods_argocd.yaml")
+        for c in p["spec"]["containers"]
+    }
+    assert images <= set(declared), images - set(declared)
+
+
+def test_the_pod_identity_webhooks_mutation_reaches_every_container_and_leaves_the_pod_as_it_was() -> None:
+    pod = named(items("recorded/addons/pods_argocd.yaml"), "argocd-repo-server-cc6cdd9cc-mp5ls")
+    mutated = kubelet.with_pod_identity(pod, "http://127.0.0.1:9000/v1/credentials")
+    for container in [*mutated["spec"]["initContainers"], *mutated["spec"]["containers"]]:
+        env = {e["name"]: e.get("value") for e in container["env"]}
+        assert env["AWS_CONTAINER_CREDENTIALS_FULL_URI"] == "http://127.0.0.1:9000/v1/credentials"
+        assert env["AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE"] == (
+            "/var/run/secrets/pods.eks.amazonaws.com/serviceaccount/eks-pod-identity-token"
+        )
+    (token,) = [v for v in mutated["spec"]["volumes"] if v["name"] == kubelet.POD_IDENTITY_VOLUME]
+    assert token["projected"]["sources"][0]["serviceAccountToken"]["audience"] == "pods.eks.amazonaws.com"
+    assert all(v["name"] != kubelet.POD_IDENTITY_VOLUME for v in pod["spec"]["volumes"])  # a copy was mutated
+
+
+def service(name: str, namespace: str = "argocd") -> dict[str, Any]:
+    return {"metadata": {"name": name, "namespace": namespace}}
+
+
+def endpoint_slice(service_name: str, *endpoints: tuple[str, bool]) -> dict[str, Any]:
+    return {
+        "metadata": {"namespace": "argocd", "labels": {"kubernetes.io/service-name": service_name}},
+        "endpoints": [{"addresses": [address], "conditions": {"ready": ready}} for address, ready in endpoints],
+    }
+
+
+def test_a_service_is_named_to_a_ready_endpoint_and_one_without_any_is_not_named() -> None:
+    found = kubelet.service_addresses(
+        [service("argocd-repo-server"), service("argocd-redis")],
+        [
+            endpoint_slice("argocd-repo-server", ("10.250.1.9", False), ("10.250.1.11", True)),
+            endpoint_slice("argocd-redis", ("10.250.1.10", False)),
+        ],
+    )
+    assert found == {
+        "argocd-repo-server": "10.250.1.11",
+        "argocd-repo-server.argocd": "10.250.1.11",
+        "argocd-repo-server.argocd.svc": "10.250.1.11",
+        "argocd-repo-server.argocd.svc.cluster.local": "10.250.1.11",
+    }
+    hosts = kubelet.hosts_file("10.250.1.7", "argocd-application-controller-0", found)
+    assert "10.250.1.7\targocd-application-controller-0\n" in hosts
+    assert "10.250.1.11\targocd-repo-server argocd-repo-server.argocd argocd-repo-server.argocd.svc " in hosts
+
+
+def test_the_crash_loop_back_off_doubles_from_ten_seconds_to_five_minutes() -> None:
+    assert [kubelet.backoff(n) for n in (1, 2, 3, 4, 5, 6, 7)] == [10, 20, 40, 80, 160, 300, 300]
+
+
+@pytest.mark.parametrize(
+    ("policy", "code", "restarts"),
+    [("Always", 0, True), ("Always", 1, True), ("OnFailure", 1, True), ("OnFailure", 0, False), ("Never", 2, False)],
+)
+def test_the_restart_policy_decides_whether_an_exit_restarts(policy: str, code: int, restarts: bool) -> None:
+    assert kubelet.restarts_after(policy, code) is restarts
+
+
+def test_a_crashed_container_reads_as_crash_loop_back_off_with_its_last_exit() -> None:
+    exited = subprocess.Popen([sys.executable, "-c", "raise SystemExit(3)"])
+    exited.wait()
+    container = kubelet.ContainerRun("controller", "karpenter", init=False, restarts=2)
+    container.terminated = {"exitCode": 3, "reason": "Error", "message": "panic: no zonal shift", "startedAt": "t0"}
+    container.waiting = ("CrashLoopBackOff", "back-off restarting failed container controller")
+    status = container.status()
+    assert status["ready"] is False and status["restartCount"] == 2 and status["started"] is False
+    assert status["state"] == {"waiting": {"reason": "CrashLoopBackOff", "message": container.waiting[1]}}
+    assert status["lastState"]["terminated"]["message"] == "panic: no zonal shift"
+    running = kubelet.ContainerRun("controller", "karpenter", init=False, ready=True)
+    running.process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        assert running.status()["state"]["running"] is not None and running.status()["ready"] is True
+    finally:
+        running.process.kill()
+        running.process.wait()
+
+
+@pytest.fixture
+def http_port() -> Iterator[int]:
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200 if self.path == "/readyz" else 503)
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = HTTPServer((HOST, free_port()), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server.server_address[1]
+    server.shutdown()
+
+
+def test_a_readiness_probe_passes_on_200_and_fails_on_503_or_a_closed_port(http_port: int) -> None:
+    container = {"ports": [{"name": "http", "containerPort": http_port}]}
+    probe = {"httpGet": {"path": "/readyz", "port": "http"}, "timeoutSeconds": 2}
+    assert kubelet.probe_succeeds(probe, container, HOST)
+    assert not kubelet.probe_succeeds({"httpGet": {"path": "/other", "port": http_port}}, container, HOST)
+    assert kubelet.probe_succeeds({"tcpSocket": {"port": http_port}}, container, HOST)
+    closed = free_port()
+    assert not kubelet.probe_succeeds({"tcpSocket": {"port": closed}}, container, HOST)
+    assert not kubelet.probe_succeeds({"httpGet": {"path": "/readyz", "port": closed}}, container, HOST)
