@@ -147,8 +147,13 @@ class FullStack:
         return local.identities_honoured(self.run, plane)
 
     def dead_processes(self) -> dict[str, str]:
-        """On local, each process of the run that died -> one line with its log's last words; elsewhere none."""
+        """On local, each process of the run that died, and each controller whose pod's container exited, -> one
+        line with its log's last words; elsewhere none."""
         return local.crashed(self.run) if self.caps.local_kubernetes else {}
+
+    def down_processes(self) -> dict[str, str]:
+        """dead_processes, less the controllers the kubelet has restarted since: what the teardown cannot count on."""
+        return local.crashed(self.run, current=True) if self.caps.local_kubernetes else {}
 
     def cluster_name(self) -> str:
         name = self.run.settings.get("cluster_name") or self.stack.variables()["cluster_name"]
@@ -212,7 +217,7 @@ def teardown_run(full: FullStack) -> list[Result]:
             full.clients,
             full.kube,
             full.destroy,
-            dead_processes=full.dead_processes,
+            dead_processes=full.down_processes,
             clock=full.clock,
             sleep=full.sleep,
             on_start=lambda step: full.say(f"teardown {step} ..."),

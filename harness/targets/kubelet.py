@@ -22,7 +22,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import copy
+import functools
 import json
 import os
 import signal
@@ -39,6 +41,7 @@ from typing import Any
 import requests
 
 from harness.kube import podspec
+from harness.processes import runs, stop_group
 from harness.targets import pod_network
 
 PROCESS = "kubelet"  # its name among the run's processes
@@ -49,6 +52,8 @@ LEASE_S = 40
 VOLUME_SYNC_S = 10.0
 BACKOFF_FIRST_S, BACKOFF_CAP_S, BACKOFF_RESET_S = 10.0, 300.0, 600.0
 STOP_GRACE_CAP_S = 30.0
+STOP_S = 5.0  # what the kubelet's own stop gives its containers after SIGTERM
+PID_SUFFIX = ".pid"  # in a pod's folder, per container: "<pid> <its executable>"
 # What an image declares as its environment before the pod's (every image the ops nodes run sets this PATH).
 IMAGE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 POD_IDENTITY_AUDIENCE = "pods.eks.amazonaws.com"
@@ -56,7 +61,8 @@ POD_IDENTITY_MOUNT = "/var/run/secrets/pods.eks.amazonaws.com/serviceaccount"
 POD_IDENTITY_VOLUME = "eks-pod-identity-token"
 CALLERS = "callers.json"  # in the kubelet's folder: ServiceAccount user -> the workload its pods belong to
 CONFIG = "kubelet.json"  # in the kubelet's folder: its Config
-CRASHES = "crashes.json"  # in the kubelet's folder: workload -> one line on the last exit of one of its containers
+# In the kubelet's folder: workload -> {"line": its containers' last exit, "down": one still waits for its restart}.
+CRASHES = "crashes.json"
 CLUSTER_DOMAIN = "cluster.local"
 
 
@@ -183,6 +189,18 @@ class ContainerRun:
     terminated: dict[str, Any] | None = None  # the last exit: {exitCode, reason, message, startedAt, finishedAt}
     waiting: tuple[str, str] | None = None  # (reason, message) while it does not run
 
+    def signal(self, sig: int) -> None:
+        """`sig` to the container's process group: its process and whatever it started (git for the repo-server),
+        as a runtime stops a container's cgroup."""
+        if self.process is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, sig)
+
+    def kill(self) -> None:
+        self.signal(signal.SIGKILL)
+        if self.process is not None:
+            self.process.wait()
+
     def state(self) -> dict[str, Any]:
         if self.process is not None and self.process.poll() is None:
             return {"running": {"startedAt": self.started_at}}
@@ -288,6 +306,7 @@ class Kubelet:
         self.heartbeat_at = 0.0
         self.addresses: dict[str, str] = {}
         self.crashes: dict[str, str] = {}
+        self.recorded_crashes: dict[str, dict[str, Any]] = {}
         self.stopping = False
 
     # -- the loop ---------------------------------------------------------------------------------------------
@@ -333,6 +352,21 @@ class Kubelet:
             callers[f"system:serviceaccount:{pod['metadata']['namespace']}:{account}"] = workload(pod)
             self.sync_pod(run, clock)
         (self.config.folder / CALLERS).write_text(json.dumps(callers, indent=2, sort_keys=True), encoding="utf-8")
+        self.record_crashes()
+
+    def record_crashes(self) -> None:
+        """Each workload whose container exited (an exit the restart policy restarts): its last exit, and whether
+        one of its containers is still waiting to be restarted."""
+        waiting = {
+            workload(run.pod)
+            for run in self.pods.values()
+            for container in run.containers.values()
+            if container.waiting and container.waiting[0] == "CrashLoopBackOff"
+        }
+        record = {name: {"line": line, "down": name in waiting} for name, line in self.crashes.items()}
+        if record != self.recorded_crashes:
+            (self.config.folder / CRASHES).write_text(json.dumps(record, indent=2), encoding="utf-8")
+            self.recorded_crashes = record
 
     def pod_folder(self, pod: Mapping[str, Any]) -> Path:
         metadata = pod["metadata"]
@@ -385,6 +419,7 @@ class Kubelet:
         if process is not None and process.poll() is None:
             return
         if process is not None:  # it exited since the last look
+            container.signal(signal.SIGKILL)  # what it started goes with it
             code = process.returncode if process.returncode >= 0 else 128 - process.returncode
             container.terminated = {
                 "exitCode": code,
@@ -403,7 +438,6 @@ class Kubelet:
                 f"{workload(run.pod)} (pod {run.name}, container {container.name}) exited with code {code}: "
                 f"{container.terminated['message'] or 'no output'} (log: {log})"
             )
-            (self.config.folder / CRASHES).write_text(json.dumps(self.crashes, indent=2), encoding="utf-8")
             if clock - container.started_clock > BACKOFF_RESET_S:
                 container.restarts = 0
             container.restarts += 1
@@ -482,9 +516,12 @@ class Kubelet:
             "harness.targets.pod_enter",
             str(spec_file),
         ]
-        container.process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+        container.process = subprocess.Popen(
+            command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
         log.close()
-        (run.folder / f"{container.name}.pid").write_text(str(container.process.pid), encoding="utf-8")
+        pid_file = run.folder / f"{container.name}{PID_SUFFIX}"
+        pid_file.write_text(f"{container.process.pid} {argv[0]}", encoding="utf-8")
         container.started_at, container.started_clock = now(), time.monotonic()
         container.waiting = None
         container.failures = 0
@@ -513,15 +550,11 @@ class Kubelet:
         if not run.stopping_since:
             run.stopping_since = clock
             for container in run.containers.values():
-                if container.process is not None and container.process.poll() is None:
-                    container.process.send_signal(signal.SIGTERM)
+                container.signal(signal.SIGTERM)
         grace = min(float(run.pod["spec"].get("terminationGracePeriodSeconds") or 30), STOP_GRACE_CAP_S)
         alive = [c for c in run.containers.values() if c.process is not None and c.process.poll() is None]
         if alive and clock - run.stopping_since < grace:
             return
-        for container in alive:
-            container.process.kill()  # type: ignore[union-attr]
-            container.process.wait()  # type: ignore[union-attr]
         self.remove(self.pods.pop(run.uid))
         self.delete_pod(run.pod)
 
@@ -539,9 +572,7 @@ class Kubelet:
     def remove(self, run: PodRun) -> None:
         """Stop a pod's processes and take its sandbox down."""
         for container in run.containers.values():
-            if container.process is not None and container.process.poll() is None:
-                container.process.kill()
-                container.process.wait()
+            container.kill()
         if run.namespace:
             self.forwarders.close(run.namespace)
             pod_network.delete_sandbox(run.namespace)
@@ -735,19 +766,28 @@ class Kubelet:
         self.stopping = True
         for run in list(self.pods.values()):
             for container in run.containers.values():
-                if container.process is not None and container.process.poll() is None:
-                    container.process.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + 5
+                container.signal(signal.SIGTERM)
+        deadline = time.monotonic() + STOP_S
         for run in list(self.pods.values()):
             for container in run.containers.values():
                 if container.process is not None:
-                    try:
+                    with contextlib.suppress(subprocess.TimeoutExpired):
                         container.process.wait(max(deadline - time.monotonic(), 0.1))
-                    except subprocess.TimeoutExpired:
-                        container.process.kill()
         for run in list(self.pods.values()):
             self.remove(run)
         pod_network.delete_network(self.config.run_id)
+
+
+def stop_leftovers(folder: Path) -> list[str]:
+    """The container processes a kubelet that was killed left running (their pid files under `folder`), each with
+    its process group; what it stopped."""
+    stopped = []
+    for pid_file in sorted(folder.glob(f"*/*{PID_SUFFIX}")):
+        number, _, executable = pid_file.read_text(encoding="utf-8").partition(" ")
+        if number.isdigit() and runs(int(number), executable):
+            stop_group(int(number), functools.partial(runs, int(number), executable))
+            stopped.append(f"{pid_file.parent.name}/{pid_file.name.removesuffix(PID_SUFFIX)}")
+    return stopped
 
 
 def probe_succeeds(probe: Mapping[str, Any], container: Mapping[str, Any], pod_ip: str) -> bool:

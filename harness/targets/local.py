@@ -17,6 +17,7 @@ import contextlib
 import json
 import os
 import sys
+import time
 from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
@@ -96,12 +97,14 @@ def records(run: Run) -> list[ProcessRecord]:
     return [ProcessRecord.from_settings(row) for row in run.settings.get(PROCESSES) or []]
 
 
-def crashed(run: Run) -> dict[str, str]:
-    """Each process of the run that is no longer running, and each workload of the ops nodes whose container
-    exited (the kubelet restarts it, as on EKS, but the run names it) -> one line with its log's last words."""
+def crashed(run: Run, *, current: bool = False) -> dict[str, str]:
+    """Each process of the run that is no longer running, and each workload of the ops nodes whose container exited
+    (the kubelet restarts it, as on EKS; `current`: only while it waits for that restart) -> one line with its log's
+    last words."""
     dead = {record.name: line for record in records(run) if (line := record.crashed())}
     with contextlib.suppress(FileNotFoundError):
-        dead.update(json.loads(run.path(KUBELET, kubelet.CRASHES).read_text(encoding="utf-8")))
+        exits = json.loads(run.path(KUBELET, kubelet.CRASHES).read_text(encoding="utf-8"))
+        dead.update({name: exit["line"] for name, exit in exits.items() if exit["down"] or not current})
     return dead
 
 
@@ -114,7 +117,9 @@ def cluster(run: Run) -> ControlPlane | None:
 def stop(run: Run) -> None:
     """Stop every process of the run, last started first; safe to repeat, from any shell."""
     stop_recorded(records(run))
-    pod_network.delete_network(run.id)  # what a kubelet killed before its own clean-up left
+    # What a kubelet killed before its own clean-up left: its containers, the pods' network.
+    kubelet.stop_leftovers(run.path(KUBELET))
+    pod_network.delete_network(run.id)
     for key in (PROCESSES, CLUSTER, GITOPS_URL, ADDONS, POD_IDENTITY_AGENT):
         run.settings.pop(key, None)
     run.save()
@@ -324,6 +329,18 @@ def trust_git_endpoint(run: Run, plane: ControlPlane, namespace: str) -> None:
     ca = plane.pki.path("ca.crt").read_text(encoding="utf-8")
     patch = json.dumps({"data": {host: ca}})
     plane.kubectl("-n", namespace, "patch", "configmap", GIT_TRUST_CONFIGMAP, "--type=merge", "-p", patch)
+    # Argo CD's first fetch of the bootstrap must trust it, or the Application waits out its reconciliation
+    # period: on until the kubelet has written it into a pod's volume (its ConfigMap sync, kubelet.VOLUME_SYNC_S).
+    volumes = run.path(KUBELET)
+    deadline = time.monotonic() + kubelet.VOLUME_SYNC_S * 3
+
+    def written() -> bool:
+        return any(path.read_text(encoding="utf-8") == ca for path in volumes.glob(f"*/volumes/*/{host}"))
+
+    while not written():
+        if time.monotonic() > deadline:
+            raise EnvironmentProblem(f"the kubelet did not write {GIT_TRUST_CONFIGMAP}'s {host} into a pod's volume")
+        time.sleep(0.5)
 
 
 def watched(run: Run, plane: ControlPlane) -> str | None:
