@@ -8,12 +8,11 @@ import contextlib
 import datetime
 import ipaddress
 import json
-import os
 import shutil
 import subprocess
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -35,8 +34,6 @@ from harness.waits import wait_for
 SERVICE_CIDR = "172.20.0.0/16"  # EKS's default service range for a 10.x VPC
 READY_TIMEOUT_S = 60.0
 CONTROLLER_MANAGER = "kube-controller-manager"  # its name among the run's processes
-# What would win over the container credentials in the SDKs' chain: never handed to a controller.
-HARNESS_CREDENTIALS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE")
 AUDIENCE = "pods.eks.amazonaws.com"  # EKS Pod Identity's token audience
 KWOK_ANNOTATION = {"kwok.x-k8s.io/node": "fake"}  # the Nodes KWOK is the kubelet of
 KWOK_NODES = ",".join(f"{key}={value}" for key, value in KWOK_ANNOTATION.items())
@@ -142,18 +139,15 @@ def create_pki(folder: Path) -> Pki:
     return pki
 
 
-def kubeconfig(
-    server: str, pki: Pki, name: str = "local", user: str = "admin", credentials: Mapping[str, str] | None = None
-) -> dict[str, object]:
-    """A kubeconfig for the run's API server: as the admin (the run's client certificate, the harness's alone)
-    unless other `credentials` are given."""
+def kubeconfig(server: str, pki: Pki, name: str = "local") -> dict[str, object]:
+    """A kubeconfig for the run's API server as the admin (the run's client certificate, the harness's alone)."""
     admin = {"client-certificate": str(pki.path("admin.crt")), "client-key": str(pki.path("admin.key"))}
     return {
         "apiVersion": "v1",
         "kind": "Config",
         "clusters": [{"name": name, "cluster": {"server": server, "certificate-authority": str(pki.path("ca.crt"))}}],
-        "users": [{"name": user, "user": dict(credentials or admin)}],
-        "contexts": [{"name": name, "context": {"cluster": name, "user": user}}],
+        "users": [{"name": "admin", "user": admin}],
+        "contexts": [{"name": name, "context": {"cluster": name, "user": "admin"}}],
         "current-context": name,
     }
 
@@ -224,30 +218,6 @@ class ControlPlane:
         except requests.RequestException:
             return False
 
-    def service_account_token(
-        self, namespace: str, account: str, path: Path, lifetime_s: int, audience: str = ""
-    ) -> Path:
-        """A token of the ServiceAccount `namespace/account` from the TokenRequest API (the kubelet projects the
-        same kind into a pod), written to `path`; for the API server unless another `audience` is named. Beside it
-        the request, so that the run's Pod Identity agent renews the token before it expires, as the kubelet
-        does (refresh_tokens)."""
-        request = TokenRequest(namespace, account, lifetime_s, audience)
-        try:
-            request.write(path, request.issue(self.server, self.pki.path("ca.crt"), self.pki.admin_cert()))
-        except EnvironmentProblem as exc:
-            raise EnvironmentProblem(f"no token for ServiceAccount {namespace}/{account}: {exc}") from None
-        return path
-
-    def service_account_kubeconfig(self, namespace: str, account: str, folder: Path, lifetime_s: int) -> Path:
-        """A kubeconfig that authenticates as the ServiceAccount `namespace/account`, so RBAC judges the caller as
-        on EKS."""
-        token_file = self.service_account_token(namespace, account, folder / "token", lifetime_s)
-        user = f"system:serviceaccount:{namespace}:{account}"
-        config = kubeconfig(self.server, self.pki, user=user, credentials={"tokenFile": str(token_file)})
-        path = folder / "kubeconfig"
-        path.write_text(yaml.safe_dump(config), encoding="utf-8")
-        return path
-
     def get(self, path: str, timeout: float = 5.0) -> requests.Response:
         """An authenticated GET against the API server as the admin."""
         return requests.get(
@@ -256,110 +226,6 @@ class ControlPlane:
             verify=str(self.pki.path("ca.crt")),
             timeout=timeout,
         )
-
-
-TOKEN_REQUEST = ".request.json"  # beside each token: what to ask the TokenRequest API for when renewing it
-RENEW_AT = 0.8  # the kubelet renews a projected token once 80 % of its life has passed
-
-
-@dataclass(frozen=True)
-class TokenRequest:
-    """A ServiceAccount token as a pod's projected volume asks for it."""
-
-    namespace: str
-    account: str
-    lifetime_s: int
-    audience: str = ""  # "" = the API server's own
-
-    def issue(self, server: str, ca: Path, cert: tuple[str, str]) -> str:
-        body: dict[str, Any] = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest"}
-        body["spec"] = {"expirationSeconds": self.lifetime_s, "audiences": [self.audience] if self.audience else []}
-        url = f"{server}/api/v1/namespaces/{self.namespace}/serviceaccounts/{self.account}/token"
-        try:
-            answer = requests.post(url, json=body, cert=cert, verify=str(ca), timeout=10)
-        except requests.RequestException as exc:
-            raise EnvironmentProblem(f"the API server at {server} did not answer: {exc}") from None
-        if answer.status_code != 201:
-            raise EnvironmentProblem(f"{answer.status_code} {answer.json().get('message', answer.text)}")
-        return str(answer.json()["status"]["token"])
-
-    def write(self, path: Path, token: str) -> None:
-        """The token (readable by its owner only, replaced whole: a reader never sees half of one) and, beside it,
-        this request."""
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fresh = path.with_name(f".{path.name}.new")
-        fresh.write_text(token, encoding="utf-8")
-        fresh.chmod(0o600)
-        os.replace(fresh, path)
-        path.with_name(path.name + TOKEN_REQUEST).write_text(json.dumps(asdict(self)), encoding="utf-8")
-
-
-def token_due(written: float, lifetime_s: int, now: float) -> bool:
-    return now - written >= RENEW_AT * lifetime_s
-
-
-def refresh_tokens(folder: Path, issue: Callable[[TokenRequest], str], now: float) -> list[Path]:
-    """Renew each token under `folder` (one level of per-process folders) whose life is 80 % spent; returns them.
-    The processes read their token file anew (client-go's tokenFile every minute, the AWS SDK per credentials
-    request), so a renewed token is used without a restart."""
-    renewed = []
-    for sidecar in sorted(folder.glob(f"*/*{TOKEN_REQUEST}")):
-        token = sidecar.with_name(sidecar.name.removesuffix(TOKEN_REQUEST))
-        request = TokenRequest(**json.loads(sidecar.read_text(encoding="utf-8")))
-        if token.exists() and token_due(token.stat().st_mtime, request.lifetime_s, now):
-            request.write(token, issue(request))
-            renewed.append(token)
-    return renewed
-
-
-@dataclass(frozen=True)
-class PodIdentities:
-    """What each host process standing in for a chart's pod talks to the API server as: its pod's ServiceAccount
-    (the workload's ``serviceAccountName``), never the admin, so the chart's RBAC allows or refuses its calls."""
-
-    plane: ControlPlane
-    folder: Path  # one folder per process: its tokens and kubeconfig
-    lifetime_s: int
-    credentials_url: str  # the run's Pod Identity agent (harness.targets.pod_identity)
-
-    @staticmethod
-    def account(workload: Mapping[str, Any]) -> tuple[str, str]:
-        pod = workload["spec"]["template"]["spec"]
-        return str(workload["metadata"]["namespace"]), str(pod.get("serviceAccountName") or "default")
-
-    def kubeconfig(self, process: str, workload: Mapping[str, Any]) -> Path:
-        try:
-            return self.plane.service_account_kubeconfig(
-                *self.account(workload), self.folder / process, self.lifetime_s
-            )
-        except EnvironmentProblem as exc:
-            raise EnvironmentProblem(f"{process}: {exc}") from None
-
-    def aws_environment(self, process: str, workload: Mapping[str, Any], base: Mapping[str, str]) -> dict[str, str]:
-        """The AWS settings of the pod on EKS with Pod Identity: the container credentials endpoint and a token
-        for it (audience pods.eks.amazonaws.com), and no credentials of the harness's (environment or files)."""
-        try:
-            token = self.plane.service_account_token(
-                *self.account(workload), self.folder / process / "eks-pod-identity-token", self.lifetime_s, AUDIENCE
-            )
-        except EnvironmentProblem as exc:
-            raise EnvironmentProblem(f"{process}: {exc}") from None
-        own = {key: value for key, value in base.items() if key not in HARNESS_CREDENTIALS}
-        return {
-            **own,
-            "AWS_CONTAINER_CREDENTIALS_FULL_URI": self.credentials_url,
-            "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE": str(token),
-            "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
-            "AWS_CONFIG_FILE": os.devnull,
-        }
-
-    def callers(self) -> dict[str, str]:
-        """Each ServiceAccount user a process calls as -> that process (from the kubeconfigs written so far)."""
-        found = {}
-        for config in sorted(self.folder.glob("*/kubeconfig")):
-            users = yaml.safe_load(config.read_text(encoding="utf-8")).get("users") or []
-            found.update({str(user["name"]): config.parent.name for user in users})
-        return found
 
 
 def answers(url: str, **kwargs: Any) -> bool:

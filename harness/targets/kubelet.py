@@ -41,8 +41,9 @@ from typing import Any
 import requests
 
 from harness.kube import podspec
-from harness.processes import runs, stop_group
+from harness.processes import Supervised, Supervisor, runs, stop_group
 from harness.targets import pod_network
+from harness.targets.controlplane import AUDIENCE
 
 PROCESS = "kubelet"  # its name among the run's processes
 READY_TIMEOUT_S = 60.0
@@ -50,13 +51,13 @@ SYNC_S = 1.0
 HEARTBEAT_S = 10.0
 LEASE_S = 40
 VOLUME_SYNC_S = 10.0
+RENEW_AT = 0.8  # of a projected token's life
 BACKOFF_FIRST_S, BACKOFF_CAP_S, BACKOFF_RESET_S = 10.0, 300.0, 600.0
 STOP_GRACE_CAP_S = 30.0
 STOP_S = 5.0  # what the kubelet's own stop gives its containers after SIGTERM
 PID_SUFFIX = ".pid"  # in a pod's folder, per container: "<pid> <its executable>"
 # What an image declares as its environment before the pod's (every image the ops nodes run sets this PATH).
 IMAGE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-POD_IDENTITY_AUDIENCE = "pods.eks.amazonaws.com"
 POD_IDENTITY_MOUNT = "/var/run/secrets/pods.eks.amazonaws.com/serviceaccount"
 POD_IDENTITY_VOLUME = "eks-pod-identity-token"
 CALLERS = "callers.json"  # in the kubelet's folder: ServiceAccount user -> the workload its pods belong to
@@ -101,7 +102,7 @@ def with_pod_identity(pod: Mapping[str, Any], credentials_url: str) -> dict[str,
                 "sources": [
                     {
                         "serviceAccountToken": {
-                            "audience": POD_IDENTITY_AUDIENCE,
+                            "audience": AUDIENCE,
                             "expirationSeconds": 86400,
                             "path": POD_IDENTITY_VOLUME,
                         }
@@ -160,6 +161,11 @@ def hosts_file(pod_ip: str, hostname: str, addresses: Mapping[str, str]) -> str:
 def resolv_conf(namespace: str) -> str:
     search = f"{namespace}.svc.{CLUSTER_DOMAIN} svc.{CLUSTER_DOMAIN} {CLUSTER_DOMAIN}"
     return f"search {search}\nnameserver 127.0.0.1\noptions ndots:5\n"
+
+
+def token_due(issued: float, lifetime: float, now: float) -> bool:
+    """Whether a projected token is renewed: once 80 % of its life has passed, as the kubelet does."""
+    return now - issued >= lifetime * RENEW_AT
 
 
 def backoff(restarts: int) -> float:
@@ -625,12 +631,12 @@ class Kubelet:
         a token is asked for anew once 80 % of its life is spent."""
         sources = self.sources(run, spec)
         clock = time.monotonic()
-        due = {volume for volume, (issued, lifetime) in run.tokens.items() if clock - issued < lifetime * 0.8}
+        fresh = {volume for volume, (issued, lifetime) in run.tokens.items() if not token_due(issued, lifetime, clock)}
         for volume in spec["spec"].get("volumes") or []:
             name = volume["name"]
             folder = run.folder / "volumes" / name
-            if name in due:
-                continue  # its token is fresh; it holds nothing else here
+            if name in fresh:
+                continue  # a projected volume whose token is not due: the rest of it does not change
             files = podspec.volume_files(spec, volume, sources)
             folder.mkdir(parents=True, exist_ok=True)
             if files is None:
@@ -639,9 +645,9 @@ class Kubelet:
                 path = folder / relative
                 if not path.exists() or path.read_bytes() != content:
                     path.parent.mkdir(parents=True, exist_ok=True)
-                    fresh = path.with_name(f".{path.name}.new")
-                    fresh.write_bytes(content)
-                    os.replace(fresh, path)
+                    staged = path.with_name(f".{path.name}.new")
+                    staged.write_bytes(content)
+                    os.replace(staged, path)
             for token_volume, _audience, seconds in podspec.token_sources(spec):
                 if token_volume == name:
                     run.tokens[name] = (clock, float(seconds))
@@ -825,6 +831,19 @@ def last_words(log: Path) -> str:
     except FileNotFoundError:
         return ""
     return lines[-1][-300:] if lines else ""
+
+
+def start(supervisor: Supervisor, config: Config) -> Supervised:
+    """The kubelet as a supervised process of `supervisor`; ready once its first pass is done (the nodes' heartbeat
+    sent, the pods bound so far started)."""
+    config.ready_file.unlink(missing_ok=True)
+    config.write()
+    return supervisor.start(
+        PROCESS,
+        [sys.executable, "-m", "harness.targets.kubelet", f"--folder={config.folder}"],
+        ready=config.ready_file.exists,
+        timeout_s=READY_TIMEOUT_S,
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -170,8 +170,6 @@ def start_kubelet(run: Run, plane: ControlPlane, nodes: list[str], env: Mapping[
     endpoint = env["AWS_ENDPOINT_URL"]
     agent = str(run.settings[POD_IDENTITY_AGENT])
     api_port = int(urlsplit(plane.server).port or 443)
-    ready_file = folder / "kubelet.ready"
-    ready_file.unlink(missing_ok=True)
     config = kubelet.Config(
         nodes=nodes,
         folder=folder,
@@ -182,15 +180,9 @@ def start_kubelet(run: Run, plane: ControlPlane, nodes: list[str], env: Mapping[
         images=pod_images.resolve(declared.pod_images),
         env={name: entry["value"].format(emulator=endpoint) for name, entry in declared.pod_environment.items()},
         credentials_url=agent,
-        ready_file=ready_file,
+        ready_file=folder / "kubelet.ready",
     )
-    config.write()
-    supervisor(run).start(
-        kubelet.PROCESS,
-        [sys.executable, "-m", "harness.targets.kubelet", f"--folder={folder}"],
-        ready=ready_file.exists,
-        timeout_s=kubelet.READY_TIMEOUT_S,
-    )
+    kubelet.start(supervisor(run), config)
 
 
 def cluster_version(eks: Any, outputs: Mapping[str, Any]) -> str:

@@ -1,11 +1,12 @@
 """EKS Pod Identity on the local target: what the eks-pod-identity-agent DaemonSet and EKS's
-AssumeRoleForPodIdentity do for a pod, for the controllers that run here as host processes.
+AssumeRoleForPodIdentity do for the pods of the ops nodes (harness.targets.kubelet).
 
 A controller's AWS SDK reads ``AWS_CONTAINER_CREDENTIALS_FULL_URI`` and sends the token in
-``AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE`` (its ServiceAccount's, audience ``pods.eks.amazonaws.com``), as in a pod
-on EKS. The agent (``python -m harness.targets.pod_identity``, one process per run) has the API server review the
-token (TokenReview), looks up the association for the ServiceAccount, assumes that role through the emulator's STS
-with the session tags EKS sets, and answers with the role's credentials. No association: no credentials, and the
+``AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE`` (its pod's ServiceAccount's, audience ``pods.eks.amazonaws.com``), as in a
+pod on EKS, where the Pod Identity webhook put both (here the kubelet does, kubelet.with_pod_identity). The agent
+(``python -m harness.targets.pod_identity``, one process per run) has the API server review the token (TokenReview),
+looks up the association for the ServiceAccount, assumes that role through the emulator's STS with the session tags
+EKS sets, and answers with the role's credentials. No association: no credentials, and the
 refusal is recorded (``refusals.jsonl``) so the run names it.
 
 The emulator has no association API (infra/targets.yaml `eks_pod_identity_associations`), so the associations come
@@ -17,8 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import threading
-import time
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -26,13 +25,12 @@ from pathlib import Path
 from typing import Any
 
 from harness.results import Result
-from harness.targets.controlplane import AUDIENCE, TokenRequest, refresh_tokens
+from harness.targets.controlplane import AUDIENCE
 
 PROCESS = "eks-pod-identity-agent"  # its name among the run's processes
 CREDENTIALS_CHECK = "the controllers get AWS credentials from their Pod Identity associations"
 CREDENTIALS_PATH = "/v1/credentials"
 REFUSALS = "refusals.jsonl"
-RENEW_EVERY_S = 30.0  # how often the agent looks for tokens of the run's processes that are due for renewal
 # infra/platform's outputs that pair a ServiceAccount ({namespace, name}) with the role associated with it.
 ASSOCIATION_OUTPUTS = (
     ("karpenter_service_account", "karpenter_controller_role_arn"),
@@ -141,19 +139,6 @@ class Agent:
             "AccountId": role.split(":")[4],
         }
 
-    def issue(self, request: TokenRequest) -> str:
-        return request.issue(self.args.server, Path(self.args.ca), (self.args.cert, self.args.key))
-
-    def renew_tokens(self) -> None:
-        """The kubelet's part for the run's processes: their ServiceAccount tokens renewed before they expire."""
-        while True:
-            try:
-                for token in refresh_tokens(Path(self.args.folder), self.issue, time.time()):
-                    print(f"renewed {token}", file=sys.stderr, flush=True)
-            except Exception as exc:  # the next round tries again; the log says why this one failed
-                print(f"token renewal failed: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
-            time.sleep(RENEW_EVERY_S)
-
     def refuse(self, account: str, why: str) -> tuple[int, dict[str, Any]]:
         record = {"service_account": account, "why": why}
         with (Path(self.args.folder) / REFUSALS).open("a", encoding="utf-8") as log:
@@ -191,7 +176,6 @@ def serve(argv: Sequence[str]) -> int:
             self.end_headers()
             self.wfile.write(data)
 
-    threading.Thread(target=agent.renew_tokens, name="renew-tokens", daemon=True).start()
     ThreadingHTTPServer(("127.0.0.1", int(args.port)), Handler).serve_forever()
     return 0
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,7 +17,7 @@ import yaml
 from harness.kube import core
 from harness.project import versions
 from harness.results import Status
-from harness.targets.controlplane import ControlPlane, TokenRequest, control_plane, refresh_tokens
+from harness.targets.controlplane import ControlPlane, control_plane
 from harness.targets.nodes import ops_nodes
 from harness.toolchain.build import missing
 
@@ -67,25 +66,3 @@ def test_a_node_without_the_ops_taint_fails_the_same_judge(ops_cluster: ControlP
     untainted["spec"]["taints"] = []
     result = core.judge_ops_nodes([untainted])
     assert result.status is Status.FAIL
-
-
-def test_a_service_account_token_is_renewed_once_80_percent_of_its_life_is_spent(
-    cluster: ControlPlane, tmp_path: Path
-) -> None:
-    """What the kubelet does for a projected token, the run's Pod Identity agent does for the run's processes:
-    a token of a 600 s life is left alone at 400 s and renewed at 480 s, and the new one authenticates."""
-    cluster.kubectl("-n", "kube-system", "create", "serviceaccount", "token-renewal")
-    token = cluster.service_account_token("kube-system", "token-renewal", tmp_path / "process" / "token", 600)
-    first = token.read_text(encoding="utf-8")
-    written = token.stat().st_mtime
-
-    def issue(request: TokenRequest) -> str:
-        return request.issue(cluster.server, cluster.pki.path("ca.crt"), cluster.pki.admin_cert())
-
-    assert refresh_tokens(tmp_path, issue, written + 400) == []
-    assert refresh_tokens(tmp_path, issue, written + 480) == [token]
-    renewed = token.read_text(encoding="utf-8")
-    assert renewed != first
-    review = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview", "spec": {"token": renewed}}
-    answer = json.loads(cluster.kubectl("create", "-f", "-", "-o", "json", stdin=json.dumps(review)))
-    assert answer["status"]["user"]["username"] == "system:serviceaccount:kube-system:token-renewal"
