@@ -33,6 +33,7 @@ from moto.eks import urls as eks_urls
 from moto.eks.exceptions import ResourceNotFoundException as EKSResourceNotFound
 from moto.eks.models import EKSBackend
 from moto.eks.responses import EKSResponse
+from moto.shield.responses import ShieldResponse
 from moto.ssm.models import Parameter, ParameterDict
 
 from harness.aws import authorization
@@ -311,6 +312,16 @@ def eks_ami_parameters(check_loading: Callable[..., None]) -> Callable[..., None
     return loading
 
 
+def subscription_state(_: Any) -> Callable[..., Any]:
+    """Shield's GetSubscriptionState, which moto lacks: ACTIVE once CreateSubscription ran, else INACTIVE (an
+    account without Shield Advanced, what the LB controller asks about on every Ingress)."""
+
+    def respond(self: Any) -> Any:
+        return ActionResult({"SubscriptionState": "ACTIVE" if self.shield_backend.subscription else "INACTIVE"})
+
+    return respond
+
+
 GAPS: dict[str, tuple[Patch, ...]] = {
     "fleet_launch_template_security_groups": (Patch(FleetsBackend, "create_fleet", fleet_security_groups),),
     "fleet_volume_tags": (Patch(FleetsBackend, "create_fleet", fleet_volume_tags),),
@@ -321,6 +332,7 @@ GAPS: dict[str, tuple[Patch, ...]] = {
     "spot_request_open_after_termination": (Patch(InstanceBackend, "terminate_instances", close_spot_requests),),
     "eks_version_updates": EKS_VERSION_UPDATES,
     "eks_optimized_ami_parameters": (Patch(ParameterDict, "_check_loading_status", eks_ami_parameters),),
+    "shield_subscription_state": (Patch(ShieldResponse, "get_subscription_state", subscription_state),),
 }
 
 

@@ -278,8 +278,9 @@ class E2E(FullStack):
         return results
 
     def processes_kept_running(self) -> Result:
-        """On local the controllers are host processes: one that died fails the stage it died in, even when every
-        judge that ran before passed."""
+        """On local the control plane and the harness's stand-ins are host processes, the controllers containers of
+        the ops nodes' kubelet: one that died (or exited, even if restarted since) fails the stage it died in, even
+        when every judge that ran before passed."""
         if not self.caps.local_kubernetes:
             return Result.not_applicable(PROCESSES_CHECK, self.run.target, CONTROLLERS_ARE_PODS)
         return judge_processes([r.name for r in local.records(self.run)], self.dead_processes())

@@ -1,7 +1,8 @@
-"""What a kubelet makes of a pod's spec before it starts a container, as pure functions of API objects: the
-container's environment (literal values, `$(VAR)` references, the downward API, ConfigMap and Secret keys,
-`envFrom`), its command line (`command` and `args`, references expanded), and the files of each volume it mounts
-(Secret, ConfigMap, projected ServiceAccount token, downward API, emptyDir).
+"""What a kubelet makes of a pod's spec, as pure functions of API objects: the container's environment (literal
+values, `$(VAR)` references, the downward API, ConfigMap and Secret keys, `envFrom`), its command line (`command`
+and `args`, references expanded), and the files of each volume it mounts (Secret, ConfigMap, projected
+ServiceAccount token, downward API, emptyDir); what EKS adds to a pod (the Pod Identity webhook's mutation), the
+names a pod resolves Services by, and the kubelet's token renewal and crash-loop back-off.
 
 The reads (ConfigMaps, Secrets, the node's allocatable, a token) come in through `PodSources`; what cannot be made
 (a missing key that is not optional, a volume kind the local target does not serve) is a `ContainerConfigError`,
@@ -11,6 +12,7 @@ the kubelet's CreateContainerConfigError, naming the pod and what it refers to.
 from __future__ import annotations
 
 import base64
+import copy
 import math
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -23,6 +25,12 @@ from kubernetes.utils import parse_quantity as _parse_quantity
 from harness.errors import HarnessError
 
 SERVICE_ACCOUNT_MOUNT = "/var/run/secrets/kubernetes.io/serviceaccount"
+POD_IDENTITY_AUDIENCE = "pods.eks.amazonaws.com"  # EKS Pod Identity's token audience
+POD_IDENTITY_MOUNT = "/var/run/secrets/pods.eks.amazonaws.com/serviceaccount"
+POD_IDENTITY_VOLUME = "eks-pod-identity-token"
+CLUSTER_DOMAIN = "cluster.local"
+RENEW_AT = 0.8  # of a projected token's life
+BACKOFF_FIRST_S, BACKOFF_CAP_S = 10.0, 300.0  # the crash-loop back-off
 # A C identifier, what a kubelet accepts as an environment variable name from envFrom (others are skipped).
 ENV_NAME = re.compile(r"[-._a-zA-Z][-._a-zA-Z0-9]*")
 FIELD_LABEL = re.compile(r"metadata\.(labels|annotations)\['([^']+)'\]")
@@ -341,3 +349,159 @@ def referenced(pod: Mapping[str, Any]) -> tuple[set[str], set[str]]:
 def name_of(pod: Mapping[str, Any]) -> str:
     metadata = pod.get("metadata") or {}
     return f"{metadata.get('namespace')}/{metadata.get('name')}"
+
+
+def repository(image: str) -> str:
+    """An image reference without its digest and tag."""
+    name = image.split("@", 1)[0]
+    slash = name.rfind("/")
+    colon = name.rfind(":")
+    return name[:colon] if colon > slash else name
+
+
+def workload(pod: Mapping[str, Any]) -> str:
+    """The name a pod's controller is known by in the run's messages."""
+    metadata = pod["metadata"]
+    labels = metadata.get("labels") or {}
+    return str(labels.get("app.kubernetes.io/name") or labels.get("app") or metadata["name"])
+
+
+def with_pod_identity(pod: Mapping[str, Any], credentials_url: str) -> dict[str, Any]:
+    """The pod as EKS's Pod Identity webhook leaves it: the agent's credentials URL and a token of audience
+    pods.eks.amazonaws.com in every container (on EKS the URL is the node's 169.254.170.23; here the run's agent)."""
+    mutated = copy.deepcopy(dict(pod))
+    spec = mutated["spec"]
+    spec.setdefault("volumes", []).append(
+        {
+            "name": POD_IDENTITY_VOLUME,
+            "projected": {
+                "sources": [
+                    {
+                        "serviceAccountToken": {
+                            "audience": POD_IDENTITY_AUDIENCE,
+                            "expirationSeconds": 86400,
+                            "path": POD_IDENTITY_VOLUME,
+                        }
+                    }
+                ]
+            },
+        }
+    )
+    for container in [*(spec.get("initContainers") or []), *spec["containers"]]:
+        container.setdefault("env", []).extend(
+            [
+                {"name": "AWS_CONTAINER_CREDENTIALS_FULL_URI", "value": credentials_url},
+                {
+                    "name": "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
+                    "value": f"{POD_IDENTITY_MOUNT}/{POD_IDENTITY_VOLUME}",
+                },
+            ]
+        )
+        container.setdefault("volumeMounts", []).append(
+            {"name": POD_IDENTITY_VOLUME, "mountPath": POD_IDENTITY_MOUNT, "readOnly": True}
+        )
+    return mutated
+
+
+def service_names(service: Mapping[str, Any]) -> list[str]:
+    name, namespace = service["metadata"]["name"], service["metadata"]["namespace"]
+    return [name, f"{name}.{namespace}", f"{name}.{namespace}.svc", f"{name}.{namespace}.svc.{CLUSTER_DOMAIN}"]
+
+
+def service_addresses(services: Sequence[Mapping[str, Any]], slices: Sequence[Mapping[str, Any]]) -> dict[str, str]:
+    """Each Service's DNS names -> the address of one of its ready endpoints (the first, in a stable order)."""
+    ready: dict[tuple[str, str], list[str]] = {}
+    for endpoint_slice in slices:
+        metadata = endpoint_slice["metadata"]
+        service = (metadata.get("labels") or {}).get("kubernetes.io/service-name")
+        for endpoint in endpoint_slice.get("endpoints") or []:
+            if (endpoint.get("conditions") or {}).get("ready") and service:
+                ready.setdefault((metadata["namespace"], service), []).extend(endpoint.get("addresses") or [])
+    found = {}
+    for service in services:
+        key = (service["metadata"]["namespace"], service["metadata"]["name"])
+        if addresses := sorted(ready.get(key, [])):
+            found.update({name: addresses[0] for name in service_names(service)})
+    return found
+
+
+def hosts_file(pod_ip: str, hostname: str, addresses: Mapping[str, str]) -> str:
+    lines = ["127.0.0.1\tlocalhost", "::1\tlocalhost ip6-localhost ip6-loopback", f"{pod_ip}\t{hostname}"]
+    by_address: dict[str, list[str]] = {}
+    for name, address in sorted(addresses.items()):
+        by_address.setdefault(address, []).append(name)
+    lines += [f"{address}\t{' '.join(names)}" for address, names in sorted(by_address.items())]
+    return "\n".join(lines) + "\n"
+
+
+def resolv_conf(namespace: str) -> str:
+    search = f"{namespace}.svc.{CLUSTER_DOMAIN} svc.{CLUSTER_DOMAIN} {CLUSTER_DOMAIN}"
+    return f"search {search}\nnameserver 127.0.0.1\noptions ndots:5\n"
+
+
+def token_due(issued: float, lifetime: float, now: float) -> bool:
+    """Whether a projected token is renewed: once 80 % of its life has passed, as the kubelet does."""
+    return now - issued >= lifetime * RENEW_AT
+
+
+def backoff(restarts: int) -> float:
+    """The kubelet's crash-loop back-off before the `restarts`th restart: 10 s, doubled each time, at most 5 min."""
+    return float(min(BACKOFF_FIRST_S * 2 ** max(restarts - 1, 0), BACKOFF_CAP_S))
+
+
+def restarts_after(policy: str, exit_code: int) -> bool:
+    return policy == "Always" or (policy == "OnFailure" and exit_code != 0)
+
+
+@dataclass(frozen=True)
+class PodPlace:
+    """Where a pod runs: its node's address, its own, since when, and whether its sandbox is made."""
+
+    host_ip: str
+    pod_ip: str
+    started: str
+    sandbox: bool
+
+
+def pod_status(
+    spec: Mapping[str, Any], containers: Mapping[str, dict[str, Any]], config_error: str, where: PodPlace, stamp: str
+) -> dict[str, Any]:
+    """The status a kubelet reports for a pod from its containers' statuses (by name, as the API has them): its
+    phase by the restart policy, its conditions, its addresses; a ContainerConfigError holds every container."""
+    inits = [containers[c["name"]] for c in spec.get("initContainers") or [] if c["name"] in containers]
+    mains = [containers[c["name"]] for c in spec["containers"] if c["name"] in containers]
+    if config_error:
+        waiting = {"waiting": {"reason": "CreateContainerConfigError", "message": config_error}}
+        mains = [
+            {"name": c["name"], "image": c.get("image", ""), "imageID": "", "ready": False, "started": False}
+            | {"restartCount": 0, "state": waiting}
+            for c in spec["containers"]
+        ]
+    initialized = len(inits) == len(spec.get("initContainers") or []) and all(
+        (s["state"].get("terminated") or {}).get("exitCode") == 0 for s in inits
+    )
+    ready = bool(mains) and len(mains) == len(spec["containers"]) and all(s["ready"] for s in mains)
+    policy = spec.get("restartPolicy") or "Always"
+    finished = [s["state"].get("terminated") for s in mains]
+    phase = "Running" if any(s["started"] for s in mains) else "Pending"
+    if mains and all(finished) and policy != "Always":
+        phase = "Succeeded" if all(t["exitCode"] == 0 for t in finished if t) else "Failed"
+    if phase == "Failed" and policy == "OnFailure":
+        phase = "Running"
+    conditions = [
+        ("PodReadyToStartContainers", where.sandbox),
+        ("Initialized", initialized),
+        ("ContainersReady", ready),
+        ("Ready", ready),
+    ]
+    return {
+        "phase": phase,
+        "hostIP": where.host_ip,
+        "hostIPs": [{"ip": where.host_ip}],
+        "podIP": where.pod_ip,
+        "podIPs": [{"ip": where.pod_ip}],
+        "startTime": where.started,
+        "conditions": [{"type": kind, "status": str(value), "lastTransitionTime": stamp} for kind, value in conditions],
+        "containerStatuses": mains,
+        **({"initContainerStatuses": inits} if spec.get("initContainers") else {}),
+    }

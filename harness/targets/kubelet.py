@@ -23,8 +23,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import copy
-import functools
 import json
 import os
 import signal
@@ -38,33 +36,26 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import requests
-
 from harness.kube import podspec
-from harness.processes import Supervised, Supervisor, runs, stop_group
+from harness.processes import Supervised, Supervisor
 from harness.targets import pod_network
-from harness.targets.controlplane import AUDIENCE
+from harness.targets.containers import PID_SUFFIX, ContainerRun, last_words, probe_succeeds
+from harness.targets.nodes import NODE_LEASES, node_heartbeat, node_lease
 
 PROCESS = "kubelet"  # its name among the run's processes
 READY_TIMEOUT_S = 60.0
 SYNC_S = 1.0
 HEARTBEAT_S = 10.0
-LEASE_S = 40
 VOLUME_SYNC_S = 10.0
-RENEW_AT = 0.8  # of a projected token's life
-BACKOFF_FIRST_S, BACKOFF_CAP_S, BACKOFF_RESET_S = 10.0, 300.0, 600.0
+BACKOFF_RESET_S = 600.0  # running this long, a container's back-off starts again
 STOP_GRACE_CAP_S = 30.0
 STOP_S = 5.0  # what the kubelet's own stop gives its containers after SIGTERM
-PID_SUFFIX = ".pid"  # in a pod's folder, per container: "<pid> <its executable>"
 # What an image declares as its environment before the pod's (every image the ops nodes run sets this PATH).
 IMAGE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-POD_IDENTITY_MOUNT = "/var/run/secrets/pods.eks.amazonaws.com/serviceaccount"
-POD_IDENTITY_VOLUME = "eks-pod-identity-token"
 CALLERS = "callers.json"  # in the kubelet's folder: ServiceAccount user -> the workload its pods belong to
 CONFIG = "kubelet.json"  # in the kubelet's folder: its Config
 # In the kubelet's folder: workload -> {"line": its containers' last exit, "down": one still waits for its restart}.
 CRASHES = "crashes.json"
-CLUSTER_DOMAIN = "cluster.local"
 
 
 def now() -> str:
@@ -73,165 +64,6 @@ def now() -> str:
 
 def micro_now() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def repository(image: str) -> str:
-    """An image reference without its digest and tag."""
-    name = image.split("@", 1)[0]
-    slash = name.rfind("/")
-    colon = name.rfind(":")
-    return name[:colon] if colon > slash else name
-
-
-def workload(pod: Mapping[str, Any]) -> str:
-    """The name a pod's controller is known by in the run's messages."""
-    metadata = pod["metadata"]
-    labels = metadata.get("labels") or {}
-    return str(labels.get("app.kubernetes.io/name") or labels.get("app") or metadata["name"])
-
-
-def with_pod_identity(pod: Mapping[str, Any], credentials_url: str) -> dict[str, Any]:
-    """The pod as EKS's Pod Identity webhook leaves it: the agent's credentials URL and a token of audience
-    pods.eks.amazonaws.com in every container (on EKS the URL is the node's 169.254.170.23; here the run's agent)."""
-    mutated = copy.deepcopy(dict(pod))
-    spec = mutated["spec"]
-    spec.setdefault("volumes", []).append(
-        {
-            "name": POD_IDENTITY_VOLUME,
-            "projected": {
-                "sources": [
-                    {
-                        "serviceAccountToken": {
-                            "audience": AUDIENCE,
-                            "expirationSeconds": 86400,
-                            "path": POD_IDENTITY_VOLUME,
-                        }
-                    }
-                ]
-            },
-        }
-    )
-    for container in [*(spec.get("initContainers") or []), *spec["containers"]]:
-        container.setdefault("env", []).extend(
-            [
-                {"name": "AWS_CONTAINER_CREDENTIALS_FULL_URI", "value": credentials_url},
-                {
-                    "name": "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
-                    "value": f"{POD_IDENTITY_MOUNT}/{POD_IDENTITY_VOLUME}",
-                },
-            ]
-        )
-        container.setdefault("volumeMounts", []).append(
-            {"name": POD_IDENTITY_VOLUME, "mountPath": POD_IDENTITY_MOUNT, "readOnly": True}
-        )
-    return mutated
-
-
-def service_names(service: Mapping[str, Any]) -> list[str]:
-    name, namespace = service["metadata"]["name"], service["metadata"]["namespace"]
-    return [name, f"{name}.{namespace}", f"{name}.{namespace}.svc", f"{name}.{namespace}.svc.{CLUSTER_DOMAIN}"]
-
-
-def service_addresses(services: Sequence[Mapping[str, Any]], slices: Sequence[Mapping[str, Any]]) -> dict[str, str]:
-    """Each Service's DNS names -> the address of one of its ready endpoints (the first, in a stable order)."""
-    ready: dict[tuple[str, str], list[str]] = {}
-    for endpoint_slice in slices:
-        metadata = endpoint_slice["metadata"]
-        service = (metadata.get("labels") or {}).get("kubernetes.io/service-name")
-        for endpoint in endpoint_slice.get("endpoints") or []:
-            if (endpoint.get("conditions") or {}).get("ready") and service:
-                ready.setdefault((metadata["namespace"], service), []).extend(endpoint.get("addresses") or [])
-    found = {}
-    for service in services:
-        key = (service["metadata"]["namespace"], service["metadata"]["name"])
-        if addresses := sorted(ready.get(key, [])):
-            found.update({name: addresses[0] for name in service_names(service)})
-    return found
-
-
-def hosts_file(pod_ip: str, hostname: str, addresses: Mapping[str, str]) -> str:
-    lines = ["127.0.0.1\tlocalhost", "::1\tlocalhost ip6-localhost ip6-loopback", f"{pod_ip}\t{hostname}"]
-    by_address: dict[str, list[str]] = {}
-    for name, address in sorted(addresses.items()):
-        by_address.setdefault(address, []).append(name)
-    lines += [f"{address}\t{' '.join(names)}" for address, names in sorted(by_address.items())]
-    return "\n".join(lines) + "\n"
-
-
-def resolv_conf(namespace: str) -> str:
-    search = f"{namespace}.svc.{CLUSTER_DOMAIN} svc.{CLUSTER_DOMAIN} {CLUSTER_DOMAIN}"
-    return f"search {search}\nnameserver 127.0.0.1\noptions ndots:5\n"
-
-
-def token_due(issued: float, lifetime: float, now: float) -> bool:
-    """Whether a projected token is renewed: once 80 % of its life has passed, as the kubelet does."""
-    return now - issued >= lifetime * RENEW_AT
-
-
-def backoff(restarts: int) -> float:
-    """The kubelet's crash-loop back-off before the `restarts`th restart: 10 s, doubled each time, at most 5 min."""
-    return float(min(BACKOFF_FIRST_S * 2 ** max(restarts - 1, 0), BACKOFF_CAP_S))
-
-
-def restarts_after(policy: str, exit_code: int) -> bool:
-    return policy == "Always" or (policy == "OnFailure" and exit_code != 0)
-
-
-@dataclass
-class ContainerRun:
-    """One container's process and what its status says about it."""
-
-    name: str
-    image: str
-    init: bool
-    process: subprocess.Popen[bytes] | None = None
-    started_at: str = ""
-    started_clock: float = 0.0
-    restarts: int = 0
-    next_start: float = 0.0
-    ready: bool = False
-    probe_due: float = 0.0
-    failures: int = 0
-    terminated: dict[str, Any] | None = None  # the last exit: {exitCode, reason, message, startedAt, finishedAt}
-    waiting: tuple[str, str] | None = None  # (reason, message) while it does not run
-
-    def signal(self, sig: int) -> None:
-        """`sig` to the container's process group: its process and whatever it started (git for the repo-server),
-        as a runtime stops a container's cgroup."""
-        if self.process is not None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, sig)
-
-    def kill(self) -> None:
-        self.signal(signal.SIGKILL)
-        if self.process is not None:
-            self.process.wait()
-
-    def state(self) -> dict[str, Any]:
-        if self.process is not None and self.process.poll() is None:
-            return {"running": {"startedAt": self.started_at}}
-        if self.waiting:
-            return {"waiting": {"reason": self.waiting[0], "message": self.waiting[1]}}
-        if self.terminated:
-            return {"terminated": self.terminated}
-        return {"waiting": {"reason": "ContainerCreating"}}
-
-    def status(self) -> dict[str, Any]:
-        running = self.process is not None and self.process.poll() is None
-        found: dict[str, Any] = {
-            "name": self.name,
-            "image": self.image,
-            "imageID": "",
-            "ready": self.ready and running,
-            "started": running,
-            "restartCount": self.restarts,
-            "state": self.state(),
-        }
-        if self.process is not None:
-            found["containerID"] = f"process://{self.process.pid}"
-        if self.terminated and (running or self.waiting):
-            found["lastState"] = {"terminated": self.terminated}
-        return found
 
 
 @dataclass
@@ -336,7 +168,7 @@ class Kubelet:
             for pod in self.core.list_pod_for_all_namespaces(_preload_content=False).json()["items"]
             if (pod.get("spec") or {}).get("nodeName") in self.config.nodes
         }
-        self.addresses = service_addresses(
+        self.addresses = podspec.service_addresses(
             self.core.list_service_for_all_namespaces(_preload_content=False).json()["items"],
             self.discovery.list_endpoint_slice_for_all_namespaces(_preload_content=False).json()["items"],
         )
@@ -355,7 +187,7 @@ class Kubelet:
                 self.next_index += 1
             run.pod = pod
             account = pod["spec"].get("serviceAccountName") or "default"
-            callers[f"system:serviceaccount:{pod['metadata']['namespace']}:{account}"] = workload(pod)
+            callers[f"system:serviceaccount:{pod['metadata']['namespace']}:{account}"] = podspec.workload(pod)
             self.sync_pod(run, clock)
         (self.config.folder / CALLERS).write_text(json.dumps(callers, indent=2, sort_keys=True), encoding="utf-8")
         self.record_crashes()
@@ -364,7 +196,7 @@ class Kubelet:
         """Each workload whose container exited (an exit the restart policy restarts): its last exit, and whether
         one of its containers is still waiting to be restarted."""
         waiting = {
-            workload(run.pod)
+            podspec.workload(run.pod)
             for run in self.pods.values()
             for container in run.containers.values()
             if container.waiting and container.waiting[0] == "CrashLoopBackOff"
@@ -390,7 +222,7 @@ class Kubelet:
             run.started = now()
         ports = self.config.forwarded()
         asyncio.run_coroutine_threadsafe(self.forwarders.open(run.namespace, ports), self.loop).result()
-        spec = with_pod_identity(run.pod, self.config.credentials_url)
+        spec = podspec.with_pod_identity(run.pod, self.config.credentials_url)
         self.write_network_files(run)
         try:
             if clock >= run.volumes_synced + VOLUME_SYNC_S:
@@ -436,21 +268,21 @@ class Kubelet:
             }
             container.process = None
             container.ready = False
-            if not restarts_after(policy, code):
+            if not podspec.restarts_after(policy, code):
                 container.waiting = None
                 return
             log = run.folder / f"{container.name}.log"
-            self.crashes[workload(run.pod)] = (
-                f"{workload(run.pod)} (pod {run.name}, container {container.name}) exited with code {code}: "
+            self.crashes[podspec.workload(run.pod)] = (
+                f"{podspec.workload(run.pod)} (pod {run.name}, container {container.name}) exited with code {code}: "
                 f"{container.terminated['message'] or 'no output'} (log: {log})"
             )
             if clock - container.started_clock > BACKOFF_RESET_S:
                 container.restarts = 0
             container.restarts += 1
-            container.next_start = clock + backoff(container.restarts)
+            container.next_start = clock + podspec.backoff(container.restarts)
             container.waiting = ("CrashLoopBackOff", f"back-off restarting failed container {container.name}")
             return
-        if container.terminated and not restarts_after(policy, int(container.terminated["exitCode"])):
+        if container.terminated and not podspec.restarts_after(policy, int(container.terminated["exitCode"])):
             return
         if clock < container.next_start:
             return
@@ -463,9 +295,12 @@ class Kubelet:
         except podspec.ContainerConfigError as exc:
             container.waiting = ("CreateContainerConfigError", str(exc))
             return
-        image = self.config.images.get(repository(made.image))
+        image = self.config.images.get(podspec.repository(made.image))
         if image is None:
-            container.waiting = ("ErrImagePull", f"the local target builds no binary for {repository(made.image)}")
+            container.waiting = (
+                "ErrImagePull",
+                f"the local target builds no binary for {podspec.repository(made.image)}",
+            )
             return
         argv = [*(made.command if made.command is not None else image["entrypoint"]), *made.args]
         if not argv:
@@ -631,7 +466,11 @@ class Kubelet:
         a token is asked for anew once 80 % of its life is spent."""
         sources = self.sources(run, spec)
         clock = time.monotonic()
-        fresh = {volume for volume, (issued, lifetime) in run.tokens.items() if not token_due(issued, lifetime, clock)}
+        fresh = {
+            volume
+            for volume, (issued, lifetime) in run.tokens.items()
+            if not podspec.token_due(issued, lifetime, clock)
+        }
         for volume in spec["spec"].get("volumes") or []:
             name = volume["name"]
             folder = run.folder / "volumes" / name
@@ -654,11 +493,14 @@ class Kubelet:
 
     def write_network_files(self, run: PodRun) -> None:
         name = run.pod["metadata"]["name"]
-        hosts = hosts_file(run.ip, name, self.addresses)
+        hosts = podspec.hosts_file(run.ip, name, self.addresses)
         if hosts != run.hosts:
             (run.folder / "hosts").write_text(hosts, encoding="utf-8")
             run.hosts = hosts
-        for file, text in (("resolv.conf", resolv_conf(run.pod["metadata"]["namespace"])), ("hostname", name + "\n")):
+        for file, text in (
+            ("resolv.conf", podspec.resolv_conf(run.pod["metadata"]["namespace"])),
+            ("hostname", name + "\n"),
+        ):
             path = run.folder / file
             if not path.exists():
                 path.write_text(text, encoding="utf-8")
@@ -670,57 +512,11 @@ class Kubelet:
     # -- what the API server hears ------------------------------------------------------------------------------
     def report(self, run: PodRun) -> None:
         spec = run.pod["spec"]
-        inits = [
-            run.containers[c["name"]].status() for c in spec.get("initContainers") or [] if c["name"] in run.containers
-        ]
-        mains = [run.containers[c["name"]].status() for c in spec["containers"] if c["name"] in run.containers]
-        if run.config_error:
-            mains = [
-                {
-                    "name": c["name"],
-                    "image": c.get("image", ""),
-                    "imageID": "",
-                    "ready": False,
-                    "started": False,
-                    "restartCount": 0,
-                    "state": {"waiting": {"reason": "CreateContainerConfigError", "message": run.config_error}},
-                }
-                for c in spec["containers"]
-            ]
-        initialized = all((s["state"].get("terminated") or {}).get("exitCode") == 0 for s in inits) and len(
-            inits
-        ) == len(spec.get("initContainers") or [])
-        ready = bool(mains) and len(mains) == len(spec["containers"]) and all(s["ready"] for s in mains)
-        policy = spec.get("restartPolicy") or "Always"
-        finished = [s["state"].get("terminated") for s in mains]
-        phase = "Running" if any(s["started"] for s in mains) else "Pending"
-        if mains and all(finished) and policy != "Always":
-            phase = "Succeeded" if all(t["exitCode"] == 0 for t in finished if t) else "Failed"
-        if phase == "Failed" and policy == "OnFailure":
-            phase = "Running"
-        stamp = now()
-
-        def condition(kind: str, value: bool) -> dict[str, str]:
-            return {"type": kind, "status": str(value), "lastTransitionTime": stamp}
-
-        conditions = [
-            condition("PodReadyToStartContainers", bool(run.namespace)),
-            condition("Initialized", initialized),
-            condition("ContainersReady", ready),
-            condition("Ready", ready),
-        ]
-        status: dict[str, Any] = {
-            "phase": phase,
-            "hostIP": self.bridge.gateway,
-            "hostIPs": [{"ip": self.bridge.gateway}],
-            "podIP": run.ip,
-            "podIPs": [{"ip": run.ip}],
-            "startTime": run.started,
-            "conditions": conditions,
-            "containerStatuses": mains,
-            **({"initContainerStatuses": inits} if spec.get("initContainers") else {}),
-        }
-        comparable = {**status, "conditions": [(c["type"], c["status"]) for c in conditions]}
+        every = [*(spec.get("initContainers") or []), *spec["containers"]]
+        statuses = {c["name"]: run.containers[c["name"]].status() for c in every if c["name"] in run.containers}
+        where = podspec.PodPlace(self.bridge.gateway, run.ip, run.started, bool(run.namespace))
+        status = podspec.pod_status(spec, statuses, run.config_error, where, now())
+        comparable = {**status, "conditions": [(c["type"], c["status"]) for c in status["conditions"]]}
         if comparable == run.reported:
             return
         metadata = run.pod["metadata"]
@@ -733,40 +529,14 @@ class Kubelet:
 
         stamp, micro = now(), micro_now()
         for node in self.config.nodes:
-            lease = {
-                "apiVersion": "coordination.k8s.io/v1",
-                "kind": "Lease",
-                "metadata": {"name": node, "namespace": "kube-node-lease"},
-                "spec": {"holderIdentity": node, "leaseDurationSeconds": LEASE_S, "renewTime": micro},
-            }
+            lease = node_lease(node, micro)
             try:
-                self.coordination.patch_namespaced_lease(node, "kube-node-lease", {"spec": lease["spec"]})
+                self.coordination.patch_namespaced_lease(node, NODE_LEASES, {"spec": lease["spec"]})
             except ApiException as exc:
                 if exc.status != 404:
                     raise
-                self.coordination.create_namespaced_lease("kube-node-lease", lease)
-            conditions = [
-                {"type": kind, "status": "False", "reason": f"KubeletHasNo{kind}", "lastHeartbeatTime": stamp}
-                for kind in ("MemoryPressure", "DiskPressure", "PIDPressure")
-            ]
-            conditions.append(
-                {
-                    "type": "Ready",
-                    "status": "True",
-                    "reason": "KubeletReady",
-                    "message": "kubelet is posting ready status",
-                    "lastHeartbeatTime": stamp,
-                }
-            )
-            status = {
-                "conditions": conditions,
-                "addresses": [
-                    {"type": "InternalIP", "address": self.bridge.gateway},
-                    {"type": "Hostname", "address": node},
-                ],
-                "phase": "Running",
-            }
-            self.core.patch_node_status(node, {"status": status})
+                self.coordination.create_namespaced_lease(NODE_LEASES, lease)
+            self.core.patch_node_status(node, {"status": node_heartbeat(node, self.bridge.gateway, stamp)})
 
     def stop(self) -> None:
         self.stopping = True
@@ -782,55 +552,6 @@ class Kubelet:
         for run in list(self.pods.values()):
             self.remove(run)
         pod_network.delete_network(self.config.run_id)
-
-
-def stop_leftovers(folder: Path) -> list[str]:
-    """The container processes a kubelet that was killed left running (their pid files under `folder`), each with
-    its process group; what it stopped."""
-    stopped = []
-    for pid_file in sorted(folder.glob(f"*/*{PID_SUFFIX}")):
-        number, _, executable = pid_file.read_text(encoding="utf-8").partition(" ")
-        if number.isdigit() and runs(int(number), executable):
-            stop_group(int(number), functools.partial(runs, int(number), executable))
-            stopped.append(f"{pid_file.parent.name}/{pid_file.name.removesuffix(PID_SUFFIX)}")
-    return stopped
-
-
-def probe_succeeds(probe: Mapping[str, Any], container: Mapping[str, Any], pod_ip: str) -> bool:
-    """One readiness probe: an HTTP GET answered 200-399 or a TCP connection accepted; an exec or gRPC probe is not
-    run here (infra/targets.yaml `pod_probes`), and counts as passed."""
-    ports = {p.get("name"): p["containerPort"] for p in container.get("ports") or []}
-
-    def port_of(handler: Mapping[str, Any]) -> int:
-        port = handler.get("port")
-        return int(ports.get(port, 0)) if isinstance(port, str) and not port.isdigit() else int(port or 0)
-
-    if handler := probe.get("httpGet"):
-        scheme = str(handler.get("scheme") or "HTTP").lower()
-        host = handler.get("host") or pod_ip
-        url = f"{scheme}://{host}:{port_of(handler)}{handler.get('path') or '/'}"
-        timeout = float(probe.get("timeoutSeconds") or 1)
-        try:
-            return 200 <= requests.get(url, timeout=timeout, verify=False).status_code < 400
-        except requests.RequestException:
-            return False
-    if handler := probe.get("tcpSocket"):
-        import socket
-
-        try:
-            with socket.create_connection((handler.get("host") or pod_ip, port_of(handler)), timeout=1):
-                return True
-        except OSError:
-            return False
-    return True
-
-
-def last_words(log: Path) -> str:
-    try:
-        lines = [line for line in log.read_text(encoding="utf-8", errors="replace").splitlines() if line.strip()]
-    except FileNotFoundError:
-        return ""
-    return lines[-1][-300:] if lines else ""
 
 
 def start(supervisor: Supervisor, config: Config) -> Supervised:

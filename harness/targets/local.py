@@ -36,7 +36,7 @@ from harness.processes import HOST, ProcessRecord, Supervisor, free_port, stop_r
 from harness.project import local_target, reference_dir, repo_root, versions
 from harness.results import Result, first_failure
 from harness.run import Run
-from harness.targets import git_endpoint, kubelet, node_registrar, pod_identity, pod_images, pod_network
+from harness.targets import containers, git_endpoint, kubelet, node_registrar, pod_identity, pod_images, pod_network
 from harness.targets.controlplane import (
     ControlPlane,
     answers,
@@ -70,12 +70,16 @@ BINARIES = (
     "kubectl",
     "helm",
     "kustomize",
+    # what the ops nodes' images take (infra/targets.yaml local_target.pod_images; a unit test holds the two equal)
+    "aws-load-balancer-controller",
+    "argocd",
+    "karpenter",
 )
 
 
 def unavailable() -> str | None:
     """Why this machine cannot run the local target (one line naming the fix), or None."""
-    return missing([*BINARIES, *pod_images.binaries(local_target().pod_images)]) or pod_network.unavailable()
+    return missing(list(BINARIES)) or pod_network.unavailable()
 
 
 def toolchain_entries() -> list[Entry]:
@@ -118,7 +122,7 @@ def stop(run: Run) -> None:
     """Stop every process of the run, last started first; safe to repeat, from any shell."""
     stop_recorded(records(run))
     # What a kubelet killed before its own clean-up left: its containers, the pods' network.
-    kubelet.stop_leftovers(run.path(KUBELET))
+    containers.stop_leftovers(run.path(KUBELET))
     pod_network.delete_network(run.id)
     for key in (PROCESSES, CLUSTER, GITOPS_URL, ADDONS, POD_IDENTITY_AGENT):
         run.settings.pop(key, None)

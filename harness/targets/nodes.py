@@ -15,6 +15,8 @@ from harness.toolchain.components import control_plane_build
 # EKS API taint effects -> Kubernetes taint effects.
 TAINT_EFFECTS = {"NO_SCHEDULE": "NoSchedule", "NO_EXECUTE": "NoExecute", "PREFER_NO_SCHEDULE": "PreferNoSchedule"}
 ARCHITECTURES = {"x86_64": "amd64", "arm64": "arm64"}
+NODE_LEASES = "kube-node-lease"  # the namespace of the kubelets' Leases
+LEASE_S = 40  # a kubelet's Lease duration
 
 
 def max_pods(instance_type: Mapping[str, Any]) -> int:
@@ -90,3 +92,28 @@ def ops_nodes(eks: Any, ec2: Any, cluster: str, nodegroup: str, pins: Mapping[st
     subnets = ec2.describe_subnets(SubnetIds=group["subnets"])["Subnets"]
     zones = sorted({s["AvailabilityZone"] for s in subnets})
     return node_manifests(group, info, zones, kubelet_version(group, pins))
+
+
+def node_lease(node: str, renewed: str) -> dict[str, Any]:
+    """The Lease a kubelet renews for its node (`renewed`: a MicroTime): the node lifecycle controller's
+    heartbeat."""
+    return {
+        "apiVersion": "coordination.k8s.io/v1",
+        "kind": "Lease",
+        "metadata": {"name": node, "namespace": NODE_LEASES},
+        "spec": {"holderIdentity": node, "leaseDurationSeconds": LEASE_S, "renewTime": renewed},
+    }
+
+
+def node_heartbeat(node: str, address: str, stamp: str) -> dict[str, Any]:
+    """The status a healthy kubelet posts for its node: Ready, no pressure, its addresses."""
+    conditions = [
+        {"type": kind, "status": "False", "reason": f"KubeletHasNo{kind}", "lastHeartbeatTime": stamp}
+        for kind in ("MemoryPressure", "DiskPressure", "PIDPressure")
+    ]
+    ready = {"type": "Ready", "status": "True", "reason": "KubeletReady", "message": "kubelet is posting ready status"}
+    return {
+        "conditions": [*conditions, {**ready, "lastHeartbeatTime": stamp}],
+        "addresses": [{"type": "InternalIP", "address": address}, {"type": "Hostname", "address": node}],
+        "phase": "Running",
+    }

@@ -22,9 +22,10 @@ import pytest
 import valkey
 import yaml
 
+from harness.kube import podspec
 from harness.processes import Supervisor
 from harness.project import local_target
-from harness.targets import kubelet, pod_images, pod_network
+from harness.targets import containers, kubelet, pod_images, pod_network
 from harness.targets.controlplane import ControlPlane, control_plane
 from harness.toolchain.build import missing
 
@@ -65,7 +66,7 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ControlPlan
             yield plane, config
         finally:
             supervisor.stop_all()
-            kubelet.stop_leftovers(config.folder)
+            containers.stop_leftovers(config.folder)
             pod_network.delete_network(config.run_id)
 
 
@@ -176,7 +177,7 @@ def test_a_killed_container_shows_in_its_pod_at_once_and_is_restarted_after_the_
     crashes = json.loads((folder / kubelet.CRASHES).read_text())
     assert crashes["argocd-redis"]["down"] is True and "exited with code 137" in crashes["argocd-redis"]["line"]
     pod = wait(plane, "redis-a", ready, timeout=30)  # restarted after the 10 s back-off
-    assert time.monotonic() - killed >= kubelet.BACKOFF_FIRST_S
+    assert time.monotonic() - killed >= podspec.BACKOFF_FIRST_S
     assert answers(pod["status"]["podIP"])
 
 

@@ -20,7 +20,6 @@ from harness.errors import EnvironmentProblem
 from harness.kube import podspec
 from harness.processes import HOST, Supervisor, free_port, port_free
 from harness.project import local_target
-from harness.targets.kubelet import repository
 from harness.targets.pod_images import redis_server
 
 PASSWORD = "s3cret"
@@ -32,7 +31,7 @@ def start_redis(supervisor: Supervisor) -> str:
     pod = named(items("recorded/addons/pods_argocd.yaml"), "argocd-redis-d68876dc5-tp2fc")
     secret = {"argocd-redis": {"stringData": {"auth": PASSWORD}}}
     made = podspec.container(pod, "redis", podspec.PodSources(secrets=secret))
-    image = local_target().pod_images[repository(made.image)]
+    image = local_target().pod_images[podspec.repository(made.image)]
     assert image["files"] == {"/usr/local/bin/redis-server": "wheel:valkey-server"}
     port = free_port()
     assert image["entrypoint"] == ["redis-server"] and made.command is None  # so: redis-server and the pod's args

@@ -14,22 +14,23 @@ from typing import Any
 import pytest
 from kube_fixtures import items, named
 
+from harness.kube import podspec
 from harness.processes import HOST, free_port
 from harness.project import local_target
-from harness.targets import kubelet
+from harness.targets import containers, local, pod_images
 
 
 def test_an_image_is_looked_up_by_its_repository_whatever_its_tag_or_digest() -> None:
     karpenter = "public.ecr.aws/karpenter/controller:1.14.1@sha256:445baefaaa689029cc12ac1f659b916b0b82fb14308ce536f"
-    assert kubelet.repository(karpenter) == "public.ecr.aws/karpenter/controller"
-    assert kubelet.repository("registry.local:5000/argocd") == "registry.local:5000/argocd"
-    assert kubelet.repository("quay.io/argoproj/argocd:v3.6.2") == "quay.io/argoproj/argocd"
+    assert podspec.repository(karpenter) == "public.ecr.aws/karpenter/controller"
+    assert podspec.repository("registry.local:5000/argocd") == "registry.local:5000/argocd"
+    assert podspec.repository("quay.io/argoproj/argocd:v3.6.2") == "quay.io/argoproj/argocd"
 
 
 def test_every_image_of_the_recorded_argo_cd_release_is_one_the_local_target_runs() -> None:
     declared = local_target().pod_images
     images = {
-        kubelet.repository(c["image"])
+        podspec.repository(c["image"])
         for p in items("recorded/addons/pods_argocd.yaml")
         for c in p["spec"]["containers"]
     }
@@ -38,16 +39,16 @@ def test_every_image_of_the_recorded_argo_cd_release_is_one_the_local_target_run
 
 def test_the_pod_identity_webhooks_mutation_reaches_every_container_and_leaves_the_pod_as_it_was() -> None:
     pod = named(items("recorded/addons/pods_argocd.yaml"), "argocd-repo-server-cc6cdd9cc-mp5ls")
-    mutated = kubelet.with_pod_identity(pod, "http://127.0.0.1:9000/v1/credentials")
+    mutated = podspec.with_pod_identity(pod, "http://127.0.0.1:9000/v1/credentials")
     for container in [*mutated["spec"]["initContainers"], *mutated["spec"]["containers"]]:
         env = {e["name"]: e.get("value") for e in container["env"]}
         assert env["AWS_CONTAINER_CREDENTIALS_FULL_URI"] == "http://127.0.0.1:9000/v1/credentials"
         assert env["AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE"] == (
             "/var/run/secrets/pods.eks.amazonaws.com/serviceaccount/eks-pod-identity-token"
         )
-    (token,) = [v for v in mutated["spec"]["volumes"] if v["name"] == kubelet.POD_IDENTITY_VOLUME]
+    (token,) = [v for v in mutated["spec"]["volumes"] if v["name"] == podspec.POD_IDENTITY_VOLUME]
     assert token["projected"]["sources"][0]["serviceAccountToken"]["audience"] == "pods.eks.amazonaws.com"
-    assert all(v["name"] != kubelet.POD_IDENTITY_VOLUME for v in pod["spec"]["volumes"])  # a copy was mutated
+    assert all(v["name"] != podspec.POD_IDENTITY_VOLUME for v in pod["spec"]["volumes"])  # a copy was mutated
 
 
 def service(name: str, namespace: str = "argocd") -> dict[str, Any]:
@@ -62,7 +63,7 @@ def endpoint_slice(service_name: str, *endpoints: tuple[str, bool]) -> dict[str,
 
 
 def test_a_service_is_named_to_a_ready_endpoint_and_one_without_any_is_not_named() -> None:
-    found = kubelet.service_addresses(
+    found = podspec.service_addresses(
         [service("argocd-repo-server"), service("argocd-redis")],
         [
             endpoint_slice("argocd-repo-server", ("10.250.1.9", False), ("10.250.1.11", True)),
@@ -75,13 +76,13 @@ def test_a_service_is_named_to_a_ready_endpoint_and_one_without_any_is_not_named
         "argocd-repo-server.argocd.svc": "10.250.1.11",
         "argocd-repo-server.argocd.svc.cluster.local": "10.250.1.11",
     }
-    hosts = kubelet.hosts_file("10.250.1.7", "argocd-application-controller-0", found)
+    hosts = podspec.hosts_file("10.250.1.7", "argocd-application-controller-0", found)
     assert "10.250.1.7\targocd-application-controller-0\n" in hosts
     assert "10.250.1.11\targocd-repo-server argocd-repo-server.argocd argocd-repo-server.argocd.svc " in hosts
 
 
 def test_the_crash_loop_back_off_doubles_from_ten_seconds_to_five_minutes() -> None:
-    assert [kubelet.backoff(n) for n in (1, 2, 3, 4, 5, 6, 7)] == [10, 20, 40, 80, 160, 300, 300]
+    assert [podspec.backoff(n) for n in (1, 2, 3, 4, 5, 6, 7)] == [10, 20, 40, 80, 160, 300, 300]
 
 
 @pytest.mark.parametrize(
@@ -89,20 +90,20 @@ def test_the_crash_loop_back_off_doubles_from_ten_seconds_to_five_minutes() -> N
     [("Always", 0, True), ("Always", 1, True), ("OnFailure", 1, True), ("OnFailure", 0, False), ("Never", 2, False)],
 )
 def test_the_restart_policy_decides_whether_an_exit_restarts(policy: str, code: int, restarts: bool) -> None:
-    assert kubelet.restarts_after(policy, code) is restarts
+    assert podspec.restarts_after(policy, code) is restarts
 
 
 def test_a_crashed_container_reads_as_crash_loop_back_off_with_its_last_exit() -> None:
     exited = subprocess.Popen([sys.executable, "-c", "raise SystemExit(3)"])
     exited.wait()
-    container = kubelet.ContainerRun("controller", "karpenter", init=False, restarts=2)
+    container = containers.ContainerRun("controller", "karpenter", init=False, restarts=2)
     container.terminated = {"exitCode": 3, "reason": "Error", "message": "panic: no zonal shift", "startedAt": "t0"}
     container.waiting = ("CrashLoopBackOff", "back-off restarting failed container controller")
     status = container.status()
     assert status["ready"] is False and status["restartCount"] == 2 and status["started"] is False
     assert status["state"] == {"waiting": {"reason": "CrashLoopBackOff", "message": container.waiting[1]}}
     assert status["lastState"]["terminated"]["message"] == "panic: no zonal shift"
-    running = kubelet.ContainerRun("controller", "karpenter", init=False, ready=True)
+    running = containers.ContainerRun("controller", "karpenter", init=False, ready=True)
     running.process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
     try:
         assert running.status()["state"]["running"] is not None and running.status()["ready"] is True
@@ -130,9 +131,43 @@ def http_port() -> Iterator[int]:
 def test_a_readiness_probe_passes_on_200_and_fails_on_503_or_a_closed_port(http_port: int) -> None:
     container = {"ports": [{"name": "http", "containerPort": http_port}]}
     probe = {"httpGet": {"path": "/readyz", "port": "http"}, "timeoutSeconds": 2}
-    assert kubelet.probe_succeeds(probe, container, HOST)
-    assert not kubelet.probe_succeeds({"httpGet": {"path": "/other", "port": http_port}}, container, HOST)
-    assert kubelet.probe_succeeds({"tcpSocket": {"port": http_port}}, container, HOST)
+    assert containers.probe_succeeds(probe, container, HOST)
+    assert not containers.probe_succeeds({"httpGet": {"path": "/other", "port": http_port}}, container, HOST)
+    assert containers.probe_succeeds({"tcpSocket": {"port": http_port}}, container, HOST)
     closed = free_port()
-    assert not kubelet.probe_succeeds({"tcpSocket": {"port": closed}}, container, HOST)
-    assert not kubelet.probe_succeeds({"httpGet": {"path": "/readyz", "port": closed}}, container, HOST)
+    assert not containers.probe_succeeds({"tcpSocket": {"port": closed}}, container, HOST)
+    assert not containers.probe_succeeds({"httpGet": {"path": "/readyz", "port": closed}}, container, HOST)
+
+
+def test_every_toolchain_binary_an_image_takes_is_checked_before_a_local_run_starts() -> None:
+    assert set(pod_images.binaries(local_target().pod_images)) <= set(local.BINARIES)
+
+
+def status(name: str, *, ready: bool = False, started: bool = False, **state: Any) -> dict[str, Any]:
+    return {"name": name, "ready": ready, "started": started, "restartCount": 0, "state": state}
+
+
+WHERE = podspec.PodPlace("10.250.1.1", "10.250.1.6", "t0", sandbox=True)
+
+
+def phase_and_ready(spec: dict[str, Any], statuses: dict[str, dict[str, Any]], error: str = "") -> tuple[str, str]:
+    found = podspec.pod_status(spec, statuses, error, WHERE, "t1")
+    (ready,) = [c["status"] for c in found["conditions"] if c["type"] == "Ready"]
+    return found["phase"], ready
+
+
+def test_a_pods_phase_and_readiness_follow_its_containers_and_its_restart_policy() -> None:
+    job = {"restartPolicy": "Never", "containers": [{"name": "secret-init"}]}
+    assert phase_and_ready(job, {"secret-init": status("secret-init", started=True)}) == ("Running", "False")
+    done = status("secret-init", terminated={"exitCode": 0})
+    assert phase_and_ready(job, {"secret-init": done}) == ("Succeeded", "False")
+    failed = status("secret-init", terminated={"exitCode": 1})
+    assert phase_and_ready(job, {"secret-init": failed}) == ("Failed", "False")
+    deployment = {"containers": [{"name": "controller"}], "initContainers": [{"name": "copyutil"}]}
+    copied = status("copyutil", terminated={"exitCode": 0})
+    serving = status("controller", ready=True, started=True, running={"startedAt": "t0"})
+    assert phase_and_ready(deployment, {"copyutil": copied, "controller": serving}) == ("Running", "True")
+    assert phase_and_ready(deployment, {"copyutil": copied}) == ("Pending", "False")
+    found = podspec.pod_status(deployment, {}, "pod argocd/x: Secret argocd-redis not found", WHERE, "t1")
+    (waiting,) = found["containerStatuses"]
+    assert waiting["state"]["waiting"]["reason"] == "CreateContainerConfigError" and found["phase"] == "Pending"

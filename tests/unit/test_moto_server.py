@@ -9,6 +9,7 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.config import Config
 from moto import mock_aws
 
 from harness.aws import emulator as emu
@@ -127,6 +128,16 @@ def test_terminating_a_spot_instance_closes_its_request(ec2: Any) -> None:
         ec2.terminate_instances(InstanceIds=launched["InstanceIds"])
     (request,) = ec2.describe_spot_instance_requests()["SpotInstanceRequests"]
     assert (request["State"], request["Status"]["Code"]) == ("closed", "instance-terminated-by-user")
+
+
+def test_shield_answers_the_accounts_subscription_state_where_moto_answers_500(ec2: Any) -> None:
+    shield = boto3.client("shield", region_name="us-east-1", config=Config(retries={"max_attempts": 1}))
+    with pytest.raises(NotImplementedError):  # moto alone (its server answers 500)
+        shield.get_subscription_state()
+    with moto_server.patched(["shield_subscription_state"]):
+        assert shield.get_subscription_state()["SubscriptionState"] == "INACTIVE"
+        shield.create_subscription()
+        assert shield.get_subscription_state()["SubscriptionState"] == "ACTIVE"
 
 
 def test_the_volumes_of_a_fleet_instance_carry_the_volume_tags(ec2: Any) -> None:
