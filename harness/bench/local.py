@@ -4,13 +4,19 @@ consolidation) with its own numbers, and the peak memory of all the run's proces
 
 The stages are the e2e's own (harness.e2e.orchestration.E2E), so the numbers are those of `harness demo`.
 Target: the warm cycle (without the Karpenter experiment, whose consolidation waits out the NodePool's
-consolidateAfter) under 5 minutes on a 2-core machine. Argo CD's first-sync latency counts from the end of the
-add-ons stage (the bootstrap release is its last step) until every expected Application is Synced.
+consolidateAfter) under 5 minutes on a 2-core machine. With HARNESS_BENCH_LOCAL_BASE=<commit>, that commit's cycle
+runs first (from a throwaway worktree), then this checkout's: before and after in one run. Argo CD's first-sync
+latency counts from the end of the add-ons stage (the bootstrap release is its last step) until every expected
+Application is Synced.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import subprocess
+import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -20,18 +26,21 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from harness.bench.suite import git
 from harness.e2e.orchestration import E2E, GAME_DEPLOYMENT, GAME_NAMESPACE, expected_applications
 from harness.errors import EnvironmentProblem
 from harness.kube import ingress
 from harness.kube.api import APPLICATION
 from harness.kube.spot import ScaleOutFigures
+from harness.project import reference_dir
 from harness.results import Result
-from harness.targets import local
+from harness.targets import containers, local
 from harness.targets import teardown as td
 from harness.targets.full_stack import teardown_run
 from harness.targets.stack import Stack
 
 CYCLE_TARGET_S = 300.0
+BASE_ENV = "HARNESS_BENCH_LOCAL_BASE"  # a commit: its cycle first, in the same run, then this checkout's
 KARPENTER_STEP = "Karpenter: scale-out, spot interruption, consolidation"
 SAMPLE_EVERY_S = 0.5
 
@@ -119,6 +128,35 @@ def run(args: argparse.Namespace) -> int:
     if reason := local.unavailable():
         console.print(f"bench local: skipped: {reason}", markup=False)
         return 0
+    if base := os.environ.pop(BASE_ENV, ""):
+        before = run_base(console, base)
+        console.print(f"after: this checkout's cycle ({git('rev-parse', '--short', 'HEAD')})")
+        return max(before, cycle_once(console))
+    return cycle_once(console)
+
+
+def run_base(console: Console, base: str) -> int:
+    """`harness bench local` of commit `base`, from a throwaway worktree with this virtualenv, its output shown as it
+    comes: the "before" beside this checkout's "after" in one run."""
+    commit = git("rev-parse", "--short", f"{base}^{{commit}}")
+    worktree = Path(tempfile.mkdtemp(prefix="bench-local-")) / "before"
+    git("worktree", "add", "--detach", str(worktree), commit)
+    console.print(f"before: the cycle of {base} ({commit})")
+    env = {**os.environ, "PYTHONPATH": str(worktree), "HARNESS_REFERENCE": str(reference_dir())}
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "harness", "bench", "local"],
+            cwd=worktree,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            check=False,
+        )
+    finally:
+        git("worktree", "remove", "--force", str(worktree))
+    return done.returncode
+
+
+def cycle_once(console: Console) -> int:
     stack = Stack.create("local", console=console)
     stack.emulator(start=True)  # before the stages, as `harness e2e` does: Terraform's environment names it
     e2e = E2E(stack, console)
@@ -127,8 +165,10 @@ def run(args: argparse.Namespace) -> int:
     verdicts: dict[str, str] = {}
 
     def groups() -> list[int]:
+        """The recorded processes, the emulator, and the ops nodes' containers (each its own process group)."""
         emulator = (stack.run.settings.get("emulator") or {}).get("pid")
-        return [r.pid for r in local.records(stack.run)] + ([int(emulator)] if emulator else [])
+        pods = [pid for pid, _ in containers.running(stack.run.path(local.KUBELET)).values()]
+        return [r.pid for r in local.records(stack.run)] + ([int(emulator)] if emulator else []) + pods
 
     def timed(name: str, action: Callable[[], Any]) -> Any:
         started = time.monotonic()

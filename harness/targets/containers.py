@@ -79,16 +79,24 @@ class ContainerRun:
         return found
 
 
-def stop_leftovers(folder: Path) -> list[str]:
-    """The container processes a kubelet that was killed left running (their pid files under `folder`), each with
-    its process group; what it stopped."""
-    stopped = []
+def running(folder: Path) -> dict[str, tuple[int, str]]:
+    """The container processes of the kubelet in `folder` that still run: "pod folder/container" -> (pid, its
+    executable), from their pid files (each pid leads its container's process group)."""
+    found = {}
     for pid_file in sorted(folder.glob(f"*/*{PID_SUFFIX}")):
         number, _, executable = pid_file.read_text(encoding="utf-8").partition(" ")
         if number.isdigit() and runs(int(number), executable):
-            stop_group(int(number), functools.partial(runs, int(number), executable))
-            stopped.append(f"{pid_file.parent.name}/{pid_file.name.removesuffix(PID_SUFFIX)}")
-    return stopped
+            found[f"{pid_file.parent.name}/{pid_file.name.removesuffix(PID_SUFFIX)}"] = (int(number), executable)
+    return found
+
+
+def stop_leftovers(folder: Path) -> list[str]:
+    """The container processes a kubelet that was killed left running, each with its process group; what it
+    stopped."""
+    left = running(folder)
+    for pid, executable in left.values():
+        stop_group(pid, functools.partial(runs, pid, executable))
+    return list(left)
 
 
 def probe_succeeds(probe: Mapping[str, Any], container: Mapping[str, Any], pod_ip: str) -> bool:
