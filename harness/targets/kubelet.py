@@ -54,7 +54,8 @@ STOP_S = 5.0  # what the kubelet's own stop gives its containers after SIGTERM
 IMAGE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 CALLERS = "callers.json"  # in the kubelet's folder: ServiceAccount user -> the workload its pods belong to
 CONFIG = "kubelet.json"  # in the kubelet's folder: its Config
-# In the kubelet's folder: workload -> {"line": its containers' last exit, "down": one still waits for its restart}.
+# In the kubelet's folder: workload -> {"line": its containers' last exit, "at": when (UTC, ISO 8601), "down": one
+# of its containers still waits for its restart}.
 CRASHES = "crashes.json"
 
 
@@ -143,7 +144,7 @@ class Kubelet:
         self.forwarders = pod_network.Forwarders("127.0.0.1")
         self.heartbeat_at = 0.0
         self.addresses: dict[str, str] = {}
-        self.crashes: dict[str, str] = {}
+        self.crashes: dict[str, tuple[str, str]] = {}  # workload -> (its last exit, when)
         self.recorded_crashes: dict[str, dict[str, Any]] = {}
         self.stopping = False
 
@@ -201,7 +202,7 @@ class Kubelet:
             for container in run.containers.values()
             if container.waiting and container.waiting[0] == "CrashLoopBackOff"
         }
-        record = {name: {"line": line, "down": name in waiting} for name, line in self.crashes.items()}
+        record = {name: {"line": line, "at": at, "down": name in waiting} for name, (line, at) in self.crashes.items()}
         if record != self.recorded_crashes:
             (self.config.folder / CRASHES).write_text(json.dumps(record, indent=2), encoding="utf-8")
             self.recorded_crashes = record
@@ -274,7 +275,8 @@ class Kubelet:
             log = run.folder / f"{container.name}.log"
             self.crashes[podspec.workload(run.pod)] = (
                 f"{podspec.workload(run.pod)} (pod {run.name}, container {container.name}) exited with code {code}: "
-                f"{container.terminated['message'] or 'no output'} (log: {log})"
+                f"{container.terminated['message'] or 'no output'} (log: {log})",
+                datetime.now(timezone.utc).isoformat(),
             )
             if clock - container.started_clock > BACKOFF_RESET_S:
                 container.restarts = 0

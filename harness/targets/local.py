@@ -19,7 +19,7 @@ import os
 import sys
 import time
 from collections.abc import Callable, Mapping
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -52,6 +52,7 @@ from harness.toolchain.components import BY_NAME, CONTROL_PLANE, control_plane_b
 PROCESSES = "processes"  # run settings: the records of every process the run started, in start order
 CLUSTER = "cluster"  # run settings: {"server": the API server's URL, "etcd": its etcd's, "release": its release}
 STARTING = "starting"  # under CLUSTER: [began, ready] of each API server that replaced another (UTC, ISO 8601)
+LEADER_GRACE_S = 30  # after a new API server is ready: a leader lease renewal that failed before may still end one
 GITOPS_URL = "gitops_repo_url"  # run settings: what the cluster secret points Argo CD at
 ADDONS = "addons_installed"  # run settings: set before the first release goes in
 POD_IDENTITY_AGENT = "pod_identity_agent"  # run settings: the agent's credentials URL
@@ -108,8 +109,27 @@ def crashed(run: Run, *, current: bool = False) -> dict[str, str]:
     dead = {record.name: line for record in records(run) if (line := record.crashed())}
     with contextlib.suppress(FileNotFoundError):
         exits = json.loads(run.path(KUBELET, kubelet.CRASHES).read_text(encoding="utf-8"))
-        dead.update({name: exit["line"] for name, exit in exits.items() if exit["down"] or not current})
+        replaced = api_server_replaced(run)
+        dead.update(
+            {
+                name: exit["line"]
+                for name, exit in exits.items()
+                if (exit["down"] or not current) and not replaced(datetime.fromisoformat(exit["at"]))
+            }
+        )
     return dead
+
+
+def api_server_replaced(run: Run) -> Callable[[datetime], bool]:
+    """Whether a moment lies where the run's only API server was being replaced (its STARTING windows), or within
+    LEADER_GRACE_S after: a controller exits there when it cannot renew its leader lease. On EKS the API servers are
+    replaced one at a time, so no controller loses its lease for it; here the kubelet restarts it, and its exit is
+    not the controller's failure."""
+    windows = [
+        (datetime.fromisoformat(began), datetime.fromisoformat(ready) + timedelta(seconds=LEADER_GRACE_S))
+        for began, ready in (run.settings.get(CLUSTER) or {}).get(STARTING, [])
+    ]
+    return lambda moment: any(began <= moment <= until for began, until in windows)
 
 
 def cluster(run: Run) -> ControlPlane | None:

@@ -4,11 +4,13 @@ HTTP server and a closed port."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,7 +19,8 @@ from kube_fixtures import items, named
 from harness.kube import podspec
 from harness.processes import HOST, free_port
 from harness.project import local_target
-from harness.targets import containers, local, pod_images
+from harness.run import create_run
+from harness.targets import containers, kubelet, local, pod_images
 
 
 def test_an_image_is_looked_up_by_its_repository_whatever_its_tag_or_digest() -> None:
@@ -171,3 +174,27 @@ def test_a_pods_phase_and_readiness_follow_its_containers_and_its_restart_policy
     found = podspec.pod_status(deployment, {}, "pod argocd/x: Secret argocd-redis not found", WHERE, "t1")
     (waiting,) = found["containerStatuses"]
     assert waiting["state"]["waiting"]["reason"] == "CreateContainerConfigError" and found["phase"] == "Pending"
+
+
+def test_an_exit_counts_unless_it_came_while_the_only_api_server_was_replaced(tmp_path: Path) -> None:
+    """Karpenter's leader exits when it cannot renew its lease while the local API server is swapped in an upgrade:
+    an artifact of one API server (EKS replaces them one at a time), left out; the same exit after the window
+    counts, and `current` keeps only what still waits for its restart."""
+    run = create_run("local", "r-crash", base=tmp_path)
+    run.settings[local.CLUSTER] = {"starting": [["2026-12-07T10:00:00+00:00", "2026-12-07T10:00:15+00:00"]]}
+    (tmp_path / "r-crash" / local.KUBELET).mkdir(parents=True)
+
+    def exited(at: str, down: bool) -> None:
+        line = {"line": f"karpenter (pod kube-system/karpenter-1, container controller) exited with code 1 at {at}"}
+        record = {"karpenter": {**line, "at": at, "down": down}}
+        (tmp_path / "r-crash" / local.KUBELET / kubelet.CRASHES).write_text(json.dumps(record), encoding="utf-8")
+
+    exited("2026-12-07T10:00:12+00:00", down=True)  # in the swap
+    assert local.crashed(run) == {}
+    exited("2026-12-07T10:00:40+00:00", down=False)  # within the grace after it
+    assert local.crashed(run) == {}
+    exited("2026-12-07T10:01:00+00:00", down=False)  # later: the controller's own failure, restarted since
+    assert "exited with code 1" in local.crashed(run)["karpenter"]
+    assert local.crashed(run, current=True) == {}
+    exited("2026-12-07T10:01:00+00:00", down=True)
+    assert list(local.crashed(run, current=True)) == ["karpenter"]
