@@ -40,6 +40,7 @@ from harness.e2e.stages import (
 from harness.e2e.upgrade import UpgradeDrill
 from harness.errors import EnvironmentProblem, InputError
 from harness.project import KUBERNETES_CAPABILITY, TARGETS, capabilities, repo_root
+from harness.targets import pod_network
 from harness.targets.cli import progress_shown
 from harness.targets.local import toolchain_entries, unavailable
 from harness.targets.stack import Stack
@@ -226,12 +227,19 @@ class DemoPlan:
     note: str | None  # one line said before anything runs
 
 
-def plan_demo(unbuilt: str | None, go_problem: str | None) -> DemoPlan:
+def plan_demo(unbuilt: str | None, go_problem: str | None, no_pods: str | None = None) -> DemoPlan:
     """The best offline demo this machine can give: `local` when the toolchain is built, or once it is built when
     Go can build it; else the emulator, after one line on what brings the Kubernetes half.
 
-    unbuilt: why the local target cannot run yet (None: it can); go_problem: why Go cannot build it (None: it can).
+    unbuilt: why the local target cannot run yet (None: it can); go_problem: why Go cannot build it (None: it can);
+    no_pods: why this machine cannot run the ops nodes' pods whatever is built (not root).
     """
+    if no_pods is not None:
+        return DemoPlan(
+            "emulator",
+            build_toolchain=False,
+            note=f"demo on the emulator, the AWS half; the Kubernetes half runs on the local target where {no_pods}",
+        )
     if unbuilt is None:
         return DemoPlan("local", build_toolchain=False, note=None)
     if go_problem is None:
@@ -259,7 +267,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     console = Console(highlight=False, soft_wrap=True)
     unbuilt = unavailable()
     todo = [entry for entry in toolchain_entries() if entry_problem(entry) is not None] if unbuilt else []
-    plan = plan_demo(unbuilt, go_problem(todo) if todo else None)
+    plan = plan_demo(unbuilt, go_problem(todo) if todo else None, pod_network.unavailable())
     if plan.note:
         console.print(plan.note, markup=False)
     if plan.build_toolchain:

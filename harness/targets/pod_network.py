@@ -19,6 +19,7 @@ import hashlib
 import ipaddress
 import json
 import os
+import shutil
 import socket
 import subprocess
 import threading
@@ -40,8 +41,9 @@ def unavailable() -> str | None:
             "the local target runs the ops nodes' pods in network and mount namespaces of their own, which takes "
             "root: run it as root (a CI runner or a VM), or use --target emulator"
         )
-    if not any((Path(d) / "ip").exists() for d in os.get_exec_path()):
-        return "the local target's pod network needs iproute2's `ip` (Debian: apt-get install iproute2)"
+    for tool, package in (("ip", "iproute2"), ("nsenter", "util-linux"), ("unshare", "util-linux")):
+        if not shutil.which(tool):
+            return f"the local target's pods need {package}'s `{tool}` (Debian: apt-get install {package})"
     return None
 
 

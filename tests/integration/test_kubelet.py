@@ -46,6 +46,8 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ControlPlan
         manifest = {"apiVersion": "v1", "kind": "Node", "metadata": {"name": NODE, "labels": {"role": "ops"}}}
         plane.kubectl("apply", "-f", "-", stdin=json.dumps(manifest))
         plane.kubectl("create", "namespace", "argocd")
+        # The pods run as the namespace's default ServiceAccount, which the controller-manager adds to it.
+        plane.kubectl("-n", "argocd", "wait", "--for=create", "serviceaccount/default", "--timeout=60s")
         api_port = int(plane.server.rsplit(":", 1)[1])
         config = kubelet.Config(
             nodes=[NODE],

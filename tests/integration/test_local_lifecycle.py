@@ -221,7 +221,8 @@ def test_a_controller_killed_mid_run_shows_in_its_pod_and_the_stage_but_the_tear
                     deadline = time.monotonic() + 300
                     while not launched_instances(kube) and time.monotonic() < deadline:
                         time.sleep(0.5)
-                    pids = [int(p.read_text()) for p in run_dir.glob("kubelet/kube-system_karpenter-*/controller.pid")]
+                    pid_files = run_dir.glob("kubelet/kube-system_karpenter-*/controller.pid")
+                    pids = [int(p.read_text().split()[0]) for p in pid_files]
                     assert len(pids) == 2, pids  # the chart's two replicas
                     for pid in pids:
                         os.kill(pid, signal.SIGKILL)

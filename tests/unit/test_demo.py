@@ -42,6 +42,15 @@ def test_without_go_the_demo_is_the_emulator_half_and_one_line_on_what_brings_th
     assert plan.note.endswith(f"once the toolchain is built: {UNBUILT}; {NO_GO}")
 
 
+def test_a_machine_that_cannot_make_pod_namespaces_gets_the_emulator_half_whatever_is_built() -> None:
+    not_root = (
+        "the local target runs the ops nodes' pods in network and mount namespaces of their own, which takes root"
+    )
+    plan = plan_demo(None, None, not_root)
+    assert (plan.target, plan.build_toolchain) == ("emulator", False)
+    assert plan.note is not None and plan.note.endswith(f"runs on the local target where {not_root}")
+
+
 @pytest.fixture
 def hello_toolchain(hello_repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """The local target needs only `hello` (built from the file:// proxy) in an empty cache; returns the cache."""
