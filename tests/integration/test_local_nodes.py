@@ -1,6 +1,7 @@
 """The ops node group on the local tier: the node group Terraform created in the emulator becomes real Node objects
-(the ops nodes' kubelet keeps them Ready), judged by the same judge the AWS run uses; then the add-on charts' workloads, rendered
-with the values infra/addons gives them, are placed by the real scheduler, and must land on those nodes only.
+(the ops nodes' kubelet keeps them Ready), judged by the same judge the AWS run uses; then the add-on charts'
+workloads, rendered with the values infra/addons gives them, are placed by the real scheduler, and must land on
+those nodes only.
 
 Skips with one line when the toolchain is not built (`make toolchain`) or Terraform/its provider is missing.
 """
