@@ -234,7 +234,7 @@ def plan_demo(unbuilt: str | None, go_problem: str | None, no_pods: str | None =
     unbuilt: why the local target cannot run yet (None: it can); go_problem: why Go cannot build it (None: it can);
     no_pods: why this machine cannot run the ops nodes' pods whatever is built (not root).
     """
-    if no_pods is not None:
+    if no_pods is not None and (unbuilt is None or go_problem is None):
         return DemoPlan(
             "emulator",
             build_toolchain=False,

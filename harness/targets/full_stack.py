@@ -152,7 +152,8 @@ class FullStack:
         return local.crashed(self.run) if self.caps.local_kubernetes else {}
 
     def down_processes(self) -> dict[str, str]:
-        """dead_processes, less the controllers the kubelet has restarted since: what the teardown cannot count on."""
+        """dead_processes, less the controllers the kubelet restarts within seconds (the teardown waits for them): what
+        the teardown cannot count on."""
         return local.crashed(self.run, current=True) if self.caps.local_kubernetes else {}
 
     def cluster_name(self) -> str:

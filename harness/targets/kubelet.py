@@ -47,6 +47,7 @@ READY_TIMEOUT_S = 60.0
 SYNC_S = 1.0
 HEARTBEAT_S = 10.0
 VOLUME_SYNC_S = 10.0
+CRASH_LOOP_EXITS = 3  # a container restarted within seconds is waited for; one that exits this often is not
 BACKOFF_RESET_S = 600.0  # running this long, a container's back-off starts again
 STOP_GRACE_CAP_S = 30.0
 STOP_S = 5.0  # what the kubelet's own stop gives its containers after SIGTERM
@@ -54,8 +55,8 @@ STOP_S = 5.0  # what the kubelet's own stop gives its containers after SIGTERM
 IMAGE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 CALLERS = "callers.json"  # in the kubelet's folder: ServiceAccount user -> the workload its pods belong to
 CONFIG = "kubelet.json"  # in the kubelet's folder: its Config
-# In the kubelet's folder: workload -> {"line": its containers' last exit, "at": when (UTC, ISO 8601), "down": one
-# of its containers still waits for its restart}.
+# In the kubelet's folder: workload -> {"line": its containers' last exit, "at": when (UTC, ISO 8601), "crash_loop":
+# one of its containers exited CRASH_LOOP_EXITS times in a row and waits for its restart}.
 CRASHES = "crashes.json"
 
 
@@ -194,15 +195,19 @@ class Kubelet:
         self.record_crashes()
 
     def record_crashes(self) -> None:
-        """Each workload whose container exited (an exit the restart policy restarts): its last exit, and whether
-        one of its containers is still waiting to be restarted."""
-        waiting = {
+        """Each workload whose container exited (an exit the restart policy restarts): its last exit, and whether one
+        of its containers is in a crash loop (CRASH_LOOP_EXITS exits in a row, waiting for its restart)."""
+        looping = {
             podspec.workload(run.pod)
             for run in self.pods.values()
             for container in run.containers.values()
-            if container.waiting and container.waiting[0] == "CrashLoopBackOff"
+            if container.waiting
+            and container.waiting[0] == "CrashLoopBackOff"
+            and container.restarts >= CRASH_LOOP_EXITS
         }
-        record = {name: {"line": line, "at": at, "down": name in waiting} for name, (line, at) in self.crashes.items()}
+        record = {
+            name: {"line": line, "at": at, "crash_loop": name in looping} for name, (line, at) in self.crashes.items()
+        }
         if record != self.recorded_crashes:
             (self.config.folder / CRASHES).write_text(json.dumps(record, indent=2), encoding="utf-8")
             self.recorded_crashes = record

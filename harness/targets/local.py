@@ -104,8 +104,8 @@ def records(run: Run) -> list[ProcessRecord]:
 
 def crashed(run: Run, *, current: bool = False) -> dict[str, str]:
     """Each process of the run that is no longer running, and each workload of the ops nodes whose container exited
-    (the kubelet restarts it, as on EKS; `current`: only while it waits for that restart) -> one line with its log's
-    last words."""
+    (the kubelet restarts it, as on EKS; `current`: only one in a crash loop, what the teardown cannot wait for) -> one
+    line with its log's last words."""
     dead = {record.name: line for record in records(run) if (line := record.crashed())}
     with contextlib.suppress(FileNotFoundError):
         exits = json.loads(run.path(KUBELET, kubelet.CRASHES).read_text(encoding="utf-8"))
@@ -114,7 +114,7 @@ def crashed(run: Run, *, current: bool = False) -> dict[str, str]:
             {
                 name: exit["line"]
                 for name, exit in exits.items()
-                if (exit["down"] or not current) and not replaced(datetime.fromisoformat(exit["at"]))
+                if (exit["crash_loop"] or not current) and not replaced(datetime.fromisoformat(exit["at"]))
             }
         )
     return dead

@@ -179,14 +179,14 @@ def test_a_pods_phase_and_readiness_follow_its_containers_and_its_restart_policy
 def test_an_exit_counts_unless_it_came_while_the_only_api_server_was_replaced(tmp_path: Path) -> None:
     """Karpenter's leader exits when it cannot renew its lease while the local API server is swapped in an upgrade:
     an artifact of one API server (EKS replaces them one at a time), left out; the same exit after the window
-    counts, and `current` keeps only what still waits for its restart."""
+    counts, and `current` keeps only a controller in a crash loop."""
     run = create_run("local", "r-crash", base=tmp_path)
     run.settings[local.CLUSTER] = {"starting": [["2026-12-07T10:00:00+00:00", "2026-12-07T10:00:15+00:00"]]}
     (tmp_path / "r-crash" / local.KUBELET).mkdir(parents=True)
 
     def exited(at: str, down: bool) -> None:
         line = {"line": f"karpenter (pod kube-system/karpenter-1, container controller) exited with code 1 at {at}"}
-        record = {"karpenter": {**line, "at": at, "down": down}}
+        record = {"karpenter": {**line, "at": at, "crash_loop": down}}
         (tmp_path / "r-crash" / local.KUBELET / kubelet.CRASHES).write_text(json.dumps(record), encoding="utf-8")
 
     exited("2026-12-07T10:00:12+00:00", down=True)  # in the swap
