@@ -13,6 +13,7 @@ from __future__ import annotations
 import inspect
 import os
 import sys
+import threading
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -27,6 +28,7 @@ from moto.ec2.models.fleets import Fleet, FleetsBackend
 from moto.ec2.models.instance_types import INSTANCE_TYPES
 from moto.ec2.models.instances import InstanceBackend
 from moto.ec2.models.spot_requests import SpotFleetLaunchSpec, SpotInstanceRequest
+from moto.ec2.responses import EC2Response
 from moto.ec2.responses.spot_instances import SpotInstances
 from moto.ec2.utils import convert_tag_spec
 from moto.eks import urls as eks_urls
@@ -312,6 +314,21 @@ def eks_ami_parameters(check_loading: Callable[..., None]) -> Callable[..., None
     return loading
 
 
+EC2_REQUESTS = threading.Lock()  # the EC2 backend's requests, one at a time (ec2_requests_concurrent)
+
+
+def one_at_a_time(call_action: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """An EC2 request served while no other is: moto's EC2 backend keeps its state in plain lists and dicts that
+    concurrent requests (a parallel `terraform apply`, the controllers) change under each other."""
+
+    @wraps(call_action)
+    def serialized(self: Any) -> Any:
+        with EC2_REQUESTS:
+            return call_action(self)
+
+    return serialized
+
+
 def subscription_state(_: Any) -> Callable[..., Any]:
     """Shield's GetSubscriptionState, which moto lacks: ACTIVE once CreateSubscription ran, else INACTIVE (an
     account without Shield Advanced, what the LB controller asks about on every Ingress)."""
@@ -333,6 +350,7 @@ GAPS: dict[str, tuple[Patch, ...]] = {
     "eks_version_updates": EKS_VERSION_UPDATES,
     "eks_optimized_ami_parameters": (Patch(ParameterDict, "_check_loading_status", eks_ami_parameters),),
     "shield_subscription_state": (Patch(ShieldResponse, "get_subscription_state", subscription_state),),
+    "ec2_requests_concurrent": (Patch(EC2Response, "call_action", one_at_a_time),),
 }
 
 

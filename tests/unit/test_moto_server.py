@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -138,6 +140,39 @@ def test_shield_answers_the_accounts_subscription_state_where_moto_answers_500(e
         assert shield.get_subscription_state()["SubscriptionState"] == "INACTIVE"
         shield.create_subscription()
         assert shield.get_subscription_state()["SubscriptionState"] == "ACTIVE"
+
+
+def most_at_once(monkeypatch: pytest.MonkeyPatch) -> int:
+    """How many DescribeVpcs calls of four concurrent clients moto serves at the same time (each takes 0.2 s)."""
+    from moto.ec2.models import EC2Backend
+
+    serving, most = [0], [0]
+    counting = threading.Lock()
+    describe = EC2Backend.describe_vpcs
+
+    def slow(self: Any, *args: Any, **kwargs: Any) -> Any:
+        with counting:
+            serving[0] += 1
+            most[0] = max(most[0], serving[0])
+        time.sleep(0.2)
+        with counting:
+            serving[0] -= 1
+        return describe(self, *args, **kwargs)
+
+    monkeypatch.setattr(EC2Backend, "describe_vpcs", slow)
+    clients = [boto3.client("ec2", region_name=REGION) for _ in range(4)]
+    threads = [threading.Thread(target=client.describe_vpcs) for client in clients]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return most[0]
+
+
+def test_ec2_requests_are_served_one_at_a_time(ec2: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert most_at_once(monkeypatch) > 1  # moto alone serves them side by side
+    with moto_server.patched(["ec2_requests_concurrent"]):
+        assert most_at_once(monkeypatch) == 1
 
 
 def test_the_volumes_of_a_fleet_instance_carry_the_volume_tags(ec2: Any) -> None:
