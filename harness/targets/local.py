@@ -125,11 +125,17 @@ def api_server_replaced(run: Run) -> Callable[[datetime], bool]:
     LEADER_GRACE_S after: a controller exits there when it cannot renew its leader lease. On EKS the API servers are
     replaced one at a time, so no controller loses its lease for it; here the kubelet restarts it, and its exit is
     not the controller's failure."""
-    windows = [
-        (datetime.fromisoformat(began), datetime.fromisoformat(ready) + timedelta(seconds=LEADER_GRACE_S))
+    grace = timedelta(seconds=LEADER_GRACE_S)
+    windows = [(began, ready + grace) for began, ready in starting_windows(run)]
+    return lambda moment: any(began <= moment <= until for began, until in windows)
+
+
+def starting_windows(run: Run) -> list[tuple[datetime, datetime]]:
+    """(began, ready) of each API server of the run that replaced another (its STARTING record)."""
+    return [
+        (datetime.fromisoformat(began), datetime.fromisoformat(ready))
         for began, ready in (run.settings.get(CLUSTER) or {}).get(STARTING, [])
     ]
-    return lambda moment: any(began <= moment <= until for began, until in windows)
 
 
 def cluster(run: Run) -> ControlPlane | None:
@@ -414,11 +420,7 @@ def identities_honoured(run: Run, plane: ControlPlane) -> list[Result]:
     whether the Pod Identity agent refused one its credentials (no association for its account), and whether IAM
     would deny one of their AWS calls (the run's emulator authorizes them: harness.aws.authorization)."""
     callers = callers_of(run)
-    starting = [
-        (datetime.fromisoformat(began), datetime.fromisoformat(ready))
-        for began, ready in (run.settings.get(CLUSTER) or {}).get(STARTING, [])
-    ]
-    found = rbac.refusals(plane.audit_events(f'"code":{rbac.FORBIDDEN}'), callers, starting)
+    found = rbac.refusals(plane.audit_events(f'"code":{rbac.FORBIDDEN}'), callers, starting_windows(run))
     refused = pod_identity.read_refusals(run.path("identities"))
     return [rbac.judge_refusals(found, callers), pod_identity.judge_credentials(refused, callers), iam(run, callers)]
 
