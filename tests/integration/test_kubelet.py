@@ -106,6 +106,18 @@ def wait(
         time.sleep(0.5)
 
 
+def token_review(plane: ControlPlane, token: str) -> dict[str, Any]:
+    """The API server's TokenReview of `token`."""
+    review = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview", "spec": {"token": token}}
+    return dict(json.loads(plane.kubectl("create", "-o", "json", "-f", "-", stdin=json.dumps(review))))
+
+
+def container_pid(config: kubelet.Config, container: str) -> int:
+    """The pid of a running container ("<namespace>_<pod>/<container>"), from the kubelet's own record."""
+    pid, _executable = containers.running(config.folder)[container]
+    return pid
+
+
 def ready(pod: dict[str, Any]) -> bool:
     return any(c["type"] == "Ready" and c["status"] == "True" for c in pod["status"].get("conditions") or [])
 
@@ -148,12 +160,7 @@ def test_two_replicas_bind_the_same_port_each_at_its_pod_ip_and_run_as_their_acc
     assert len(set(ips)) == 2 and all(answers(ip) for ip in ips)  # both serve 6379, each in its own namespace
     # The token in its ServiceAccount volume is the pod's account's, bound to the pod.
     (token_file,) = folder.glob("argocd_redis-a/volumes/kube-api-access-*/token")
-    review = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview"}
-    reviewed = json.loads(
-        plane.kubectl(
-            "create", "-o", "json", "-f", "-", stdin=json.dumps({**review, "spec": {"token": token_file.read_text()}})
-        )
-    )
+    reviewed = token_review(plane, token_file.read_text())
     assert reviewed["status"]["user"]["username"] == "system:serviceaccount:argocd:default"
     assert reviewed["status"]["user"]["extra"]["authentication.kubernetes.io/pod-name"] == ["redis-a"]
 
@@ -163,7 +170,7 @@ def test_a_killed_container_shows_in_its_pod_at_once_and_is_restarted_after_the_
 ) -> None:
     plane, config = node
     folder = config.folder
-    pid = int((folder / "argocd_redis-a" / "redis.pid").read_text().split()[0])
+    pid = container_pid(config, "argocd_redis-a/redis")
     os.kill(pid, signal.SIGKILL)
     killed = time.monotonic()
 
@@ -189,16 +196,10 @@ def test_a_deleted_pod_leaves_no_process_and_no_namespace_and_its_token_dies_wit
 ) -> None:
     plane, config = node
     folder = config.folder
-    pid = int((folder / "argocd_redis-b" / "redis.pid").read_text().split()[0])
+    pid = container_pid(config, "argocd_redis-b/redis")
     (token_file,) = folder.glob("argocd_redis-b/volumes/kube-api-access-*/token")
     plane.kubectl("-n", "argocd", "delete", "pod", "redis-b", "--wait=true", "--timeout=60s")
     assert not Path(f"/proc/{pid}").exists()
     namespaces = sorted(p.name for p in pod_network.NETNS_DIR.glob(f"{pod_network.bridge_name(config.run_id)}-*"))
     assert len(namespaces) == 1, namespaces  # redis-a's only
-    review = {
-        "apiVersion": "authentication.k8s.io/v1",
-        "kind": "TokenReview",
-        "spec": {"token": token_file.read_text()},
-    }
-    reviewed = json.loads(plane.kubectl("create", "-o", "json", "-f", "-", stdin=json.dumps(review)))
-    assert not reviewed["status"].get("authenticated")
+    assert not token_review(plane, token_file.read_text())["status"].get("authenticated")

@@ -26,7 +26,7 @@ from harness.errors import HarnessError
 from harness.processes import ProcessRecord, stop_recorded
 from harness.processes import runs as runs_executable
 from harness.run import RUNS_ENV
-from harness.targets import pod_network
+from harness.targets import containers, local, pod_network
 from harness.targets.local import unavailable
 from harness.terraform.runner import find_cli
 
@@ -221,8 +221,8 @@ def test_a_controller_killed_mid_run_shows_in_its_pod_and_the_stage_but_the_tear
                     deadline = time.monotonic() + 300
                     while not launched_instances(kube) and time.monotonic() < deadline:
                         time.sleep(0.5)
-                    pid_files = run_dir.glob("kubelet/kube-system_karpenter-*/controller.pid")
-                    pids = [int(p.read_text().split()[0]) for p in pid_files]
+                    running = containers.running(run_dir / local.KUBELET)
+                    pids = [pid for name, (pid, _) in running.items() if name.startswith("kube-system_karpenter-")]
                     assert len(pids) == 2, pids  # the chart's two replicas
                     for pid in pids:
                         os.kill(pid, signal.SIGKILL)
