@@ -147,6 +147,7 @@ class Kubelet:
         self.addresses: dict[str, str] = {}
         self.crashes: dict[str, tuple[str, str]] = {}  # workload -> (its last exit, when)
         self.recorded_crashes: dict[str, dict[str, Any]] = {}
+        self.recorded_callers: dict[str, str] = {}
         self.stopping = False
 
     # -- the loop ---------------------------------------------------------------------------------------------
@@ -177,6 +178,7 @@ class Kubelet:
         for uid in [uid for uid in self.pods if uid not in listed]:
             self.remove(self.pods.pop(uid))
         callers = {}
+        ports = self.config.forwarded()
         for uid, pod in listed.items():
             run = self.pods.get(uid)
             if run is None:
@@ -190,8 +192,10 @@ class Kubelet:
             run.pod = pod
             account = pod["spec"].get("serviceAccountName") or "default"
             callers[f"system:serviceaccount:{pod['metadata']['namespace']}:{account}"] = podspec.workload(pod)
-            self.sync_pod(run, clock)
-        (self.config.folder / CALLERS).write_text(json.dumps(callers, indent=2, sort_keys=True), encoding="utf-8")
+            self.sync_pod(run, clock, ports)
+        if callers != self.recorded_callers:
+            (self.config.folder / CALLERS).write_text(json.dumps(callers, indent=2, sort_keys=True), encoding="utf-8")
+            self.recorded_callers = callers
         self.record_crashes()
 
     def record_crashes(self) -> None:
@@ -217,7 +221,7 @@ class Kubelet:
         return self.config.folder / f"{metadata['namespace']}_{metadata['name']}"
 
     # -- one pod ------------------------------------------------------------------------------------------------
-    def sync_pod(self, run: PodRun, clock: float) -> None:
+    def sync_pod(self, run: PodRun, clock: float, ports: list[int]) -> None:
         if run.pod["metadata"].get("deletionTimestamp"):
             self.terminate(run, clock)
             return
@@ -226,7 +230,6 @@ class Kubelet:
             run.namespace = pod_network.create_sandbox(self.bridge, run.index)
             run.ip = self.bridge.address(run.index)
             run.started = now()
-        ports = self.config.forwarded()
         asyncio.run_coroutine_threadsafe(self.forwarders.open(run.namespace, ports), self.loop).result()
         spec = podspec.with_pod_identity(run.pod, self.config.credentials_url)
         self.write_network_files(run)
