@@ -122,6 +122,7 @@ class UpstreamFiles:
     source: str  # e.g. data.http.argocd_crd: the instance of the same key holds the URL
     url_prefix: str  # the tag's root; {version} stands for the component's pinned version
     component: str
+    folder_variable: str  # the infra/addons variable that takes these files' folder where Terraform applies it
 
 
 @dataclass(frozen=True)
@@ -134,6 +135,7 @@ class LocalTarget:
     upstream_files: list[UpstreamFiles] = field(default_factory=list)
     pod_images: dict[str, dict[str, Any]] = field(default_factory=dict)  # repository -> {entrypoint, files}
     pod_environment: dict[str, dict[str, str]] = field(default_factory=dict)  # name -> {value, reason}
+    addons_without_terraform: str = ""  # what replaces `terraform apply infra/addons` without its providers
 
 
 def _mapping(value: Any, where: str) -> dict[str, Any]:
@@ -163,7 +165,7 @@ def local_target(root: Path | None = None) -> LocalTarget:
             raise InputError(f"{path}: local_target.emulator_images[{index}] needs ami_id and name")
     upstream = []
     for index, entry in enumerate(_list(section.get("upstream_files") or [], f"{path}: local_target.upstream_files")):
-        fields = ("resource", "source", "url_prefix", "component")
+        fields = ("resource", "source", "url_prefix", "component", "folder_variable")
         if not all(
             str(_mapping(entry, f"{path}: local_target.upstream_files[{index}]").get(f, "")).strip() for f in fields
         ):
@@ -178,12 +180,16 @@ def local_target(root: Path | None = None) -> LocalTarget:
     for name, entry in environment.items():
         if not {"value", "reason"} <= set(_mapping(entry, f"{path}: local_target.pod_environment.{name}")):
             raise InputError(f"{path}: local_target.pod_environment.{name} needs value and reason")
+    without_terraform = section.get("addons_without_terraform")
+    if not isinstance(without_terraform, str) or not without_terraform.strip():
+        raise InputError(f"{path}: local_target.addons_without_terraform needs its reason")
     return LocalTarget(
         {str(k): str(v) for k, v in gaps.items()},
         images,
         upstream,
         pod_images,
         {str(k): {"value": str(v["value"]), "reason": str(v["reason"])} for k, v in environment.items()},
+        without_terraform.strip(),
     )
 
 

@@ -48,11 +48,11 @@ from harness.results import Result, Status, first_failure
 from harness.targets import git_endpoint, local, pod_identity
 from harness.targets import teardown as td
 from harness.targets.full_stack import FullStack, teardown_run
+from harness.terraform.providers import addons_providers_missing, provider_pins
 from harness.waits import WaitProgress, wait_for
 
 T = TypeVar("T")
 # infra/targets.yaml capabilities a target may lack, and the rows reported in their place.
-ADDONS_BY_TERRAFORM = "addons_by_terraform"
 ADDONS_BY_TERRAFORM_CHECK = "add-ons applied by terraform apply infra/addons"
 EKS_AUTHENTICATION = "eks_authentication"
 LOAD_BALANCER_TRAFFIC = "load_balancer_traffic"
@@ -177,22 +177,46 @@ class E2E(FullStack):
         )
 
     def local_addons(self) -> StageOutcome:
-        """infra/addons' releases into the local cluster, each controller started as a process right after its
-        release; Argo CD syncs this working tree from the run's Git endpoint (harness.targets.local)."""
+        """infra/addons into the local cluster: by `terraform apply` where its providers can be installed, else
+        release by release (infra/targets.yaml local_target.addons_without_terraform); either way each release
+        waits for its pods, which the ops nodes' kubelet runs. Argo CD syncs this working tree from the run's Git
+        endpoint (harness.targets.local)."""
         plane = self.local_cluster()
         served = local.start_git_endpoint(self.run, plane)
         self.run.settings[GITOPS_COMMIT] = served.commit
         self.run.save()
-        variables = {**self.addons_variables(), "gitops_repo_url": served.url, "gitops_revision": git_endpoint.BRANCH}
-        installed = local.install_addons(self.run, plane, self.stack.outputs(), variables)
-        reason = self.caps.reason(ADDONS_BY_TERRAFORM)
-        by_terraform = [Result.not_applicable(ADDONS_BY_TERRAFORM_CHECK, self.run.target, reason)] if reason else []
+        variables = {
+            **self.addons_variables(),
+            "gitops_repo_url": served.url,
+            "gitops_revision": git_endpoint.BRANCH,
+            "gitops_repo_certificates": local.git_trust(self.run, plane),
+        }
+        source = self.addons_providers()
+        if source is None:
+            installed = local.install_addons(self.run, plane, self.stack.outputs(), variables)
+            reason = f"{local_target().addons_without_terraform}: {addons_providers_missing(provider_pins(versions()))}"
+            how = Result.not_applicable(ADDONS_BY_TERRAFORM_CHECK, self.run.target, reason)
+            done = f"installed {len(installed)} of infra/addons' resources release by release"
+        else:
+            terraform = self.addons_terraform()
+            variables.update(local.terraform_variables(plane))
+            self.run.settings[local.ADDONS] = True
+            self.run.settings[local.ADDONS_BY_TERRAFORM] = variables  # what its destroy takes again
+            self.run.save()
+            with watched(terraform, self.watchdog, also=lambda: local.watched(self.run, plane)):
+                terraform.init()
+                terraform.apply(variables)
+            applied = terraform.managed_resources()
+            how = Result.passed(
+                ADDONS_BY_TERRAFORM_CHECK,
+                f"terraform apply infra/addons on the local cluster: {len(applied)} resources, its providers from "
+                f"{source.description}",
+            )
+            done = f"applied infra/addons ({len(applied)} resources)"
         # The controllers have listed what they watch by now: a refusal names the chart that grants too little.
-        results = (*by_terraform, *self.identities_honoured())
         return StageOutcome(
-            f"installed {len(installed)} of infra/addons' resources; Argo CD syncs {served.url} at {served.commit} "
-            "(a snapshot of this working tree)",
-            results,
+            f"{done}; Argo CD syncs {served.url} at {served.commit} (a snapshot of this working tree)",
+            (how, *self.identities_honoured()),
         )
 
     def wait(

@@ -104,10 +104,11 @@ class Watchable(Protocol):
 
 
 @contextlib.contextmanager
-def watched(runner: Watchable, watchdog: Watchdog) -> Iterator[None]:
-    """Let the watchdog stop a Terraform apply; never a destroy (teardown must be allowed to finish)."""
+def watched(runner: Watchable, watchdog: Watchdog, also: Callable[[], str | None] = lambda: None) -> Iterator[None]:
+    """Let the watchdog, and `also` (a crashed controller), stop a Terraform apply; never a destroy (teardown must
+    be allowed to finish)."""
     own = runner.watchdog
-    runner.watchdog = lambda: (own() if own else None) or watchdog.reason()
+    runner.watchdog = lambda: (own() if own else None) or watchdog.reason() or also()
     try:
         yield
     finally:

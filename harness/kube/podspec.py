@@ -408,21 +408,66 @@ def service_names(service: Mapping[str, Any]) -> list[str]:
     return [name, f"{name}.{namespace}", f"{name}.{namespace}.svc", f"{name}.{namespace}.svc.{CLUSTER_DOMAIN}"]
 
 
-def service_addresses(services: Sequence[Mapping[str, Any]], slices: Sequence[Mapping[str, Any]]) -> dict[str, str]:
-    """Each Service's DNS names -> the address of one of its ready endpoints (the first, in a stable order)."""
-    ready: dict[tuple[str, str], list[str]] = {}
+Route = tuple[str, int]  # an address and a TCP port
+
+
+def ready_endpoints(slices: Sequence[Mapping[str, Any]]) -> dict[tuple[str, str], list[tuple[str, dict[str, int]]]]:
+    """(namespace, Service) -> its ready endpoints' addresses, each with its TCP ports by port name, in a stable
+    order."""
+    ready: dict[tuple[str, str], list[tuple[str, dict[str, int]]]] = {}
     for endpoint_slice in slices:
         metadata = endpoint_slice["metadata"]
         service = (metadata.get("labels") or {}).get("kubernetes.io/service-name")
+        ports = {
+            str(port.get("name") or ""): int(port["port"])
+            for port in endpoint_slice.get("ports") or []
+            if port.get("port") is not None and port.get("protocol", "TCP") == "TCP"
+        }
         for endpoint in endpoint_slice.get("endpoints") or []:
             if (endpoint.get("conditions") or {}).get("ready") and service:
-                ready.setdefault((metadata["namespace"], service), []).extend(endpoint.get("addresses") or [])
+                found = ready.setdefault((metadata["namespace"], service), [])
+                found.extend((address, ports) for address in endpoint.get("addresses") or [])
+    return {key: sorted(found, key=lambda endpoint: endpoint[0]) for key, found in ready.items()}
+
+
+def cluster_ip(service: Mapping[str, Any]) -> str | None:
+    address = (service.get("spec") or {}).get("clusterIP")
+    return None if not address or address == "None" else str(address)
+
+
+def service_addresses(services: Sequence[Mapping[str, Any]], slices: Sequence[Mapping[str, Any]]) -> dict[str, str]:
+    """Each Service's DNS names -> what cluster DNS answers: its ClusterIP, or for a headless Service the address of
+    one of its ready endpoints (the first, in a stable order; none without one)."""
+    ready = ready_endpoints(slices)
     found = {}
     for service in services:
         key = (service["metadata"]["namespace"], service["metadata"]["name"])
-        if addresses := sorted(ready.get(key, [])):
-            found.update({name: addresses[0] for name in service_names(service)})
+        address = cluster_ip(service) or next((endpoint for endpoint, _ports in ready.get(key, [])), None)
+        if address:
+            found.update({name: address for name in service_names(service)})
     return found
+
+
+def service_routes(
+    services: Sequence[Mapping[str, Any]], slices: Sequence[Mapping[str, Any]]
+) -> dict[Route, Route | None]:
+    """Each ClusterIP Service's (ClusterIP, port) -> the (address, target port) of one of its ready endpoints (the
+    first, in a stable order), None without one: what kube-proxy programs for it. TCP only."""
+    ready = ready_endpoints(slices)
+    routes: dict[Route, Route | None] = {}
+    for service in services:
+        address = cluster_ip(service)
+        if address is None:
+            continue
+        endpoints = ready.get((service["metadata"]["namespace"], service["metadata"]["name"]), [])
+        for port in (service.get("spec") or {}).get("ports") or []:
+            if port.get("protocol", "TCP") != "TCP":
+                continue
+            name = str(port.get("name") or "")
+            routes[(address, int(port["port"]))] = next(
+                ((endpoint, ports[name]) for endpoint, ports in endpoints if name in ports), None
+            )
+    return routes
 
 
 def hosts_file(pod_ip: str, hostname: str, addresses: Mapping[str, str]) -> str:

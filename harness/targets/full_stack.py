@@ -23,13 +23,14 @@ from harness.aws.leaks import is_gone
 from harness.errors import EnvironmentProblem
 from harness.kube import rbac
 from harness.kube.api import KubeClient
-from harness.project import KUBERNETES_CAPABILITY, TargetCapabilities, repo_root
+from harness.project import KUBERNETES_CAPABILITY, TargetCapabilities, repo_root, versions
 from harness.results import Result
 from harness.run import Run
 from harness.targets import local, pod_identity
 from harness.targets import teardown as td
 from harness.targets.controlplane import ControlPlane
 from harness.targets.stack import Stack
+from harness.terraform.providers import ProviderSource, addons_provider_source, provider_pins
 from harness.terraform.runner import Terraform
 
 # Where EKS's own agent serves the credentials.
@@ -50,6 +51,7 @@ class FullStack:
     sleep: Callable[[float], None] = time.sleep
     _kube: KubeClient | None = None
     _addons: Terraform | None = None
+    _addons_providers: tuple[ProviderSource | None] | None = None  # looked for once
 
     @property
     def run(self) -> Run:
@@ -68,6 +70,13 @@ class FullStack:
         self.console.print(escape(text))
 
     # --- Terraform roots
+    def addons_providers(self) -> ProviderSource | None:
+        """Where `terraform init infra/addons` gets its providers here; None where nothing serves them."""
+        if self._addons_providers is None:
+            found = addons_provider_source(self.run.path("terraform"), provider_pins(versions()))
+            self._addons_providers = (found,)
+        return self._addons_providers[0]
+
     def addons_terraform(self) -> Terraform:
         if self._addons is None:
             emulator = self.stack.emulator(start=False)
@@ -76,7 +85,7 @@ class FullStack:
                 self.run.dir,
                 name="addons",
                 env=emulator.child_env(self.stack.region) if emulator else dict(os.environ),
-                provider=self.stack.terraform.provider,
+                provider=self.addons_providers() or self.stack.terraform.provider,
                 live=self.stack.live,
                 console=self.console,
                 watchdog=emulator.death_notice if emulator else None,
@@ -96,12 +105,26 @@ class FullStack:
 
     def destroy(self, root: str) -> str | None:
         if root == "addons" and self.caps.local_kubernetes:
-            # The add-ons live in the run's own etcd, their controllers are its processes: stopping the
-            # processes removes them all, as destroying the EKS cluster would.
+            applied = self.run.settings.get(local.ADDONS_BY_TERRAFORM)
+            plane = local.cluster(self.run)
+            destroyed = isinstance(applied, dict) and plane is not None and plane.serving()
+            if (
+                isinstance(applied, dict) and destroyed
+            ):  # as on EKS: proves the destroy order (the bootstrap's finalizer)
+                with self.stack.step("terraform destroy infra/addons"):
+                    runner = self.addons_terraform()
+                    if not runner.initialized:
+                        runner.init()
+                    runner.destroy(applied)
+            # The rest lives in the run's own etcd, and the controllers are its processes: stopping the processes
+            # removes them all, as destroying the EKS cluster would.
             stopped = len(local.records(self.run))
             with self.stack.step("stop the local cluster and its controllers"):
                 local.stop(self.run)
-            return f"stopped the run's {stopped} local processes; the add-ons were in its etcd"
+            return (
+                f"{'terraform destroyed infra/addons, then ' if destroyed else ''}stopped the run's {stopped} local "
+                "processes; the add-ons were in its etcd"
+            )
         runner = self.addons_terraform() if root == "addons" else self.stack.terraform
         with self.stack.step(f"terraform destroy infra/{root}"):
             if not runner.initialized:

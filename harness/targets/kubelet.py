@@ -12,8 +12,9 @@ the nodes Karpenter launches.
 
 What EKS adds to a pod beyond its spec is added here, once for every pod: the Pod Identity webhook's environment and
 token (pointing at the run's agent), the emulator as the AWS endpoint, the `kubernetes` Service as the API server's
-own address, and /etc/hosts naming each Service's ready endpoint (there is no kube-proxy or DNS server:
-infra/targets.yaml `service_routing`).
+own address, /etc/hosts naming each Service at its ClusterIP, and kube-proxy's part: each ClusterIP and port
+forwarded inside every pod to one of the Service's ready endpoints (there is no DNS server, and the proxy is
+userspace: infra/targets.yaml `service_routing`).
 
 `python -m harness.targets.kubelet --folder FOLDER` runs it as the run's supervised process.
 """
@@ -37,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.kube import podspec
-from harness.processes import Supervised, Supervisor
+from harness.processes import HOST, Supervised, Supervisor
 from harness.targets import pod_network
 from harness.targets.containers import PID_SUFFIX, ContainerRun, last_words, probe_succeeds
 from harness.targets.nodes import NODE_LEASES, node_heartbeat, node_lease
@@ -76,6 +77,7 @@ class Config:
     kubeconfig: str
     api_port: int
     forward: list[int]
+    services: str  # the API server's Service range (--service-cluster-ip-range), local to every pod
     images: dict[str, dict[str, Any]]  # repository -> {"files": {path in the image: host file}, "entrypoint": [...]}
     env: dict[str, str]  # what every container gets besides its spec (the emulator as its AWS endpoint)
     credentials_url: str
@@ -142,9 +144,10 @@ class Kubelet:
         self.bridge = pod_network.create_bridge(config.run_id)
         self.loop = asyncio.new_event_loop()
         threading.Thread(target=self.loop.run_forever, daemon=True).start()
-        self.forwarders = pod_network.Forwarders("127.0.0.1")
+        self.forwarders = pod_network.Forwarders(self.target)
         self.heartbeat_at = 0.0
         self.addresses: dict[str, str] = {}
+        self.routes: dict[podspec.Route, podspec.Route | None] = {}
         self.crashes: dict[str, tuple[str, str]] = {}  # workload -> (its last exit, when)
         self.recorded_crashes: dict[str, dict[str, Any]] = {}
         self.recorded_callers: dict[str, str] = {}
@@ -171,14 +174,14 @@ class Kubelet:
             for pod in self.core.list_pod_for_all_namespaces(_preload_content=False).json()["items"]
             if (pod.get("spec") or {}).get("nodeName") in self.config.nodes
         }
-        self.addresses = podspec.service_addresses(
-            self.core.list_service_for_all_namespaces(_preload_content=False).json()["items"],
-            self.discovery.list_endpoint_slice_for_all_namespaces(_preload_content=False).json()["items"],
-        )
+        services = self.core.list_service_for_all_namespaces(_preload_content=False).json()["items"]
+        slices = self.discovery.list_endpoint_slice_for_all_namespaces(_preload_content=False).json()["items"]
+        self.addresses = podspec.service_addresses(services, slices)
+        self.routes = podspec.service_routes(services, slices)
         for uid in [uid for uid in self.pods if uid not in listed]:
             self.remove(self.pods.pop(uid))
         callers = {}
-        ports = self.config.forwarded()
+        listened = [*((HOST, port) for port in self.config.forwarded()), *self.routes]
         for uid, pod in listed.items():
             run = self.pods.get(uid)
             if run is None:
@@ -192,7 +195,7 @@ class Kubelet:
             run.pod = pod
             account = pod["spec"].get("serviceAccountName") or "default"
             callers[f"system:serviceaccount:{pod['metadata']['namespace']}:{account}"] = podspec.workload(pod)
-            self.sync_pod(run, clock, ports)
+            self.sync_pod(run, clock, listened)
         if callers != self.recorded_callers:
             (self.config.folder / CALLERS).write_text(json.dumps(callers, indent=2, sort_keys=True), encoding="utf-8")
             self.recorded_callers = callers
@@ -221,16 +224,20 @@ class Kubelet:
         return self.config.folder / f"{metadata['namespace']}_{metadata['name']}"
 
     # -- one pod ------------------------------------------------------------------------------------------------
-    def sync_pod(self, run: PodRun, clock: float, ports: list[int]) -> None:
+    def target(self, listened: pod_network.Address) -> pod_network.Address | None:
+        """Where a pod's connection to `listened` goes: this machine's same loopback port, or a Service's endpoint."""
+        return listened if listened[0] == HOST else self.routes.get(listened)
+
+    def sync_pod(self, run: PodRun, clock: float, listened: list[pod_network.Address]) -> None:
         if run.pod["metadata"].get("deletionTimestamp"):
             self.terminate(run, clock)
             return
         if not run.namespace:
             run.folder.mkdir(parents=True, exist_ok=True)
-            run.namespace = pod_network.create_sandbox(self.bridge, run.index)
+            run.namespace = pod_network.create_sandbox(self.bridge, run.index, self.config.services)
             run.ip = self.bridge.address(run.index)
             run.started = now()
-        asyncio.run_coroutine_threadsafe(self.forwarders.open(run.namespace, ports), self.loop).result()
+        asyncio.run_coroutine_threadsafe(self.forwarders.open(run.namespace, listened), self.loop).result()
         spec = podspec.with_pod_identity(run.pod, self.config.credentials_url)
         self.write_network_files(run)
         try:
@@ -336,7 +343,7 @@ class Kubelet:
             "HOME": "/",  # a runtime's default for an image that names no home
             **image.get("env", {}),
             "HOSTNAME": run.pod["metadata"]["name"],
-            "KUBERNETES_SERVICE_HOST": "127.0.0.1",
+            "KUBERNETES_SERVICE_HOST": HOST,
             "KUBERNETES_SERVICE_PORT": str(self.config.api_port),
             "KUBERNETES_SERVICE_PORT_HTTPS": str(self.config.api_port),
             **self.config.env,

@@ -4,12 +4,11 @@ releases and the controllers, all as processes on this machine that outlive the 
 Every process is recorded in the run's settings the moment it starts (harness.processes.ProcessRecord), so
 `harness down` from any shell, an interrupted `up`, or a failed stage stops exactly what the run started.
 
-The add-ons are installed release by release, in the order infra/addons declares them (its depends_on order),
-with the helm CLI from that root's own definitions (harness.targets.releases): each controller must be running
-as a host process before the next chart goes in (the LB controller's webhooks must answer before any chart
-creates a Service), which one `terraform apply` of every release cannot interleave. infra/targets.yaml
-declares this difference (`addons_by_terraform`).
-"""
+The add-ons go in by `terraform apply infra/addons` where its helm and kubernetes providers can be installed
+(`terraform_variables`: the run's kubeconfig, the pinned chart folders, the pinned module's upstream files);
+elsewhere release by release, in the order infra/addons declares them (its depends_on order), with the helm CLI
+from that root's own definitions (harness.targets.releases), each waited for as its helm_release waits.
+infra/targets.yaml declares the second way (`local_target.addons_without_terraform`)."""
 
 from __future__ import annotations
 
@@ -17,7 +16,6 @@ import contextlib
 import json
 import os
 import sys
-import time
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -38,6 +36,7 @@ from harness.results import Result, first_failure
 from harness.run import Run
 from harness.targets import containers, git_endpoint, kubelet, node_registrar, pod_identity, pod_images, pod_network
 from harness.targets.controlplane import (
+    SERVICE_CIDR,
     ControlPlane,
     answers,
     attach,
@@ -45,7 +44,7 @@ from harness.targets.controlplane import (
     start_control_plane,
 )
 from harness.targets.nodes import kubelet_version, ops_nodegroup, ops_nodes
-from harness.targets.releases import Release, chart_folder, install, release, secret, upstream_file
+from harness.targets.releases import chart_folder, install, release, secret, upstream_file
 from harness.toolchain.build import Entry, components_of, entry_for, locate, missing, shipped_data
 from harness.toolchain.components import BY_NAME, CONTROL_PLANE, control_plane_build
 
@@ -55,12 +54,12 @@ STARTING = "starting"  # under CLUSTER: [began, ready] of each API server that r
 LEADER_GRACE_S = 30  # after a new API server is ready: a leader lease renewal that failed before may still end one
 GITOPS_URL = "gitops_repo_url"  # run settings: what the cluster secret points Argo CD at
 ADDONS = "addons_installed"  # run settings: set before the first release goes in
+ADDONS_BY_TERRAFORM = "addons_terraform_variables"  # run settings: what `terraform apply infra/addons` was given
 POD_IDENTITY_AGENT = "pod_identity_agent"  # run settings: the agent's credentials URL
 KUBELET = "kubelet"  # the run's folder of the ops nodes' kubelet: its pods, their logs and volumes
 EXTERNAL_EMULATOR = "the emulator at AWS_ENDPOINT_URL is not the run's own: it enforces no IAM"
 ASSOCIATIONS = "pod-identity-associations.json"  # under the run's identities/: ServiceAccount -> role
 ADDONS_ROOT = ("infra", "addons")
-GIT_TRUST_CONFIGMAP = "argocd-tls-certs-cm"  # where Argo CD's repo-server finds the CA of a private Git server
 # Binaries the local target runs (harness.toolchain), checked before anything is created.
 BINARIES = (
     "etcd",
@@ -207,6 +206,7 @@ def start_kubelet(run: Run, plane: ControlPlane, nodes: list[str], env: Mapping[
         kubeconfig=str(plane.pki.path("admin.kubeconfig")),
         api_port=api_port,
         forward=[api_port, *(int(urlsplit(url).port or 80) for url in (endpoint, agent))],
+        services=SERVICE_CIDR,
         images=pod_images.resolve(declared.pod_images),
         env={name: entry["value"].format(emulator=endpoint) for name, entry in declared.pod_environment.items()},
         credentials_url=agent,
@@ -282,13 +282,13 @@ def addon_addresses(root: Path) -> list[str]:
     return [r.address for r in resources]
 
 
-def chart_dir(chosen: Release, root: Path) -> Path:
+def chart_dir(chart: str, version: str, root: Path) -> Path:
     """A release's chart: a folder of infra/addons itself, else the pinned chart folder (its controller module's,
     else the reference data's)."""
-    local = Path(chosen.chart)
+    local = Path(chart)
     if local.is_absolute() or (root / local).is_dir():
         return root / local
-    return chart_folder(reference_dir(), chosen.chart, chosen.version, shipped_data())
+    return chart_folder(reference_dir(), chart, version, shipped_data())
 
 
 def apply_upstream_file(plane: ControlPlane, model: Model, address: str) -> None:
@@ -333,36 +333,46 @@ def install_addons(
             install(
                 locate("helm"),
                 plane.kubeconfig,
-                chart_dir(chosen, root),
+                chart_dir(chosen.chart, chosen.version, root),
                 chosen,
                 work,
                 watch=lambda: watched(run, plane),
             )
-            if chosen.chart == "argo-cd":
-                trust_git_endpoint(run, plane, chosen.namespace)
         installed.append(address)
     return installed
 
 
-def trust_git_endpoint(run: Run, plane: ControlPlane, namespace: str) -> None:
-    """The run's Git endpoint is a private Git server with the run's CA: its certificate goes where a user of one
-    puts it (argocd-tls-certs-cm, by host), and the repo-server reads it from its volume."""
-    host = urlsplit(str(run.settings[GITOPS_URL])).hostname
-    ca = plane.pki.path("ca.crt").read_text(encoding="utf-8")
-    patch = json.dumps({"data": {host: ca}})
-    plane.kubectl("-n", namespace, "patch", "configmap", GIT_TRUST_CONFIGMAP, "--type=merge", "-p", patch)
-    # Argo CD's first fetch of the bootstrap must trust it, or the Application waits out its reconciliation
-    # period: on until the kubelet has written it into a pod's volume (its ConfigMap sync, kubelet.VOLUME_SYNC_S).
-    volumes = run.path(KUBELET)
-    deadline = time.monotonic() + kubelet.VOLUME_SYNC_S * 3
+def git_trust(run: Run, plane: ControlPlane) -> dict[str, str]:
+    """The run's Git endpoint is a private Git server with the run's CA: host -> that CA, for infra/addons'
+    gitops_repo_certificates (Argo CD's argocd-tls-certs-cm, as a user of a private Git server fills it)."""
+    host = str(urlsplit(str(run.settings[GITOPS_URL])).hostname)
+    return {host: plane.pki.path("ca.crt").read_text(encoding="utf-8")}
 
-    def written() -> bool:
-        return any(path.read_text(encoding="utf-8") == ca for path in volumes.glob(f"*/volumes/*/{host}"))
 
-    while not written():
-        if time.monotonic() > deadline:
-            raise EnvironmentProblem(f"the kubelet did not write {GIT_TRUST_CONFIGMAP}'s {host} into a pod's volume")
-        time.sleep(0.5)
+def terraform_variables(plane: ControlPlane) -> dict[str, Any]:
+    """What `terraform apply infra/addons` takes on this machine besides the run's inputs: the run's API server
+    (kubeconfig_path), each chart from its pinned folder (chart_folders; no chart repository is reached) and each
+    upstream file's folder in the pinned module (local_target.upstream_files' folder_variable)."""
+    root = repo_root().joinpath(*ADDONS_ROOT)
+    model = build_model([root], [], reference_dir())
+    charts = {}
+    for resource in model.terraform.of_type("helm_release"):
+        chart = str(resource.attrs.get("chart"))
+        folder = chart_dir(chart, str(resource.attrs.get("version")), root)
+        if not folder.is_relative_to(root):  # infra/addons' own charts (bootstrap) are its folders already
+            charts[chart] = str(folder)
+    variables: dict[str, Any] = {"kubeconfig_path": str(plane.kubeconfig), "chart_folders": charts}
+    for declared in local_target().upstream_files:
+        version = entry_for(BY_NAME[declared.component]).version
+        addresses = [r.address for r in model.terraform.resources if r.address.startswith(declared.resource + "[")]
+        folders = {upstream_file(model, declared, a, version, shipped_data()).parent for a in addresses}
+        if len(folders) != 1:
+            raise InputError(
+                f"infra/targets.yaml local_target.upstream_files: {declared.resource}'s files are not in one folder "
+                f"of the pinned {declared.component} module ({sorted(map(str, folders))})"
+            )
+        variables[declared.folder_variable] = str(folders.pop())
+    return variables
 
 
 def watched(run: Run, plane: ControlPlane) -> str | None:

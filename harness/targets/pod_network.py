@@ -5,7 +5,8 @@ server calling a webhook, a readiness probe) and from the other pods.
 
 What the pods reach on this machine's loopback (the API server, the emulator, the Pod Identity agent, the Git
 endpoint) is forwarded from the same port of the pod's own loopback (`Forwarders`): their URLs are the same inside
-a pod as outside.
+a pod as outside. The same forwarders are kube-proxy in its userspace mode: the Service range is local to each pod
+(a `local` route), and each Service's ClusterIP and port is forwarded to one of its ready endpoints.
 
 Names and addresses are the run's: the bridge `ekp<8 hex of the run id>`, its pods' namespaces `<bridge>-<n>`, a
 /24 of 10.250.0.0/16 that no interface of this machine holds yet.
@@ -21,9 +22,10 @@ import json
 import os
 import shutil
 import socket
+import struct
 import subprocess
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -101,9 +103,10 @@ def create_bridge(run_id: str) -> Bridge:
     raise EnvironmentProblem(f"no free /24 left in {POD_RANGE} for the run's pods")
 
 
-def create_sandbox(bridge: Bridge, index: int) -> str:
-    """The network namespace of a pod: loopback up, eth0 on the bridge at its pod IP, the bridge as its route out.
-    Returns the namespace's name."""
+def create_sandbox(bridge: Bridge, index: int, services: str) -> str:
+    """The network namespace of a pod: loopback up, eth0 on the bridge at its pod IP, the bridge as its route out,
+    the Service range `services` local (its forwarders listen there; any other address of it refuses). Returns
+    the namespace's name."""
     namespace, host_end = bridge.namespace(index), f"{bridge.name}v{index}"
     ip("netns", "add", namespace)
     ip("link", "add", host_end, "type", "veth", "peer", "name", "eth0", "netns", namespace)
@@ -112,6 +115,7 @@ def create_sandbox(bridge: Bridge, index: int) -> str:
     ip("-n", namespace, "link", "set", "lo", "up")
     ip("-n", namespace, "link", "set", "eth0", "up")
     ip("-n", namespace, "route", "add", "default", "via", bridge.gateway)
+    ip("-n", namespace, "route", "add", "local", services, "dev", "lo")
     return namespace
 
 
@@ -184,27 +188,37 @@ async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
         writer.close()
 
 
+Address = tuple[str, int]
+
+
 class Forwarders:
-    """Per pod, the host's loopback services on the same ports of the pod's loopback (run on the caller's event
-    loop; closed with the pod). A port added later reaches every pod at its next `open`."""
+    """Per pod, listening sockets in its network namespace, each forwarding a connection to where `target` says for
+    its address at that moment (run on the caller's event loop; closed with the pod). Without a target the
+    connection is reset, as kube-proxy rejects one to a Service without a ready endpoint."""
 
-    def __init__(self, host: str) -> None:
-        self.host = host
-        self.servers: dict[str, dict[int, asyncio.Server]] = {}
+    def __init__(self, target: Callable[[Address], Address | None]) -> None:
+        self.target = target
+        self.servers: dict[str, dict[Address, asyncio.Server]] = {}
 
-    async def open(self, namespace: str, ports: Iterable[int]) -> None:
+    async def open(self, namespace: str, addresses: Iterable[Address]) -> None:
+        """Listen at each of `addresses` not listened at yet, and no longer at those `addresses` leaves out."""
         servers = self.servers.setdefault(namespace, {})
-        for port in ports:
-            if port not in servers:
-                listening = listening_socket_in(namespace, self.host, port)
-                servers[port] = await asyncio.start_server(self._forward(port), sock=listening)
+        wanted = set(addresses)
+        for address in sorted(wanted - set(servers)):
+            listening = listening_socket_in(namespace, *address)
+            servers[address] = await asyncio.start_server(self._forward(address), sock=listening)
+        for address in set(servers) - wanted:
+            servers.pop(address).close()
 
-    def _forward(self, port: int):  # type: ignore[no-untyped-def]
+    def _forward(self, address: Address):  # type: ignore[no-untyped-def]
         async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            target = self.target(address)
             try:
-                upstream_reader, upstream_writer = await asyncio.open_connection(self.host, port)
+                if target is None:
+                    raise ConnectionRefusedError
+                upstream_reader, upstream_writer = await asyncio.open_connection(*target)
             except OSError:
-                writer.close()
+                reset(writer)
                 return
             await asyncio.gather(_pipe(reader, upstream_writer), _pipe(upstream_reader, writer))
 
@@ -213,3 +227,11 @@ class Forwarders:
     def close(self, namespace: str) -> None:
         for server in self.servers.pop(namespace, {}).values():
             server.close()
+
+
+def reset(writer: asyncio.StreamWriter) -> None:
+    """Close with a reset (SO_LINGER 0): the client sees its connection refused, not an answer that ended."""
+    sock = writer.get_extra_info("socket")
+    if sock is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    writer.close()

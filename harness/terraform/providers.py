@@ -202,3 +202,29 @@ def unavailable_reason(version: str) -> str | None:
         f"Terraform's AWS provider {version} is not installed and the registry is unreachable "
         f"(no mirror found; set {MIRROR_ENV})"
     )
+
+
+def addons_provider_source(
+    config_dir: Path, pins: Mapping[str, str], env: Mapping[str, str] | None = None
+) -> ProviderSource | None:
+    """How `terraform init` of infra/addons gets its providers (`pins`, name -> version): one filesystem mirror
+    holding them all (its CLI config written into `config_dir`), else the registry (the AWS provider from the
+    machine's mirror where there is one); None when neither serves them."""
+    mirror = mirror_holding(pins)
+    if mirror is not None:
+        config_dir.mkdir(parents=True, exist_ok=True)
+        config = config_dir / "terraform-addons.rc"
+        config.write_text(cli_config(mirror, pins), encoding="utf-8")
+        return ProviderSource("mirror", f"filesystem mirror {mirror}", {"TF_CLI_CONFIG_FILE": str(config)})
+    if registry_reachable():
+        return provider_source(config_dir, find_machine_mirror(pins["aws"]), env)
+    return None
+
+
+def addons_providers_missing(pins: Mapping[str, str]) -> str:
+    """Why infra/addons cannot be initialised here, when addons_provider_source found nothing."""
+    names = " and ".join(f"hashicorp/{name} {version}" for name, version in pins.items() if name != "aws")
+    return (
+        f"{names}: no provider mirror holds them and {REGISTRY_HOST} is unreachable "
+        "(the Go module proxy serves no version of their modules to build, docs/toolchain.md)"
+    )

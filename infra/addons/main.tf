@@ -16,6 +16,27 @@ locals {
   argocd_alb_tags    = join(",", [for key, value in local.platform.tags : "${key}=${value}"])
   argocd_ui_hostname = local.argocd_behind_alb ? var.argocd_hostname : "localhost:8080"
 
+  # Each chart's repository; a chart var.chart_folders names comes from that folder instead (no repository).
+  chart_repositories = {
+    "aws-load-balancer-controller" = "https://aws.github.io/eks-charts"
+    "karpenter-crd"                = "oci://public.ecr.aws/karpenter"
+    "karpenter"                    = "oci://public.ecr.aws/karpenter"
+    "argo-cd"                      = "https://argoproj.github.io/argo-helm"
+  }
+  charts = {
+    for chart, repository in local.chart_repositories : chart => {
+      repository = contains(keys(var.chart_folders), chart) ? null : repository
+      chart      = lookup(var.chart_folders, chart, chart)
+    }
+  }
+
+  # Argo CD's CRDs: downloaded from the release tag, or read from var.argocd_crds_folder.
+  argocd_crd_documents = var.argocd_crds_folder == "" ? {
+    for kind, crd in data.http.argocd_crd : kind => crd.response_body
+    } : {
+    for kind in local.argocd_crds : kind => file("${var.argocd_crds_folder}/${kind}-crd.yaml")
+  }
+
   # HTTPS only: port 80 exists just to redirect; the ALB talks HTTPS to argocd-server too.
   argocd_alb_annotations = merge(
     {
@@ -38,8 +59,8 @@ locals {
 
 resource "helm_release" "aws_load_balancer_controller" {
   name       = "aws-load-balancer-controller"
-  repository = "https://aws.github.io/eks-charts"
-  chart      = "aws-load-balancer-controller"
+  repository = local.charts["aws-load-balancer-controller"].repository
+  chart      = local.charts["aws-load-balancer-controller"].chart
   version    = local.versions.aws_load_balancer_controller
   namespace  = local.platform.lb_controller_service_account.namespace
 
@@ -60,6 +81,11 @@ resource "helm_release" "aws_load_balancer_controller" {
 
   lifecycle {
     precondition {
+      condition     = length(setsubtract(keys(var.chart_folders), keys(local.chart_repositories))) == 0
+      error_message = "chart_folders names ${join(", ", setsubtract(keys(var.chart_folders), keys(local.chart_repositories)))}: infra/addons installs only ${join(", ", keys(local.chart_repositories))}."
+    }
+
+    precondition {
       condition     = !contains(keys(local.platform.unsupported_on_target), "kubernetes")
       error_message = "The platform state comes from a target without a Kubernetes API (${try(local.platform.unsupported_on_target.kubernetes, "")}); infra/addons needs infra/platform applied with target=aws."
     }
@@ -72,8 +98,8 @@ resource "helm_release" "aws_load_balancer_controller" {
 # release upgrades them, in step with the controller (same version, versions.yaml karpenter).
 resource "helm_release" "karpenter_crd" {
   name       = "karpenter-crd"
-  repository = "oci://public.ecr.aws/karpenter"
-  chart      = "karpenter-crd"
+  repository = local.charts["karpenter-crd"].repository
+  chart      = local.charts["karpenter-crd"].chart
   version    = local.versions.karpenter
   namespace  = local.platform.karpenter_service_account.namespace
 
@@ -83,8 +109,8 @@ resource "helm_release" "karpenter_crd" {
 
 resource "helm_release" "karpenter" {
   name       = "karpenter"
-  repository = "oci://public.ecr.aws/karpenter"
-  chart      = "karpenter"
+  repository = local.charts["karpenter"].repository
+  chart      = local.charts["karpenter"].chart
   version    = local.versions.karpenter
   namespace  = local.platform.karpenter_service_account.namespace
   # The CRDs belong to the karpenter-crd release above; the copies in this chart's crds/ stay out.
@@ -119,9 +145,9 @@ resource "helm_release" "karpenter" {
 # Argo CD's CRDs at the version that runs (versions.yaml argo_cd), from that release's tag: the chart
 # (argo_cd_chart) would install those of the version it ships, which lack fields the newer controllers read
 # and write (the API server prunes unknown fields silently). On `local` the same files come from the pinned
-# module the toolchain extracted (infra/targets.yaml local_target.upstream_files).
+# module the toolchain extracted (infra/targets.yaml local_target.upstream_files), as var.argocd_crds_folder.
 data "http" "argocd_crd" {
-  for_each = local.argocd_crds
+  for_each = var.argocd_crds_folder == "" ? local.argocd_crds : toset([])
   url      = "https://raw.githubusercontent.com/argoproj/argo-cd/v${local.versions.argo_cd}/manifests/crds/${each.key}-crd.yaml"
 
   lifecycle {
@@ -133,16 +159,16 @@ data "http" "argocd_crd" {
 }
 
 resource "kubernetes_manifest" "argocd_crd" {
-  for_each = data.http.argocd_crd
-  manifest = yamldecode(each.value.response_body)
+  for_each = local.argocd_crds
+  manifest = yamldecode(local.argocd_crd_documents[each.key])
 
   depends_on = [helm_release.aws_load_balancer_controller]
 }
 
 resource "helm_release" "argocd" {
   name             = "argocd"
-  repository       = "https://argoproj.github.io/argo-helm"
-  chart            = "argo-cd"
+  repository       = local.charts["argo-cd"].repository
+  chart            = local.charts["argo-cd"].chart
   version          = local.versions.argo_cd_chart
   namespace        = local.argocd_namespace
   create_namespace = true
@@ -167,6 +193,8 @@ resource "helm_release" "argocd" {
     # status.resources lets the e2e name each unhealthy resource and its message.
     configs = {
       params = { "controller.resource.health.persist" = "true" }
+      # The CA of a private Git server (argocd-tls-certs-cm), by host.
+      tls = { certificates = var.gitops_repo_certificates }
     }
     server = {
       ingress = {

@@ -16,21 +16,31 @@ locals {
   }
 }
 
-provider "kubernetes" {
-  host                   = local.platform.cluster_endpoint
-  cluster_ca_certificate = base64decode(local.platform.cluster_certificate_authority_data)
+# With var.kubeconfig_path (the local target's API server) the providers read that file instead.
+locals {
+  eks_cluster = var.kubeconfig_path == ""
+}
 
-  exec {
-    api_version = local.kube_exec.api_version
-    command     = local.kube_exec.command
-    args        = local.kube_exec.args
+provider "kubernetes" {
+  config_path            = local.eks_cluster ? null : var.kubeconfig_path
+  host                   = local.eks_cluster ? local.platform.cluster_endpoint : null
+  cluster_ca_certificate = local.eks_cluster ? base64decode(local.platform.cluster_certificate_authority_data) : null
+
+  dynamic "exec" {
+    for_each = local.eks_cluster ? [local.kube_exec] : []
+    content {
+      api_version = exec.value.api_version
+      command     = exec.value.command
+      args        = exec.value.args
+    }
   }
 }
 
 provider "helm" {
   kubernetes = {
-    host                   = local.platform.cluster_endpoint
-    cluster_ca_certificate = base64decode(local.platform.cluster_certificate_authority_data)
-    exec                   = local.kube_exec
+    config_path            = local.eks_cluster ? null : var.kubeconfig_path
+    host                   = local.eks_cluster ? local.platform.cluster_endpoint : null
+    cluster_ca_certificate = local.eks_cluster ? base64decode(local.platform.cluster_certificate_authority_data) : null
+    exec                   = local.eks_cluster ? local.kube_exec : null
   }
 }

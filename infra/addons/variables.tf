@@ -131,3 +131,47 @@ variable "kube_token_command" {
     error_message = "kube_token_command must name a command, for example [\"aws\", \"eks\", \"get-token\"] or [\"harness\", \"eks-token\"]."
   }
 }
+
+variable "kubeconfig_path" {
+  description = "A kubeconfig the Kubernetes and Helm providers use instead of the EKS endpoint and kube_token_command (the harness's local target: its own API server). Empty (default): the cluster of the platform state, with an EKS token."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = var.kubeconfig_path == "" || fileexists(var.kubeconfig_path)
+    error_message = "kubeconfig_path: no file there; leave it empty to reach the EKS cluster of the platform state."
+  }
+}
+
+variable "chart_folders" {
+  description = "Chart name -> a local folder holding that chart at the version versions.yaml pins, for a machine without the chart repositories (the harness passes the pinned chart folders on local). A chart not named here comes from its repository."
+  type        = map(string)
+  default     = {}
+
+  validation {
+    condition     = alltrue([for folder in values(var.chart_folders) : fileexists("${folder}/Chart.yaml")])
+    error_message = "chart_folders: every folder must hold a chart (its Chart.yaml), such as <reference>/charts/argo-cd-<version>."
+  }
+}
+
+variable "argocd_crds_folder" {
+  description = "A folder holding Argo CD's CRDs (<kind>-crd.yaml) as the release tag of versions.yaml argo_cd has them under manifests/crds, for a machine that cannot download them. Empty (default): downloaded from that tag."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = var.argocd_crds_folder == "" || fileexists("${var.argocd_crds_folder}/application-crd.yaml")
+    error_message = "argocd_crds_folder must hold application-crd.yaml and its siblings, as argo-cd's manifests/crds does."
+  }
+}
+
+variable "gitops_repo_certificates" {
+  description = "Git server host -> the PEM certificate (or CA) Argo CD trusts for it: needed when gitops_repo_url is a private Git server whose certificate no public CA signed (the harness's local Git endpoint). Argo CD's configs.tls.certificates."
+  type        = map(string)
+  default     = {}
+
+  validation {
+    condition     = alltrue([for pem in values(var.gitops_repo_certificates) : startswith(trimspace(pem), "-----BEGIN CERTIFICATE-----")])
+    error_message = "gitops_repo_certificates values must be PEM certificates (-----BEGIN CERTIFICATE----- ...)."
+  }
+}

@@ -13,6 +13,8 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -26,7 +28,7 @@ from harness.kube import podspec
 from harness.processes import Supervisor
 from harness.project import local_target
 from harness.targets import containers, kubelet, pod_images, pod_network
-from harness.targets.controlplane import ControlPlane, control_plane
+from harness.targets.controlplane import SERVICE_CIDR, ControlPlane, control_plane
 from harness.toolchain.build import missing
 
 UNAVAILABLE = missing(["etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok", "kubectl"])
@@ -56,6 +58,7 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ControlPlan
             kubeconfig=str(plane.pki.path("admin.kubeconfig")),
             api_port=api_port,
             forward=[api_port],
+            services=SERVICE_CIDR,
             images=pod_images.resolve({REDIS: local_target().pod_images[REDIS]}),
             env={},
             credentials_url="http://127.0.0.1:9/v1/credentials",
@@ -163,6 +166,53 @@ def test_two_replicas_bind_the_same_port_each_at_its_pod_ip_and_run_as_their_acc
     reviewed = token_review(plane, token_file.read_text())
     assert reviewed["status"]["user"]["username"] == "system:serviceaccount:argocd:default"
     assert reviewed["status"]["user"]["extra"]["authentication.kubernetes.io/pod-name"] == ["redis-a"]
+
+
+# Run inside a pod's network namespace: redis AUTH + PING at an address and port; prints True, or the error's kind.
+PING = """
+import sys, valkey
+try:
+    print(valkey.Valkey(host=sys.argv[1], port=int(sys.argv[2]), password=sys.argv[3], socket_timeout=3).ping())
+except Exception as exc:
+    print(type(exc).__name__, exc)
+"""
+
+
+def test_a_service_reaches_a_ready_endpoint_at_its_target_port_and_one_without_any_refuses(
+    node: tuple[ControlPlane, kubelet.Config],
+) -> None:
+    """kube-proxy's part: inside a pod, a Service's ClusterIP and port lead to one of its ready endpoints at the target
+    port (80 -> redis's 6379); a Service no ready pod backs refuses; /etc/hosts names each at its ClusterIP."""
+    plane, config = node
+    labels = redis_pod("any")["metadata"]["labels"]
+    for name, selector, port in (("redis-front", labels, 80), ("redis-nobody", {"app": "nobody"}, 81)):
+        ports = [{"name": "tcp-redis", "port": port, "targetPort": 6379}]
+        metadata = {"name": name, "namespace": "argocd"}
+        service = {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": metadata,
+            "spec": {"selector": selector, "ports": ports},
+        }
+        plane.kubectl("apply", "-f", "-", stdin=json.dumps(service))
+    front, nobody = (
+        json.loads(plane.kubectl("-n", "argocd", "get", "service", name, "-o", "json"))["spec"]["clusterIP"]
+        for name in ("redis-front", "redis-nobody")
+    )
+    namespace = sorted(pod_network.NETNS_DIR.glob(f"{pod_network.bridge_name(config.run_id)}-*"))[0].name
+
+    def ping(address: str, port: int) -> str:
+        command = ["ip", "netns", "exec", namespace, sys.executable, "-c", PING, address, str(port), PASSWORD]
+        return subprocess.run(command, capture_output=True, text=True, timeout=30, check=True).stdout.strip()
+
+    deadline = time.monotonic() + 30
+    while (answer := ping(front, 80)) != "True":
+        assert time.monotonic() < deadline, f"redis-front ({front}:80) never answered: {answer}"
+        time.sleep(1)
+    assert ping(nobody, 81).startswith("ConnectionError")
+    hosts = (config.folder / "argocd_redis-a" / "hosts").read_text(encoding="utf-8")
+    assert f"{front}\tredis-front redis-front.argocd redis-front.argocd.svc " in hosts
+    assert f"{nobody}\tredis-nobody " in hosts
 
 
 def test_a_killed_container_shows_in_its_pod_at_once_and_is_restarted_after_the_back_off(

@@ -16,13 +16,11 @@ import pytest
 from harness.errors import HarnessError
 from harness.project import repo_root, versions
 from harness.terraform.providers import (
-    REGISTRY_HOST,
-    cli_config,
+    addons_provider_source,
+    addons_providers_missing,
     find_machine_mirror,
-    mirror_holding,
     provider_pins,
     provider_source,
-    registry_reachable,
     unavailable_reason,
 )
 from harness.terraform.runner import TerraformCli, find_cli
@@ -121,18 +119,10 @@ def addons_copy(cli: TerraformCli, tmp_path_factory: pytest.TempPathFactory) -> 
     AWS provider from the machine's mirror and the others from the registry; else a skip naming what is missing."""
     pins = provider_pins(versions())
     work = tmp_path_factory.mktemp("addons-static")
-    mirror = mirror_holding(pins)
-    if mirror is not None:
-        (work / "terraform.rc").write_text(cli_config(mirror, pins), encoding="utf-8")
-        return initialised_copy(cli, work, "addons", {"TF_CLI_CONFIG_FILE": str(work / "terraform.rc")})
-    if registry_reachable():
-        source = provider_source(work / "config", find_machine_mirror(pins["aws"]))
-        return initialised_copy(cli, work, "addons", source.env, source.unset)
-    pytest.skip(
-        f"hashicorp/helm {pins['helm']} and hashicorp/kubernetes {pins['kubernetes']}: no provider mirror "
-        f"holds them and {REGISTRY_HOST} is unreachable; `make toolchain` cannot build them "
-        "(the Go module proxy serves no version of their modules at those tags, docs/toolchain.md)"
-    )
+    source = addons_provider_source(work / "config", pins)
+    if source is None:
+        pytest.skip(addons_providers_missing(pins))
+    return initialised_copy(cli, work, "addons", source.env, source.unset)
 
 
 def test_addons_root_validates(cli: TerraformCli, addons_copy: tuple[Path, dict[str, str]]) -> None:

@@ -4,9 +4,13 @@ emulator tier walks every full path in real outputs (tests/integration/test_plat
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import hcl2
 
-from harness.project import repo_root
+from harness.gate.api import build_model
+from harness.gate.model import Model
+from harness.project import reference_dir, repo_root
 
 
 def test_the_reads_are_found_and_try_marks_the_optional_ones(
@@ -45,9 +49,29 @@ def test_karpenter_crds_come_from_their_own_chart_in_step_with_the_controller() 
     the controller, installed before it; the karpenter release leaves its own copies out."""
     releases = helm_releases()
     crd, controller = releases["karpenter_crd"], releases["karpenter"]
-    assert crd["chart"] == '"karpenter-crd"' and crd["repository"] == controller["repository"]
     assert crd["version"] == controller["version"] == "${local.versions.karpenter}"
     assert crd["namespace"] == controller["namespace"]
     assert controller.get("skip_crds") is True
     assert "${helm_release.karpenter_crd}" in (controller.get("depends_on") or [])
     assert "${helm_release.karpenter_crd}" in (releases["bootstrap"].get("depends_on") or [])
+    evaluated = {r.address: r.attrs for r in addons_model().terraform.of_type("helm_release")}
+    crd, controller = evaluated["helm_release.karpenter_crd"], evaluated["helm_release.karpenter"]
+    assert crd["chart"] == "karpenter-crd" and crd["repository"] == controller["repository"] is not None
+
+
+def test_chart_folders_replace_the_repositories_of_the_charts_they_name(tmp_path: Path) -> None:
+    """A machine without the chart repositories (the local target) installs each chart from a folder; the charts it
+    does not name still come from their repositories."""
+    folder = tmp_path / "argo-cd"
+    evaluated = {
+        r.address: r.attrs
+        for r in addons_model({"chart_folders": {"argo-cd": str(folder)}}).terraform.of_type("helm_release")
+    }
+    assert evaluated["helm_release.argocd"]["chart"] == str(folder)
+    assert evaluated["helm_release.argocd"].get("repository") is None
+    assert evaluated["helm_release.karpenter"]["chart"] == "karpenter"
+    assert evaluated["helm_release.karpenter"]["repository"] == "oci://public.ecr.aws/karpenter"
+
+
+def addons_model(variables: dict[str, object] | None = None) -> Model:
+    return build_model([repo_root() / "infra" / "addons"], [], reference_dir(), variables=variables)

@@ -54,34 +54,49 @@ def test_the_pod_identity_webhooks_mutation_reaches_every_container_and_leaves_t
     assert all(v["name"] != podspec.POD_IDENTITY_VOLUME for v in pod["spec"]["volumes"])  # a copy was mutated
 
 
-def service(name: str, namespace: str = "argocd") -> dict[str, Any]:
-    return {"metadata": {"name": name, "namespace": namespace}}
+def service(name: str, cluster_ip: str, *ports: tuple[str, int]) -> dict[str, Any]:
+    spec = {"clusterIP": cluster_ip, "ports": [{"name": n, "port": p, "protocol": "TCP"} for n, p in ports]}
+    return {"metadata": {"name": name, "namespace": "argocd"}, "spec": spec}
 
 
-def endpoint_slice(service_name: str, *endpoints: tuple[str, bool]) -> dict[str, Any]:
+def endpoint_slice(service_name: str, ports: dict[str, int], *endpoints: tuple[str, bool]) -> dict[str, Any]:
     return {
         "metadata": {"namespace": "argocd", "labels": {"kubernetes.io/service-name": service_name}},
+        "ports": [{"name": name, "port": port, "protocol": "TCP"} for name, port in ports.items()],
         "endpoints": [{"addresses": [address], "conditions": {"ready": ready}} for address, ready in endpoints],
     }
 
 
-def test_a_service_is_named_to_a_ready_endpoint_and_one_without_any_is_not_named() -> None:
-    found = podspec.service_addresses(
-        [service("argocd-repo-server"), service("argocd-redis")],
-        [
-            endpoint_slice("argocd-repo-server", ("10.250.1.9", False), ("10.250.1.11", True)),
-            endpoint_slice("argocd-redis", ("10.250.1.10", False)),
-        ],
-    )
-    assert found == {
-        "argocd-repo-server": "10.250.1.11",
-        "argocd-repo-server.argocd": "10.250.1.11",
-        "argocd-repo-server.argocd.svc": "10.250.1.11",
-        "argocd-repo-server.argocd.svc.cluster.local": "10.250.1.11",
-    }
+SERVICES = [
+    service("argocd-repo-server", "172.20.0.30", ("server", 8081), ("metrics", 8084)),
+    service("argocd-redis", "172.20.0.40", ("tcp-redis", 6379)),
+    service("argocd-redis-ha", "None", ("tcp-redis", 6379)),
+]
+SLICES = [
+    endpoint_slice("argocd-repo-server", {"server": 8081}, ("10.250.1.9", False), ("10.250.1.11", True)),
+    endpoint_slice("argocd-redis", {"tcp-redis": 6379}, ("10.250.1.10", False)),
+    endpoint_slice("argocd-redis-ha", {"tcp-redis": 6379}, ("10.250.1.12", True)),
+]
+
+
+def test_services_are_named_at_their_cluster_ip_and_a_headless_one_at_a_ready_endpoint() -> None:
+    found = podspec.service_addresses(SERVICES, SLICES)
+    assert found["argocd-repo-server.argocd.svc.cluster.local"] == "172.20.0.30"
+    assert found["argocd-redis"] == "172.20.0.40"  # named without a ready endpoint, as cluster DNS does
+    assert found["argocd-redis-ha.argocd"] == "10.250.1.12"
     hosts = podspec.hosts_file("10.250.1.7", "argocd-application-controller-0", found)
     assert "10.250.1.7\targocd-application-controller-0\n" in hosts
-    assert "10.250.1.11\targocd-repo-server argocd-repo-server.argocd argocd-repo-server.argocd.svc " in hosts
+    assert "172.20.0.30\targocd-repo-server argocd-repo-server.argocd argocd-repo-server.argocd.svc " in hosts
+
+
+def test_a_service_port_leads_to_a_ready_endpoint_at_its_named_target_port_or_nowhere() -> None:
+    """What kube-proxy programs: the ready endpoint's port of the same name; none ready, or the port not among the
+    endpoints' (metrics here), leads nowhere; a headless Service has no ClusterIP to route."""
+    assert podspec.service_routes(SERVICES, SLICES) == {
+        ("172.20.0.30", 8081): ("10.250.1.11", 8081),
+        ("172.20.0.30", 8084): None,
+        ("172.20.0.40", 6379): None,
+    }
 
 
 def test_the_crash_loop_back_off_doubles_from_ten_seconds_to_five_minutes() -> None:

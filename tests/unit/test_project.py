@@ -93,6 +93,7 @@ def test_the_local_section_names_each_emulator_gap_with_its_reason_and_the_image
     assert "CreateFleet" in local.emulator_gaps["fleet_launch_template_security_groups"]
     assert {image["name"] for image in local.emulator_images}
     assert capabilities("emulator").supports("eks_addons") is False  # the targets: table is read as before
+    assert "release by release" in local.addons_without_terraform
 
 
 def write_targets(root: Path, local: str) -> Path:
@@ -108,8 +109,15 @@ def write_targets(root: Path, local: str) -> Path:
         ("  emulator_images: [{name: al2023}]\n", r"local_target.emulator_images\[0\] needs ami_id and name"),
         ("  emulator_images: {a: b}\n", r"local_target.emulator_images: expected a list"),
         ("  upstream_files: [{resource: r, source: s}]\n", r"upstream_files\[0\] needs resource, source, url_prefix"),
+        ("  emulator_gaps: {}\n", r"local_target.addons_without_terraform needs its reason"),
     ],
-    ids=["gap-without-reason", "image-without-id", "images-not-a-list", "upstream-file-without-component"],
+    ids=[
+        "gap-without-reason",
+        "image-without-id",
+        "images-not-a-list",
+        "upstream-file-without-component",
+        "no-fallback-for-the-addons",
+    ],
 )
 def test_a_malformed_local_section_is_one_line_naming_the_entry(tmp_path: Path, local: str, message: str) -> None:
     with pytest.raises(InputError, match=message):

@@ -102,7 +102,9 @@ def test_an_upstream_download_of_infra_addons_is_the_pinned_modules_file(addons_
     (tmp_path / "manifests" / "crds" / "applicationset-crd.yaml").unlink()
     with pytest.raises(InputError, match=r"is not among what the pinned argo-cd module ships"):
         upstream_file(addons_model, declared, address, version, shipped)
-    wrong = UpstreamFiles(declared.resource, "data.http.no_such_source", declared.url_prefix, declared.component)
+    wrong = UpstreamFiles(
+        declared.resource, "data.http.no_such_source", declared.url_prefix, declared.component, declared.folder_variable
+    )
     with pytest.raises(InputError, match=r"data\.http\.no_such_source\['applicationset'\] has no URL"):
         upstream_file(addons_model, wrong, address, version, shipped)
 
