@@ -13,8 +13,8 @@ the nodes Karpenter launches.
 What EKS adds to a pod beyond its spec is added here, once for every pod: the Pod Identity webhook's environment and
 token (pointing at the run's agent), the emulator as the AWS endpoint, the `kubernetes` Service as the API server's
 own address, /etc/hosts naming each Service at its ClusterIP, and kube-proxy's part: each ClusterIP and port
-forwarded inside every pod to one of the Service's ready endpoints (there is no DNS server, and the proxy is
-userspace: infra/targets.yaml `service_routing`).
+forwarded to one of the Service's ready endpoints, from the run's proxy namespace (there is no DNS server, and the
+proxy is userspace: infra/targets.yaml `service_routing`).
 
 `python -m harness.targets.kubelet --folder FOLDER` runs it as the run's supervised process.
 """
@@ -142,6 +142,7 @@ class Kubelet:
         self.pods: dict[str, PodRun] = {}
         self.next_index = 1
         self.bridge = pod_network.create_bridge(config.run_id)
+        self.proxy = pod_network.create_service_proxy(self.bridge, config.services)
         self.loop = asyncio.new_event_loop()
         threading.Thread(target=self.loop.run_forever, daemon=True).start()
         self.forwarders = pod_network.Forwarders(self.target)
@@ -181,7 +182,8 @@ class Kubelet:
         for uid in [uid for uid in self.pods if uid not in listed]:
             self.remove(self.pods.pop(uid))
         callers = {}
-        listened = [*((HOST, port) for port in self.config.forwarded()), *self.routes]
+        asyncio.run_coroutine_threadsafe(self.forwarders.open(self.proxy, self.routes), self.loop).result()
+        listened = [(HOST, port) for port in self.config.forwarded()]
         for uid, pod in listed.items():
             run = self.pods.get(uid)
             if run is None:

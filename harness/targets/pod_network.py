@@ -5,8 +5,10 @@ server calling a webhook, a readiness probe) and from the other pods.
 
 What the pods reach on this machine's loopback (the API server, the emulator, the Pod Identity agent, the Git
 endpoint) is forwarded from the same port of the pod's own loopback (`Forwarders`): their URLs are the same inside
-a pod as outside. The same forwarders are kube-proxy in its userspace mode: the Service range is local to each pod
-(a `local` route), and each Service's ClusterIP and port is forwarded to one of its ready endpoints.
+a pod as outside. The same forwarders are kube-proxy in its userspace mode: every pod routes the Service range to the
+run's proxy namespace (`create_service_proxy`), where that range is local and each Service's ClusterIP and port is
+forwarded to one of its ready endpoints. (Not inside the pods: a pod listening on every interface would hold the
+ClusterIPs' ports there.)
 
 Names and addresses are the run's: the bridge `ekp<8 hex of the run id>`, its pods' namespaces `<bridge>-<n>`, a
 /24 of 10.250.0.0/16 that no interface of this machine holds yet.
@@ -34,6 +36,7 @@ from harness.errors import EnvironmentProblem
 POD_RANGE = ipaddress.ip_network("10.250.0.0/16")
 CLONE_NEWNET = 0x40000000
 NETNS_DIR = Path("/run/netns")
+PROXY_INDEX = 252  # the Service proxy's place on the bridge (.254); pods count up from 1
 
 
 def unavailable() -> str | None:
@@ -105,18 +108,30 @@ def create_bridge(run_id: str) -> Bridge:
 
 def create_sandbox(bridge: Bridge, index: int, services: str) -> str:
     """The network namespace of a pod: loopback up, eth0 on the bridge at its pod IP, the bridge as its route out,
-    the Service range `services` local (its forwarders listen there; any other address of it refuses). Returns
-    the namespace's name."""
-    namespace, host_end = bridge.namespace(index), f"{bridge.name}v{index}"
+    the Service range `services` through the run's proxy namespace. Returns the namespace's name."""
+    namespace = bridge.namespace(index)
+    _network_namespace(bridge, namespace, f"{bridge.name}v{index}", bridge.address(index))
+    ip("-n", namespace, "route", "add", services, "via", bridge.address(PROXY_INDEX))
+    return namespace
+
+
+def create_service_proxy(bridge: Bridge, services: str) -> str:
+    """The namespace of the run's Service proxy, on the bridge like a pod: the Service range `services` is local
+    there, so its forwarders listen at any ClusterIP, and any other address of the range refuses. Returns its name."""
+    namespace = f"{bridge.name}-proxy"
+    _network_namespace(bridge, namespace, f"{bridge.name}vp", bridge.address(PROXY_INDEX))
+    ip("-n", namespace, "route", "add", "local", services, "dev", "lo")
+    return namespace
+
+
+def _network_namespace(bridge: Bridge, namespace: str, host_end: str, address: str) -> None:
     ip("netns", "add", namespace)
     ip("link", "add", host_end, "type", "veth", "peer", "name", "eth0", "netns", namespace)
     ip("link", "set", host_end, "master", bridge.name, "up")
-    ip("-n", namespace, "addr", "add", f"{bridge.address(index)}/24", "dev", "eth0")
+    ip("-n", namespace, "addr", "add", f"{address}/24", "dev", "eth0")
     ip("-n", namespace, "link", "set", "lo", "up")
     ip("-n", namespace, "link", "set", "eth0", "up")
     ip("-n", namespace, "route", "add", "default", "via", bridge.gateway)
-    ip("-n", namespace, "route", "add", "local", services, "dev", "lo")
-    return namespace
 
 
 def delete_sandbox(namespace: str) -> None:
