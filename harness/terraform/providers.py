@@ -205,12 +205,15 @@ def unavailable_reason(version: str) -> str | None:
 
 
 def addons_provider_source(
-    config_dir: Path, pins: Mapping[str, str], env: Mapping[str, str] | None = None
+    config_dir: Path,
+    pins: Mapping[str, str],
+    env: Mapping[str, str] | None = None,
+    search_roots: Iterable[Path] = tuple(map(Path, COMMON_INSTALL_ROOTS)),
 ) -> ProviderSource | None:
     """How `terraform init` of infra/addons gets its providers (`pins`, name -> version): one filesystem mirror
     holding them all (its CLI config written into `config_dir`), else the registry (the AWS provider from the
     machine's mirror where there is one); None when neither serves them."""
-    mirror = mirror_holding(pins)
+    mirror = mirror_holding(pins, search_roots=search_roots)
     if mirror is not None:
         config_dir.mkdir(parents=True, exist_ok=True)
         config = config_dir / "terraform-addons.rc"

@@ -15,6 +15,8 @@ from harness.terraform.providers import (
     MIRROR_ENV,
     REGISTRY_HOST,
     SEARCH_DEPTH,
+    addons_provider_source,
+    addons_providers_missing,
     cli_config,
     find_mirror,
     install_failure,
@@ -137,6 +139,28 @@ def test_mirror_holding_needs_every_provider_in_one_mirror(tmp_path: Path) -> No
     assert mirror_holding(pins, search_roots=(roots,), arch=ARCH) == mirror.resolve()
     shutil.rmtree(mirror / REGISTRY_HOST / "hashicorp" / "kubernetes")
     assert mirror_holding(pins, search_roots=(roots,), arch=ARCH) is None
+
+
+def test_the_addons_take_their_providers_from_one_mirror_holding_all_or_say_why_none_serves_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from harness.terraform import providers
+
+    monkeypatch.setattr(providers, "registry_reachable", lambda timeout=3.0: False)
+    roots = tmp_path / "opt"
+    mirror = roots / "session-mirror"
+    pins = {"aws": VERSION, "helm": "3.1.1", "kubernetes": "3.2.1", "http": "3.5.0"}
+    for name, version in pins.items():
+        (mirror / REGISTRY_HOST / "hashicorp" / name / version / ARCH).mkdir(parents=True)
+    found = addons_provider_source(tmp_path / "config", pins, search_roots=(roots,))
+    assert found is not None and found.kind == "mirror"
+    config = Path(found.env["TF_CLI_CONFIG_FILE"]).read_text(encoding="utf-8")
+    assert f'"{REGISTRY_HOST}/hashicorp/http"' in config and str(mirror.resolve()) in config
+    shutil.rmtree(mirror / REGISTRY_HOST / "hashicorp" / "helm")  # the AWS provider alone does not do
+    assert addons_provider_source(tmp_path / "config", pins, search_roots=(roots,)) is None
+    reason = addons_providers_missing(pins)
+    assert "hashicorp/helm 3.1.1 and hashicorp/kubernetes 3.2.1 and hashicorp/http 3.5.0" in reason
+    assert "hashicorp/aws" not in reason and "unreachable" in reason
 
 
 def test_cli_config_takes_every_named_provider_from_the_mirror(tmp_path: Path) -> None:
