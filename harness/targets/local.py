@@ -357,7 +357,9 @@ def terraform_variables(plane: ControlPlane) -> dict[str, Any]:
     model = build_model([root], [], reference_dir())
     charts = {}
     for resource in model.terraform.of_type("helm_release"):
-        chart = str(resource.attrs.get("chart"))
+        chart = resource.attrs.get("chart")
+        if not isinstance(chart, str):
+            continue  # not a chart the harness can tell: Terraform names what is wrong with it
         folder = chart_dir(chart, str(resource.attrs.get("version")), root)
         if not folder.is_relative_to(root):  # infra/addons' own charts (bootstrap) are its folders already
             charts[chart] = str(folder)

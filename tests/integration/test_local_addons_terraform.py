@@ -26,7 +26,12 @@ from harness.targets.local import unavailable
 from harness.terraform.providers import addons_provider_source, addons_providers_missing, provider_pins
 
 pytestmark = [pytest.mark.integration, pytest.mark.skipif(unavailable() is not None, reason=str(unavailable()))]
-BROKEN = 'resource "helm_release" "broken" {\n  name             = "broken"\n  no_such_argument = 1\n}\n'
+BROKEN = """resource "helm_release" "broken" {
+  name             = "broken"
+  chart            = "${path.module}/charts/bootstrap"
+  no_such_argument = 1
+}
+"""
 
 
 @pytest.fixture
@@ -58,7 +63,7 @@ def test_terraform_applies_the_addons_to_the_local_cluster_and_destroys_them(
     done, run = e2e(tmp_path, repo_root(), reference)
     output = done.stdout + done.stderr
     assert done.returncode == 0, output
-    (row,) = ElementTree.parse(run / "junit.xml").iter(f"testcase[@name='{ADDONS_BY_TERRAFORM_CHECK}']")
+    (row,) = ElementTree.parse(run / "junit.xml").findall(f".//testcase[@name='{ADDONS_BY_TERRAFORM_CHECK}']")
     assert list(row) == [], ElementTree.tostring(row)  # neither failed nor skipped (not applicable)
     applied = (run / "logs").glob("addons-*-apply.log")
     assert any("Apply complete! Resources: 9 added" in log.read_text(encoding="utf-8") for log in applied), output
@@ -78,6 +83,6 @@ def test_a_root_terraform_refuses_fails_the_addons_stage_naming_its_file_and_lin
     output = done.stdout + done.stderr
     assert done.returncode != 0 and "Traceback" not in output, output
     failed = next(line for line in output.splitlines() if line.startswith("stage addons: fail"))
-    assert "zz_broken.tf:3" in failed and "no_such_argument" in failed, output
+    assert "zz_broken.tf:4" in failed and "no_such_argument" in failed, output
     assert "teardown sweep: pass" in output, output
     assert json.loads((run / "run.json").read_text(encoding="utf-8"))["settings"].get("processes") in (None, [])
