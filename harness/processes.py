@@ -304,8 +304,8 @@ class Supervisor:
         while self.running:
             self.running.pop().stop()
 
-    def stop_named(self, names: Collection[str]) -> None:
-        """Stop the processes called `names`, last started first; the others keep running."""
-        for process in [p for p in reversed(self.running) if p.name in names]:
+    def stop(self, processes: Collection[Supervised]) -> None:
+        """Stop `processes`, last started first; the others keep running."""
+        for process in [p for p in reversed(self.running) if p in processes]:
             process.stop()
             self.running.remove(process)

@@ -45,7 +45,7 @@ from harness.kube.karpenter import SCALE_OUT_ANNOTATION, ScaleOutTimeline
 from harness.processes import PROCESSES_CHECK, judge_processes
 from harness.project import KUBERNETES_CAPABILITY, local_target, read_yaml, repo_root, versions
 from harness.results import Result, Status, first_failure
-from harness.targets import git_endpoint, local, pod_identity
+from harness.targets import git_endpoint, local, local_addons, pod_identity
 from harness.targets import teardown as td
 from harness.targets.full_stack import FullStack, teardown_run
 from harness.terraform.providers import addons_providers_missing, provider_pins
@@ -189,17 +189,17 @@ class E2E(FullStack):
             **self.addons_variables(),
             "gitops_repo_url": served.url,
             "gitops_revision": git_endpoint.BRANCH,
-            "gitops_repo_certificates": local.git_trust(self.run, plane),
+            "gitops_repo_certificates": local_addons.git_trust(self.run, plane),
         }
         source = self.addons_providers()
         if source is None:
-            installed = local.install_addons(self.run, plane, self.stack.outputs(), variables)
+            installed = local_addons.install_addons(self.run, plane, self.stack.outputs(), variables)
             reason = f"{local_target().addons_without_terraform}: {addons_providers_missing(provider_pins(versions()))}"
             how = Result.not_applicable(ADDONS_BY_TERRAFORM_CHECK, self.run.target, reason)
             done = f"installed {len(installed)} of infra/addons' resources release by release"
         else:
             terraform = self.addons_terraform()
-            variables.update(local.terraform_variables(plane))
+            variables.update(local_addons.terraform_variables(plane))
             self.run.settings[local.ADDONS] = True
             self.run.settings[local.ADDONS_BY_TERRAFORM] = variables  # what its destroy takes again
             self.run.save()

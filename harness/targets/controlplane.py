@@ -26,9 +26,10 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from harness.errors import EnvironmentProblem
 from harness.processes import HOST, Supervisor, free_port
+from harness.project import versions
 from harness.results import Result
 from harness.toolchain.build import entry_for, locate
-from harness.toolchain.components import BINARIES, CONTROL_PLANE
+from harness.toolchain.components import BINARIES, BY_NAME, CONTROL_PLANE
 from harness.waits import wait_for
 
 SERVICE_CIDR = "172.20.0.0/16"  # EKS's default service range for a 10.x VPC
@@ -254,10 +255,31 @@ def start_etcd(supervisor: Supervisor, data_dir: Path) -> str:
     return client
 
 
+def serves_release(server: str, release: str, **kwargs: Any) -> bool:
+    """A readiness probe of one API server among those sharing a port: True once a connection reaches one that
+    reports `release` and is ready (both asked on that same connection; requests' keywords: `verify`, `cert`)."""
+    with requests.Session() as session:
+        try:
+            version = session.get(f"{server}/version", timeout=2.0, **kwargs).json().get("gitVersion", "")
+            served = str(version).removeprefix("v").split("-")[0].split("+")[0]
+            return served == release and session.get(f"{server}/readyz", timeout=2.0, **kwargs).status_code == 200
+        except (requests.RequestException, ValueError):
+            return False
+
+
 def start_apiserver(
-    supervisor: Supervisor, pki: Pki, etcd: str, audit_log: Path, *, suffix: str = "", port: int | None = None
+    supervisor: Supervisor,
+    pki: Pki,
+    etcd: str,
+    audit_log: Path,
+    *,
+    suffix: str = "",
+    port: int | None = None,
+    release: str | None = None,
 ) -> str:
-    """`suffix`: which minor's binary (components.UPGRADE_FROM for the previous one); `port`: a server's own."""
+    """`suffix`: which minor's binary (components.UPGRADE_FROM for the previous one); `port`: a server's own, which
+    it then shares with the server it replaces until that one stops; `release`: what the new one reports, for its
+    readiness probe to tell it from the one it replaces."""
     port = port or free_port()
     server = f"https://{HOST}:{port}"
     policy = audit_log.with_name("audit-policy.yaml")
@@ -283,14 +305,19 @@ def start_apiserver(
         "--profiling=false",
         # No kube-proxy makes Service IPs answer: the API server calls a webhook's Service at a ready endpoint.
         "--enable-aggregator-routing=true",
+        # EKS runs its API servers side by side behind one endpoint and replaces them one at a time: a replacement
+        # here serves on the same port (SO_REUSEPORT) before the one it replaces stops.
+        "--permit-port-sharing=true",
     ]
     auth = {
         "cert": pki.admin_cert(),
         "verify": str(pki.path("ca.crt")),
     }
-    supervisor.start(
-        "kube-apiserver", command, ready=lambda: answers(f"{server}/readyz", **auth), timeout_s=READY_TIMEOUT_S
-    )
+
+    def ready() -> bool:
+        return serves_release(server, release, **auth) if release else answers(f"{server}/readyz", **auth)
+
+    supervisor.start("kube-apiserver", command, ready=ready, timeout_s=READY_TIMEOUT_S)
     return server
 
 
@@ -366,16 +393,21 @@ def start_control_plane(run_dir: Path, supervisor: Supervisor, *, full: bool = T
     return ControlPlane(server, path, pki, supervisor, etcd)
 
 
-def replace_control_plane(plane: ControlPlane, supervisor: Supervisor, *, suffix: str = "") -> None:
-    """What EKS does to a control plane in a minor upgrade, on `local`, once the caller stopped the API server,
-    controller-manager and scheduler: those of `suffix`'s minor start in their place on the same etcd data, address,
-    certificates and ServiceAccount issuer (tokens already issued stay valid); KWOK and etcd keep running."""
+def replace_control_plane(
+    plane: ControlPlane, supervisor: Supervisor, stop: Callable[[], None], *, release: str, suffix: str = ""
+) -> None:
+    """What EKS does to a control plane in a minor upgrade, on `local`: the API server of `suffix`'s minor (which
+    reports `release`) starts beside the running one on the same port, etcd data, certificates and ServiceAccount
+    issuer (tokens already issued stay valid); once it serves, `stop` stops the old control plane, and the new
+    controller-manager and scheduler start. KWOK and etcd keep running. No client loses the API server, as none
+    does on EKS (only a watch or a request the old one held ends, and is made again)."""
     if not plane.etcd:
         raise EnvironmentProblem(
             "the control-plane upgrade needs the control plane's etcd; this one was attached without its URL"
         )
     port = urlsplit(plane.server).port
-    start_apiserver(supervisor, plane.pki, plane.etcd, plane.audit_log, port=port, suffix=suffix)
+    start_apiserver(supervisor, plane.pki, plane.etcd, plane.audit_log, port=port, suffix=suffix, release=release)
+    stop()
     start_controller_manager(supervisor, plane.pki, suffix=suffix)
     start_scheduler(supervisor, plane.pki, suffix=suffix)
 
@@ -387,8 +419,9 @@ def upgrade_control_plane(plane: ControlPlane) -> None:
             "the control-plane upgrade needs the control plane this process started (its etcd and processes); "
             "one attached from a run's records has neither"
         )
-    plane.supervisor.stop_named(CONTROL_PLANE)
-    replace_control_plane(plane, plane.supervisor)
+    old = [process for process in plane.supervisor.running if process.name in CONTROL_PLANE]
+    release = str(versions()[BY_NAME["kubernetes"].version_key])
+    replace_control_plane(plane, plane.supervisor, lambda: plane.supervisor.stop(old), release=release)
 
 
 def attach(run_dir: Path, server: str, etcd: str = "") -> ControlPlane:

@@ -17,6 +17,7 @@ forwarded to one of the Service's ready endpoints, from the run's proxy namespac
 proxy is userspace: infra/targets.yaml `service_routing`).
 
 `python -m harness.targets.kubelet --folder FOLDER` runs it as the run's supervised process.
+Over 600 lines on purpose: one class whose methods are the steps a kubelet takes for a pod, sharing its loop's state.
 """
 
 from __future__ import annotations

@@ -4,11 +4,8 @@ releases and the controllers, all as processes on this machine that outlive the 
 Every process is recorded in the run's settings the moment it starts (harness.processes.ProcessRecord), so
 `harness down` from any shell, an interrupted `up`, or a failed stage stops exactly what the run started.
 
-The add-ons go in by `terraform apply infra/addons` where its helm and kubernetes providers can be installed
-(`terraform_variables`: the run's kubeconfig, the pinned chart folders, the pinned module's upstream files);
-elsewhere release by release, in the order infra/addons declares them (its depends_on order), with the helm CLI
-from that root's own definitions (harness.targets.releases), each waited for as its helm_release waits.
-infra/targets.yaml declares the second way (`local_target.addons_without_terraform`)."""
+infra/addons goes into the run's cluster as harness.targets.local_addons puts it (by Terraform where its providers
+can be installed, else release by release)."""
 
 from __future__ import annotations
 
@@ -18,7 +15,6 @@ import os
 import sys
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -26,12 +22,10 @@ import yaml
 
 from harness.aws import authorization
 from harness.aws.emulator import Emulator
-from harness.errors import EnvironmentProblem, InputError
-from harness.gate.api import build_model
-from harness.gate.model import Model
+from harness.errors import EnvironmentProblem
 from harness.kube import rbac
 from harness.processes import HOST, ProcessRecord, Supervisor, free_port, stop_recorded
-from harness.project import local_target, reference_dir, repo_root, versions
+from harness.project import local_target, repo_root, versions
 from harness.results import Result, first_failure
 from harness.run import Run
 from harness.targets import containers, git_endpoint, kubelet, node_registrar, pod_identity, pod_images, pod_network
@@ -44,9 +38,8 @@ from harness.targets.controlplane import (
     start_control_plane,
 )
 from harness.targets.nodes import kubelet_version, ops_nodegroup, ops_nodes
-from harness.targets.releases import chart_folder, install, release, secret, upstream_file
-from harness.toolchain.build import Entry, components_of, entry_for, locate, missing, shipped_data
-from harness.toolchain.components import BY_NAME, CONTROL_PLANE, control_plane_build
+from harness.toolchain.build import Entry, components_of, entry_for, missing
+from harness.toolchain.components import CONTROL_PLANE, control_plane_build
 
 PROCESSES = "processes"  # run settings: the records of every process the run started, in start order
 CLUSTER = "cluster"  # run settings: {"server": the API server's URL, "etcd": its etcd's, "release": its release}
@@ -59,7 +52,6 @@ POD_IDENTITY_AGENT = "pod_identity_agent"  # run settings: the agent's credentia
 KUBELET = "kubelet"  # the run's folder of the ops nodes' kubelet: its pods, their logs and volumes
 EXTERNAL_EMULATOR = "the emulator at AWS_ENDPOINT_URL is not the run's own: it enforces no IAM"
 ASSOCIATIONS = "pod-identity-associations.json"  # under the run's identities/: ServiceAccount -> role
-ADDONS_ROOT = ("infra", "addons")
 # Binaries the local target runs (harness.toolchain), checked before anything is created.
 BINARIES = (
     "etcd",
@@ -232,11 +224,14 @@ def follow_cluster_version(run: Run, outputs: Mapping[str, Any], clients: Callab
     release, suffix = control_plane_build(cluster_version(eks, outputs), pins)
     if recorded.get("release") != release:
         began = datetime.now(timezone.utc).isoformat()
-        running = records(run)
-        stop_recorded([r for r in running if r.name in CONTROL_PLANE])
-        run.settings[PROCESSES] = [r.settings() for r in running if r.name not in CONTROL_PLANE]
-        run.save()
-        replace_control_plane(plane, supervisor(run), suffix=suffix)
+        old = [r for r in records(run) if r.name in CONTROL_PLANE]
+
+        def stop_old() -> None:
+            stop_recorded(old)
+            run.settings[PROCESSES] = [r.settings() for r in records(run) if r not in old]
+            run.save()
+
+        replace_control_plane(plane, supervisor(run), stop_old, release=release, suffix=suffix)
         recorded.setdefault(STARTING, []).append([began, datetime.now(timezone.utc).isoformat()])
         changed.append(f"control plane v{recorded.get('release')} -> v{release} on the same etcd data")
         recorded["release"] = release
@@ -271,110 +266,6 @@ def start_git_endpoint(run: Run, plane: ControlPlane) -> git_endpoint.GitEndpoin
     run.save()
     kubelet.forward_port(run.path(KUBELET), port)  # Argo CD's repo-server clones from it
     return git_endpoint.GitEndpoint(url, commit)
-
-
-def addon_addresses(root: Path) -> list[str]:
-    """infra/addons' in-cluster resources in declaration order, which is their depends_on order
-    (tests/unit/test_local_target.py holds every depends_on to it)."""
-    model = build_model([root], [], reference_dir())
-    kinds = ("helm_release", "kubernetes_secret_v1", "kubernetes_manifest")
-    resources = sorted((r for r in model.terraform.resources if r.type in kinds), key=lambda r: (str(r.file), r.line))
-    return [r.address for r in resources]
-
-
-def chart_dir(chart: str, version: str, root: Path) -> Path:
-    """A release's chart: a folder of infra/addons itself, else the pinned chart folder (its controller module's,
-    else the reference data's)."""
-    local = Path(chart)
-    if local.is_absolute() or (root / local).is_dir():
-        return root / local
-    return chart_folder(reference_dir(), chart, version, shipped_data())
-
-
-def apply_upstream_file(plane: ControlPlane, model: Model, address: str) -> None:
-    """A resource Terraform would fill from an upstream tag over HTTP, applied from the pinned module's copy."""
-    declared = next((u for u in local_target().upstream_files if address.startswith(u.resource + "[")), None)
-    if declared is None:
-        raise InputError(
-            f"infra/addons: {address} is not declared in infra/targets.yaml local_target.upstream_files: "
-            "the local target cannot tell what it holds"
-        )
-    version = entry_for(BY_NAME[declared.component]).version
-    path = upstream_file(model, declared, address, version, shipped_data())
-    plane.kubectl("apply", "--server-side", "-f", str(path))
-    manifest = yaml.safe_load(path.read_text(encoding="utf-8"))
-    if manifest.get("kind") == "CustomResourceDefinition":  # what comes next creates objects of its kind
-        plane.crd_established(manifest["metadata"]["name"])
-
-
-def install_addons(
-    run: Run, plane: ControlPlane, outputs: Mapping[str, Any], variables: Mapping[str, Any]
-) -> list[str]:
-    """infra/addons' releases and secret, in order, each release waited for as Terraform's helm_release does (its
-    pods run on the ops nodes' kubelet); returns what went in. A controller whose identity is refused while its
-    release waits (a call by its RBAC, its credentials for want of an association, an AWS call by its IAM policy),
-    or whose pod crashed, is named at once."""
-    root = repo_root().joinpath(*ADDONS_ROOT)
-    # The run's input values, as `terraform apply -var` would give them (run id and expiry tag what the
-    # controllers create; without them the defaults, empty, would stand).
-    model = build_model([root], [], reference_dir(), variables=variables)
-    work = run.path("addons")
-    work.mkdir(parents=True, exist_ok=True)
-    run.settings[ADDONS] = True
-    run.save()
-    installed = []
-    for address in addon_addresses(root):
-        if address.startswith("kubernetes_secret_v1."):
-            plane.kubectl("apply", "-f", "-", stdin=json.dumps(secret(model, address, outputs, variables)))
-        elif address.startswith("kubernetes_manifest."):
-            apply_upstream_file(plane, model, address)
-        else:
-            chosen = release(model, address, outputs, variables)
-            install(
-                locate("helm"),
-                plane.kubeconfig,
-                chart_dir(chosen.chart, chosen.version, root),
-                chosen,
-                work,
-                watch=lambda: watched(run, plane),
-            )
-        installed.append(address)
-    return installed
-
-
-def git_trust(run: Run, plane: ControlPlane) -> dict[str, str]:
-    """The run's Git endpoint is a private Git server with the run's CA: host -> that CA, for infra/addons'
-    gitops_repo_certificates (Argo CD's argocd-tls-certs-cm, as a user of a private Git server fills it)."""
-    host = str(urlsplit(str(run.settings[GITOPS_URL])).hostname)
-    return {host: plane.pki.path("ca.crt").read_text(encoding="utf-8")}
-
-
-def terraform_variables(plane: ControlPlane) -> dict[str, Any]:
-    """What `terraform apply infra/addons` takes on this machine besides the run's inputs: the run's API server
-    (kubeconfig_path), each chart from its pinned folder (chart_folders; no chart repository is reached) and each
-    upstream file's folder in the pinned module (local_target.upstream_files' folder_variable)."""
-    root = repo_root().joinpath(*ADDONS_ROOT)
-    model = build_model([root], [], reference_dir())
-    charts = {}
-    for resource in model.terraform.of_type("helm_release"):
-        chart = resource.attrs.get("chart")
-        if not isinstance(chart, str):
-            continue  # not a chart the harness can tell: Terraform names what is wrong with it
-        folder = chart_dir(chart, str(resource.attrs.get("version")), root)
-        if not folder.is_relative_to(root):  # infra/addons' own charts (bootstrap) are its folders already
-            charts[chart] = str(folder)
-    variables: dict[str, Any] = {"kubeconfig_path": str(plane.kubeconfig), "chart_folders": charts}
-    for declared in local_target().upstream_files:
-        version = entry_for(BY_NAME[declared.component]).version
-        addresses = [r.address for r in model.terraform.resources if r.address.startswith(declared.resource + "[")]
-        folders = {upstream_file(model, declared, a, version, shipped_data()).parent for a in addresses}
-        if len(folders) != 1:
-            raise InputError(
-                f"infra/targets.yaml local_target.upstream_files: {declared.resource}'s files are not in one folder "
-                f"of the pinned {declared.component} module ({sorted(map(str, folders))})"
-            )
-        variables[declared.folder_variable] = str(folders.pop())
-    return variables
 
 
 def watched(run: Run, plane: ControlPlane) -> str | None:

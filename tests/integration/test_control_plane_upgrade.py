@@ -1,16 +1,22 @@
 """On `local`, the control plane's minor upgrade is what EKS does to it: the previous minor's API server,
 controller-manager and scheduler (versions.yaml upgrade_from_kubernetes_release) give way to the pinned minor's on
 the same etcd data. Every object is still there, the same object, and the new controller-manager reconciles what the
-old one created. Its failing case, from a real run: the new API server pointed at other etcd data."""
+old one created. The API server never stops answering: the new one serves beside the old on the same port before the
+old stops, as EKS replaces its API servers one at a time (a client's longest wait for an answer stays under
+MAX_SILENCE_S; stopping the old one first left clients without an API server for about 14 s, and Karpenter's leader
+lost its lease and exited). Its failing case, from a real run: the new API server pointed at other etcd data."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import threading
 import time
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
+import requests
 
 from harness.kube.upgrade import inventory, judge_objects_kept, judge_version
 from harness.processes import Supervisor
@@ -22,6 +28,7 @@ from harness.toolchain.components import CONTROL_PLANE, UPGRADE_FROM
 
 NEEDED = ["etcd", "kubectl", "kwok", *CONTROL_PLANE, *(f"{name}{UPGRADE_FROM}" for name in CONTROL_PLANE)]
 pytestmark = [pytest.mark.integration, pytest.mark.skipif(missing(NEEDED) is not None, reason=str(missing(NEEDED)))]
+MAX_SILENCE_S = 3.0  # client-go's leader election renews every 2 s and gives up after 10 s without an answer
 KINDS = ("namespaces", "configmaps", "serviceaccounts", "deployments", "replicasets", "services")
 CUSTOM_KINDS = ("customresourcedefinitions.apiextensions.k8s.io", "widgets.example.com")
 WIDGETS = {
@@ -76,6 +83,26 @@ def wait_for_replicas(plane: ControlPlane, replicas: str) -> None:
     raise AssertionError(f"the controller-manager did not make the game's ReplicaSet {replicas} replicas: {found!r}")
 
 
+def longest_silence(plane: ControlPlane, done: threading.Event) -> list[float]:
+    """Ask the API server for its version every 0.2 s, each on a connection of its own, until `done`; the longest
+    time without an answer goes into the list returned (at once, filled when `done` is set and the thread ends)."""
+    found: list[float] = []
+    auth = {"cert": plane.pki.admin_cert(), "verify": str(plane.pki.path("ca.crt"))}
+
+    def ask() -> None:
+        answered, longest = time.monotonic(), 0.0
+        while not done.is_set():
+            with contextlib.suppress(requests.RequestException):
+                if requests.get(f"{plane.server}/version", timeout=1.0, **auth).status_code == 200:
+                    answered = time.monotonic()
+            longest = max(longest, time.monotonic() - answered)
+            time.sleep(0.2)
+        found.append(longest)
+
+    threading.Thread(target=ask, daemon=True).start()
+    return found
+
+
 def test_the_control_plane_moves_to_the_next_minor_and_keeps_every_object(tmp_path: Path) -> None:
     supervisor = Supervisor(tmp_path / "logs")
     try:
@@ -83,7 +110,14 @@ def test_the_control_plane_moves_to_the_next_minor_and_keeps_every_object(tmp_pa
         assert judge_version(served_version(plane), versions()["upgrade_from_kubernetes_release"]).ok
         workload(plane)
         before = objects(plane)
+        done = threading.Event()
+        silence = longest_silence(plane, done)
         upgrade_control_plane(plane)
+        done.set()
+        deadline = time.monotonic() + 5
+        while not silence and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert silence and silence[0] < MAX_SILENCE_S, f"the API server did not answer for {silence} s"
         served = judge_version(served_version(plane), versions()["kubernetes_release"])
         assert served.ok, served.why
         kept = judge_objects_kept(before, objects(plane))

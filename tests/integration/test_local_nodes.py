@@ -21,7 +21,7 @@ from harness.processes import Supervisor
 from harness.project import versions
 from harness.results import Status
 from harness.targets import kubelet, pod_network
-from harness.targets.controlplane import ControlPlane, control_plane
+from harness.targets.controlplane import SERVICE_CIDR, ControlPlane, control_plane
 from harness.targets.nodes import ops_nodes
 from harness.toolchain.build import missing
 
@@ -63,6 +63,7 @@ def ops_cluster(
         kubeconfig=str(cluster.pki.path("admin.kubeconfig")),
         api_port=api_port,
         forward=[api_port],
+        services=SERVICE_CIDR,
         images={},
         env={},
         credentials_url="",

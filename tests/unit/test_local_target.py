@@ -10,7 +10,7 @@ from harness.errors import InputError
 from harness.gate.api import build_model
 from harness.gate.hcl import Unknown
 from harness.project import reference_dir, repo_root
-from harness.targets.local import addon_addresses, chart_dir
+from harness.targets.local_addons import addon_addresses, chart_dir
 from harness.targets.nodes import kubelet_version, node_manifests
 from harness.targets.releases import platform_value, release, secret
 from harness.toolchain.components import UPGRADE_FROM, control_plane_build
@@ -104,7 +104,7 @@ def test_the_ops_kubelet_is_the_toolchain_release_of_the_node_groups_minor() -> 
 
 
 def test_the_addons_go_in_in_an_order_that_honours_every_depends_on() -> None:
-    """local.addon_addresses installs in declaration order; that is only right while each depends_on names an
+    """local_addons.addon_addresses installs in declaration order; that is only right while each depends_on names an
     earlier resource, which this holds infra/addons to."""
     import hcl2
 
@@ -147,9 +147,9 @@ def test_chart_sources_are_the_addons_own_folder_or_the_pinned_reference_folders
     root = repo_root() / "infra" / "addons"
     model = build_model([root], [], reference_dir())
     bootstrap = release(model, "helm_release.bootstrap", OUTPUTS, {"gitops_repo_url": "https://h/r.git"})
-    assert chart_dir(bootstrap, root) == root / "charts" / "bootstrap"
+    assert chart_dir(bootstrap.chart, bootstrap.version, root) == root / "charts" / "bootstrap"
     argocd = release(model, "helm_release.argocd", OUTPUTS, {"gitops_repo_url": "https://h/r.git"})
-    assert chart_dir(argocd, root) == reference_dir() / "charts" / f"argo-cd-{argocd.version}"
+    assert chart_dir(argocd.chart, argocd.version, root) == reference_dir() / "charts" / f"argo-cd-{argocd.version}"
 
 
 def test_the_runs_input_values_reach_the_cluster_secret_as_apply_var_would_give_them() -> None:

@@ -86,15 +86,17 @@ def test_a_watchdog_reason_ends_the_wait_at_once_and_none_lets_it_become_ready(t
         supervisor.stop_all()
 
 
-def test_stop_named_stops_those_processes_and_leaves_the_others_running(tmp_path: Path) -> None:
-    """What a control-plane upgrade does: the API server goes, etcd stays."""
+def test_stop_stops_those_processes_and_leaves_the_others_running(tmp_path: Path) -> None:
+    """What a control-plane upgrade does: the old API server goes, its replacement of the same name and etcd stay."""
     supervisor = Supervisor(tmp_path)
     try:
         etcd = supervisor.start("etcd", [SLEEP, "300"], ready=lambda: True, timeout_s=5)
-        apiserver = supervisor.start("kube-apiserver", [SLEEP, "300"], ready=lambda: True, timeout_s=5)
-        supervisor.stop_named({"kube-apiserver", "kube-scheduler"})
-        apiserver.process.wait(timeout=5)
-        assert etcd.process.poll() is None and [s.name for s in supervisor.running] == ["etcd"]
+        old = supervisor.start("kube-apiserver", [SLEEP, "300"], ready=lambda: True, timeout_s=5)
+        new = supervisor.start("kube-apiserver", [SLEEP, "300"], ready=lambda: True, timeout_s=5)
+        supervisor.stop([old])
+        old.process.wait(timeout=5)
+        assert etcd.process.poll() is None and new.process.poll() is None
+        assert supervisor.running == [etcd, new]
     finally:
         supervisor.stop_all()
 

@@ -84,7 +84,7 @@ def test_a_replacement_without_the_etcd_url_is_refused(tmp_path: Path) -> None:
     """A run recorded before its etcd URL was: nothing to start the new API server on."""
     plane = attach(tmp_path, "https://127.0.0.1:6443")
     with pytest.raises(EnvironmentProblem, match=r"needs the control plane's etcd"):
-        replace_control_plane(plane, Supervisor(tmp_path / "logs"))
+        replace_control_plane(plane, Supervisor(tmp_path / "logs"), lambda: None, release="1.36.5")
 
 
 def node(name: str, kubelet: str | None) -> dict[str, Any]:
