@@ -182,8 +182,10 @@ class ControlPlane:
 
     def kubectl(self, *args: str, stdin: str | None = None, timeout: float = 180.0) -> str:
         """The toolchain's kubectl against this cluster; a failure is one line with kubectl's last words."""
+        # The run's own discovery cache: ~/.kube/cache is keyed by host:port, which another run's server had before.
+        cache = self.kubeconfig.parent / "kubectl-cache"
         done = subprocess.run(
-            [str(locate("kubectl")), "--kubeconfig", str(self.kubeconfig), *args],
+            [str(locate("kubectl")), "--kubeconfig", str(self.kubeconfig), f"--cache-dir={cache}", *args],
             input=stdin,
             capture_output=True,
             text=True,

@@ -198,7 +198,16 @@ def test_kubectl_accepts_harness_eks_token_as_an_exec_credential(
         exec_config = tmp_path / "exec-kubeconfig"
         exec_config.write_text(yaml.safe_dump(config))
         done = subprocess.run(
-            [str(locate("kubectl")), "--kubeconfig", str(exec_config), "get", "namespaces"],
+            # A discovery cache of its own: one another server on this port left in ~/.kube/cache skips discovery,
+            # and kubectl words the same 401 differently ("You must be logged in to the server").
+            [
+                str(locate("kubectl")),
+                "--kubeconfig",
+                str(exec_config),
+                f"--cache-dir={tmp_path / 'cache'}",
+                "get",
+                "namespaces",
+            ],
             capture_output=True,
             text=True,
             timeout=60,
