@@ -107,15 +107,15 @@ class FullStack:
         if root == "addons" and self.caps.local_kubernetes:
             applied = self.run.settings.get(local.ADDONS_BY_TERRAFORM)
             plane = local.cluster(self.run)
-            destroyed = isinstance(applied, dict) and plane is not None and plane.serving()
-            if (
-                isinstance(applied, dict) and destroyed
-            ):  # as on EKS: proves the destroy order (the bootstrap's finalizer)
+            destroyed = False
+            # Applied by Terraform: destroyed by it, as on EKS, proving its order (the bootstrap's finalizer first).
+            if isinstance(applied, dict) and plane is not None and plane.serving():
                 with self.stack.step("terraform destroy infra/addons"):
                     runner = self.addons_terraform()
                     if not runner.initialized:
                         runner.init()
                     runner.destroy(applied)
+                destroyed = True
             # The rest lives in the run's own etcd, and the controllers are its processes: stopping the processes
             # removes them all, as destroying the EKS cluster would.
             stopped = len(local.records(self.run))
