@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import subprocess
 import sys
 import textwrap
 from collections.abc import Callable
@@ -13,7 +14,7 @@ import pytest
 
 from harness.errors import InputError
 from harness.plugin import uses_platform
-from harness.project import reference_dir, repo_root
+from harness.project import REFERENCE_ENV, REPO_ENV, reference_dir, repo_root
 from harness.run import RUNS_ENV
 from harness.targets.releases import PATH_STEP
 from harness.terraform.runner import TerraformCli
@@ -83,6 +84,40 @@ def runs_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     directory = tmp_path / "runs"
     monkeypatch.setenv(RUNS_ENV, str(directory))
     return directory
+
+
+LocalE2E = Callable[[Path, float], tuple[subprocess.CompletedProcess[str], Path]]
+
+
+@pytest.fixture
+def local_e2e(tmp_path: Path, reference: Path) -> LocalE2E:
+    """Runs `harness e2e --target local` without the Karpenter stage, as a subprocess, on the infra/ and gitops/ of
+    a repository (this checkout, or a broken `repo_copy`) with this checkout's harness and reference
+    data; returns its result and its run's folder."""
+
+    def run(repo: Path, timeout: float) -> tuple[subprocess.CompletedProcess[str], Path]:
+        runs = tmp_path / "runs"
+        done = subprocess.run(
+            [sys.executable, "-m", "harness", "e2e", "--target", "local", "--yes", "--skip", "karpenter"],
+            # A copy has no shared/ beside it: the reference data stays this checkout's.
+            env={**os.environ, RUNS_ENV: str(runs), REPO_ENV: str(repo), REFERENCE_ENV: str(reference)},
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+        (folder,) = runs.iterdir()
+        return done, folder
+
+    return run
+
+
+@pytest.fixture
+def repo_copy(tmp_path: Path) -> Path:
+    """A clone of this checkout (its committed tree), for a test to break."""
+    copy = tmp_path / "repo"
+    subprocess.run(["git", "clone", "--quiet", str(repo_root()), str(copy)], check=True)
+    return copy
 
 
 @pytest.fixture

@@ -191,7 +191,9 @@ class E2E(FullStack):
             "gitops_revision": git_endpoint.BRANCH,
             "gitops_repo_certificates": local_addons.git_trust(self.run, plane),
         }
-        source = self.addons_providers()
+        source = self.addons_providers
+        self.run.settings[local.ADDONS] = True
+        self.run.save()
         if source is None:
             installed = local_addons.install_addons(self.run, plane, self.stack.outputs(), variables)
             reason = f"{local_target().addons_without_terraform}: {addons_providers_missing(provider_pins(versions()))}"
@@ -200,7 +202,6 @@ class E2E(FullStack):
         else:
             terraform = self.addons_terraform()
             variables.update(local_addons.terraform_variables(plane))
-            self.run.settings[local.ADDONS] = True
             self.run.settings[local.ADDONS_BY_TERRAFORM] = variables  # what its destroy takes again
             self.run.save()
             with watched(terraform, self.watchdog, also=lambda: local.watched(self.run, plane)):

@@ -435,10 +435,12 @@ def cluster_ip(service: Mapping[str, Any]) -> str | None:
     return None if not address or address == "None" else str(address)
 
 
-def service_addresses(services: Sequence[Mapping[str, Any]], slices: Sequence[Mapping[str, Any]]) -> dict[str, str]:
+Ready = Mapping[tuple[str, str], list[tuple[str, dict[str, int]]]]  # what ready_endpoints returns
+
+
+def service_addresses(services: Sequence[Mapping[str, Any]], ready: Ready) -> dict[str, str]:
     """Each Service's DNS names -> what cluster DNS answers: its ClusterIP, or for a headless Service the address of
-    one of its ready endpoints (the first, in a stable order; none without one)."""
-    ready = ready_endpoints(slices)
+    one of its `ready` endpoints (the first, in a stable order; none without one)."""
     found = {}
     for service in services:
         key = (service["metadata"]["namespace"], service["metadata"]["name"])
@@ -448,12 +450,9 @@ def service_addresses(services: Sequence[Mapping[str, Any]], slices: Sequence[Ma
     return found
 
 
-def service_routes(
-    services: Sequence[Mapping[str, Any]], slices: Sequence[Mapping[str, Any]]
-) -> dict[Route, Route | None]:
-    """Each ClusterIP Service's (ClusterIP, port) -> the (address, target port) of one of its ready endpoints (the
+def service_routes(services: Sequence[Mapping[str, Any]], ready: Ready) -> dict[Route, Route | None]:
+    """Each ClusterIP Service's (ClusterIP, port) -> the (address, target port) of one of its `ready` endpoints (the
     first, in a stable order), None without one: what kube-proxy programs for it. TCP only."""
-    ready = ready_endpoints(slices)
     routes: dict[Route, Route | None] = {}
     for service in services:
         address = cluster_ip(service)

@@ -25,11 +25,12 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from harness.errors import EnvironmentProblem
+from harness.kube.upgrade import judge_version
 from harness.processes import HOST, Supervisor, free_port
 from harness.project import versions
 from harness.results import Result
 from harness.toolchain.build import entry_for, locate
-from harness.toolchain.components import BINARIES, BY_NAME, CONTROL_PLANE
+from harness.toolchain.components import BINARIES, CONTROL_PLANE, control_plane_build
 from harness.waits import wait_for
 
 SERVICE_CIDR = "172.20.0.0/16"  # EKS's default service range for a 10.x VPC
@@ -263,8 +264,9 @@ def serves_release(server: str, release: str, **kwargs: Any) -> bool:
     with requests.Session() as session:
         try:
             version = session.get(f"{server}/version", timeout=2.0, **kwargs).json().get("gitVersion", "")
-            served = str(version).removeprefix("v").split("-")[0].split("+")[0]
-            return served == release and session.get(f"{server}/readyz", timeout=2.0, **kwargs).status_code == 200
+            if not judge_version(str(version), release).ok:
+                return False
+            return session.get(f"{server}/readyz", timeout=2.0, **kwargs).status_code == 200
         except (requests.RequestException, ValueError):
             return False
 
@@ -422,8 +424,9 @@ def upgrade_control_plane(plane: ControlPlane) -> None:
             "one attached from a run's records has neither"
         )
     old = [process for process in plane.supervisor.running if process.name in CONTROL_PLANE]
-    release = str(versions()[BY_NAME["kubernetes"].version_key])
-    replace_control_plane(plane, plane.supervisor, lambda: plane.supervisor.stop(old), release=release)
+    pins = versions()
+    release, suffix = control_plane_build(str(pins["kubernetes"]), pins)
+    replace_control_plane(plane, plane.supervisor, lambda: plane.supervisor.stop(old), release=release, suffix=suffix)
 
 
 def attach(run_dir: Path, server: str, etcd: str = "") -> ControlPlane:

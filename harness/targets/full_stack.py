@@ -12,6 +12,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -51,7 +52,6 @@ class FullStack:
     sleep: Callable[[float], None] = time.sleep
     _kube: KubeClient | None = None
     _addons: Terraform | None = None
-    _addons_providers: tuple[ProviderSource | None] | None = None  # looked for once
 
     @property
     def run(self) -> Run:
@@ -70,12 +70,10 @@ class FullStack:
         self.console.print(escape(text))
 
     # --- Terraform roots
+    @cached_property
     def addons_providers(self) -> ProviderSource | None:
         """Where `terraform init infra/addons` gets its providers here; None where nothing serves them."""
-        if self._addons_providers is None:
-            found = addons_provider_source(self.run.path("terraform"), provider_pins(versions()))
-            self._addons_providers = (found,)
-        return self._addons_providers[0]
+        return addons_provider_source(self.run.path("terraform"), provider_pins(versions()))
 
     def addons_terraform(self) -> Terraform:
         if self._addons is None:
@@ -85,7 +83,7 @@ class FullStack:
                 self.run.dir,
                 name="addons",
                 env=emulator.child_env(self.stack.region) if emulator else dict(os.environ),
-                provider=self.addons_providers() or self.stack.terraform.provider,
+                provider=self.addons_providers or self.stack.terraform.provider,
                 live=self.stack.live,
                 console=self.console,
                 watchdog=emulator.death_notice if emulator else None,

@@ -178,8 +178,9 @@ class Kubelet:
         }
         services = self.core.list_service_for_all_namespaces(_preload_content=False).json()["items"]
         slices = self.discovery.list_endpoint_slice_for_all_namespaces(_preload_content=False).json()["items"]
-        self.addresses = podspec.service_addresses(services, slices)
-        self.routes = podspec.service_routes(services, slices)
+        ready = podspec.ready_endpoints(slices)
+        self.addresses = podspec.service_addresses(services, ready)
+        self.routes = podspec.service_routes(services, ready)
         for uid in [uid for uid in self.pods if uid not in listed]:
             self.remove(self.pods.pop(uid))
         callers = {}

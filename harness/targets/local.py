@@ -46,7 +46,7 @@ CLUSTER = "cluster"  # run settings: {"server": the API server's URL, "etcd": it
 STARTING = "starting"  # under CLUSTER: [began, ready] of each API server that replaced another (UTC, ISO 8601)
 LEADER_GRACE_S = 30  # after a new API server is ready: a leader lease renewal that failed before may still end one
 GITOPS_URL = "gitops_repo_url"  # run settings: what the cluster secret points Argo CD at
-ADDONS = "addons_installed"  # run settings: set before the first release goes in
+ADDONS = "addons_installed"  # run settings: set before infra/addons goes in, by either way
 ADDONS_BY_TERRAFORM = "addons_terraform_variables"  # run settings: what `terraform apply infra/addons` was given
 POD_IDENTITY_AGENT = "pod_identity_agent"  # run settings: the agent's credentials URL
 KUBELET = "kubelet"  # the run's folder of the ops nodes' kubelet: its pods, their logs and volumes
@@ -112,10 +112,10 @@ def crashed(run: Run, *, current: bool = False) -> dict[str, str]:
 
 
 def api_server_replaced(run: Run) -> Callable[[datetime], bool]:
-    """Whether a moment lies where the run's only API server was being replaced (its STARTING windows), or within
-    LEADER_GRACE_S after: a controller exits there when it cannot renew its leader lease. On EKS the API servers are
-    replaced one at a time, so no controller loses its lease for it; here the kubelet restarts it, and its exit is
-    not the controller's failure."""
+    """Whether a moment lies where the run's API server was being replaced (its STARTING windows), or within
+    LEADER_GRACE_S after: the replacement shares the port before it is ready, and a lease renewal it refuses then
+    may end a leader, where EKS's load balancer sends it nothing yet; the kubelet restarts that controller, and its
+    exit is not the controller's failure."""
     grace = timedelta(seconds=LEADER_GRACE_S)
     windows = [(began, ready + grace) for began, ready in starting_windows(run)]
     return lambda moment: any(began <= moment <= until for began, until in windows)

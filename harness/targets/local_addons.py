@@ -23,7 +23,7 @@ from harness.gate.model import Model
 from harness.project import local_target, reference_dir, repo_root
 from harness.run import Run
 from harness.targets.controlplane import ControlPlane
-from harness.targets.local import ADDONS, GITOPS_URL, watched
+from harness.targets.local import GITOPS_URL, watched
 from harness.targets.releases import chart_folder, install, release, secret, upstream_file
 from harness.toolchain.build import entry_for, locate, shipped_data
 from harness.toolchain.components import BY_NAME
@@ -78,8 +78,6 @@ def install_addons(
     model = build_model([root], [], reference_dir(), variables=variables)
     work = run.path("addons")
     work.mkdir(parents=True, exist_ok=True)
-    run.settings[ADDONS] = True
-    run.save()
     installed = []
     for address in addon_addresses(root):
         if address.startswith("kubernetes_secret_v1."):

@@ -136,13 +136,16 @@ class ProviderSource:
     unset: tuple[str, ...] = ()
 
 
-def provider_source(config_dir: Path, mirror: Path | None, env: Mapping[str, str] | None = None) -> ProviderSource:
-    """Use `mirror` when there is one (writing its CLI config into `config_dir`), else the registry."""
+def provider_source(
+    config_dir: Path, mirror: Path | None, env: Mapping[str, str] | None = None, providers: Iterable[str] = ("aws",)
+) -> ProviderSource:
+    """Use `mirror` for hashicorp/`providers` when there is one (writing its CLI config into `config_dir`), else the
+    registry."""
     env = os.environ if env is None else env
     if mirror is not None:
         config_dir.mkdir(parents=True, exist_ok=True)
         config = config_dir / "terraform.rc"
-        config.write_text(cli_config(mirror), encoding="utf-8")
+        config.write_text(cli_config(mirror, providers), encoding="utf-8")
         return ProviderSource("mirror", f"filesystem mirror {mirror}", {"TF_CLI_CONFIG_FILE": str(config)})
     user_config = env.get("TF_CLI_CONFIG_FILE")
     # A config file that does not exist only makes Terraform print a warning on every command.
@@ -215,10 +218,7 @@ def addons_provider_source(
     machine's mirror where there is one); None when neither serves them."""
     mirror = mirror_holding(pins, search_roots=search_roots)
     if mirror is not None:
-        config_dir.mkdir(parents=True, exist_ok=True)
-        config = config_dir / "terraform-addons.rc"
-        config.write_text(cli_config(mirror, pins), encoding="utf-8")
-        return ProviderSource("mirror", f"filesystem mirror {mirror}", {"TF_CLI_CONFIG_FILE": str(config)})
+        return provider_source(config_dir / "addons-providers", mirror, env, providers=pins)
     if registry_reachable():
         return provider_source(config_dir, find_machine_mirror(pins["aws"]), env)
     return None

@@ -11,19 +11,19 @@ in one line saying so, and the run takes the release-by-release path (tests/e2e,
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 from xml.etree import ElementTree
 
 import pytest
 
 from harness.e2e.orchestration import ADDONS_BY_TERRAFORM_CHECK
-from harness.project import REFERENCE_ENV, REPO_ENV, repo_root, versions
-from harness.run import RUNS_ENV
+from harness.project import repo_root, versions
 from harness.targets.local import unavailable
 from harness.terraform.providers import addons_provider_source, addons_providers_missing, provider_pins
+
+if TYPE_CHECKING:
+    from tests.conftest import LocalE2E
 
 pytestmark = [pytest.mark.integration, pytest.mark.skipif(unavailable() is not None, reason=str(unavailable()))]
 BROKEN = """resource "helm_release" "broken" {
@@ -41,26 +41,10 @@ def providers(tmp_path: Path) -> None:
         pytest.skip(f"the Terraform path of the add-ons cannot run here: {addons_providers_missing(pins)}")
 
 
-def e2e(tmp_path: Path, repo: Path, reference: Path) -> tuple[subprocess.CompletedProcess[str], Path]:
-    """`harness e2e --target local` without the Karpenter stage, on the infra/ and gitops/ of `repo`; the run's
-    folder."""
-    runs = tmp_path / "runs"
-    done = subprocess.run(
-        [sys.executable, "-m", "harness", "e2e", "--target", "local", "--yes", "--skip", "karpenter"],
-        env={**os.environ, RUNS_ENV: str(runs), REPO_ENV: str(repo), REFERENCE_ENV: str(reference)},
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=1200,
-    )
-    (run,) = runs.iterdir()
-    return done, run
-
-
 def test_terraform_applies_the_addons_to_the_local_cluster_and_destroys_them(
-    providers: None, tmp_path: Path, reference: Path
+    providers: None, local_e2e: LocalE2E
 ) -> None:
-    done, run = e2e(tmp_path, repo_root(), reference)
+    done, run = local_e2e(repo_root(), 1200)
     output = done.stdout + done.stderr
     assert done.returncode == 0, output
     (row,) = ElementTree.parse(run / "junit.xml").findall(f".//testcase[@name='{ADDONS_BY_TERRAFORM_CHECK}']")
@@ -74,12 +58,10 @@ def test_terraform_applies_the_addons_to_the_local_cluster_and_destroys_them(
 
 
 def test_a_root_terraform_refuses_fails_the_addons_stage_naming_its_file_and_line(
-    providers: None, tmp_path: Path, reference: Path
+    providers: None, repo_copy: Path, local_e2e: LocalE2E
 ) -> None:
-    copy = tmp_path / "repo"
-    subprocess.run(["git", "clone", "--quiet", str(repo_root()), str(copy)], check=True)
-    (copy / "infra" / "addons" / "zz_broken.tf").write_text(BROKEN, encoding="utf-8")
-    done, run = e2e(tmp_path, copy, reference)
+    (repo_copy / "infra" / "addons" / "zz_broken.tf").write_text(BROKEN, encoding="utf-8")
+    done, run = local_e2e(repo_copy, 1200)
     output = done.stdout + done.stderr
     assert done.returncode != 0 and "Traceback" not in output, output
     failed = next(line for line in output.splitlines() if line.startswith("stage addons: fail"))

@@ -8,18 +8,17 @@ AWS calls meet its role's IAM policy (harness.aws.authorization): an action the 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from harness.errors import HarnessError
-from harness.project import REFERENCE_ENV, REPO_ENV, repo_root
-from harness.run import RUNS_ENV
 from harness.targets.local import unavailable
 from harness.terraform.runner import find_cli
+
+if TYPE_CHECKING:
+    from tests.conftest import LocalE2E
 
 pytestmark = [pytest.mark.integration, pytest.mark.skipif(unavailable() is not None, reason=str(unavailable()))]
 ADDONS, LB_CONTROLLER = "infra/addons/main.tf", "infra/modules/lb-controller/main.tf"
@@ -49,7 +48,7 @@ BROKEN = {
 
 @pytest.mark.parametrize("case", list(BROKEN))
 def test_a_controller_whose_identity_eks_would_refuse_fails_the_run_in_those_words(
-    case: str, tmp_path: Path, reference: Path
+    case: str, repo_copy: Path, local_e2e: LocalE2E
 ) -> None:
     """The chart grants the LB controller no RBAC: the API server refuses its first list. Karpenter's
     ServiceAccount renamed in its chart values only: Pod Identity has no association for it, so no credentials.
@@ -60,25 +59,13 @@ def test_a_controller_whose_identity_eks_would_refuse_fails_the_run_in_those_wor
     except HarnessError as exc:
         pytest.skip(str(exc))
     file, declared, broken, words = BROKEN[case]
-    copy = tmp_path / "repo"
-    subprocess.run(["git", "clone", "--quiet", str(repo_root()), str(copy)], check=True)
-    text = (copy / file).read_text(encoding="utf-8")
+    text = (repo_copy / file).read_text(encoding="utf-8")
     assert text.count(declared) == 1, f"{file} no longer says {declared!r}: update this test"
-    (copy / file).write_text(text.replace(declared, broken), encoding="utf-8")
-    runs = tmp_path / "runs"
-    done = subprocess.run(
-        [sys.executable, "-m", "harness", "e2e", "--target", "local", "--yes", "--skip", "karpenter"],
-        # The copy has no shared/ beside it: the reference data stays this checkout's.
-        env={**os.environ, RUNS_ENV: str(runs), REPO_ENV: str(copy), REFERENCE_ENV: str(reference)},
-        cwd=tmp_path,  # the harness of this checkout, the infra/ and gitops/ of the copy
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
+    (repo_copy / file).write_text(text.replace(declared, broken), encoding="utf-8")
+    done, run = local_e2e(repo_copy, 900)
     output = done.stdout + done.stderr
     assert done.returncode != 0 and "Traceback" not in output, output
     failed = next(line for line in output.splitlines() if line.startswith("stage ") and ": fail" in line)
     assert words in failed, output
     assert "teardown sweep: pass" in output, output
-    (run,) = runs.iterdir()
     assert json.loads((run / "run.json").read_text(encoding="utf-8"))["settings"].get("processes") in (None, [])

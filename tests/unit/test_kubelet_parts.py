@@ -80,7 +80,7 @@ SLICES = [
 
 
 def test_services_are_named_at_their_cluster_ip_and_a_headless_one_at_a_ready_endpoint() -> None:
-    found = podspec.service_addresses(SERVICES, SLICES)
+    found = podspec.service_addresses(SERVICES, podspec.ready_endpoints(SLICES))
     assert found["argocd-repo-server.argocd.svc.cluster.local"] == "172.20.0.30"
     assert found["argocd-redis"] == "172.20.0.40"  # named without a ready endpoint, as cluster DNS does
     assert found["argocd-redis-ha.argocd"] == "10.250.1.12"
@@ -92,7 +92,7 @@ def test_services_are_named_at_their_cluster_ip_and_a_headless_one_at_a_ready_en
 def test_a_service_port_leads_to_a_ready_endpoint_at_its_named_target_port_or_nowhere() -> None:
     """What kube-proxy programs: the ready endpoint's port of the same name; none ready, or the port not among the
     endpoints' (metrics here), leads nowhere; a headless Service has no ClusterIP to route."""
-    assert podspec.service_routes(SERVICES, SLICES) == {
+    assert podspec.service_routes(SERVICES, podspec.ready_endpoints(SLICES)) == {
         ("172.20.0.30", 8081): ("10.250.1.11", 8081),
         ("172.20.0.30", 8084): None,
         ("172.20.0.40", 6379): None,
